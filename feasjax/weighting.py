@@ -1,0 +1,51 @@
+"""Per-sample weighting: the one place where per-sample losses become a scalar objective.
+
+Feasible Learning weights each sample's loss by its Lagrange multiplier, the multiplier bootstrap
+weights each sample's loss by a random multiplier, group re-weighting by a group weight. All of
+them reduce ``weights * values`` the same way, so they share this function.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+Reduction = Literal["mean", "sum"]
+REDUCTIONS = ("mean", "sum")
+
+
+def check_reduction(reduction: str) -> None:
+    """Raise ``ValueError`` unless ``reduction`` is ``"mean"`` or ``"sum"``."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction=}")
+
+
+def weighted_sum(values: jax.Array, weights: jax.Array, reduction: Reduction = "mean") -> jax.Array:
+    """Reduce per-sample ``values`` weighted by ``weights`` over the leading (batch) axis.
+
+    .. math:: \\text{mean}: \\frac{1}{B}\\sum_{i\\in B} w_i v_i \\qquad \\text{sum}: \\sum_{i\\in B} w_i v_i
+
+    Args:
+      values: per-sample values, shape ``(B,)``.
+      weights: per-sample weights, shape ``(B,)``.
+      reduction: ``"mean"`` divides by the batch size ``B`` (not by the sum of weights), so the
+        dual learning rate does not depend on the batch size; ``"sum"`` is the Feasible Learning
+        paper's convention and scales the primal gradient by ``B``.
+
+    Returns:
+      A scalar.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax import weighted_sum
+      >>> float(weighted_sum(jnp.array([1.0, 3.0]), jnp.array([2.0, 0.0])))
+      1.0
+    """
+    check_reduction(reduction)
+    if values.shape != weights.shape:
+        raise ValueError(
+            f"values and weights must have the same shape, got {values.shape=} and {weights.shape=}"
+        )
+    total = jnp.sum(weights * values)
+    return total / values.shape[0] if reduction == "mean" else total
