@@ -1,8 +1,75 @@
-"""feasjax: sample-centric learning in JAX."""
+"""feasjax: sample-centric learning in JAX.
+
+Feasible Learning (one Lagrange multiplier per training sample), its resilient relaxation,
+dual optimizers, indexed (per-row) optimizer states, averaging and robustness metrics, as pure
+Optax-style transformations that compile with ``jit`` and scale over devices.
+"""
+from feasjax.checks import check_indices
+from feasjax.dual import NuPIState
+from feasjax.dual import OptimisticState
+from feasjax.dual import ascent
+from feasjax.dual import nupi
+from feasjax.dual import optimistic
+from feasjax.dual import project_nonnegative
+from feasjax.feasible import SAMPLES
+from feasjax.feasible import empirical_risk
+from feasjax.feasible import feasible_learning
+from feasjax.feasible import per_example
+from feasjax.formulations import Formulation
+from feasjax.formulations import PenaltyState
+from feasjax.formulations import augmented_lagrangian
+from feasjax.formulations import lagrangian
+from feasjax.formulations import quadratic_penalty
+from feasjax.formulations import resilient
+from feasjax.formulations import slack
+from feasjax.indexed import IndexedState
+from feasjax.indexed import apply_row_updates
+from feasjax.indexed import combine_duplicates
+from feasjax.indexed import gather_rows
+from feasjax.indexed import indexed
+from feasjax.indexed import scatter_rows
+from feasjax.primal_dual import PrimalDual
+from feasjax.primal_dual import PrimalDualState
+from feasjax.primal_dual import StepInfo
+from feasjax.primal_dual import primal_dual
+from feasjax.problem import ConstraintGroup
+from feasjax.problem import ConstraintValue
+from feasjax.problem import ProblemOutput
 from feasjax.weighting import weighted_sum
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConstraintGroup",
+    "ConstraintValue",
+    "Formulation",
+    "IndexedState",
+    "NuPIState",
+    "OptimisticState",
+    "PenaltyState",
+    "PrimalDual",
+    "PrimalDualState",
+    "ProblemOutput",
+    "SAMPLES",
+    "StepInfo",
+    "apply_row_updates",
+    "ascent",
+    "augmented_lagrangian",
+    "check_indices",
+    "combine_duplicates",
+    "empirical_risk",
+    "feasible_learning",
+    "gather_rows",
+    "indexed",
+    "lagrangian",
+    "nupi",
+    "optimistic",
+    "per_example",
+    "primal_dual",
+    "project_nonnegative",
+    "quadratic_penalty",
+    "resilient",
+    "scatter_rows",
+    "slack",
     "weighted_sum",
 ]
