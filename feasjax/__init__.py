@@ -35,6 +35,11 @@ from feasjax.primal_dual import primal_dual
 from feasjax.problem import ConstraintGroup
 from feasjax.problem import ConstraintValue
 from feasjax.problem import ProblemOutput
+from feasjax.training import EpochInfo
+from feasjax.training import History
+from feasjax.training import epoch_fn
+from feasjax.training import epoch_indices
+from feasjax.training import train
 from feasjax.weighting import weighted_sum
 
 __version__ = "0.1.0"
@@ -42,7 +47,9 @@ __version__ = "0.1.0"
 __all__ = [
     "ConstraintGroup",
     "ConstraintValue",
+    "EpochInfo",
     "Formulation",
+    "History",
     "IndexedState",
     "NuPIState",
     "OptimisticState",
@@ -58,6 +65,8 @@ __all__ = [
     "check_indices",
     "combine_duplicates",
     "empirical_risk",
+    "epoch_fn",
+    "epoch_indices",
     "feasible_learning",
     "gather_rows",
     "indexed",
@@ -71,5 +80,6 @@ __all__ = [
     "resilient",
     "scatter_rows",
     "slack",
+    "train",
     "weighted_sum",
 ]

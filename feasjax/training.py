@@ -1,0 +1,189 @@
+"""The training loop: each epoch is one compiled ``lax.scan`` over shuffled minibatches.
+
+The dataset lives on the device as a pytree of arrays with a leading sample axis. An epoch draws
+a permutation with ``jax.random``, cuts it into ``N // batch_size`` minibatches (the remainder is
+left out of that epoch, a different remainder each epoch) and scans the primal-dual step over
+them, carrying the sample indices into the dual update. The state is donated, so multipliers of
+any size are updated in place, and nothing returns to the host until the epoch ends.
+
+:func:`epoch_fn` is written for one block of samples with its own multipliers: the data-parallel
+trainer runs the very same function per device under ``shard_map`` (multipliers live beside the
+data that owns them).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from feasjax import checks
+from feasjax.primal_dual import PrimalDual, PrimalDualState
+
+
+class EpochInfo(NamedTuple):
+    """Per-step records of one epoch, stacked by ``lax.scan`` (leading axis: steps)."""
+
+    indices: jax.Array  # shape=(steps, B), int32: the sample indices of each minibatch
+    losses: jax.Array  # shape=(steps, B): per-sample losses before each step
+    ok: jax.Array  # shape=(steps,), bool: the step was applied
+
+
+def num_steps(num_samples: int, batch_size: int) -> int:
+    """Minibatches per epoch, ``N // batch_size``; raises if ``batch_size`` does not fit.
+
+    Example:
+      >>> from feasjax.training import num_steps
+      >>> num_steps(10, 4)
+      2
+    """
+    if not isinstance(batch_size, int) or not 1 <= batch_size <= num_samples:
+        raise ValueError(f"batch_size must be an int in [1, {num_samples}] (the number of "
+                         f"samples), got {batch_size=}")
+    return num_samples // batch_size
+
+
+def epoch_indices(key: jax.Array, num_samples: int, batch_size: int) -> jax.Array:
+    """A shuffled epoch's minibatch indices, shape ``(N // batch_size, batch_size)``.
+
+    Example:
+      >>> import jax
+      >>> from feasjax import epoch_indices
+      >>> epoch_indices(jax.random.key(0), 10, 5).shape
+      (2, 5)
+    """
+    steps = num_steps(num_samples, batch_size)
+    perm = jax.random.permutation(key, num_samples)
+    return perm[: steps * batch_size].reshape(steps, batch_size).astype(jnp.int32)
+
+
+def epoch_fn(
+    solver: PrimalDual, batch_size: int, *, loss_of: Callable[[Any], jax.Array] | None = None
+) -> Callable[[PrimalDualState, Any, jax.Array], tuple[PrimalDualState, EpochInfo]]:
+    """One epoch over ``data`` as a pure function ``(state, data, key) -> (state, EpochInfo)``.
+
+    Args:
+      solver: a :class:`feasjax.PrimalDual` (FL, RFL or ERM).
+      batch_size: minibatch size.
+      loss_of: maps a step's ``info.aux`` to per-sample losses (default: ``aux`` itself, as
+        :func:`feasjax.feasible_learning` and :func:`feasjax.empirical_risk` return).
+
+    Returns:
+      A pure function to ``jax.jit`` (donate the state) or to run per device in ``shard_map``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from feasjax import empirical_risk, epoch_fn, per_example
+      >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
+      >>> run = jax.jit(epoch_fn(erm, batch_size=2))
+      >>> state, info = run(erm.init(jnp.zeros(())), jnp.arange(4.0), jax.random.key(0))
+      >>> info.indices.shape, info.losses.shape
+      ((2, 2), (2, 2))
+    """
+    loss_of = loss_of or (lambda aux: aux)
+
+    def run(state: PrimalDualState, data: Any, key: jax.Array):
+        n = checks.leading_size(data, "data")
+        batches = epoch_indices(key, n, batch_size)
+
+        def body(state, idx):
+            batch = jax.tree.map(lambda a: a[idx], data)
+            state, info = solver.step(state, batch, idx)
+            return state, EpochInfo(indices=idx, losses=loss_of(info.aux), ok=info.ok)
+
+        return jax.lax.scan(body, state, batches)
+
+    return run
+
+
+class History(NamedTuple):
+    """What :func:`train` reports per epoch (host values)."""
+
+    mean_loss: list  # per epoch: mean of the per-sample losses seen before each step
+    feasible_fraction: list  # per epoch: fraction of those losses <= epsilon (nan if no ε)
+    skipped: list  # per epoch: total steps skipped so far
+    evaluations: list  # per epoch: eval_fn(state) or None
+
+
+def _raise_on_bad_step(info: EpochInfo, epoch: int) -> None:
+    ok = np.asarray(info.ok)
+    if ok.all():
+        return
+    step = int(np.flatnonzero(~ok)[0])
+    losses = np.asarray(info.losses[step])
+    bad = np.asarray(info.indices[step])[~np.isfinite(losses)]
+    raise FloatingPointError(
+        f"epoch {epoch}, step {step}: non-finite losses or gradients (sample indices "
+        f"{bad[:10].tolist()}); the step was skipped and the run stopped "
+        f"(on_nonfinite='raise')")
+
+
+def train(
+    solver: PrimalDual,
+    state: PrimalDualState,
+    data: Any,
+    *,
+    epochs: int,
+    batch_size: int,
+    key: jax.Array,
+    epsilon: float | None = None,
+    eval_fn: Callable[[PrimalDualState], dict] | None = None,
+    on_nonfinite: str = "skip",
+    progress: bool = True,
+    description: str = "train",
+    epoch_runner: Callable | None = None,
+) -> tuple[PrimalDualState, History]:
+    """Train for ``epochs`` epochs, one compiled scan each, with a tqdm bar over epochs.
+
+    Args:
+      solver: a :class:`feasjax.PrimalDual`.
+      state: its initial state (donated: do not reuse it afterwards).
+      data: pytree of arrays with a leading sample axis, ideally already on the device.
+      epochs: number of epochs ``>= 1``.
+      batch_size: minibatch size.
+      key: ``jax.random`` key; epoch ``e`` shuffles with ``fold_in(key, e)``.
+      epsilon: the FL bound, to report the feasible fraction in the bar (optional).
+      eval_fn: optional ``state -> dict`` of metrics evaluated after every epoch.
+      on_nonfinite: ``"skip"`` counts skipped steps; ``"raise"`` raises
+        ``FloatingPointError`` after the epoch, naming the step and the sample indices.
+      progress: show the bar.
+      description: the bar's label.
+      epoch_runner: a compiled ``(state, data, key) -> (state, EpochInfo)`` to use instead of
+        ``jax.jit(epoch_fn(solver, batch_size), donate_argnums=0)`` (e.g. a sharded one).
+
+    Returns:
+      ``(state, history)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from feasjax import empirical_risk, per_example, train
+      >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
+      >>> state, hist = train(erm, erm.init(jnp.zeros(())), jnp.arange(4.0), epochs=30,
+      ...                     batch_size=2, key=jax.random.key(0), progress=False)
+      >>> round(float(state.params), 1)
+      1.5
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs=}")
+    if on_nonfinite not in ("skip", "raise"):
+        raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite=}")
+    num_steps(checks.leading_size(data, "data"), batch_size)
+    run = epoch_runner or jax.jit(epoch_fn(solver, batch_size), donate_argnums=0)
+    history = History([], [], [], [])
+    bar = tqdm(range(epochs), desc=description, disable=not progress, leave=False)
+    for epoch in bar:
+        state, info = run(state, data, jax.random.fold_in(key, epoch))
+        if on_nonfinite == "raise":
+            _raise_on_bad_step(info, epoch)
+        losses = info.losses
+        mean_loss = float(jnp.nanmean(losses))
+        feasible = float(jnp.mean(losses <= epsilon)) if epsilon is not None else float("nan")
+        history.mean_loss.append(mean_loss)
+        history.feasible_fraction.append(feasible)
+        history.skipped.append(int(state.skipped))
+        history.evaluations.append(eval_fn(state) if eval_fn is not None else None)
+        bar.set_postfix(loss=f"{mean_loss:.4f}", feasible=f"{feasible:.3f}",
+                        skipped=history.skipped[-1])
+    return state, history

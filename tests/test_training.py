@@ -1,0 +1,95 @@
+"""The scan-compiled training loop."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import feasjax as fj
+
+
+def _data(n=24, d=3, seed=0):
+    kx, kw = jax.random.split(jax.random.key(seed))
+    x = jax.random.normal(kx, (n, d))
+    y = x @ jax.random.normal(kw, (d,)) + 0.1 * jnp.sin(jnp.arange(n))
+    return {"x": x, "y": y}
+
+
+def _losses(w, batch):
+    return (batch["x"] @ w - batch["y"]) ** 2
+
+
+def _fl(n=24):
+    return fj.feasible_learning(_losses, optax.sgd(0.02), num_samples=n, epsilon=0.05)
+
+
+def test_epoch_indices_are_a_permutation_prefix():
+    idx = np.asarray(fj.epoch_indices(jax.random.key(3), 10, 3))
+    assert idx.shape == (3, 3)
+    assert len(set(idx.ravel().tolist())) == 9 and idx.min() >= 0 and idx.max() < 10
+    full = np.asarray(fj.epoch_indices(jax.random.key(3), 12, 4)).ravel()
+    np.testing.assert_array_equal(np.sort(full), np.arange(12))
+    other = np.asarray(fj.epoch_indices(jax.random.key(4), 12, 4)).ravel()
+    assert (full != other).any()
+
+
+def test_loss_decreases_for_fl_and_erm():
+    data = _data()
+    for solver in (_fl(), fj.empirical_risk(_losses, optax.sgd(0.05, momentum=0.9))):
+        state, hist = fj.train(solver, solver.init(jnp.zeros(3)), data, epochs=15,
+                               batch_size=6, key=jax.random.key(0), epsilon=0.05,
+                               progress=False)
+        assert hist.mean_loss[-1] < 0.1 * hist.mean_loss[0]
+    assert hist.skipped[-1] == 0
+
+
+def test_scan_equals_step_by_step():
+    data, solver = _data(), _fl()
+    key = jax.random.key(1)
+    state_scan, info = jax.jit(fj.epoch_fn(solver, 6))(solver.init(jnp.zeros(3)), data, key)
+    state = solver.init(jnp.zeros(3))
+    step = jax.jit(solver.step)
+    for idx in fj.epoch_indices(key, 24, 6):
+        state, _ = step(state, jax.tree.map(lambda a: a[idx], data), idx)
+    chex.assert_trees_all_close(state_scan.params, state.params, rtol=1e-6)
+    chex.assert_trees_all_close(state_scan.multipliers, state.multipliers, rtol=1e-6)
+    assert info.losses.shape == (4, 6) and bool(info.ok.all())
+
+
+def test_one_compilation_for_all_epochs():
+    data, solver = _data(), _fl()
+    traces = []
+    inner = fj.epoch_fn(solver, 6)
+
+    def counted(state, data, key):
+        traces.append(1)
+        return inner(state, data, key)
+
+    runner = jax.jit(counted, donate_argnums=0)
+    fj.train(solver, solver.init(jnp.zeros(3)), data, epochs=3, batch_size=6,
+             key=jax.random.key(0), progress=False, epoch_runner=runner)
+    assert len(traces) == 1
+
+
+def test_nonfinite_raise_names_epoch_step_and_samples():
+    data = _data()
+    data["y"] = data["y"].at[5].set(jnp.nan)
+    solver = _fl()
+    with pytest.raises(FloatingPointError, match=r"epoch 0, step \d+: .*sample indices \[5\]"):
+        fj.train(solver, solver.init(jnp.zeros(3)), data, epochs=2, batch_size=6,
+                 key=jax.random.key(0), on_nonfinite="raise", progress=False)
+    state, hist = fj.train(solver, solver.init(jnp.zeros(3)), data, epochs=2, batch_size=6,
+                           key=jax.random.key(0), progress=False)
+    assert hist.skipped == [1, 2]
+    assert np.isfinite(np.asarray(state.multipliers[fj.SAMPLES])).all()
+
+
+def test_bad_loop_arguments():
+    solver = _fl()
+    with pytest.raises(ValueError, match=r"batch_size must be an int in \[1, 24\]"):
+        fj.train(solver, solver.init(jnp.zeros(3)), _data(), epochs=1, batch_size=25,
+                 key=jax.random.key(0), progress=False)
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        fj.train(solver, solver.init(jnp.zeros(3)), _data(), epochs=0, batch_size=4,
+                 key=jax.random.key(0), progress=False)
