@@ -46,6 +46,22 @@ def _check_unit(value: object, name: str, upper_open: bool = False) -> None:
             raise ValueError(f"{name} must be in {interval}, got {name}={value!r}")
 
 
+def _gather_for_sort(values: jax.Array) -> jax.Array:
+    """Replicate a vector explicitly sharded along its sample axis, so that it can be sorted.
+
+    With ``Explicit`` mesh axes ``jnp.sort`` refuses an operand sharded over the sorted dimension;
+    exact global quantiles need every sample anyway (issue 6), so gather it. ``Auto`` or unsharded
+    inputs are left to the compiler.
+    """
+    sharding = jax.typeof(values).sharding
+    spec = getattr(sharding, "spec", None)
+    if spec and spec[0] is not None:
+        values = jax.sharding.reshard(
+            values, jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+        )
+    return values
+
+
 def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(jnp.where(mask, values, 0)) / jnp.sum(mask)
 
@@ -71,13 +87,14 @@ def quantile(losses: jax.Array, q: jax.Array | float, mask: jax.Array | None = N
       >>> from feasjax.metrics import quantile
       >>> float(quantile(jnp.array([1.0, 2.0, 3.0, 4.0]), 0.5))
       2.5
-      >>> float(quantile(jnp.array([1.0, 2.0, 3.0, 100.0]), 0.5, mask=jnp.array([1, 1, 1, 0], bool)))
+      >>> mask = jnp.array([True, True, True, False])
+      >>> float(quantile(jnp.array([1.0, 2.0, 3.0, 100.0]), 0.5, mask=mask))
       2.0
     """
     losses, mask = _prepare(losses, mask, "losses")
     _check_unit(q, "q")
     q = jnp.asarray(q, dtype=jnp.result_type(losses.dtype, jnp.float32))
-    ordered = jnp.sort(jnp.where(mask, losses, jnp.inf))
+    ordered = jnp.sort(_gather_for_sort(jnp.where(mask, losses, jnp.inf)))
     n = jnp.sum(mask)
     h = q * (n - 1).astype(q.dtype)
     lo = jnp.clip(jnp.floor(h).astype(jnp.int32), 0, jnp.maximum(n - 1, 0))
@@ -123,7 +140,7 @@ def cvar(losses: jax.Array, level: jax.Array | float, mask: jax.Array | None = N
     _check_unit(level, "level", upper_open=True)
     dtype = jnp.result_type(losses.dtype, jnp.float32)
     n = jnp.sum(mask)
-    descending = -jnp.sort(jnp.where(mask, -losses, jnp.inf))
+    descending = -jnp.sort(_gather_for_sort(jnp.where(mask, -losses, jnp.inf)))
     rank = jnp.arange(losses.shape[0])
     descending = jnp.where(rank < n, descending, 0)  # masked entries sit at the end
     k = (1 - jnp.asarray(level, dtype)) * n.astype(dtype)

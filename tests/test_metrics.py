@@ -176,3 +176,35 @@ def test_bad_inputs_raise_clear_errors():
         metrics.worst_class_accuracy(LOGITS, LABELS, 0)
     with pytest.raises(ValueError, match="logits must be"):
         metrics.accuracy(LOGITS[:5], LABELS)
+
+
+@pytest.mark.parametrize("axis_type", ["Explicit", "Auto"])
+def test_sample_sharded_inputs_give_exact_global_values(axis_type):
+    """Losses and mask sharded over the sample axis (issue 6) give global, not per-device, values.
+
+    With Explicit axes jnp.sort rejects an operand sharded along the sorted axis, so the metrics
+    must gather it themselves.
+    """
+    devices = jax.devices()
+    if len(devices) < 2:
+        pytest.skip("needs several devices")
+    n = 8 * len(devices)
+    losses = np.random.default_rng(2).exponential(size=n).astype(np.float32)
+    mask = np.arange(n) < n - 5  # padding at the end, as data-parallel padding would be
+    sharding = jax.sharding.NamedSharding(
+        jax.make_mesh(
+            (len(devices),), ("data",), axis_types=(getattr(jax.sharding.AxisType, axis_type),)
+        ),
+        jax.sharding.PartitionSpec("data"),
+    )
+    summary = jax.jit(metrics.loss_summary)(
+        jax.device_put(losses, sharding), 0.5, jax.device_put(mask, sharding)
+    )
+    np.testing.assert_allclose(summary["q90_loss"], np.quantile(losses[mask], 0.9), rtol=1e-6)
+    np.testing.assert_allclose(
+        summary["cvar90_loss"], cvar_reference(losses[mask], 0.9), rtol=1e-5
+    )
+    assert float(summary["max_loss"]) == losses[mask].max()
+    labels = jax.device_put((losses * 3).astype(np.int32) % 3, sharding)
+    logits = jax.nn.one_hot(labels, 3)  # perfect predictions, sharded like the labels
+    assert float(jax.jit(metrics.worst_class_accuracy, static_argnums=2)(logits, labels, 3)) == 1.0

@@ -16,11 +16,12 @@ from feasjax.models import CNN, MLP
 
 
 def test_mlp_shapes_and_flattening():
-    model = MLP(12, [7, 5], 3, rngs=nnx.Rngs(0))
-    assert model(jnp.ones((4, 12))).shape == (4, 3)
-    x = jax.random.normal(jax.random.key(0), (4, 3, 4))
-    np.testing.assert_allclose(model(x), model(x.reshape(4, 12)), rtol=1e-6)
-    assert MLP(12, [], 1, rngs=nnx.Rngs(0))(jnp.ones((2, 12))).shape == (2, 1)
+    model = MLP(4, [6, 5], 3, rngs=nnx.Rngs(0))
+    assert model(jnp.ones((7, 4))).shape == (7, 3)
+    x = jax.random.normal(jax.random.key(0), (7, 2, 2))
+    np.testing.assert_allclose(model(x), model(x.reshape(7, 4)), rtol=1e-6)
+    linear = MLP(4, [], 1, rngs=nnx.Rngs(0))
+    assert len(linear.layers) == 1 and linear(jnp.ones((2, 4))).shape == (2, 1)
 
 
 def test_mlp_is_relu_network():
@@ -33,18 +34,25 @@ def test_mlp_is_relu_network():
     np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_cnn_accepts_flat_hwc_and_hw_inputs():
-    model = CNN((8, 8, 1), 10, rngs=nnx.Rngs(0))
+@pytest.fixture(scope="module")
+def digits_cnn():
+    # Eager initialisation compiles each random init op: build the CNN once for the module.
+    return CNN((8, 8, 1), 10, rngs=nnx.Rngs(0))
+
+
+def test_cnn_accepts_flat_hwc_and_hw_inputs(digits_cnn):
+    model = digits_cnn
     x = jax.random.normal(jax.random.key(2), (3, 8, 8, 1))
     out = model(x)
     assert out.shape == (3, 10)
     np.testing.assert_allclose(model(x.reshape(3, 64)), out, rtol=1e-6)
     np.testing.assert_allclose(model(x.reshape(3, 8, 8)), out, rtol=1e-6)
-    odd = CNN((7, 5, 3), 2, features=(4, 4, 4), hidden=8, rngs=nnx.Rngs(0))
+    odd = CNN((7, 5, 3), 2, features=(2, 2), hidden=4, rngs=nnx.Rngs(0))  # 7x5 -> 4x3 -> 2x2
     assert odd(jnp.ones((2, 7, 5, 3))).shape == (2, 2)
+    assert odd.dense.in_features == 2 * 2 * 2
 
 
-def test_model_input_errors():
+def test_model_input_errors(digits_cnn):
     with pytest.raises(ValueError, match="in_features must be a positive int"):
         MLP(0, [4], 2, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="hidden must be a sequence of positive ints"):
@@ -52,9 +60,9 @@ def test_model_input_errors():
     with pytest.raises(ValueError, match=r"image_shape must be \(H, W, C\)"):
         CNN((8, 8), 10, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="x must have shape"):
-        MLP(3, [4], 2, rngs=nnx.Rngs(0))(jnp.ones((2, 4)))
+        MLP(4, [6], 3, rngs=nnx.Rngs(0))(jnp.ones((2, 5)))
     with pytest.raises(ValueError, match="x must have shape"):
-        CNN((8, 8, 1), 10, rngs=nnx.Rngs(0))(jnp.ones((2, 63)))
+        digits_cnn(jnp.ones((2, 63)))
 
 
 def test_cross_entropy_hand_computed():
