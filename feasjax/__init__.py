@@ -5,6 +5,9 @@ dual optimizers, indexed (per-row) optimizer states, averaging and robustness me
 Optax-style transformations that compile with ``jit`` and scale over devices.
 """
 from feasjax.checks import check_indices
+from feasjax.data import Dataset
+from feasjax.data import from_arrays
+from feasjax.data import load_dataset
 from feasjax.dual import NuPIState
 from feasjax.dual import OptimisticState
 from feasjax.dual import ascent
@@ -28,6 +31,19 @@ from feasjax.indexed import combine_duplicates
 from feasjax.indexed import gather_rows
 from feasjax.indexed import indexed
 from feasjax.indexed import scatter_rows
+from feasjax.losses import cross_entropy
+from feasjax.losses import per_sample_loss_fn
+from feasjax.losses import predict_fn
+from feasjax.losses import squared_error
+from feasjax.metrics import accuracy
+from feasjax.metrics import cvar
+from feasjax.metrics import feasible_fraction
+from feasjax.metrics import loss_summary
+from feasjax.metrics import multiplier_stats
+from feasjax.metrics import quantile
+from feasjax.metrics import worst_class_accuracy
+from feasjax.models import CNN
+from feasjax.models import MLP
 from feasjax.primal_dual import PrimalDual
 from feasjax.primal_dual import PrimalDualState
 from feasjax.primal_dual import StepInfo
@@ -45,41 +61,57 @@ from feasjax.weighting import weighted_sum
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConstraintGroup",
-    "ConstraintValue",
-    "EpochInfo",
-    "Formulation",
-    "History",
-    "IndexedState",
-    "NuPIState",
-    "OptimisticState",
-    "PenaltyState",
-    "PrimalDual",
-    "PrimalDualState",
-    "ProblemOutput",
-    "SAMPLES",
-    "StepInfo",
+    "accuracy",
     "apply_row_updates",
     "ascent",
     "augmented_lagrangian",
     "check_indices",
+    "CNN",
     "combine_duplicates",
+    "ConstraintGroup",
+    "ConstraintValue",
+    "cross_entropy",
+    "cvar",
+    "Dataset",
     "empirical_risk",
     "epoch_fn",
     "epoch_indices",
+    "EpochInfo",
+    "feasible_fraction",
     "feasible_learning",
+    "Formulation",
+    "from_arrays",
     "gather_rows",
+    "History",
     "indexed",
+    "IndexedState",
     "lagrangian",
+    "load_dataset",
+    "loss_summary",
+    "MLP",
+    "multiplier_stats",
     "nupi",
+    "NuPIState",
     "optimistic",
+    "OptimisticState",
+    "PenaltyState",
     "per_example",
+    "per_sample_loss_fn",
+    "predict_fn",
     "primal_dual",
+    "PrimalDual",
+    "PrimalDualState",
+    "ProblemOutput",
     "project_nonnegative",
     "quadratic_penalty",
+    "quantile",
     "resilient",
+    "SAMPLES",
     "scatter_rows",
     "slack",
+    "squared_error",
+    "StepInfo",
     "train",
     "weighted_sum",
+    "worst_class_accuracy",
 ]
