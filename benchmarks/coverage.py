@@ -82,6 +82,8 @@ def study(model, d, *, n, replicas, reps, batch, eta0, gamma, burn_in, chunk, se
     row["ball_95"] = float(jnp.mean(jax.vmap(lambda b: b.contains(theta))(ball)))
     mc_sd = jnp.std(center, axis=0, ddof=1)
     row["sd_ratio"] = float(jnp.mean(jnp.mean(jnp.std(boots, axis=1, ddof=1), axis=0) / mc_sd))
+    boot_sq = jnp.mean(jnp.sum((boots - center[:, None, :]) ** 2, axis=-1))
+    row["norm_ratio"] = float(jnp.sqrt(boot_sq / jnp.mean(jnp.sum((center - theta[None, :]) ** 2, axis=-1))))
     row["rmse"] = float(jnp.sqrt(jnp.mean((center - theta[None, :]) ** 2)))
     return row
 
@@ -104,7 +106,7 @@ def main() -> None:
     etas = dict(zip(args.models, args.eta0)) if args.eta0 else default_eta
     rows = []
     header = f"{'model':9} {'d':>3} " + " ".join(
-        f"{k:>8}" for k in ("perc90", "basic90", "norm90", "perc95", "basic95", "norm95", "ball95", "sd_rat", "rmse", "sec")
+        f"{k:>8}" for k in ("perc90", "basic90", "norm90", "perc95", "basic95", "norm95", "ball95", "sd_rat", "nrm_rat", "rmse", "sec")
     )
     print(header)
     for model in args.models:
@@ -113,7 +115,7 @@ def main() -> None:
                         eta0=etas[model], gamma=args.gamma, burn_in=args.burn_in, chunk=args.chunk)
             row["eta0"] = etas[model]
             rows.append(row)
-            keys = ("percentile_90", "basic_90", "normal_90", "percentile_95", "basic_95", "normal_95", "ball_95", "sd_ratio", "rmse", "seconds")
+            keys = ("percentile_90", "basic_90", "normal_90", "percentile_95", "basic_95", "normal_95", "ball_95", "sd_ratio", "norm_ratio", "rmse", "seconds")
             print(f"{model:9} {d:>3} " + " ".join(f"{row[k]:8.3f}" for k in keys), flush=True)
     if args.json:
         meta = {"device": jax.devices()[0].device_kind, "platform": jax.devices()[0].platform,

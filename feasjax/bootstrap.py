@@ -148,11 +148,14 @@ def multiplier_bootstrap(
     reduction: Reduction = "mean",
     batched_loss: bool = False,
     sharding: Mesh | NamedSharding | None = None,
+    block: int = 256,
 ) -> MultiplierBootstrap:
     """Main SGD chain plus ``num_replicas`` multiplier-bootstrap chains, vectorised with ``vmap``.
 
-    Every step shares one minibatch across chains; replica ``b`` draws its weights of step ``k``
-    from ``fold_in(keys[b], k)``, so results do not depend on how replicas are sharded.
+    Every step shares one minibatch across chains. Multipliers are drawn ``T`` steps at a time:
+    replica ``b`` after ``c`` steps draws ``sampler(fold_in(keys[b], c), (T, m))`` for the next
+    ``T`` steps (``T = 1`` in ``step``, ``T = block`` in ``run``, the last block shorter), so the
+    results do not depend on sharding or ``jit``; one PRNG call per block keeps ``run`` fast.
 
     Args:
       loss_fn: ``loss_fn(params, example) -> scalar`` (vmapped over the minibatch), or with
@@ -168,6 +171,7 @@ def multiplier_bootstrap(
       reduction: ``"mean"`` or ``"sum"`` over the minibatch, see :func:`feasjax.weighted_sum`.
       batched_loss: whether ``loss_fn`` already maps a batch to per-sample losses.
       sharding: a ``Mesh`` or ``NamedSharding`` for the replica axis (``B`` must divide evenly).
+      block: steps whose multipliers ``run`` draws at once (memory ``block x B x m`` floats).
 
     Returns:
       A :class:`MultiplierBootstrap` of pure ``init(params, key)``, ``step(state, batch)`` (batch
@@ -189,6 +193,8 @@ def multiplier_bootstrap(
         raise ValueError(f"num_replicas must be an int >= 2, got {num_replicas=}")
     if not isinstance(burn_in, int) or burn_in < 0:
         raise ValueError(f"burn_in must be an int >= 0, got {burn_in=}")
+    if not isinstance(block, int) or block < 1:
+        raise ValueError(f"block must be an int >= 1, got {block=}")
     check_reduction(reduction)
     if optimizer is None:
         if learning_rate is None:
@@ -233,26 +239,39 @@ def multiplier_bootstrap(
             replicas, keys = jax.device_put((replicas, keys), replica_sharding)
         return BootstrapState(main, replicas, keys, jnp.zeros((), jnp.int32))
 
+    def draw(state: BootstrapState, steps: int, m: int) -> jax.Array:
+        """Multipliers of the next ``steps`` steps, shape (steps, B, m): one draw per replica."""
+        per_replica = lambda key: sampler(jax.random.fold_in(key, state.count), (steps, m))
+        return jnp.swapaxes(jax.vmap(per_replica)(state.keys), 0, 1)
+
     def step(state: BootstrapState, batch, *, weights=None) -> BootstrapState:
         (m,) = _leading_dims(batch, 1, "batch")
-        count = state.count + 1
         if weights is None:
-            draw = lambda key: sampler(jax.random.fold_in(key, count), (m,))
-            weights = jax.vmap(draw)(state.keys)
+            weights = draw(state, 1, m)[0]
         elif jnp.shape(weights) != (num_replicas, m):
             raise ValueError(f"weights must have shape {(num_replicas, m)}, got {jnp.shape(weights)}")
+        count = state.count + 1
         main = chain_step(state.main, batch, jnp.ones((m,)), count)
         replicas = jax.vmap(chain_step, in_axes=(0, None, 0, None))(state.replicas, batch, weights, count)
         return BootstrapState(main, shard(replicas), state.keys, count)
 
-    def run(state: BootstrapState, stream, *, weights=None) -> BootstrapState:
-        n, m = _leading_dims(stream, 2, "stream")
-        if weights is None:
-            return jax.lax.scan(lambda s, b: (step(s, b), None), state, stream)[0]
-        if jnp.shape(weights) != (n, num_replicas, m):
-            raise ValueError(f"weights must have shape {(n, num_replicas, m)}, got {jnp.shape(weights)}")
+    def scan_steps(state, stream, weights):
         body = lambda s, bw: (step(s, bw[0], weights=bw[1]), None)
         return jax.lax.scan(body, state, (stream, weights))[0]
+
+    def run(state: BootstrapState, stream, *, weights=None) -> BootstrapState:
+        n, m = _leading_dims(stream, 2, "stream")
+        if weights is not None:
+            if jnp.shape(weights) != (n, num_replicas, m):
+                raise ValueError(f"weights must have shape {(n, num_replicas, m)}, got {jnp.shape(weights)}")
+            return scan_steps(state, stream, weights)
+        size = min(block, n)
+        q, r = divmod(n, size)
+        blocks = jax.tree.map(lambda x: x[: q * size].reshape(q, size, *x.shape[1:]), stream)
+        state = jax.lax.scan(lambda s, xs: (scan_steps(s, xs, draw(s, size, m)), None), state, blocks)[0]
+        if r:
+            state = scan_steps(state, jax.tree.map(lambda x: x[q * size :], stream), draw(state, r, m))
+        return state
 
     return MultiplierBootstrap(init, step, run)
 

@@ -104,15 +104,22 @@ def test_main_chain_equals_plain_optax_chain_and_replicas_differ():
 
 @pytest.mark.parametrize("weights", ["exponential", "poisson", rademacher_plus_one], ids=["exp", "poisson", "user"])
 def test_drawn_weights_follow_fold_in_contract(weights):
-    m = 5
-    batch = linear_stream(jax.random.key(7), 1, m)[0]
-    boot = multiplier_bootstrap(linear_loss, 3, learning_rate=0.1, weights=weights)
+    # run draws sampler(fold_in(keys[b], c), (T, m)) per block of T steps after c steps; step uses T = 1.
+    n, m, block = 7, 2, 3
+    stream = linear_stream(jax.random.key(7), n, m)
+    make = lambda block: multiplier_bootstrap(linear_loss, 3, learning_rate=0.1, weights=weights, block=block)
+    boot = make(block)
     state = boot.init(jnp.zeros(3), jax.random.key(8))
-    sampler = MULTIPLIERS.get(weights, weights) if isinstance(weights, str) else weights
-    explicit = jnp.stack([sampler(jax.random.fold_in(k, 1), (m,)) for k in state.keys])
+    sampler = MULTIPLIERS[weights] if isinstance(weights, str) else weights
+    draw = lambda c, t: jnp.stack([sampler(jax.random.fold_in(k, c), (t, m)) for k in state.keys], axis=1)
+    explicit = jnp.concatenate([draw(0, 3), draw(3, 3), draw(6, 1)])
     assert not np.allclose(explicit, 1.0)
-    drawn, given = boot.step(state, batch), boot.step(state, batch, weights=explicit)
+    drawn, given = boot.run(state, stream), boot.run(state, stream, weights=explicit)
     np.testing.assert_array_equal(drawn.replicas.params, given.replicas.params)
+    looped = state
+    for k in range(n):
+        looped = boot.step(looped, stream[k])
+    np.testing.assert_allclose(make(1).run(state, stream).replicas.params, looped.replicas.params, rtol=1e-6)
 
 
 def test_jit_equals_no_jit():
@@ -157,6 +164,8 @@ def test_bad_configuration_raises():
         multiplier_bootstrap(linear_loss, 4, learning_rate=0.1, weights="gaussian")
     with pytest.raises(ValueError, match="divisible by the 8 replica shards"):
         multiplier_bootstrap(linear_loss, 12, learning_rate=0.1, sharding=jax.make_mesh((8,), ("r",)))
+    with pytest.raises(ValueError, match="block must be an int >= 1, got block=0"):
+        multiplier_bootstrap(linear_loss, 4, learning_rate=0.1, block=0)
     with pytest.raises(TypeError, match="sharding must be"):
         multiplier_bootstrap(linear_loss, 4, learning_rate=0.1, sharding="r")
 
