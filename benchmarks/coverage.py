@@ -96,13 +96,13 @@ def main() -> None:
     p.add_argument("--replicas", type=int, default=200)
     p.add_argument("--reps", type=int, default=200)
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--eta0", type=float, nargs="+", default=None, help="one per model (default: linear 0.05, logistic 0.3)")
-    p.add_argument("--gamma", type=float, default=2 / 3)
-    p.add_argument("--burn-in", type=int, default=1000, help="in samples")
+    p.add_argument("--eta0", type=float, nargs="+", default=None, help="one per model in --models order (default 0.3 each)")
+    p.add_argument("--gamma", type=float, default=0.55)
+    p.add_argument("--burn-in", type=int, default=2000, help="in samples")
     p.add_argument("--chunk", type=int, default=1000, help="steps per compiled call")
     p.add_argument("--json", type=str, default=None)
     args = p.parse_args()
-    default_eta = {"linear": 0.05, "logistic": 0.3}
+    default_eta = {"linear": 0.3, "logistic": 0.3}
     etas = dict(zip(args.models, args.eta0)) if args.eta0 else default_eta
     rows = []
     header = f"{'model':9} {'d':>3} " + " ".join(
