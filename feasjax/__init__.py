@@ -4,7 +4,18 @@ Feasible Learning (one Lagrange multiplier per training sample), its resilient r
 dual optimizers, indexed (per-row) optimizer states, averaging and robustness metrics, as pure
 Optax-style transformations that compile with ``jit`` and scale over devices.
 """
+from feasjax.bootstrap import BootstrapState
+from feasjax.bootstrap import ChainState
+from feasjax.bootstrap import MultiplierBootstrap
+from feasjax.bootstrap import bootstrap_estimates
+from feasjax.bootstrap import multiplier_bootstrap
+from feasjax.bootstrap import power_decay_schedule
 from feasjax.checks import check_indices
+from feasjax.confidence import ConfidenceBall
+from feasjax.confidence import Interval
+from feasjax.confidence import confidence_ball
+from feasjax.confidence import coordinate_intervals
+from feasjax.confidence import linear_functional_interval
 from feasjax.data import Dataset
 from feasjax.data import from_arrays
 from feasjax.data import load_dataset
@@ -65,11 +76,17 @@ __all__ = [
     "apply_row_updates",
     "ascent",
     "augmented_lagrangian",
+    "bootstrap_estimates",
+    "BootstrapState",
+    "ChainState",
     "check_indices",
     "CNN",
     "combine_duplicates",
+    "confidence_ball",
+    "ConfidenceBall",
     "ConstraintGroup",
     "ConstraintValue",
+    "coordinate_intervals",
     "cross_entropy",
     "cvar",
     "Dataset",
@@ -85,11 +102,15 @@ __all__ = [
     "History",
     "indexed",
     "IndexedState",
+    "Interval",
     "lagrangian",
+    "linear_functional_interval",
     "load_dataset",
     "loss_summary",
     "MLP",
+    "multiplier_bootstrap",
     "multiplier_stats",
+    "MultiplierBootstrap",
     "nupi",
     "NuPIState",
     "optimistic",
@@ -97,6 +118,7 @@ __all__ = [
     "PenaltyState",
     "per_example",
     "per_sample_loss_fn",
+    "power_decay_schedule",
     "predict_fn",
     "primal_dual",
     "PrimalDual",
