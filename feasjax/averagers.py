@@ -25,8 +25,8 @@ WARMUPS = ("none", "linear", "timm")
 class WindowLeaf(NamedTuple):
     """Per-leaf LAWA state: the last ``k`` snapshots and their running sum."""
 
-    ring: jax.Array  # shape=(k, *leaf.shape), dtype=leaf.dtype; slot n % k holds the n-th snapshot
-    total: jax.Array  # shape=leaf.shape, dtype=leaf.dtype; sum of the snapshots held in ring
+    ring: jax.Array  # shape=(k, *leaf.shape), dtype=leaf.dtype; slot j % k: j-th snapshot (0-based)
+    total: jax.Array  # shape=leaf.shape, dtype=leaf.dtype; sum of the min(n, k) held snapshots
 
 
 class Averager(NamedTuple):
@@ -241,13 +241,15 @@ def lawa(k: int, every: int, burn_in: int = 0) -> Averager:
     _check_int("burn_in", burn_in, 0)
 
     def init_leaf(leaf: jax.Array) -> WindowLeaf:
-        zero = jnp.zeros_like(leaf)
-        return WindowLeaf(jnp.repeat(zero[None], k, axis=0), zero)
+        # Built from the leaf itself (not from zeros) so that the ring inherits its sharding;
+        # the values are placeholders until the first snapshot, which fold_leaf treats apart.
+        return WindowLeaf(jnp.repeat(leaf[None], k, axis=0), jnp.asarray(leaf))
 
-    def fold_leaf(state: WindowLeaf, x: jax.Array, slot: jax.Array) -> WindowLeaf:
-        # Unused slots hold zeros, so subtracting the evicted slot is right before the ring fills.
+    def fold_leaf(state: WindowLeaf, x: jax.Array, n: jax.Array) -> WindowLeaf:
+        slot = n % k
         x = x.astype(state.total.dtype)
-        total = state.total - state.ring[slot] + x
+        evicted = jnp.where(n >= k, state.ring[slot], 0)
+        total = jnp.where(n == 0, 0, state.total - evicted) + x
         return WindowLeaf(state.ring.at[slot].set(x), total)
 
-    return Averager("lawa", burn_in + every, every, init_leaf, lambda n: n % k, fold_leaf)
+    return Averager("lawa", burn_in + every, every, init_leaf, lambda n: n, fold_leaf)
