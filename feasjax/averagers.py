@@ -25,8 +25,9 @@ WARMUPS = ("none", "linear", "timm")
 class WindowLeaf(NamedTuple):
     """Per-leaf LAWA state: the last ``k`` snapshots and their running sum."""
 
-    ring: jax.Array  # shape=(k, *leaf.shape), dtype=leaf.dtype; slot j % k: j-th snapshot (0-based)
+    ring: jax.Array  # shape=(k + 1, *leaf.shape), leaf.dtype; slot j % k: j-th snapshot, slot k: scratch
     total: jax.Array  # shape=leaf.shape, dtype=leaf.dtype; sum of the min(n, k) held snapshots
+    evict: jax.Array  # shape=leaf.shape, dtype=leaf.dtype; ring[n % k], the next slot overwritten
 
 
 class Averager(NamedTuple):
@@ -38,7 +39,8 @@ class Averager(NamedTuple):
       every: interval between counted iterates.
       init_leaf: ``leaf -> per-leaf state`` (nothing folded yet).
       weight: ``n -> coefficient`` computed once per step from the number already folded.
-      fold_leaf: ``(per-leaf state, iterate, coefficient) -> per-leaf state``.
+      fold_leaf: ``(per-leaf state, iterate, coefficient, take) -> per-leaf state``; returns the
+        state unchanged (bit for bit) where the boolean ``take`` is false.
     """
 
     name: str
@@ -46,7 +48,7 @@ class Averager(NamedTuple):
     every: int
     init_leaf: Callable[[jax.Array], Any]
     weight: Callable[[jax.Array], Any]
-    fold_leaf: Callable[[Any, jax.Array, Any], Any]
+    fold_leaf: Callable[[Any, jax.Array, Any, jax.Array], Any]
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
@@ -54,9 +56,9 @@ def _check_int(name: str, value: Any, low: int) -> None:
         raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
 
 
-def _lerp(avg: jax.Array, x: jax.Array, w: jax.Array) -> jax.Array:
+def _lerp(avg: jax.Array, x: jax.Array, w: jax.Array, take: jax.Array) -> jax.Array:
     # (1 - w) avg + w x: with w = 1 the result is exactly x (the first fold is a copy).
-    return ((1 - w) * avg + w * x).astype(avg.dtype)
+    return jnp.where(take, ((1 - w) * avg + w * x).astype(avg.dtype), avg)
 
 
 def _copy(leaf: jax.Array) -> jax.Array:
@@ -219,8 +221,10 @@ def lawa(k: int, every: int, burn_in: int = 0) -> Averager:
 
     Snapshots are the iterates ``theta_{b + j e}``, ``j >= 1`` (``b = burn_in``, ``e = every``);
     the average is the mean of the ``min(n, k)`` most recent ones. The state keeps a ring buffer of
-    ``k`` snapshots and their running sum, i.e. ``(k + 1) x`` the parameters' memory; a snapshot
-    step costs O(parameters) (one slot write, one add, one subtract), other steps cost nothing.
+    ``k`` snapshots (plus one scratch slot), their running sum and the next snapshot to evict, i.e.
+    ``(k + 3) x`` the parameters' memory. Every step costs O(parameters), independent of ``k``:
+    one in-place slot write (into the scratch slot on non-snapshot steps, so that one compiled
+    step serves all steps), one add, one subtract, one slot read.
     The running sum is exact up to float round-off that grows like ``sqrt(snapshots) * eps``.
 
     Args:
@@ -243,13 +247,18 @@ def lawa(k: int, every: int, burn_in: int = 0) -> Averager:
     def init_leaf(leaf: jax.Array) -> WindowLeaf:
         # Built from the leaf itself (not from zeros) so that the ring inherits its sharding;
         # the values are placeholders until the first snapshot, which fold_leaf treats apart.
-        return WindowLeaf(jnp.repeat(leaf[None], k, axis=0), jnp.asarray(leaf))
+        leaf = jnp.asarray(leaf)
+        return WindowLeaf(jnp.repeat(leaf[None], k + 1, axis=0), leaf, leaf)
 
-    def fold_leaf(state: WindowLeaf, x: jax.Array, n: jax.Array) -> WindowLeaf:
-        slot = n % k
+    def fold_leaf(state: WindowLeaf, x: jax.Array, n: jax.Array, take: jax.Array) -> WindowLeaf:
+        # The evicted snapshot is carried in the state and the next one is read *after* the
+        # in-place slot write: reading the ring before writing it made XLA copy the whole ring
+        # every step. Non-snapshot steps write into the scratch slot k: no select over the ring.
         x = x.astype(state.total.dtype)
-        evicted = jnp.where(n >= k, state.ring[slot], 0)
-        total = jnp.where(n == 0, 0, state.total - evicted) + x
-        return WindowLeaf(state.ring.at[slot].set(x), total)
+        total = jnp.where(n == 0, 0, state.total - jnp.where(n >= k, state.evict, 0)) + x
+        ring = state.ring.at[jnp.where(take, n % k, k)].set(x)
+        n_next = n + take.astype(n.dtype)
+        evict = jnp.where(take, ring[n_next % k], state.evict)
+        return WindowLeaf(ring, jnp.where(take, total, state.total), evict)
 
     return Averager("lawa", burn_in + every, every, init_leaf, lambda n: n, fold_leaf)

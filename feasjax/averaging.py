@@ -8,8 +8,8 @@ be placed at the wrong position in a chain. The averaging rules live in :mod:`fe
 :func:`indexed_averaged` is the per-row form for per-sample multiplier vectors.
 
 All state maths is elementwise (plus one dynamic slot write for LAWA), so the average keeps the
-parameters' sharding, and the averaging decision is an array predicate under ``lax.cond``, so one
-compiled step serves every step.
+parameters' sharding, and the averaging decision is an array predicate applied with
+``jnp.where``, so one compiled step serves every step.
 """
 from __future__ import annotations
 
@@ -50,10 +50,10 @@ def _init_average(averager: Averager, params: Any, mask: Mask) -> Any:
     return jax.tree.map(lambda p, m: averager.init_leaf(p) if m else optax.MaskedNode(), params, full)
 
 
-def _fold(averager: Averager, average: Any, iterate: Any, n: jax.Array) -> Any:
-    coef = averager.weight(n)
+def _fold(averager: Averager, average: Any, iterate: Any, n: jax.Array, take: Any = True) -> Any:
+    coef, take = averager.weight(n), jnp.asarray(take)
     return jax.tree.map(
-        lambda x, s: s if _is_masked(s) else averager.fold_leaf(s, x, coef), iterate, average
+        lambda x, s: s if _is_masked(s) else averager.fold_leaf(s, x, coef, take), iterate, average
     )
 
 
@@ -114,12 +114,11 @@ def averaged(
         inner_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
         count = optax.safe_increment(state.count)
         take = _counted(averager, count)
-        average = jax.lax.cond(
-            take,
-            lambda a: _fold(averager, a, optax.apply_updates(params, inner_updates), state.n),
-            lambda a: a,
-            state.average,
-        )
+        # Computed every step and selected with jnp.where inside the fold (XLA fuses it into one
+        # elementwise pass); lax.cond would skip it on other steps but made XLA copy the state:
+        # slower on the benchmark (benchmarks/README_averaging.md).
+        iterate = optax.apply_updates(params, inner_updates)
+        average = _fold(averager, state.average, iterate, state.n, take)
         n = state.n + take.astype(jnp.int32)
         return inner_updates, AveragedState(count, n, average, inner_state)
 
@@ -159,7 +158,7 @@ def _read_leaf(s: Any, p: jax.Array, n: jax.Array) -> jax.Array:
         return p
     n = _rows(n, p)
     if isinstance(s, WindowLeaf):
-        size = jnp.maximum(jnp.minimum(n, s.ring.shape[0]), 1)
+        size = jnp.maximum(jnp.minimum(n, s.ring.shape[0] - 1), 1)  # ring: k slots + scratch
         value = s.total / size.astype(s.total.dtype)
     else:
         value = s

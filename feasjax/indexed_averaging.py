@@ -23,14 +23,14 @@ from feasjax.averaging import AveragedState, Mask, _check_params, _counted, _fol
 def _row_axes(s: Any) -> Any:
     if isinstance(s, optax.MaskedNode):
         return None
-    return WindowLeaf(1, 0) if isinstance(s, WindowLeaf) else 0
+    return WindowLeaf(1, 0, 0) if isinstance(s, WindowLeaf) else 0
 
 
 def _gather(s: Any, idx: jax.Array) -> Any:
     if isinstance(s, optax.MaskedNode):
         return s
     if isinstance(s, WindowLeaf):
-        return WindowLeaf(s.ring[:, idx], s.total[idx])
+        return WindowLeaf(s.ring[:, idx], s.total[idx], s.evict[idx])
     return s[idx]
 
 
@@ -38,7 +38,10 @@ def _scatter(s: Any, rows: Any, idx: jax.Array) -> Any:
     if isinstance(s, optax.MaskedNode):
         return s
     if isinstance(s, WindowLeaf):
-        return WindowLeaf(s.ring.at[:, idx].set(rows.ring), s.total.at[idx].set(rows.total))
+        return WindowLeaf(
+            s.ring.at[:, idx].set(rows.ring), s.total.at[idx].set(rows.total),
+            s.evict.at[idx].set(rows.evict),
+        )
     return s.at[idx].set(rows)
 
 
@@ -84,6 +87,7 @@ def indexed_averaged(
     if not isinstance(averager, Averager):
         raise TypeError(f"averager must be a feasjax Averager (ema, polyak, ...), got {averager!r}")
     inner = optax.with_extra_args_support(inner)
+    _fold_row = lambda average, row, n, take: _fold(averager, average, row, n, take)  # noqa: E731
 
     def init_fn(params):
         zeros = jnp.zeros([_num_rows(params)], jnp.int32)
@@ -92,9 +96,6 @@ def indexed_averaged(
             average = _fold(averager, average, params, jnp.zeros([], jnp.int32))
             return AveragedState(zeros, zeros + 1, average, inner.init(params))
         return AveragedState(zeros, zeros, average, inner.init(params))
-
-    def fold_row(average, row, n, take):
-        return jax.lax.cond(take, lambda a: _fold(averager, a, row, n), lambda a: a, average)
 
     def update_fn(updates, state, params=None, *, indices=None, **extra_args):
         _check_params(params)
@@ -111,7 +112,7 @@ def indexed_averaged(
         rows = jax.tree.map(lambda p, u: (p[idx] + u[idx]).astype(p.dtype), params, inner_updates)
         gathered = jax.tree.map(lambda p, s: _gather(s, idx), params, state.average)
         axes = jax.tree.map(lambda p, s: _row_axes(s), params, state.average)
-        folded = jax.vmap(fold_row, in_axes=(axes, 0, 0, 0), out_axes=axes)(gathered, rows, n, take)
+        folded = jax.vmap(_fold_row, in_axes=(axes, 0, 0, 0), out_axes=axes)(gathered, rows, n, take)
         average = jax.tree.map(
             lambda p, s, r: _scatter(s, r, idx), params, state.average, folded
         )
