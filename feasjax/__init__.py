@@ -4,6 +4,16 @@ Feasible Learning (one Lagrange multiplier per training sample), its resilient r
 dual optimizers, indexed (per-row) optimizer states, averaging and robustness metrics, as pure
 Optax-style transformations that compile with ``jit`` and scale over devices.
 """
+from feasjax.averagers import Averager
+from feasjax.averagers import ema
+from feasjax.averagers import lawa
+from feasjax.averagers import polyak
+from feasjax.averagers import swa
+from feasjax.averagers import tail_polyak
+from feasjax.averaging import AveragedState
+from feasjax.averaging import averaged
+from feasjax.averaging import averaged_params
+from feasjax.averaging import find_averaged_states
 from feasjax.bootstrap import BootstrapState
 from feasjax.bootstrap import ChainState
 from feasjax.bootstrap import MultiplierBootstrap
@@ -42,6 +52,7 @@ from feasjax.indexed import combine_duplicates
 from feasjax.indexed import gather_rows
 from feasjax.indexed import indexed
 from feasjax.indexed import scatter_rows
+from feasjax.indexed_averaging import indexed_averaged
 from feasjax.losses import cross_entropy
 from feasjax.losses import per_sample_loss_fn
 from feasjax.losses import predict_fn
@@ -53,6 +64,11 @@ from feasjax.metrics import loss_summary
 from feasjax.metrics import multiplier_stats
 from feasjax.metrics import quantile
 from feasjax.metrics import worst_class_accuracy
+from feasjax.mixing import estimate_mixing_alpha
+from feasjax.mixing import mix
+from feasjax.mixing import mixing_helps
+from feasjax.mixing import mixing_mse
+from feasjax.mixing import optimal_mixing_alpha
 from feasjax.models import CNN
 from feasjax.models import MLP
 from feasjax.primal_dual import PrimalDual
@@ -62,6 +78,7 @@ from feasjax.primal_dual import primal_dual
 from feasjax.problem import ConstraintGroup
 from feasjax.problem import ConstraintValue
 from feasjax.problem import ProblemOutput
+from feasjax.schedules import swa_schedule
 from feasjax.training import EpochInfo
 from feasjax.training import History
 from feasjax.training import epoch_fn
@@ -76,6 +93,10 @@ __all__ = [
     "apply_row_updates",
     "ascent",
     "augmented_lagrangian",
+    "averaged",
+    "averaged_params",
+    "AveragedState",
+    "Averager",
     "bootstrap_estimates",
     "BootstrapState",
     "ChainState",
@@ -90,34 +111,44 @@ __all__ = [
     "cross_entropy",
     "cvar",
     "Dataset",
+    "ema",
     "empirical_risk",
     "epoch_fn",
     "epoch_indices",
     "EpochInfo",
+    "estimate_mixing_alpha",
     "feasible_fraction",
     "feasible_learning",
+    "find_averaged_states",
     "Formulation",
     "from_arrays",
     "gather_rows",
     "History",
     "indexed",
+    "indexed_averaged",
     "IndexedState",
     "Interval",
     "lagrangian",
+    "lawa",
     "linear_functional_interval",
     "load_dataset",
     "loss_summary",
+    "mix",
+    "mixing_helps",
+    "mixing_mse",
     "MLP",
     "multiplier_bootstrap",
     "multiplier_stats",
     "MultiplierBootstrap",
     "nupi",
     "NuPIState",
+    "optimal_mixing_alpha",
     "optimistic",
     "OptimisticState",
     "PenaltyState",
     "per_example",
     "per_sample_loss_fn",
+    "polyak",
     "power_decay_schedule",
     "predict_fn",
     "primal_dual",
@@ -133,6 +164,9 @@ __all__ = [
     "slack",
     "squared_error",
     "StepInfo",
+    "swa",
+    "swa_schedule",
+    "tail_polyak",
     "train",
     "weighted_sum",
     "worst_class_accuracy",

@@ -5,7 +5,9 @@
     {"dataset": str, "epsilon": float, "seed": int,
      "methods": {"erm"|"fl"|"rfl": {"train": {accuracy, mean_loss, q90_loss, q99_loss,
                                               max_loss, cvar90_loss, feasible_fraction, ...},
-                                    "test": {same keys}, "seconds": float}}}
+                                    "test": {same keys}, "seconds": float,
+                                    "averaged": {"average": str, "train": {...}, "test": {...}}
+                                    (with --average only)}}}
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import sys
 from typing import Sequence
 
 from feasjax.data import DATASETS, load_dataset
-from feasjax.experiment import METHODS, RunConfig, run_method
+from feasjax.experiment import AVERAGES, METHODS, RunConfig, run_method
 
 TABLE_COLUMNS = (
     ("train acc", "train", "accuracy"),
@@ -70,6 +72,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dual-lr", type=float, default=defaults.dual_learning_rate)
     parser.add_argument("--alpha", type=float, default=defaults.alpha, help="RFL slack cost")
     parser.add_argument("--model", choices=("mlp", "cnn"), default=defaults.model)
+    parser.add_argument("--average", choices=AVERAGES, default=defaults.average,
+                        help="also evaluate an average of the parameters (reported beside "
+                             "the raw model, as METHOD+AVERAGE rows and 'averaged' in JSON)")
     parser.add_argument("--json", metavar="PATH", help="write the metrics as JSON")
     parser.add_argument("--plot", metavar="PATH", help="write per-sample loss CDFs as PNG")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -79,7 +84,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` the parsed flags describe."""
     return RunConfig(epochs=args.epochs, batch_size=args.batch_size, epsilon=args.epsilon,
                      seed=args.seed, learning_rate=args.lr,
-                     dual_learning_rate=args.dual_lr, alpha=args.alpha, model=args.model)
+                     dual_learning_rate=args.dual_lr, alpha=args.alpha, model=args.model,
+                     average=args.average)
 
 
 def format_table(methods: dict) -> str:
@@ -88,16 +94,21 @@ def format_table(methods: dict) -> str:
     Example:
       >>> from feasjax.cli import format_table
       >>> print(format_table({"erm": {"train": {"max_loss": 1.0}, "test": {}}}).splitlines()[0])
-      method   train acc   test acc ...
+      method       train acc   test acc ...
     """
-    header = "method " + "".join(f"{name:>11}" for name, _, _ in TABLE_COLUMNS)
+    header = "method    " + "".join(f"{name:>11}" for name, _, _ in TABLE_COLUMNS)
     lines = [header]
+    rows = []
     for method, result in methods.items():
+        rows.append((method, result))
+        if "averaged" in result:
+            rows.append((f"{method}+{result['averaged']['average']}", result["averaged"]))
+    for method, result in rows:
         cells = []
         for _, split, key in TABLE_COLUMNS:
             value = result[split].get(key)
             cells.append(f"{value:>11.4f}" if value is not None else f"{'-':>11}")
-        lines.append(f"{method:<7}" + "".join(cells))
+        lines.append(f"{method:<10}" + "".join(cells))
     return "\n".join(lines)
 
 

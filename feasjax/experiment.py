@@ -16,6 +16,8 @@ import optax
 from flax import nnx
 
 from feasjax import metrics
+from feasjax.averagers import ema, lawa, swa, tail_polyak
+from feasjax.averaging import averaged, averaged_params
 from feasjax.data import Dataset
 from feasjax.dual import ascent
 from feasjax.feasible import empirical_risk, feasible_learning
@@ -23,9 +25,11 @@ from feasjax.formulations import resilient
 from feasjax.losses import per_sample_loss_fn, predict_fn
 from feasjax.models import CNN, MLP
 from feasjax.primal_dual import PrimalDual
+from feasjax.schedules import swa_schedule
 from feasjax.training import train
 
 METHODS = ("erm", "fl", "rfl")
+AVERAGES = ("none", "ema", "polyak", "lawa", "swa")
 
 
 class RunConfig(NamedTuple):
@@ -42,6 +46,7 @@ class RunConfig(NamedTuple):
     alpha: float = 1.0  # RFL slack cost
     model: str = "mlp"  # "mlp" | "cnn"
     hidden: tuple = (64,)
+    average: str = "none"  # one of AVERAGES: parameter averaging evaluated beside the raw model
 
 
 class MethodResult(NamedTuple):
@@ -50,7 +55,7 @@ class MethodResult(NamedTuple):
     state: Any  # final PrimalDualState
     train_losses: np.ndarray  # per-sample losses on the training set
     test_losses: np.ndarray
-    metrics: dict  # {"train": {...}, "test": {...}, "seconds": float}
+    metrics: dict  # {"train": {...}, "test": {...}, "seconds": float[, "averaged": {...}]}
     history: Any  # feasjax.History
 
 
@@ -75,7 +80,43 @@ def build_model(dataset: Dataset, config: RunConfig) -> nnx.Module:
     return MLP(int(np.prod(dataset.x_train.shape[1:])), config.hidden, out, rngs=rngs)
 
 
-def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig) -> PrimalDual:
+def build_primal_optimizer(config: RunConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+    """SGD with momentum, wrapped by the parameter averaging ``config.average`` asks for.
+
+    The averaging windows follow the run's length: Polyak averages the second half of the
+    run, LAWA the last 5 epoch-end snapshots, EMA uses decay 0.99 with the linear warm-up
+    ``min(decay, (1+t)/(10+t))``, SWA averages the epoch ends of the second half with a
+    cyclic learning rate (from ``lr`` down to ``lr/10`` within each epoch).
+
+    Example:
+      >>> from feasjax.experiment import RunConfig, build_primal_optimizer
+      >>> from feasjax import find_averaged_states
+      >>> tx = build_primal_optimizer(RunConfig(average="ema"), steps_per_epoch=10)
+      >>> import jax.numpy as jnp
+      >>> len(find_averaged_states(tx.init(jnp.zeros(2))))
+      1
+    """
+    momentum = config.momentum or None
+    total = config.epochs * steps_per_epoch
+    half = (config.epochs // 2) * steps_per_epoch
+    if config.average not in AVERAGES:
+        raise ValueError(f"average must be one of {AVERAGES}, got average={config.average!r}")
+    if config.average == "none":
+        return optax.sgd(config.learning_rate, momentum=momentum)
+    if config.average == "swa":
+        lr = swa_schedule(config.learning_rate, start_step=half, swa_lr=config.learning_rate,
+                          cycle_length=steps_per_epoch, min_lr=config.learning_rate / 10)
+        return averaged(optax.sgd(lr, momentum=momentum), swa(steps_per_epoch, half))
+    averager = {
+        "ema": lambda: ema(0.99, warmup="linear"),
+        "polyak": lambda: tail_polyak(total, 0.5),
+        "lawa": lambda: lawa(min(5, config.epochs), steps_per_epoch),
+    }[config.average]()
+    return averaged(optax.sgd(config.learning_rate, momentum=momentum), averager)
+
+
+def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig,
+                 primal: optax.GradientTransformation | None = None) -> PrimalDual:
     """The ERM, FL or RFL solver of a comparison (same primal optimizer for all).
 
     Example:
@@ -85,7 +126,7 @@ def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig) -> P
       >>> solver.init(jnp.zeros(1)).multipliers["samples"].shape
       (10,)
     """
-    primal = optax.sgd(config.learning_rate, momentum=config.momentum or None)
+    primal = primal or optax.sgd(config.learning_rate, momentum=config.momentum or None)
     if method == "erm":
         return empirical_risk(loss_fn, primal)
     if method not in METHODS:
@@ -139,10 +180,12 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     loss_fn = per_sample_loss_fn(graphdef, kind)
     predict = predict_fn(graphdef)
     data = {"x": jnp.asarray(dataset.x_train), "y": jnp.asarray(dataset.y_train)}
-    solver = build_solver(method, loss_fn, len(dataset.y_train), config)
+    batch_size = min(config.batch_size, len(dataset.y_train))
+    primal = build_primal_optimizer(config, len(dataset.y_train) // batch_size)
+    solver = build_solver(method, loss_fn, len(dataset.y_train), config, primal)
     start = time.perf_counter()
     state, history = train(solver, solver.init(params), data, epochs=config.epochs,
-                           batch_size=min(config.batch_size, len(dataset.y_train)),
+                           batch_size=batch_size,
                            key=jax.random.key(config.seed), epsilon=config.epsilon,
                            progress=progress, description=method)
     jax.block_until_ready(state)
@@ -152,4 +195,13 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     test_losses, test_metrics = evaluate(loss_fn, predict, state.params, dataset.x_test,
                                          dataset.y_test, dataset, config.epsilon)
     result = {"train": train_metrics, "test": test_metrics, "seconds": seconds}
+    if config.average != "none":
+        params = averaged_params(state.primal_state, state.params)
+        result["averaged"] = {
+            "average": config.average,
+            "train": evaluate(loss_fn, predict, params, dataset.x_train, dataset.y_train,
+                              dataset, config.epsilon)[1],
+            "test": evaluate(loss_fn, predict, params, dataset.x_test, dataset.y_test,
+                             dataset, config.epsilon)[1],
+        }
     return MethodResult(state, train_losses, test_losses, result, history)

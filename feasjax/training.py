@@ -107,6 +107,33 @@ class History(NamedTuple):
     evaluations: list  # per epoch: eval_fn(state) or None
 
 
+def unalias(tree: Any) -> Any:
+    """Copy leaves that share a buffer with an earlier leaf, so that the tree can be donated.
+
+    Averages initialised from the parameters, or a state built twice from the same arrays,
+    hold one buffer in two places; XLA refuses to donate a buffer twice.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.training import unalias
+      >>> x = jnp.ones(2)
+      >>> a, b = unalias((x, x))
+      >>> a is x, b is x
+      (True, False)
+    """
+    seen = set()
+
+    def copy_if_seen(leaf):
+        if not isinstance(leaf, jax.Array) or not checks.is_concrete(leaf):
+            return leaf
+        if id(leaf) in seen:
+            return jnp.copy(leaf)
+        seen.add(id(leaf))
+        return leaf
+
+    return jax.tree.map(copy_if_seen, tree)
+
+
 def _raise_on_bad_step(info: EpochInfo, epoch: int) -> None:
     ok = np.asarray(info.ok)
     if ok.all():
@@ -172,6 +199,7 @@ def train(
     num_steps(checks.leading_size(data, "data"), batch_size)
     run = epoch_runner or jax.jit(epoch_fn(solver, batch_size), donate_argnums=0)
     history = History([], [], [], [])
+    state = unalias(state)
     bar = tqdm(range(epochs), desc=description, disable=not progress, leave=False)
     for epoch in bar:
         state, info = run(state, data, jax.random.fold_in(key, epoch))

@@ -70,3 +70,17 @@ def test_demo_defaults_fl_tail_beats_erm_for_three_seeds():
         assert fl["train"]["q99_loss"] < erm["train"]["q99_loss"], seed
         assert fl["train"]["feasible_fraction"] > erm["train"]["feasible_fraction"], seed
         assert abs(fl["test"]["accuracy"] - erm["test"]["accuracy"]) <= 0.015, seed
+
+
+@pytest.mark.parametrize("average", ["ema", "lawa"])
+def test_averaged_fl_reports_metrics_and_keeps_test_accuracy(average, tmp_path):
+    """Issue acceptance: EMA or LAWA of the FL run does not lower test accuracy on the demo."""
+    json_path = tmp_path / "avg.json"
+    cli.main(["demo", "--methods", "fl", "--average", average, "--no-progress",
+              "--json", str(json_path)])
+    fl = json.loads(json_path.read_text())["methods"]["fl"]
+    assert fl["averaged"]["average"] == average
+    assert METRIC_KEYS <= set(fl["averaged"]["test"])
+    assert fl["averaged"]["test"]["accuracy"] >= fl["test"]["accuracy"]
+    # The average is a different model from the raw one.
+    assert fl["averaged"]["train"]["mean_loss"] != fl["train"]["mean_loss"]
