@@ -7,7 +7,7 @@ the data order (the shuffling key depends on the seed only).
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -115,7 +115,7 @@ def evaluate(loss_fn, predict, params, x, y, dataset: Dataset, epsilon: float) -
 
 
 def run_method(dataset: Dataset, method: str, config: RunConfig, *,
-               progress: bool = True) -> MethodResult:
+               progress: bool = True, trainer: Callable | None = None) -> MethodResult:
     """Train ``method`` on ``dataset`` with ``config`` and evaluate it on train and test.
 
     Args:
@@ -123,16 +123,19 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
       method: ``"erm"``, ``"fl"`` or ``"rfl"``.
       config: the shared :class:`RunConfig`.
       progress: show the epoch bar.
+      trainer: called like :func:`feasjax.train` (default); e.g. a
+        ``functools.partial`` of :func:`feasjax.resume.train_resumable` with checkpoints.
 
     Returns:
-      A :class:`MethodResult`.
+      A :class:`MethodResult`; its metrics also hold ``skipped_steps``, the number of steps
+      skipped for non-finite values.
 
     Example:
       >>> from feasjax.data import load_dataset
       >>> from feasjax.experiment import RunConfig, run_method
       >>> res = run_method(load_dataset("digits"), "fl", RunConfig(epochs=1), progress=False)
       >>> sorted(res.metrics)
-      ['seconds', 'test', 'train']
+      ['seconds', 'skipped_steps', 'test', 'train']
     """
     graphdef, params = nnx.split(build_model(dataset, config))
     kind = "cross_entropy" if dataset.task == "classification" else "squared_error"
@@ -141,7 +144,7 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     data = {"x": jnp.asarray(dataset.x_train), "y": jnp.asarray(dataset.y_train)}
     solver = build_solver(method, loss_fn, len(dataset.y_train), config)
     start = time.perf_counter()
-    state, history = train(solver, solver.init(params), data, epochs=config.epochs,
+    state, history = (trainer or train)(solver, solver.init(params), data, epochs=config.epochs,
                            batch_size=min(config.batch_size, len(dataset.y_train)),
                            key=jax.random.key(config.seed), epsilon=config.epsilon,
                            progress=progress, description=method)
@@ -151,5 +154,6 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
                                            dataset.y_train, dataset, config.epsilon)
     test_losses, test_metrics = evaluate(loss_fn, predict, state.params, dataset.x_test,
                                          dataset.y_test, dataset, config.epsilon)
-    result = {"train": train_metrics, "test": test_metrics, "seconds": seconds}
+    result = {"train": train_metrics, "test": test_metrics, "seconds": seconds,
+              "skipped_steps": int(state.skipped)}
     return MethodResult(state, train_losses, test_losses, result, history)
