@@ -20,6 +20,11 @@ from feasjax.bootstrap import MultiplierBootstrap
 from feasjax.bootstrap import bootstrap_estimates
 from feasjax.bootstrap import multiplier_bootstrap
 from feasjax.bootstrap import power_decay_schedule
+from feasjax.checkpoint import Restored
+from feasjax.checkpoint import check_compatible
+from feasjax.checkpoint import checkpoint_manager
+from feasjax.checkpoint import restore_checkpoint
+from feasjax.checkpoint import save_checkpoint
 from feasjax.checks import check_indices
 from feasjax.confidence import ConfidenceBall
 from feasjax.confidence import Interval
@@ -78,9 +83,11 @@ from feasjax.primal_dual import primal_dual
 from feasjax.problem import ConstraintGroup
 from feasjax.problem import ConstraintValue
 from feasjax.problem import ProblemOutput
+from feasjax.resume import train_resumable
 from feasjax.schedules import swa_schedule
 from feasjax.training import EpochInfo
 from feasjax.training import History
+from feasjax.training import chunk_fn
 from feasjax.training import epoch_fn
 from feasjax.training import epoch_indices
 from feasjax.training import train
@@ -100,7 +107,10 @@ __all__ = [
     "bootstrap_estimates",
     "BootstrapState",
     "ChainState",
+    "check_compatible",
     "check_indices",
+    "checkpoint_manager",
+    "chunk_fn",
     "CNN",
     "combine_duplicates",
     "confidence_ball",
@@ -159,7 +169,10 @@ __all__ = [
     "quadratic_penalty",
     "quantile",
     "resilient",
+    "restore_checkpoint",
+    "Restored",
     "SAMPLES",
+    "save_checkpoint",
     "scatter_rows",
     "slack",
     "squared_error",
@@ -168,6 +181,7 @@ __all__ = [
     "swa_schedule",
     "tail_polyak",
     "train",
+    "train_resumable",
     "weighted_sum",
     "worst_class_accuracy",
 ]

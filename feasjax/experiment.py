@@ -7,7 +7,7 @@ the data order (the shuffling key depends on the seed only).
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -156,7 +156,7 @@ def evaluate(loss_fn, predict, params, x, y, dataset: Dataset, epsilon: float) -
 
 
 def run_method(dataset: Dataset, method: str, config: RunConfig, *,
-               progress: bool = True) -> MethodResult:
+               progress: bool = True, trainer: Callable | None = None) -> MethodResult:
     """Train ``method`` on ``dataset`` with ``config`` and evaluate it on train and test.
 
     Args:
@@ -164,16 +164,19 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
       method: ``"erm"``, ``"fl"`` or ``"rfl"``.
       config: the shared :class:`RunConfig`.
       progress: show the epoch bar.
+      trainer: called like :func:`feasjax.train` (default); e.g. a
+        ``functools.partial`` of :func:`feasjax.resume.train_resumable` with checkpoints.
 
     Returns:
-      A :class:`MethodResult`.
+      A :class:`MethodResult`; its metrics also hold ``skipped_steps``, the number of steps
+      skipped for non-finite values.
 
     Example:
       >>> from feasjax.data import load_dataset
       >>> from feasjax.experiment import RunConfig, run_method
       >>> res = run_method(load_dataset("digits"), "fl", RunConfig(epochs=1), progress=False)
       >>> sorted(res.metrics)
-      ['seconds', 'test', 'train']
+      ['seconds', 'skipped_steps', 'test', 'train']
     """
     graphdef, params = nnx.split(build_model(dataset, config))
     kind = "cross_entropy" if dataset.task == "classification" else "squared_error"
@@ -184,17 +187,19 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     primal = build_primal_optimizer(config, len(dataset.y_train) // batch_size)
     solver = build_solver(method, loss_fn, len(dataset.y_train), config, primal)
     start = time.perf_counter()
-    state, history = train(solver, solver.init(params), data, epochs=config.epochs,
-                           batch_size=batch_size,
-                           key=jax.random.key(config.seed), epsilon=config.epsilon,
-                           progress=progress, description=method)
+    state, history = (trainer or train)(solver, solver.init(params), data,
+                                        epochs=config.epochs, batch_size=batch_size,
+                                        key=jax.random.key(config.seed),
+                                        epsilon=config.epsilon, progress=progress,
+                                        description=method)
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
     train_losses, train_metrics = evaluate(loss_fn, predict, state.params, dataset.x_train,
                                            dataset.y_train, dataset, config.epsilon)
     test_losses, test_metrics = evaluate(loss_fn, predict, state.params, dataset.x_test,
                                          dataset.y_test, dataset, config.epsilon)
-    result = {"train": train_metrics, "test": test_metrics, "seconds": seconds}
+    result = {"train": train_metrics, "test": test_metrics, "seconds": seconds,
+              "skipped_steps": int(state.skipped)}
     if config.average != "none":
         params = averaged_params(state.primal_state, state.params)
         result["averaged"] = {

@@ -86,14 +86,58 @@ def epoch_fn(
 
     def run(state: PrimalDualState, data: Any, key: jax.Array):
         n = checks.leading_size(data, "data")
-        batches = epoch_indices(key, n, batch_size)
+        return _scan_batches(solver, loss_of, state, data, epoch_indices(key, n, batch_size))
 
-        def body(state, idx):
-            batch = jax.tree.map(lambda a: a[idx], data)
-            state, info = solver.step(state, batch, idx)
-            return state, EpochInfo(indices=idx, losses=loss_of(info.aux), ok=info.ok)
+    return run
 
-        return jax.lax.scan(body, state, batches)
+
+def _scan_batches(solver: PrimalDual, loss_of: Callable, state: PrimalDualState, data: Any,
+                  batches: jax.Array) -> tuple[PrimalDualState, EpochInfo]:
+    def body(state, idx):
+        batch = jax.tree.map(lambda a: a[idx], data)
+        state, info = solver.step(state, batch, idx)
+        return state, EpochInfo(indices=idx, losses=loss_of(info.aux), ok=info.ok)
+
+    return jax.lax.scan(body, state, batches)
+
+
+def chunk_fn(
+    solver: PrimalDual, length: int, *, loss_of: Callable[[Any], jax.Array] | None = None
+) -> Callable[[PrimalDualState, Any, jax.Array, jax.Array], tuple[PrimalDualState, EpochInfo]]:
+    """Steps ``start .. start + length - 1`` of an epoch: ``(state, data, batches, start)``.
+
+    ``batches`` is the epoch's :func:`epoch_indices` and ``start`` a (traced) int, so one
+    compilation serves every chunk of the same ``length``. Running an epoch's chunks one after
+    the other is the same computation, step by step, as :func:`epoch_fn` (bit-identical on
+    CPU): it lets a loop stop between steps of an epoch, save a checkpoint and resume exactly.
+
+    Args:
+      solver: a :class:`feasjax.PrimalDual`.
+      length: number of steps of the chunk, ``>= 1`` (static).
+      loss_of: as in :func:`epoch_fn`.
+
+    Returns:
+      A pure function to ``jax.jit`` (donate the state); ``start + length`` must not exceed
+      the number of minibatches (``jax.lax.dynamic_slice`` would clamp ``start``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from feasjax import empirical_risk, epoch_indices, per_example
+      >>> from feasjax.training import chunk_fn
+      >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
+      >>> batches = epoch_indices(jax.random.key(0), 8, 2)
+      >>> state, info = jax.jit(chunk_fn(erm, 3))(erm.init(jnp.zeros(())), jnp.arange(8.0),
+      ...                                         batches, 1)
+      >>> info.indices.tolist() == batches[1:4].tolist(), int(state.step)
+      (True, 3)
+    """
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive int, got {length=}")
+    loss_of = loss_of or (lambda aux: aux)
+
+    def run(state: PrimalDualState, data: Any, batches: jax.Array, start: jax.Array):
+        chunk = jax.lax.dynamic_slice_in_dim(batches, start, length)
+        return _scan_batches(solver, loss_of, state, data, chunk)
 
     return run
 
