@@ -53,8 +53,8 @@ def data_mesh(num_devices: int | None = None, *, axis_name: str = DATA_AXIS,
 
     Example:
       >>> from feasjax.parallel import data_mesh
-      >>> data_mesh(2).shape
-      OrderedDict({'data': 2})
+      >>> dict(data_mesh(2).shape)
+      {'data': 2}
     """
     devices = sorted(devices or jax.devices(), key=lambda d: (d.process_index, d.id))
     num_devices = len(devices) if num_devices is None else num_devices
@@ -89,7 +89,7 @@ def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
       >>> fl = feasible_learning(lambda w, b: b * w, optax.sgd(0.1), num_samples=4, epsilon=0.1)
       >>> specs = state_partition_specs(fl.init(jnp.zeros(())))
       >>> specs.multipliers, specs.params
-      ({'samples': PartitionSpec('data',)}, PartitionSpec())
+      ({'samples': P('data',)}, P())
     """
     def like(tree, spec):
         return jax.tree.map(lambda _: spec, tree)
@@ -167,8 +167,8 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
         np.shape(x), sharding, lambda idx, x=np.asarray(x): x[idx]), tree)
 
 
-def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayout
-                 ) -> PrimalDualState:
+def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayout, *,
+                 runs: bool = False) -> PrimalDualState:
     """Initialise a state whose per-sample leaves are built on, and stay on, their devices.
 
     Args:
@@ -176,6 +176,7 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
       params: initial parameters (identical on every process).
       mesh: the 1-D data mesh.
       layout: the :class:`feasjax.layout.ShardLayout` of :func:`shard_data`.
+      runs: ``params`` carry a leading run axis; so does the state (a sweep).
 
     Returns:
       A :class:`feasjax.PrimalDualState` of global arrays sharded as
@@ -194,15 +195,18 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
     """
     axis = _axis(mesh)
     params = replicate(params, mesh)
-    abstract = jax.eval_shape(solver.init, params)
+    init = jax.vmap(solver.init) if runs else solver.init
+    abstract = jax.eval_shape(init, params)
     for name, lam in abstract.multipliers.items():
-        if isinstance(abstract.dual_states[name], IndexedState) and lam.shape != (
+        if isinstance(abstract.dual_states[name], IndexedState) and lam.shape[-1:] != (
                 layout.local_size,):
             raise ValueError(f"build the solver with num_samples=layout.local_size="
                              f"{layout.local_size} (rows per device), got multipliers[{name!r}] "
                              f"of shape {lam.shape}")
     specs = state_partition_specs(abstract, axis)
-    return jax.jit(jax.shard_map(solver.init, mesh=mesh, in_specs=P(), out_specs=specs))(params)
+    specs = _with_run_axis(specs) if runs else specs
+    return jax.jit(jax.shard_map(init, mesh=mesh, in_specs=P(), out_specs=specs,
+                                 check_vma=False))(params)
 
 
 def local_epoch_fn(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
@@ -241,8 +245,9 @@ def _with_run_axis(specs: Any) -> Any:
     return jax.tree.map(lambda s: P(None, *s), specs, is_leaf=lambda s: isinstance(s, P))
 
 
-def data_parallel_epoch(solver: PrimalDual, batch_size: int, mesh: Mesh, layout: ShardLayout,
-                        *, loss_of: Callable | None = None, runs: bool = False) -> Callable:
+def data_parallel_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_size: int,
+                        mesh: Mesh, layout: ShardLayout, *, loss_of: Callable | None = None,
+                        runs: bool = False) -> Callable:
     """A compiled ``(state, data, key) -> (state, EpochInfo)`` for ``train(epoch_runner=...)``.
 
     Args:
@@ -252,7 +257,8 @@ def data_parallel_epoch(solver: PrimalDual, batch_size: int, mesh: Mesh, layout:
       layout: the :class:`feasjax.layout.ShardLayout` of the data.
       loss_of: see :func:`feasjax.epoch_fn`.
       runs: vectorise over a leading run axis of the state and of the key (a sweep; see
-        :mod:`feasjax.sweeps`).
+        :mod:`feasjax.sweeps`); ``solver`` may then be ``hparams -> PrimalDual`` and the runner
+        is ``(states, data, keys, hparams=None)``, ``hparams`` with a leading run axis.
 
     Returns:
       A jitted runner (state donated). ``EpochInfo.indices`` are **local** (map them with
@@ -270,17 +276,23 @@ def data_parallel_epoch(solver: PrimalDual, batch_size: int, mesh: Mesh, layout:
       >>> state, info = run(init_sharded(fl, jnp.zeros(()), mesh, layout), data,
       ...                   jax.random.key(0))
       >>> info.indices.shape, state.multipliers["samples"].sharding.spec
-      ((2, 4), PartitionSpec('data',))
+      ((2, 4), P('data',))
     """
     axis = _axis(mesh)
     if layout.num_shards != mesh.size:
         raise ValueError(f"layout has {layout.num_shards} shards but the mesh has {mesh.size} "
                          f"devices")
-    local = local_epoch_fn(solver, batch_size, layout, axis_name=axis, loss_of=loss_of)
-    if runs:
-        local = jax.vmap(local, in_axes=(0, None, 0))
+    local_epoch_fn(None, batch_size, layout)  # validates batch_size now, not at trace time
 
-    def run(state, data, key):
+    def local(state, data, key, hparams=None):
+        this = solver if isinstance(solver, PrimalDual) else solver(hparams)
+        epoch = local_epoch_fn(this, batch_size, layout, axis_name=axis, loss_of=loss_of)
+        return epoch(state, data, key)
+
+    if runs:
+        local = jax.vmap(local, in_axes=(0, None, 0, 0))
+
+    def run(state, data, key, hparams=None):
         specs = state_partition_specs(state, axis)  # the run axis leaves the structure as is
         record = P(None, None, axis) if runs else P(None, axis)
         if runs:
@@ -288,7 +300,8 @@ def data_parallel_epoch(solver: PrimalDual, batch_size: int, mesh: Mesh, layout:
         info_specs = EpochInfo(indices=record, losses=record, ok=P())
         # check_vma=False: the step averages gradients itself with one pmean (as under pmap);
         # with vma checking, transposes would already sum the replicated parameters' grads.
-        return jax.shard_map(local, mesh=mesh, in_specs=(specs, P(axis), P()),
-                             out_specs=(specs, info_specs), check_vma=False)(state, data, key)
+        return jax.shard_map(local, mesh=mesh, in_specs=(specs, P(axis), P(), P()),
+                             out_specs=(specs, info_specs), check_vma=False)(state, data, key,
+                                                                             hparams)
 
     return jax.jit(run, donate_argnums=0)
