@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from feasjax import metrics
+from feasjax import metrics, multirun
 from feasjax.data import Dataset
 from feasjax.dual import ascent
 from feasjax.feasible import empirical_risk, feasible_learning
@@ -42,6 +42,7 @@ class RunConfig(NamedTuple):
     alpha: float = 1.0  # RFL slack cost
     model: str = "mlp"  # "mlp" | "cnn"
     hidden: tuple = (64,)
+    devices: int | None = None  # data-parallel devices; None: all that divide the batch size
 
 
 class MethodResult(NamedTuple):
@@ -75,7 +76,8 @@ def build_model(dataset: Dataset, config: RunConfig) -> nnx.Module:
     return MLP(int(np.prod(dataset.x_train.shape[1:])), config.hidden, out, rngs=rngs)
 
 
-def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig) -> PrimalDual:
+def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig, *,
+                 axis_name: str | None = None) -> PrimalDual:
     """The ERM, FL or RFL solver of a comparison (same primal optimizer for all).
 
     Example:
@@ -87,14 +89,14 @@ def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig) -> P
     """
     primal = optax.sgd(config.learning_rate, momentum=config.momentum or None)
     if method == "erm":
-        return empirical_risk(loss_fn, primal)
+        return empirical_risk(loss_fn, primal, axis_name=axis_name)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method=}")
     return feasible_learning(
         loss_fn, primal, num_samples=num_samples, epsilon=config.epsilon,
         dual_optimizer=ascent(optax.sgd(config.dual_learning_rate)),
         formulation=resilient(config.alpha) if method == "rfl" else None,
-        init_multiplier=config.init_multiplier)
+        init_multiplier=config.init_multiplier, axis_name=axis_name)
 
 
 def evaluate(loss_fn, predict, params, x, y, dataset: Dataset, epsilon: float) -> tuple:
@@ -139,12 +141,17 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     loss_fn = per_sample_loss_fn(graphdef, kind)
     predict = predict_fn(graphdef)
     data = {"x": jnp.asarray(dataset.x_train), "y": jnp.asarray(dataset.y_train)}
-    solver = build_solver(method, loss_fn, len(dataset.y_train), config)
+    batch_size = min(config.batch_size, len(dataset.y_train))
+    devices = multirun.resolve_devices(config.devices, batch_size)
     start = time.perf_counter()
-    state, history = train(solver, solver.init(params), data, epochs=config.epochs,
-                           batch_size=min(config.batch_size, len(dataset.y_train)),
-                           key=jax.random.key(config.seed), epsilon=config.epsilon,
-                           progress=progress, description=method)
+    if devices > 1:  # data-parallel over a mesh (feasjax.parallel)
+        state, history = multirun.train_on_mesh(method, loss_fn, params, data, config, devices,
+                                                batch_size=batch_size, progress=progress)
+    else:
+        solver = build_solver(method, loss_fn, len(dataset.y_train), config)
+        state, history = train(solver, solver.init(params), data, epochs=config.epochs,
+                               batch_size=batch_size, key=jax.random.key(config.seed),
+                               epsilon=config.epsilon, progress=progress, description=method)
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
     train_losses, train_metrics = evaluate(loss_fn, predict, state.params, dataset.x_train,
