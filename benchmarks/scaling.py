@@ -171,7 +171,8 @@ def sweep_vs_sequential(reps, runs=8, epochs=10):
                                   progress=False)[0]
 
     train_each(), train_together()
-    t_each, t_together = _median_seconds(train_each, reps), _median_seconds(train_together, reps)
+    t_each = _median_seconds(train_each, reps)
+    t_together = _median_seconds(train_together, reps)
     return {"runs": runs, "epochs": epochs,
             "train_loop": {"sequential_seconds": t_each, "vmapped_seconds": t_together,
                            "speedup": t_each / t_together},

@@ -67,7 +67,8 @@ def sample_order_state(state: Any, layout: ShardLayout, *, runs: bool = False) -
                            if runs else unpad_samples(x, layout))
 
     specs = state_partition_specs(state, DATA_AXIS)
-    return jax.tree.map(fix, specs, state, is_leaf=lambda s: isinstance(s, jax.sharding.PartitionSpec))
+    is_spec = lambda s: isinstance(s, jax.sharding.PartitionSpec)  # noqa: E731
+    return jax.tree.map(fix, specs, state, is_leaf=is_spec)
 
 
 def train_on_mesh(method: str, loss_fn, params: Any, data: dict, config, devices: int, *,

@@ -148,7 +148,8 @@ def train_sweep(runner: Callable, states: Any, data: Any, *, epochs: int, keys: 
 def summarize_runs(results: Sequence[dict]) -> dict:
     """Mean and standard deviation over runs of every number in nested result dicts.
 
-    .. math:: \\bar x = \\tfrac1R \\sum_r x_r, \\qquad s = \\sqrt{\\tfrac1R \\sum_r (x_r - \\bar x)^2}
+    .. math::
+      \\bar x = \\tfrac1R \\sum_r x_r, \\qquad s = \\sqrt{\\tfrac1R \\sum_r (x_r - \\bar x)^2}
 
     Example:
       >>> from feasjax.sweeps import summarize_runs
