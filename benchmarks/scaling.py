@@ -162,8 +162,9 @@ def sweep_vs_sequential(reps, runs=8, epochs=10):
     sweep_runner = sweeps.sweep_epoch(solver, config.batch_size)
 
     def train_each():
-        return [fj.train(solver, solver.init(jax.tree.map(jnp.copy, p)), data, epochs=epochs, batch_size=64, key=k,
-                         progress=False, epoch_runner=runner)[0] for p, k in zip(params, keys)]
+        return [fj.train(solver, solver.init(jax.tree.map(jnp.copy, p)), data, epochs=epochs,
+                         batch_size=config.batch_size, key=k, progress=False,
+                         epoch_runner=runner)[0] for p, k in zip(params, keys)]
 
     def train_together():
         states = jax.vmap(solver.init)(sweeps.stack_runs(params))
