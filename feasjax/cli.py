@@ -93,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig(epochs=args.epochs, batch_size=args.batch_size, epsilon=args.epsilon,
                      seed=args.seed, learning_rate=args.lr,
                      dual_learning_rate=args.dual_lr, alpha=args.alpha, model=args.model,
-                     average=args.average)
+                     average=args.average, devices=getattr(args, "devices", None))
 
 
 def format_table(methods: dict) -> str:
@@ -122,6 +122,8 @@ def format_table(methods: dict) -> str:
 
 def demo(args: argparse.Namespace) -> dict:
     """Run ``feasjax demo`` and return the JSON-able report."""
+    if getattr(args, "seeds", None):
+        return demo_sweep(args)
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)  # fixed split (seed 0); --seed varies the training
     report = {"dataset": args.dataset, "epsilon": config.epsilon, "seed": config.seed,
@@ -206,8 +208,10 @@ def train_command(args: argparse.Namespace) -> dict:
         dataset, extras = user_dataset(arrays, task=args.task, num_classes=args.num_classes,
                                        seed=args.split_seed, test_fraction=args.test_fraction,
                                        image_shape=args.image_shape, name=name)
+        # Checkpointed, resumable training runs on one device (see feasjax.resume).
         config = config_from_args(args)._replace(
-            momentum=args.momentum, init_multiplier=args.init_multiplier, hidden=args.hidden)
+            momentum=args.momentum, init_multiplier=args.init_multiplier, hidden=args.hidden,
+            devices=1)
     except ValueError as e:
         raise SystemExit(f"feasjax train: error: {e}") from None
     if args.resume and not args.checkpoint_dir:
@@ -254,6 +258,62 @@ def train_command(args: argparse.Namespace) -> dict:
     return report
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    """``"0-7"``, ``"0,3,5"`` or ``"0-3,8"`` -> the seeds."""
+    seeds = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            seeds.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"--seeds must look like 0-7 or 0,3,5, got {text!r}")
+    return tuple(seeds)
+
+
+def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--devices`` and ``--seeds`` (data parallelism and vectorised sweeps)."""
+    parser.add_argument("--devices", type=_positive_int, default=None,
+                        help="data-parallel devices (default: all that divide the batch size)")
+    parser.add_argument("--seeds", type=_seeds, default=None,
+                        help="train every seed of e.g. 0-7 in one vmapped program and report "
+                             "mean ± std (overrides --seed)")
+
+
+def demo_sweep(args: argparse.Namespace) -> dict:
+    """``feasjax demo --seeds ...``: mean ± std over seeds trained in one vmapped program.
+
+    JSON: ``{"dataset", "epsilon", "seeds", "devices", "methods": {m: {"mean": {"train": {...},
+    "test": {...}}, "std": {...}, "runs": [{"train", "test"}, ...], "seconds"}}}``.
+    """
+    from feasjax.multirun import run_method_sweep
+
+    config = config_from_args(args)
+    dataset = load_dataset(args.dataset)
+    report = {"dataset": args.dataset, "epsilon": config.epsilon, "seeds": list(args.seeds),
+              "devices": None, "methods": {}}
+    for method in args.methods:
+        res = run_method_sweep(dataset, method, config, args.seeds,
+                               progress=not args.no_progress)
+        report["devices"] = res.devices
+        pick = lambda stat: {split: {k: v[stat] for k, v in res.summary[split].items()}  # noqa
+                             for split in ("train", "test")}
+        report["methods"][method] = {"mean": pick("mean"), "std": pick("std"), "runs": res.runs,
+                                     "seconds": res.seconds}
+    print(f"feasjax demo: {args.dataset}, epsilon={config.epsilon}, seeds={args.seeds[0]}.."
+          f"{args.seeds[-1]} ({len(args.seeds)} runs, vmapped), devices={report['devices']}, "
+          f"epochs={config.epochs}, batch size={config.batch_size}")
+    print("mean over seeds:\n" + format_table({m: r["mean"] for m, r in
+                                               report["methods"].items()}))
+    print("std over seeds:\n" + format_table({m: r["std"] for m, r in
+                                              report["methods"].items()}))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return report
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``feasjax`` argument parser."""
     parser = argparse.ArgumentParser(prog="feasjax", description=__doc__.splitlines()[0])
@@ -261,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser = commands.add_parser("demo", help="compare ERM, FL and RFL on bundled data")
     demo_parser.add_argument("--dataset", choices=DATASETS, default="digits")
     add_run_arguments(demo_parser)
+    add_scale_arguments(demo_parser)
     demo_parser.set_defaults(handler=demo)
     add_train_parser(commands)
     return parser

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from feasjax import metrics
+from feasjax import metrics, multirun
 from feasjax.averagers import ema, lawa, swa, tail_polyak
 from feasjax.averaging import averaged, averaged_params
 from feasjax.data import Dataset
@@ -47,6 +47,7 @@ class RunConfig(NamedTuple):
     model: str = "mlp"  # "mlp" | "cnn"
     hidden: tuple = (64,)
     average: str = "none"  # one of AVERAGES: parameter averaging evaluated beside the raw model
+    devices: int | None = None  # data-parallel devices; None: all that divide the batch size
 
 
 class MethodResult(NamedTuple):
@@ -115,9 +116,12 @@ def build_primal_optimizer(config: RunConfig, steps_per_epoch: int) -> optax.Gra
     return averaged(optax.sgd(config.learning_rate, momentum=momentum), averager)
 
 
-def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig,
-                 primal: optax.GradientTransformation | None = None) -> PrimalDual:
+def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig, *,
+                 steps_per_epoch: int = 1, axis_name: str | None = None) -> PrimalDual:
     """The ERM, FL or RFL solver of a comparison (same primal optimizer for all).
+
+    ``steps_per_epoch`` sizes the averaging windows of :func:`build_primal_optimizer`;
+    ``axis_name`` is the data axis of the mesh path (``feasjax.parallel``).
 
     Example:
       >>> import jax.numpy as jnp
@@ -126,16 +130,16 @@ def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig,
       >>> solver.init(jnp.zeros(1)).multipliers["samples"].shape
       (10,)
     """
-    primal = primal or optax.sgd(config.learning_rate, momentum=config.momentum or None)
+    primal = build_primal_optimizer(config, steps_per_epoch)
     if method == "erm":
-        return empirical_risk(loss_fn, primal)
+        return empirical_risk(loss_fn, primal, axis_name=axis_name)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method=}")
     return feasible_learning(
         loss_fn, primal, num_samples=num_samples, epsilon=config.epsilon,
         dual_optimizer=ascent(optax.sgd(config.dual_learning_rate)),
         formulation=resilient(config.alpha) if method == "rfl" else None,
-        init_multiplier=config.init_multiplier)
+        init_multiplier=config.init_multiplier, axis_name=axis_name)
 
 
 def evaluate(loss_fn, predict, params, x, y, dataset: Dataset, epsilon: float) -> tuple:
@@ -184,14 +188,22 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     predict = predict_fn(graphdef)
     data = {"x": jnp.asarray(dataset.x_train), "y": jnp.asarray(dataset.y_train)}
     batch_size = min(config.batch_size, len(dataset.y_train))
-    primal = build_primal_optimizer(config, len(dataset.y_train) // batch_size)
-    solver = build_solver(method, loss_fn, len(dataset.y_train), config, primal)
+    devices = multirun.resolve_devices(config.devices, batch_size)
+    if trainer is not None and devices > 1:
+        raise ValueError(f"a custom trainer runs on one device; got devices={devices} "
+                         f"(pass devices=1)")
     start = time.perf_counter()
-    state, history = (trainer or train)(solver, solver.init(params), data,
-                                        epochs=config.epochs, batch_size=batch_size,
-                                        key=jax.random.key(config.seed),
-                                        epsilon=config.epsilon, progress=progress,
-                                        description=method)
+    if devices > 1:  # data-parallel over a mesh (feasjax.parallel)
+        state, history = multirun.train_on_mesh(method, loss_fn, params, data, config, devices,
+                                                batch_size=batch_size, progress=progress)
+    else:
+        solver = build_solver(method, loss_fn, len(dataset.y_train), config,
+                              steps_per_epoch=len(dataset.y_train) // batch_size)
+        state, history = (trainer or train)(solver, solver.init(params), data,
+                                            epochs=config.epochs, batch_size=batch_size,
+                                            key=jax.random.key(config.seed),
+                                            epsilon=config.epsilon, progress=progress,
+                                            description=method)
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
     train_losses, train_metrics = evaluate(loss_fn, predict, state.params, dataset.x_train,

@@ -95,8 +95,10 @@ def primal_dual(
       constraints: name -> :class:`ConstraintGroup`; empty or ``None`` gives plain ERM
         through the same machinery.
       scheme: ``"simultaneous"``, ``"dual_then_primal"`` or ``"primal_then_dual"``.
-      axis_name: inside ``shard_map``/``pmap``, the data axis: primal gradients (and dense
-        measurements) are averaged over it; indexed multipliers stay local to their shard.
+      axis_name: inside ``jax.shard_map(..., check_vma=False)`` or ``jax.pmap``, the data
+        axis: primal gradients (and dense measurements) are averaged over it in one
+        all-reduce, which also carries the skip decision so that every device agrees;
+        indexed multipliers stay local to their shard (see :mod:`feasjax.parallel`).
       checked: also emit ``checkify`` checks (run the step under ``checkify.checkify``).
       on_nonfinite: ``"skip"`` (default) skips and counts a step with non-finite values;
         ``"raise"`` raises ``ValueError`` naming the non-finite samples when called eagerly
@@ -263,14 +265,22 @@ def primal_dual(
         primal_rows = new_rows if scheme == "dual_then_primal" else rows
         cot = _cotangents(primal_rows, values, state.formulation_states)
         (grads,) = vjp_fn((jnp.ones_like(objective), cot))
+        finite = _all_finite((objective, values, measured))
         if axis_name is not None:
-            grads = jax.lax.pmean(grads, axis_name)
+            # Every device must take the same skip decision, or the replicated parameters
+            # drift apart: the local flags ride in the gradient all-reduce (one per step).
+            flags = jnp.stack([~finite, ~indices_valid]).astype(jnp.float32)
+            grads, flags = jax.lax.pmean((grads, flags), axis_name)
+            finite, indices_valid = flags[0] == 0, flags[1] == 0
+        finite = finite & _all_finite(grads)
         updates, primal_state = primal_optimizer.update(grads, state.primal_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        finite = _all_finite((objective, values, measured, grads))
         if not dual_first:
             _, _, measured, _, _ = _evaluate(params, batch)
-            finite = finite & _all_finite(measured)
+            remeasured_ok = _all_finite(measured)
+            if axis_name is not None:
+                remeasured_ok = jax.lax.pmax((~remeasured_ok).astype(jnp.int32), axis_name) == 0
+            finite = finite & remeasured_ok
             new_rows, new_dual, new_form = _dual_update(state, rows, measured, idx)
         ok = finite & indices_valid
         if checked:

@@ -60,7 +60,11 @@ def epoch_indices(key: jax.Array, num_samples: int, batch_size: int) -> jax.Arra
 
 
 def epoch_fn(
-    solver: PrimalDual, batch_size: int, *, loss_of: Callable[[Any], jax.Array] | None = None
+    solver: PrimalDual,
+    batch_size: int,
+    *,
+    loss_of: Callable[[Any], jax.Array] | None = None,
+    sampler: Callable[[jax.Array, int], jax.Array] | None = None,
 ) -> Callable[[PrimalDualState, Any, jax.Array], tuple[PrimalDualState, EpochInfo]]:
     """One epoch over ``data`` as a pure function ``(state, data, key) -> (state, EpochInfo)``.
 
@@ -69,6 +73,9 @@ def epoch_fn(
       batch_size: minibatch size.
       loss_of: maps a step's ``info.aux`` to per-sample losses (default: ``aux`` itself, as
         :func:`feasjax.feasible_learning` and :func:`feasjax.empirical_risk` return).
+      sampler: ``(key, num_samples) -> (steps, batch_size)`` int32 minibatch indices (default
+        :func:`epoch_indices`); the data-parallel trainer passes one that draws from the
+        device's own block and never from padding.
 
     Returns:
       A pure function to ``jax.jit`` (donate the state) or to run per device in ``shard_map``.
@@ -83,10 +90,11 @@ def epoch_fn(
       ((2, 2), (2, 2))
     """
     loss_of = loss_of or (lambda aux: aux)
+    sampler = sampler or (lambda key, n: epoch_indices(key, n, batch_size))
 
     def run(state: PrimalDualState, data: Any, key: jax.Array):
-        n = checks.leading_size(data, "data")
-        return _scan_batches(solver, loss_of, state, data, epoch_indices(key, n, batch_size))
+        batches = sampler(key, checks.leading_size(data, "data"))
+        return _scan_batches(solver, loss_of, state, data, batches)
 
     return run
 

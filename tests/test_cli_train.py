@@ -22,7 +22,8 @@ def _main(argv):
 
 def test_train_reproduces_demo_fl_metrics(tmp_path, digits_npz):
     common = ["--methods", "fl", "--epochs", "2", "--no-progress"]
-    _main(["demo", *common, "--json", str(tmp_path / "demo.json")])
+    # feasjax train runs on one device; the demo would use all 8 simulated ones by default.
+    _main(["demo", *common, "--devices", "1", "--json", str(tmp_path / "demo.json")])
     _main(["train", "--data", str(digits_npz), *common, "--json", str(tmp_path / "train.json"),
            "--save-losses", str(tmp_path / "losses.npz")])
     demo, train = (json.loads((tmp_path / f"{k}.json").read_text()) for k in ("demo", "train"))
