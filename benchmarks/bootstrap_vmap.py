@@ -3,7 +3,11 @@
 Linear regression, d = 20, n = 20 000 streamed samples (batch 1), B = 200 replicas plus the main
 chain, SGD with ``η_k = η_0 k^(−2/3)`` and Polyak–Ruppert averaging, ``W ~ Exp(1)``. Three forms:
 
-- vmap: :func:`feasjax.bootstrap.multiplier_bootstrap`, all B + 1 chains in one ``lax.scan``;
+- vmap: :func:`feasjax.bootstrap.multiplier_bootstrap`, all B + 1 chains in one ``lax.scan``,
+  the replica axis sharded over the local devices (the driver's ``sharding=``). On a CPU the
+  script asks XLA for one host device per core (unless ``XLA_FLAGS`` already sets a count), so
+  the replicas use every core; the one-device time is reported too (``vmap_one_device_seconds``).
+  The baselines are sequential by construction: each runs one chain at a time;
 - (a) step loop: what one writes without the library, a Python loop over steps and chains calling
   a jitted single-chain step (weights drawn inside it). Too slow to run whole: a slice of
   ``--slice-steps`` steps (x B + 1 chains) is timed and extrapolated to n steps, as printed;
@@ -17,9 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
+
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    # One CPU device per core, so that sharding the replica axis uses every core (ignored by
+    # GPU/TPU backends, whose devices are the accelerators).
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_"
+                               f"device_count={os.cpu_count() or 1}").strip()
 
 import jax
 import jax.numpy as jnp
@@ -83,11 +94,17 @@ def main() -> None:
     x = jax.random.normal(kx, (n, 1, d))
     stream = jnp.concatenate([x, (x @ theta + jax.random.normal(ke, (n, 1)))[..., None]], axis=-1)
 
-    boot = multiplier_bootstrap(loss, B, learning_rate=args.eta0, gamma=args.gamma, burn_in=args.burn_in)
-    run = jax.jit(boot.run)
-    state0 = boot.init(jnp.zeros(d), kb)
-    jax.block_until_ready(run(state0, stream))  # compile
-    vmap_s = median_time(lambda: run(state0, stream), args.repeats)
+    def time_driver(sharding):
+        boot = multiplier_bootstrap(loss, B, learning_rate=args.eta0, gamma=args.gamma,
+                                    burn_in=args.burn_in, sharding=sharding)
+        run = jax.jit(boot.run)
+        state0 = boot.init(jnp.zeros(d), kb)
+        jax.block_until_ready(run(state0, stream))  # compile
+        return median_time(lambda: run(state0, stream), args.repeats)
+
+    shards = max(k for k in range(1, len(jax.devices()) + 1) if B % k == 0)
+    vmap_one_s = time_driver(None)
+    vmap_s = time_driver(jax.make_mesh((shards,), ("replicas",))) if shards > 1 else vmap_one_s
 
     init, step = make_single_chain(args.eta0, args.gamma, args.burn_in)
     keys = list(jax.random.split(kb, B + 1))
@@ -119,6 +136,9 @@ def main() -> None:
         "device": f"{dev.platform}:{dev.device_kind}",
         "replicas": B,
         "vmap_seconds": vmap_s,
+        "vmap_devices": shards,
+        "vmap_one_device_seconds": vmap_one_s,
+        "speedup_one_device": step_s / vmap_one_s,
         "step_loop_seconds": step_s,
         "scan_loop_seconds": scan_s,
         "speedup": step_s / vmap_s,
@@ -126,11 +146,13 @@ def main() -> None:
     }
     print(f"device {result['device']} (jax {jax.__version__}, python {platform.python_version()}, "
           f"{len(jax.devices())} devices); d={d} n={n} B={B} (+ main chain), median of {args.repeats}")
-    print(f"vmap driver, one lax.scan:           {vmap_s:10.3f} s")
+    print(f"vmap driver, one lax.scan:           {vmap_s:10.3f} s  (replicas over {shards} "
+          f"devices; {vmap_one_s:.3f} s on one)")
     print(f"(a) python loop steps x chains:      {step_s:10.3f} s  (extrapolated: timed {args.slice_steps} "
           f"of {n} steps x {B + 1} chains, scaled by {n / args.slice_steps:g})")
     print(f"(b) python loop chains, lax.scan:    {scan_s:10.3f} s")
-    print(f"speedup over (a): {result['speedup']:.0f}x   over (b): {result['speedup_over_scan_loop']:.2f}x")
+    print(f"speedup over (a): {result['speedup']:.0f}x   over (b): {result['speedup_over_scan_loop']:.2f}x"
+          f"   (one device: {result['speedup_one_device']:.0f}x over (a))")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -34,6 +34,7 @@ from feasjax.confidence import linear_functional_interval
 from feasjax.data import Dataset
 from feasjax.data import from_arrays
 from feasjax.data import load_dataset
+from feasjax.distributed import global_loss_summary
 from feasjax.dual import NuPIState
 from feasjax.dual import OptimisticState
 from feasjax.dual import ascent
@@ -58,6 +59,12 @@ from feasjax.indexed import gather_rows
 from feasjax.indexed import indexed
 from feasjax.indexed import scatter_rows
 from feasjax.indexed_averaging import indexed_averaged
+from feasjax.layout import ShardLayout
+from feasjax.layout import global_indices
+from feasjax.layout import pad_samples
+from feasjax.layout import sample_mask
+from feasjax.layout import shard_layout
+from feasjax.layout import unpad_samples
 from feasjax.losses import cross_entropy
 from feasjax.losses import per_sample_loss_fn
 from feasjax.losses import predict_fn
@@ -76,6 +83,15 @@ from feasjax.mixing import mixing_mse
 from feasjax.mixing import optimal_mixing_alpha
 from feasjax.models import CNN
 from feasjax.models import MLP
+from feasjax.parallel import DATA_AXIS
+from feasjax.parallel import data_mesh
+from feasjax.parallel import data_parallel_epoch
+from feasjax.parallel import init_sharded
+from feasjax.parallel import local_epoch_fn
+from feasjax.parallel import replicate
+from feasjax.parallel import shard_data
+from feasjax.parallel import state_partition_specs
+from feasjax.pmap_compat import pmap_epoch
 from feasjax.primal_dual import PrimalDual
 from feasjax.primal_dual import PrimalDualState
 from feasjax.primal_dual import StepInfo
@@ -85,6 +101,12 @@ from feasjax.problem import ConstraintValue
 from feasjax.problem import ProblemOutput
 from feasjax.resume import train_resumable
 from feasjax.schedules import swa_schedule
+from feasjax.sweeps import SweepHistory
+from feasjax.sweeps import stack_runs
+from feasjax.sweeps import summarize_runs
+from feasjax.sweeps import sweep_epoch
+from feasjax.sweeps import train_sweep
+from feasjax.sweeps import unstack_runs
 from feasjax.training import EpochInfo
 from feasjax.training import History
 from feasjax.training import chunk_fn
@@ -120,6 +142,9 @@ __all__ = [
     "coordinate_intervals",
     "cross_entropy",
     "cvar",
+    "DATA_AXIS",
+    "data_mesh",
+    "data_parallel_epoch",
     "Dataset",
     "ema",
     "empirical_risk",
@@ -133,15 +158,19 @@ __all__ = [
     "Formulation",
     "from_arrays",
     "gather_rows",
+    "global_indices",
+    "global_loss_summary",
     "History",
     "indexed",
     "indexed_averaged",
     "IndexedState",
+    "init_sharded",
     "Interval",
     "lagrangian",
     "lawa",
     "linear_functional_interval",
     "load_dataset",
+    "local_epoch_fn",
     "loss_summary",
     "mix",
     "mixing_helps",
@@ -155,9 +184,11 @@ __all__ = [
     "optimal_mixing_alpha",
     "optimistic",
     "OptimisticState",
+    "pad_samples",
     "PenaltyState",
     "per_example",
     "per_sample_loss_fn",
+    "pmap_epoch",
     "polyak",
     "power_decay_schedule",
     "predict_fn",
@@ -168,20 +199,33 @@ __all__ = [
     "project_nonnegative",
     "quadratic_penalty",
     "quantile",
+    "replicate",
     "resilient",
     "restore_checkpoint",
     "Restored",
+    "sample_mask",
     "SAMPLES",
     "save_checkpoint",
     "scatter_rows",
+    "shard_data",
+    "shard_layout",
+    "ShardLayout",
     "slack",
     "squared_error",
+    "stack_runs",
+    "state_partition_specs",
     "StepInfo",
+    "summarize_runs",
     "swa",
     "swa_schedule",
+    "sweep_epoch",
+    "SweepHistory",
     "tail_polyak",
     "train",
     "train_resumable",
+    "train_sweep",
+    "unpad_samples",
+    "unstack_runs",
     "weighted_sum",
     "worst_class_accuracy",
 ]

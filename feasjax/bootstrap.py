@@ -31,6 +31,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from feasjax.averagers import polyak
 from feasjax.weighting import Reduction, check_reduction, weighted_sum
 
 Sampler = Callable[[jax.Array, tuple[int, ...]], jax.Array]
@@ -117,15 +118,18 @@ def _replica_sharding(sharding: Mesh | NamedSharding | None, num_replicas: int):
     return sharding
 
 
+_POLYAK = polyak()
+
+
 def _polyak_ruppert_running_mean(mean: Any, value: Any, count: jax.Array) -> Any:
     """Uniform running mean with exact ``1/count`` weights; ``count <= 1`` restarts at ``value``.
 
-    Private stand-in for ``feasjax.averaging`` (swap when it lands).
+    The fold is :func:`feasjax.averagers.polyak`'s (the one ``feasjax.averaged`` uses), applied
+    to the chain's own iterates so that the B replicas share one vmapped state.
     """
-    step = 1.0 / jnp.maximum(count, 1).astype(jnp.float32)
-    return jax.tree.map(
-        lambda m, v: jnp.where(count <= 1, v, m + (v - m) * step.astype(m.dtype)), mean, value
-    )
+    already_folded = jnp.maximum(count, 1) - 1
+    weight = _POLYAK.weight(already_folded)
+    return jax.tree.map(lambda m, v: _POLYAK.fold_leaf(m, v, weight, True), mean, value)
 
 
 def _leading_dims(tree: Any, ndim: int, name: str) -> tuple[int, ...]:
@@ -196,10 +200,14 @@ def multiplier_bootstrap(
     if not isinstance(block, int) or block < 1:
         raise ValueError(f"block must be an int >= 1, got {block=}")
     check_reduction(reduction)
+    schedule = None
     if optimizer is None:
         if learning_rate is None:
             raise ValueError("learning_rate is required when optimizer is None")
-        optimizer = optax.sgd(power_decay_schedule(learning_rate, gamma))
+        # Plain SGD: the step size is shared by all chains, so it is computed once per step
+        # outside the replica vmap (a per-replica schedule would evaluate B + 1 powers a step).
+        schedule = power_decay_schedule(learning_rate, gamma)
+        optimizer = optax.scale(-1.0)
     elif learning_rate is not None:
         raise ValueError(f"pass learning_rate or optimizer, not both, got {learning_rate=}")
     if isinstance(weights, str):
@@ -220,13 +228,15 @@ def multiplier_bootstrap(
             return tree
         return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, replica_sharding), tree)
 
-    def chain_step(chain: ChainState, batch, multipliers, count) -> ChainState:
+    def chain_step(chain: ChainState, batch, multipliers, count, step_size) -> ChainState:
         def objective(params):
             values = per_sample(params, batch)
             return weighted_sum(values, multipliers.astype(values.dtype), reduction)
 
         grads = jax.grad(objective)(chain.params)
         updates, opt_state = optimizer.update(grads, chain.opt_state, chain.params)
+        if step_size is not None:
+            updates = jax.tree.map(lambda u: (step_size * u).astype(u.dtype), updates)
         params = optax.apply_updates(chain.params, updates)
         average = _polyak_ruppert_running_mean(chain.average, params, count - burn_in)
         return ChainState(params, opt_state, average)
@@ -250,14 +260,17 @@ def multiplier_bootstrap(
             weights = draw(state, 1, m)[0]
         elif jnp.shape(weights) != (num_replicas, m):
             raise ValueError(f"weights must have shape {(num_replicas, m)}, got {jnp.shape(weights)}")
+        step_size = None if schedule is None else schedule(state.count)
         count = state.count + 1
-        main = chain_step(state.main, batch, jnp.ones((m,)), count)
-        replicas = jax.vmap(chain_step, in_axes=(0, None, 0, None))(state.replicas, batch, weights, count)
+        main = chain_step(state.main, batch, jnp.ones((m,)), count, step_size)
+        replicas = jax.vmap(chain_step, in_axes=(0, None, 0, None, None))(
+            state.replicas, batch, weights, count, step_size)
         return BootstrapState(main, shard(replicas), state.keys, count)
 
     def scan_steps(state, stream, weights):
         body = lambda s, bw: (step(s, bw[0], weights=bw[1]), None)
-        return jax.lax.scan(body, state, (stream, weights))[0]
+        # A few steps per loop iteration: the per-step work is tiny, loop overhead is not.
+        return jax.lax.scan(body, state, (stream, weights), unroll=4)[0]
 
     def run(state: BootstrapState, stream, *, weights=None) -> BootstrapState:
         n, m = _leading_dims(stream, 2, "stream")

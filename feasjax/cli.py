@@ -120,9 +120,23 @@ def format_table(methods: dict) -> str:
     return "\n".join(lines)
 
 
+def write_outputs(args: argparse.Namespace, report: dict, curves: dict | None = None) -> None:
+    """Print the table, and write ``--json`` and ``--plot`` (per-sample loss CDFs) if asked."""
+    print(format_table(report["methods"]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    if getattr(args, "plot", None) and curves:
+        from feasjax.plotting import plot_loss_cdfs
+
+        plot_loss_cdfs(curves, report["epsilon"], args.plot)
+
+
 def demo(args: argparse.Namespace) -> dict:
     """Run ``feasjax demo`` and return the JSON-able report."""
     if getattr(args, "seeds", None):
+        if args.plot:
+            raise SystemExit("feasjax demo: error: --plot draws one run; use it without --seeds")
         return demo_sweep(args)
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)  # fixed split (seed 0); --seed varies the training
@@ -135,14 +149,7 @@ def demo(args: argparse.Namespace) -> dict:
         curves[method] = {"train": result.train_losses, "test": result.test_losses}
     print(f"feasjax demo: {args.dataset}, epsilon={config.epsilon}, seed={config.seed}, "
           f"epochs={config.epochs}, batch size={config.batch_size}")
-    print(format_table(report["methods"]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-    if args.plot:
-        from feasjax.plotting import plot_loss_cdfs
-
-        plot_loss_cdfs(curves, config.epsilon, args.plot)
+    write_outputs(args, report, curves)
     return report
 
 
@@ -245,16 +252,9 @@ def train_command(args: argparse.Namespace) -> dict:
             saved[f"{method}_multipliers"] = np.asarray(result.state.multipliers["samples"])
     print(f"feasjax train: {name} ({len(dataset.y_train)} train / {len(dataset.y_test)} test), "
           f"epsilon={config.epsilon}, seed={config.seed}, epochs={config.epochs}")
-    print(format_table(report["methods"]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+    write_outputs(args, report, curves)
     if args.save_losses:
         np.savez_compressed(args.save_losses, **saved)
-    if args.plot:
-        from feasjax.plotting import plot_loss_cdfs
-
-        plot_loss_cdfs(curves, config.epsilon, args.plot)
     return report
 
 

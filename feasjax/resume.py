@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from feasjax import checks
 from feasjax.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
 from feasjax.primal_dual import PrimalDual, PrimalDualState
-from feasjax.training import History, chunk_fn, epoch_indices, num_steps
+from feasjax.training import (History, chunk_fn, epoch_indices, num_steps,
+                              raise_on_skipped_step)
 
 
 def _check_config(saved: dict, current: dict, directory: str) -> None:
@@ -37,18 +38,6 @@ def _check_config(saved: dict, current: dict, directory: str) -> None:
         raise ValueError(f"the checkpoints in {directory} were made with another configuration "
                          f"({'; '.join(diffs[:5])}); use another checkpoint directory, or do "
                          f"not resume")
-
-
-def _raise_nonfinite(info: Any, epoch: int, start: int, steps_per_epoch: int) -> None:
-    ok = np.asarray(info.ok)
-    if ok.all():
-        return
-    s = int(np.flatnonzero(~ok)[0])
-    bad = np.asarray(info.indices[s])[~np.isfinite(np.asarray(info.losses[s]))]
-    raise FloatingPointError(
-        f"epoch {epoch}, step {start + s} (global step {epoch * steps_per_epoch + start + s}): "
-        f"non-finite losses or gradients (sample indices {bad[:10].tolist()}); the step was "
-        f"skipped and the run stopped (on_nonfinite='raise')")
 
 
 def train_resumable(
@@ -142,7 +131,7 @@ def train_resumable(
                 runners[length] = jax.jit(chunk_fn(solver, length), donate_argnums=0)
             state, info = runners[length](state, data, batches, jnp.int32(pos))
             if on_nonfinite == "raise":
-                _raise_nonfinite(info, epoch, pos, steps)
+                raise_on_skipped_step(info, epoch, start=pos, steps_per_epoch=steps)
             losses = np.asarray(info.losses, np.float64)
             finite = np.isfinite(losses)
             partial = [partial[0] + float(losses[finite].sum()), partial[1] + int(finite.sum()),

@@ -186,17 +186,35 @@ def unalias(tree: Any) -> Any:
     return jax.tree.map(copy_if_seen, tree)
 
 
-def _raise_on_bad_step(info: EpochInfo, epoch: int) -> None:
+def raise_on_skipped_step(info: EpochInfo, epoch: int, *, start: int = 0,
+                          steps_per_epoch: int | None = None) -> None:
+    """Raise ``FloatingPointError`` naming the first skipped step of ``info`` and its samples.
+
+    Args:
+      info: the records of an epoch (or of a chunk of it starting at step ``start``).
+      epoch: the epoch number, for the message.
+      start: the epoch step at which ``info`` starts.
+      steps_per_epoch: if given, the message also names the global step.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.training import EpochInfo, raise_on_skipped_step
+      >>> info = EpochInfo(jnp.array([[4, 7]]), jnp.array([[0.1, jnp.nan]]), jnp.array([False]))
+      >>> raise_on_skipped_step(info, epoch=2)
+      Traceback (most recent call last):
+      FloatingPointError: epoch 2, step 0: non-finite losses or gradients (sample indices [7]); ...
+    """
     ok = np.asarray(info.ok)
     if ok.all():
         return
     step = int(np.flatnonzero(~ok)[0])
-    losses = np.asarray(info.losses[step])
-    bad = np.asarray(info.indices[step])[~np.isfinite(losses)]
+    bad = np.asarray(info.indices[step])[~np.isfinite(np.asarray(info.losses[step]))]
+    where = f"epoch {epoch}, step {start + step}"
+    if steps_per_epoch is not None:
+        where += f" (global step {epoch * steps_per_epoch + start + step})"
     raise FloatingPointError(
-        f"epoch {epoch}, step {step}: non-finite losses or gradients (sample indices "
-        f"{bad[:10].tolist()}); the step was skipped and the run stopped "
-        f"(on_nonfinite='raise')")
+        f"{where}: non-finite losses or gradients (sample indices {bad[:10].tolist()}); the "
+        f"step was skipped and the run stopped (on_nonfinite='raise')")
 
 
 def train(
@@ -256,7 +274,7 @@ def train(
     for epoch in bar:
         state, info = run(state, data, jax.random.fold_in(key, epoch))
         if on_nonfinite == "raise":
-            _raise_on_bad_step(info, epoch)
+            raise_on_skipped_step(info, epoch)
         losses = info.losses
         mean_loss = float(jnp.nanmean(losses))
         feasible = float(jnp.mean(losses <= epsilon)) if epsilon is not None else float("nan")
