@@ -43,7 +43,7 @@ class RunConfig(NamedTuple):
     momentum: float = 0.9
     dual_learning_rate: float = 0.1
     init_multiplier: float = 1.0
-    alpha: float = 1.0  # RFL slack cost
+    alpha: float = 5.0  # RFL slack cost: between ERM (small) and FL (large) on the demo
     model: str = "mlp"  # "mlp" | "cnn"
     hidden: tuple = (64,)
     average: str = "none"  # one of AVERAGES: parameter averaging evaluated beside the raw model

@@ -53,7 +53,7 @@ def test_train_checkpoints_and_resumes(tmp_path, digits_npz):
     assert sorted(int(p.name) for p in (tmp_path / "ck" / "rfl").iterdir()) == [3, 7, 8]  # 4 steps an epoch
     with pytest.raises(SystemExit, match="already holds checkpoints"):
         cli.main(base)
-    with pytest.raises(SystemExit, match=r"another configuration \(alpha: saved 1.0, now 2.0"):
+    with pytest.raises(SystemExit, match=r"another configuration \(alpha: saved 5.0, now 2.0"):
         cli.main([*base, "--resume", "--alpha", "2"])
     _main([*base, "--resume", "--json", str(tmp_path / "b.json")])  # finished: restore only
     a, b = (json.loads((tmp_path / f"{k}.json").read_text()) for k in "ab")
