@@ -45,6 +45,22 @@ def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None
         raise ValueError(f"{name} must be finite and {bound}, got {name}={value!r}")
 
 
+def check_unit_interval(value: float, name: str) -> None:
+    """Raise ``ValueError`` unless the static ``value`` is in ``[0, 1)``; tracers pass.
+
+    Tracers come from ``optax.inject_hyperparams``, which rebuilds the transformation with
+    array hyper-parameters inside ``jit``: their range was checked when they were concrete.
+
+    Example:
+      >>> from feasjax.checks import check_unit_interval
+      >>> check_unit_interval(0.5, "nu")
+    """
+    if isinstance(value, jax.core.Tracer):
+        return
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {name}={value!r}")
+
+
 def leading_size(tree: Any, name: str) -> int | None:
     """The common leading-axis size of all leaves of ``tree`` (``None`` if it has no leaves).
 

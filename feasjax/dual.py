@@ -99,8 +99,7 @@ def nupi(
     checks.check_positive(learning_rate, "learning_rate")
     checks.check_positive(kp, "kp", allow_zero=True)
     checks.check_positive(ki, "ki", allow_zero=True)
-    if not 0.0 <= nu < 1.0:
-        raise ValueError(f"nu must be in [0, 1), got {nu=}")
+    checks.check_unit_interval(nu, "nu")
 
     def init_fn(params):
         return NuPIState(xi=optax.tree.zeros_like(params), count=jnp.zeros([], jnp.int32))

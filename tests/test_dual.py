@@ -87,3 +87,23 @@ def test_project_nonnegative():
 def test_bad_hyperparameters_raise(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+@pytest.mark.parametrize("factory", [
+    lambda: optax.inject_hyperparams(fj.nupi)(learning_rate=0.1, kp=1.0, nu=0.5),
+    lambda: optax.inject_hyperparams(fj.optimistic)(learning_rate=0.1, alpha=0.5),
+])
+def test_dual_optimizers_work_under_inject_hyperparams_and_indexed(factory):
+    plain = {0: fj.nupi(0.1, kp=1.0, nu=0.5), 1: fj.optimistic(0.1, alpha=0.5)}
+    tx = factory()
+    ref = plain[0] if "kp" in tx.init(jnp.zeros(1)).hyperparams else plain[1]
+    s, r = tx.init(jnp.zeros(3)), ref.init(jnp.zeros(3))
+    for g in (jnp.ones(3), 2 * jnp.ones(3)):
+        u, s = jax.jit(tx.update)(g, s)
+        v, r = ref.update(g, r)
+        np.testing.assert_allclose(u, v, rtol=1e-6)
+    rows = fj.indexed(factory())
+    state = rows.init(jnp.zeros(4))
+    u, _ = jax.jit(lambda g, st, i: rows.update(g, st, indices=i))(jnp.ones(2), state,
+                                                                    jnp.array([0, 2]))
+    np.testing.assert_allclose(u, [-0.1, -0.1], rtol=1e-6)
