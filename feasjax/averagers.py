@@ -62,7 +62,8 @@ def _lerp(avg: jax.Array, x: jax.Array, w: jax.Array, take: jax.Array) -> jax.Ar
 
 
 def _copy(leaf: jax.Array) -> jax.Array:
-    return jnp.asarray(leaf)
+    # A real copy: an average that shared the parameters' buffer could not be donated with them.
+    return jnp.copy(leaf)
 
 
 def polyak(start_step: int = 0, *, every: int = 1) -> Averager:

@@ -28,7 +28,7 @@ from feasjax import checks
 from feasjax.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
 from feasjax.primal_dual import PrimalDual, PrimalDualState
 from feasjax.training import (History, chunk_fn, epoch_indices, num_steps,
-                              raise_on_skipped_step)
+                              raise_on_skipped_step, unalias)
 
 
 def _check_config(saved: dict, current: dict, directory: str) -> None:
@@ -120,6 +120,7 @@ def train_resumable(
             state, key = restored.tree["state"], restored.tree["key"]
             epoch, pos, partial = meta["epoch"], meta["step_in_epoch"], meta["partial"]
             history = History(*(list(meta["history"][f]) for f in History._fields))
+        state = unalias(state)  # the state is donated chunk by chunk
         runners, shuffle = {}, jax.jit(epoch_indices, static_argnums=(1, 2))
         done = last_saved = epoch * steps + pos
         bar = tqdm(total=epochs * steps, initial=done, desc=description, disable=not progress,
