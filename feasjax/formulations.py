@@ -24,10 +24,12 @@ KINDS = ("inequality", "equality")
 
 
 class PenaltyState(NamedTuple):
-    """State of the augmented Lagrangian's penalty schedule."""
+    """State of the augmented Lagrangian's penalty schedule (see :func:`augmented_lagrangian`)."""
 
     penalty: jax.Array  # shape=(), float32: current ρ
-    previous_violation: jax.Array  # shape=(), float32: norm of the last measured violation
+    reference: jax.Array  # shape=(), float32: violation norm of the last window (inf at start)
+    window_max: jax.Array  # shape=(), float32: largest violation norm in the current window
+    count: jax.Array  # shape=(), int32: dual steps taken in the current window
 
 
 class Formulation(NamedTuple):
@@ -154,24 +156,47 @@ def quadratic_penalty(penalty: float) -> Formulation:
 
 
 def augmented_lagrangian(
-    penalty: float, *, growth: float = 1.0, tolerance: float = 0.25, max_penalty: float = 1e4
+    penalty: float, *, growth: float = 1.0, tolerance: float = 0.25, patience: int = 100,
+    atol: float = 1e-6, max_penalty: float = 1e4,
 ) -> Formulation:
     """Augmented Lagrangian (method of multipliers) with a penalty-growth rule.
 
-    Equalities: term ``λ g + ρ/2 g²``. Inequalities (Rockafellar's form): term
-    ``(max(0, λ + ρ g)² − λ²) / (2ρ)``, whose derivative in ``g`` is ``max(0, λ + ρ g)``.
+    With the sign convention ``L = f + λ g`` (so ``λ >= 0`` for ``g <= 0``):
+
+    .. math::
+      \\text{equality:}\\quad \\lambda g + \\tfrac{\\rho}{2} g^2, \\qquad
+      \\text{inequality:}\\quad \\frac{\\max(0, \\lambda + \\rho g)^2 - \\lambda^2}{2\\rho}
+
+    (Rockafellar's form for inequalities, whose derivative in ``g`` is ``max(0, λ + ρ g)``).
     The dual gradient is ``ρ g``: with ``ascent(optax.sgd(1.0))`` and the projection onto
     ``λ >= 0`` this is the classical update ``λ ← max(0, λ + ρ g)``.
-    Penalty growth: after each dual step, if the measured violation norm (``||max(0, g)||`` for
-    inequalities) exceeds ``tolerance`` times the previous one, ``ρ ← min(growth ρ,
-    max_penalty)``. ``growth = 1`` keeps ρ fixed (the default, and the sensible choice for
-    sampled per-sample constraints, whose batch norms are noisy).
+
+    Penalty growth (method of multipliers, Bertsekas 1982, ch. 2; Nocedal & Wright 2006,
+    Framework 17.3 and Algorithm 17.4). The primal-dual step takes one dual step per primal step, so an
+    *outer iteration* of the classical method is a window of ``patience`` dual steps. The
+    state keeps the violation norm ``r`` of the last window (``||max(0, g)||`` for
+    inequalities; the window's largest norm, so that a violation oscillating through zero does
+    not read as progress). At the end of each window, with ``v`` its largest norm:
+
+    * sufficient decrease, ``v <= tolerance · r`` (or ``v <= atol``): keep ρ;
+    * otherwise ``ρ ← min(growth · ρ, max_penalty)``;
+
+    and in both cases ``r ← v``. The first window only sets ``r``. ``growth = 1`` keeps ρ fixed
+    (the default, and the sensible choice for sampled per-sample constraints, whose batch
+    norms are noisy). ``atol`` stops the growth once the constraints hold to round-off: a
+    stalled norm of ``1e-7`` is convergence, not a reason for a larger (and, for a fixed
+    primal step size, eventually unstable) penalty. The rule assumes that the primal player
+    converges within a window: if it is slower (a small primal step), ρ keeps growing without
+    helping, so cap it where the primal step stays stable (SGD with step ``η`` needs about
+    ``η ρ ||∇g||² < 2``) or lengthen ``patience``.
 
     Args:
       penalty: initial ``ρ > 0``.
       growth: factor ``>= 1``.
-      tolerance: required decrease factor in ``(0, 1]``.
-      max_penalty: cap on ``ρ``.
+      tolerance: required decrease factor per window, in ``(0, 1]``.
+      patience: window length in dual steps, ``>= 1``.
+      atol: violation norm ``>= 0`` at or below which ρ never grows.
+      max_penalty: cap on ``ρ``, ``>= penalty``.
 
     Returns:
       A :class:`Formulation` whose state is a :class:`PenaltyState`.
@@ -182,18 +207,35 @@ def augmented_lagrangian(
       >>> form = augmented_lagrangian(penalty=10.0)
       >>> form.dual_gradient(jnp.zeros(1), jnp.array([0.1]), form.init(), "inequality")
       Array([1.], dtype=float32)
+      >>> form = augmented_lagrangian(1.0, growth=2.0, patience=1)
+      >>> state = form.init()
+      >>> for g in (1.0, 0.9, 0.1):  # first window sets r; no decrease: grow; decrease: keep
+      ...     state = form.update_state(state, jnp.array([g]), "equality")
+      ...     print(float(state.penalty))
+      1.0
+      2.0
+      2.0
+
+    References:
+      Bertsekas, *Constrained Optimization and Lagrange Multiplier Methods*, Academic Press,
+      1982; Nocedal & Wright, *Numerical Optimization*, 2nd ed., Springer 2006, ch. 17.
     """
     checks.check_positive(penalty, "penalty")
     if growth < 1.0:
         raise ValueError(f"growth must be >= 1, got {growth=}")
     if not 0.0 < tolerance <= 1.0:
         raise ValueError(f"tolerance must be in (0, 1], got {tolerance=}")
+    if not isinstance(patience, int) or patience < 1:
+        raise ValueError(f"patience must be a positive int, got {patience=}")
+    checks.check_positive(atol, "atol", allow_zero=True)
     if max_penalty < penalty:
         raise ValueError(f"max_penalty must be >= penalty, got {max_penalty=} < {penalty=}")
 
     def init():
         return PenaltyState(penalty=jnp.asarray(penalty, jnp.float32),
-                            previous_violation=jnp.asarray(jnp.inf, jnp.float32))
+                            reference=jnp.asarray(jnp.inf, jnp.float32),
+                            window_max=jnp.zeros([], jnp.float32),
+                            count=jnp.zeros([], jnp.int32))
 
     def primal_term(lam, g, state, kind):
         rho = state.penalty.astype(g.dtype)
@@ -207,10 +249,18 @@ def augmented_lagrangian(
 
     def update_state(state, g, kind):
         norm = jnp.linalg.norm(_positive_part(g, kind)).astype(jnp.float32)
-        grow = norm > tolerance * state.previous_violation
-        new_penalty = jnp.where(grow, jnp.minimum(growth * state.penalty, max_penalty),
-                                state.penalty)
-        return PenaltyState(penalty=new_penalty, previous_violation=norm)
+        window_max = jnp.maximum(state.window_max, norm)
+        count = state.count + 1
+        done = count >= patience
+        # Bertsekas 1982, ch. 2: grow ρ when an outer iteration did not cut the violation enough.
+        stalled = (window_max > tolerance * state.reference) & (window_max > atol)
+        grown = jnp.minimum(growth * state.penalty, max_penalty)
+        return PenaltyState(
+            penalty=jnp.where(done & stalled, grown, state.penalty),
+            reference=jnp.where(done, window_max, state.reference),
+            window_max=jnp.where(done, 0.0, window_max),
+            count=jnp.where(done, 0, count),
+        )
 
     return Formulation("augmented_lagrangian", True, init, primal_term, dual_gradient,
                        update_state)

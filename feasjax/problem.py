@@ -12,8 +12,8 @@ from typing import Any, NamedTuple
 import jax
 import optax
 
-from feasjax import checks
-from feasjax.dual import ascent
+from feasjax import checks, defaults
+from feasjax.dual import check_ascent
 from feasjax.formulations import Formulation, check_kind, lagrangian
 from feasjax.weighting import check_reduction
 
@@ -41,33 +41,41 @@ class ProblemOutput(NamedTuple):
 class ConstraintGroup(NamedTuple):
     """Static description of one group of constraints.
 
+    Defaults come from :mod:`feasjax.defaults`, shared by every entry point.
+
     Attributes:
       size: number of constraints ``N`` (indexed) or ``m`` (dense).
       kind: ``"inequality"`` (multipliers projected onto ``λ >= 0``) or ``"equality"``.
       formulation: a :class:`feasjax.Formulation` (default: the Lagrangian).
       dual_optimizer: an ascent optimizer for the multipliers (default
-        ``ascent(optax.sgd(1.0))``); element-wise when ``indexed``.
+        ``defaults.dual_optimizer()``, i.e. ``ascent(optax.sgd(0.1))``); it must be marked as
+        an ascent (:func:`feasjax.ascent`, :func:`feasjax.nupi`, :func:`feasjax.optimistic`),
+        a plain optax optimizer is refused because it would descend. Element-wise when
+        ``indexed``.
       indexed: the batch names which of the ``size`` constraints it evaluates (``indices``);
         only their multipliers and dual state are read and written (O(B) per step).
-      reduction: how the batch's primal terms are reduced: ``"mean"`` (``1/B Σ``, default for
-        indexed groups) or ``"sum"`` (default for dense groups; the Feasible Learning paper's
-        code also sums, which multiplies the primal gradient by ``B``).
-      init_multiplier: initial value of every multiplier.
+      reduction: how the group's primal terms are reduced: ``"mean"`` (``1/B Σ`` over a batch,
+        ``1/m Σ`` over a dense group; the default, ``None``, means ``defaults.REDUCTION``) or
+        ``"sum"``. ``"mean"`` over a dense group of ``m`` constraints is
+        ``(1/m) Σ_j λ_j g_j``, so its multipliers are ``m`` times the textbook (sum) ones;
+        pass ``reduction="sum"`` for the textbook Lagrangian ``f + Σ_j λ_j g_j``. The Feasible
+        Learning paper's code sums over the batch, which multiplies the primal gradient by
+        ``B``.
+      init_multiplier: initial value of every multiplier (default
+        ``defaults.INIT_MULTIPLIER``, 1.0).
     """
 
     size: int
     kind: str = "inequality"
     formulation: Formulation = lagrangian()
-    dual_optimizer: optax.GradientTransformation = ascent(optax.sgd(1.0))
+    dual_optimizer: optax.GradientTransformation = defaults.dual_optimizer()
     indexed: bool = False
     reduction: str | None = None
-    init_multiplier: float = 0.0
+    init_multiplier: float = defaults.INIT_MULTIPLIER
 
     def resolved_reduction(self) -> str:
-        """The reduction in force (``reduction`` or its default)."""
-        if self.reduction is None:
-            return "mean" if self.indexed else "sum"
-        return self.reduction
+        """The reduction in force (``reduction``, or ``defaults.REDUCTION`` when ``None``)."""
+        return defaults.REDUCTION if self.reduction is None else self.reduction
 
     def validate(self, name: str) -> None:
         """Raise ``ValueError`` naming ``name`` if the description is inconsistent."""
@@ -76,6 +84,8 @@ class ConstraintGroup(NamedTuple):
                              f"got size={self.size!r}")
         check_kind(self.kind)
         check_reduction(self.resolved_reduction())
+        if self.formulation.has_multipliers:
+            check_ascent(self.dual_optimizer, f"dual_optimizer of constraint group {name!r}")
         if self.kind == "inequality":
             checks.check_positive(self.init_multiplier, f"{name}.init_multiplier",
                                   allow_zero=True)
