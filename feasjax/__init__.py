@@ -31,6 +31,12 @@ from feasjax.confidence import Interval
 from feasjax.confidence import confidence_ball
 from feasjax.confidence import coordinate_intervals
 from feasjax.confidence import linear_functional_interval
+from feasjax.transform import ConstrainedState
+from feasjax.transform import constrained
+from feasjax.transform import constrained_state
+from feasjax.transform import dual_update
+from feasjax.transform import feasible
+from feasjax.transform import multipliers
 from feasjax.data import Dataset
 from feasjax.data import from_arrays
 from feasjax.data import load_dataset
@@ -41,10 +47,10 @@ from feasjax.dual import ascent
 from feasjax.dual import nupi
 from feasjax.dual import optimistic
 from feasjax.dual import project_nonnegative
-from feasjax.feasible import SAMPLES
-from feasjax.feasible import empirical_risk
-from feasjax.feasible import feasible_learning
-from feasjax.feasible import per_example
+from feasjax.learning import SAMPLES
+from feasjax.learning import empirical_risk
+from feasjax.learning import feasible_learning
+from feasjax.learning import per_example
 from feasjax.formulations import Formulation
 from feasjax.formulations import PenaltyState
 from feasjax.formulations import augmented_lagrangian
@@ -136,6 +142,9 @@ __all__ = [
     "CNN",
     "combine_duplicates",
     "confidence_ball",
+    "constrained",
+    "constrained_state",
+    "ConstrainedState",
     "ConfidenceBall",
     "ConstraintGroup",
     "ConstraintValue",
@@ -146,12 +155,14 @@ __all__ = [
     "data_mesh",
     "data_parallel_epoch",
     "Dataset",
+    "dual_update",
     "ema",
     "empirical_risk",
     "epoch_fn",
     "epoch_indices",
     "EpochInfo",
     "estimate_mixing_alpha",
+    "feasible",
     "feasible_fraction",
     "feasible_learning",
     "find_averaged_states",
@@ -177,6 +188,7 @@ __all__ = [
     "mixing_mse",
     "MLP",
     "multiplier_bootstrap",
+    "multipliers",
     "multiplier_stats",
     "MultiplierBootstrap",
     "nupi",

@@ -45,6 +45,25 @@ def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None
         raise ValueError(f"{name} must be finite and {bound}, got {name}={value!r}")
 
 
+def check_count(value: Any, name: str) -> int:
+    """Return ``value`` as an ``int`` if it is an integer ``>= 1`` (Python or numpy); else raise.
+
+    Floats (``2.5``, even ``2.0``) and booleans are rejected rather than rounded.
+
+    Example:
+      >>> import numpy as np
+      >>> from feasjax.checks import check_count
+      >>> check_count(np.int64(3), "num_samples")
+      3
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= 1, got {name}={value!r} "
+                        f"({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
+    return int(value)
+
+
 def check_unit_interval(value: float, name: str) -> None:
     """Raise ``ValueError`` unless the static ``value`` is in ``[0, 1)``; tracers pass.
 

@@ -20,7 +20,7 @@ from feasjax.averagers import ema, lawa, swa, tail_polyak
 from feasjax.averaging import averaged, averaged_params
 from feasjax.data import Dataset
 from feasjax.dual import ascent
-from feasjax.feasible import empirical_risk, feasible_learning
+from feasjax.learning import empirical_risk, feasible_learning
 from feasjax.formulations import resilient
 from feasjax.losses import per_sample_loss_fn, predict_fn
 from feasjax.models import CNN, MLP

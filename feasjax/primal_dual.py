@@ -1,23 +1,30 @@
-"""The primal-dual step: one forward pass, a dual step on the batch's multipliers, a primal step.
+"""The closed primal-dual solver: one forward pass, a dual step, a primal step.
 
 ``primal_dual(problem_fn, primal_optimizer, constraints)`` returns a :class:`PrimalDual` whose
 ``init`` builds a :class:`PrimalDualState` and whose pure ``step(state, batch, indices)`` does
 
 1. one forward pass with ``jax.vjp`` (objective, violations, measurements, aux);
-2. the dual step of every group from the measurements, on the batch's rows only for indexed
-   groups (gather, element-wise update, projection onto ``λ >= 0``, scatter: O(B));
+2. the dual step of every group (:mod:`feasjax.dual_step`, the same code as the optax
+   transformation :func:`feasjax.constrained`): the batch's rows only for indexed groups;
 3. the primal step on ``objective + Σ_groups reduce(primal_term(λ, g))`` through the same
-   ``vjp`` (no second forward pass).
+   ``vjp`` (no second forward pass), by the wrapped optimizer
+   (:func:`feasjax.transform.primal_step`, shared with the transformation too).
 
-Schemes: ``"simultaneous"`` (primal step with the old multipliers), ``"dual_then_primal"``
-(the Feasible Learning paper's choice: the primal step uses the multipliers just updated from
-the same losses) and ``"primal_then_dual"`` (the dual step uses violations re-evaluated after the
-primal step, one extra forward pass).
+It is the Cooper-style ``roll()`` for users who hand over the forward pass; users who keep
+their own train step use :func:`feasjax.constrained` / :func:`feasjax.feasible` (the optax transformations) instead.
 
-A step whose losses, violations or gradients are not finite, or whose indices are out of range,
-is skipped (state unchanged, ``state.skipped`` incremented, ``info.ok`` false) at O(B) cost.
-Under ``jax.jit``, donate the state (``donate_argnums=0``) so that a multiplier vector of any
-size is updated in place.
+Schemes: ``"simultaneous"`` (default: the primal step uses the old multipliers),
+``"dual_then_primal"`` (the Feasible Learning paper's alternating choice: the primal step uses
+the multipliers just updated from the same losses) and ``"primal_then_dual"`` (the dual step
+uses violations re-evaluated after the primal step, one extra forward pass).
+
+Models with state (batch statistics, dropout RNG): with ``stateful=True`` the problem is
+``problem_fn(params, batch, model_state) -> (ProblemOutput, new_model_state)`` and the state
+carries ``model_state`` (kept only when the step is).
+
+A step whose losses, violations, gradients or updates are not finite, or whose indices are out
+of range, is skipped (state unchanged, ``state.skipped`` incremented, ``info.ok`` false) at
+O(B) cost. Under ``jax.jit``, donate the state (``donate_argnums=0``).
 """
 from __future__ import annotations
 
@@ -28,12 +35,12 @@ import jax.numpy as jnp
 import optax
 from jax.experimental import checkify
 
-from feasjax import checks
-from feasjax.indexed import gather_rows, indexed, scatter_rows, update_rows, write_rows
+from feasjax import checks, defaults, dual_step
+from feasjax.transform import SCHEMES, check_scheme, primal_step
 from feasjax.problem import ConstraintGroup, ConstraintValue, ProblemOutput
 from feasjax.weighting import weighted_sum
 
-SCHEMES = ("simultaneous", "dual_then_primal", "primal_then_dual")
+__all__ = ["PrimalDual", "PrimalDualState", "SCHEMES", "StepInfo", "primal_dual"]
 
 
 class PrimalDualState(NamedTuple):
@@ -46,6 +53,7 @@ class PrimalDualState(NamedTuple):
     formulation_states: dict  # name -> formulation state (e.g. the penalty ρ)
     step: jax.Array  # shape=(), int32: steps taken (skipped ones included)
     skipped: jax.Array  # shape=(), int32: steps skipped for non-finite values or bad indices
+    model_state: Any = ()  # non-parameter model state (batch statistics, RNG), or ()
 
 
 class StepInfo(NamedTuple):
@@ -66,35 +74,27 @@ class PrimalDual(NamedTuple):
     step: Callable[..., tuple[PrimalDualState, StepInfo]]
 
 
-def _all_finite(tree: Any) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-              if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
-def _select(ok: jax.Array, new: Any, old: Any) -> Any:
-    return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
-
-
 def primal_dual(
-    problem_fn: Callable[[Any, Any], ProblemOutput],
+    problem_fn: Callable[..., Any],
     primal_optimizer: optax.GradientTransformation,
     constraints: dict[str, ConstraintGroup] | None = None,
     *,
-    scheme: str = "simultaneous",
+    scheme: str = defaults.SCHEME,
     axis_name: str | None = None,
     checked: bool = False,
     on_nonfinite: str = "skip",
+    stateful: bool = False,
 ) -> PrimalDual:
     """Build a primal-dual solver for ``min_θ f(θ)`` s.t. the constraint groups hold.
 
     Args:
       problem_fn: ``(params, batch) -> ProblemOutput``; indexed groups return ``(B,)``
-        violations for the batch's indices, dense groups ``(size,)``.
+        violations for the batch's indices, dense groups ``(size,)``. With ``stateful``:
+        ``(params, batch, model_state) -> (ProblemOutput, new_model_state)``.
       primal_optimizer: any optax optimizer for the parameters.
       constraints: name -> :class:`ConstraintGroup`; empty or ``None`` gives plain ERM
         through the same machinery.
-      scheme: ``"simultaneous"``, ``"dual_then_primal"`` or ``"primal_then_dual"``.
+      scheme: ``"simultaneous"`` (default), ``"dual_then_primal"`` or ``"primal_then_dual"``.
       axis_name: inside ``jax.shard_map(..., check_vma=False)`` or ``jax.pmap``, the data
         axis: primal gradients (and dense measurements) are averaged over it in one
         all-reduce, which also carries the skip decision so that every device agrees;
@@ -104,101 +104,64 @@ def primal_dual(
         ``"raise"`` raises ``ValueError`` naming the non-finite samples when called eagerly
         (inside ``jit`` the step is still skipped, and :func:`feasjax.train` raises after the
         epoch, naming the step).
+      stateful: the problem takes and returns a model state (module docstring).
 
     Returns:
-      A :class:`PrimalDual` with ``init(params, multipliers=None)`` and
+      A :class:`PrimalDual` with ``init(params, multipliers=None, model_state=())`` and
       ``step(state, batch, indices=None)``; ``indices`` is an int array applied to every
       indexed group, or a dict name -> int array.
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax import ascent, primal_dual, ConstraintGroup, ConstraintValue, ProblemOutput
+      >>> from feasjax import primal_dual, ConstraintGroup, ConstraintValue, ProblemOutput
       >>> def problem(x, batch):  # min ||x||^2  s.t.  x_0 + x_1 = 1
       ...     return ProblemOutput(jnp.sum(x**2), {"eq": ConstraintValue(x[:1] + x[1:] - 1)})
-      >>> eq = ConstraintGroup(size=1, kind="equality", dual_optimizer=ascent(optax.sgd(0.5)))
-      >>> solver = primal_dual(problem, optax.sgd(0.1), {"eq": eq})
+      >>> solver = primal_dual(problem, optax.sgd(0.1), {"eq": ConstraintGroup(size=1,
+      ...                                                                    kind="equality")})
       >>> state = solver.init(jnp.zeros(2))
-      >>> for _ in range(300):
+      >>> for _ in range(1000):
       ...     state, info = solver.step(state, None)
       >>> [round(float(v), 3) for v in state.params], round(float(state.multipliers["eq"][0]), 3)
       ([0.5, 0.5], -1.0)
     """
-    constraints = dict(constraints or {})
+    groups = dict(constraints or {})
     if on_nonfinite not in ("skip", "raise"):
         raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite=}")
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme=}")
-    for name, group in constraints.items():
+    check_scheme(scheme)
+    for name, group in groups.items():
         group.validate(name)
-    dual_txs = {name: indexed(g.dual_optimizer) if g.indexed else g.dual_optimizer
-                for name, g in constraints.items()}
+    primal = optax.with_extra_args_support(primal_optimizer)
 
-    def init(params: Any, multipliers: dict | None = None) -> PrimalDualState:
-        if multipliers is None:
-            multipliers = {name: jnp.full((g.size,), g.init_multiplier, jnp.float32)
-                           for name, g in constraints.items()}
-        _check_multipliers(multipliers)
-        return PrimalDualState(
-            params=params,
-            primal_state=primal_optimizer.init(params),
-            multipliers=multipliers,
-            dual_states={name: dual_txs[name].init(multipliers[name]) for name in constraints},
-            formulation_states={name: g.formulation.init() for name, g in constraints.items()},
-            step=jnp.zeros([], jnp.int32),
-            skipped=jnp.zeros([], jnp.int32),
-        )
+    def init(params: Any, multipliers: dict | None = None, model_state: Any = ()
+             ) -> PrimalDualState:
+        if stateful and not jax.tree.leaves(model_state):
+            raise ValueError("a stateful solver needs init(params, model_state=...): the "
+                             "non-parameter state of the model (batch statistics, RNG)")
+        lam, dual, form = dual_step.init_parts(groups, multipliers)
+        return PrimalDualState(params, primal.init(params), lam, dual, form,
+                               jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32), model_state)
 
-    def _check_multipliers(multipliers: dict) -> None:
-        if set(multipliers) != set(constraints):
-            raise ValueError(f"multipliers must have keys {sorted(constraints)}, "
-                             f"got {sorted(multipliers)}")
-        for name, g in constraints.items():
-            if jnp.shape(multipliers[name]) != (g.size,):
-                raise ValueError(f"multipliers[{name!r}] must have shape ({g.size},), "
-                                 f"got {jnp.shape(multipliers[name])}")
-
-    def _indices_for(indices: Any) -> tuple[dict, jax.Array]:
-        out, valid = {}, jnp.array(True)
-        for name, g in constraints.items():
-            if not g.indexed:
-                continue
-            idx = indices.get(name) if isinstance(indices, dict) else indices
-            if idx is None:
-                raise ValueError(f"indices are required for the indexed constraint group "
-                                 f"{name!r}")
-            idx = checks.check_indices(idx, g.size, "indices")
-            valid = valid & jnp.all((idx >= 0) & (idx < g.size))
-            out[name] = idx
-        return out, valid
-
-    def _evaluate(params: Any, batch: Any) -> tuple[Any, Any, Any, Callable]:
+    def evaluate(params, batch, model_state):
         def split(p):
-            out = problem_fn(p, batch)
+            out = problem_fn(p, batch, model_state) if stateful else problem_fn(p, batch)
+            out, new_model_state = out if stateful else (out, model_state)
             if not isinstance(out, ProblemOutput):
                 raise TypeError(f"problem_fn must return a ProblemOutput, got {type(out)}")
-            if set(out.constraints) != set(constraints):
+            if set(out.constraints) != set(groups):
                 raise ValueError(f"problem_fn returned constraint groups "
-                                 f"{sorted(out.constraints)}, expected {sorted(constraints)}")
-            values = {k: c.violation for k, c in out.constraints.items()}
-            measured = {k: jax.lax.stop_gradient(c.violation if c.measurement is None
+                                 f"{sorted(out.constraints)}, expected {sorted(groups)}")
+            values = {k: _violation(c) for k, c in out.constraints.items()}
+            measured = {k: jax.lax.stop_gradient(values[k] if c.measurement is None
                                                  else c.measurement)
                         for k, c in out.constraints.items()}
-            return (out.objective, values), (measured, out.aux)
+            return (out.objective, values), (measured, out.aux, new_model_state)
 
-        (objective, values), vjp_fn, (measured, aux) = jax.vjp(split, params, has_aux=True)
-        return objective, values, measured, aux, vjp_fn
+        (objective, values), vjp_fn, rest = jax.vjp(split, params, has_aux=True)
+        return objective, values, vjp_fn, rest
 
-    def _check_batch_shapes(values: dict, idx: dict) -> None:
-        for name, g in constraints.items():
-            expected = idx[name].shape if g.indexed else (g.size,)
-            if values[name].shape != expected:
-                what = "one per index" if g.indexed else "one per constraint"
-                raise ValueError(f"constraint group {name!r}: violations must have shape "
-                                 f"{expected} ({what}), got {values[name].shape}")
-
-    def _raise_if_nonfinite(objective: Any, measured: dict, idx: dict) -> None:
+    def raise_if_nonfinite(objective, measured, idx):
         checks.check_finite(objective, "objective")
-        for name, g in constraints.items():
+        for name, g in groups.items():
             if not checks.is_concrete(measured[name]):
                 continue
             bad = ~jnp.isfinite(measured[name])
@@ -208,37 +171,10 @@ def primal_dual(
                 raise ValueError(f"constraint group {name!r}: non-finite losses/violations at "
                                  f"{label} {where[:10].tolist()}")
 
-    def _rows(state: PrimalDualState, idx: dict) -> dict:
-        return {name: gather_rows(state.multipliers[name], idx[name]) if g.indexed
-                else state.multipliers[name] for name, g in constraints.items()}
-
-    def _dual_update(state: PrimalDualState, rows: dict, measured: dict, idx: dict):
-        new_rows, new_dual, new_form = {}, {}, {}
-        for name, g in constraints.items():
-            form, fstate = g.formulation, state.formulation_states[name]
-            if not form.has_multipliers:
-                new_rows[name] = rows[name]
-                new_dual[name] = (gather_rows(state.dual_states[name].inner, idx[name])
-                                  if g.indexed else state.dual_states[name])
-                new_form[name] = form.update_state(fstate, measured[name], g.kind)
-                continue
-            direction = form.dual_gradient(rows[name], measured[name], fstate, g.kind)
-            if g.indexed:
-                upd, dual_rows = update_rows(g.dual_optimizer, direction,
-                                             state.dual_states[name], idx[name], rows[name])
-                new_dual[name] = dual_rows  # written back once the step is known to be ok
-            else:
-                upd, new_dual[name] = dual_txs[name].update(direction, state.dual_states[name],
-                                                            rows[name])
-            lam = rows[name] + upd
-            new_rows[name] = jnp.maximum(lam, 0) if g.kind == "inequality" else lam
-            new_form[name] = form.update_state(fstate, measured[name], g.kind)
-        return new_rows, new_dual, new_form
-
-    def _cotangents(rows: dict, values: dict, form_states: dict) -> dict:
+    def cotangents(rows, values, form_states):
         def penalty_sum(vals):
             total = 0.0
-            for name, g in constraints.items():
+            for name, g in groups.items():
                 terms = g.formulation.primal_term(rows[name], vals[name], form_states[name],
                                                   g.kind)
                 total = total + weighted_sum(terms, jnp.ones_like(terms),
@@ -247,67 +183,70 @@ def primal_dual(
 
         return jax.grad(penalty_sum)(values)
 
-    def step(state: PrimalDualState, batch: Any, indices: Any = None):
-        _check_multipliers(state.multipliers)
-        idx, indices_valid = _indices_for(indices)
-        objective, values, measured, aux, vjp_fn = _evaluate(state.params, batch)
-        _check_batch_shapes(values, idx)
+    def remeasure(params, batch, model_state):
+        _, _, _, (measured, _, _) = evaluate(params, batch, model_state)
+        ok = dual_step.all_finite(measured)
         if axis_name is not None:
-            measured = {k: v if constraints[k].indexed else jax.lax.pmean(v, axis_name)
-                        for k, v in measured.items()}
-        if on_nonfinite == "raise":
-            _raise_if_nonfinite(objective, measured, idx)
-        rows = _rows(state, idx)
+            measured = _pmean_dense(measured)
+            ok = jax.lax.pmax((~ok).astype(jnp.int32), axis_name) == 0
+        return measured, ok
 
-        dual_first = scheme != "primal_then_dual"
-        if dual_first:
-            new_rows, new_dual, new_form = _dual_update(state, rows, measured, idx)
-        primal_rows = new_rows if scheme == "dual_then_primal" else rows
-        cot = _cotangents(primal_rows, values, state.formulation_states)
-        (grads,) = vjp_fn((jnp.ones_like(objective), cot))
-        finite = _all_finite((objective, values, measured))
+    def _pmean_dense(measured):
+        return {k: v if groups[k].indexed else jax.lax.pmean(v, axis_name)
+                for k, v in measured.items()}
+
+    def step(state: PrimalDualState, batch: Any, indices: Any = None):
+        dual_step.check_multipliers(groups, state.multipliers)
+        idx, indices_valid = dual_step.batch_indices(groups, indices)
+        objective, values, vjp_fn, (measured, aux, model_state) = evaluate(
+            state.params, batch, state.model_state)
+        dual_step.check_violations(groups, values, idx)
         if axis_name is not None:
-            # Every device must take the same skip decision, or the replicated parameters
-            # drift apart: the local flags ride in the gradient all-reduce (one per step).
-            flags = jnp.stack([~finite, ~indices_valid]).astype(jnp.float32)
-            grads, flags = jax.lax.pmean((grads, flags), axis_name)
-            finite, indices_valid = flags[0] == 0, flags[1] == 0
-        finite = finite & _all_finite(grads)
-        updates, primal_state = primal_optimizer.update(grads, state.primal_state, state.params)
+            measured = _pmean_dense(measured)
+        if on_nonfinite == "raise":
+            raise_if_nonfinite(objective, measured, idx)
+        rows = dual_step.read_rows(groups, state.multipliers, idx)
+        proposal = None
+        if scheme != "primal_then_dual":
+            proposal = dual_step.propose(groups, state.dual_states, state.formulation_states,
+                                         rows, measured, idx)
+        primal_rows = proposal.rows if scheme == "dual_then_primal" else rows
+        (grads,) = vjp_fn((jnp.ones_like(objective),
+                           cotangents(primal_rows, values, state.formulation_states)))
+        inputs_finite = dual_step.all_finite((objective, values, measured))
+        updates, primal_state, ok = primal_step(primal, grads, state.primal_state,
+                                                state.params, inputs_finite & indices_valid,
+                                                axis_name, {})
         params = optax.apply_updates(state.params, updates)
-        if not dual_first:
-            _, _, measured, _, _ = _evaluate(params, batch)
-            remeasured_ok = _all_finite(measured)
-            if axis_name is not None:
-                remeasured_ok = jax.lax.pmax((~remeasured_ok).astype(jnp.int32), axis_name) == 0
-            finite = finite & remeasured_ok
-            new_rows, new_dual, new_form = _dual_update(state, rows, measured, idx)
-        ok = finite & indices_valid
+        if proposal is None:  # primal_then_dual: the dual step sees the new parameters
+            measured, remeasured_ok = remeasure(params, batch, model_state)
+            ok = ok & remeasured_ok
+            proposal = dual_step.propose(groups, state.dual_states, state.formulation_states,
+                                         rows, measured, idx)
+        if axis_name is not None:
+            indices_valid = jax.lax.pmax((~indices_valid).astype(jnp.int32), axis_name) == 0
+        finite = ok | ~indices_valid  # values are not judged on a step with bad indices
         if checked:
             checkify.check(indices_valid, "indices out of range at step {s}", s=state.step)
             checkify.check(finite, "non-finite losses or gradients at step {s}", s=state.step)
-
-        multipliers, dual_states = {}, {}
-        for name, g in constraints.items():
-            if g.indexed:
-                # Dropping the write (index N is out of range) skips the step at O(B) cost.
-                write = jnp.where(ok, idx[name], g.size)
-                multipliers[name] = scatter_rows(state.multipliers[name], new_rows[name], write)
-                dual_states[name] = write_rows(state.dual_states[name], new_dual[name], write)
-            else:
-                multipliers[name] = jnp.where(ok, new_rows[name], state.multipliers[name])
-                dual_states[name] = _select(ok, new_dual[name], state.dual_states[name])
+        multipliers, dual_states, form_states = dual_step.commit(
+            groups, state.multipliers, state.dual_states, state.formulation_states, proposal,
+            idx, ok)
         new_state = PrimalDualState(
-            params=_select(ok, params, state.params),
-            primal_state=_select(ok, primal_state, state.primal_state),
-            multipliers=multipliers,
-            dual_states=dual_states,
-            formulation_states=_select(ok, new_form, state.formulation_states),
-            step=state.step + 1,
-            skipped=state.skipped + (~ok).astype(jnp.int32),
-        )
+            params=dual_step.select(ok, params, state.params),
+            primal_state=dual_step.select(ok, primal_state, state.primal_state),
+            multipliers=multipliers, dual_states=dual_states, formulation_states=form_states,
+            step=state.step + 1, skipped=state.skipped + (~ok).astype(jnp.int32),
+            model_state=dual_step.select(ok, model_state, state.model_state))
         info = StepInfo(objective=objective, measurements=measured, aux=aux, ok=ok,
                         finite=finite, indices_valid=indices_valid)
         return new_state, info
 
     return PrimalDual(init=init, step=step)
+
+
+def _violation(value: ConstraintValue) -> jax.Array:
+    if not isinstance(value, ConstraintValue):
+        raise TypeError(f"constraints must map names to fj.ConstraintValue, got "
+                        f"{type(value).__name__}")
+    return value.violation

@@ -62,7 +62,7 @@ def test_losses_of_wrong_rank_raise():
         (lambda: fj.resilient(alpha=-1.0), r"alpha must be finite and > 0, got alpha=-1.0"),
         (lambda: fj.resilient(alpha=0.0), r"alpha must be finite and > 0"),
         (lambda: fj.feasible_learning(losses_fn, optax.sgd(0.1), num_samples=0, epsilon=0.1),
-         "num_samples must be finite and > 0"),
+         "num_samples must be an integer >= 1, got num_samples=0"),
         (lambda: _fl(scheme="alternating"), "scheme must be one of"),
         (lambda: _fl(reduction="max"), "reduction must be one of"),
         (lambda: _fl(on_nonfinite="ignore"), "on_nonfinite must be 'skip' or 'raise'"),
@@ -82,7 +82,7 @@ def test_mismatched_multipliers_raise():
     fl = _fl()
     with pytest.raises(ValueError, match=r"multipliers\['samples'\] must have shape \(4,\), got \(3,\)"):
         fl.init(jnp.zeros(2), multipliers={fj.SAMPLES: jnp.ones(3)})
-    with pytest.raises(ValueError, match=r"multipliers must have keys \['samples'\]"):
+    with pytest.raises(ValueError, match=r"multipliers must be a dict with keys \['samples'\]"):
         fl.init(jnp.zeros(2), multipliers={"other": jnp.ones(4)})
     state = fl.init(jnp.zeros(2))
     bad = state._replace(multipliers={fj.SAMPLES: jnp.ones(5)})

@@ -52,7 +52,7 @@ FORMULATIONS = {
 @pytest.mark.parametrize("form_name", sorted(FORMULATIONS))
 def test_equality_constrained_least_norm(form_name, scheme):
     form, dual_lr = FORMULATIONS[form_name]
-    group = fj.ConstraintGroup(size=2, kind="equality", formulation=form,
+    group = fj.ConstraintGroup(size=2, kind="equality", formulation=form, reduction="sum",
                                dual_optimizer=fj.ascent(optax.sgd(dual_lr)))
     solver = fj.primal_dual(_equality_problem, optax.sgd(0.1), {"c": group}, scheme=scheme)
     state = _run(solver, solver.init(jnp.zeros(3)), 3000)
@@ -63,7 +63,7 @@ def test_equality_constrained_least_norm(form_name, scheme):
 @pytest.mark.parametrize("form_name", sorted(FORMULATIONS))
 def test_inequality_constrained_with_active_set(form_name):
     form, dual_lr = FORMULATIONS[form_name]
-    group = fj.ConstraintGroup(size=4, formulation=form,
+    group = fj.ConstraintGroup(size=4, formulation=form, reduction="sum",
                                dual_optimizer=fj.ascent(optax.sgd(dual_lr)))
     solver = fj.primal_dual(_inequality_problem, optax.sgd(0.1), {"c": group})
     state = _run(solver, solver.init(jnp.zeros(2)), 3000)

@@ -20,14 +20,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from feasjax import checks
-from feasjax.dual import ascent
+from feasjax import checks, defaults
+from feasjax.transform import SAMPLES
 from feasjax.formulations import Formulation, lagrangian
 from feasjax.primal_dual import PrimalDual, primal_dual
 from feasjax.problem import ConstraintGroup, ConstraintValue, ProblemOutput
 from feasjax.weighting import weighted_sum
-
-SAMPLES = "samples"  # name of the per-sample constraint group
 
 
 def per_example(example_loss: Callable[[Any, Any], jax.Array]) -> Callable[[Any, Any], jax.Array]:
@@ -50,12 +48,32 @@ def per_example(example_loss: Callable[[Any, Any], jax.Array]) -> Callable[[Any,
     return jax.vmap(example_loss, in_axes=(None, 0))
 
 
-def _checked_losses(per_sample_loss: Callable, params: Any, batch: Any) -> jax.Array:
-    losses = per_sample_loss(params, batch)
+def _checked_losses(losses: Any) -> jax.Array:
+    if isinstance(losses, tuple):
+        raise TypeError("per_sample_loss must return the (B,) losses alone, got a tuple (for a "
+                        "model with batch statistics or dropout pass stateful=True, and return "
+                        "(losses, new_model_state))")
     if jnp.ndim(losses) != 1:
         raise ValueError(f"per_sample_loss must return a 1-D array of per-sample losses, got "
                          f"shape {jnp.shape(losses)}")
+    if not jnp.issubdtype(jnp.result_type(losses), jnp.floating):
+        raise TypeError(f"per_sample_loss must return float losses (int or bool losses have no "
+                        f"gradient), got dtype {jnp.result_type(losses)}")
     return losses
+
+
+def _losses_problem(per_sample_loss: Callable, stateful: bool, make: Callable) -> Callable:
+    """``problem_fn`` of a per-sample loss; ``make(params, batch, losses) -> ProblemOutput``."""
+    if stateful:
+        def problem(params, batch, model_state):
+            out = per_sample_loss(params, batch, model_state)
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError("a stateful per_sample_loss must return (losses, "
+                                "new_model_state)")
+            return make(params, batch, _checked_losses(out[0])), out[1]
+        return problem
+    return lambda params, batch: make(params, batch, _checked_losses(
+        per_sample_loss(params, batch)))
 
 
 def feasible_learning(
@@ -66,13 +84,14 @@ def feasible_learning(
     epsilon: float,
     dual_optimizer: optax.GradientTransformation | None = None,
     formulation: Formulation | None = None,
-    scheme: str = "dual_then_primal",
-    reduction: str = "mean",
-    init_multiplier: float = 1.0,
+    scheme: str = defaults.SCHEME,
+    reduction: str = defaults.REDUCTION,
+    init_multiplier: float = defaults.INIT_MULTIPLIER,
     measurement_fn: Callable[[Any, Any], jax.Array] | None = None,
     axis_name: str | None = None,
     checked: bool = False,
     on_nonfinite: str = "skip",
+    stateful: bool = False,
 ) -> PrimalDual:
     """Feasible Learning: ``loss_i(θ) <= ε`` for every training sample, solved primal-dual.
 
@@ -83,16 +102,18 @@ def feasible_learning(
       \\textstyle\\sum_{i\\in B} \\lambda_i (\\ell_i(\\theta) - \\epsilon)\\big)
 
     Args:
-      per_sample_loss: ``(params, batch) -> (B,)`` losses (see :func:`per_example`).
+      per_sample_loss: ``(params, batch) -> (B,)`` float losses (see :func:`per_example`);
+        with ``stateful``, ``(params, batch, model_state) -> (losses, new_model_state)``.
       primal_optimizer: optax optimizer for the parameters.
-      num_samples: ``N``, the number of training samples (multipliers).
+      num_samples: ``N``, the number of training samples (multipliers), an integer.
       epsilon: the loss bound ``ε >= 0``.
       dual_optimizer: element-wise ascent optimizer for the multipliers (default
-        ``ascent(optax.sgd(0.1))``, the dual step of the paper's experiments; e.g.
-        ``ascent(nupi(...))``).
+        ``ascent(optax.sgd(0.1))``, :mod:`feasjax.defaults`; e.g. ``nupi(...)``). A
+        descent optimizer (``optax.sgd(0.1)`` without :func:`feasjax.ascent`) is an error.
       formulation: :func:`feasjax.lagrangian` (FL, default) or :func:`feasjax.resilient`
         (RFL).
-      scheme: see :func:`feasjax.primal_dual`; default ``"dual_then_primal"``, the paper's.
+      scheme: see :func:`feasjax.primal_dual`; default ``"simultaneous"``
+        (``"dual_then_primal"`` is the paper's).
       reduction: ``"mean"`` (default) or ``"sum"`` over the minibatch (module docstring).
       init_multiplier: initial ``λ_i`` (1.0: the first step is an ERM step).
       measurement_fn: optional non-differentiable per-sample measurement for the dual step
@@ -100,6 +121,8 @@ def feasible_learning(
       axis_name: data axis name inside ``shard_map`` (see :func:`feasjax.primal_dual`).
       checked: emit ``checkify`` checks.
       on_nonfinite: ``"skip"`` or ``"raise"`` (see :func:`feasjax.primal_dual`).
+      stateful: the loss takes and returns the model's non-parameter state (batch
+        statistics, dropout RNG); ``init(params, model_state=...)``.
 
     Returns:
       A :class:`feasjax.PrimalDual`; ``step(state, batch, indices)`` needs the batch's sample
@@ -118,37 +141,37 @@ def feasible_learning(
       True
     """
     checks.check_positive(epsilon, "epsilon", allow_zero=True)
-    checks.check_positive(num_samples, "num_samples")
     group = ConstraintGroup(
-        size=int(num_samples),
+        size=checks.check_count(num_samples, "num_samples"),
         kind="inequality",
         formulation=formulation or lagrangian(),
-        dual_optimizer=dual_optimizer or ascent(optax.sgd(0.1)),
+        dual_optimizer=dual_optimizer or defaults.dual_optimizer(),
         indexed=True,
         reduction=reduction,
         init_multiplier=init_multiplier,
     )
 
-    def problem(params, batch):
-        losses = _checked_losses(per_sample_loss, params, batch)
+    def make(params, batch, losses):
         measurement = None
         if measurement_fn is not None:
             measurement = measurement_fn(params, batch) - epsilon
         constraint = ConstraintValue(violation=losses - epsilon, measurement=measurement)
         return ProblemOutput(jnp.zeros((), losses.dtype), {SAMPLES: constraint}, aux=losses)
 
-    return primal_dual(problem, primal_optimizer, {SAMPLES: group}, scheme=scheme,
-                       axis_name=axis_name, checked=checked, on_nonfinite=on_nonfinite)
+    return primal_dual(_losses_problem(per_sample_loss, stateful, make), primal_optimizer,
+                       {SAMPLES: group}, scheme=scheme, axis_name=axis_name, checked=checked,
+                       on_nonfinite=on_nonfinite, stateful=stateful)
 
 
 def empirical_risk(
     per_sample_loss: Callable[[Any, Any], jax.Array],
     primal_optimizer: optax.GradientTransformation,
     *,
-    reduction: str = "mean",
+    reduction: str = defaults.REDUCTION,
     axis_name: str | None = None,
     checked: bool = False,
     on_nonfinite: str = "skip",
+    stateful: bool = False,
 ) -> PrimalDual:
     """Empirical risk minimisation through the same primal-dual machinery (no multipliers).
 
@@ -159,6 +182,7 @@ def empirical_risk(
       axis_name: data axis name inside ``shard_map``.
       checked: emit ``checkify`` checks.
       on_nonfinite: ``"skip"`` or ``"raise"``.
+      stateful: as in :func:`feasible_learning`.
 
     Returns:
       A :class:`feasjax.PrimalDual`; ``indices`` are accepted and ignored.
@@ -173,10 +197,10 @@ def empirical_risk(
       >>> round(float(state.params), 4)
       2.0
     """
-    def problem(params, batch):
-        losses = _checked_losses(per_sample_loss, params, batch)
+    def make(params, batch, losses):
         objective = weighted_sum(losses, jnp.ones_like(losses), reduction)
         return ProblemOutput(objective, {}, aux=losses)
 
-    return primal_dual(problem, primal_optimizer, {}, axis_name=axis_name, checked=checked,
-                       on_nonfinite=on_nonfinite)
+    return primal_dual(_losses_problem(per_sample_loss, stateful, make), primal_optimizer, {},
+                       axis_name=axis_name, checked=checked, on_nonfinite=on_nonfinite,
+                       stateful=stateful)
