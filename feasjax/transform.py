@@ -283,21 +283,26 @@ def feasible(
         init_multiplier=init_multiplier)
     inner = constrained(primal_optimizer, {SAMPLES: group}, scheme=scheme, axis_name=axis_name)
 
-    def update_fn(updates, state, params=None, *, losses=None, measurements=None, **extra):
-        violations = None if losses is None else _violations(losses, epsilon, "losses")
+    def update_fn(updates, state, params=None, *, losses=None, measurements=None,
+                  indices=None, **extra):
+        violations = None if losses is None else _violations(losses, epsilon, indices,
+                                                              "losses")
         if measurements is not None:
-            measurements = _violations(measurements, epsilon, "measurements")
+            measurements = _violations(measurements, epsilon, indices, "measurements")
         return inner.update(updates, state, params, violations=violations,
-                            measurements=measurements, **extra)
+                            measurements=measurements, indices=indices, **extra)
 
     return optax.GradientTransformationExtraArgs(inner.init, update_fn)
 
 
-def _violations(values: Any, epsilon: Any, name: str) -> jax.Array:
+def _violations(values: Any, epsilon: Any, indices: Any, name: str) -> jax.Array:
     values = jnp.asarray(values)
     if values.ndim != 1 or not jnp.issubdtype(values.dtype, jnp.floating):
         raise ValueError(f"{name} must be a 1-D float array of per-sample values (B,), got "
                          f"shape {values.shape} dtype {values.dtype}")
+    if indices is not None and jnp.shape(indices) != values.shape:
+        raise ValueError(f"{name} must have shape {jnp.shape(indices)} (one per index), got "
+                         f"{values.shape}")
     return values - jnp.asarray(epsilon, values.dtype)
 
 
