@@ -102,7 +102,8 @@ def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
         dual_states={k: like(s, P(axis_name) if per_sample[k] else P())
                      for k, s in state.dual_states.items()},
         formulation_states=like(state.formulation_states, P()),
-        step=P(), skipped=P())
+        step=P(), skipped=P(),
+        model_state=like(state.model_state, P()))  # batch statistics: kept equal by pmean
 
 
 def process_shards(mesh: Mesh) -> range:
@@ -163,12 +164,19 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
       True
     """
     sharding = NamedSharding(mesh, P())
-    return jax.tree.map(lambda x: jax.make_array_from_callback(
-        np.shape(x), sharding, lambda idx, x=np.asarray(x): x[idx]), tree)
+
+    def place(x):
+        if jnp.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):  # nnx RNG keys
+            return jax.random.wrap_key_data(place(jax.random.key_data(x)),
+                                            impl=jax.random.key_impl(x))
+        return jax.make_array_from_callback(np.shape(x), sharding,
+                                            lambda idx, x=np.asarray(x): x[idx])
+
+    return jax.tree.map(place, tree)
 
 
 def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayout, *,
-                 runs: bool = False) -> PrimalDualState:
+                 runs: bool = False, model_state: Any = ()) -> PrimalDualState:
     """Initialise a state whose per-sample leaves are built on, and stay on, their devices.
 
     Args:
@@ -177,6 +185,8 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
       mesh: the 1-D data mesh.
       layout: the :class:`feasjax.layout.ShardLayout` of :func:`shard_data`.
       runs: ``params`` carry a leading run axis; so does the state (a sweep).
+      model_state: the model's non-parameter state for a stateful solver (replicated;
+        with ``runs``, a leading run axis too).
 
     Returns:
       A :class:`feasjax.PrimalDualState` of global arrays sharded as
@@ -194,9 +204,13 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
       (8,)
     """
     axis = _axis(mesh)
-    params = replicate(params, mesh)
-    init = jax.vmap(solver.init) if runs else solver.init
-    abstract = jax.eval_shape(init, params)
+    params, model_state = replicate((params, model_state), mesh)
+
+    def one(p, m):
+        return solver.init(p, model_state=m)
+
+    init = jax.vmap(one) if runs else one
+    abstract = jax.eval_shape(init, params, model_state)
     for name, lam in abstract.multipliers.items():
         if isinstance(abstract.dual_states[name], IndexedState) and lam.shape[-1:] != (
                 layout.local_size,):
@@ -205,8 +219,8 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
                              f"of shape {lam.shape}")
     specs = state_partition_specs(abstract, axis)
     specs = _with_run_axis(specs) if runs else specs
-    return jax.jit(jax.shard_map(init, mesh=mesh, in_specs=P(), out_specs=specs,
-                                 check_vma=False))(params)
+    return jax.jit(jax.shard_map(init, mesh=mesh, in_specs=(P(), P()), out_specs=specs,
+                                 check_vma=False))(params, model_state)
 
 
 def local_epoch_fn(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
