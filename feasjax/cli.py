@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from feasjax.data import DATASETS, load_dataset
-from feasjax.experiment import AVERAGES, METHODS, RunConfig, run_method
+from feasjax.experiment import AVERAGES, METHODS, MODELS, RunConfig, run_method
 
 TABLE_COLUMNS = (
     ("train acc", "train", "accuracy"),
@@ -79,7 +79,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="primal learning rate (SGD with momentum)")
     parser.add_argument("--dual-lr", type=float, default=defaults.dual_learning_rate)
     parser.add_argument("--alpha", type=float, default=defaults.alpha, help="RFL slack cost")
-    parser.add_argument("--model", choices=("mlp", "cnn"), default=defaults.model)
+    parser.add_argument("--model", choices=MODELS, default=defaults.model,
+                        help="mlp, cnn (BatchNorm and Dropout) or resnet (image data)")
     parser.add_argument("--average", choices=AVERAGES, default=defaults.average,
                         help="also evaluate an average of the parameters (reported beside "
                              "the raw model, as METHOD+AVERAGE rows and 'averaged' in JSON)")

@@ -22,13 +22,15 @@ from feasjax.data import Dataset
 from feasjax.dual import ascent
 from feasjax.learning import empirical_risk, feasible_learning
 from feasjax.formulations import resilient
-from feasjax.losses import per_sample_loss_fn, predict_fn
-from feasjax.models import CNN, MLP
+from feasjax.losses import (eval_loss_fn, has_model_state, per_sample_loss_fn, predict_fn,
+                            split_model, stateful_loss_fn)
+from feasjax.models import CNN, MLP, ResNet
 from feasjax.primal_dual import PrimalDual
 from feasjax.schedules import swa_schedule
 from feasjax.training import train
 
 METHODS = ("erm", "fl", "rfl")
+MODELS = ("mlp", "cnn", "resnet")
 AVERAGES = ("none", "ema", "polyak", "lawa", "swa")
 
 
@@ -44,8 +46,10 @@ class RunConfig(NamedTuple):
     dual_learning_rate: float = 0.1
     init_multiplier: float = 1.0
     alpha: float = 5.0  # RFL slack cost: between ERM (small) and FL (large) on the demo
-    model: str = "mlp"  # "mlp" | "cnn"
+    model: str = "mlp"  # one of MODELS
     hidden: tuple = (64,)
+    batch_norm: bool = True  # cnn: BatchNorm after each convolution (resnet always has it)
+    dropout: float = 0.1  # cnn and resnet: dropout before the last layer
     average: str = "none"  # one of AVERAGES: parameter averaging evaluated beside the raw model
     devices: int | None = None  # data-parallel devices; None: all that divide the batch size
 
@@ -72,13 +76,59 @@ def build_model(dataset: Dataset, config: RunConfig) -> nnx.Module:
     rngs = nnx.Rngs(config.seed)
     out = dataset.num_classes if dataset.task == "classification" else int(
         np.prod(dataset.y_train.shape[1:], dtype=int))
+    if config.model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got model={config.model!r}")
+    if config.model == "mlp":
+        return MLP(int(np.prod(dataset.x_train.shape[1:])), config.hidden, out, rngs=rngs)
+    if dataset.image_shape is None:
+        raise ValueError(f"model={config.model!r} needs image data; dataset {dataset.name!r} "
+                         f"has none")
     if config.model == "cnn":
-        if dataset.image_shape is None:
-            raise ValueError(f"model='cnn' needs image data; dataset {dataset.name!r} has none")
-        return CNN(dataset.image_shape, out, rngs=rngs)
-    if config.model != "mlp":
-        raise ValueError(f"model must be 'mlp' or 'cnn', got model={config.model!r}")
-    return MLP(int(np.prod(dataset.x_train.shape[1:])), config.hidden, out, rngs=rngs)
+        return CNN(dataset.image_shape, out, batch_norm=config.batch_norm,
+                   dropout=config.dropout, rngs=rngs)
+    return ResNet(dataset.image_shape, out, dropout=config.dropout, rngs=rngs)
+
+
+class ModelFns(NamedTuple):
+    """A split model and its functions (see :func:`model_fns`)."""
+
+    params: Any  # the nnx.Param leaves
+    model_state: Any  # the rest (batch statistics, RNG), or () for a parameter-only model
+    train_loss: Callable  # (params, batch[, model_state]) -> losses [, new model_state]
+    eval_loss: Callable  # (params, batch, model_state) -> losses, in eval mode
+    predict: Callable  # (params, x, model_state) -> outputs, in eval mode
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the model carries state beside its parameters."""
+        return bool(jax.tree.leaves(self.model_state))
+
+
+def model_fns(model: nnx.Module, task: str, *, axis_name: str | None = None) -> ModelFns:
+    """Split ``model`` and build its per-sample training and evaluation losses.
+
+    A parameter-only model (the MLP, the CNN without BatchNorm and Dropout) gets the plain
+    ``(params, batch) -> losses`` loss; a model with batch statistics or dropout gets the
+    stateful one (training mode) and an eval-mode loss that uses the running statistics.
+
+    Example:
+      >>> from flax import nnx
+      >>> from feasjax.experiment import model_fns
+      >>> from feasjax.models import CNN
+      >>> fns = model_fns(CNN((8, 8, 1), 3, batch_norm=True, rngs=nnx.Rngs(0)),
+      ...                 "classification")
+      >>> fns.stateful
+      True
+    """
+    kind = "cross_entropy" if task == "classification" else "squared_error"
+    graphdef, params, model_state = split_model(model)
+    predict = predict_fn(graphdef)
+    if not has_model_state(model_state):
+        loss = per_sample_loss_fn(graphdef, kind)
+        return ModelFns(params, (), loss, lambda p, b, m: loss(p, b),
+                        lambda p, x, m: predict(p, x))
+    return ModelFns(params, model_state, stateful_loss_fn(graphdef, kind, axis_name=axis_name),
+                    eval_loss_fn(graphdef, kind), predict)
 
 
 def build_primal_optimizer(config: RunConfig, steps_per_epoch: int) -> optax.GradientTransformation:
@@ -117,11 +167,13 @@ def build_primal_optimizer(config: RunConfig, steps_per_epoch: int) -> optax.Gra
 
 
 def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig, *,
-                 steps_per_epoch: int = 1, axis_name: str | None = None) -> PrimalDual:
+                 steps_per_epoch: int = 1, axis_name: str | None = None,
+                 stateful: bool = False) -> PrimalDual:
     """The ERM, FL or RFL solver of a comparison (same primal optimizer for all).
 
     ``steps_per_epoch`` sizes the averaging windows of :func:`build_primal_optimizer`;
-    ``axis_name`` is the data axis of the mesh path (``feasjax.parallel``).
+    ``axis_name`` is the data axis of the mesh path (``feasjax.parallel``); ``stateful``
+    says that ``loss_fn`` takes and returns a model state (:func:`model_fns`).
 
     Example:
       >>> import jax.numpy as jnp
@@ -132,27 +184,30 @@ def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig, *,
     """
     primal = build_primal_optimizer(config, steps_per_epoch)
     if method == "erm":
-        return empirical_risk(loss_fn, primal, axis_name=axis_name)
+        return empirical_risk(loss_fn, primal, axis_name=axis_name, stateful=stateful)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method=}")
     return feasible_learning(
         loss_fn, primal, num_samples=num_samples, epsilon=config.epsilon,
         dual_optimizer=ascent(optax.sgd(config.dual_learning_rate)),
         formulation=resilient(config.alpha) if method == "rfl" else None,
-        init_multiplier=config.init_multiplier, axis_name=axis_name)
+        init_multiplier=config.init_multiplier, axis_name=axis_name, stateful=stateful)
 
 
-def evaluate(loss_fn, predict, params, x, y, dataset: Dataset, epsilon: float) -> tuple:
+def evaluate(fns: ModelFns, params, model_state, x, y, dataset: Dataset,
+             epsilon: float) -> tuple:
     """Per-sample losses and the metrics dict (loss summary, accuracies) on ``(x, y)``.
+
+    The model is evaluated in eval mode (running batch statistics, no dropout).
 
     Returns:
       ``(losses, metrics)`` as numpy / Python floats.
     """
     batch = {"x": jnp.asarray(x), "y": jnp.asarray(y)}
-    losses = loss_fn(params, batch)
+    losses = fns.eval_loss(params, batch, model_state)
     out = {k: float(v) for k, v in metrics.loss_summary(losses, epsilon).items()}
     if dataset.task == "classification":
-        logits = predict(params, batch["x"])
+        logits = fns.predict(params, batch["x"], model_state)
         out["accuracy"] = float(metrics.accuracy(logits, batch["y"]))
         out["worst_class_accuracy"] = float(
             metrics.worst_class_accuracy(logits, batch["y"], dataset.num_classes))
@@ -182,10 +237,7 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
       >>> sorted(res.metrics)
       ['seconds', 'skipped_steps', 'test', 'train']
     """
-    graphdef, params = nnx.split(build_model(dataset, config))
-    kind = "cross_entropy" if dataset.task == "classification" else "squared_error"
-    loss_fn = per_sample_loss_fn(graphdef, kind)
-    predict = predict_fn(graphdef)
+    fns = model_fns(build_model(dataset, config), dataset.task)
     data = {"x": jnp.asarray(dataset.x_train), "y": jnp.asarray(dataset.y_train)}
     batch_size = min(config.batch_size, len(dataset.y_train))
     devices = multirun.resolve_devices(config.devices, batch_size)
@@ -194,21 +246,25 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
                          f"(pass devices=1)")
     start = time.perf_counter()
     if devices > 1:  # data-parallel over a mesh (feasjax.parallel)
-        state, history = multirun.train_on_mesh(method, loss_fn, params, data, config, devices,
+        state, history = multirun.train_on_mesh(method, dataset, data, config, devices,
                                                 batch_size=batch_size, progress=progress)
     else:
-        solver = build_solver(method, loss_fn, len(dataset.y_train), config,
-                              steps_per_epoch=len(dataset.y_train) // batch_size)
-        state, history = (trainer or train)(solver, solver.init(params), data,
+        solver = build_solver(method, fns.train_loss, len(dataset.y_train), config,
+                              steps_per_epoch=len(dataset.y_train) // batch_size,
+                              stateful=fns.stateful)
+        state, history = (trainer or train)(solver,
+                                            solver.init(fns.params, model_state=fns.model_state),
+                                            data,
                                             epochs=config.epochs, batch_size=batch_size,
                                             key=jax.random.key(config.seed),
                                             epsilon=config.epsilon, progress=progress,
                                             description=method)
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
-    train_losses, train_metrics = evaluate(loss_fn, predict, state.params, dataset.x_train,
-                                           dataset.y_train, dataset, config.epsilon)
-    test_losses, test_metrics = evaluate(loss_fn, predict, state.params, dataset.x_test,
+    train_losses, train_metrics = evaluate(fns, state.params, state.model_state,
+                                           dataset.x_train, dataset.y_train, dataset,
+                                           config.epsilon)
+    test_losses, test_metrics = evaluate(fns, state.params, state.model_state, dataset.x_test,
                                          dataset.y_test, dataset, config.epsilon)
     result = {"train": train_metrics, "test": test_metrics, "seconds": seconds,
               "skipped_steps": int(state.skipped)}
@@ -216,9 +272,9 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
         params = averaged_params(state.primal_state, state.params)
         result["averaged"] = {
             "average": config.average,
-            "train": evaluate(loss_fn, predict, params, dataset.x_train, dataset.y_train,
-                              dataset, config.epsilon)[1],
-            "test": evaluate(loss_fn, predict, params, dataset.x_test, dataset.y_test,
+            "train": evaluate(fns, params, state.model_state, dataset.x_train,
+                              dataset.y_train, dataset, config.epsilon)[1],
+            "test": evaluate(fns, params, state.model_state, dataset.x_test, dataset.y_test,
                              dataset, config.epsilon)[1],
         }
     return MethodResult(state, train_losses, test_losses, result, history)

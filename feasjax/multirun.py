@@ -12,12 +12,10 @@ from typing import Any, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from feasjax.data import Dataset
 from feasjax.distributed import gather
 from feasjax.layout import ShardLayout, unpad_samples
-from feasjax.losses import per_sample_loss_fn, predict_fn
 from feasjax.parallel import (DATA_AXIS, data_mesh, data_parallel_epoch, init_sharded,
                               shard_data, state_partition_specs)
 from feasjax.sweeps import stack_runs, summarize_runs, sweep_epoch, train_sweep
@@ -60,6 +58,9 @@ def sample_order_state(state: Any, layout: ShardLayout, *, runs: bool = False) -
       (5,)
     """
     def fix(spec, x):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):  # nnx RNG keys (replicated)
+            return jax.random.wrap_key_data(fix(spec, jax.random.key_data(x)),
+                                            impl=jax.random.key_impl(x))
         x = gather(x)
         if spec == jax.sharding.PartitionSpec():
             return jnp.asarray(x)
@@ -71,21 +72,22 @@ def sample_order_state(state: Any, layout: ShardLayout, *, runs: bool = False) -
     return jax.tree.map(fix, specs, state, is_leaf=is_spec)
 
 
-def train_on_mesh(method: str, loss_fn, params: Any, data: dict, config, devices: int, *,
+def train_on_mesh(method: str, dataset: Dataset, data: dict, config, devices: int, *,
                   batch_size: int, progress: bool = True) -> tuple[Any, Any]:
     """Train one method data-parallel over ``devices`` devices (``run_method``'s mesh path).
 
     Returns:
       ``(state, history)``, the state gathered to sample order (:func:`sample_order_state`).
     """
-    from feasjax.experiment import build_solver
+    from feasjax.experiment import build_model, build_solver, model_fns
 
+    fns = model_fns(build_model(dataset, config), dataset.task, axis_name=DATA_AXIS)
     mesh = data_mesh(devices)
     sharded, layout = shard_data(data, mesh)
     steps = len(data["y"]) // batch_size
-    solver = build_solver(method, loss_fn, layout.local_size, config, steps_per_epoch=steps,
-                          axis_name=DATA_AXIS)
-    state = init_sharded(solver, params, mesh, layout)
+    solver = build_solver(method, fns.train_loss, layout.local_size, config,
+                          steps_per_epoch=steps, axis_name=DATA_AXIS, stateful=fns.stateful)
+    state = init_sharded(solver, fns.params, mesh, layout, model_state=fns.model_state)
     runner = data_parallel_epoch(solver, batch_size, mesh, layout)
     state, history = train(solver, state, sharded, epochs=config.epochs, batch_size=batch_size,
                            key=jax.random.key(config.seed), epsilon=config.epsilon,
@@ -119,32 +121,36 @@ def run_method_sweep(dataset: Dataset, method: str, config, seeds: Sequence[int]
       >>> len(res.runs), sorted(res.summary["test"]["accuracy"])
       (2, ['mean', 'std'])
     """
-    from feasjax.experiment import build_model, build_solver, evaluate
+    from feasjax.experiment import build_model, build_solver, evaluate, model_fns
 
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds must name at least one seed")
-    graphdef, _ = nnx.split(build_model(dataset, config))
-    params = stack_runs([nnx.split(build_model(dataset, config._replace(seed=s)))[1]
-                         for s in seeds])
-    kind = "cross_entropy" if dataset.task == "classification" else "squared_error"
-    loss_fn, predict = per_sample_loss_fn(graphdef, kind), predict_fn(graphdef)
     n = len(dataset.y_train)
     batch = min(config.batch_size, n)
     devices = resolve_devices(config.devices, batch)
+    axis = DATA_AXIS if devices > 1 else None
+    runs = [model_fns(build_model(dataset, config._replace(seed=s)), dataset.task,
+                      axis_name=axis) for s in seeds]
+    fns = runs[0]
+    params = stack_runs([r.params for r in runs])
+    model_state = stack_runs([r.model_state for r in runs]) if fns.stateful else ()
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
     data = {"x": np.asarray(dataset.x_train), "y": np.asarray(dataset.y_train)}
     layout = None
     if devices == 1:
-        solver = build_solver(method, loss_fn, n, config, steps_per_epoch=n // batch)
-        states, runner = jax.vmap(solver.init)(params), sweep_epoch(solver, batch)
+        solver = build_solver(method, fns.train_loss, n, config, steps_per_epoch=n // batch,
+                              stateful=fns.stateful)
+        states = jax.vmap(lambda p, m: solver.init(p, model_state=m))(params, model_state)
+        runner = sweep_epoch(solver, batch)
         data = jax.tree.map(jnp.asarray, data)
     else:
         mesh = data_mesh(devices)
         data, layout = shard_data(data, mesh)
-        solver = build_solver(method, loss_fn, layout.local_size, config,
-                              steps_per_epoch=n // batch, axis_name=DATA_AXIS)
-        states = init_sharded(solver, params, mesh, layout, runs=True)
+        solver = build_solver(method, fns.train_loss, layout.local_size, config,
+                              steps_per_epoch=n // batch, axis_name=DATA_AXIS,
+                              stateful=fns.stateful)
+        states = init_sharded(solver, params, mesh, layout, runs=True, model_state=model_state)
         runner = sweep_epoch(solver, batch, mesh=mesh, layout=layout)
     start = time.perf_counter()
     states, _ = train_sweep(runner, states, data, epochs=config.epochs, keys=keys,
@@ -155,10 +161,10 @@ def run_method_sweep(dataset: Dataset, method: str, config, seeds: Sequence[int]
         states = sample_order_state(states, layout, runs=True)
     runs = []
     for r in range(len(seeds)):
-        p = jax.tree.map(lambda x, r=r: x[r], states.params)
-        _, train_m = evaluate(loss_fn, predict, p, dataset.x_train, dataset.y_train, dataset,
+        p, m = jax.tree.map(lambda x, r=r: x[r], (states.params, states.model_state))
+        _, train_m = evaluate(fns, p, m, dataset.x_train, dataset.y_train, dataset,
                               config.epsilon)
-        _, test_m = evaluate(loss_fn, predict, p, dataset.x_test, dataset.y_test, dataset,
+        _, test_m = evaluate(fns, p, m, dataset.x_test, dataset.y_test, dataset,
                              config.epsilon)
         runs.append({"train": train_m, "test": test_m})
     return SweepResult(states, runs, summarize_runs(runs), seconds, devices)
