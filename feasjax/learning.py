@@ -63,17 +63,18 @@ def _checked_losses(losses: Any) -> jax.Array:
 
 
 def _losses_problem(per_sample_loss: Callable, stateful: bool, make: Callable) -> Callable:
-    """``problem_fn`` of a per-sample loss; ``make(params, batch, losses) -> ProblemOutput``."""
+    """``problem_fn`` of a per-sample loss; ``make(params, batch, losses, model_state)``
+    returns the ``ProblemOutput`` (``model_state`` is ``None`` for a stateless loss)."""
     if stateful:
         def problem(params, batch, model_state):
             out = per_sample_loss(params, batch, model_state)
             if not (isinstance(out, tuple) and len(out) == 2):
                 raise TypeError("a stateful per_sample_loss must return (losses, "
                                 "new_model_state)")
-            return make(params, batch, _checked_losses(out[0])), out[1]
+            return make(params, batch, _checked_losses(out[0]), model_state), out[1]
         return problem
     return lambda params, batch: make(params, batch, _checked_losses(
-        per_sample_loss(params, batch)))
+        per_sample_loss(params, batch)), None)
 
 
 def feasible_learning(
@@ -117,7 +118,9 @@ def feasible_learning(
       reduction: ``"mean"`` (default) or ``"sum"`` over the minibatch (module docstring).
       init_multiplier: initial ``λ_i`` (1.0: the first step is an ERM step).
       measurement_fn: optional non-differentiable per-sample measurement for the dual step
-        (a proxy constraint: e.g. the 0-1 error while the cross-entropy drives the primal).
+        (a proxy constraint: e.g. the 0-1 error while the cross-entropy drives the primal);
+        ``(params, batch)``, or ``(params, batch, model_state)`` with ``stateful`` (e.g. the
+        eval-mode loss, so that the constraint holds for the model as it is evaluated).
       axis_name: data axis name inside ``shard_map`` (see :func:`feasjax.primal_dual`).
       checked: emit ``checkify`` checks.
       on_nonfinite: ``"skip"`` or ``"raise"`` (see :func:`feasjax.primal_dual`).
@@ -151,10 +154,11 @@ def feasible_learning(
         init_multiplier=init_multiplier,
     )
 
-    def make(params, batch, losses):
+    def make(params, batch, losses, model_state):
         measurement = None
         if measurement_fn is not None:
-            measurement = measurement_fn(params, batch) - epsilon
+            args = (params, batch) if model_state is None else (params, batch, model_state)
+            measurement = jax.lax.stop_gradient(measurement_fn(*args)) - epsilon
         constraint = ConstraintValue(violation=losses - epsilon, measurement=measurement)
         return ProblemOutput(jnp.zeros((), losses.dtype), {SAMPLES: constraint}, aux=losses)
 
@@ -197,7 +201,8 @@ def empirical_risk(
       >>> round(float(state.params), 4)
       2.0
     """
-    def make(params, batch, losses):
+    def make(params, batch, losses, model_state):
+        del model_state
         objective = weighted_sum(losses, jnp.ones_like(losses), reduction)
         return ProblemOutput(objective, {}, aux=losses)
 

@@ -86,7 +86,8 @@ def train_on_mesh(method: str, dataset: Dataset, data: dict, config, devices: in
     sharded, layout = shard_data(data, mesh)
     steps = len(data["y"]) // batch_size
     solver = build_solver(method, fns.train_loss, layout.local_size, config,
-                          steps_per_epoch=steps, axis_name=DATA_AXIS, stateful=fns.stateful)
+                          steps_per_epoch=steps, axis_name=DATA_AXIS, stateful=fns.stateful,
+                          measurement_fn=fns.dual_measurement)
     state = init_sharded(solver, fns.params, mesh, layout, model_state=fns.model_state)
     runner = data_parallel_epoch(solver, batch_size, mesh, layout)
     state, history = train(solver, state, sharded, epochs=config.epochs, batch_size=batch_size,
@@ -140,7 +141,7 @@ def run_method_sweep(dataset: Dataset, method: str, config, seeds: Sequence[int]
     layout = None
     if devices == 1:
         solver = build_solver(method, fns.train_loss, n, config, steps_per_epoch=n // batch,
-                              stateful=fns.stateful)
+                              stateful=fns.stateful, measurement_fn=fns.dual_measurement)
         states = jax.vmap(lambda p, m: solver.init(p, model_state=m))(params, model_state)
         runner = sweep_epoch(solver, batch)
         data = jax.tree.map(jnp.asarray, data)
@@ -149,7 +150,7 @@ def run_method_sweep(dataset: Dataset, method: str, config, seeds: Sequence[int]
         data, layout = shard_data(data, mesh)
         solver = build_solver(method, fns.train_loss, layout.local_size, config,
                               steps_per_epoch=n // batch, axis_name=DATA_AXIS,
-                              stateful=fns.stateful)
+                              stateful=fns.stateful, measurement_fn=fns.dual_measurement)
         states = init_sharded(solver, params, mesh, layout, runs=True, model_state=model_state)
         runner = sweep_epoch(solver, batch, mesh=mesh, layout=layout)
     start = time.perf_counter()

@@ -88,3 +88,10 @@ def test_averaged_fl_reports_metrics_and_keeps_test_accuracy(average, tmp_path):
     assert fl["averaged"]["test"]["accuracy"] >= fl["test"]["accuracy"] - 0.005
     # The average is a different model from the raw one.
     assert fl["averaged"]["train"]["mean_loss"] != fl["train"]["mean_loss"]
+
+
+@pytest.mark.parametrize("argv, epsilon", [
+    (["demo"], 0.1), (["demo", "--model", "cnn"], 0.02), (["demo", "--model", "resnet"], 0.02),
+    (["demo", "--model", "cnn", "--epsilon", "0.3"], 0.3)])
+def test_epsilon_defaults_to_the_models_bound(argv, epsilon):
+    assert cli.config_from_args(cli.build_parser().parse_args(argv)).epsilon == epsilon
