@@ -85,6 +85,23 @@ def combine_duplicates(row_values: Any, indices: jax.Array) -> Any:
     return jax.tree.map(combine, row_values)
 
 
+def in_range(indices: jax.Array, num_rows: int) -> jax.Array:
+    """``indices`` with every value outside ``[0, num_rows)`` replaced by ``num_rows``.
+
+    JAX wraps negative indices (``-1`` is the last row) and clamps or drops others depending on
+    the mode; the indexed paths map every invalid index to ``num_rows`` instead, which reads as
+    the fill value and is never written (``mode="drop"``), so a bad index can never touch a
+    wrong row, inside ``jit`` where it cannot raise.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.indexed import in_range
+      >>> in_range(jnp.array([-1, 0, 3, 4]), 4).tolist()
+      [4, 0, 3, 4]
+    """
+    return jnp.where((indices >= 0) & (indices < num_rows), indices, num_rows)
+
+
 def gather_rows(tree: Any, indices: jax.Array) -> Any:
     """Rows ``indices`` of every leaf of ``tree`` (leading axis ``N``).
 
@@ -94,16 +111,19 @@ def gather_rows(tree: Any, indices: jax.Array) -> Any:
       >>> gather_rows({"a": jnp.arange(5.0)}, jnp.array([3, 1]))["a"].tolist()
       [3.0, 1.0]
     """
-    # Out-of-range rows read as NaN (fill), never as a silently clamped neighbour.
-    return jax.tree.map(lambda leaf: leaf.at[indices].get(mode="fill"), tree)
+    # Out-of-range rows (negative ones included) read as the fill value (NaN for floats),
+    # never as a wrapped or clamped neighbour.
+    return jax.tree.map(
+        lambda leaf: leaf.at[in_range(indices, leaf.shape[0])].get(mode="fill"), tree)
 
 
 def scatter_rows(tree: Any, rows: Any, indices: jax.Array) -> Any:
     """Write ``rows`` (leading axis ``B``) into rows ``indices`` of ``tree``.
 
     Duplicate indices must carry identical rows (as :func:`combine_duplicates` makes them), so
-    that the write does not depend on the scatter order. Out-of-range rows are not written;
-    the public entry points reject them before they get here (see :mod:`feasjax.checks`).
+    that the write does not depend on the scatter order. Out-of-range rows, negative ones
+    included, are not written (:func:`in_range`); the public entry points reject concrete ones
+    before they get here (see :mod:`feasjax.checks`).
 
     Example:
       >>> import jax.numpy as jnp
@@ -112,7 +132,8 @@ def scatter_rows(tree: Any, rows: Any, indices: jax.Array) -> Any:
       [5.0, 0.0, 6.0, 0.0]
     """
     return jax.tree.map(
-        lambda leaf, row: leaf.at[indices].set(row.astype(leaf.dtype), mode="drop"),
+        lambda leaf, row: leaf.at[in_range(indices, leaf.shape[0])].set(
+            row.astype(leaf.dtype), mode="drop"),
         tree,
         rows,
     )

@@ -18,6 +18,8 @@ import optax
 
 from feasjax.averagers import Averager, WindowLeaf
 from feasjax.averaging import AveragedState, Mask, _check_params, _counted, _fold, _init_average
+from feasjax.checks import check_indices
+from feasjax.indexed import in_range
 
 
 def _row_axes(s: Any) -> Any:
@@ -26,12 +28,19 @@ def _row_axes(s: Any) -> Any:
     return WindowLeaf(1, 0, 0) if isinstance(s, WindowLeaf) else 0
 
 
+# `idx` is always `in_range`-mapped: an invalid index reads the fill value and is never
+# written, so it cannot touch a wrong row (JAX would wrap -1 to the last row).
 def _gather(s: Any, idx: jax.Array) -> Any:
     if isinstance(s, optax.MaskedNode):
         return s
     if isinstance(s, WindowLeaf):
-        return WindowLeaf(s.ring[:, idx], s.total[idx], s.evict[idx])
-    return s[idx]
+        return WindowLeaf(s.ring.at[:, idx].get(mode="fill"), _get(s.total, idx),
+                          _get(s.evict, idx))
+    return _get(s, idx)
+
+
+def _get(x: jax.Array, idx: jax.Array) -> jax.Array:
+    return x.at[idx].get(mode="fill", fill_value=0)
 
 
 def _scatter(s: Any, rows: Any, idx: jax.Array) -> Any:
@@ -39,10 +48,11 @@ def _scatter(s: Any, rows: Any, idx: jax.Array) -> Any:
         return s
     if isinstance(s, WindowLeaf):
         return WindowLeaf(
-            s.ring.at[:, idx].set(rows.ring), s.total.at[idx].set(rows.total),
-            s.evict.at[idx].set(rows.evict),
+            s.ring.at[:, idx].set(rows.ring, mode="drop"),
+            s.total.at[idx].set(rows.total, mode="drop"),
+            s.evict.at[idx].set(rows.evict, mode="drop"),
         )
-    return s.at[idx].set(rows)
+    return s.at[idx].set(rows, mode="drop")
 
 
 def _num_rows(params: Any) -> int:
@@ -101,15 +111,15 @@ def indexed_averaged(
         _check_params(params)
         if indices is None:
             raise ValueError("indexed_averaged(...).update needs indices=, the batch's row indices")
-        idx = jnp.asarray(indices)
-        if idx.ndim != 1 or not jnp.issubdtype(idx.dtype, jnp.integer):
-            raise ValueError(f"indices must be a 1-D integer array, got {idx.shape=}, {idx.dtype=}")
+        num_rows = state.count.shape[0]
+        idx = in_range(check_indices(indices, num_rows, "indices"), num_rows)
         inner_updates, inner_state = inner.update(
             updates, state.inner_state, params, indices=indices, **extra_args
         )
-        count = state.count[idx] + 1
-        n, take = state.n[idx], _counted(averager, count)
-        rows = jax.tree.map(lambda p, u: (p[idx] + u[idx]).astype(p.dtype), params, inner_updates)
+        count = _get(state.count, idx) + 1
+        n, take = _get(state.n, idx), _counted(averager, count)
+        rows = jax.tree.map(lambda p, u: (_get(p, idx) + _get(u, idx)).astype(p.dtype), params,
+                            inner_updates)
         gathered = jax.tree.map(lambda p, s: _gather(s, idx), params, state.average)
         axes = jax.tree.map(lambda p, s: _row_axes(s), params, state.average)
         folded = jax.vmap(_fold_row, in_axes=(axes, 0, 0, 0), out_axes=axes)(gathered, rows, n, take)
@@ -117,8 +127,8 @@ def indexed_averaged(
             lambda p, s, r: _scatter(s, r, idx), params, state.average, folded
         )
         new_state = AveragedState(
-            state.count.at[idx].set(count),
-            state.n.at[idx].set(n + take.astype(jnp.int32)),
+            state.count.at[idx].set(count, mode="drop"),
+            state.n.at[idx].set(n + take.astype(jnp.int32), mode="drop"),
             average,
             inner_state,
         )

@@ -363,7 +363,9 @@ def test_indexed_bad_arguments_raise():
     lam = jnp.zeros(N)
     with pytest.raises(ValueError, match="needs indices="):
         tx.update(lam, tx.init(lam), lam)
-    with pytest.raises(ValueError, match="indices must be a 1-D integer array"):
+    with pytest.raises(ValueError, match=r"indices must be 1-D \(one index per batch row\)"):
         tx.update(lam, tx.init(lam), lam, indices=jnp.zeros((2, 2), jnp.int32))
+    with pytest.raises(TypeError, match="indices must be an integer array"):
+        tx.update(lam, tx.init(lam), lam, indices=jnp.zeros(2))
     with pytest.raises(ValueError, match="share one leading"):
         tx.init({"a": jnp.zeros(3), "b": jnp.zeros(4)})

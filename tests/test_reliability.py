@@ -1,0 +1,79 @@
+"""Issue: no silent wrong result. Each case failed on 0.1.0 (see the issue's list)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import feasjax as fj
+from feasjax.indexed import apply_row_updates
+
+
+@pytest.mark.parametrize("inner", [optax.sgd(0.5), optax.adam(0.1)])
+def test_out_of_range_indices_never_touch_a_row_under_jit(inner):
+    tx = fj.indexed(inner)
+    lam = jnp.arange(4.0)
+
+    @jax.jit
+    def step(lam, state, idx):
+        upd, state = tx.update(jnp.ones(2), state, indices=idx)
+        return apply_row_updates(lam, upd, idx), state
+
+    state = tx.init(lam)
+    new_lam, new_state = step(lam, state, jnp.array([-1, 4]))
+    np.testing.assert_array_equal(new_lam, lam)  # -1 used to wrap to row 3, 4 was dropped
+    for a, b in zip(jax.tree.leaves(new_state), jax.tree.leaves(state)):
+        np.testing.assert_array_equal(a, b)
+    new_lam, _ = step(lam, state, jnp.array([-1, 1]))
+    np.testing.assert_array_equal(new_lam[jnp.array([0, 2, 3])], [0.0, 2.0, 3.0])
+    assert float(new_lam[1]) < 1.0  # the valid row took its descent step
+
+
+def test_indexed_averaged_ignores_out_of_range_rows_under_jit():
+    tx = fj.indexed_averaged(fj.indexed(optax.sgd(1.0)), fj.polyak())
+    params = jnp.zeros(3)
+    state = tx.init(params)
+    _, new = jax.jit(lambda s, i: tx.update(jnp.ones(2), s, params, indices=i))(
+        state, jnp.array([-1, 3]))
+    np.testing.assert_array_equal(new.count, state.count)
+    np.testing.assert_array_equal(new.average, state.average)
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 3\)"):
+        tx.update(jnp.ones(1), state, params, indices=jnp.array([3]))
+
+
+@pytest.mark.parametrize("losses", [lambda p, b: (b @ p > 0), lambda p, b: (b @ p).astype(int)])
+def test_integer_or_boolean_losses_are_rejected(losses):
+    fl = fj.feasible_learning(losses, optax.sgd(0.1), num_samples=4, epsilon=0.1)
+    with pytest.raises(TypeError, match="must return float losses"):
+        fl.step(fl.init(jnp.ones(2)), jnp.ones((2, 2)), jnp.array([0, 1]))
+
+
+def test_a_nan_learning_rate_skips_the_step_instead_of_poisoning_the_parameters():
+    fl = fj.feasible_learning(lambda p, b: (b @ p) ** 2, optax.sgd(float("nan")),
+                              num_samples=4, epsilon=0.1)
+    state, info = jax.jit(fl.step)(fl.init(jnp.ones(2)), jnp.ones((2, 2)), jnp.array([0, 1]))
+    assert not bool(info.ok) and int(state.skipped) == 1
+    np.testing.assert_array_equal(state.params, jnp.ones(2))
+
+
+@pytest.mark.parametrize("num_samples", [2.5, True, 2.0, "3"])
+def test_num_samples_must_be_an_integer(num_samples):
+    with pytest.raises(TypeError, match="num_samples must be an integer >= 1"):
+        fj.feasible_learning(lambda p, b: b, optax.sgd(0.1), num_samples=num_samples,
+                             epsilon=0.1)
+
+
+def test_numpy_integer_num_samples_are_accepted():
+    fl = fj.feasible_learning(lambda p, b: b, optax.sgd(0.1), num_samples=np.int64(3),
+                              epsilon=0.1)
+    assert fl.init(jnp.zeros(1)).multipliers["samples"].shape == (3,)
+
+
+@pytest.mark.parametrize("multipliers, error, match", [
+    (jnp.array([1.0, jnp.nan, 1.0]), ValueError, r"multipliers\['samples'\] must be finite"),
+    (jnp.array([1, 2, 3]), TypeError, r"multipliers\['samples'\] must be a float array"),
+])
+def test_multipliers_must_be_finite_floats(multipliers, error, match):
+    fl = fj.feasible_learning(lambda p, b: b, optax.sgd(0.1), num_samples=3, epsilon=0.1)
+    with pytest.raises(error, match=match):
+        fl.init(jnp.zeros(1), multipliers={"samples": multipliers})
