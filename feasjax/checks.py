@@ -38,6 +38,10 @@ def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None
     """
     if isinstance(value, jax.core.Tracer):
         return
+    if isinstance(value, (bool, np.bool_)) or not np.issubdtype(np.asarray(value).dtype,
+                                                                np.number):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {name}={value!r}")
     ok = np.all(np.isfinite(value)) and (np.all(np.asarray(value) >= 0) if allow_zero
                                          else np.all(np.asarray(value) > 0))
     if not ok:

@@ -11,6 +11,9 @@ import numbers
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from feasjax import checks
 
 LOSS_SUMMARY_KEYS = (
     "mean_loss",
@@ -23,18 +26,26 @@ LOSS_SUMMARY_KEYS = (
 )
 
 
-def _prepare(values: jax.Array, mask: jax.Array | None, name: str) -> tuple[jax.Array, jax.Array]:
-    """Check ``values`` is ``(N,)`` and return it with a boolean mask (all True if None)."""
+def _prepare(values: jax.Array, mask: jax.Array | None, name: str, *,
+             pad_empty: bool = False) -> tuple[jax.Array, jax.Array]:
+    """Check ``values`` is ``(N,)`` and return it with a boolean mask (all True if None).
+
+    With ``pad_empty``, an empty input becomes one masked-out entry, so that statistics over
+    no selected entry are ``nan`` (as documented) instead of an error from a reduction or a
+    gather over zero elements.
+    """
     values = jnp.asarray(values)
     if values.ndim != 1:
         raise ValueError(f"{name} must have shape (N,), got {name}.shape={values.shape}")
     if mask is None:
-        return values, jnp.ones(values.shape, bool)
+        mask = jnp.ones(values.shape, bool)
     mask = jnp.asarray(mask)
     if mask.shape != values.shape:
         raise ValueError(f"mask must have the shape of {name} {values.shape}, got {mask.shape=}")
     if mask.dtype != jnp.bool_:
         raise TypeError(f"mask must be boolean, got {mask.dtype=}")
+    if pad_empty and values.shape[0] == 0:
+        return jnp.zeros((1,), values.dtype), jnp.zeros((1,), bool)
     return values, mask
 
 
@@ -91,7 +102,7 @@ def quantile(losses: jax.Array, q: jax.Array | float, mask: jax.Array | None = N
       >>> float(quantile(jnp.array([1.0, 2.0, 3.0, 100.0]), 0.5, mask=mask))
       2.0
     """
-    losses, mask = _prepare(losses, mask, "losses")
+    losses, mask = _prepare(losses, mask, "losses", pad_empty=True)
     _check_unit(q, "q")
     q = jnp.asarray(q, dtype=jnp.result_type(losses.dtype, jnp.float32))
     ordered = jnp.sort(_gather_for_sort(jnp.where(mask, losses, jnp.inf)))
@@ -136,7 +147,7 @@ def cvar(losses: jax.Array, level: jax.Array | float, mask: jax.Array | None = N
       >>> float(cvar(jnp.arange(10.0), 0.8))  # mean of the two largest
       8.5
     """
-    losses, mask = _prepare(losses, mask, "losses")
+    losses, mask = _prepare(losses, mask, "losses", pad_empty=True)
     _check_unit(level, "level", upper_open=True)
     dtype = jnp.result_type(losses.dtype, jnp.float32)
     n = jnp.sum(mask)
@@ -172,7 +183,7 @@ def feasible_fraction(
       >>> float(feasible_fraction(jnp.array([0.05, 0.1, 0.2, 0.5]), 0.1))
       0.5
     """
-    losses, mask = _prepare(losses, mask, "losses")
+    losses, mask = _prepare(losses, mask, "losses", pad_empty=True)
     return _masked_mean((losses <= epsilon).astype(jnp.float32), mask)
 
 
@@ -237,11 +248,18 @@ def per_class_accuracy(
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
         raise ValueError(f"num_classes must be a positive int, got {num_classes=}")
     labels, mask = _prepare(labels, mask, "labels")
+    outside = mask & ((labels < 0) | (labels >= num_classes))
+    if checks.is_concrete(outside) and bool(jnp.any(outside)):
+        raise ValueError(f"labels must lie in [0, {num_classes}) (num_classes={num_classes}), "
+                         f"got {sorted(set(np.asarray(labels)[np.asarray(outside)].tolist()))[:10]}")
     correct = _predicted_labels(logits_or_preds, labels) == labels
     members = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32) * mask[:, None]
     counts = jnp.sum(members, axis=0)
     hits = jnp.sum(members * correct[:, None], axis=0)
-    return jnp.where(counts > 0, hits / jnp.maximum(counts, 1), jnp.nan)
+    per_class = jnp.where(counts > 0, hits / jnp.maximum(counts, 1), jnp.nan)
+    # Inside jit a label outside the classes cannot raise: every class reads nan, not a
+    # result that silently ignores the sample.
+    return jnp.where(jnp.any(outside), jnp.nan, per_class)
 
 
 def worst_class_accuracy(
@@ -290,7 +308,7 @@ def multiplier_stats(
       >>> {k: float(v) for k, v in multiplier_stats(jnp.array([0.0, 1.0, 3.0, 0.0])).items()}
       {'mean': 1.0, 'max': 3.0, 'nonzero_fraction': 0.5}
     """
-    multipliers, mask = _prepare(multipliers, mask, "multipliers")
+    multipliers, mask = _prepare(multipliers, mask, "multipliers", pad_empty=True)
     largest = jnp.max(jnp.where(mask, multipliers, -jnp.inf))
     return {
         "mean": _masked_mean(multipliers, mask),
@@ -321,7 +339,7 @@ def loss_summary(
       >>> float(s["q50_loss"]), float(s["max_loss"]), round(float(s["feasible_fraction"]), 3)
       (5.0, 10.0, 0.273)
     """
-    losses, mask = _prepare(losses, mask, "losses")
+    losses, mask = _prepare(losses, mask, "losses", pad_empty=True)
     q50, q90, q99 = quantile(losses, jnp.array([0.5, 0.9, 0.99]), mask)
     largest = jnp.max(jnp.where(mask, losses, -jnp.inf))
     return {

@@ -153,7 +153,7 @@ def _mix_leaf(a: Any, lo: jax.Array, gl: jax.Array) -> jax.Array:
         raise ValueError(
             f"alpha leaves must be scalars or have the leaf's shape, got {a.shape=} for {lo.shape=}"
         )
-    if _concrete(a) and np.any((np.asarray(a) < 0) | (np.asarray(a) > 1)):
+    if _concrete(a) and not np.all((np.asarray(a) >= 0) & (np.asarray(a) <= 1)):  # nan too
         raise ValueError(f"alpha must be in [0, 1], got alpha={a!r}")
     return ((1 - a) * lo + a * gl).astype(lo.dtype)
 

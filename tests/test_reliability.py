@@ -77,3 +77,31 @@ def test_multipliers_must_be_finite_floats(multipliers, error, match):
     fl = fj.feasible_learning(lambda p, b: b, optax.sgd(0.1), num_samples=3, epsilon=0.1)
     with pytest.raises(error, match=match):
         fl.init(jnp.zeros(1), multipliers={"samples": multipliers})
+
+
+@pytest.mark.parametrize("epsilon", [None, "0.1", float("nan"), -1.0])
+def test_epsilon_must_be_a_finite_nonnegative_number(epsilon):
+    with pytest.raises(ValueError, match="epsilon must be a finite number >= 0|epsilon must be "
+                                         "finite and >= 0"):
+        fj.feasible_learning(lambda p, b: b, optax.sgd(0.1), num_samples=3, epsilon=epsilon)
+
+
+def test_mix_refuses_a_nan_coefficient():
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+        fj.mix(jnp.zeros(2), jnp.ones(2), float("nan"))
+
+
+def test_metrics_on_empty_input_are_nan_as_documented():
+    empty = jnp.zeros(0)
+    assert all(np.isnan(float(v)) for v in fj.loss_summary(empty, 0.1).values())
+    assert np.isnan(float(fj.metrics.quantile(empty, 0.5)) if hasattr(fj, "metrics")
+                    else float(fj.quantile(empty, 0.5)))
+    assert all(np.isnan(float(v)) for v in fj.multiplier_stats(empty).values())
+
+
+def test_worst_class_accuracy_refuses_labels_outside_the_classes():
+    logits = jnp.eye(3)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
+        fj.worst_class_accuracy(logits, jnp.array([0, 1, 2]), 2)
+    inside_jit = jax.jit(lambda y: fj.worst_class_accuracy(logits, y, 2))(jnp.array([0, 1, 2]))
+    assert np.isnan(float(inside_jit))  # not the accuracy of the two valid samples
