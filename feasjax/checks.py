@@ -172,6 +172,22 @@ def check_finite(x: Any, name: str) -> None:
                          f"{bad[:10].tolist()}")
 
 
+def check_finite_tree(tree: Any, name: str) -> None:
+    """Raise ``ValueError`` if a concrete leaf of ``tree`` holds NaN or inf, naming the leaf.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.checks import check_finite_tree
+      >>> check_finite_tree({"w": jnp.ones(2)}, "gradients")
+    """
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if not is_concrete(leaf) or not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            continue
+        if not bool(jnp.all(jnp.isfinite(leaf))):
+            raise ValueError(f"{name} must be finite, got non-finite values in "
+                             f"{jax.tree_util.keystr(path) or 'the leaf'}")
+
+
 def check_same_structure(expected: Any, actual: Any, name: str) -> None:
     """Raise ``ValueError`` unless ``actual`` has the tree structure and shapes of ``expected``.
 

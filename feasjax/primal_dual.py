@@ -72,6 +72,7 @@ class PrimalDual(NamedTuple):
 
     init: Callable[..., PrimalDualState]
     step: Callable[..., tuple[PrimalDualState, StepInfo]]
+    checked: bool = False  # the step emits checkify checks (fj.train then runs it checkified)
 
 
 def primal_dual(
@@ -213,6 +214,8 @@ def primal_dual(
         primal_rows = proposal.rows if scheme == "dual_then_primal" else rows
         (grads,) = vjp_fn((jnp.ones_like(objective),
                            cotangents(primal_rows, values, state.formulation_states)))
+        if on_nonfinite == "raise":
+            checks.check_finite_tree(grads, "gradients (the losses were finite)")
         inputs_finite = dual_step.all_finite((objective, values, measured))
         updates, primal_state, ok = primal_step(primal, grads, state.primal_state,
                                                 state.params, inputs_finite & indices_valid,
@@ -242,7 +245,7 @@ def primal_dual(
                         finite=finite, indices_valid=indices_valid)
         return new_state, info
 
-    return PrimalDual(init=init, step=step)
+    return PrimalDual(init=init, step=step, checked=checked)
 
 
 def _violation(value: ConstraintValue) -> jax.Array:

@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 from feasjax import checks
 from feasjax.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
 from feasjax.primal_dual import PrimalDual, PrimalDualState
-from feasjax.training import (History, chunk_fn, epoch_indices, num_steps,
-                              raise_on_skipped_step, unalias)
+from feasjax.training import (History, check_state_fits_data, chunk_fn, epoch_indices,
+                              num_steps, raise_on_skipped_step, unalias)
 
 
 def _check_config(saved: dict, current: dict, directory: str) -> None:
@@ -100,6 +100,10 @@ def train_resumable(
         raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite=}")
     n = checks.leading_size(data, "data")
     steps = num_steps(n, batch_size)
+    check_state_fits_data(state, n)
+    if solver.checked:
+        raise ValueError("train_resumable runs unchecked chunks: build the solver with "
+                         "checked=False and use on_nonfinite='raise' to stop on a bad step")
     every = steps if checkpoint_every is None else checkpoint_every
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every=}")

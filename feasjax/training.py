@@ -17,9 +17,11 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 from tqdm.auto import tqdm
 
 from feasjax import checks
+from feasjax.dual_step import is_per_sample
 from feasjax.primal_dual import PrimalDual, PrimalDualState
 
 
@@ -39,7 +41,8 @@ def num_steps(num_samples: int, batch_size: int) -> int:
       >>> num_steps(10, 4)
       2
     """
-    if not isinstance(batch_size, int) or not 1 <= batch_size <= num_samples:
+    if (isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer))
+            or not 1 <= batch_size <= num_samples):
         raise ValueError(f"batch_size must be an int in [1, {num_samples}] (the number of "
                          f"samples), got {batch_size=}")
     return num_samples // batch_size
@@ -212,9 +215,47 @@ def raise_on_skipped_step(info: EpochInfo, epoch: int, *, start: int = 0,
     where = f"epoch {epoch}, step {start + step}"
     if steps_per_epoch is not None:
         where += f" (global step {epoch * steps_per_epoch + start + step})"
+    what = (f"non-finite losses or gradients (sample indices {bad[:10].tolist()})" if bad.size
+            else "non-finite gradients or parameter updates (its losses were finite)")
     raise FloatingPointError(
-        f"{where}: non-finite losses or gradients (sample indices {bad[:10].tolist()}); the "
-        f"step was skipped and the run stopped (on_nonfinite='raise')")
+        f"{where}: {what}; the step was skipped and the run stopped (on_nonfinite='raise')")
+
+
+def check_state_fits_data(state: PrimalDualState, num_samples: int) -> None:
+    """Raise ``ValueError`` unless every per-sample multiplier vector has one row per sample.
+
+    A solver built with ``num_samples`` smaller than the data would skip every step that
+    touches a higher index (out of range) and return untrained parameters.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from feasjax import feasible_learning
+      >>> from feasjax.training import check_state_fits_data
+      >>> fl = feasible_learning(lambda p, b: b, optax.sgd(0.1), num_samples=3, epsilon=0.1)
+      >>> check_state_fits_data(fl.init(jnp.zeros(1)), 4)
+      Traceback (most recent call last):
+      ValueError: constraint group 'samples' has 3 multipliers (the solver's num_samples) but the data has 4 samples; build the solver with num_samples=4
+    """
+    for name, lam in state.multipliers.items():
+        if is_per_sample(state.dual_states[name]) and jnp.shape(lam)[0] != num_samples:
+            raise ValueError(f"constraint group {name!r} has {jnp.shape(lam)[0]} multipliers "
+                             f"(the solver's num_samples) but the data has {num_samples} "
+                             f"samples; build the solver with num_samples={num_samples}")
+
+
+def _compiled_epoch(solver: PrimalDual, batch_size: int) -> Callable:
+    """``jax.jit(epoch_fn)`` with the state donated; checkified when the solver is checked."""
+    epoch = epoch_fn(solver, batch_size)
+    if not solver.checked:
+        return jax.jit(epoch, donate_argnums=0)
+    checked = jax.jit(checkify.checkify(epoch, errors=checkify.user_checks), donate_argnums=0)
+
+    def run(state, data, key):
+        error, out = checked(state, data, key)
+        error.throw()  # an out-of-range index or a non-finite step, with the step number
+        return out
+
+    return run
 
 
 def train(
@@ -266,8 +307,11 @@ def train(
         raise ValueError(f"epochs must be a positive int, got {epochs=}")
     if on_nonfinite not in ("skip", "raise"):
         raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite=}")
-    num_steps(checks.leading_size(data, "data"), batch_size)
-    run = epoch_runner or jax.jit(epoch_fn(solver, batch_size), donate_argnums=0)
+    num_samples = checks.leading_size(data, "data")
+    num_steps(num_samples, batch_size)
+    if epoch_runner is None:
+        check_state_fits_data(state, num_samples)
+    run = epoch_runner or _compiled_epoch(solver, batch_size)
     history = History([], [], [], [])
     state = unalias(state)
     bar = tqdm(range(epochs), desc=description, disable=not progress, leave=False)

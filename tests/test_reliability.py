@@ -105,3 +105,51 @@ def test_worst_class_accuracy_refuses_labels_outside_the_classes():
         fj.worst_class_accuracy(logits, jnp.array([0, 1, 2]), 2)
     inside_jit = jax.jit(lambda y: fj.worst_class_accuracy(logits, y, 2))(jnp.array([0, 1, 2]))
     assert np.isnan(float(inside_jit))  # not the accuracy of the two valid samples
+
+
+def _regression(n=8):
+    x = jax.random.normal(jax.random.key(0), (n, 2))
+    return {"x": x, "y": x @ jnp.array([1.0, -1.0])}
+
+
+def _loss(w, batch):
+    return (batch["x"] @ w - batch["y"]) ** 2
+
+
+def test_train_refuses_a_solver_sized_for_fewer_samples_than_the_data():
+    fl = fj.feasible_learning(_loss, optax.sgd(0.1), num_samples=4, epsilon=0.1)
+    with pytest.raises(ValueError, match="has 4 multipliers .* the data has 8 samples"):
+        fj.train(fl, fl.init(jnp.zeros(2)), _regression(), epochs=1, batch_size=2,
+                 key=jax.random.key(0), progress=False)
+
+
+@pytest.mark.parametrize("batch_size", [2.0, True, "2"])
+def test_batch_size_must_be_an_integer(batch_size):
+    fl = fj.feasible_learning(_loss, optax.sgd(0.1), num_samples=8, epsilon=0.1)
+    with pytest.raises(ValueError, match="batch_size must be an int"):
+        fj.train(fl, fl.init(jnp.zeros(2)), _regression(), epochs=1, batch_size=batch_size,
+                 key=jax.random.key(0), progress=False)
+
+
+def test_checked_solvers_work_inside_train_and_raise_on_a_bad_step():
+    from jax.experimental import checkify
+
+    fl = fj.feasible_learning(_loss, optax.sgd(0.1), num_samples=8, epsilon=0.1, checked=True)
+    state, _ = fj.train(fl, fl.init(jnp.zeros(2)), _regression(), epochs=2, batch_size=4,
+                        key=jax.random.key(0), progress=False)
+    assert int(state.step) == 4
+    bad = _regression()
+    bad["y"] = bad["y"].at[3].set(jnp.nan)
+    with pytest.raises(checkify.JaxRuntimeError, match="non-finite losses or gradients"):
+        fj.train(fl, fl.init(jnp.zeros(2)), bad, epochs=1, batch_size=4,
+                 key=jax.random.key(0), progress=False)
+
+
+def test_raise_mode_names_non_finite_gradients_of_finite_losses_eagerly():
+    def loss(w, batch):  # finite value, infinite gradient at w = 0
+        return jnp.sqrt(jnp.abs(w[0])) + 0.0 * batch
+
+    fl = fj.feasible_learning(loss, optax.sgd(0.1), num_samples=2, epsilon=0.1,
+                              on_nonfinite="raise")
+    with pytest.raises(ValueError, match=r"gradients \(the losses were finite\) must be finite"):
+        fl.step(fl.init(jnp.zeros(1)), jnp.zeros(2), jnp.array([0, 1]))
