@@ -59,9 +59,61 @@ def _positive_int(text: str) -> int:
 
 def _nonnegative_float(text: str) -> float:
     value = float(text)
-    if not value >= 0:
+    if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+    return value
+
+
+OUTPUT_FLAGS = (("json", "--json"), ("plot", "--plot"), ("save_losses", "--save-losses"))
+
+
+def check_outputs(args: argparse.Namespace, command: str) -> None:
+    """Before any training: every output path can be written (missing parents are created).
+
+    Raises ``SystemExit`` with one line ``feasjax COMMAND: error: ...`` when a path is a
+    directory, lies under a regular file, or cannot be written, and when ``--checkpoint-dir``
+    is a regular file, so that no run is lost at its end.
+    """
+    def fail(message):
+        raise SystemExit(f"feasjax {command}: error: {message}")
+
+    for attr, flag in OUTPUT_FLAGS:
+        path = getattr(args, attr, None)
+        if not path:
+            continue
+        if os.path.isdir(path):
+            fail(f"{flag} {path}: is a directory, expected a file path")
+        parent = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as e:
+            fail(f"{flag} {path}: cannot create its directory ({e.strerror or e})")
+        if not os.access(parent, os.W_OK):
+            fail(f"{flag} {path}: the directory {parent} is not writable")
+    directory = getattr(args, "checkpoint_dir", None)
+    if directory and os.path.exists(directory) and not os.path.isdir(directory):
+        fail(f"--checkpoint-dir {directory}: is a file, expected a directory")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,10 +129,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
     parser.add_argument("--methods", type=_methods, default=METHODS,
                         help="comma-separated subset of erm,fl,rfl")
-    parser.add_argument("--lr", type=float, default=defaults.learning_rate,
+    parser.add_argument("--lr", type=_positive_float, default=defaults.learning_rate,
                         help="primal learning rate (SGD with momentum)")
-    parser.add_argument("--dual-lr", type=float, default=defaults.dual_learning_rate)
-    parser.add_argument("--alpha", type=float, default=defaults.alpha, help="RFL slack cost")
+    parser.add_argument("--dual-lr", type=_positive_float, default=defaults.dual_learning_rate)
+    parser.add_argument("--alpha", type=_positive_float, default=defaults.alpha,
+                        help="RFL slack cost")
     parser.add_argument("--model", choices=MODELS, default=defaults.model,
                         help="mlp, cnn (BatchNorm and Dropout) or resnet (image data)")
     parser.add_argument("--average", choices=AVERAGES, default=defaults.average,
@@ -142,8 +195,10 @@ def demo(args: argparse.Namespace) -> dict:
         if args.plot:
             raise SystemExit("feasjax demo: error: --plot draws one run; use it without --seeds")
         return demo_sweep(args)
+    check_outputs(args, "demo")
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)  # fixed split (seed 0); --seed varies the training
+    _check_devices(config, dataset, "demo")
     report = {"dataset": args.dataset, "epsilon": config.epsilon, "seed": config.seed,
               "methods": {}}
     curves = {}
@@ -155,6 +210,15 @@ def demo(args: argparse.Namespace) -> dict:
           f"epochs={config.epochs}, batch size={config.batch_size}")
     write_outputs(args, report, curves)
     return report
+
+
+def _check_devices(config: RunConfig, dataset, command: str) -> None:
+    from feasjax.multirun import resolve_devices
+
+    try:
+        resolve_devices(config.devices, min(config.batch_size, len(dataset.y_train)))
+    except ValueError as e:
+        raise SystemExit(f"feasjax {command}: error: --devices: {e}") from None
 
 
 def _image_shape(text: str) -> tuple[int, int, int]:
@@ -179,13 +243,13 @@ def add_train_parser(commands) -> None:
     src.add_argument("--task", choices=("classification", "regression"),
                      default="classification")
     src.add_argument("--num-classes", type=_positive_int, help="default: max label + 1")
-    src.add_argument("--test-fraction", type=float, default=0.3)
+    src.add_argument("--test-fraction", type=_fraction, default=0.3)
     src.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")
     src.add_argument("--image-shape", type=_image_shape, help="H,W,C of a sample (for --model "
                      "cnn; inferred from 4-D x)")
     add_run_arguments(p)
     defaults = RunConfig()
-    p.add_argument("--momentum", type=_nonnegative_float, default=defaults.momentum)
+    p.add_argument("--momentum", type=_unit_float, default=defaults.momentum)
     p.add_argument("--init-multiplier", type=_nonnegative_float,
                    default=defaults.init_multiplier)
     p.add_argument("--hidden", type=_hidden, default=defaults.hidden, help="MLP widths, e.g. 64,64")
@@ -213,6 +277,7 @@ def train_command(args: argparse.Namespace) -> dict:
     from feasjax.resume import train_resumable
     from feasjax.user_data import load_arrays, name_of, user_dataset
 
+    check_outputs(args, "train")
     name = name_of(args.data or args.x)
     try:  # every data problem is reported before any training starts
         arrays = load_arrays(args.data, x=args.x, y=args.y, group=args.group)
@@ -293,8 +358,10 @@ def demo_sweep(args: argparse.Namespace) -> dict:
     """
     from feasjax.multirun import run_method_sweep
 
+    check_outputs(args, "demo")
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)
+    _check_devices(config, dataset, "demo")
     report = {"dataset": args.dataset, "epsilon": config.epsilon, "seeds": list(args.seeds),
               "devices": None, "methods": {}}
     for method in args.methods:
