@@ -10,6 +10,7 @@ the array before any training starts.
 from __future__ import annotations
 
 import os
+import zipfile
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -65,10 +66,13 @@ def load_arrays(data: str | None = None, *, x: str | None = None, y: str | None 
                 raise ValueError(f"{data!r} has no array {missing[0]!r} (found {names}); an "
                                  f".npz needs arrays 'x' and 'y' (optional {list(OPTIONAL)})")
             return {k: npz[k] for k in ("x", "y", *OPTIONAL) if k in names}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         if isinstance(e, ValueError) and str(e).startswith(repr(data)):
             raise
-        raise ValueError(f"cannot read {data!r} as an .npz of numeric arrays ({e})") from None
+        hint = " (truncated or corrupted?)" if isinstance(e, (zipfile.BadZipFile,
+                                                              EOFError)) else ""
+        raise ValueError(f"cannot read {data!r} as an .npz of numeric arrays{hint} "
+                         f"({type(e).__name__}: {e})") from None
 
 
 def _check_group(group: np.ndarray, n: int) -> np.ndarray:

@@ -71,3 +71,15 @@ def test_checkpoint_dir_that_is_a_file_fails_before_training(tmp_path, monkeypat
     _fails_before_training(["train", "--data", str(tmp_path / "missing.npz"),
                             "--checkpoint-dir", str(blocker)],
                            "--checkpoint-dir", monkeypatch)
+
+
+def test_a_truncated_npz_is_one_clear_line(tmp_path, capsys):
+    import numpy as np
+
+    path = tmp_path / "data.npz"
+    np.savez(path, x=np.zeros((20, 3)), y=np.zeros(20, np.int64))
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--data", str(path), "--no-progress"])
+    message = str(exit_info.value.code)
+    assert message.startswith("feasjax train: error: cannot read") and "truncated" in message
