@@ -15,6 +15,7 @@ the CPU; on GPUs/TPUs it holds when XLA's kernels are deterministic (e.g. GPU wi
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any, Callable
@@ -38,6 +39,15 @@ def _check_config(saved: dict, current: dict, directory: str) -> None:
         raise ValueError(f"the checkpoints in {directory} were made with another configuration "
                          f"({'; '.join(diffs[:5])}); use another checkpoint directory, or do "
                          f"not resume")
+
+
+_shuffle = jax.jit(epoch_indices, static_argnums=(1, 2))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_chunk(solver: PrimalDual, length: int) -> Callable:
+    """The jitted chunk of ``length`` steps, memoised: a second run compiles nothing."""
+    return jax.jit(chunk_fn(solver, length), donate_argnums=0)
 
 
 def train_resumable(
@@ -125,16 +135,14 @@ def train_resumable(
             epoch, pos, partial = meta["epoch"], meta["step_in_epoch"], meta["partial"]
             history = History(*(list(meta["history"][f]) for f in History._fields))
         state = unalias(state)  # the state is donated chunk by chunk
-        runners, shuffle = {}, jax.jit(epoch_indices, static_argnums=(1, 2))
+        shuffle = _shuffle
         done = last_saved = epoch * steps + pos
         bar = tqdm(total=epochs * steps, initial=done, desc=description, disable=not progress,
                    leave=False)
         while epoch < epochs:
             batches = shuffle(jax.random.fold_in(key, epoch), n, batch_size)
             length = min(every - pos % every, steps - pos)
-            if length not in runners:
-                runners[length] = jax.jit(chunk_fn(solver, length), donate_argnums=0)
-            state, info = runners[length](state, data, batches, jnp.int32(pos))
+            state, info = _compiled_chunk(solver, length)(state, data, batches, jnp.int32(pos))
             if on_nonfinite == "raise":
                 raise_on_skipped_step(info, epoch, start=pos, steps_per_epoch=steps)
             losses = np.asarray(info.losses, np.float64)

@@ -12,6 +12,7 @@ data that owns them).
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -243,8 +244,13 @@ def check_state_fits_data(state: PrimalDualState, num_samples: int) -> None:
                              f"samples; build the solver with num_samples={num_samples}")
 
 
+@functools.lru_cache(maxsize=64)
 def _compiled_epoch(solver: PrimalDual, batch_size: int) -> Callable:
-    """``jax.jit(epoch_fn)`` with the state donated; checkified when the solver is checked."""
+    """``jax.jit(epoch_fn)`` with the state donated; checkified when the solver is checked.
+
+    Memoised per (solver, batch size), so that calling :func:`train` again with the same
+    solver and shapes reuses the compiled program instead of tracing and compiling anew.
+    """
     epoch = epoch_fn(solver, batch_size)
     if not solver.checked:
         return jax.jit(epoch, donate_argnums=0)
@@ -314,18 +320,32 @@ def train(
     run = epoch_runner or _compiled_epoch(solver, batch_size)
     history = History([], [], [], [])
     state = unalias(state)
+    bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
     bar = tqdm(range(epochs), desc=description, disable=not progress, leave=False)
+
+    def record(summary):  # a host read of an epoch that finished while the next one runs
+        mean_loss, feasible, skipped = (float(v) for v in jax.device_get(summary))
+        history.mean_loss.append(mean_loss)
+        history.feasible_fraction.append(feasible if epsilon is not None else float("nan"))
+        history.skipped.append(int(skipped))
+        bar.set_postfix(loss=f"{mean_loss:.4f}", feasible=f"{feasible:.3f}",
+                        skipped=int(skipped))
+
+    pending = None
     for epoch in bar:
         state, info = run(state, data, jax.random.fold_in(key, epoch))
         if on_nonfinite == "raise":
             raise_on_skipped_step(info, epoch)
-        losses = info.losses
-        mean_loss = float(jnp.nanmean(losses))
-        feasible = float(jnp.mean(losses <= epsilon)) if epsilon is not None else float("nan")
-        history.mean_loss.append(mean_loss)
-        history.feasible_fraction.append(feasible)
-        history.skipped.append(int(state.skipped))
+        summary = _epoch_summary(info.losses, state.skipped, bound)  # dispatched, not awaited
+        if pending is not None:
+            record(pending)
+        pending = summary
         history.evaluations.append(eval_fn(state) if eval_fn is not None else None)
-        bar.set_postfix(loss=f"{mean_loss:.4f}", feasible=f"{feasible:.3f}",
-                        skipped=history.skipped[-1])
+    record(pending)
     return state, history
+
+
+@jax.jit
+def _epoch_summary(losses: jax.Array, skipped: jax.Array, epsilon: jax.Array) -> tuple:
+    # `skipped + 0` is a new buffer: the state's own is donated to the next epoch.
+    return jnp.nanmean(losses), jnp.mean(losses <= epsilon), skipped + 0

@@ -93,3 +93,21 @@ def test_bad_loop_arguments():
     with pytest.raises(ValueError, match="epochs must be a positive int"):
         fj.train(solver, solver.init(jnp.zeros(3)), _data(), epochs=0, batch_size=4,
                  key=jax.random.key(0), progress=False)
+
+
+def test_train_compiles_once_per_solver_across_calls_and_epochs():
+    erm = fj.empirical_risk(fj.per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
+    traces = []
+
+    def step(state, batch, idx):
+        traces.append(1)  # runs only while tracing
+        return erm.step(state, batch, idx)
+
+    solver = erm._replace(step=step)
+    data = jnp.arange(8.0)
+    state = None
+    for _ in range(3):
+        state, hist = fj.train(solver, solver.init(jnp.zeros(())), data, epochs=4, batch_size=2,
+                            key=jax.random.key(0), progress=False)
+    assert len(traces) == 1 and len(hist.mean_loss) == 4
+    assert hist.mean_loss[-1] < hist.mean_loss[0]
