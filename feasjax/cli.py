@@ -20,7 +20,7 @@ import functools
 import json
 import os
 import sys
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -142,6 +142,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the metrics as JSON")
     parser.add_argument("--plot", metavar="PATH", help="write per-sample loss CDFs as PNG")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--no-compile-cache", action="store_true",
+                        help="do not use JAX's persistent compilation cache (kept under "
+                             "~/.cache/feasjax/jax, or $FEASJAX_CACHE_DIR)")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -398,9 +401,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def compilation_cache_dir(environ: Mapping[str, str] = os.environ) -> str | None:
+    """Where the CLI keeps JAX's persistent compilation cache, or ``None`` when it is off.
+
+    ``$FEASJAX_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/feasjax/jax`` (``~/.cache/feasjax/jax``);
+    ``FEASJAX_NO_COMPILE_CACHE=1`` (or ``--no-compile-cache``) turns it off.
+
+    Example:
+      >>> from feasjax.cli import compilation_cache_dir
+      >>> compilation_cache_dir({"FEASJAX_CACHE_DIR": "/tmp/fj-cache"})
+      '/tmp/fj-cache'
+      >>> compilation_cache_dir({"FEASJAX_NO_COMPILE_CACHE": "1"}) is None
+      True
+    """
+    if environ.get("FEASJAX_NO_COMPILE_CACHE", "") not in ("", "0"):
+        return None
+    if environ.get("FEASJAX_CACHE_DIR"):
+        return environ["FEASJAX_CACHE_DIR"]
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "feasjax", "jax")
+
+
+def _enable_compilation_cache() -> None:
+    import jax
+
+    directory = compilation_cache_dir()
+    if directory is None:
+        return
+    # Every program counts: the CLI's are small, and a second run should compile nothing.
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``feasjax`` console script."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "no_compile_cache", False):
+        os.environ["FEASJAX_NO_COMPILE_CACHE"] = "1"
+    _enable_compilation_cache()
     args.handler(args)
     return 0
 
