@@ -83,3 +83,11 @@ def test_a_truncated_npz_is_one_clear_line(tmp_path, capsys):
         cli.main(["train", "--data", str(path), "--no-progress"])
     message = str(exit_info.value.code)
     assert message.startswith("feasjax train: error: cannot read") and "truncated" in message
+
+
+def test_save_losses_under_a_regular_file_fails_before_training(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _fails_before_training(["train", "--data", str(tmp_path / "d.npz"), "--save-losses",
+                            str(blocker / "losses.npz")],
+                           "feasjax train: error: --save-losses", monkeypatch)
