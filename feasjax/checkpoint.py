@@ -14,8 +14,11 @@ Guarantees this module relies on and tests:
   file writes in a background thread (so the training state may be donated right after).
 - **Checked restore**: the saved shapes and dtypes are compared with the target *before*
   anything is read, and a mismatch names the leaf and both shapes/dtypes.
-- **Fallback**: a checkpoint that cannot be read (truncated or corrupted files) is skipped with
-  a warning for the previous one; if none is readable, a clear error.
+- **Fallback**: a checkpoint that cannot be read (truncated, deleted or garbage files, an
+  empty step directory, JSON metadata without the keys the caller needs) is skipped with a
+  warning for the previous one; if none is readable, a clear error. With ``quarantine=True``
+  each skipped step directory is renamed ``<step>.corrupt-<time>`` (never deleted, never a
+  readable one), out of Orbax's view, so that training can save that step again.
 - **Resharding**: arrays are restored with the sharding of the target (8 devices -> 1 and back).
 
 Typed PRNG keys (``jax.random.key``) are stored as their ``key_data`` and re-wrapped with the
@@ -23,9 +26,11 @@ target's implementation.
 """
 from __future__ import annotations
 
+import json
 import os
+import time
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -70,8 +75,13 @@ def checkpoint_manager(directory: str | os.PathLike, *, max_to_keep: int | None 
         max_to_keep=max_to_keep, save_interval_steps=save_interval_steps,
         enable_async_checkpointing=async_save, cleanup_tmp_directories=True, create=True)
     handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
-    return ocp.CheckpointManager(os.path.abspath(os.fspath(directory)), options=options,
-                                 item_handlers=handlers)
+    manager = ocp.CheckpointManager(os.path.abspath(os.fspath(directory)), options=options,
+                                    item_handlers=handlers)
+    # Orbax removes the tmp directories of unfinished saves in a thread that only a save waits
+    # for: a run that exits without saving (a failed resume) left it running into interpreter
+    # shutdown ("RuntimeError: cannot schedule new futures after interpreter shutdown").
+    getattr(manager, "_maybe_await_cleanup_tmp_directory", lambda: None)()
+    return manager
 
 
 def _is_key(x: Any) -> bool:
@@ -90,7 +100,7 @@ def save_checkpoint(manager: ocp.CheckpointManager, step: int, tree: Any, *,
       manager: from :func:`checkpoint_manager`.
       step: a non-negative int, increasing from save to save.
       tree: any pytree of arrays (typed PRNG keys allowed).
-      meta: a JSON-serialisable dict saved beside it.
+      meta: a JSON-serialisable dict saved beside it, as it is when this is called.
       force: save even if the manager's interval would skip ``step``.
 
     Returns:
@@ -106,8 +116,11 @@ def save_checkpoint(manager: ocp.CheckpointManager, step: int, tree: Any, *,
       True
       [3]
     """
+    # The JSON is written in the background: snapshot it now, or lists the caller appends to
+    # after this call (a history) would land in this checkpoint. Not JSON-able raises here.
+    meta = json.loads(json.dumps(dict(meta or {})))
     args = ocp.args.Composite(state=ocp.args.StandardSave(_storable(tree)),
-                              meta=ocp.args.JsonSave(dict(meta or {})))
+                              meta=ocp.args.JsonSave(meta))
     return bool(manager.save(int(step), args=args, force=force))
 
 
@@ -162,8 +175,68 @@ def _restore_step(manager: ocp.CheckpointManager, step: int, target: Any) -> Res
     return Restored(tree, dict(out["meta"] or {}), int(step))
 
 
+def _read(manager: ocp.CheckpointManager, step: int, target: Any,
+          required_meta: Sequence[str]) -> Restored | str:
+    """Checkpoint ``step``, or why it cannot be read; a target it does not fit raises."""
+    try:
+        saved = manager.item_metadata(step)["state"]
+        if saved is None:
+            raise ValueError("its metadata is missing")
+        saved = getattr(saved, "tree", saved)
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is skipped
+        return f"{type(e).__name__}: {e}"
+    check_compatible(saved, target)  # a wrong target is an error, not a fallback
+    try:
+        restored = _restore_step(manager, step, target)
+    except Exception as e:  # noqa: BLE001
+        return f"{type(e).__name__}: {e}"
+    missing = [k for k in required_meta if k not in restored.meta]
+    return f"its JSON metadata lacks the keys {missing}" if missing else restored
+
+
+def quarantine_step(manager: ocp.CheckpointManager, step: int) -> str | None:
+    """Rename step directory ``<step>`` to ``<step>.corrupt-<time>``, out of Orbax's view.
+
+    Nothing is deleted: move the directory back to retry it. The manager's step list is
+    reloaded. Only the primary process renames (the others wait for it).
+
+    Returns:
+      The new path, or ``None`` if there is no directory ``<step>`` to move.
+    """
+    source = os.path.join(os.fspath(manager.directory), str(int(step)))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    moved, n = f"{source}.corrupt-{stamp}", 1
+    while os.path.lexists(moved):  # quarantined twice within a second
+        moved, n = f"{source}.corrupt-{stamp}-{n}", n + 1
+    found = os.path.isdir(source)
+    if found and jax.process_index() == 0:
+        os.rename(source, moved)
+    if jax.process_count() > 1:
+        ocp.multihost.sync_global_processes(f"feasjax_quarantine_{int(step)}")
+    manager.reload()
+    return moved if found else None
+
+
+def _report(manager: ocp.CheckpointManager, errors: dict[int, str], restored: Restored | None,
+            quarantine: bool) -> list[str]:
+    """Warn about (and quarantine) the unreadable steps, newest first; the moved paths."""
+    moved = []
+    for i, (s, error) in enumerate(errors.items()):
+        path = quarantine_step(manager, s) if quarantine else None
+        moved += [path] if path else []
+        if restored is None and not quarantine and i == len(errors) - 1:
+            break  # its error is raised
+        then = (f"falling back to checkpoint {restored.step}" if restored is not None else
+                "falling back to the previous one" if i < len(errors) - 1 else "no older one")
+        where = f"; moved it to {path}" if path else ""
+        warnings.warn(f"checkpoint {s} in {manager.directory} cannot be read ({error[:300]})"
+                      f"{where}; {then}", stacklevel=3)
+    return moved
+
+
 def restore_checkpoint(manager: ocp.CheckpointManager, target: Any, *,
-                       step: int | None = None) -> Restored:
+                       step: int | None = None, required_meta: Sequence[str] = (),
+                       quarantine: bool = False) -> Restored:
     """Restore the latest readable checkpoint (or ``step``) into the shapes of ``target``.
 
     Each leaf is restored with the dtype, shape and sharding of ``target``'s leaf (arrays or
@@ -174,12 +247,18 @@ def restore_checkpoint(manager: ocp.CheckpointManager, target: Any, *,
       target: a pytree like the saved one (e.g. a freshly initialised state).
       step: a specific step; default: the latest, falling back to older ones with a
         ``UserWarning`` when a checkpoint cannot be read.
+      required_meta: keys the JSON metadata must hold; a checkpoint without them counts as
+        unreadable.
+      quarantine: move every unreadable step directory newer than the restored one aside
+        (:func:`quarantine_step`), so that the same steps can be saved again; readable
+        checkpoints are never touched. Ignored with ``step``.
 
     Returns:
       A :class:`Restored` ``(tree, meta, step)``.
 
     Raises:
-      FileNotFoundError: no checkpoint in the directory.
+      FileNotFoundError: no checkpoint in the directory (with ``quarantine``: none left after
+        moving the unreadable ones aside).
       ValueError: the checkpoint's leaves, shapes or dtypes differ from ``target``'s
         (:func:`check_compatible`), or no checkpoint could be read.
 
@@ -197,24 +276,18 @@ def restore_checkpoint(manager: ocp.CheckpointManager, target: Any, *,
     steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
     if not steps:
         raise FileNotFoundError(f"no checkpoint in {manager.directory}")
-    errors = []
+    errors, restored = {}, None
     for s in steps:
-        try:
-            saved = manager.item_metadata(s)["state"]
-            if saved is None:
-                raise ValueError("its metadata is missing")
-            saved = getattr(saved, "tree", saved)
-        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is skipped
-            errors.append(f"step {s}: {type(e).__name__}: {e}")
-        else:
-            check_compatible(saved, target)  # a wrong target is an error, not a fallback
-            try:
-                return _restore_step(manager, s, target)
-            except Exception as e:  # noqa: BLE001
-                errors.append(f"step {s}: {type(e).__name__}: {e}")
-        if step is None and s != steps[-1]:
-            warnings.warn(f"checkpoint {s} in {manager.directory} cannot be read "
-                          f"({errors[-1][:300]}); falling back to the previous one",
-                          stacklevel=2)
+        result = _read(manager, s, target, required_meta)
+        if isinstance(result, Restored):
+            restored = result
+            break
+        errors[s] = result
+    moved = _report(manager, errors, restored, quarantine and step is None)
+    if restored is not None:
+        return restored
+    if moved:
+        raise FileNotFoundError(f"no checkpoint left in {manager.directory}: every one was "
+                                f"unreadable and was moved aside ({', '.join(moved)})")
     raise ValueError(f"no readable checkpoint in {manager.directory}: "
-                     + " | ".join(e[:300] for e in errors))
+                     + " | ".join(f"step {s}: {e[:300]}" for s, e in errors.items()))
