@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from feasjax.averagers import ema, lawa, polyak, swa
-from feasjax.averaging import averaged, averaged_params
-from feasjax.schedules import swa_schedule
+from feasjax.averaging.averagers import ema, lawa, polyak, swa
+from feasjax.averaging.schedules import swa_schedule
+from feasjax.averaging.wrappers import averaged, averaged_params
 
 LR, MOMENTUM = 0.05, 0.9
 

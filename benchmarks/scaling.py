@@ -26,12 +26,13 @@ from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
 import feasjax as fj  # noqa: E402
-from feasjax import parallel, sweeps  # noqa: E402
-from feasjax.data import load_dataset  # noqa: E402
-from feasjax.experiment import RunConfig, build_model, build_solver  # noqa: E402
-from feasjax.layout import shard_layout  # noqa: E402
-from feasjax.losses import per_sample_loss_fn  # noqa: E402
-from feasjax.models import MLP  # noqa: E402
+from feasjax import parallel  # noqa: E402
+from feasjax.data.datasets import load_dataset  # noqa: E402
+from feasjax.experiments.runs import RunConfig, build_model, build_solver  # noqa: E402
+from feasjax.models.losses import per_sample_loss_fn  # noqa: E402
+from feasjax.models.nets import MLP  # noqa: E402
+from feasjax.parallel import sweeps  # noqa: E402
+from feasjax.parallel.layout import shard_layout  # noqa: E402
 
 
 def _median_seconds(fn, reps):
@@ -157,7 +158,7 @@ def sweep_vs_sequential(reps, runs=8, epochs=10):
     t_seq, t_vec = _median_seconds(sequential, reps), _median_seconds(together, reps)
 
     # The same through the library's drivers (a host sync per epoch for the history):
-    # feasjax.train per seed with one precompiled donated runner vs feasjax.sweeps.train_sweep.
+    # feasjax.train per seed with one precompiled donated runner vs feasjax.parallel.sweeps.train_sweep.
     runner = jax.jit(fj.epoch_fn(solver, config.batch_size), donate_argnums=0)
     sweep_runner = sweeps.sweep_epoch(solver, config.batch_size)
 

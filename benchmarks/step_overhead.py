@@ -29,8 +29,8 @@ import optax
 from flax import nnx
 
 import feasjax as fj
-from feasjax.losses import per_sample_loss_fn
-from feasjax.models import MLP
+from feasjax.models.losses import per_sample_loss_fn
+from feasjax.models.nets import MLP
 
 
 def _runner(solver, data, pool: int, steps: int):

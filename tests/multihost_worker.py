@@ -1,6 +1,6 @@
 """Worker of the multi-host test: FL on a digits subset over a data mesh, one or several processes.
 
-Run by ``python -m feasjax.launch --processes 2 --devices-per-process 2 -- tests/multihost_worker.py
+Run by ``python -m feasjax.parallel.launch --processes 2 --devices-per-process 2 -- tests/multihost_worker.py
 OUT.json``; the test imports :func:`train_digits` to compute the one-process reference.
 """
 import json
@@ -17,12 +17,12 @@ def train_digits(mesh) -> dict:
     from flax import nnx
 
     import feasjax as fj
-    from feasjax.data import load_dataset
-    from feasjax.distributed import gather, global_loss_summary, process_sample_range
-    from feasjax.layout import shard_layout, unpad_samples
-    from feasjax.losses import per_sample_loss_fn
-    from feasjax.models import MLP
-    from feasjax.parallel import data_parallel_epoch, init_sharded, shard_data
+    from feasjax.data.datasets import load_dataset
+    from feasjax.parallel.distributed import gather, global_loss_summary, process_sample_range
+    from feasjax.parallel.layout import shard_layout, unpad_samples
+    from feasjax.models.losses import per_sample_loss_fn
+    from feasjax.models.nets import MLP
+    from feasjax.parallel.mesh import data_parallel_epoch, init_sharded, shard_data
 
     ds = load_dataset("digits")
     lo, hi = process_sample_range(shard_layout(NUM_SAMPLES, mesh.size), mesh)
@@ -47,12 +47,12 @@ def train_digits(mesh) -> dict:
 
 
 def main(out_path: str) -> None:
-    from feasjax.distributed import initialize
+    from feasjax.parallel.distributed import initialize
 
-    initialize()  # FEASJAX_* environment variables set by feasjax.launch
+    initialize()  # FEASJAX_* environment variables set by feasjax.parallel.launch
     import jax
 
-    from feasjax.parallel import data_mesh
+    from feasjax.parallel.mesh import data_mesh
 
     result = train_digits(data_mesh())
     if jax.process_index() == 0:

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import optax
 from jax.experimental import checkify
 
-from feasjax import checks
-from feasjax.indexed import gather_rows, indexed, scatter_rows, update_rows, write_rows
-from feasjax.problem import ConstraintGroup, ConstraintValue, ProblemOutput
-from feasjax.weighting import weighted_sum
+from feasjax.core import checks
+from feasjax.core.problem import ConstraintGroup, ConstraintValue, ProblemOutput
+from feasjax.core.rows import gather_rows, indexed, scatter_rows, update_rows, write_rows
+from feasjax.core.weighting import weighted_sum
 
 SCHEMES = ("simultaneous", "dual_then_primal", "primal_then_dual")
 
@@ -78,7 +78,7 @@ def primal_dual(
       axis_name: inside ``jax.shard_map(..., check_vma=False)`` or ``jax.pmap``, the data
         axis: primal gradients (and dense measurements) are averaged over it in one
         all-reduce, which also carries the skip decision so that every device agrees;
-        indexed multipliers stay local to their shard (see :mod:`feasjax.parallel`).
+        indexed multipliers stay local to their shard (see :mod:`feasjax.parallel.mesh`).
       checked: also emit ``checkify`` checks (run the step under ``checkify.checkify``).
       on_nonfinite: ``"skip"`` (default) skips and counts a step with non-finite values;
         ``"raise"`` raises ``ValueError`` naming the non-finite samples when called eagerly

@@ -6,10 +6,11 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from feasjax.averagers import WindowLeaf, ema, lawa, polyak, swa, tail_polyak
-from feasjax.averaging import AveragedState, averaged, averaged_params, find_averaged_states
-from feasjax.indexed_averaging import indexed_averaged
-from feasjax.schedules import swa_schedule
+from feasjax.averaging.averagers import WindowLeaf, ema, lawa, polyak, swa, tail_polyak
+from feasjax.averaging.indexed import indexed_averaged
+from feasjax.averaging.schedules import swa_schedule
+from feasjax.averaging.wrappers import (AveragedState, averaged, averaged_params,
+                                        find_averaged_states)
 
 T = 12
 

@@ -1,4 +1,4 @@
-"""Multiplier bootstrap driver (feasjax.bootstrap) and confidence sets (feasjax.confidence), issue 5."""
+"""Multiplier bootstrap driver (feasjax.uncertainty.bootstrap) and confidence sets (feasjax.uncertainty.confidence), issue 5."""
 import statistics
 
 import jax
@@ -8,17 +8,10 @@ import optax
 import pytest
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from feasjax.bootstrap import (
-    MULTIPLIERS,
-    bootstrap_estimates,
-    multiplier_bootstrap,
-    power_decay_schedule,
-)
-from feasjax.confidence import (
-    confidence_ball,
-    coordinate_intervals,
-    linear_functional_interval,
-)
+from feasjax.uncertainty.bootstrap import (MULTIPLIERS, bootstrap_estimates, multiplier_bootstrap,
+                                           power_decay_schedule)
+from feasjax.uncertainty.confidence import (confidence_ball, coordinate_intervals,
+                                            linear_functional_interval)
 
 THETA = jnp.array([1.0, -0.5, 0.25])
 

@@ -10,8 +10,8 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 import feasjax as fj
-from feasjax.checkpoint import (check_compatible, checkpoint_manager, restore_checkpoint,
-                                save_checkpoint)
+from feasjax.training.checkpoint import (check_compatible, checkpoint_manager, restore_checkpoint,
+                                         save_checkpoint)
 
 
 def _losses(w, batch):

@@ -59,8 +59,8 @@ def test_console_entry_point_runs():
 def test_demo_defaults_fl_tail_beats_erm_for_three_seeds():
     """Issue acceptance: on digits with defaults, FL's train tail beats ERM's for seeds 0-2,
     its feasible fraction is higher and its test accuracy within 1.5 points of ERM's."""
-    from feasjax.data import load_dataset
-    from feasjax.experiment import RunConfig, run_method
+    from feasjax.data.datasets import load_dataset
+    from feasjax.experiments.runs import RunConfig, run_method
 
     dataset = load_dataset("digits")
     for seed in (0, 1, 2):
@@ -94,4 +94,4 @@ def test_averaged_fl_reports_metrics_and_keeps_test_accuracy(average, tmp_path):
     (["demo"], 0.1), (["demo", "--model", "cnn"], 0.02), (["demo", "--model", "resnet"], 0.02),
     (["demo", "--model", "cnn", "--epsilon", "0.3"], 0.3)])
 def test_epsilon_defaults_to_the_models_bound(argv, epsilon):
-    assert cli.config_from_args(cli.build_parser().parse_args(argv)).epsilon == epsilon
+    assert cli.app.config_from_args(cli.app.build_parser().parse_args(argv)).epsilon == epsilon

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn import datasets as sk_datasets
 
-from feasjax.data import DATASETS, from_arrays, load_dataset, validate_arrays
+from feasjax.data.datasets import DATASETS, from_arrays, load_dataset, validate_arrays
 
 EXPECTED = {  # name: (samples, features, task, num_classes)
     "digits": (1797, 64, "classification", 10),

@@ -7,8 +7,8 @@ import optax
 import pytest
 
 import feasjax as fj
-from feasjax import defaults
-from feasjax.dual import is_ascent
+from feasjax.core import defaults
+from feasjax.core.dual import is_ascent
 
 SCHEMES = pytest.mark.parametrize("scheme", ["simultaneous", "dual_then_primal"])
 

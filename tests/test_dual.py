@@ -6,7 +6,7 @@ import optax
 import pytest
 
 import feasjax as fj
-from feasjax.dual import AscentTransformation, check_ascent, is_ascent
+from feasjax.core.dual import AscentTransformation, check_ascent, is_ascent
 
 # nupi and optimistic ascend already: wrapping them in fj.ascent must change nothing.
 WRAPS = pytest.mark.parametrize("wrap", [lambda tx: tx, fj.ascent], ids=["bare", "ascent"])

@@ -8,7 +8,7 @@ import optax
 import pytest
 
 import feasjax as fj
-from feasjax import defaults
+from feasjax.core import defaults
 
 
 def test_quadratic_penalty_minimiser_in_closed_form():

@@ -4,13 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from feasjax.mixing import (
-    estimate_mixing_alpha,
-    mix,
-    mixing_helps,
-    mixing_mse,
-    optimal_mixing_alpha,
-)
+from feasjax.averaging.mixing import (estimate_mixing_alpha, mix, mixing_helps, mixing_mse,
+                                      optimal_mixing_alpha)
 
 R, N_LOCAL, N_OTHER = 100_000, 10, 100
 ALPHAS = jnp.linspace(0.0, 1.0, 1001)

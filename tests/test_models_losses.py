@@ -5,14 +5,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from feasjax.losses import (
-    check_batch,
-    cross_entropy,
-    per_sample_loss_fn,
-    predict_fn,
-    squared_error,
-)
-from feasjax.models import CNN, MLP
+from feasjax.models.losses import (check_batch, cross_entropy, per_sample_loss_fn, predict_fn,
+                                   squared_error)
+from feasjax.models.nets import CNN, MLP
 
 
 def test_mlp_shapes_and_flattening():

@@ -9,12 +9,12 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 
 import feasjax as fj
-from feasjax import layout as lay
 from feasjax import parallel as par
-from feasjax.data import load_dataset
-from feasjax.losses import per_sample_loss_fn
-from feasjax.models import MLP
-from feasjax.pmap_compat import pmap_epoch
+from feasjax.data.datasets import load_dataset
+from feasjax.models.losses import per_sample_loss_fn
+from feasjax.models.nets import MLP
+from feasjax.parallel import layout as lay
+from feasjax.parallel.pmap import pmap_epoch
 
 EPS, BATCH = 0.1, 64
 
@@ -136,7 +136,7 @@ def test_bad_sizes_raise_clear_errors():
 
 
 def test_global_metrics_are_exact_over_all_samples():
-    from feasjax.distributed import global_loss_summary
+    from feasjax.parallel.distributed import global_loss_summary
 
     values = np.random.default_rng(0).exponential(size=203).astype(np.float32)
     losses, layout = par.shard_data(values, par.data_mesh(8))

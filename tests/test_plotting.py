@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from feasjax.plotting import plot_loss_cdfs
+from feasjax.metrics.plotting import plot_loss_cdfs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -6,7 +6,7 @@ import optax
 import pytest
 
 import feasjax as fj
-from feasjax.indexed import apply_row_updates
+from feasjax.core.rows import apply_row_updates
 
 
 @pytest.mark.parametrize("inner", [optax.sgd(0.5), optax.adam(0.1)])

@@ -17,8 +17,8 @@ import optax
 import pytest
 
 import feasjax as fj
-from feasjax.resume import train_resumable
-from feasjax.training import chunk_fn
+from feasjax.training.loop import chunk_fn
+from feasjax.training.resume import train_resumable
 
 N, D, B, EPOCHS = 30, 3, 4, 3  # 7 steps per epoch (2 samples left out each epoch)
 EVERY = 2  # chunks of 2, 2, 2, 1 steps per epoch

@@ -13,12 +13,13 @@ import optax
 import pytest
 
 import feasjax as fj
-from feasjax import distributed, parallel, sweeps
+from feasjax import parallel
 from feasjax.cli import main
-from feasjax.data import load_dataset
-from feasjax.experiment import RunConfig, run_method
-from feasjax.launch import launch
-from feasjax.multirun import run_method_sweep
+from feasjax.data.datasets import load_dataset
+from feasjax.experiments.multirun import run_method_sweep
+from feasjax.experiments.runs import RunConfig, run_method
+from feasjax.parallel import distributed, sweeps
+from feasjax.parallel.launch import launch
 
 HERE = pathlib.Path(__file__).parent
 

@@ -14,19 +14,12 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from feasjax.losses import (
-    cross_entropy,
-    eval_loss_fn,
-    has_model_state,
-    per_sample_loss_fn,
-    predict_fn,
-    split_model,
-    stateful_loss_fn,
-)
-from feasjax.models import CNN, MLP, BasicBlock, ResNet
+from feasjax.models.losses import (cross_entropy, eval_loss_fn, has_model_state, per_sample_loss_fn,
+                                   predict_fn, split_model, stateful_loss_fn)
+from feasjax.models.nets import CNN, MLP, BasicBlock, ResNet
 
-EPS = 1e-5  # BatchNorm epsilon of feasjax.models
-MOMENTUM = 0.9  # BatchNorm momentum of feasjax.models
+EPS = 1e-5  # BatchNorm epsilon of feasjax.models.nets
+MOMENTUM = 0.9  # BatchNorm momentum of feasjax.models.nets
 
 make_cnn = nnx.jit(
     lambda key: CNN((8, 8, 1), 3, features=(4, 4), hidden=8, batch_norm=True, dropout=0.5,
@@ -69,7 +62,7 @@ def cnn():
 
 
 class _OldCNN(nnx.Module):
-    """feasjax.models.CNN before batch_norm/dropout existed, verbatim in what it computes."""
+    """feasjax.models.nets.CNN before batch_norm/dropout existed, verbatim in what it computes."""
 
     def __init__(self, image_shape, out_features, *, features=(16, 32), hidden=64, rngs):
         self.image_shape = tuple(image_shape)

@@ -7,9 +7,9 @@ import pytest
 from flax import nnx
 
 import feasjax as fj
-from feasjax.experiment import model_fns
-from feasjax.models import CNN
-from feasjax.sweeps import stack_runs, sweep_epoch, train_sweep
+from feasjax.experiments.runs import model_fns
+from feasjax.models.nets import CNN
+from feasjax.parallel.sweeps import stack_runs, sweep_epoch, train_sweep
 
 N, EPS = 96, 0.1
 

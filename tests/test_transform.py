@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 import feasjax as fj
-from feasjax.transform import SCHEMES
+from feasjax.core.transform import SCHEMES
 from tests import reference_v010
 
 EPS = 0.1
@@ -100,8 +100,8 @@ def test_transformation_and_solver_match_the_010_solver(name, scheme):
 
 # ---------------------------------------------------------------- (a) optax.chain on digits
 def _digits_mlp():
-    from feasjax.data import load_dataset
-    from feasjax.losses import per_sample_loss_fn
+    from feasjax.data.datasets import load_dataset
+    from feasjax.models.losses import per_sample_loss_fn
 
     ds = load_dataset("digits")
     graphdef, params = nnx.split(fj.MLP(64, [64], 10, rngs=nnx.Rngs(0)))
@@ -134,7 +134,7 @@ def _train_with(tx, params, loss_fn, x, y, *, epochs, batch_size=64, key=jax.ran
 
 
 def test_fl_inside_optax_chain_with_adamw_trains_digits_like_the_demo():
-    from feasjax.experiment import RunConfig, run_method
+    from feasjax.experiments.runs import RunConfig, run_method
 
     demo = run_method(fj.load_dataset("digits"), "fl", RunConfig(devices=1), progress=False)
     ds, params, loss_fn = _digits_mlp()

@@ -1,0 +1,265 @@
+"""Averagers: which iterates enter a parameter average, and with which weights.
+
+An :class:`Averager` is a static description consumed by :func:`feasjax.averaged`. Iterates are
+numbered by the wrapper's step count: ``theta_0`` is the value given to ``init`` and ``theta_t``
+the value after the ``t``-th update. An averager *counts* exactly the iterates
+
+.. math:: \\{\\theta_t : t \\ge \\text{first},\\ (t - \\text{first}) \\bmod \\text{every} = 0\\}
+
+and folds them in order; ``n`` is the number already folded. The fold of the first counted
+iterate is a copy, so no averager mixes zero initialisation with bias correction. The per-leaf
+fold works on one array and one scalar ``n``, so the same code serves whole parameter trees and,
+under ``vmap``, per-row averages of a multiplier vector (:func:`feasjax.indexed_averaged`).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+WARMUPS = ("none", "linear", "timm")
+
+
+class WindowLeaf(NamedTuple):
+    """Per-leaf LAWA state: the last ``k`` snapshots and their running sum."""
+
+    ring: jax.Array  # shape=(k + 1, *leaf.shape), leaf.dtype; slot j % k: j-th snapshot, slot k: scratch
+    total: jax.Array  # shape=leaf.shape, dtype=leaf.dtype; sum of the min(n, k) held snapshots
+    evict: jax.Array  # shape=leaf.shape, dtype=leaf.dtype; ring[n % k], the next slot overwritten
+
+
+class Averager(NamedTuple):
+    """Static description of an average (built by :func:`ema`, :func:`polyak`, ... ).
+
+    Attributes:
+      name: the method's name.
+      first: index ``t`` of the first counted iterate.
+      every: interval between counted iterates.
+      init_leaf: ``leaf -> per-leaf state`` (nothing folded yet).
+      weight: ``n -> coefficient`` computed once per step from the number already folded.
+      fold_leaf: ``(per-leaf state, iterate, coefficient, take) -> per-leaf state``; returns the
+        state unchanged (bit for bit) where the boolean ``take`` is false.
+    """
+
+    name: str
+    first: int
+    every: int
+    init_leaf: Callable[[jax.Array], Any]
+    weight: Callable[[jax.Array], Any]
+    fold_leaf: Callable[[Any, jax.Array, Any, jax.Array], Any]
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
+
+
+def _lerp(avg: jax.Array, x: jax.Array, w: jax.Array, take: jax.Array) -> jax.Array:
+    # (1 - w) avg + w x: with w = 1 the result is exactly x (the first fold is a copy).
+    return jnp.where(take, ((1 - w) * avg + w * x).astype(avg.dtype), avg)
+
+
+def _copy(leaf: jax.Array) -> jax.Array:
+    # A real copy: an average that shared the parameters' buffer could not be donated with them.
+    return jnp.copy(leaf)
+
+
+def polyak(start_step: int = 0, *, every: int = 1) -> Averager:
+    """Polyak-Ruppert averaging: the uniform mean of the iterates from ``start_step`` on.
+
+    .. math:: \\bar\\theta_T = \\frac{1}{n}\\sum_{j=0}^{n-1} \\theta_{s + j\\,e},
+       \\qquad n = \\lfloor (T - s)/e \\rfloor + 1 \\text{ for } T \\ge s,
+
+    with ``s = start_step``, ``e = every``. The first iterate counted is ``theta_s`` itself
+    (``theta_0``, the initial parameters, when ``start_step=0``); each counted iterate has weight
+    exactly ``1/n``, folded as the running mean ``avg += (theta - avg) / n``.
+
+    Args:
+      start_step: index of the first averaged iterate, ``>= 0``.
+      every: average one iterate every ``every`` steps, ``>= 1``.
+
+    Returns:
+      An :class:`Averager` for :func:`feasjax.averaged`.
+
+    Example:
+      >>> from feasjax.averaging.averagers import polyak
+      >>> avg = polyak(start_step=10, every=2)
+      >>> (avg.first, avg.every)
+      (10, 2)
+    """
+    _check_int("start_step", start_step, 0)
+    _check_int("every", every, 1)
+    return Averager(
+        "polyak", start_step, every, _copy, lambda n: 1.0 / (n + 1).astype(jnp.float32), _lerp
+    )
+
+
+def tail_polyak(horizon: int, fraction: float, *, every: int = 1) -> Averager:
+    """Tail averaging: the uniform mean of the last ``fraction`` of a run of ``horizon`` steps.
+
+    :func:`polyak` with ``start_step = horizon - m + 1``, ``m = max(1, round(fraction * horizon))``,
+    so that at ``t = horizon`` the average holds ``theta_{horizon-m+1}, ..., theta_horizon``
+    (with ``every=1``).
+
+    Args:
+      horizon: the planned number of steps, ``>= 1``.
+      fraction: the averaged fraction of the run, in ``(0, 1]``.
+      every: average one iterate every ``every`` steps, ``>= 1``.
+
+    Returns:
+      An :class:`Averager` for :func:`feasjax.averaged`.
+
+    Example:
+      >>> from feasjax.averaging.averagers import tail_polyak
+      >>> tail_polyak(horizon=1000, fraction=0.1).first
+      901
+    """
+    _check_int("horizon", horizon, 1)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction=}")
+    m = max(1, round(fraction * horizon))
+    return polyak(horizon - m + 1, every=every)._replace(name="tail_polyak")
+
+
+def swa(cycle_length: int, start_step: int, *, every_cycles: int = 1) -> Averager:
+    """Stochastic Weight Averaging (Izmailov et al., 2018): mean of the cycle-end iterates.
+
+    With :func:`feasjax.averaging.schedules.swa_schedule` the learning rate restarts every ``cycle_length``
+    steps after ``start_step`` and reaches its low value on the updates that produce
+    ``theta_{s + j c}``, ``j >= 1``; those and only those iterates are averaged with weights
+    ``1/n``. (Algorithm 1 of the paper also counts the starting weights ``theta_s``; we do not,
+    as ``torch.optim.swa_utils`` users typically do not either.) A constant schedule is the
+    case ``cycle_length`` = the averaging interval.
+
+    Args:
+      cycle_length: steps per cycle, ``>= 1``.
+      start_step: step at which the SWA phase starts, ``>= 0``.
+      every_cycles: average one cycle end in ``every_cycles``, ``>= 1``.
+
+    Returns:
+      An :class:`Averager` for :func:`feasjax.averaged`.
+
+    Example:
+      >>> from feasjax.averaging.averagers import swa
+      >>> avg = swa(cycle_length=5, start_step=100)
+      >>> (avg.first, avg.every)
+      (105, 5)
+    """
+    _check_int("cycle_length", cycle_length, 1)
+    _check_int("start_step", start_step, 0)
+    _check_int("every_cycles", every_cycles, 1)
+    every = cycle_length * every_cycles
+    return polyak(start_step + every, every=every)._replace(name="swa")
+
+
+def ema(
+    decay: float,
+    warmup: str = "none",
+    *,
+    every: int = 1,
+    start_step: int = 0,
+    warmup_gamma: float = 1.0,
+    warmup_power: float = 2 / 3,
+) -> Averager:
+    """Exponential moving average of the parameters, initialised from the parameters.
+
+    The first counted iterate (``theta_0`` by default) is copied; each later counted iterate is
+    folded as ``avg = d_u * avg + (1 - d_u) * theta`` where ``u = 0, 1, ...`` counts the EMA
+    updates made before this one and
+
+    .. math::
+       d_u = \\begin{cases} \\beta & \\text{none} \\\\
+       \\min(\\beta, \\frac{1 + u}{10 + u}) & \\text{linear} \\\\
+       \\min(\\beta, 1 - (1 + u/\\gamma)^{-p}) & \\text{timm} \\end{cases}
+
+    There is no zero initialisation and hence no bias correction (``optax.ema`` averages
+    *updates* and needs one; this averages parameters).
+
+    Args:
+      decay: ``beta`` in ``[0, 1)``; a traced value (``inject_hyperparams``) is not checked.
+      warmup: ``"none"``, ``"linear"`` (TensorFlow's ``num_updates`` rule) or ``"timm"``.
+      every: update the EMA every ``every`` steps, ``>= 1``.
+      start_step: the iterate copied into the EMA, ``>= 0``; the EMA is read as the raw
+        parameters before it.
+      warmup_gamma: ``gamma > 0`` of the timm warm-up.
+      warmup_power: ``p > 0`` of the timm warm-up.
+
+    Returns:
+      An :class:`Averager` for :func:`feasjax.averaged`.
+
+    Example:
+      >>> from feasjax.averaging.averagers import ema
+      >>> ema(0.999, warmup="linear").name
+      'ema'
+    """
+    if isinstance(decay, numbers.Real) and not 0 <= decay < 1:
+        raise ValueError(f"decay must be in [0, 1), got {decay=}")
+    if warmup not in WARMUPS:
+        raise ValueError(f"warmup must be one of {WARMUPS}, got {warmup=}")
+    if not (warmup_gamma > 0 and warmup_power > 0):
+        raise ValueError(
+            f"warmup_gamma and warmup_power must be > 0, got {warmup_gamma=}, {warmup_power=}"
+        )
+    _check_int("every", every, 1)
+    _check_int("start_step", start_step, 0)
+
+    def weight(n: jax.Array) -> jax.Array:
+        u = jnp.maximum(n - 1, 0).astype(jnp.float32)
+        d = jnp.asarray(decay, jnp.float32)
+        if warmup == "linear":
+            d = jnp.minimum(d, (1 + u) / (10 + u))
+        elif warmup == "timm":
+            d = jnp.minimum(d, 1 - (1 + u / warmup_gamma) ** (-warmup_power))
+        return jnp.where(n == 0, 1.0, 1 - d)
+
+    return Averager("ema", start_step, every, _copy, weight, _lerp)
+
+
+def lawa(k: int, every: int, burn_in: int = 0) -> Averager:
+    """LAtest Weight Averaging (Kaddour 2022; Sanyal et al. 2023): mean of the last ``k`` snapshots.
+
+    Snapshots are the iterates ``theta_{b + j e}``, ``j >= 1`` (``b = burn_in``, ``e = every``);
+    the average is the mean of the ``min(n, k)`` most recent ones. The state keeps a ring buffer of
+    ``k`` snapshots (plus one scratch slot), their running sum and the next snapshot to evict, i.e.
+    ``(k + 3) x`` the parameters' memory. Every step costs O(parameters), independent of ``k``:
+    one in-place slot write (into the scratch slot on non-snapshot steps, so that one compiled
+    step serves all steps), one add, one subtract, one slot read.
+    The running sum is exact up to float round-off that grows like ``sqrt(snapshots) * eps``.
+
+    Args:
+      k: number of snapshots averaged, ``>= 1``.
+      every: steps between snapshots, ``>= 1``.
+      burn_in: steps before the snapshot clock starts, ``>= 0``.
+
+    Returns:
+      An :class:`Averager` for :func:`feasjax.averaged`.
+
+    Example:
+      >>> from feasjax.averaging.averagers import lawa
+      >>> lawa(k=5, every=100, burn_in=1000).first
+      1100
+    """
+    _check_int("k", k, 1)
+    _check_int("every", every, 1)
+    _check_int("burn_in", burn_in, 0)
+
+    def init_leaf(leaf: jax.Array) -> WindowLeaf:
+        # Built from the leaf itself (not from zeros) so that the ring inherits its sharding;
+        # the values are placeholders until the first snapshot, which fold_leaf treats apart.
+        leaf = jnp.asarray(leaf)
+        return WindowLeaf(jnp.repeat(leaf[None], k + 1, axis=0), leaf, leaf)
+
+    def fold_leaf(state: WindowLeaf, x: jax.Array, n: jax.Array, take: jax.Array) -> WindowLeaf:
+        # The evicted snapshot is carried in the state and the next one is read *after* the
+        # in-place slot write: reading the ring before writing it made XLA copy the whole ring
+        # every step. Non-snapshot steps write into the scratch slot k: no select over the ring.
+        x = x.astype(state.total.dtype)
+        total = jnp.where(n == 0, 0, state.total - jnp.where(n >= k, state.evict, 0)) + x
+        ring = state.ring.at[jnp.where(take, n % k, k)].set(x)
+        n_next = n + take.astype(n.dtype)
+        evict = jnp.where(take, ring[n_next % k], state.evict)
+        return WindowLeaf(ring, jnp.where(take, total, state.total), evict)
+
+    return Averager("lawa", burn_in + every, every, init_leaf, lambda n: n, fold_leaf)

@@ -1,0 +1,138 @@
+"""Per-row averaging of dense per-sample vectors (Feasible Learning multipliers) at O(batch) cost.
+
+A multiplier vector ``lambda`` of shape ``(N,)`` changes only at the rows of the current batch.
+:func:`indexed_averaged` keeps one average *per row* with per-row counters: row ``i``'s iterates
+are its values after each of its own updates (touches), ``lambda_i^{(0)}`` being the initial
+value, and the averager's ``first`` / ``every`` / weights apply to that per-row clock. With an
+epoch sampler that touches every row once per epoch, this is the per-epoch average. A step
+gathers the batch rows, folds them (``vmap`` of the dense fold) and scatters them back, so rows
+outside the batch are bit-for-bit unchanged and the cost is O(batch), not O(N).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from feasjax.averaging.averagers import Averager, WindowLeaf
+from feasjax.averaging.wrappers import (AveragedState, Mask, _check_params, _counted, _fold,
+                                        _init_average)
+from feasjax.core.checks import check_indices
+from feasjax.core.rows import in_range
+
+
+def _row_axes(s: Any) -> Any:
+    if isinstance(s, optax.MaskedNode):
+        return None
+    return WindowLeaf(1, 0, 0) if isinstance(s, WindowLeaf) else 0
+
+
+# `idx` is always `in_range`-mapped: an invalid index reads the fill value and is never
+# written, so it cannot touch a wrong row (JAX would wrap -1 to the last row).
+def _gather(s: Any, idx: jax.Array) -> Any:
+    if isinstance(s, optax.MaskedNode):
+        return s
+    if isinstance(s, WindowLeaf):
+        return WindowLeaf(s.ring.at[:, idx].get(mode="fill"), _get(s.total, idx),
+                          _get(s.evict, idx))
+    return _get(s, idx)
+
+
+def _get(x: jax.Array, idx: jax.Array) -> jax.Array:
+    return x.at[idx].get(mode="fill", fill_value=0)
+
+
+def _scatter(s: Any, rows: Any, idx: jax.Array) -> Any:
+    if isinstance(s, optax.MaskedNode):
+        return s
+    if isinstance(s, WindowLeaf):
+        return WindowLeaf(
+            s.ring.at[:, idx].set(rows.ring, mode="drop"),
+            s.total.at[idx].set(rows.total, mode="drop"),
+            s.evict.at[idx].set(rows.evict, mode="drop"),
+        )
+    return s.at[idx].set(rows, mode="drop")
+
+
+def _num_rows(params: Any) -> int:
+    sizes = {leaf.shape[0] if leaf.ndim else None for leaf in jax.tree.leaves(params)}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(
+            f"indexed_averaged needs params whose leaves share one leading (row) axis, got {sizes=}"
+        )
+    return sizes.pop()
+
+
+def indexed_averaged(
+    inner: optax.GradientTransformation, averager: Averager, *, mask: Mask = None
+) -> optax.GradientTransformationExtraArgs:
+    """Like :func:`feasjax.averaged`, averaging each row of per-sample parameters separately.
+
+    ``update(updates, state, params, *, indices, **extra_args)`` runs ``inner`` (``indices`` is
+    forwarded to it), then folds the rows ``theta[indices] + u[indices]`` into their averages using
+    per-row counters of shape ``(N,)``. Changes ``inner`` makes outside ``indices`` (e.g. momentum)
+    are not folded. A row listed several times in ``indices`` is folded **once** per step (all
+    copies compute the same value from the same old state). ``indices`` must lie in ``[0, N)``.
+
+    Args:
+      inner: any Optax transformation.
+      averager: as for :func:`feasjax.averaged`; ``first``/``every`` count a row's own touches.
+      mask: as for :func:`feasjax.averaged`.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; read it with :func:`feasjax.averaged_params`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from feasjax.averaging.wrappers import averaged_params
+      >>> from feasjax.averaging.averagers import polyak
+      >>> from feasjax.averaging.indexed import indexed_averaged
+      >>> tx = indexed_averaged(optax.sgd(1.0), polyak())
+      >>> lam = jnp.zeros(4); state = tx.init(lam)
+      >>> u, state = tx.update(jnp.array([0.0, -2.0, 0.0, 0.0]), state, lam, indices=jnp.array([1]))
+      >>> averaged_params(state, lam + u)  # row 1: mean of 0 and 2; others untouched
+      Array([0., 1., 0., 0.], dtype=float32)
+    """
+    if not isinstance(averager, Averager):
+        raise TypeError(f"averager must be a feasjax Averager (ema, polyak, ...), got {averager!r}")
+    inner = optax.with_extra_args_support(inner)
+    _fold_row = lambda average, row, n, take: _fold(averager, average, row, n, take)  # noqa: E731
+
+    def init_fn(params):
+        zeros = jnp.zeros([_num_rows(params)], jnp.int32)
+        average = _init_average(averager, params, mask)
+        if averager.first == 0:  # every row's initial value is counted: copy it in
+            average = _fold(averager, average, params, jnp.zeros([], jnp.int32))
+            return AveragedState(zeros, zeros + 1, average, inner.init(params))
+        return AveragedState(zeros, zeros, average, inner.init(params))
+
+    def update_fn(updates, state, params=None, *, indices=None, **extra_args):
+        _check_params(params)
+        if indices is None:
+            raise ValueError("indexed_averaged(...).update needs indices=, the batch's row indices")
+        num_rows = state.count.shape[0]
+        idx = in_range(check_indices(indices, num_rows, "indices"), num_rows)
+        inner_updates, inner_state = inner.update(
+            updates, state.inner_state, params, indices=indices, **extra_args
+        )
+        count = _get(state.count, idx) + 1
+        n, take = _get(state.n, idx), _counted(averager, count)
+        rows = jax.tree.map(lambda p, u: (_get(p, idx) + _get(u, idx)).astype(p.dtype), params,
+                            inner_updates)
+        gathered = jax.tree.map(lambda p, s: _gather(s, idx), params, state.average)
+        axes = jax.tree.map(lambda p, s: _row_axes(s), params, state.average)
+        folded = jax.vmap(_fold_row, in_axes=(axes, 0, 0, 0), out_axes=axes)(gathered, rows, n, take)
+        average = jax.tree.map(
+            lambda p, s, r: _scatter(s, r, idx), params, state.average, folded
+        )
+        new_state = AveragedState(
+            state.count.at[idx].set(count, mode="drop"),
+            state.n.at[idx].set(n + take.astype(jnp.int32), mode="drop"),
+            average,
+            inner_state,
+        )
+        return inner_updates, new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -1,0 +1,62 @@
+"""Learning-rate schedules that go with averaging (SWA's cyclic or constant phase)."""
+from __future__ import annotations
+
+import numbers
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def swa_schedule(
+    base: optax.ScalarOrSchedule,
+    start_step: int,
+    swa_lr: float,
+    cycle_length: int = 1,
+    min_lr: float | None = None,
+) -> optax.Schedule:
+    """SWA learning rate (Izmailov et al., 2018, eq. 2): ``base`` then a cyclic or constant phase.
+
+    With ``c = cycle_length`` and optax's ``count`` (updates already applied), the update that
+    produces ``theta_{count+1}`` uses
+
+    .. math::
+       \\eta(\\text{count}) = \\begin{cases} \\text{base}(\\text{count}) & \\text{count} < s \\\\
+       \\alpha_1 + (\\alpha_2 - \\alpha_1)\\,\\frac{j + 1}{c}, \\
+       j = (\\text{count} - s) \\bmod c & \\text{otherwise} \\end{cases}
+
+    with ``alpha_1 = swa_lr``, ``alpha_2 = min_lr``. The update producing ``theta_{s + m c}``
+    (``m >= 1``) has ``j = c - 1`` and rate ``min_lr``: exactly the iterates that
+    :func:`feasjax.averaging.averagers.swa` with the same ``cycle_length`` and ``start_step`` averages.
+    ``min_lr=None`` gives the constant schedule ``swa_lr``.
+
+    Args:
+      base: the schedule (or constant) used before ``start_step``.
+      start_step: first step of the SWA phase, ``>= 0``.
+      swa_lr: the high (or constant) rate of the SWA phase, ``>= 0``.
+      cycle_length: steps per cycle, ``>= 1``.
+      min_lr: the low rate reached at each cycle end, ``>= 0``; ``None`` for a constant phase.
+
+    Returns:
+      An ``optax.Schedule``.
+
+    Example:
+      >>> from feasjax.averaging.schedules import swa_schedule
+      >>> sched = swa_schedule(1.0, start_step=2, swa_lr=0.5, cycle_length=2, min_lr=0.1)
+      >>> [round(float(sched(t)), 3) for t in range(6)]
+      [1.0, 1.0, 0.3, 0.1, 0.3, 0.1]
+    """
+    for name, value, low in (("start_step", start_step, 0), ("cycle_length", cycle_length, 1)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
+    if swa_lr < 0 or (min_lr is not None and min_lr < 0):
+        raise ValueError(f"swa_lr and min_lr must be >= 0, got {swa_lr=}, {min_lr=}")
+    low = swa_lr if min_lr is None else min_lr
+    base_fn = base if callable(base) else (lambda count: jnp.asarray(base, jnp.float32))
+
+    def schedule(count: jax.Array) -> jax.Array:
+        j = jnp.maximum(count - start_step, 0) % cycle_length
+        cyclic = swa_lr + (low - swa_lr) * (j + 1) / cycle_length
+        return jnp.where(count < start_step, base_fn(count), cyclic)
+
+    return schedule

@@ -1,0 +1,209 @@
+"""Parameter averaging as a wrapper around any Optax optimizer.
+
+``averaged(inner, averager)`` runs ``inner`` unchanged and folds the *parameters after the
+update*, ``optax.apply_updates(params, inner_updates)``, into an average held in its state; the
+average is read with :func:`averaged_params`. Because the wrapper sees both the parameters and
+the final updates, it cannot average updates by mistake (the classic ``optax.ema`` pitfall) nor
+be placed at the wrong position in a chain. The averaging rules live in :mod:`feasjax.averaging.averagers`;
+:func:`indexed_averaged` is the per-row form for per-sample multiplier vectors.
+
+All state maths is elementwise (plus one dynamic slot write for LAWA), so the average keeps the
+parameters' sharding, and the averaging decision is an array predicate applied with
+``jnp.where``, so one compiled step serves every step.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Union
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from feasjax.averaging.averagers import Averager, WindowLeaf
+
+Mask = Union[Any, Callable[[Any], Any], None]
+
+
+class AveragedState(NamedTuple):
+    """State of :func:`averaged` and :func:`indexed_averaged`."""
+
+    count: jax.Array  # shape=() int32 (dense) or (N,) int32 (indexed): steps / touches seen
+    n: jax.Array  # same shape as count, int32: iterates folded into the average so far
+    average: Any  # params-shaped tree of per-leaf averager states; optax.MaskedNode = copied
+    inner_state: optax.OptState  # the wrapped optimizer's state
+
+
+def _is_masked(x: Any) -> bool:
+    return isinstance(x, optax.MaskedNode)
+
+
+def _counted(averager: Averager, count: jax.Array) -> jax.Array:
+    return (count >= averager.first) & ((count - averager.first) % averager.every == 0)
+
+
+def _init_average(averager: Averager, params: Any, mask: Mask) -> Any:
+    if mask is None:
+        return jax.tree.map(averager.init_leaf, params)
+    mask_tree = mask(params) if callable(mask) else mask
+    # A mask may be a prefix of params (one bool for a whole collection, e.g. batch statistics).
+    full = jax.tree.map(lambda m, sub: jax.tree.map(lambda _: bool(m), sub), mask_tree, params)
+    return jax.tree.map(lambda p, m: averager.init_leaf(p) if m else optax.MaskedNode(), params, full)
+
+
+def _fold(averager: Averager, average: Any, iterate: Any, n: jax.Array, take: Any = True) -> Any:
+    coef, take = averager.weight(n), jnp.asarray(take)
+    return jax.tree.map(
+        lambda x, s: s if _is_masked(s) else averager.fold_leaf(s, x, coef, take), iterate, average
+    )
+
+
+def _check_params(params: Any) -> None:
+    if params is None:
+        raise ValueError(
+            "averaged(...).update needs params (the parameters before this update), got params=None"
+        )
+
+
+def averaged(
+    inner: optax.GradientTransformation, averager: Averager, *, mask: Mask = None
+) -> optax.GradientTransformationExtraArgs:
+    """Wrap ``inner`` so that it also keeps an average of the parameters it produces.
+
+    At step ``t`` the wrapper computes ``u_t, s_t = inner.update(g_t, s_{t-1}, theta_{t-1})``,
+    returns ``u_t`` unchanged, and folds ``theta_t = theta_{t-1} + u_t`` into the average when the
+    averager counts step ``t`` (see :mod:`feasjax.averaging.averagers` for the exact iterates and weights).
+
+    Args:
+      inner: any Optax transformation; extra keyword arguments are forwarded to it.
+      averager: from :func:`~feasjax.averaging.averagers.ema`, :func:`~feasjax.averaging.averagers.polyak`,
+        :func:`~feasjax.averaging.averagers.tail_polyak`, :func:`~feasjax.averaging.averagers.lawa` or
+        :func:`~feasjax.averaging.averagers.swa`.
+      mask: optional bool tree (a prefix of params) or ``params -> tree``: ``True`` leaves are
+        averaged, ``False`` leaves are *copied* (the accessor returns their current value, the
+        right choice for batch-norm statistics, which are then best recomputed for the averaged
+        weights). ``None`` averages everything.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` whose ``update`` requires ``params``.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from feasjax.averaging.wrappers import averaged, averaged_params
+      >>> from feasjax.averaging.averagers import polyak
+      >>> tx = averaged(optax.sgd(1.0), polyak())
+      >>> params = jnp.array([0.0]); state = tx.init(params)
+      >>> for g in (-1.0, -1.0):
+      ...     u, state = tx.update(jnp.array([g]), state, params)
+      ...     params = optax.apply_updates(params, u)
+      >>> averaged_params(state, params)  # mean of 0, 1, 2
+      Array([1.], dtype=float32)
+    """
+    if not isinstance(averager, Averager):
+        raise TypeError(f"averager must be a feasjax Averager (ema, polyak, ...), got {averager!r}")
+    inner = optax.with_extra_args_support(inner)
+
+    def init_fn(params):
+        zero = jnp.zeros([], jnp.int32)
+        state = AveragedState(zero, zero, _init_average(averager, params, mask), inner.init(params))
+        if averager.first == 0:  # theta_0 is counted: copy it in
+            state = state._replace(n=zero + 1, average=_fold(averager, state.average, params, zero))
+        return state
+
+    def update_fn(updates, state, params=None, **extra_args):
+        _check_params(params)
+        inner_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
+        count = optax.safe_increment(state.count)
+        take = _counted(averager, count)
+        # Computed every step and selected with jnp.where inside the fold (XLA fuses it into one
+        # elementwise pass); lax.cond would skip it on other steps but made XLA copy the state:
+        # slower on the benchmark (benchmarks/README_averaging.md).
+        iterate = optax.apply_updates(params, inner_updates)
+        average = _fold(averager, state.average, iterate, state.n, take)
+        n = state.n + take.astype(jnp.int32)
+        return inner_updates, AveragedState(count, n, average, inner_state)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def find_averaged_states(state: optax.OptState) -> list[AveragedState]:
+    """Return every :class:`AveragedState` inside an optimizer state, in tree order.
+
+    Finds the wrapper's state inside ``optax.chain``, ``inject_hyperparams``, ``partition`` etc.
+
+    Args:
+      state: any optimizer state (pytree).
+
+    Returns:
+      A list, empty if the state holds no average.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from feasjax.averaging.wrappers import averaged, find_averaged_states
+      >>> from feasjax.averaging.averagers import ema
+      >>> tx = optax.chain(optax.clip(1.0), averaged(optax.sgd(0.1), ema(0.9)))
+      >>> len(find_averaged_states(tx.init(jnp.zeros(3))))
+      1
+    """
+    leaves = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, AveragedState))
+    return [leaf for leaf in leaves if isinstance(leaf, AveragedState)]
+
+
+def _rows(n: jax.Array, like: jax.Array) -> jax.Array:
+    # Dense state: scalar n. Indexed state: n has shape (N,), broadcast over a leaf's trailing axes.
+    return n if n.ndim == 0 else n.reshape(n.shape + (1,) * (like.ndim - 1))
+
+
+def _read_leaf(s: Any, p: jax.Array, n: jax.Array) -> jax.Array:
+    if _is_masked(s):
+        return p
+    n = _rows(n, p)
+    if isinstance(s, WindowLeaf):
+        size = jnp.maximum(jnp.minimum(n, s.ring.shape[0] - 1), 1)  # ring: k slots + scratch
+        value = s.total / size.astype(s.total.dtype)
+    else:
+        value = s
+    return jnp.where(n > 0, value, p).astype(p.dtype)
+
+
+def _unwrap_variables(tree: Any) -> Any:
+    # nnx.Optimizer wraps its state leaves in OptVariable and nnx.state gives Param leaves:
+    # read both as plain arrays so that their structures match (nnx.update accepts the result).
+    from flax import nnx  # local import: only needed for NNX trees
+
+    is_var = lambda x: isinstance(x, nnx.Variable)  # noqa: E731
+    return jax.tree.map(lambda x: x.get_value() if is_var(x) else x, tree, is_leaf=is_var)
+
+
+def averaged_params(state: optax.OptState, params: Any) -> Any:
+    """Parameters to evaluate: the average, or the raw ``params`` where nothing is averaged yet.
+
+    Leaves (or, for :func:`indexed_averaged`, rows) with no counted iterate yet and leaves masked
+    out by ``mask`` or by ``optax.partition`` are returned from ``params`` unchanged. Flax NNX
+    variables are read as arrays, so ``averaged_params(optimizer.opt_state, nnx.state(model,
+    nnx.Param))`` works with ``nnx.Optimizer`` and its result can be given to ``nnx.update``.
+
+    Args:
+      state: an optimizer state containing one or more :class:`AveragedState` (nested anywhere).
+      params: the current parameters, same structure as given to ``init``.
+
+    Returns:
+      A tree like ``params``.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from feasjax.averaging.wrappers import averaged, averaged_params
+      >>> from feasjax.averaging.averagers import ema
+      >>> tx = averaged(optax.sgd(1.0), ema(0.5))
+      >>> params = jnp.array([0.0]); state = tx.init(params)
+      >>> u, state = tx.update(jnp.array([-2.0]), state, params)
+      >>> averaged_params(state, optax.apply_updates(params, u))  # 0.5 * 0 + 0.5 * 2
+      Array([1.], dtype=float32)
+    """
+    state, params = _unwrap_variables(state), _unwrap_variables(params)
+    found = find_averaged_states(state)
+    if not found:
+        raise ValueError("state holds no AveragedState; build the optimizer with feasjax.averaged")
+    out = params
+    for s in found:
+        out = jax.tree.map(lambda p, a, n=s.n: _read_leaf(a, p, n), out, s.average)
+    return out

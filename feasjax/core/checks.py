@@ -1,0 +1,206 @@
+"""Input checks shared by every public entry point.
+
+Concrete values (eager calls, or arguments of a jitted function before it is traced) are checked
+at once and raise ``ValueError``/``TypeError`` naming the argument and what was expected. Values
+only known inside ``jit`` cannot raise there; the primal-dual step instead skips a step whose
+indices are out of range or whose losses are not finite and counts it in its status (see
+:class:`feasjax.StepStatus`), and the training loop raises after the epoch, naming the step.
+With ``checked=True`` the step also emits ``jax.experimental.checkify`` checks, so that
+``checkify.checkify(step)`` raises inside ``jit`` with the offending values.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x: Any) -> bool:
+    """Whether ``x`` holds concrete values (not a tracer inside ``jit``/``vmap``/``grad``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core.checks import is_concrete
+      >>> is_concrete(jnp.ones(2))
+      True
+    """
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:
+    """Raise ``ValueError`` unless the static ``value`` is finite and ``> 0`` (``>= 0``).
+
+    Example:
+      >>> from feasjax.core.checks import check_positive
+      >>> check_positive(0.0, "epsilon", allow_zero=True)
+    """
+    if isinstance(value, jax.core.Tracer):
+        return
+    if isinstance(value, (bool, np.bool_)) or not np.issubdtype(np.asarray(value).dtype,
+                                                                np.number):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {name}={value!r}")
+    ok = np.all(np.isfinite(value)) and (np.all(np.asarray(value) >= 0) if allow_zero
+                                         else np.all(np.asarray(value) > 0))
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {bound}, got {name}={value!r}")
+
+
+def check_count(value: Any, name: str) -> int:
+    """Return ``value`` as an ``int`` if it is an integer ``>= 1`` (Python or numpy); else raise.
+
+    Floats (``2.5``, even ``2.0``) and booleans are rejected rather than rounded.
+
+    Example:
+      >>> import numpy as np
+      >>> from feasjax.core.checks import check_count
+      >>> check_count(np.int64(3), "num_samples")
+      3
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= 1, got {name}={value!r} "
+                        f"({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
+    return int(value)
+
+
+def check_unit_interval(value: float, name: str) -> None:
+    """Raise ``ValueError`` unless the static ``value`` is in ``[0, 1)``; tracers pass.
+
+    Tracers come from ``optax.inject_hyperparams``, which rebuilds the transformation with
+    array hyper-parameters inside ``jit``: their range was checked when they were concrete.
+
+    Example:
+      >>> from feasjax.core.checks import check_unit_interval
+      >>> check_unit_interval(0.5, "nu")
+    """
+    if isinstance(value, jax.core.Tracer):
+        return
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {name}={value!r}")
+
+
+def leading_size(tree: Any, name: str) -> int | None:
+    """The common leading-axis size of all leaves of ``tree`` (``None`` if it has no leaves).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core.checks import leading_size
+      >>> leading_size({"a": jnp.zeros(3), "b": jnp.zeros((3, 2))}, "params")
+      3
+    """
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return None
+    sizes = set()
+    for leaf in leaves:
+        if jnp.ndim(leaf) == 0:
+            raise ValueError(f"{name} must have a leading per-sample axis, got a scalar leaf")
+        sizes.add(jnp.shape(leaf)[0])
+    if len(sizes) != 1:
+        raise ValueError(f"{name} leaves must share one leading axis size, got {sorted(sizes)}")
+    return sizes.pop()
+
+
+def check_leading_size(tree: Any, size: int, name: str) -> None:
+    """Raise ``ValueError`` unless every leaf of ``tree`` has leading axis ``size``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core.checks import check_leading_size
+      >>> check_leading_size(jnp.zeros(4), 4, "losses")
+    """
+    actual = leading_size(tree, name)
+    if actual is not None and actual != size:
+        raise ValueError(f"{name} must have leading axis of size {size} (one row per index), "
+                         f"got {actual}")
+
+
+def check_indices(indices: Any, num_rows: int | None, name: str = "indices") -> jax.Array:
+    """Check that ``indices`` is a 1-D integer array with values in ``[0, num_rows)``.
+
+    The range is checked when the values are concrete; inside ``jit`` only dtype and rank are.
+
+    Args:
+      indices: the candidate indices.
+      num_rows: the size ``N`` of the indexed axis, or ``None`` if unknown.
+      name: the argument's name, for the error message.
+
+    Returns:
+      ``indices`` as a ``jax.Array``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core.checks import check_indices
+      >>> check_indices(jnp.array([0, 3]), 4).tolist()
+      [0, 3]
+    """
+    dtype = getattr(indices, "dtype", None) or np.asarray(indices).dtype
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"{name} must be an integer array, got dtype {dtype}")
+    indices = jnp.asarray(indices)
+    if indices.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one index per batch row), got shape {indices.shape}")
+    if num_rows is not None and is_concrete(indices) and indices.size:
+        values = np.asarray(indices)
+        bad = values[(values < 0) | (values >= num_rows)]
+        if bad.size:
+            raise ValueError(
+                f"{name} must lie in [0, {num_rows}), got out-of-range values {bad[:10].tolist()}"
+            )
+    return indices
+
+
+def check_finite(x: Any, name: str) -> None:
+    """Raise ``ValueError`` if concrete ``x`` holds NaN or inf, naming their positions.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core.checks import check_finite
+      >>> check_finite(jnp.array([1.0, 2.0]), "losses")
+    """
+    if not is_concrete(x):
+        return
+    values = np.asarray(x)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ValueError(f"{name} must be finite, got non-finite values at positions "
+                         f"{bad[:10].tolist()}")
+
+
+def check_finite_tree(tree: Any, name: str) -> None:
+    """Raise ``ValueError`` if a concrete leaf of ``tree`` holds NaN or inf, naming the leaf.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core.checks import check_finite_tree
+      >>> check_finite_tree({"w": jnp.ones(2)}, "gradients")
+    """
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if not is_concrete(leaf) or not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            continue
+        if not bool(jnp.all(jnp.isfinite(leaf))):
+            raise ValueError(f"{name} must be finite, got non-finite values in "
+                             f"{jax.tree_util.keystr(path) or 'the leaf'}")
+
+
+def check_same_structure(expected: Any, actual: Any, name: str) -> None:
+    """Raise ``ValueError`` unless ``actual`` has the tree structure and shapes of ``expected``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core.checks import check_same_structure
+      >>> check_same_structure({"w": jnp.zeros(2)}, {"w": jnp.ones(2)}, "params")
+    """
+    expected_def, actual_def = jax.tree.structure(expected), jax.tree.structure(actual)
+    if expected_def != actual_def:
+        raise ValueError(f"{name} has tree structure {actual_def}, expected {expected_def}")
+    for path_leaf, leaf in zip(jax.tree.leaves_with_path(expected), jax.tree.leaves(actual)):
+        path, ref = path_leaf
+        if jnp.shape(ref) != jnp.shape(leaf):
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} has shape {jnp.shape(leaf)}, "
+                             f"expected {jnp.shape(ref)}")

@@ -1,0 +1,45 @@
+"""The defaults every entry point shares, in one place.
+
+:class:`feasjax.ConstraintGroup`, :func:`feasjax.primal_dual`, :func:`feasjax.feasible_learning`
+and the optax transformations built on them read their defaults from here, so that a constraint
+group means the same thing whichever door it came through:
+
+* ``SCHEME``: the order of the primal and dual steps within one step;
+* ``REDUCTION``: how a group's primal terms ``λ_i g_i`` are reduced, for indexed (per-sample)
+  and dense groups alike. ``"mean"`` over a dense group of ``m`` constraints minimises
+  ``f + (1/m) Σ λ_j g_j``, so its multipliers are ``m`` times the textbook (``"sum"``) ones;
+* ``INIT_MULTIPLIER``: every multiplier's starting value; ``1.0`` makes the first Feasible
+  Learning step an ERM step;
+* ``DUAL_LEARNING_RATE`` and :func:`dual_optimizer`: gradient ascent on the multipliers.
+"""
+from __future__ import annotations
+
+import optax
+
+from feasjax.core.dual import AscentTransformation, ascent
+
+# Primal and dual steps from the same forward pass, the primal one with the old multipliers.
+SCHEME = "simultaneous"
+# 1/B Σ over a batch of samples, 1/m Σ over m dense constraints: step sizes do not scale with B.
+REDUCTION = "mean"
+# λ_i = 1 at start: every constraint weighs on the first primal step.
+INIT_MULTIPLIER = 1.0
+# Step size of the default dual (ascent) optimizer.
+DUAL_LEARNING_RATE = 0.1
+
+
+def dual_optimizer() -> AscentTransformation:
+    """The default dual optimizer: gradient ascent ``λ ← λ + DUAL_LEARNING_RATE · g``.
+
+    Returns:
+      ``ascent(optax.sgd(DUAL_LEARNING_RATE))``, a marked ascent transformation.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core import defaults
+      >>> tx = defaults.dual_optimizer()
+      >>> upd, _ = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
+      >>> [round(float(u), 6) for u in upd]
+      [0.2]
+    """
+    return ascent(optax.sgd(DUAL_LEARNING_RATE))

@@ -1,0 +1,276 @@
+"""The dual step of constraint groups: the one implementation every entry point calls.
+
+A *group* is a named :class:`feasjax.ConstraintGroup`: a dense vector of ``size`` multipliers
+with a dual optimizer state and a formulation state. A step
+
+1. checks the batch's indices (:func:`batch_indices`) and reads the multipliers they name
+   (:func:`read_rows`: the batch's rows for indexed groups, the whole vector for dense ones);
+2. proposes new multipliers from the measured violations (:func:`propose`): the formulation's
+   dual gradient, the dual optimizer, the projection onto ``λ >= 0`` for inequalities;
+3. commits the proposal once the caller knows whether the step is kept (:func:`commit`). A
+   dropped step is a scatter to an out-of-range row (O(B)), never an O(N) select.
+
+The optax transformation :func:`feasjax.constrained` and the closed solver
+:func:`feasjax.primal_dual` both call these three functions, so they cannot drift apart.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from feasjax.core import checks
+from feasjax.core.problem import ConstraintGroup
+from feasjax.core.rows import (IndexedState, gather_rows, indexed, scatter_rows, update_rows,
+                               write_rows)
+
+
+class Proposal(NamedTuple):
+    """New multipliers and dual states of the batch's rows, not yet written back."""
+
+    rows: dict  # name -> (B,) or (size,) proposed multipliers
+    dual: dict  # name -> proposed dual-state rows (indexed) or dual state (dense)
+    formulation: dict  # name -> new formulation state
+
+
+def dual_transformations(groups: Mapping[str, ConstraintGroup]) -> dict:
+    """The dual optimizer of every group, wrapped in :func:`feasjax.indexed` where indexed.
+
+    Example:
+      >>> import feasjax as fj
+      >>> from feasjax.core.dual_step import dual_transformations
+      >>> import jax.numpy as jnp
+      >>> txs = dual_transformations({"c": fj.ConstraintGroup(size=3, indexed=True)})
+      >>> type(txs["c"].init(jnp.zeros(3))).__name__
+      'IndexedState'
+    """
+    return {name: indexed(g.dual_optimizer) if g.indexed else g.dual_optimizer
+            for name, g in groups.items()}
+
+
+def init_parts(groups: Mapping[str, ConstraintGroup], multipliers: dict | None = None
+               ) -> tuple[dict, dict, dict]:
+    """``(multipliers, dual_states, formulation_states)`` of fresh groups.
+
+    Args:
+      groups: name -> :class:`feasjax.ConstraintGroup`.
+      multipliers: optional initial multipliers, name -> ``(size,)`` finite floats.
+
+    Returns:
+      The three dicts a constrained state holds.
+
+    Example:
+      >>> import feasjax as fj
+      >>> from feasjax.core.dual_step import init_parts
+      >>> lam, _, _ = init_parts({"c": fj.ConstraintGroup(size=2, init_multiplier=0.5)})
+      >>> lam["c"].tolist()
+      [0.5, 0.5]
+    """
+    if multipliers is None:
+        multipliers = {name: jnp.full((g.size,), g.init_multiplier, jnp.float32)
+                       for name, g in groups.items()}
+    check_multipliers(groups, multipliers)
+    txs = dual_transformations(groups)
+    return (dict(multipliers), {name: txs[name].init(multipliers[name]) for name in groups},
+            {name: g.formulation.init() for name, g in groups.items()})
+
+
+def check_multipliers(groups: Mapping[str, ConstraintGroup], multipliers: Any) -> None:
+    """Raise unless ``multipliers`` has one finite float ``(size,)`` vector per group.
+
+    Example:
+      >>> import jax.numpy as jnp, feasjax as fj
+      >>> from feasjax.core.dual_step import check_multipliers
+      >>> check_multipliers({"c": fj.ConstraintGroup(size=2)}, {"c": jnp.zeros(2)})
+    """
+    if not isinstance(multipliers, Mapping) or set(multipliers) != set(groups):
+        got = sorted(multipliers) if isinstance(multipliers, Mapping) else type(multipliers)
+        raise ValueError(f"multipliers must be a dict with keys {sorted(groups)}, got {got}")
+    for name, g in groups.items():
+        lam = multipliers[name]
+        if jnp.shape(lam) != (g.size,):
+            raise ValueError(f"multipliers[{name!r}] must have shape ({g.size},), "
+                             f"got {jnp.shape(lam)}")
+        if not jnp.issubdtype(jnp.result_type(lam), jnp.floating):
+            raise TypeError(f"multipliers[{name!r}] must be a float array, got dtype "
+                            f"{jnp.result_type(lam)}")
+        checks.check_finite(lam, f"multipliers[{name!r}]")
+
+
+def batch_indices(groups: Mapping[str, ConstraintGroup], indices: Any
+                  ) -> tuple[dict, jax.Array]:
+    """Checked indices of every indexed group and whether all of them are in range.
+
+    Args:
+      groups: name -> :class:`feasjax.ConstraintGroup`.
+      indices: one int array for every indexed group, or a dict name -> int array.
+
+    Returns:
+      ``(indices, valid)``: name -> ``(B,)`` int array (indexed groups only), and a bool
+      scalar (concrete out-of-range indices raise; traced ones make ``valid`` false).
+
+    Example:
+      >>> import jax.numpy as jnp, feasjax as fj
+      >>> from feasjax.core.dual_step import batch_indices
+      >>> idx, ok = batch_indices({"c": fj.ConstraintGroup(size=4, indexed=True)}, jnp.array([3]))
+      >>> idx["c"].tolist(), bool(ok)
+      ([3], True)
+    """
+    out, valid = {}, jnp.array(True)
+    for name, g in groups.items():
+        if not g.indexed:
+            continue
+        idx = indices.get(name) if isinstance(indices, Mapping) else indices
+        if idx is None:
+            raise ValueError(f"indices are required for the indexed constraint group {name!r} "
+                             f"(the batch's sample indices, an int array of shape (B,))")
+        idx = checks.check_indices(idx, g.size, "indices")
+        valid = valid & jnp.all((idx >= 0) & (idx < g.size))
+        out[name] = idx
+    return out, valid
+
+
+def check_violations(groups: Mapping[str, ConstraintGroup], values: Mapping, idx: dict,
+                     name: str = "violations") -> None:
+    """Raise ``ValueError`` unless every group's values have the shape the group expects.
+
+    Example:
+      >>> import jax.numpy as jnp, feasjax as fj
+      >>> from feasjax.core.dual_step import check_violations
+      >>> check_violations({"c": fj.ConstraintGroup(size=2)}, {"c": jnp.zeros(2)}, {})
+    """
+    if not isinstance(values, Mapping) or set(values) != set(groups):
+        got = sorted(values) if isinstance(values, Mapping) else type(values).__name__
+        raise ValueError(f"{name} must name the constraint groups {sorted(groups)}, got {got}")
+    for key, g in groups.items():
+        expected = idx[key].shape if g.indexed else (g.size,)
+        shape = jnp.shape(values[key])
+        if shape != expected:
+            what = "one per index" if g.indexed else "one per constraint"
+            raise ValueError(f"constraint group {key!r}: {name} must have shape {expected} "
+                             f"({what}), got {shape}")
+        if not jnp.issubdtype(jnp.result_type(values[key]), jnp.floating):
+            raise TypeError(f"constraint group {key!r}: {name} must be floats (a loss or a "
+                            f"violation), got dtype {jnp.result_type(values[key])}")
+
+
+def read_rows(groups: Mapping[str, ConstraintGroup], multipliers: dict, idx: dict) -> dict:
+    """The multipliers the batch names: rows ``idx`` of indexed groups, all of dense ones.
+
+    Example:
+      >>> import jax.numpy as jnp, feasjax as fj
+      >>> from feasjax.core.dual_step import read_rows
+      >>> g = {"c": fj.ConstraintGroup(size=3, indexed=True)}
+      >>> read_rows(g, {"c": jnp.arange(3.0)}, {"c": jnp.array([2])})["c"].tolist()
+      [2.0]
+    """
+    return {name: gather_rows(multipliers[name], idx[name]) if g.indexed
+            else multipliers[name] for name, g in groups.items()}
+
+
+def propose(groups: Mapping[str, ConstraintGroup], dual_states: dict, formulation_states: dict,
+            rows: dict, measured: dict, idx: dict) -> Proposal:
+    """The dual step of every group on the batch's rows, not yet written back.
+
+    ``λ ← proj(λ + dual_opt(dual_gradient(λ, g)))``, with the projection onto ``λ >= 0`` for
+    inequality groups; duplicate indices share one update (:func:`feasjax.indexed`).
+
+    Example:
+      >>> import jax.numpy as jnp, optax, feasjax as fj
+      >>> from feasjax.core.dual_step import init_parts, propose
+      >>> g = {"c": fj.ConstraintGroup(size=1, dual_optimizer=fj.ascent(optax.sgd(0.5)))}
+      >>> lam, dual, form = init_parts(g, {"c": jnp.zeros(1)})
+      >>> propose(g, dual, form, lam, {"c": jnp.array([-4.0])}, {}).rows["c"].tolist()
+      [0.0]
+    """
+    new_rows, new_dual, new_form = {}, {}, {}
+    for name, g in groups.items():
+        form, fstate = g.formulation, formulation_states[name]
+        new_form[name] = form.update_state(fstate, measured[name], g.kind)
+        if not form.has_multipliers:
+            new_rows[name] = rows[name]
+            new_dual[name] = (gather_rows(dual_states[name].inner, idx[name]) if g.indexed
+                              else dual_states[name])
+            continue
+        direction = form.dual_gradient(rows[name], measured[name], fstate, g.kind)
+        if g.indexed:
+            upd, new_dual[name] = update_rows(g.dual_optimizer, direction, dual_states[name],
+                                              idx[name], rows[name])
+        else:
+            upd, new_dual[name] = g.dual_optimizer.update(direction, dual_states[name],
+                                                          rows[name])
+        lam = rows[name] + upd
+        new_rows[name] = jnp.maximum(lam, 0) if g.kind == "inequality" else lam
+    return Proposal(new_rows, new_dual, new_form)
+
+
+def commit(groups: Mapping[str, ConstraintGroup], multipliers: dict, dual_states: dict,
+           formulation_states: dict, proposal: Proposal, idx: dict, ok: jax.Array
+           ) -> tuple[dict, dict, dict]:
+    """Write a proposal back if ``ok``: O(B) scatters for indexed groups, selects for dense.
+
+    Returns:
+      The new ``(multipliers, dual_states, formulation_states)``.
+
+    Example:
+      >>> import jax.numpy as jnp, feasjax as fj
+      >>> from feasjax.core.dual_step import commit, init_parts, propose
+      >>> g = {"c": fj.ConstraintGroup(size=2, indexed=True)}
+      >>> lam, dual, form = init_parts(g)
+      >>> idx = {"c": jnp.array([1])}
+      >>> prop = propose(g, dual, form, {"c": lam["c"][1:]}, {"c": jnp.array([5.0])}, idx)
+      >>> commit(g, lam, dual, form, prop, idx, jnp.array(True))[0]["c"].tolist()
+      [1.0, 1.5]
+    """
+    new_lam, new_dual = {}, {}
+    for name, g in groups.items():
+        if g.indexed:
+            # Out-of-range row `size` drops the write: a skipped step costs O(B), not O(N).
+            write = jnp.where(ok, idx[name], g.size)
+            new_lam[name] = scatter_rows(multipliers[name], proposal.rows[name], write)
+            new_dual[name] = write_rows(dual_states[name], proposal.dual[name], write)
+        else:
+            new_lam[name] = jnp.where(ok, proposal.rows[name], multipliers[name])
+            new_dual[name] = select(ok, proposal.dual[name], dual_states[name])
+    return new_lam, new_dual, select(ok, proposal.formulation, formulation_states)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every inexact leaf of ``tree`` is finite (a bool scalar).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core.dual_step import all_finite
+      >>> bool(all_finite({"a": jnp.array([1.0, jnp.nan])}))
+      False
+    """
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def select(ok: jax.Array, new: Any, old: Any) -> Any:
+    """``new`` where ``ok`` else ``old``, leaf by leaf.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core.dual_step import select
+      >>> select(jnp.array(False), jnp.ones(2), jnp.zeros(2)).tolist()
+      [0.0, 0.0]
+    """
+    return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+
+def is_per_sample(dual_state: Any) -> bool:
+    """Whether a group's dual state holds one row per sample (an indexed group).
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from feasjax import indexed
+      >>> from feasjax.core.dual_step import is_per_sample
+      >>> is_per_sample(indexed(optax.sgd(1.0)).init(jnp.zeros(3)))
+      True
+    """
+    return isinstance(dual_state, IndexedState)

@@ -1,0 +1,272 @@
+"""Formulations: how constraints ``g(θ) <= 0`` (or ``= 0``) enter the primal and dual steps.
+
+A formulation says, for one group of constraints with multipliers ``λ``:
+
+* ``primal_term(λ, g, state, kind)``: the per-constraint term whose (reduced) sum the primal
+  player minimises; only its derivative in ``g`` matters, it is the weight of ``∇g_i``;
+* ``dual_gradient(λ, g, state, kind)``: the direction the dual (ascent) optimizer follows;
+* ``update_state``: e.g. the augmented Lagrangian's penalty growth.
+
+All terms are element-wise, so they apply equally to per-sample (indexed) constraints, where
+only the batch's rows are passed, and to a few dense constraints.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from feasjax.core import checks
+
+Kind = Literal["inequality", "equality"]
+KINDS = ("inequality", "equality")
+
+
+class PenaltyState(NamedTuple):
+    """State of the augmented Lagrangian's penalty schedule (see :func:`augmented_lagrangian`)."""
+
+    penalty: jax.Array  # shape=(), float32: current ρ
+    reference: jax.Array  # shape=(), float32: violation norm of the last window (inf at start)
+    window_max: jax.Array  # shape=(), float32: largest violation norm in the current window
+    count: jax.Array  # shape=(), int32: dual steps taken in the current window
+
+
+class Formulation(NamedTuple):
+    """A formulation: pure functions of multipliers and violations (see module docstring)."""
+
+    name: str
+    has_multipliers: bool
+    init: Callable[[], Any]
+    primal_term: Callable[[jax.Array, jax.Array, Any, str], jax.Array]
+    dual_gradient: Callable[[jax.Array, jax.Array, Any, str], jax.Array]
+    update_state: Callable[[Any, jax.Array, str], Any]
+
+
+def _no_state() -> tuple:
+    return ()
+
+
+def _keep_state(state: Any, violation: jax.Array, kind: str) -> Any:
+    del violation, kind
+    return state
+
+
+def _positive_part(g: jax.Array, kind: str) -> jax.Array:
+    return jnp.maximum(g, 0) if kind == "inequality" else g
+
+
+def lagrangian() -> Formulation:
+    """The Lagrangian ``L(θ, λ) = f(θ) + Σ λ_i g_i(θ)``: primal descent, dual ascent on ``g``.
+
+    Returns:
+      A :class:`Formulation`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax import lagrangian
+      >>> form = lagrangian()
+      >>> form.dual_gradient(jnp.array([1.0]), jnp.array([0.5]), form.init(), "inequality")
+      Array([0.5], dtype=float32)
+    """
+    return Formulation(
+        name="lagrangian",
+        has_multipliers=True,
+        init=_no_state,
+        primal_term=lambda lam, g, state, kind: lam * g,
+        dual_gradient=lambda lam, g, state, kind: g,
+        update_state=_keep_state,
+    )
+
+
+def resilient(alpha: float) -> Formulation:
+    """Resilient constraints (RFL): ``g_i(θ) <= u_i`` with slack cost ``α/2 ||u||²``.
+
+    Minimising the Lagrangian over the slack gives ``u_i = λ_i / α`` (:func:`slack`), so the
+    dual gradient is the *relaxed* violation ``g_i − λ_i/α``. With θ fixed, projected ascent
+    converges to ``λ_i = α max(0, g_i)``. With SGD this is exactly the Lagrangian plus a
+    decoupled decay ``λ_i ← λ_i − η λ_i / α`` of the batch's rows.
+
+    Args:
+      alpha: slack cost ``α > 0``; ``α → ∞`` recovers the Lagrangian (hard constraints).
+
+    Returns:
+      A :class:`Formulation`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax import resilient
+      >>> form = resilient(alpha=2.0)
+      >>> form.dual_gradient(jnp.array([1.0]), jnp.array([0.5]), form.init(), "inequality")
+      Array([0.], dtype=float32)
+
+    References:
+      Hounie, Ribeiro, Chamon, *Resilient constrained learning*, NeurIPS 2023;
+      Ramirez et al., *Feasible Learning*, AISTATS 2025 (arXiv 2501.14912).
+    """
+    checks.check_positive(alpha, "alpha")
+    return Formulation(
+        name="resilient",
+        has_multipliers=True,
+        init=_no_state,
+        primal_term=lambda lam, g, state, kind: lam * g,
+        dual_gradient=lambda lam, g, state, kind: g - lam / alpha,
+        update_state=_keep_state,
+    )
+
+
+def slack(multipliers: jax.Array, alpha: float) -> jax.Array:
+    """The optimal resilient slack ``u = λ / α`` of :func:`resilient`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax import slack
+      >>> slack(jnp.array([1.0, 0.0]), alpha=4.0).tolist()
+      [0.25, 0.0]
+    """
+    checks.check_positive(alpha, "alpha")
+    return multipliers / alpha
+
+
+def quadratic_penalty(penalty: float) -> Formulation:
+    """Quadratic penalty ``ρ/2 max(0, g)²`` (or ``ρ/2 g²`` for equalities); no multipliers.
+
+    Args:
+      penalty: ``ρ > 0``.
+
+    Returns:
+      A :class:`Formulation` without multipliers.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax import quadratic_penalty
+      >>> form = quadratic_penalty(2.0)
+      >>> form.primal_term(None, jnp.array([-1.0, 3.0]), form.init(), "inequality").tolist()
+      [0.0, 9.0]
+    """
+    checks.check_positive(penalty, "penalty")
+    return Formulation(
+        name="quadratic_penalty",
+        has_multipliers=False,
+        init=_no_state,
+        primal_term=lambda lam, g, state, kind: 0.5 * penalty * _positive_part(g, kind) ** 2,
+        dual_gradient=lambda lam, g, state, kind: jnp.zeros_like(g),
+        update_state=_keep_state,
+    )
+
+
+def augmented_lagrangian(
+    penalty: float, *, growth: float = 1.0, tolerance: float = 0.25, patience: int = 100,
+    atol: float = 1e-6, max_penalty: float = 1e4,
+) -> Formulation:
+    """Augmented Lagrangian (method of multipliers) with a penalty-growth rule.
+
+    With the sign convention ``L = f + λ g`` (so ``λ >= 0`` for ``g <= 0``):
+
+    .. math::
+      \\text{equality:}\\quad \\lambda g + \\tfrac{\\rho}{2} g^2, \\qquad
+      \\text{inequality:}\\quad \\frac{\\max(0, \\lambda + \\rho g)^2 - \\lambda^2}{2\\rho}
+
+    (Rockafellar's form for inequalities, whose derivative in ``g`` is ``max(0, λ + ρ g)``).
+    The dual gradient is ``ρ g``: with ``ascent(optax.sgd(1.0))`` and the projection onto
+    ``λ >= 0`` this is the classical update ``λ ← max(0, λ + ρ g)``.
+
+    Penalty growth (method of multipliers, Bertsekas 1982, ch. 2; Nocedal & Wright 2006,
+    Framework 17.3 and Algorithm 17.4). The primal-dual step takes one dual step per primal step, so an
+    *outer iteration* of the classical method is a window of ``patience`` dual steps. The
+    state keeps the violation norm ``r`` of the last window (``||max(0, g)||`` for
+    inequalities; the window's largest norm, so that a violation oscillating through zero does
+    not read as progress). At the end of each window, with ``v`` its largest norm:
+
+    * sufficient decrease, ``v <= tolerance · r`` (or ``v <= atol``): keep ρ;
+    * otherwise ``ρ ← min(growth · ρ, max_penalty)``;
+
+    and in both cases ``r ← v``. The first window only sets ``r``. ``growth = 1`` keeps ρ fixed
+    (the default, and the sensible choice for sampled per-sample constraints, whose batch
+    norms are noisy). ``atol`` stops the growth once the constraints hold to round-off: a
+    stalled norm of ``1e-7`` is convergence, not a reason for a larger (and, for a fixed
+    primal step size, eventually unstable) penalty. The rule assumes that the primal player
+    converges within a window: if it is slower (a small primal step), ρ keeps growing without
+    helping, so cap it where the primal step stays stable (SGD with step ``η`` needs about
+    ``η ρ ||∇g||² < 2``) or lengthen ``patience``.
+
+    Args:
+      penalty: initial ``ρ > 0``.
+      growth: factor ``>= 1``.
+      tolerance: required decrease factor per window, in ``(0, 1]``.
+      patience: window length in dual steps, ``>= 1``.
+      atol: violation norm ``>= 0`` at or below which ρ never grows.
+      max_penalty: cap on ``ρ``, ``>= penalty``.
+
+    Returns:
+      A :class:`Formulation` whose state is a :class:`PenaltyState`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax import augmented_lagrangian
+      >>> form = augmented_lagrangian(penalty=10.0)
+      >>> form.dual_gradient(jnp.zeros(1), jnp.array([0.1]), form.init(), "inequality")
+      Array([1.], dtype=float32)
+      >>> form = augmented_lagrangian(1.0, growth=2.0, patience=1)
+      >>> state = form.init()
+      >>> for g in (1.0, 0.9, 0.1):  # first window sets r; no decrease: grow; decrease: keep
+      ...     state = form.update_state(state, jnp.array([g]), "equality")
+      ...     print(float(state.penalty))
+      1.0
+      2.0
+      2.0
+
+    References:
+      Bertsekas, *Constrained Optimization and Lagrange Multiplier Methods*, Academic Press,
+      1982; Nocedal & Wright, *Numerical Optimization*, 2nd ed., Springer 2006, ch. 17.
+    """
+    checks.check_positive(penalty, "penalty")
+    if growth < 1.0:
+        raise ValueError(f"growth must be >= 1, got {growth=}")
+    if not 0.0 < tolerance <= 1.0:
+        raise ValueError(f"tolerance must be in (0, 1], got {tolerance=}")
+    if not isinstance(patience, int) or patience < 1:
+        raise ValueError(f"patience must be a positive int, got {patience=}")
+    checks.check_positive(atol, "atol", allow_zero=True)
+    if max_penalty < penalty:
+        raise ValueError(f"max_penalty must be >= penalty, got {max_penalty=} < {penalty=}")
+
+    def init():
+        return PenaltyState(penalty=jnp.asarray(penalty, jnp.float32),
+                            reference=jnp.asarray(jnp.inf, jnp.float32),
+                            window_max=jnp.zeros([], jnp.float32),
+                            count=jnp.zeros([], jnp.int32))
+
+    def primal_term(lam, g, state, kind):
+        rho = state.penalty.astype(g.dtype)
+        if kind == "equality":
+            return lam * g + 0.5 * rho * g**2
+        return (jnp.maximum(lam + rho * g, 0) ** 2 - lam**2) / (2 * rho)
+
+    def dual_gradient(lam, g, state, kind):
+        del lam, kind
+        return state.penalty.astype(g.dtype) * g
+
+    def update_state(state, g, kind):
+        norm = jnp.linalg.norm(_positive_part(g, kind)).astype(jnp.float32)
+        window_max = jnp.maximum(state.window_max, norm)
+        count = state.count + 1
+        done = count >= patience
+        # Bertsekas 1982, ch. 2: grow ρ when an outer iteration did not cut the violation enough.
+        stalled = (window_max > tolerance * state.reference) & (window_max > atol)
+        grown = jnp.minimum(growth * state.penalty, max_penalty)
+        return PenaltyState(
+            penalty=jnp.where(done & stalled, grown, state.penalty),
+            reference=jnp.where(done, window_max, state.reference),
+            window_max=jnp.where(done, 0.0, window_max),
+            count=jnp.where(done, 0, count),
+        )
+
+    return Formulation("augmented_lagrangian", True, init, primal_term, dual_gradient,
+                       update_state)
+
+
+def check_kind(kind: str) -> None:
+    """Raise ``ValueError`` unless ``kind`` is ``"inequality"`` or ``"equality"``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind=}")

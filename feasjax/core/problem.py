@@ -1,0 +1,91 @@
+"""Constrained problems: what a primal-dual step minimises and which constraints it keeps.
+
+A problem is a pure function ``problem_fn(params, batch) -> ProblemOutput``: a scalar
+objective, a dict of constraint groups (each a :class:`ConstraintValue`) and any auxiliary
+output (per-sample losses, logits). The static description of each group (size, kind,
+formulation, dual optimizer, whether it is sampled by index) is a :class:`ConstraintGroup`.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import optax
+
+from feasjax.core import checks, defaults
+from feasjax.core.dual import check_ascent
+from feasjax.core.formulations import Formulation, check_kind, lagrangian
+from feasjax.core.weighting import check_reduction
+
+
+class ConstraintValue(NamedTuple):
+    """Values of one constraint group ``g(θ) <= 0`` (or ``= 0``) on a batch.
+
+    ``violation`` is differentiable and drives the primal step. ``measurement``, if given,
+    drives the dual step instead (a *proxy constraint*: e.g. a hinge surrogate for the primal
+    step and the non-differentiable 0-1 error for the dual step); it is never differentiated.
+    """
+
+    violation: jax.Array  # shape=(B,) for indexed groups, (m,) for dense ones
+    measurement: jax.Array | None = None  # same shape, or None to use `violation`
+
+
+class ProblemOutput(NamedTuple):
+    """What ``problem_fn(params, batch)`` returns."""
+
+    objective: jax.Array  # shape=(), the part of the loss without multipliers (0 for FL)
+    constraints: dict  # name -> ConstraintValue
+    aux: Any = None  # anything else the caller wants back, e.g. per-sample losses
+
+
+class ConstraintGroup(NamedTuple):
+    """Static description of one group of constraints.
+
+    Defaults come from :mod:`feasjax.core.defaults`, shared by every entry point.
+
+    Attributes:
+      size: number of constraints ``N`` (indexed) or ``m`` (dense).
+      kind: ``"inequality"`` (multipliers projected onto ``λ >= 0``) or ``"equality"``.
+      formulation: a :class:`feasjax.Formulation` (default: the Lagrangian).
+      dual_optimizer: an ascent optimizer for the multipliers (default
+        ``defaults.dual_optimizer()``, i.e. ``ascent(optax.sgd(0.1))``); it must be marked as
+        an ascent (:func:`feasjax.ascent`, :func:`feasjax.nupi`, :func:`feasjax.optimistic`),
+        a plain optax optimizer is refused because it would descend. Element-wise when
+        ``indexed``.
+      indexed: the batch names which of the ``size`` constraints it evaluates (``indices``);
+        only their multipliers and dual state are read and written (O(B) per step).
+      reduction: how the group's primal terms are reduced: ``"mean"`` (``1/B Σ`` over a batch,
+        ``1/m Σ`` over a dense group; the default, ``None``, means ``defaults.REDUCTION``) or
+        ``"sum"``. ``"mean"`` over a dense group of ``m`` constraints is
+        ``(1/m) Σ_j λ_j g_j``, so its multipliers are ``m`` times the textbook (sum) ones;
+        pass ``reduction="sum"`` for the textbook Lagrangian ``f + Σ_j λ_j g_j``. The Feasible
+        Learning paper's code sums over the batch, which multiplies the primal gradient by
+        ``B``.
+      init_multiplier: initial value of every multiplier (default
+        ``defaults.INIT_MULTIPLIER``, 1.0).
+    """
+
+    size: int
+    kind: str = "inequality"
+    formulation: Formulation = lagrangian()
+    dual_optimizer: optax.GradientTransformation = defaults.dual_optimizer()
+    indexed: bool = False
+    reduction: str | None = None
+    init_multiplier: float = defaults.INIT_MULTIPLIER
+
+    def resolved_reduction(self) -> str:
+        """The reduction in force (``reduction``, or ``defaults.REDUCTION`` when ``None``)."""
+        return defaults.REDUCTION if self.reduction is None else self.reduction
+
+    def validate(self, name: str) -> None:
+        """Raise ``ValueError`` naming ``name`` if the description is inconsistent."""
+        if not isinstance(self.size, int) or self.size < 1:
+            raise ValueError(f"constraint group {name!r}: size must be a positive int, "
+                             f"got size={self.size!r}")
+        check_kind(self.kind)
+        check_reduction(self.resolved_reduction())
+        if self.formulation.has_multipliers:
+            check_ascent(self.dual_optimizer, f"dual_optimizer of constraint group {name!r}")
+        if self.kind == "inequality":
+            checks.check_positive(self.init_multiplier, f"{name}.init_multiplier",
+                                  allow_zero=True)

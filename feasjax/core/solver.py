@@ -1,0 +1,255 @@
+"""The closed primal-dual solver: one forward pass, a dual step, a primal step.
+
+``primal_dual(problem_fn, primal_optimizer, constraints)`` returns a :class:`PrimalDual` whose
+``init`` builds a :class:`PrimalDualState` and whose pure ``step(state, batch, indices)`` does
+
+1. one forward pass with ``jax.vjp`` (objective, violations, measurements, aux);
+2. the dual step of every group (:mod:`feasjax.core.dual_step`, the same code as the optax
+   transformation :func:`feasjax.constrained`): the batch's rows only for indexed groups;
+3. the primal step on ``objective + Σ_groups reduce(primal_term(λ, g))`` through the same
+   ``vjp`` (no second forward pass), by the wrapped optimizer
+   (:func:`feasjax.core.transform.primal_step`, shared with the transformation too).
+
+It is the Cooper-style ``roll()`` for users who hand over the forward pass; users who keep
+their own train step use :func:`feasjax.constrained` / :func:`feasjax.feasible` (the optax transformations) instead.
+
+Schemes: ``"simultaneous"`` (default: the primal step uses the old multipliers),
+``"dual_then_primal"`` (the Feasible Learning paper's alternating choice: the primal step uses
+the multipliers just updated from the same losses) and ``"primal_then_dual"`` (the dual step
+uses violations re-evaluated after the primal step, one extra forward pass).
+
+Models with state (batch statistics, dropout RNG): with ``stateful=True`` the problem is
+``problem_fn(params, batch, model_state) -> (ProblemOutput, new_model_state)`` and the state
+carries ``model_state`` (kept only when the step is).
+
+A step whose losses, violations, gradients or updates are not finite, or whose indices are out
+of range, is skipped (state unchanged, ``state.skipped`` incremented, ``info.ok`` false) at
+O(B) cost. Under ``jax.jit``, donate the state (``donate_argnums=0``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.experimental import checkify
+
+from feasjax.core import checks, defaults, dual_step
+from feasjax.core.problem import ConstraintGroup, ConstraintValue, ProblemOutput
+from feasjax.core.transform import SCHEMES, check_scheme, primal_step
+from feasjax.core.weighting import weighted_sum
+
+__all__ = ["PrimalDual", "PrimalDualState", "SCHEMES", "StepInfo", "primal_dual"]
+
+
+class PrimalDualState(NamedTuple):
+    """Everything a primal-dual run carries from step to step."""
+
+    params: Any  # model parameters (pytree)
+    primal_state: Any  # primal optimizer state
+    multipliers: dict  # name -> (size,) multipliers
+    dual_states: dict  # name -> dual optimizer state (IndexedState for indexed groups)
+    formulation_states: dict  # name -> formulation state (e.g. the penalty ρ)
+    step: jax.Array  # shape=(), int32: steps taken (skipped ones included)
+    skipped: jax.Array  # shape=(), int32: steps skipped for non-finite values or bad indices
+    model_state: Any = ()  # non-parameter model state (batch statistics, RNG), or ()
+
+
+class StepInfo(NamedTuple):
+    """What one step reports (stacked over steps by ``lax.scan``)."""
+
+    objective: jax.Array  # shape=(), objective on the batch before the step
+    measurements: dict  # name -> violations used by the dual step
+    aux: Any  # the problem's aux output (e.g. per-sample losses)
+    ok: jax.Array  # shape=(), bool: the step was applied
+    finite: jax.Array  # shape=(), bool: losses, violations and gradients were finite
+    indices_valid: jax.Array  # shape=(), bool: every index was in range
+
+
+class PrimalDual(NamedTuple):
+    """A pair of pure functions, like an optax ``GradientTransformation``."""
+
+    init: Callable[..., PrimalDualState]
+    step: Callable[..., tuple[PrimalDualState, StepInfo]]
+    checked: bool = False  # the step emits checkify checks (fj.train then runs it checkified)
+
+
+def primal_dual(
+    problem_fn: Callable[..., Any],
+    primal_optimizer: optax.GradientTransformation,
+    constraints: dict[str, ConstraintGroup] | None = None,
+    *,
+    scheme: str = defaults.SCHEME,
+    axis_name: str | None = None,
+    checked: bool = False,
+    on_nonfinite: str = "skip",
+    stateful: bool = False,
+) -> PrimalDual:
+    """Build a primal-dual solver for ``min_θ f(θ)`` s.t. the constraint groups hold.
+
+    Args:
+      problem_fn: ``(params, batch) -> ProblemOutput``; indexed groups return ``(B,)``
+        violations for the batch's indices, dense groups ``(size,)``. With ``stateful``:
+        ``(params, batch, model_state) -> (ProblemOutput, new_model_state)``.
+      primal_optimizer: any optax optimizer for the parameters.
+      constraints: name -> :class:`ConstraintGroup`; empty or ``None`` gives plain ERM
+        through the same machinery.
+      scheme: ``"simultaneous"`` (default), ``"dual_then_primal"`` or ``"primal_then_dual"``.
+      axis_name: inside ``jax.shard_map(..., check_vma=False)`` or ``jax.pmap``, the data
+        axis: primal gradients (and dense measurements) are averaged over it in one
+        all-reduce, which also carries the skip decision so that every device agrees;
+        indexed multipliers stay local to their shard (see :mod:`feasjax.parallel.mesh`).
+      checked: also emit ``checkify`` checks (run the step under ``checkify.checkify``).
+      on_nonfinite: ``"skip"`` (default) skips and counts a step with non-finite values;
+        ``"raise"`` raises ``ValueError`` naming the non-finite samples when called eagerly
+        (inside ``jit`` the step is still skipped, and :func:`feasjax.train` raises after the
+        epoch, naming the step).
+      stateful: the problem takes and returns a model state (module docstring).
+
+    Returns:
+      A :class:`PrimalDual` with ``init(params, multipliers=None, model_state=())`` and
+      ``step(state, batch, indices=None)``; ``indices`` is an int array applied to every
+      indexed group, or a dict name -> int array.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from feasjax import primal_dual, ConstraintGroup, ConstraintValue, ProblemOutput
+      >>> def problem(x, batch):  # min ||x||^2  s.t.  x_0 + x_1 = 1
+      ...     return ProblemOutput(jnp.sum(x**2), {"eq": ConstraintValue(x[:1] + x[1:] - 1)})
+      >>> solver = primal_dual(problem, optax.sgd(0.1), {"eq": ConstraintGroup(size=1,
+      ...                                                                    kind="equality")})
+      >>> state = solver.init(jnp.zeros(2))
+      >>> for _ in range(1000):
+      ...     state, info = solver.step(state, None)
+      >>> [round(float(v), 3) for v in state.params], round(float(state.multipliers["eq"][0]), 3)
+      ([0.5, 0.5], -1.0)
+    """
+    groups = dict(constraints or {})
+    if on_nonfinite not in ("skip", "raise"):
+        raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite=}")
+    check_scheme(scheme)
+    for name, group in groups.items():
+        group.validate(name)
+    primal = optax.with_extra_args_support(primal_optimizer)
+
+    def init(params: Any, multipliers: dict | None = None, model_state: Any = ()
+             ) -> PrimalDualState:
+        if stateful and not jax.tree.leaves(model_state):
+            raise ValueError("a stateful solver needs init(params, model_state=...): the "
+                             "non-parameter state of the model (batch statistics, RNG)")
+        lam, dual, form = dual_step.init_parts(groups, multipliers)
+        return PrimalDualState(params, primal.init(params), lam, dual, form,
+                               jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32), model_state)
+
+    def evaluate(params, batch, model_state):
+        def split(p):
+            out = problem_fn(p, batch, model_state) if stateful else problem_fn(p, batch)
+            out, new_model_state = out if stateful else (out, model_state)
+            if not isinstance(out, ProblemOutput):
+                raise TypeError(f"problem_fn must return a ProblemOutput, got {type(out)}")
+            if set(out.constraints) != set(groups):
+                raise ValueError(f"problem_fn returned constraint groups "
+                                 f"{sorted(out.constraints)}, expected {sorted(groups)}")
+            values = {k: _violation(c) for k, c in out.constraints.items()}
+            measured = {k: jax.lax.stop_gradient(values[k] if c.measurement is None
+                                                 else c.measurement)
+                        for k, c in out.constraints.items()}
+            return (out.objective, values), (measured, out.aux, new_model_state)
+
+        (objective, values), vjp_fn, rest = jax.vjp(split, params, has_aux=True)
+        return objective, values, vjp_fn, rest
+
+    def raise_if_nonfinite(objective, measured, idx):
+        checks.check_finite(objective, "objective")
+        for name, g in groups.items():
+            if not checks.is_concrete(measured[name]):
+                continue
+            bad = ~jnp.isfinite(measured[name])
+            if bool(jnp.any(bad)):
+                where = idx[name][bad] if g.indexed else jnp.flatnonzero(bad)
+                label = "sample indices" if g.indexed else "constraints"
+                raise ValueError(f"constraint group {name!r}: non-finite losses/violations at "
+                                 f"{label} {where[:10].tolist()}")
+
+    def cotangents(rows, values, form_states):
+        def penalty_sum(vals):
+            total = 0.0
+            for name, g in groups.items():
+                terms = g.formulation.primal_term(rows[name], vals[name], form_states[name],
+                                                  g.kind)
+                total = total + weighted_sum(terms, jnp.ones_like(terms),
+                                             g.resolved_reduction())
+            return total
+
+        return jax.grad(penalty_sum)(values)
+
+    def remeasure(params, batch, model_state):
+        _, _, _, (measured, _, _) = evaluate(params, batch, model_state)
+        ok = dual_step.all_finite(measured)
+        if axis_name is not None:
+            measured = _pmean_dense(measured)
+            ok = jax.lax.pmax((~ok).astype(jnp.int32), axis_name) == 0
+        return measured, ok
+
+    def _pmean_dense(measured):
+        return {k: v if groups[k].indexed else jax.lax.pmean(v, axis_name)
+                for k, v in measured.items()}
+
+    def step(state: PrimalDualState, batch: Any, indices: Any = None):
+        dual_step.check_multipliers(groups, state.multipliers)
+        idx, indices_valid = dual_step.batch_indices(groups, indices)
+        objective, values, vjp_fn, (measured, aux, model_state) = evaluate(
+            state.params, batch, state.model_state)
+        dual_step.check_violations(groups, values, idx)
+        if axis_name is not None:
+            measured = _pmean_dense(measured)
+        if on_nonfinite == "raise":
+            raise_if_nonfinite(objective, measured, idx)
+        rows = dual_step.read_rows(groups, state.multipliers, idx)
+        proposal = None
+        if scheme != "primal_then_dual":
+            proposal = dual_step.propose(groups, state.dual_states, state.formulation_states,
+                                         rows, measured, idx)
+        primal_rows = proposal.rows if scheme == "dual_then_primal" else rows
+        (grads,) = vjp_fn((jnp.ones_like(objective),
+                           cotangents(primal_rows, values, state.formulation_states)))
+        if on_nonfinite == "raise":
+            checks.check_finite_tree(grads, "gradients (the losses were finite)")
+        inputs_finite = dual_step.all_finite((objective, values, measured))
+        updates, primal_state, ok = primal_step(primal, grads, state.primal_state,
+                                                state.params, inputs_finite & indices_valid,
+                                                axis_name, {})
+        params = optax.apply_updates(state.params, updates)
+        if proposal is None:  # primal_then_dual: the dual step sees the new parameters
+            measured, remeasured_ok = remeasure(params, batch, model_state)
+            ok = ok & remeasured_ok
+            proposal = dual_step.propose(groups, state.dual_states, state.formulation_states,
+                                         rows, measured, idx)
+        if axis_name is not None:
+            indices_valid = jax.lax.pmax((~indices_valid).astype(jnp.int32), axis_name) == 0
+        finite = ok | ~indices_valid  # values are not judged on a step with bad indices
+        if checked:
+            checkify.check(indices_valid, "indices out of range at step {s}", s=state.step)
+            checkify.check(finite, "non-finite losses or gradients at step {s}", s=state.step)
+        multipliers, dual_states, form_states = dual_step.commit(
+            groups, state.multipliers, state.dual_states, state.formulation_states, proposal,
+            idx, ok)
+        new_state = PrimalDualState(
+            params=dual_step.select(ok, params, state.params),
+            primal_state=dual_step.select(ok, primal_state, state.primal_state),
+            multipliers=multipliers, dual_states=dual_states, formulation_states=form_states,
+            step=state.step + 1, skipped=state.skipped + (~ok).astype(jnp.int32),
+            model_state=dual_step.select(ok, model_state, state.model_state))
+        info = StepInfo(objective=objective, measurements=measured, aux=aux, ok=ok,
+                        finite=finite, indices_valid=indices_valid)
+        return new_state, info
+
+    return PrimalDual(init=init, step=step, checked=checked)
+
+
+def _violation(value: ConstraintValue) -> jax.Array:
+    if not isinstance(value, ConstraintValue):
+        raise TypeError(f"constraints must map names to fj.ConstraintValue, got "
+                        f"{type(value).__name__}")
+    return value.violation

@@ -1,0 +1,418 @@
+"""Primal-dual updates as an Optax transformation: multipliers in the optimizer state.
+
+``constrained(primal_optimizer, constraints)`` wraps any optax optimizer. Its state holds the
+multipliers, their dual optimizer states and the wrapped optimizer's state; its update
+
+    updates, state = tx.update(grads, state, params, violations=g, indices=idx, **extra)
+
+does the dual step on the batch's rows (O(B) for per-sample groups, whatever ``N`` is), then
+passes ``grads`` to the wrapped optimizer with the remaining extra args (``value`` for
+``optax.contrib.reduce_on_plateau``, ...). The caller's gradient is the gradient of its weighted
+objective ``f + reduce(λ_B · g_B)``, with the batch's multipliers read by :func:`multipliers`
+(the sample weights of Feasible Learning), as ``optax.contrib.schedule_free_eval_params`` reads
+a state. :func:`feasible` is the per-sample case with ``losses=``.
+
+It composes like any optax transformation: ``optax.chain(optax.clip_by_global_norm(1.0),
+feasible(optax.adamw(1e-3), ...))``, ``optax.inject_hyperparams``, ``optax.MultiSteps`` (put the
+transformation *around* ``MultiSteps`` so that every micro-batch takes its dual step), and
+``nnx.Optimizer(model, tx, wrt=nnx.Param)``, whose ``update(model, grads, **kwargs)`` forwards
+the extra args.
+
+Schemes (when the dual step happens relative to the gradient):
+
+* ``"simultaneous"`` (default): ``update`` does both steps; the gradient used the multipliers
+  before the step. One forward pass, one call.
+* ``"dual_then_primal"`` (the Feasible Learning paper's alternating scheme): call
+  :func:`dual_update` with the batch's losses *before* taking the gradient, then read the new
+  multipliers; ``update`` does the primal step only. With ``jax.vjp`` this is still one
+  forward pass (see the README recipe).
+* ``"primal_then_dual"``: ``update`` does the primal step; then :func:`dual_update` with losses
+  re-evaluated at the new parameters.
+
+A step whose violations, gradients or updates are not finite, or whose indices are out of
+range, is skipped: zero updates, the wrapped state and multipliers unchanged (at O(B) cost),
+``state.skipped`` incremented.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from feasjax.core import checks, defaults, dual_step
+from feasjax.core.formulations import Formulation, lagrangian
+from feasjax.core.problem import ConstraintGroup
+
+SAMPLES = "samples"  # name of Feasible Learning's per-sample constraint group
+SCHEMES = ("simultaneous", "dual_then_primal", "primal_then_dual")
+_OWN_ARGS = ("violations", "measurements", "indices", "losses", "dual_only")
+
+
+class ConstrainedState(NamedTuple):
+    """State of :func:`constrained` and :func:`feasible`."""
+
+    inner_state: optax.OptState  # the wrapped (primal) optimizer's state
+    multipliers: dict  # name -> (size,) float multipliers
+    dual_states: dict  # name -> dual optimizer state (IndexedState for per-sample groups)
+    formulation_states: dict  # name -> formulation state
+    count: jax.Array  # shape=(), int32: primal updates taken (skipped ones included)
+    skipped: jax.Array  # shape=(), int32: steps skipped (non-finite values, bad indices)
+
+
+def check_scheme(scheme: str) -> None:
+    """Raise ``ValueError`` unless ``scheme`` is one of :data:`SCHEMES`.
+
+    Example:
+      >>> from feasjax.core.transform import check_scheme
+      >>> check_scheme("simultaneous")
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme=}")
+
+
+def primal_step(primal: optax.GradientTransformationExtraArgs, grads: Any, inner_state: Any,
+                params: Any, ok: jax.Array, axis_name: str | None, extra: dict
+                ) -> tuple[Any, Any, jax.Array]:
+    """The wrapped optimizer's step, skipped unless ``ok`` and gradients/updates are finite.
+
+    With ``axis_name``, gradients are averaged over the axis in the same all-reduce that
+    carries every device's ``ok`` flag, so that all devices take the same decision.
+
+    Returns:
+      ``(updates, inner_state, ok)``: zero updates and the old state when skipped.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from feasjax.core.transform import primal_step
+      >>> tx = optax.with_extra_args_support(optax.sgd(1.0))
+      >>> upd, _, ok = primal_step(tx, jnp.array([jnp.nan]), tx.init(jnp.zeros(1)),
+      ...                          jnp.zeros(1), jnp.array(True), None, {})
+      >>> upd.tolist(), bool(ok)
+      ([0.0], False)
+    """
+    if axis_name is not None:
+        grads, bad = jax.lax.pmean((grads, (~ok).astype(jnp.float32)), axis_name)
+        ok = bad == 0
+    updates, new_inner = primal.update(grads, inner_state, params, **extra)
+    ok = ok & dual_step.all_finite(grads) & dual_step.all_finite(updates)
+    updates = jax.tree.map(lambda u: jnp.where(ok, u, jnp.zeros_like(u)), updates)
+    return updates, dual_step.select(ok, new_inner, inner_state), ok
+
+
+def _as_group_dict(value: Any, groups: Mapping, name: str) -> dict | None:
+    if value is None or isinstance(value, Mapping):
+        return value
+    if len(groups) != 1:
+        raise ValueError(f"{name} must be a dict name -> array with several constraint groups "
+                         f"{sorted(groups)}")
+    return {next(iter(groups)): value}
+
+
+def constrained(
+    primal_optimizer: optax.GradientTransformation,
+    constraints: Mapping[str, ConstraintGroup],
+    *,
+    scheme: str = defaults.SCHEME,
+    axis_name: str | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Wrap an optax optimizer so that its state also holds multipliers and takes dual steps.
+
+    .. math::
+      \\lambda_B \\leftarrow \\mathrm{proj}(\\lambda_B + \\mathrm{dual}(g_B)), \\qquad
+      \\theta \\leftarrow \\theta + \\mathrm{primal}(\\nabla_\\theta [f + \\mathrm{reduce}
+      (\\lambda_B g_B)])
+
+    Args:
+      primal_optimizer: any optax optimizer for the parameters (extra args are forwarded).
+      constraints: name -> :class:`feasjax.ConstraintGroup` with a Lagrangian or resilient
+        formulation (whose primal weight is ``λ``; use :func:`feasjax.primal_dual` for
+        penalty formulations, whose weight depends on the violation).
+      scheme: ``"simultaneous"`` (default), ``"dual_then_primal"`` or ``"primal_then_dual"``
+        (module docstring).
+      axis_name: inside ``shard_map``, the data axis: gradients (and dense groups' violations)
+        are averaged over it; per-sample multipliers stay local to their shard.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``. ``update(grads, state, params, *,
+      violations, measurements=None, indices, **extra)``: ``violations`` (a dict name ->
+      ``(B,)`` or ``(size,)``, or one array for one group) drive the dual step, or
+      ``measurements`` instead when given (proxy constraints); ``indices`` name the batch's
+      rows of indexed groups. Under the other schemes ``update`` takes no violations.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax, feasjax as fj
+      >>> # min x^2 s.t. 1 - x <= 0: x* = 1, lambda* = 2
+      >>> tx = fj.constrained(optax.sgd(0.1), {"c": fj.ConstraintGroup(size=1)})
+      >>> x, state = jnp.zeros(()), tx.init(jnp.zeros(()))
+      >>> for _ in range(500):
+      ...     lam = fj.multipliers(state)
+      ...     grad = jax.grad(lambda x: x**2 + jnp.mean(lam * (1 - x)))(x)
+      ...     updates, state = tx.update(grad, state, x, violations=jnp.array([1 - x]))
+      ...     x = optax.apply_updates(x, updates)
+      >>> round(float(x), 3), round(float(fj.multipliers(state)[0]), 3)
+      (1.0, 2.0)
+    """
+    check_scheme(scheme)
+    groups = dict(constraints)
+    for name, g in groups.items():
+        g.validate(name)
+        if g.formulation.name not in ("lagrangian", "resilient"):
+            raise ValueError(f"constraint group {name!r}: the optax transformation supports the "
+                             f"lagrangian and resilient formulations (primal weight λ), got "
+                             f"{g.formulation.name!r}; use fj.primal_dual for penalty "
+                             f"formulations")
+    primal = optax.with_extra_args_support(primal_optimizer)
+
+    def init_fn(params):
+        lam, dual, form = dual_step.init_parts(groups)
+        # Two buffers, not one: a donated state may not hold the same buffer twice.
+        return ConstrainedState(primal.init(params), lam, dual, form, jnp.zeros([], jnp.int32),
+                                jnp.zeros([], jnp.int32))
+
+    def dual(state, violations, measurements, indices):
+        idx, valid = dual_step.batch_indices(groups, indices)
+        violations = _as_group_dict(violations, groups, "violations")
+        measured = _as_group_dict(measurements, groups, "measurements") or violations
+        dual_step.check_violations(groups, measured, idx)
+        measured = {k: jax.lax.stop_gradient(v) for k, v in measured.items()}
+        if axis_name is not None:
+            measured = {k: v if groups[k].indexed else jax.lax.pmean(v, axis_name)
+                        for k, v in measured.items()}
+        rows = dual_step.read_rows(groups, state.multipliers, idx)
+        proposal = dual_step.propose(groups, state.dual_states, state.formulation_states, rows,
+                                     measured, idx)
+        return proposal, idx, valid & dual_step.all_finite(measured)
+
+    def finish(state, proposal, idx, ok, inner_state, counted):
+        lam, duals, forms = (state.multipliers, state.dual_states, state.formulation_states)
+        if proposal is not None:
+            lam, duals, forms = dual_step.commit(groups, lam, duals, forms, proposal, idx, ok)
+        return ConstrainedState(inner_state, lam, duals, forms,
+                                state.count + counted, state.skipped + (~ok).astype(jnp.int32))
+
+    def update_fn(updates, state, params=None, *, violations=None, measurements=None,
+                  indices=None, dual_only=False, **extra_args):
+        extra = {k: v for k, v in extra_args.items() if k not in _OWN_ARGS}
+        given = violations is not None or measurements is not None
+        if dual_only:  # fj.dual_update: the dual step alone
+            if not given:
+                raise ValueError("dual_update needs the batch's violations (or losses)")
+            proposal, idx, ok = dual(state, violations, measurements, indices)
+            if axis_name is not None:
+                ok = jax.lax.pmax((~ok).astype(jnp.int32), axis_name) == 0
+            return updates, finish(state, proposal, idx, ok, state.inner_state, 0)
+        if scheme == "simultaneous":
+            if not given:
+                raise ValueError("scheme 'simultaneous' takes its dual step in update: pass "
+                                 "violations= (losses= for fj.feasible) and indices=")
+            proposal, idx, ok = dual(state, violations, measurements, indices)
+        else:
+            if given:
+                raise ValueError(f"under scheme {scheme!r} update takes the primal step only: "
+                                 f"pass the violations to fj.dual_update(tx, state, ...) "
+                                 f"{'before the gradient' if scheme == 'dual_then_primal' else 'after the update'}")
+            proposal, idx, ok = None, {}, jnp.array(True)
+        updates, inner_state, ok = primal_step(primal, updates, state.inner_state, params, ok,
+                                               axis_name, extra)
+        return updates, finish(state, proposal, idx, ok, inner_state, 1)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def feasible(
+    primal_optimizer: optax.GradientTransformation,
+    *,
+    num_samples: int,
+    epsilon: float,
+    dual_optimizer: optax.GradientTransformation | None = None,
+    formulation: Formulation | None = None,
+    scheme: str = defaults.SCHEME,
+    init_multiplier: float = defaults.INIT_MULTIPLIER,
+    axis_name: str | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Feasible Learning as an optax transformation: one multiplier per training sample.
+
+    .. math::
+      \\lambda_i \\leftarrow \\max(0, \\lambda_i + \\eta\\,(\\ell_i - \\epsilon))\\ (i \\in B),
+      \\qquad \\theta \\leftarrow \\theta + \\mathrm{primal}(\\nabla_\\theta
+      \\tfrac1B \\textstyle\\sum_{i \\in B} \\lambda_i (\\ell_i(\\theta) - \\epsilon))
+
+    The caller's objective weights each sample's loss by ``fj.multipliers(state, indices)``
+    (the mean reduction; use ``jnp.sum`` for the paper's sum), and ``update`` takes the
+    per-sample losses and indices as extra args.
+
+    Args:
+      primal_optimizer: any optax optimizer.
+      num_samples: ``N``, the number of training samples (an int).
+      epsilon: the loss bound ``ε >= 0``.
+      dual_optimizer: an ascent optimizer for the multipliers (default
+        ``fj.ascent(optax.sgd(0.1))``); element-wise, applied to the batch's rows only.
+      formulation: :func:`feasjax.lagrangian` (FL, default) or :func:`feasjax.resilient`
+        (RFL).
+      scheme: see :func:`constrained`.
+      init_multiplier: initial ``λ_i`` (1.0: the first step is an ERM step).
+      axis_name: data axis inside ``shard_map`` (``num_samples`` is then per device).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` whose ``update(grads, state, params, *,
+      losses, indices, measurements=None, **extra)`` takes the batch's ``(B,)`` losses and
+      sample indices (``measurements``: optional per-sample values for the dual step instead).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax, feasjax as fj
+      >>> x, y = jnp.array([1.0, 2.0]), jnp.array([1.0, 2.5])
+      >>> tx = fj.feasible(optax.sgd(0.05), num_samples=2, epsilon=0.1)
+      >>> w, state, idx = jnp.zeros(()), tx.init(jnp.zeros(())), jnp.array([0, 1])
+      >>> def objective(w, lam):
+      ...     losses = (x * w - y) ** 2
+      ...     return jnp.mean(lam * (losses - 0.1)), losses
+      >>> for _ in range(300):
+      ...     grads, losses = jax.grad(objective, has_aux=True)(w, fj.multipliers(state, idx))
+      ...     updates, state = tx.update(grads, state, w, losses=losses, indices=idx)
+      ...     w = optax.apply_updates(w, updates)
+      >>> bool(jnp.all((x * w - y) ** 2 <= 0.1 + 1e-3))
+      True
+    """
+    checks.check_positive(epsilon, "epsilon", allow_zero=True)
+    group = ConstraintGroup(
+        size=checks.check_count(num_samples, "num_samples"), kind="inequality",
+        formulation=formulation or lagrangian(),
+        dual_optimizer=dual_optimizer or defaults.dual_optimizer(), indexed=True,
+        init_multiplier=init_multiplier)
+    inner = constrained(primal_optimizer, {SAMPLES: group}, scheme=scheme, axis_name=axis_name)
+
+    def update_fn(updates, state, params=None, *, losses=None, measurements=None,
+                  indices=None, **extra):
+        violations = None if losses is None else _violations(losses, epsilon, indices,
+                                                              "losses")
+        if measurements is not None:
+            measurements = _violations(measurements, epsilon, indices, "measurements")
+        return inner.update(updates, state, params, violations=violations,
+                            measurements=measurements, indices=indices, **extra)
+
+    return optax.GradientTransformationExtraArgs(inner.init, update_fn)
+
+
+def _violations(values: Any, epsilon: Any, indices: Any, name: str) -> jax.Array:
+    values = jnp.asarray(values)
+    if values.ndim != 1 or not jnp.issubdtype(values.dtype, jnp.floating):
+        raise ValueError(f"{name} must be a 1-D float array of per-sample values (B,), got "
+                         f"shape {values.shape} dtype {values.dtype}")
+    if indices is not None and jnp.shape(indices) != values.shape:
+        raise ValueError(f"{name} must have shape {jnp.shape(indices)} (one per index), got "
+                         f"{values.shape}")
+    return values - jnp.asarray(epsilon, values.dtype)
+
+
+def _is_state(x: Any) -> bool:
+    return isinstance(x, ConstrainedState)
+
+
+def _pure(tree: Any) -> Any:
+    # nnx.Optimizer keeps its state as nnx Variables; read their values.
+    def value(v):
+        return v.get_value() if hasattr(v, "get_value") else v
+    return jax.tree.map(value, tree, is_leaf=lambda v: hasattr(v, "get_value"))
+
+
+def constrained_state(opt_state: Any) -> ConstrainedState:
+    """The :class:`ConstrainedState` inside any optax (or ``nnx.Optimizer``) state.
+
+    Args:
+      opt_state: the state of :func:`constrained` / :func:`feasible`, alone or nested in
+        ``optax.chain``, ``inject_hyperparams``, ``MultiSteps``, ..., or an
+        ``nnx.Optimizer`` (or its ``opt_state``).
+
+    Returns:
+      The state, with plain array leaves.
+
+    Example:
+      >>> import jax.numpy as jnp, optax, feasjax as fj
+      >>> tx = optax.chain(optax.clip(1.0), fj.feasible(optax.sgd(0.1), num_samples=3,
+      ...                                               epsilon=0.1))
+      >>> fj.constrained_state(tx.init(jnp.zeros(2))).multipliers["samples"].shape
+      (3,)
+    """
+    opt_state = getattr(opt_state, "opt_state", opt_state)  # an nnx.Optimizer
+    found = [x for x in jax.tree.leaves(opt_state, is_leaf=_is_state) if _is_state(x)]
+    if len(found) != 1:
+        raise ValueError(f"opt_state must hold exactly one fj.constrained/fj.feasible state, "
+                         f"found {len(found)}")
+    return _pure(found[0])
+
+
+def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None) -> jax.Array:
+    """The multipliers of one group: the batch's rows (sample weights), or all of them.
+
+    Args:
+      opt_state: any state holding a :class:`ConstrainedState` (see
+        :func:`constrained_state`).
+      indices: the batch's ``(B,)`` sample indices (indexed groups), or ``None`` for the
+        whole vector.
+      group: the group's name; default the only one (``"samples"`` for :func:`feasible`).
+
+    Returns:
+      ``(B,)`` or ``(size,)`` multipliers, without gradient.
+
+    Example:
+      >>> import jax.numpy as jnp, optax, feasjax as fj
+      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=0.1, init_multiplier=2.0)
+      >>> fj.multipliers(tx.init(jnp.zeros(1)), jnp.array([3, 0])).tolist()
+      [2.0, 2.0]
+    """
+    state = constrained_state(opt_state)
+    if group is None:
+        if len(state.multipliers) != 1:
+            raise ValueError(f"group is required with several constraint groups "
+                             f"{sorted(state.multipliers)}")
+        group = next(iter(state.multipliers))
+    if group not in state.multipliers:
+        raise ValueError(f"group must be one of {sorted(state.multipliers)}, got {group=}")
+    lam = state.multipliers[group]
+    if indices is not None:
+        indices = checks.check_indices(indices, lam.shape[0], "indices")
+        lam = lam.at[indices].get(mode="fill")
+    return jax.lax.stop_gradient(lam)
+
+
+def dual_update(tx: optax.GradientTransformationExtraArgs, opt_state: Any, **batch: Any) -> Any:
+    """The dual step alone, for the ``"dual_then_primal"`` and ``"primal_then_dual"`` schemes.
+
+    Args:
+      tx: the transformation built by :func:`constrained` or :func:`feasible` (not a chain
+        around it).
+      opt_state: any state that holds its :class:`ConstrainedState` (nested in a chain, ...),
+        or an ``nnx.Optimizer``, whose state is then updated in place.
+      **batch: ``losses=`` (:func:`feasible`) or ``violations=``, ``indices=``, optionally
+        ``measurements=``.
+
+    Returns:
+      ``opt_state`` with the dual step taken (the same ``nnx.Optimizer`` when one is given).
+
+    Example:
+      >>> import jax.numpy as jnp, optax, feasjax as fj
+      >>> fl = fj.feasible(optax.sgd(0.1), num_samples=3, epsilon=0.5,
+      ...                  scheme="dual_then_primal")
+      >>> state = fj.dual_update(fl, fl.init(jnp.zeros(1)), losses=jnp.array([2.5]),
+      ...                        indices=jnp.array([1]))
+      >>> [round(float(v), 6) for v in fj.multipliers(state)]   # 1 + 0.1 * (2.5 - 0.5)
+      [1.0, 1.2, 1.0]
+    """
+    optimizer = opt_state if hasattr(opt_state, "opt_state") else None
+    tree = optimizer.opt_state if optimizer is not None else opt_state
+
+    def step(node):
+        if not _is_state(node):
+            return node
+        return tx.update(None, _pure(node), None, dual_only=True, **batch)[1]
+
+    if optimizer is None:
+        constrained_state(tree)  # exactly one
+        return jax.tree.map(step, tree, is_leaf=_is_state)
+    from flax import nnx  # only for nnx.Optimizer
+
+    new = jax.tree.map(step, _pure(tree), is_leaf=_is_state)
+    nnx.update(optimizer.opt_state, nnx.state(new))
+    return optimizer

@@ -1,0 +1,146 @@
+"""The user's own data for ``feasjax train``: ``.npz`` or ``.npy`` files, checked before training.
+
+An ``.npz`` holds arrays ``x`` and ``y`` and optionally ``group`` (an integer group per sample,
+for group metrics), ``x_test`` and ``y_test`` (an explicit test set). ``.npy`` files are given one
+per array and memory-mapped (``np.load(mmap_mode="r")``), so a large file is read once, when it
+is validated and cast. Every problem (a missing array, mismatched lengths, NaN or inf inputs,
+labels out of range, a wrong dtype, pickled objects) raises ``ValueError`` naming the file and
+the array before any training starts.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from feasjax.data.datasets import Dataset, from_arrays, validate_arrays
+
+OPTIONAL = ("group", "x_test", "y_test")
+
+
+def _load(path: str, what: str) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{what}: cannot read {path!r} as a .npy array ({e})") from None
+
+
+def load_arrays(data: str | None = None, *, x: str | None = None, y: str | None = None,
+                group: str | None = None) -> dict[str, np.ndarray]:
+    """Read ``x``, ``y`` (and ``group``, ``x_test``, ``y_test`` if present) from files.
+
+    Args:
+      data: an ``.npz`` with arrays ``x``, ``y`` (and the optional ones); or None.
+      x, y: ``.npy`` paths (memory-mapped), instead of ``data``.
+      group: optional ``.npy`` of integer groups, with ``x``/``y``.
+
+    Returns:
+      A dict of numpy arrays (not yet validated: see :func:`user_dataset`).
+
+    Example:
+      >>> import numpy as np, tempfile, os
+      >>> from feasjax.data.user_data import load_arrays
+      >>> path = os.path.join(tempfile.mkdtemp(), "d.npz")
+      >>> np.savez(path, x=np.zeros((4, 2)), y=np.arange(4) % 2)
+      >>> sorted(load_arrays(path))
+      ['x', 'y']
+    """
+    if (data is None) == (x is None and y is None):
+        raise ValueError("give either an .npz file (--data) or .npy files (--x and --y)")
+    if data is None:
+        if x is None or y is None:
+            raise ValueError("--x and --y must be given together")
+        arrays = {"x": _load(x, "x"), "y": _load(y, "y")}
+        if group is not None:
+            arrays["group"] = _load(group, "group")
+        return arrays
+    if group is not None:
+        raise ValueError("--group goes with --x/--y; put 'group' inside the .npz instead")
+    try:
+        with np.load(data, allow_pickle=False) as npz:
+            names = list(npz.files)
+            missing = [k for k in ("x", "y") if k not in names]
+            if missing:
+                raise ValueError(f"{data!r} has no array {missing[0]!r} (found {names}); an "
+                                 f".npz needs arrays 'x' and 'y' (optional {list(OPTIONAL)})")
+            return {k: npz[k] for k in ("x", "y", *OPTIONAL) if k in names}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        if isinstance(e, ValueError) and str(e).startswith(repr(data)):
+            raise
+        hint = " (truncated or corrupted?)" if isinstance(e, (zipfile.BadZipFile,
+                                                              EOFError)) else ""
+        raise ValueError(f"cannot read {data!r} as an .npz of numeric arrays{hint} "
+                         f"({type(e).__name__}: {e})") from None
+
+
+def _check_group(group: np.ndarray, n: int) -> np.ndarray:
+    group = np.asarray(group)
+    if group.shape != (n,):
+        raise ValueError(f"group must have one entry per sample of x ({n}), got "
+                         f"group.shape={group.shape}")
+    if group.dtype.kind not in "iub" or (group.size and group.min() < 0):
+        raise ValueError(f"group must hold integers >= 0, got dtype {group.dtype}")
+    return group.astype(np.int32)
+
+
+def user_dataset(arrays: dict, *, task: str = "classification", num_classes: int | None = None,
+                 seed: int = 0, test_fraction: float = 0.3,
+                 image_shape: tuple[int, int, int] | None = None,
+                 name: str = "user") -> tuple[Dataset, dict]:
+    """Validate and split user arrays as :func:`feasjax.data.datasets.from_arrays` does for the demo.
+
+    Without ``x_test``/``y_test`` the split is :func:`feasjax.data.datasets.from_arrays`'s (stratified,
+    ``random_state=seed``), so an ``.npz`` of a bundled dataset gives the demo's exact split.
+
+    Args:
+      arrays: from :func:`load_arrays`.
+      task, num_classes, seed, test_fraction, name: see :func:`feasjax.data.datasets.from_arrays`.
+      image_shape: ``(H, W, C)`` of a sample for a CNN; inferred when ``x`` is 4-D.
+
+    Returns:
+      ``(dataset, extras)``; ``extras`` holds ``train_index``/``test_index`` (rows of the
+      original arrays, ``test_index`` is None for an explicit test set) and, if given,
+      ``group_train``/``group_test``.
+
+    Example:
+      >>> import numpy as np
+      >>> from feasjax.data.user_data import user_dataset
+      >>> arrays = {"x": np.arange(20.0).reshape(10, 2), "y": np.arange(10) % 2}
+      >>> ds, extras = user_dataset(arrays, test_fraction=0.4)
+      >>> ds.x_train.shape, extras["train_index"].shape
+      ((6, 2), (6,))
+    """
+    x, y = validate_arrays(arrays["x"], arrays["y"], task=task, num_classes=num_classes)
+    n = x.shape[0]
+    if image_shape is None and x.ndim == 4:
+        image_shape = tuple(x.shape[1:])
+    group = _check_group(arrays["group"], n) if "group" in arrays else None
+    extras: dict = {}
+    if "x_test" in arrays or "y_test" in arrays:
+        if "x_test" not in arrays or "y_test" not in arrays:
+            raise ValueError("an explicit test set needs both 'x_test' and 'y_test'")
+        dataset = from_arrays(x, y, arrays["x_test"], arrays["y_test"], task=task,
+                              num_classes=num_classes, name=name, image_shape=image_shape)
+        extras["train_index"], extras["test_index"] = np.arange(n), None
+    else:
+        dataset = from_arrays(x, y, task=task, num_classes=num_classes, seed=seed,
+                              test_fraction=test_fraction, name=name, image_shape=image_shape)
+        # The same call on row numbers recovers which rows went where (same n, y and seed).
+        train_index, test_index = train_test_split(
+            np.arange(n), test_size=test_fraction, random_state=seed,
+            stratify=y if task == "classification" else None)
+        if task == "classification" and not np.array_equal(y[train_index], dataset.y_train):
+            raise RuntimeError("the recovered train/test rows do not match from_arrays' split")
+        extras["train_index"], extras["test_index"] = train_index, test_index
+        if group is not None:
+            extras["group_test"] = group[test_index]
+    if group is not None:
+        extras["group_train"] = group[extras["train_index"]]
+    return dataset, extras
+
+
+def name_of(path: str | None) -> str:
+    """A dataset name from a file path (its stem)."""
+    return os.path.splitext(os.path.basename(path))[0] if path else "user"

@@ -1,0 +1,40 @@
+"""Experiments: one ERM / FL / RFL run from a configuration to metrics (``runs``), built
+from the model, solver and evaluation builders of ``builders``, and the same run on a mesh or for
+several seeds in one vmapped program (``multirun``). ``feasjax demo`` and ``feasjax train`` are
+thin layers over ``run_method``.
+"""
+from feasjax.experiments.runs import METHODS
+from feasjax.experiments.runs import MODELS
+from feasjax.experiments.runs import AVERAGES
+from feasjax.experiments.runs import RunConfig
+from feasjax.experiments.runs import MethodResult
+from feasjax.experiments.runs import ModelFns
+from feasjax.experiments.runs import build_model
+from feasjax.experiments.runs import model_fns
+from feasjax.experiments.runs import build_primal_optimizer
+from feasjax.experiments.runs import build_solver
+from feasjax.experiments.runs import evaluate
+from feasjax.experiments.runs import run_method
+from feasjax.experiments.multirun import SweepResult
+from feasjax.experiments.multirun import resolve_devices
+from feasjax.experiments.multirun import sample_order_state
+from feasjax.experiments.multirun import run_method_sweep
+
+__all__ = [
+    "AVERAGES",
+    "build_model",
+    "build_primal_optimizer",
+    "build_solver",
+    "evaluate",
+    "MethodResult",
+    "METHODS",
+    "model_fns",
+    "ModelFns",
+    "MODELS",
+    "resolve_devices",
+    "run_method",
+    "run_method_sweep",
+    "RunConfig",
+    "sample_order_state",
+    "SweepResult",
+]

@@ -1,0 +1,171 @@
+"""The experiment layer over devices and runs: ``feasjax demo`` on a mesh and with ``--seeds``.
+
+:func:`train_on_mesh` is what :func:`feasjax.experiments.runs.run_method` does when more than one
+device is used; :func:`run_method_sweep` trains one method for several seeds in one vmapped
+program (on one device or on a mesh) and evaluates every run as ``run_method`` would.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from feasjax.data.datasets import Dataset
+from feasjax.parallel.distributed import gather
+from feasjax.parallel.layout import ShardLayout, unpad_samples
+from feasjax.parallel.mesh import (DATA_AXIS, data_mesh, data_parallel_epoch, init_sharded,
+                                   shard_data, state_partition_specs)
+from feasjax.parallel.sweeps import stack_runs, summarize_runs, sweep_epoch, train_sweep
+from feasjax.training.loop import train
+
+
+def resolve_devices(requested: int | None, batch_size: int) -> int:
+    """Devices for a run: ``requested``, or all available that divide ``batch_size``.
+
+    Example:
+      >>> from feasjax.experiments.multirun import resolve_devices
+      >>> resolve_devices(1, 64)
+      1
+    """
+    available = len(jax.devices())
+    if requested is None:
+        return max(d for d in range(1, available + 1) if batch_size % d == 0)
+    if not isinstance(requested, int) or not 1 <= requested <= available:
+        raise ValueError(f"devices must be an int in [1, {available}] (the devices available), "
+                         f"got devices={requested!r}")
+    if batch_size % requested:
+        raise ValueError(f"the batch size {batch_size} must be divisible by devices="
+                         f"{requested}")
+    return requested
+
+
+def sample_order_state(state: Any, layout: ShardLayout, *, runs: bool = False) -> Any:
+    """A sharded state gathered to the host, per-sample leaves unpadded to sample order.
+
+    Example:
+      >>> import jax.numpy as jnp, numpy as np, optax
+      >>> from feasjax import feasible_learning
+      >>> from feasjax.experiments.multirun import sample_order_state
+      >>> from feasjax.parallel.mesh import data_mesh, init_sharded, shard_data
+      >>> _, layout = shard_data(np.arange(5.0), data_mesh(2))
+      >>> fl = feasible_learning(lambda w, b: b, optax.sgd(0.1), num_samples=3, epsilon=0.1,
+      ...                        axis_name="data")
+      >>> state = init_sharded(fl, jnp.zeros(()), data_mesh(2), layout)
+      >>> sample_order_state(state, layout).multipliers["samples"].shape
+      (5,)
+    """
+    def fix(spec, x):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):  # nnx RNG keys (replicated)
+            return jax.random.wrap_key_data(fix(spec, jax.random.key_data(x)),
+                                            impl=jax.random.key_impl(x))
+        x = gather(x)
+        if spec == jax.sharding.PartitionSpec():
+            return jnp.asarray(x)
+        return jnp.asarray(np.moveaxis(unpad_samples(np.moveaxis(x, 1, 0), layout), 0, 1)
+                           if runs else unpad_samples(x, layout))
+
+    specs = state_partition_specs(state, DATA_AXIS)
+    is_spec = lambda s: isinstance(s, jax.sharding.PartitionSpec)  # noqa: E731
+    return jax.tree.map(fix, specs, state, is_leaf=is_spec)
+
+
+def train_on_mesh(method: str, dataset: Dataset, data: dict, config, devices: int, *,
+                  batch_size: int, progress: bool = True) -> tuple[Any, Any]:
+    """Train one method data-parallel over ``devices`` devices (``run_method``'s mesh path).
+
+    Returns:
+      ``(state, history)``, the state gathered to sample order (:func:`sample_order_state`).
+    """
+    from feasjax.experiments.runs import build_model, build_solver, model_fns
+
+    fns = model_fns(build_model(dataset, config), dataset.task, axis_name=DATA_AXIS)
+    mesh = data_mesh(devices)
+    sharded, layout = shard_data(data, mesh)
+    steps = len(data["y"]) // batch_size
+    solver = build_solver(method, fns.train_loss, layout.local_size, config,
+                          steps_per_epoch=steps, axis_name=DATA_AXIS, stateful=fns.stateful,
+                          measurement_fn=fns.dual_measurement)
+    state = init_sharded(solver, fns.params, mesh, layout, model_state=fns.model_state)
+    runner = data_parallel_epoch(solver, batch_size, mesh, layout)
+    state, history = train(solver, state, sharded, epochs=config.epochs, batch_size=batch_size,
+                           key=jax.random.key(config.seed), epsilon=config.epsilon,
+                           progress=progress, description=method, epoch_runner=runner)
+    return sample_order_state(state, layout), history
+
+
+class SweepResult(NamedTuple):
+    """Outcome of :func:`run_method_sweep`."""
+
+    states: Any  # stacked final states (run axis first), per-sample leaves in sample order
+    runs: list  # per seed: {"train": {...}, "test": {...}} as run_method reports
+    summary: dict  # mean and std over runs of every metric
+    seconds: float  # training time of the whole sweep
+    devices: int
+
+
+def run_method_sweep(dataset: Dataset, method: str, config, seeds: Sequence[int], *,
+                     progress: bool = True) -> SweepResult:
+    """Train ``method`` for every seed in one vmapped program and evaluate each run.
+
+    Run ``s`` equals ``run_method(dataset, method, config._replace(seed=s))`` on the same
+    devices (same initial model, same shuffling keys).
+
+    Example:
+      >>> from feasjax.data.datasets import load_dataset
+      >>> from feasjax.experiments.runs import RunConfig
+      >>> from feasjax.experiments.multirun import run_method_sweep
+      >>> res = run_method_sweep(load_dataset("digits"), "fl", RunConfig(epochs=1, devices=1),
+      ...                        [0, 1], progress=False)
+      >>> len(res.runs), sorted(res.summary["test"]["accuracy"])
+      (2, ['mean', 'std'])
+    """
+    from feasjax.experiments.runs import build_model, build_solver, evaluate, model_fns
+
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    n = len(dataset.y_train)
+    batch = min(config.batch_size, n)
+    devices = resolve_devices(config.devices, batch)
+    axis = DATA_AXIS if devices > 1 else None
+    runs = [model_fns(build_model(dataset, config._replace(seed=s)), dataset.task,
+                      axis_name=axis) for s in seeds]
+    fns = runs[0]
+    params = stack_runs([r.params for r in runs])
+    model_state = stack_runs([r.model_state for r in runs]) if fns.stateful else ()
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
+    data = {"x": np.asarray(dataset.x_train), "y": np.asarray(dataset.y_train)}
+    layout = None
+    if devices == 1:
+        solver = build_solver(method, fns.train_loss, n, config, steps_per_epoch=n // batch,
+                              stateful=fns.stateful, measurement_fn=fns.dual_measurement)
+        states = jax.vmap(lambda p, m: solver.init(p, model_state=m))(params, model_state)
+        runner = sweep_epoch(solver, batch)
+        data = jax.tree.map(jnp.asarray, data)
+    else:
+        mesh = data_mesh(devices)
+        data, layout = shard_data(data, mesh)
+        solver = build_solver(method, fns.train_loss, layout.local_size, config,
+                              steps_per_epoch=n // batch, axis_name=DATA_AXIS,
+                              stateful=fns.stateful, measurement_fn=fns.dual_measurement)
+        states = init_sharded(solver, params, mesh, layout, runs=True, model_state=model_state)
+        runner = sweep_epoch(solver, batch, mesh=mesh, layout=layout)
+    start = time.perf_counter()
+    states, _ = train_sweep(runner, states, data, epochs=config.epochs, keys=keys,
+                            progress=progress, description=f"{method} x{len(seeds)}")
+    jax.block_until_ready(states)
+    seconds = time.perf_counter() - start
+    if layout is not None:
+        states = sample_order_state(states, layout, runs=True)
+    runs = []
+    for r in range(len(seeds)):
+        p, m = jax.tree.map(lambda x, r=r: x[r], (states.params, states.model_state))
+        _, train_m = evaluate(fns, p, m, dataset.x_train, dataset.y_train, dataset,
+                              config.epsilon)
+        _, test_m = evaluate(fns, p, m, dataset.x_test, dataset.y_test, dataset,
+                             config.epsilon)
+        runs.append({"train": train_m, "test": test_m})
+    return SweepResult(states, runs, summarize_runs(runs), seconds, devices)

@@ -1,0 +1,36 @@
+"""Metrics over per-sample losses: tail summaries (quantiles, CVaR, feasible fraction,
+accuracy, worst-class accuracy, multiplier statistics) in ``summary`` and loss-CDF plots in
+``plotting``. ``plot_loss_cdfs`` is imported on first use, so that ``import feasjax`` does not
+import matplotlib.
+"""
+from feasjax.metrics.summary import LOSS_SUMMARY_KEYS
+from feasjax.metrics.summary import quantile
+from feasjax.metrics.summary import cvar
+from feasjax.metrics.summary import feasible_fraction
+from feasjax.metrics.summary import accuracy
+from feasjax.metrics.summary import per_class_accuracy
+from feasjax.metrics.summary import worst_class_accuracy
+from feasjax.metrics.summary import multiplier_stats
+from feasjax.metrics.summary import loss_summary
+
+__all__ = [
+    "accuracy",
+    "cvar",
+    "feasible_fraction",
+    "loss_summary",
+    "LOSS_SUMMARY_KEYS",
+    "multiplier_stats",
+    "per_class_accuracy",
+    "plot_loss_cdfs",
+    "quantile",
+    "worst_class_accuracy",
+]
+
+
+def __getattr__(name: str):
+    # matplotlib takes seconds to import: load the plotting module on first use only.
+    if name == "plot_loss_cdfs":
+        from feasjax.metrics.plotting import plot_loss_cdfs
+
+        return plot_loss_cdfs
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,402 @@
+"""Per-sample losses: the loss of one example, vmapped over a batch through a functional model.
+
+Feasible Learning needs one loss per sample (each has its own multiplier), so losses are written
+for a single example and ``jax.vmap``-ed over the outputs of a batched forward pass.
+
+The model is split outside ``jit`` by the caller and merged inside the returned function, as in
+flax's ``examples/nnx_toy_examples/01_functional_api.py``: ``params`` is then an ordinary pytree
+that optax can update.
+
+* Models that hold only parameters (:class:`~feasjax.models.nets.MLP`, the default
+  :class:`~feasjax.models.nets.CNN`): ``graphdef, params = nnx.split(model)`` and
+  :func:`per_sample_loss_fn` ``(params, batch) -> losses``. Loss ``i`` depends on sample ``i``
+  only.
+* Models with state (``nnx.BatchNorm`` statistics, ``nnx.Dropout`` RNG streams, e.g.
+  :class:`~feasjax.models.nets.ResNet`): ``graphdef, params, model_state = split_model(model)`` and
+  :func:`stateful_loss_fn` ``(params, batch, model_state) -> (losses, new_model_state)`` in
+  training mode, which normalises with the batch's statistics (so loss ``i`` depends on the whole
+  batch) and returns the updated running statistics and advanced RNG counts; evaluate with
+  :func:`eval_loss_fn` or ``predict_fn(graphdef)(params, x, model_state)``, which use the running
+  statistics and no dropout. :func:`has_model_state` tells the two kinds apart.
+
+Modes follow flax NNX: ``model.train()`` / ``model.eval()`` set ``use_running_average`` and
+``deterministic`` on every ``BatchNorm`` / ``Dropout``. These are static attributes (part of the
+``graphdef``); the functions here set them on the model they merge, so a ``graphdef`` split in
+either mode works. ``nnx.Dropout`` draws its mask from its own ``RngStream`` (forked from the
+model's ``rngs`` at construction) with the key ``fold_in(RngKey, RngCount)``, then increments the
+count, so a step's mask depends only on the seed and the number of steps taken.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+LOSSES = ("cross_entropy", "squared_error")
+
+Batch = Mapping[str, jax.Array]
+SingleLoss = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
+    """Softmax cross-entropy of one example with an integer label.
+
+    .. math:: \\ell(z, y) = -\\log \\mathrm{softmax}(z)_y = \\mathrm{logsumexp}(z) - z_y
+
+    computed stably (through ``optax.softmax_cross_entropy_with_integer_labels``).
+
+    Args:
+      logits: unnormalised scores, shape ``(C,)``.
+      label: the class index, an integer array of shape ``()`` in ``[0, C)``.
+
+    Returns:
+      A scalar loss.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.models.losses import cross_entropy
+      >>> round(float(cross_entropy(jnp.array([0.0, 0.0]), jnp.array(1))), 4)  # log 2
+      0.6931
+    """
+    logits, label = jnp.asarray(logits), jnp.asarray(label)
+    if logits.ndim != 1:
+        raise ValueError(f"logits must have shape (C,) for one example, got {logits.shape=}")
+    if label.ndim != 0:
+        raise ValueError(f"label must be a scalar class index, got {label.shape=}")
+    if not jnp.issubdtype(label.dtype, jnp.integer):
+        raise TypeError(f"label must have an integer dtype, got {label.dtype=}")
+    return optax.softmax_cross_entropy_with_integer_labels(logits, label)
+
+
+def squared_error(prediction: jax.Array, target: jax.Array) -> jax.Array:
+    """Squared error of one example, summed over output dimensions.
+
+    .. math:: \\ell(\\hat y, y) = \\sum_k (\\hat y_k - y_k)^2
+
+    A prediction of shape ``(1,)`` (a regression head with one output) is compared with a scalar
+    target.
+
+    Args:
+      prediction: model output for one example, shape ``()``, ``(1,)`` or ``(K,)``.
+      target: the target, shape ``()`` or the prediction's shape.
+
+    Returns:
+      A scalar loss.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.models.losses import squared_error
+      >>> float(squared_error(jnp.array([3.0]), jnp.array(1.0)))
+      4.0
+    """
+    prediction, target = jnp.asarray(prediction), jnp.asarray(target)
+    if prediction.shape == (1,) and target.ndim == 0:
+        prediction = prediction[0]
+    if prediction.shape != target.shape:
+        raise ValueError(
+            "prediction and target must have the same shape (or (1,) and ()), got "
+            f"{prediction.shape=} and {target.shape=}"
+        )
+    return jnp.sum(jnp.square(prediction - target))
+
+
+_BY_NAME: dict[str, SingleLoss] = {"cross_entropy": cross_entropy, "squared_error": squared_error}
+
+
+def check_batch(batch: Any) -> None:
+    """Raise ``ValueError`` unless ``batch`` maps ``"x"`` and ``"y"`` to arrays of equal length.
+
+    Other keys (e.g. sample indices for the dual update) are allowed and ignored.
+
+    Example:
+      >>> import numpy as np
+      >>> from feasjax.models.losses import check_batch
+      >>> check_batch({"x": np.zeros((4, 2)), "y": np.zeros(4)})
+    """
+    if not isinstance(batch, Mapping) or "x" not in batch or "y" not in batch:
+        keys = sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__
+        raise ValueError(f"batch must be a mapping with keys 'x' and 'y', got {keys}")
+    x_shape, y_shape = jnp.shape(batch["x"]), jnp.shape(batch["y"])
+    if not x_shape or not y_shape or x_shape[0] != y_shape[0]:
+        raise ValueError(
+            "batch['x'] and batch['y'] must have the same leading (batch) size, got "
+            f"shapes {x_shape} and {y_shape}"
+        )
+
+
+def _check_graphdef(graphdef: Any) -> None:
+    if not isinstance(graphdef, nnx.GraphDef):
+        raise TypeError(
+            "graphdef must be the nnx.GraphDef from `graphdef, params = nnx.split(model)`, got "
+            f"{type(graphdef).__name__}"
+        )
+
+
+def _single_loss(loss: str | SingleLoss) -> SingleLoss:
+    if callable(loss):
+        return loss
+    if loss in _BY_NAME:
+        return _BY_NAME[loss]
+    raise ValueError(f"loss must be one of {LOSSES} or a callable, got {loss=}")
+
+
+def per_sample_loss_fn(
+    graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy"
+) -> Callable[[Any, Batch], jax.Array]:
+    """Build ``f(params, batch) -> (B,)`` per-sample losses of the model split as ``graphdef``.
+
+    .. math:: f(\\theta, \\{(x_i, y_i)\\}_{i=1}^B)_i = \\ell(\\mathrm{model}_\\theta(x)_i, y_i)
+
+    Args:
+      graphdef: the static half of ``graphdef, params = nnx.split(model)`` (split outside jit).
+      loss: ``"cross_entropy"`` (integer labels), ``"squared_error"``, or a callable
+        ``loss(output, target) -> scalar`` for one example.
+
+    Returns:
+      A pure function of ``(params, batch)`` with ``batch = {"x": (B, ...), "y": (B, ...)}``
+      returning per-sample losses of shape ``(B,)``; it merges ``graphdef`` and ``params``
+      internally, so it can be jitted and differentiated with respect to ``params``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from feasjax.models.nets import MLP
+      >>> from feasjax.models.losses import per_sample_loss_fn
+      >>> graphdef, params = nnx.split(MLP(4, [8], 3, rngs=nnx.Rngs(0)))
+      >>> f = jax.jit(per_sample_loss_fn(graphdef, "cross_entropy"))
+      >>> f(params, {"x": jnp.ones((5, 4)), "y": jnp.zeros(5, jnp.int32)}).shape
+      (5,)
+    """
+    _check_graphdef(graphdef)
+    single = _single_loss(loss)
+
+    def per_sample_loss(params: Any, batch: Batch) -> jax.Array:
+        check_batch(batch)
+        outputs = nnx.merge(graphdef, params)(batch["x"])
+        return jax.vmap(single)(outputs, batch["y"])
+
+    return per_sample_loss
+
+
+def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
+    """Split ``model`` into ``graphdef, params, model_state``: ``nnx.split(model, nnx.Param, ...)``.
+
+    Args:
+      model: an NNX module, with or without state besides its parameters.
+
+    Returns:
+      The static ``graphdef``, the ``nnx.Param`` leaves ``params`` (what the optimiser updates)
+      and ``model_state``, everything else (``nnx.BatchStat`` running statistics, ``nnx.RngKey``
+      and ``nnx.RngCount`` of dropout streams), an empty ``nnx.State`` for a model without any.
+
+    Example:
+      >>> from flax import nnx
+      >>> from feasjax.models.nets import CNN
+      >>> from feasjax.models.losses import has_model_state, split_model
+      >>> graphdef, params, model_state = split_model(CNN((8, 8, 1), 3, rngs=nnx.Rngs(0)))
+      >>> has_model_state(model_state)
+      False
+      >>> model = CNN((8, 8, 1), 3, batch_norm=True, rngs=nnx.Rngs(0))
+      >>> has_model_state(split_model(model)[2])
+      True
+    """
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"model must be an nnx.Module, got {type(model).__name__}")
+    return nnx.split(model, nnx.Param, ...)
+
+
+def has_model_state(model_state: Any) -> bool:
+    """Whether ``model_state`` (from :func:`split_model`) has any leaves; ``None`` has none.
+
+    A model without state can use :func:`per_sample_loss_fn` on ``nnx.split(model)``; one with
+    state needs :func:`stateful_loss_fn` to thread its statistics and RNG counts.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from feasjax.models.losses import has_model_state
+      >>> has_model_state(nnx.State({})), has_model_state({"mean": jnp.zeros(3)})
+      (False, True)
+    """
+    return bool(jax.tree.leaves(model_state))
+
+
+def _eval_outputs(graphdef: nnx.GraphDef, params: Any, model_state: Any, x: jax.Array):
+    states = () if model_state is None else (model_state,)
+    model = nnx.merge(graphdef, params, *states, copy=True)
+    model.eval()  # running statistics, no dropout
+    return model(x)
+
+
+def stateful_loss_fn(
+    graphdef: nnx.GraphDef,
+    loss: str | SingleLoss = "cross_entropy",
+    *,
+    axis_name: Hashable | None = None,
+) -> Callable[[Any, Batch, Any], tuple[jax.Array, Any]]:
+    """Build ``f(params, batch, model_state) -> (losses, new_model_state)`` in training mode.
+
+    The model is merged from ``graphdef, params, model_state``, switched to ``model.train()``
+    and applied to the whole batch (``BatchNorm`` normalises with the batch's statistics and
+    updates its running ones, ``Dropout`` draws a fresh mask), then the single-example ``loss``
+    is vmapped over its outputs as in :func:`per_sample_loss_fn`.
+
+    .. math:: f(\\theta, \\{(x_i, y_i)\\}_{i=1}^B, s)_i =
+       \\ell(\\mathrm{model}_{\\theta, s}(x)_i, y_i)
+
+    With ``axis_name`` the function must run inside ``jax.shard_map`` (or ``pmap``) over that
+    axis, each device holding a slice of the batch and a replica of ``params`` and
+    ``model_state``. Each device then folds ``jax.lax.axis_index(axis_name)`` into the RNG keys
+    of this forward pass (different dropout masks per device) while the stored keys and counts
+    advance identically, and the updated ``BatchStat`` leaves are averaged with
+    ``jax.lax.pmean``, so every device keeps the same running statistics: the mean of the
+    per-device batch means (the global batch mean when slices are equally large) and the mean
+    of the per-device batch variances. Normalisation itself uses each device's local batch
+    statistics, as unsynchronised data-parallel BatchNorm does.
+
+    Args:
+      graphdef: the static part of ``graphdef, params, model_state = split_model(model)``.
+      loss: ``"cross_entropy"`` (integer labels), ``"squared_error"``, or a callable
+        ``loss(output, target) -> scalar`` for one example.
+      axis_name: the mapped data axis when called inside ``shard_map``/``pmap``; ``None``
+        otherwise.
+
+    Returns:
+      A pure function of ``(params, batch, model_state)`` returning per-sample losses of shape
+      ``(B,)`` and the updated model state, a pytree of the same structure, shapes and dtypes as
+      ``model_state``. It can be jitted, differentiated with respect to ``params``
+      (``jax.grad(..., has_aux=True)`` on a scalar of the losses), carried through
+      ``lax.scan`` and vmapped over stacked runs. An empty ``model_state`` (or ``None``, then
+      returned as is) runs a model without state.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from feasjax.models.nets import CNN
+      >>> from feasjax.models.losses import split_model, stateful_loss_fn
+      >>> model = CNN((8, 8, 1), 3, features=(4,), hidden=8, batch_norm=True, dropout=0.5,
+      ...             rngs=nnx.Rngs(0))
+      >>> graphdef, params, model_state = split_model(model)
+      >>> f = jax.jit(stateful_loss_fn(graphdef))
+      >>> batch = {"x": jnp.ones((5, 64)), "y": jnp.zeros(5, jnp.int32)}
+      >>> losses, model_state = f(params, batch, model_state)
+      >>> losses.shape, int(model_state["dropout"]["rngs"]["count"][...])
+      ((5,), 1)
+    """
+    _check_graphdef(graphdef)
+    single = _single_loss(loss)
+
+    def stateful_loss(params: Any, batch: Batch, model_state: Any) -> tuple[jax.Array, Any]:
+        check_batch(batch)
+        state = nnx.State({}) if model_state is None else model_state
+        keys, rest = nnx.split_state(state, nnx.RngKey, ...)
+        local_keys = keys
+        if axis_name is not None:
+            index = jax.lax.axis_index(axis_name)
+            local_keys = jax.tree.map(lambda k: jax.random.fold_in(k, index), keys)
+        # copy: without it an eager call would update the caller's Variables in place.
+        model = nnx.merge(graphdef, params, local_keys, rest, copy=True)
+        model.train()
+        losses = jax.vmap(single)(model(batch["x"]), batch["y"])
+        # The stored keys are the caller's (a forward pass only advances the counts).
+        _, _, stats, _, others = nnx.split(model, nnx.Param, nnx.BatchStat, nnx.RngKey, ...)
+        if axis_name is not None:
+            stats = jax.tree.map(lambda s: jax.lax.pmean(s, axis_name), stats)
+        if model_state is None:
+            return losses, None
+        keys = jax.tree.map(lambda k: k, keys)  # fresh Variables, not the caller's
+        return losses, nnx.merge_state(keys, stats, others)
+
+    return stateful_loss
+
+
+def eval_loss_fn(
+    graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy"
+) -> Callable[[Any, Batch, Any], jax.Array]:
+    """Build ``f(params, batch, model_state) -> (B,)`` per-sample losses in evaluation mode.
+
+    The model runs under ``model.eval()``: ``BatchNorm`` uses the running statistics in
+    ``model_state`` and ``Dropout`` is off, so loss ``i`` depends on sample ``i`` only and
+    ``model_state`` is read, not changed (``None`` for a model without state).
+
+    Args:
+      graphdef: the static part of ``graphdef, params, model_state = split_model(model)``.
+      loss: ``"cross_entropy"``, ``"squared_error"``, or a callable for one example.
+
+    Returns:
+      A pure function of ``(params, batch, model_state)`` returning losses of shape ``(B,)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from feasjax.models.nets import ResNet
+      >>> from feasjax.models.losses import eval_loss_fn, split_model
+      >>> model = ResNet((8, 8, 1), 3, widths=(4,), blocks=(1,), rngs=nnx.Rngs(0))
+      >>> graphdef, params, model_state = split_model(model)
+      >>> batch = {"x": jnp.ones((5, 64)), "y": jnp.zeros(5, jnp.int32)}
+      >>> eval_loss_fn(graphdef)(params, batch, model_state).shape
+      (5,)
+    """
+    _check_graphdef(graphdef)
+    single = _single_loss(loss)
+
+    def eval_loss(params: Any, batch: Batch, model_state: Any) -> jax.Array:
+        check_batch(batch)
+        outputs = _eval_outputs(graphdef, params, model_state, batch["x"])
+        return jax.vmap(single)(outputs, batch["y"])
+
+    return eval_loss
+
+
+def predict_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
+    """Build ``f(params, x, model_state=None) -> outputs``, the forward pass in functional form.
+
+    Args:
+      graphdef: the static half of ``graphdef, params = nnx.split(model)``, or the static part
+        of ``graphdef, params, model_state = split_model(model)``.
+
+    Returns:
+      A pure function mapping ``params``, a batch ``x`` of shape ``(B, ...)`` and, for a model
+      with state, its ``model_state`` to the model's outputs ``(B, out_features)`` (logits for
+      classification). With a ``model_state`` the model runs in evaluation mode (running
+      statistics, no dropout); without one it is applied as merged.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from feasjax.models.nets import CNN, MLP
+      >>> from feasjax.models.losses import predict_fn, split_model
+      >>> graphdef, params = nnx.split(MLP(4, [8], 3, rngs=nnx.Rngs(0)))
+      >>> predict_fn(graphdef)(params, jnp.ones((2, 4))).shape
+      (2, 3)
+      >>> graphdef, params, model_state = split_model(
+      ...     CNN((8, 8, 1), 3, batch_norm=True, rngs=nnx.Rngs(0)))
+      >>> predict_fn(graphdef)(params, jnp.ones((2, 64)), model_state).shape
+      (2, 3)
+    """
+    _check_graphdef(graphdef)
+
+    def predict(params: Any, x: jax.Array, model_state: Any = None) -> jax.Array:
+        if model_state is None:
+            return nnx.merge(graphdef, params)(x)
+        return _eval_outputs(graphdef, params, model_state, x)
+
+    return predict
+
+
+__all__ = [
+    "LOSSES",
+    "cross_entropy",
+    "squared_error",
+    "check_batch",
+    "per_sample_loss_fn",
+    "split_model",
+    "has_model_state",
+    "stateful_loss_fn",
+    "eval_loss_fn",
+    "predict_fn",
+]

@@ -1,0 +1,311 @@
+"""Small Flax NNX models for the demo and the tests: an MLP, a CNN and a ResNet for small images.
+
+All take a batch ``x`` of shape ``(B, ...)`` and return outputs of shape ``(B, out_features)``.
+:class:`MLP` and the default :class:`CNN` hold only parameters, so ``graphdef, params =
+nnx.split(model)`` captures everything and :func:`feasjax.models.losses.per_sample_loss_fn` applies.
+``CNN(batch_norm=True)``, ``CNN(dropout=p)`` and :class:`ResNet` also hold batch statistics
+(``nnx.BatchStat``) and dropout RNG state (``nnx.RngKey``/``nnx.RngCount``): split them with
+:func:`feasjax.models.losses.split_model` and train with :func:`feasjax.models.losses.stateful_loss_fn`.
+
+Batch normalisation uses ``momentum=0.9`` (PyTorch's default ``momentum=0.1`` in flax's
+convention) and ``epsilon=1e-5``. Layers with state are created after every parameter of the
+stateless network, so the convolutions and dense layers of ``CNN(batch_norm=True)`` start from the
+same values as those of ``CNN()`` with the same seed.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import jax
+from flax import nnx
+
+_BN_MOMENTUM = 0.9  # PyTorch's BatchNorm default (momentum=0.1 there weighs the new batch)
+
+
+def _check_positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {name}={value!r}")
+    return value
+
+
+def _check_positive_ints(values: object, name: str) -> tuple[int, ...]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{name} must be a sequence of positive ints, got {name}={values!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{name} must be a sequence of positive ints, got {name}={values!r}")
+    return tuple(values)
+
+
+def _check_rate(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a float in [0, 1), got {name}={value!r}")
+    return float(value)
+
+
+def _check_image_shape(image_shape: object) -> tuple[int, ...]:
+    image_shape = _check_positive_ints(image_shape, "image_shape")
+    if len(image_shape) != 3:
+        raise ValueError(f"image_shape must be (H, W, C), got {image_shape=}")
+    return image_shape
+
+
+def _as_images(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Reshape a batch given flat, ``(B, H, W)`` (one channel) or HWC to ``(B, H, W, C)``."""
+    accepted = [shape, (math.prod(shape),)] + ([shape[:2]] if shape[2] == 1 else [])
+    if x.ndim < 2 or tuple(x.shape[1:]) not in accepted:
+        raise ValueError(f"x must have shape (B, *s) with s one of {accepted}, got {x.shape=}")
+    return x.reshape(x.shape[0], *shape)
+
+
+def _batch_norm(features: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
+    return nnx.BatchNorm(features, momentum=_BN_MOMENTUM, epsilon=1e-5, rngs=rngs)
+
+
+class MLP(nnx.Module):
+    """A multilayer perceptron with ReLU activations between its dense layers.
+
+    .. math:: f(x) = W_L\\,\\mathrm{relu}(\\cdots \\mathrm{relu}(W_1 x + b_1) \\cdots) + b_L
+
+    Inputs with more than two axes are flattened to ``(B, in_features)``.
+
+    Args:
+      in_features: number of input features (product of the non-batch input dimensions).
+      hidden: widths of the hidden layers, possibly empty (a linear model).
+      out_features: number of outputs (classes for classification, 1 for scalar regression).
+      rngs: ``nnx.Rngs`` used to initialise the parameters.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from feasjax.models.nets import MLP
+      >>> model = MLP(64, [32, 32], 10, rngs=nnx.Rngs(0))
+      >>> model(jnp.ones((5, 64))).shape
+      (5, 10)
+    """
+
+    def __init__(
+        self, in_features: int, hidden: Sequence[int], out_features: int, *, rngs: nnx.Rngs
+    ):
+        self.in_features = _check_positive_int(in_features, "in_features")
+        hidden = _check_positive_ints(hidden, "hidden")
+        self.out_features = _check_positive_int(out_features, "out_features")
+        sizes = (in_features, *hidden, out_features)
+        self.layers = nnx.List(
+            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Apply the MLP to a batch ``x`` of shape ``(B, ...)``; returns ``(B, out_features)``."""
+        if x.ndim < 2 or math.prod(x.shape[1:]) != self.in_features:
+            raise ValueError(
+                f"x must have shape (B, ...) with {self.in_features} features per sample, "
+                f"got {x.shape=}"
+            )
+        x = x.reshape(x.shape[0], self.in_features)
+        for layer in self.layers[:-1]:
+            x = jax.nn.relu(layer(x))
+        return self.layers[-1](x)
+
+
+class CNN(nnx.Module):
+    """A small convolutional network for small images (e.g. 8x8x1 digits).
+
+    Each block is a 3x3 ``SAME`` convolution, optionally a batch normalisation, a ReLU and a 2x2
+    average pool (``SAME`` padding, so a spatial size ``s`` becomes ``ceil(s / 2)``); the feature
+    map is then flattened into a dense head ``Linear -> relu -> [Dropout] -> Linear``.
+
+    Inputs may be given as images ``(B, H, W, C)``, flat ``(B, H * W * C)`` (as scikit-learn's
+    ``digits`` comes), or ``(B, H, W)`` when ``C == 1``. With ``batch_norm=False`` and
+    ``dropout=0.0`` (the defaults) the model holds only parameters.
+
+    Args:
+      image_shape: ``(H, W, C)`` of one input image.
+      out_features: number of outputs.
+      features: channels of the successive convolutional blocks.
+      hidden: width of the dense hidden layer of the head.
+      batch_norm: put an ``nnx.BatchNorm`` after each convolution (before the ReLU).
+      dropout: rate of an ``nnx.Dropout`` before the last ``Linear``, in ``[0, 1)``; 0 adds none.
+      rngs: ``nnx.Rngs`` used to initialise the parameters; dropout draws its masks from a fork
+        of the ``"dropout"`` stream (or of the default stream when there is none).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from feasjax.models.nets import CNN
+      >>> model = CNN((8, 8, 1), 10, rngs=nnx.Rngs(0))
+      >>> model(jnp.ones((3, 64))).shape
+      (3, 10)
+      >>> model(jnp.ones((3, 8, 8, 1))).shape
+      (3, 10)
+      >>> CNN((8, 8, 1), 10, batch_norm=True, dropout=0.5, rngs=nnx.Rngs(0))(
+      ...     jnp.ones((3, 8, 8))).shape
+      (3, 10)
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        out_features: int,
+        *,
+        features: Sequence[int] = (16, 32),
+        hidden: int = 64,
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        rngs: nnx.Rngs,
+    ):
+        self.image_shape = image_shape = _check_image_shape(image_shape)
+        self.out_features = _check_positive_int(out_features, "out_features")
+        features = _check_positive_ints(features, "features")
+        if not features:
+            raise ValueError(f"features must name at least one conv block, got {features=}")
+        _check_positive_int(hidden, "hidden")
+        if not isinstance(batch_norm, bool):
+            raise ValueError(f"batch_norm must be a bool, got {batch_norm=}")
+        dropout = _check_rate(dropout, "dropout")
+        channels = (image_shape[2], *features)
+        self.convs = nnx.List(
+            [nnx.Conv(a, b, (3, 3), rngs=rngs) for a, b in zip(channels[:-1], channels[1:])]
+        )
+        height, width = image_shape[:2]
+        for _ in features:
+            height, width = -(-height // 2), -(-width // 2)
+        self.dense = nnx.Linear(height * width * features[-1], hidden, rngs=rngs)
+        self.head = nnx.Linear(hidden, out_features, rngs=rngs)
+        # Stateful layers last: they draw from `rngs` too, and must not shift the keys (hence
+        # the initial values) of the layers above, which predate them.
+        self.norms = nnx.List([_batch_norm(f, rngs) for f in features] if batch_norm else [])
+        self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Apply the CNN to a batch of images, flat or HWC; returns ``(B, out_features)``."""
+        x = _as_images(x, self.image_shape)
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            x = jax.nn.relu(self.norms[i](x) if self.norms else x)
+            x = nnx.avg_pool(x, window_shape=(2, 2), strides=(2, 2), padding="SAME")
+        x = jax.nn.relu(self.dense(x.reshape(x.shape[0], -1)))
+        return self.head(self.dropout(x) if self.dropout is not None else x)
+
+
+class BasicBlock(nnx.Module):
+    """ResNet's basic block: ``relu(BN(conv3x3(relu(BN(conv3x3(x))))) + shortcut(x))``.
+
+    The shortcut is the identity, or a strided 1x1 convolution and a batch normalisation when the
+    stride or the number of channels changes (He et al. 2016, option B).
+
+    Args:
+      in_features: input channels.
+      out_features: output channels.
+      stride: stride of the first convolution (and of the projection).
+      rngs: ``nnx.Rngs`` used to initialise the parameters.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from feasjax.models.nets import BasicBlock
+      >>> block = BasicBlock(4, 4, stride=1, rngs=nnx.Rngs(0))  # identity shortcut
+      >>> block(jnp.ones((2, 8, 8, 4))).shape, block.project is None
+      ((2, 8, 8, 4), True)
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, stride: int, rngs: nnx.Rngs):
+        conv = functools.partial(nnx.Conv, use_bias=False, rngs=rngs)  # BN adds the bias
+        self.conv1 = conv(in_features, out_features, (3, 3), strides=stride)
+        self.bn1 = _batch_norm(out_features, rngs)
+        self.conv2 = conv(out_features, out_features, (3, 3))
+        self.bn2 = _batch_norm(out_features, rngs)
+        project = stride != 1 or in_features != out_features
+        self.project = conv(in_features, out_features, (1, 1), strides=stride) if project else None
+        self.project_bn = _batch_norm(out_features, rngs) if project else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Apply the block to ``(B, H, W, in_features)``; returns ``(B, H', W', out_features)``."""
+        h = self.bn2(self.conv2(jax.nn.relu(self.bn1(self.conv1(x)))))
+        shortcut = x if self.project is None else self.project_bn(self.project(x))
+        return jax.nn.relu(h + shortcut)
+
+
+class ResNet(nnx.Module):
+    """A residual network of basic blocks: the ResNet-18 family sized for small inputs.
+
+    A 3x3 stem convolution with batch normalisation and ReLU, then one stage of ``blocks[i]``
+    :class:`BasicBlock` s of ``widths[i]`` channels per stage (the first stage at stride 1, every
+    later stage halving the resolution with a stride-2 first block), a global average pool, an
+    optional dropout, and a ``Linear`` head. This is the CIFAR-style ResNet (3x3 stem, no max
+    pool) of He et al. 2016; ``widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2)`` is ResNet-18 as
+    used for CIFAR-10 in the Feasible Learning paper. The defaults are a narrow three-stage
+    version that compiles quickly and runs on 8x8 digits as well as 32x32x3 images.
+
+    Inputs may be given as images ``(B, H, W, C)``, flat ``(B, H * W * C)``, or ``(B, H, W)``
+    when ``C == 1``.
+
+    Args:
+      image_shape: ``(H, W, C)`` of one input image.
+      out_features: number of outputs.
+      widths: channels of the successive stages.
+      blocks: number of basic blocks per stage, as long as ``widths``.
+      dropout: rate of an ``nnx.Dropout`` before the head, in ``[0, 1)``; 0 adds none.
+      rngs: ``nnx.Rngs`` used to initialise the parameters (and to seed dropout).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from feasjax.models.nets import ResNet
+      >>> model = ResNet((8, 8, 1), 10, widths=(4,), blocks=(1,), rngs=nnx.Rngs(0))
+      >>> model(jnp.ones((3, 64))).shape
+      (3, 10)
+
+      Building a full-size model compiles one initialiser per weight shape; under ``nnx.jit``
+      it compiles once: ``nnx.jit(lambda: ResNet((32, 32, 3), 10, rngs=nnx.Rngs(0)))()``.
+
+    References:
+      He, Zhang, Ren and Sun, "Deep Residual Learning for Image Recognition", CVPR 2016,
+      https://arxiv.org/abs/1512.03385.
+      Ramirez et al., *Feasible Learning*, AISTATS 2025 (arXiv 2501.14912).
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        out_features: int,
+        *,
+        widths: Sequence[int] = (16, 32, 64),
+        blocks: Sequence[int] = (2, 2, 2),
+        dropout: float = 0.0,
+        rngs: nnx.Rngs,
+    ):
+        self.image_shape = image_shape = _check_image_shape(image_shape)
+        self.out_features = _check_positive_int(out_features, "out_features")
+        widths = _check_positive_ints(widths, "widths")
+        blocks = _check_positive_ints(blocks, "blocks")
+        if not widths or len(blocks) != len(widths):
+            raise ValueError(
+                f"widths and blocks must be non-empty and of equal length, got {widths=}, "
+                f"{blocks=}"
+            )
+        dropout = _check_rate(dropout, "dropout")
+        self.stem = nnx.Conv(image_shape[2], widths[0], (3, 3), use_bias=False, rngs=rngs)
+        self.stem_bn = _batch_norm(widths[0], rngs)
+        layers, channels = [], widths[0]
+        for stage, (width, count) in enumerate(zip(widths, blocks)):
+            for i in range(count):
+                stride = 2 if stage > 0 and i == 0 else 1
+                layers.append(BasicBlock(channels, width, stride=stride, rngs=rngs))
+                channels = width
+        self.layers = nnx.List(layers)
+        self.head = nnx.Linear(widths[-1], out_features, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Apply the ResNet to a batch of images, flat or HWC; returns ``(B, out_features)``."""
+        x = jax.nn.relu(self.stem_bn(self.stem(_as_images(x, self.image_shape))))
+        for block in self.layers:
+            x = block(x)
+        x = x.mean(axis=(1, 2))  # global average pool
+        return self.head(self.dropout(x) if self.dropout is not None else x)
+
+
+__all__ = ["MLP", "CNN", "BasicBlock", "ResNet"]

@@ -1,0 +1,181 @@
+"""Multi-host data parallelism: start the runtime, load each process's samples, exact metrics.
+
+Every process runs the same program (JAX's multi-controller model). ``initialize`` starts the
+runtime (``jax.distributed.initialize``) after checking its arguments; each process then loads
+only the samples of its own devices (:func:`process_sample_range`) and passes them to
+:func:`feasjax.parallel.mesh.shard_data` with the global ``num_samples``: the multipliers of those
+samples are created and updated on that process's devices only. Metrics over per-sample losses
+(quantiles, max, feasible fraction) are computed on the global sharded vector
+(:func:`global_loss_summary`), exactly, never as averages of per-host quantiles.
+
+Arguments default to the environment variables ``FEASJAX_COORDINATOR_ADDRESS`` (``host:port``
+of process 0), ``FEASJAX_NUM_PROCESSES`` and ``FEASJAX_PROCESS_ID``, which
+``python -m feasjax.parallel.launch`` sets; with none of them, JAX's own cluster detection (SLURM, Open
+MPI, Kubernetes, TPU pods) is used.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from feasjax.metrics import summary as metrics
+from feasjax.parallel.layout import ShardLayout, sample_mask, shard_counts
+from feasjax.parallel.mesh import process_shards
+
+ENV_COORDINATOR = "FEASJAX_COORDINATOR_ADDRESS"
+ENV_NUM_PROCESSES = "FEASJAX_NUM_PROCESSES"
+ENV_PROCESS_ID = "FEASJAX_PROCESS_ID"
+
+
+def _as_int(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer, got {name}={value!r}") from None
+    if str(number) != str(value).strip() and not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {name}={value!r}")
+    return number
+
+
+def check_process_args(coordinator_address: str | None, num_processes: Any, process_id: Any
+                       ) -> tuple[str, int, int]:
+    """Validate ``host:port``, ``num_processes >= 1`` and ``0 <= process_id < num_processes``.
+
+    Example:
+      >>> from feasjax.parallel.distributed import check_process_args
+      >>> check_process_args("127.0.0.1:1234", "2", 1)
+      ('127.0.0.1:1234', 2, 1)
+    """
+    num = _as_int(num_processes, "num_processes")
+    pid = _as_int(process_id, "process_id")
+    if num < 1:
+        raise ValueError(f"num_processes must be >= 1, got {num_processes=}")
+    if not 0 <= pid < num:
+        raise ValueError(f"process_id must be in [0, {num}) (num_processes={num}), got "
+                         f"{process_id=}")
+    host, _, port = str(coordinator_address or "").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"coordinator_address must be 'host:port' (process 0's address), got "
+                         f"{coordinator_address=}")
+    return str(coordinator_address), num, pid
+
+
+def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None, *, local_device_ids: Any = None,
+               cpu_collectives: str | None = "gloo", initialization_timeout: int = 120) -> None:
+    """Start JAX's multi-process runtime after checking the arguments; fail fast and clearly.
+
+    Call it first, before any other JAX call. Arguments left ``None`` are read from
+    ``FEASJAX_*`` environment variables; if none is set anywhere, JAX detects the cluster.
+    After start-up, ``jax.process_count()``/``jax.process_index()`` must match, or this raises.
+
+    Args:
+      coordinator_address: ``host:port`` of process 0 (reachable from every process).
+      num_processes: the number of processes.
+      process_id: this process's rank in ``[0, num_processes)``.
+      local_device_ids: restrict this process to these local devices.
+      cpu_collectives: ``jax_cpu_collectives_implementation`` to set (``"gloo"``, ``"mpi"``)
+        so that CPU devices of different processes can all-reduce; ``None`` leaves it.
+      initialization_timeout: seconds to wait for all processes.
+
+    Example:
+      >>> from feasjax.parallel.distributed import initialize
+      >>> initialize("127.0.0.1:1234", num_processes=2, process_id=2)
+      Traceback (most recent call last):
+      ...
+      ValueError: process_id must be in [0, 2) (num_processes=2), got process_id=2
+    """
+    given = (coordinator_address, num_processes, process_id)
+    env = (os.environ.get(ENV_COORDINATOR), os.environ.get(ENV_NUM_PROCESSES),
+           os.environ.get(ENV_PROCESS_ID))
+    args = tuple(g if g is not None else e for g, e in zip(given, env))
+    checked = None if all(a is None for a in args) else check_process_args(*args)
+    if cpu_collectives is not None:  # before the runtime starts, or CPUs cannot all-reduce
+        jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
+    if checked is None:
+        jax.distributed.initialize(local_device_ids=local_device_ids,
+                                   initialization_timeout=initialization_timeout)
+        return
+    address, num, pid = checked
+    jax.distributed.initialize(address, num, pid, local_device_ids=local_device_ids,
+                               initialization_timeout=initialization_timeout)
+    if (jax.process_count(), jax.process_index()) != (num, pid):
+        raise RuntimeError(f"this process was started as process {pid} of {num}, but the "
+                           f"runtime reports process {jax.process_index()} of "
+                           f"{jax.process_count()}: every process must get the same "
+                           f"num_processes and a distinct process_id")
+
+
+def process_sample_range(layout: ShardLayout, mesh: Mesh) -> tuple[int, int]:
+    """The sample ids ``[lo, hi)`` this process must load (those of its devices' blocks).
+
+    Example:
+      >>> from feasjax.parallel.distributed import process_sample_range
+      >>> from feasjax.parallel.layout import shard_layout
+      >>> from feasjax.parallel.mesh import data_mesh
+      >>> process_sample_range(shard_layout(10, 2), data_mesh(2))
+      (0, 10)
+    """
+    shards = process_shards(mesh)
+    counts = shard_counts(layout)
+    lo = int(counts[: shards.start].sum())
+    return lo, lo + int(counts[shards.start: shards.stop].sum())
+
+
+def gather(tree: Any) -> Any:
+    """Every leaf as a host numpy array holding the global value, on every process.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.parallel.distributed import gather
+      >>> gather({"a": jnp.arange(3)})["a"].tolist()
+      [0, 1, 2]
+    """
+    def one(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+
+    return jax.tree.map(one, tree)
+
+
+def global_loss_summary(losses: jax.Array, epsilon: float, layout: ShardLayout) -> dict:
+    """:func:`feasjax.metrics.summary.loss_summary` of a sample-sharded loss vector, exact and global.
+
+    The padded rows are masked out; the vector is gathered onto every device (a sharded jit)
+    and sorted there, so quantiles, max and feasible fraction are those of all ``N`` samples.
+
+    Args:
+      losses: per-sample losses in the padded layout, shape ``(D * local_size,)``.
+      epsilon: the bound for the feasible fraction.
+      layout: the :class:`feasjax.parallel.layout.ShardLayout`.
+
+    Returns:
+      A dict of Python floats with the keys of ``feasjax.metrics.summary.LOSS_SUMMARY_KEYS``.
+
+    Example:
+      >>> import numpy as np
+      >>> from feasjax.parallel.distributed import global_loss_summary
+      >>> from feasjax.parallel.mesh import data_mesh, shard_data
+      >>> losses, layout = shard_data(np.arange(5.0), data_mesh(2))
+      >>> global_loss_summary(losses, 2.0, layout)["max_loss"]
+      4.0
+    """
+    mask_np = sample_mask(layout)
+    if not isinstance(losses.sharding, NamedSharding):
+        return {k: float(v) for k, v in metrics.loss_summary(losses, epsilon, mask_np).items()}
+    mask = jax.make_array_from_callback(mask_np.shape, losses.sharding, lambda i: mask_np[i])
+    everywhere = NamedSharding(losses.sharding.mesh, P())
+
+    @jax.jit
+    def summary(values, keep):
+        values, keep = jax.sharding.reshard((values, keep), everywhere)
+        return metrics.loss_summary(values, epsilon, keep)
+
+    return {k: float(v) for k, v in summary(losses, mask).items()}

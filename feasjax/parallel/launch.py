@@ -1,0 +1,126 @@
+"""Start several local processes of one multi-process JAX program (a one-machine "cluster").
+
+::
+
+    python -m feasjax.parallel.launch --processes 2 --devices-per-process 2 -- my_script.py --flag
+    python -m feasjax.parallel.launch --processes 2 --devices-per-process 2 -- -m my.module --flag
+
+Each process gets ``FEASJAX_COORDINATOR_ADDRESS=127.0.0.1:<free port>``,
+``FEASJAX_NUM_PROCESSES`` and ``FEASJAX_PROCESS_ID`` (read by
+:func:`feasjax.parallel.distributed.initialize`) and, with ``--platform cpu`` (default),
+``JAX_PLATFORMS=cpu`` and ``XLA_FLAGS=--xla_force_host_platform_device_count=<k>``. Outputs are
+prefixed with the process id. If one process fails the others are stopped (they would wait for
+it in a collective), and the launcher exits with the first non-zero status.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Sequence
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago.
+
+    Example:
+      >>> from feasjax.parallel.launch import free_port
+      >>> 0 < free_port() < 65536
+      True
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pipe(stream, prefix: str) -> None:
+    for line in iter(stream.readline, ""):
+        sys.stdout.write(f"{prefix}{line}")
+        sys.stdout.flush()
+
+
+def launch(command: Sequence[str], *, processes: int, devices_per_process: int | None = None,
+           platform: str = "cpu", port: int | None = None, timeout: float | None = None,
+           env: dict | None = None) -> list[int]:
+    """Run ``python <command>`` as ``processes`` cooperating processes and wait for them.
+
+    Args:
+      command: arguments after the Python interpreter (``["script.py", ...]`` or
+        ``["-m", "module", ...]``).
+      processes: number of processes ``>= 1``.
+      devices_per_process: simulated CPU devices per process (``platform="cpu"``).
+      platform: ``"cpu"`` sets ``JAX_PLATFORMS=cpu`` and the device count; ``"native"``
+        leaves device selection to JAX (e.g. one GPU per process via ``local_device_ids``).
+      port: coordinator port (default: a free one).
+      timeout: seconds before every process is stopped.
+      env: extra environment variables.
+
+    Returns:
+      The processes' exit statuses (a stopped process reports a negative signal number).
+
+    Example:
+      >>> from feasjax.parallel.launch import launch
+      >>> launch(["-c", "import os; assert os.environ['FEASJAX_NUM_PROCESSES'] == '2'"],
+      ...        processes=2)
+      [0, 0]
+    """
+    if not isinstance(processes, int) or processes < 1:
+        raise ValueError(f"processes must be a positive int, got {processes=}")
+    if devices_per_process is not None and (not isinstance(devices_per_process, int)
+                                            or devices_per_process < 1):
+        raise ValueError(f"devices_per_process must be a positive int, got "
+                         f"{devices_per_process=}")
+    if platform not in ("cpu", "native"):
+        raise ValueError(f"platform must be 'cpu' or 'native', got {platform=}")
+    address = f"127.0.0.1:{port or free_port()}"
+    children = []
+    for pid in range(processes):
+        child_env = dict(os.environ, **(env or {}), FEASJAX_COORDINATOR_ADDRESS=address,
+                         FEASJAX_NUM_PROCESSES=str(processes), FEASJAX_PROCESS_ID=str(pid))
+        if platform == "cpu":
+            child_env["JAX_PLATFORMS"] = "cpu"
+            child_env["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count="
+                                      f"{devices_per_process or 1}")
+        proc = subprocess.Popen([sys.executable, *command], env=child_env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        threading.Thread(target=_pipe, args=(proc.stdout, f"[{pid}] "), daemon=True).start()
+        children.append(proc)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while any(p.poll() is None for p in children):
+        failed = any(p.poll() not in (None, 0) for p in children)
+        late = deadline is not None and time.monotonic() > deadline
+        if failed or late:
+            for p in children:  # only the processes started here
+                if p.poll() is None:
+                    p.kill()
+        time.sleep(0.05)
+    return [p.wait() for p in children]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m feasjax.parallel.launch --processes P [--devices-per-process K] -- <command>``."""
+    parser = argparse.ArgumentParser(prog="python -m feasjax.parallel.launch", description=__doc__
+                                     .splitlines()[0])
+    parser.add_argument("--processes", type=int, required=True)
+    parser.add_argument("--devices-per-process", type=int, default=None)
+    parser.add_argument("--platform", choices=("cpu", "native"), default="cpu")
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--timeout", type=float, default=None)
+    parser.add_argument("command", nargs=argparse.REMAINDER,
+                        help="after --: a script and its arguments, or -m module ...")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give the command to run after --")
+    codes = launch(command, processes=args.processes,
+                   devices_per_process=args.devices_per_process, platform=args.platform,
+                   port=args.port, timeout=args.timeout)
+    return next((c for c in codes if c != 0), 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""How N samples (and their multipliers) are laid out over D devices, padding included.
+
+Device ``d`` owns a contiguous block of the samples, ``count_d = N // D + (d < N % D)`` of them
+starting at ``start_d = d (N // D) + min(d, N % D)``, so block sizes differ by at most one. Every
+block is stored in ``local_size = ceil(N / D)`` rows: the real samples first, then padding rows
+that are never sampled and never count in a metric, so their multipliers are never touched. The
+padded global arrays have ``D * local_size`` rows, sharded along their leading axis.
+
+:func:`pad_samples` / :func:`unpad_samples` move between the user's order and the padded layout;
+:func:`global_indices` maps the local minibatch indices a device records to sample ids.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+
+class ShardLayout(NamedTuple):
+    """Static description of the sample layout (Python ints: configuration, not state)."""
+
+    num_samples: int  # N, real samples
+    num_shards: int  # D, devices along the data axis
+    local_size: int  # rows per device, ceil(N / D), padding included
+
+    @property
+    def padded_size(self) -> int:
+        """``D * local_size``, the leading size of the sharded arrays."""
+        return self.num_shards * self.local_size
+
+    @property
+    def min_count(self) -> int:
+        """``N // D``: real samples in the smallest block (bounds the local batch size)."""
+        return self.num_samples // self.num_shards
+
+
+def shard_layout(num_samples: int, num_shards: int) -> ShardLayout:
+    """The balanced layout of ``num_samples`` samples over ``num_shards`` devices.
+
+    Args:
+      num_samples: ``N >= num_shards``.
+      num_shards: ``D >= 1``.
+
+    Returns:
+      A :class:`ShardLayout`.
+
+    Example:
+      >>> from feasjax.parallel.layout import shard_counts, shard_layout
+      >>> layout = shard_layout(10, 4)
+      >>> layout.local_size, layout.padded_size, shard_counts(layout).tolist()
+      (3, 12, [3, 3, 2, 2])
+    """
+    for value, name in ((num_samples, "num_samples"), (num_shards, "num_shards")):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {name}={value!r}")
+    if num_samples < num_shards:
+        raise ValueError(f"num_samples must be >= num_shards (every device needs a sample), got "
+                         f"{num_samples=} and {num_shards=}")
+    return ShardLayout(int(num_samples), int(num_shards), -(-int(num_samples) // int(num_shards)))
+
+
+def shard_counts(layout: ShardLayout) -> np.ndarray:
+    """Real samples per device, ``N // D + (d < N % D)``, shape ``(D,)``.
+
+    Example:
+      >>> from feasjax.parallel.layout import shard_counts, shard_layout
+      >>> shard_counts(shard_layout(7, 3)).tolist()
+      [3, 2, 2]
+    """
+    base, rem = divmod(layout.num_samples, layout.num_shards)
+    return base + (np.arange(layout.num_shards) < rem).astype(np.int64)
+
+
+def shard_starts(layout: ShardLayout) -> np.ndarray:
+    """First sample id of each device's block, shape ``(D,)``.
+
+    Example:
+      >>> from feasjax.parallel.layout import shard_layout, shard_starts
+      >>> shard_starts(shard_layout(7, 3)).tolist()
+      [0, 3, 5]
+    """
+    counts = shard_counts(layout)
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+
+def padded_positions(layout: ShardLayout, shards: range | None = None) -> np.ndarray:
+    """Row of each real sample in the padded layout (of ``shards`` only, rows counted from the
+    first of them), shape ``(samples in those shards,)``.
+
+    Example:
+      >>> from feasjax.parallel.layout import padded_positions, shard_layout
+      >>> padded_positions(shard_layout(7, 3)).tolist()
+      [0, 1, 2, 3, 4, 6, 7]
+    """
+    shards = range(layout.num_shards) if shards is None else shards
+    counts = shard_counts(layout)
+    return np.concatenate([(d - shards.start) * layout.local_size + np.arange(counts[d])
+                           for d in shards]).astype(np.int64)
+
+
+def sample_mask(layout: ShardLayout) -> np.ndarray:
+    """``True`` at real samples, ``False`` at padding, shape ``(D * local_size,)``.
+
+    Example:
+      >>> from feasjax.parallel.layout import sample_mask, shard_layout
+      >>> sample_mask(shard_layout(5, 2)).tolist()
+      [True, True, True, True, True, False]
+    """
+    mask = np.zeros(layout.padded_size, bool)
+    mask[padded_positions(layout)] = True
+    return mask
+
+
+def pad_samples(tree: Any, layout: ShardLayout, shards: range | None = None) -> Any:
+    """Host arrays in sample order -> the padded layout of ``shards`` (default: all).
+
+    Padding rows repeat the block's first sample (valid inputs for any model; they are never
+    sampled and are masked out of every metric).
+
+    Args:
+      tree: pytree of arrays whose leading axis holds the samples of ``shards``, in order.
+      layout: the :class:`ShardLayout`.
+      shards: the contiguous devices whose samples ``tree`` holds (a process's devices).
+
+    Returns:
+      A pytree of numpy arrays with leading axis ``len(shards) * local_size``.
+
+    Example:
+      >>> import numpy as np
+      >>> from feasjax.parallel.layout import pad_samples, shard_layout
+      >>> pad_samples(np.arange(5), shard_layout(5, 2)).tolist()
+      [0, 1, 2, 3, 4, 3]
+    """
+    shards = range(layout.num_shards) if shards is None else shards
+    positions = padded_positions(layout, shards)
+    # Each padded row copies its block's first real row.
+    first = np.repeat(np.arange(len(shards)) * layout.local_size, layout.local_size)
+    source = np.searchsorted(positions, first)
+    fill = np.arange(len(shards) * layout.local_size)
+    fill[positions] = np.arange(positions.size)
+    pad = np.ones(fill.size, bool)
+    pad[positions] = False
+    fill[pad] = source[pad]
+
+    def pad_leaf(leaf):
+        leaf = np.asarray(leaf)
+        if leaf.shape[:1] != (positions.size,):
+            raise ValueError(f"data must have {positions.size} rows (the samples of devices "
+                             f"{shards.start}..{shards.stop - 1}), got shape {leaf.shape}")
+        return leaf[fill]
+
+    return jax.tree.map(pad_leaf, tree)
+
+
+def unpad_samples(tree: Any, layout: ShardLayout) -> Any:
+    """Padded layout (host-readable arrays, leading axis ``D * local_size``) -> sample order.
+
+    Example:
+      >>> import numpy as np
+      >>> from feasjax.parallel.layout import unpad_samples, shard_layout
+      >>> unpad_samples(np.array([0, 1, 2, 3, 4, -1]), shard_layout(5, 2)).tolist()
+      [0, 1, 2, 3, 4]
+    """
+    positions = padded_positions(layout)
+    return jax.tree.map(lambda leaf: np.asarray(leaf)[positions], tree)
+
+
+def global_indices(local_indices: Any, layout: ShardLayout) -> np.ndarray:
+    """Map recorded minibatch indices to sample ids.
+
+    The data-parallel runners record, per step, ``D`` blocks of ``B / D`` **local** indices
+    along the last axis (block ``d`` from device ``d``); sample id = ``start_d + local``.
+
+    Args:
+      local_indices: integer array ``(..., B)`` (e.g. ``EpochInfo.indices``).
+      layout: the :class:`ShardLayout`.
+
+    Returns:
+      Numpy int64 array of the same shape holding sample ids in ``[0, N)``.
+
+    Example:
+      >>> import numpy as np
+      >>> from feasjax.parallel.layout import global_indices, shard_layout
+      >>> global_indices(np.array([[0, 1, 0, 1]]), shard_layout(7, 2)).tolist()
+      [[0, 1, 4, 5]]
+    """
+    local = np.asarray(local_indices)
+    batch = local.shape[-1]
+    if batch % layout.num_shards:
+        raise ValueError(f"the last axis ({batch}) must hold num_shards={layout.num_shards} "
+                         f"equal blocks of local indices")
+    device = np.arange(batch) // (batch // layout.num_shards)
+    return shard_starts(layout)[device] + local.astype(np.int64)

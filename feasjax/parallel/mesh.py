@@ -1,0 +1,321 @@
+"""Data-parallel Feasible Learning on a 1-D device mesh, multipliers sharded with their samples.
+
+Device ``d`` of the mesh axis ``"data"`` owns a contiguous block of samples **and their
+multipliers** (every per-sample leaf of the state: multipliers, indexed dual optimizer states),
+draws its minibatch of ``B / D`` samples from its own block (a local permutation keyed by
+``fold_in(key, d)``), updates its own multipliers with no communication, and only the primal
+gradients are averaged (one all-reduce per step, the solver's ``axis_name``). Parameters and the
+primal optimizer state are replicated; :func:`state_partition_specs` is the one place that says
+so, and takes other specs for them (FSDP-style sharding is a change of specs there).
+
+The runner is :func:`feasjax.epoch_fn` per device under ``jax.shard_map``, jitted with the state
+donated. With the global minibatch ``B`` and the mean reduction, a step equals the one-device step
+on the union of the ``D`` local minibatches (:func:`feasjax.parallel.layout.global_indices` names it).
+Datasets whose size ``D`` does not divide are padded (:mod:`feasjax.parallel.layout`): padding rows are
+never sampled, so their multipliers stay untouched and metrics mask them out.
+
+Typical use::
+
+    mesh = data_mesh()                                   # all devices
+    data, layout = shard_data({"x": x, "y": y}, mesh)
+    solver = feasible_learning(loss, opt, num_samples=layout.local_size, epsilon=0.1,
+                               axis_name=DATA_AXIS)      # per-device sizes
+    state = init_sharded(solver, params, mesh, layout)
+    runner = data_parallel_epoch(solver, batch_size, mesh, layout)
+    state, history = train(solver, state, data, epochs=10, batch_size=batch_size, key=key,
+                           epoch_runner=runner)
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from feasjax.core import checks
+from feasjax.core.rows import IndexedState
+from feasjax.core.solver import PrimalDual, PrimalDualState
+from feasjax.parallel.layout import ShardLayout, pad_samples, shard_layout
+from feasjax.training.loop import EpochInfo, epoch_fn
+
+DATA_AXIS = "data"
+
+
+def data_mesh(num_devices: int | None = None, *, axis_name: str = DATA_AXIS,
+              devices: list | None = None) -> Mesh:
+    """A 1-D mesh over ``num_devices`` devices (default: all, across every process).
+
+    Devices are ordered by (process, id) so that each process owns a contiguous range of the
+    sample blocks, as :func:`shard_data` and ``jax.make_array_from_process_local_data`` need.
+
+    Example:
+      >>> from feasjax.parallel.mesh import data_mesh
+      >>> dict(data_mesh(2).shape)
+      {'data': 2}
+    """
+    devices = sorted(devices or jax.devices(), key=lambda d: (d.process_index, d.id))
+    num_devices = len(devices) if num_devices is None else num_devices
+    if not isinstance(num_devices, int) or not 1 <= num_devices <= len(devices):
+        raise ValueError(f"num_devices must be an int in [1, {len(devices)}] (the devices "
+                         f"available), got {num_devices=}")
+    if jax.process_count() > 1 and num_devices != len(devices):
+        raise ValueError(f"with several processes the mesh must span all {len(devices)} "
+                         f"devices, got {num_devices=}")
+    return jax.make_mesh((num_devices,), (axis_name,), axis_types=(AxisType.Explicit,),
+                         devices=devices[:num_devices])
+
+
+def _axis(mesh: Mesh) -> str:
+    if len(mesh.axis_names) != 1:
+        raise ValueError(f"mesh must be 1-D (one data axis), got axes {mesh.axis_names}")
+    return mesh.axis_names[0]
+
+
+def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
+                          params: Any = None, primal_state: Any = None) -> PrimalDualState:
+    """The ``PartitionSpec`` tree of a state: per-sample leaves sharded, the rest replicated.
+
+    Indexed constraint groups (those whose dual state is an :class:`feasjax.IndexedState`) hold
+    one row per sample: their multipliers and dual states get ``P(axis_name)``. Parameters and
+    the primal state get ``P()`` unless spec trees are given (the hook for FSDP-style sharding).
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from feasjax import feasible_learning
+      >>> from feasjax.parallel.mesh import state_partition_specs
+      >>> fl = feasible_learning(lambda w, b: b * w, optax.sgd(0.1), num_samples=4, epsilon=0.1)
+      >>> specs = state_partition_specs(fl.init(jnp.zeros(())))
+      >>> specs.multipliers, specs.params
+      ({'samples': P('data',)}, P())
+    """
+    def like(tree, spec):
+        return jax.tree.map(lambda _: spec, tree)
+
+    per_sample = {name: isinstance(s, IndexedState) for name, s in state.dual_states.items()}
+    return PrimalDualState(
+        params=like(state.params, P()) if params is None else params,
+        primal_state=like(state.primal_state, P()) if primal_state is None else primal_state,
+        multipliers={k: P(axis_name) if per_sample[k] else P() for k in state.multipliers},
+        dual_states={k: like(s, P(axis_name) if per_sample[k] else P())
+                     for k, s in state.dual_states.items()},
+        formulation_states=like(state.formulation_states, P()),
+        step=P(), skipped=P(),
+        model_state=like(state.model_state, P()))  # batch statistics: kept equal by pmean
+
+
+def process_shards(mesh: Mesh) -> range:
+    """The contiguous range of mesh positions (sample blocks) whose devices this process owns.
+
+    Example:
+      >>> from feasjax.parallel.mesh import data_mesh, process_shards
+      >>> process_shards(data_mesh(4))
+      range(0, 4)
+    """
+    mine = [i for i, d in enumerate(mesh.devices.flat) if d.process_index == jax.process_index()]
+    if not mine or mine != list(range(mine[0], mine[-1] + 1)):
+        raise ValueError(f"this process must own a contiguous, non-empty range of the mesh's "
+                         f"devices (build the mesh with data_mesh), got positions {mine}")
+    return range(mine[0], mine[-1] + 1)
+
+
+def shard_data(data: Any, mesh: Mesh, *, num_samples: int | None = None
+               ) -> tuple[Any, ShardLayout]:
+    """Pad and shard a dataset along the mesh's data axis; each process passes only its part.
+
+    Args:
+      data: pytree of host arrays with a leading sample axis: the whole dataset in one process;
+        with several processes, this process's samples, ids
+        ``feasjax.parallel.distributed.process_sample_range(layout, mesh)``.
+      mesh: a 1-D mesh from :func:`data_mesh`.
+      num_samples: the global ``N`` (required with several processes).
+
+    Returns:
+      ``(data, layout)``: global arrays of ``layout.padded_size`` rows sharded ``P("data")``.
+
+    Example:
+      >>> import numpy as np
+      >>> from feasjax.parallel.mesh import data_mesh, shard_data
+      >>> data, layout = shard_data({"x": np.arange(10.0)}, data_mesh(4))
+      >>> data["x"].shape, layout.local_size
+      ((12,), 3)
+    """
+    if num_samples is None:
+        if jax.process_count() > 1:
+            raise ValueError("num_samples (the global dataset size) is required when several "
+                             "processes each pass their own part of the data")
+        num_samples = checks.leading_size(data, "data")
+    layout = shard_layout(num_samples, mesh.size)
+    local = pad_samples(data, layout, process_shards(mesh))
+    sharding = NamedSharding(mesh, P(_axis(mesh)))
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(
+        sharding, x, (layout.padded_size,) + x.shape[1:]), local), layout
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Place a pytree (identical on every process) replicated on every device of ``mesh``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.parallel.mesh import data_mesh, replicate
+      >>> replicate(jnp.ones(2), data_mesh(2)).sharding.is_fully_replicated
+      True
+    """
+    sharding = NamedSharding(mesh, P())
+
+    def place(x):
+        if jnp.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):  # nnx RNG keys
+            return jax.random.wrap_key_data(place(jax.random.key_data(x)),
+                                            impl=jax.random.key_impl(x))
+        return jax.make_array_from_callback(np.shape(x), sharding,
+                                            lambda idx, x=np.asarray(x): x[idx])
+
+    return jax.tree.map(place, tree)
+
+
+def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayout, *,
+                 runs: bool = False, model_state: Any = ()) -> PrimalDualState:
+    """Initialise a state whose per-sample leaves are built on, and stay on, their devices.
+
+    Args:
+      solver: built with ``num_samples=layout.local_size`` and ``axis_name`` the mesh axis.
+      params: initial parameters (identical on every process).
+      mesh: the 1-D data mesh.
+      layout: the :class:`feasjax.parallel.layout.ShardLayout` of :func:`shard_data`.
+      runs: ``params`` carry a leading run axis; so does the state (a sweep).
+      model_state: the model's non-parameter state for a stateful solver (replicated;
+        with ``runs``, a leading run axis too).
+
+    Returns:
+      A :class:`feasjax.PrimalDualState` of global arrays sharded as
+      :func:`state_partition_specs` says.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from feasjax import feasible_learning
+      >>> from feasjax.parallel.layout import shard_layout
+      >>> from feasjax.parallel.mesh import data_mesh, init_sharded
+      >>> layout = shard_layout(8, 2)
+      >>> fl = feasible_learning(lambda w, b: b * w, optax.sgd(0.1),
+      ...                        num_samples=layout.local_size, epsilon=0.1, axis_name="data")
+      >>> init_sharded(fl, jnp.zeros(()), data_mesh(2), layout).multipliers["samples"].shape
+      (8,)
+    """
+    axis = _axis(mesh)
+    params, model_state = replicate((params, model_state), mesh)
+
+    def one(p, m):
+        return solver.init(p, model_state=m)
+
+    init = jax.vmap(one) if runs else one
+    abstract = jax.eval_shape(init, params, model_state)
+    for name, lam in abstract.multipliers.items():
+        if isinstance(abstract.dual_states[name], IndexedState) and lam.shape[-1:] != (
+                layout.local_size,):
+            raise ValueError(f"build the solver with num_samples=layout.local_size="
+                             f"{layout.local_size} (rows per device), got multipliers[{name!r}] "
+                             f"of shape {lam.shape}")
+    specs = state_partition_specs(abstract, axis)
+    specs = _with_run_axis(specs) if runs else specs
+    return jax.jit(jax.shard_map(init, mesh=mesh, in_specs=(P(), P()), out_specs=specs,
+                                 check_vma=False))(params, model_state)
+
+
+def local_epoch_fn(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
+                   axis_name: str = DATA_AXIS, loss_of: Callable | None = None) -> Callable:
+    """The per-device epoch: :func:`feasjax.epoch_fn` drawing ``B / D`` samples per step from
+    the device's own block (``fold_in(key, axis_index)``), never from padding.
+
+    Example:
+      >>> from feasjax.parallel.layout import shard_layout
+      >>> from feasjax.parallel.mesh import local_epoch_fn
+      >>> callable(local_epoch_fn(None, 4, shard_layout(8, 2)))
+      True
+    """
+    if not isinstance(batch_size, int) or batch_size % layout.num_shards:
+        raise ValueError(f"batch_size must be an int divisible by the number of devices "
+                         f"{layout.num_shards}, got {batch_size=}")
+    local_batch = batch_size // layout.num_shards
+    if not 1 <= local_batch <= layout.min_count:
+        raise ValueError(f"batch_size must be in [{layout.num_shards}, "
+                         f"{layout.num_shards * layout.min_count}] ({layout.num_shards} devices "
+                         f"x at most {layout.min_count} samples each), got {batch_size=}")
+    steps = layout.min_count // local_batch
+    base, rem = divmod(layout.num_samples, layout.num_shards)
+
+    def sampler(key: jax.Array, n: int) -> jax.Array:
+        shard = jax.lax.axis_index(axis_name)
+        perm = jax.random.permutation(jax.random.fold_in(key, shard), n)
+        if rem:  # padded blocks: real rows (local id < count) first, in random order
+            perm = perm[jnp.argsort(perm >= base + (shard < rem), stable=True)]
+        return perm[: steps * local_batch].reshape(steps, local_batch).astype(jnp.int32)
+
+    return epoch_fn(solver, local_batch, loss_of=loss_of, sampler=sampler)
+
+
+def _with_run_axis(specs: Any) -> Any:
+    return jax.tree.map(lambda s: P(None, *s), specs, is_leaf=lambda s: isinstance(s, P))
+
+
+def data_parallel_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_size: int,
+                        mesh: Mesh, layout: ShardLayout, *, loss_of: Callable | None = None,
+                        runs: bool = False) -> Callable:
+    """A compiled ``(state, data, key) -> (state, EpochInfo)`` for ``train(epoch_runner=...)``.
+
+    Args:
+      solver: built with ``num_samples=layout.local_size`` and ``axis_name`` the mesh axis.
+      batch_size: the global minibatch ``B`` (``B / D`` per device).
+      mesh: the 1-D data mesh.
+      layout: the :class:`feasjax.parallel.layout.ShardLayout` of the data.
+      loss_of: see :func:`feasjax.epoch_fn`.
+      runs: vectorise over a leading run axis of the state and of the key (a sweep; see
+        :mod:`feasjax.parallel.sweeps`); ``solver`` may then be ``hparams -> PrimalDual`` and the runner
+        is ``(states, data, keys, hparams=None)``, ``hparams`` with a leading run axis.
+
+    Returns:
+      A jitted runner (state donated). ``EpochInfo.indices`` are **local** (map them with
+      :func:`feasjax.parallel.layout.global_indices`); ``losses`` align with them; ``ok`` is global.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, numpy as np, optax
+      >>> from feasjax import feasible_learning, per_example
+      >>> from feasjax.parallel.mesh import data_mesh, data_parallel_epoch, init_sharded, shard_data
+      >>> mesh = data_mesh(2)
+      >>> data, layout = shard_data(np.arange(8.0), mesh)
+      >>> fl = feasible_learning(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1),
+      ...                        num_samples=layout.local_size, epsilon=1.0, axis_name="data")
+      >>> run = data_parallel_epoch(fl, 4, mesh, layout)
+      >>> state, info = run(init_sharded(fl, jnp.zeros(()), mesh, layout), data,
+      ...                   jax.random.key(0))
+      >>> info.indices.shape, state.multipliers["samples"].sharding.spec
+      ((2, 4), P('data',))
+    """
+    axis = _axis(mesh)
+    if layout.num_shards != mesh.size:
+        raise ValueError(f"layout has {layout.num_shards} shards but the mesh has {mesh.size} "
+                         f"devices")
+    local_epoch_fn(None, batch_size, layout)  # validates batch_size now, not at trace time
+
+    def local(state, data, key, hparams=None):
+        this = solver if isinstance(solver, PrimalDual) else solver(hparams)
+        epoch = local_epoch_fn(this, batch_size, layout, axis_name=axis, loss_of=loss_of)
+        return epoch(state, data, key)
+
+    if runs:
+        local = jax.vmap(local, in_axes=(0, None, 0, 0))
+
+    def run(state, data, key, hparams=None):
+        specs = state_partition_specs(state, axis)  # the run axis leaves the structure as is
+        record = P(None, None, axis) if runs else P(None, axis)
+        if runs:
+            specs = _with_run_axis(specs)
+        info_specs = EpochInfo(indices=record, losses=record, ok=P())
+        # check_vma=False: the step averages gradients itself with one pmean (as under pmap);
+        # with vma checking, transposes would already sum the replicated parameters' grads.
+        return jax.shard_map(local, mesh=mesh, in_specs=(specs, P(axis), P(), P()),
+                             out_specs=(specs, info_specs), check_vma=False)(state, data, key,
+                                                                             hparams)
+
+    return jax.jit(run, donate_argnums=0)

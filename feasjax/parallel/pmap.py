@@ -1,0 +1,90 @@
+"""The data-parallel epoch through ``jax.pmap``, for code that still uses it.
+
+``jax.pmap`` is in maintenance mode in current JAX (it has been implemented on ``jax.shard_map``
+since JAX 0.8); new code should use :func:`feasjax.parallel.mesh.data_parallel_epoch`. This path runs
+the very same per-device epoch (:func:`feasjax.parallel.mesh.local_epoch_fn`), so both agree. It
+takes and returns states in the same global layout as the mesh path and moves them through the
+host to add the leading device axis ``pmap`` wants: O(N) copies per epoch, a compatibility
+path, not a scalable one.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from jax.sharding import PartitionSpec as P
+
+from feasjax.core.solver import PrimalDual
+from feasjax.parallel.layout import ShardLayout
+from feasjax.parallel.mesh import DATA_AXIS, local_epoch_fn, state_partition_specs
+from feasjax.training.loop import EpochInfo
+
+
+def _to_devices(x: Any, spec: P, num_devices: int) -> np.ndarray:
+    x = np.asarray(jax.device_get(x))
+    if spec == P():
+        return np.broadcast_to(x, (num_devices,) + x.shape)
+    return x.reshape((num_devices, -1) + x.shape[1:])
+
+
+def _from_devices(x: Any, spec: P) -> jax.Array:
+    return x[0] if spec == P() else x.reshape((-1,) + x.shape[2:])
+
+
+def _records(x: jax.Array) -> jax.Array:  # (D, steps, B/D) -> (steps, B), device-major blocks
+    return x.transpose(1, 0, 2).reshape(x.shape[1], -1)
+
+
+def pmap_epoch(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
+               devices: list | None = None, axis_name: str = DATA_AXIS,
+               loss_of: Callable | None = None) -> Callable:
+    """The data-parallel epoch of :func:`feasjax.parallel.mesh.data_parallel_epoch` via ``jax.pmap``.
+
+    Note: ``jax.pmap`` is in maintenance mode; prefer the mesh path.
+
+    Args:
+      solver: built with ``num_samples=layout.local_size`` and ``axis_name``.
+      batch_size: the global minibatch ``B`` (``B / D`` per device).
+      layout: the :class:`feasjax.parallel.layout.ShardLayout` of the (padded) data.
+      devices: the ``D`` devices (default: the first ``D`` local devices).
+      axis_name: the solver's axis name.
+      loss_of: see :func:`feasjax.epoch_fn`.
+
+    Returns:
+      ``(state, data, key) -> (state, EpochInfo)`` on global-layout states and padded data
+      (as :func:`feasjax.parallel.mesh.shard_data` makes), records as the mesh runner's.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, numpy as np, optax
+      >>> from feasjax import feasible_learning, per_example
+      >>> from feasjax.parallel.mesh import data_mesh, init_sharded, shard_data
+      >>> from feasjax.parallel.pmap import pmap_epoch
+      >>> data, layout = shard_data(np.arange(8.0), data_mesh(2))
+      >>> fl = feasible_learning(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1),
+      ...                        num_samples=layout.local_size, epsilon=1.0, axis_name="data")
+      >>> state = init_sharded(fl, jnp.zeros(()), data_mesh(2), layout)  # the global layout
+      >>> state, info = pmap_epoch(fl, 4, layout)(state, data, jax.random.key(0))
+      >>> state.multipliers["samples"].shape, info.indices.shape
+      ((8,), (2, 4))
+    """
+    num = layout.num_shards
+    devices = list(devices or jax.local_devices()[:num])
+    if len(devices) != num:
+        raise ValueError(f"pmap_epoch needs {num} devices (layout.num_shards), got "
+                         f"{len(devices)}")
+    local = local_epoch_fn(solver, batch_size, layout, axis_name=axis_name, loss_of=loss_of)
+    mapped = jax.pmap(local, axis_name, in_axes=(0, 0, None), devices=devices,
+                      donate_argnums=0)
+
+    def run(state, data, key):
+        specs = state_partition_specs(state, axis_name)
+        is_spec = lambda s: isinstance(s, P)  # noqa: E731
+        stacked = jax.tree.map(lambda s, x: _to_devices(x, s, num), specs, state, is_leaf=is_spec)
+        data = jax.tree.map(lambda x: _to_devices(x, P(axis_name), num), data)
+        state, info = mapped(stacked, data, key)
+        state = jax.tree.map(lambda s, x: _from_devices(x, s), specs, state, is_leaf=is_spec)
+        return state, EpochInfo(indices=_records(info.indices), losses=_records(info.losses),
+                                ok=info.ok[0])
+
+    return run

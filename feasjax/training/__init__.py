@@ -1,0 +1,37 @@
+"""Training loops: one compiled, donated ``lax.scan`` per epoch (``loop``: ``train``,
+``epoch_fn``, ``epoch_indices``), the checkpointed, exactly resumable loop (``resume``) and Orbax
+full-state checkpoints (``checkpoint``).
+"""
+from feasjax.training.loop import EpochInfo
+from feasjax.training.loop import History
+from feasjax.training.loop import epoch_indices
+from feasjax.training.loop import epoch_fn
+from feasjax.training.loop import chunk_fn
+from feasjax.training.loop import train
+from feasjax.training.loop import num_steps
+from feasjax.training.loop import unalias
+from feasjax.training.loop import raise_on_skipped_step
+from feasjax.training.resume import train_resumable
+from feasjax.training.checkpoint import Restored
+from feasjax.training.checkpoint import checkpoint_manager
+from feasjax.training.checkpoint import save_checkpoint
+from feasjax.training.checkpoint import check_compatible
+from feasjax.training.checkpoint import restore_checkpoint
+
+__all__ = [
+    "check_compatible",
+    "checkpoint_manager",
+    "chunk_fn",
+    "epoch_fn",
+    "epoch_indices",
+    "EpochInfo",
+    "History",
+    "num_steps",
+    "raise_on_skipped_step",
+    "restore_checkpoint",
+    "Restored",
+    "save_checkpoint",
+    "train",
+    "train_resumable",
+    "unalias",
+]
