@@ -28,7 +28,7 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 import feasjax as fj  # noqa: E402
 from feasjax import parallel  # noqa: E402
 from feasjax.data.datasets import load_dataset  # noqa: E402
-from feasjax.experiments.runs import RunConfig, build_model, build_solver  # noqa: E402
+from feasjax.experiments import RunConfig, build_model, build_solver  # noqa: E402
 from feasjax.models.losses import per_sample_loss_fn  # noqa: E402
 from feasjax.models.nets import MLP  # noqa: E402
 from feasjax.parallel import sweeps  # noqa: E402

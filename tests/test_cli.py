@@ -60,7 +60,7 @@ def test_demo_defaults_fl_tail_beats_erm_for_three_seeds():
     """Issue acceptance: on digits with defaults, FL's train tail beats ERM's for seeds 0-2,
     its feasible fraction is higher and its test accuracy within 1.5 points of ERM's."""
     from feasjax.data.datasets import load_dataset
-    from feasjax.experiments.runs import RunConfig, run_method
+    from feasjax.experiments import RunConfig, run_method
 
     dataset = load_dataset("digits")
     for seed in (0, 1, 2):

@@ -16,8 +16,8 @@ import feasjax as fj
 from feasjax import parallel
 from feasjax.cli import main
 from feasjax.data.datasets import load_dataset
+from feasjax.experiments import RunConfig, run_method
 from feasjax.experiments.multirun import run_method_sweep
-from feasjax.experiments.runs import RunConfig, run_method
 from feasjax.parallel import distributed, sweeps
 from feasjax.parallel.launch import launch
 

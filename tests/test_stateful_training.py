@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 import feasjax as fj
-from feasjax.experiments.runs import model_fns
+from feasjax.experiments import model_fns
 from feasjax.models.nets import CNN
 from feasjax.parallel.sweeps import stack_runs, sweep_epoch, train_sweep
 

@@ -134,7 +134,7 @@ def _train_with(tx, params, loss_fn, x, y, *, epochs, batch_size=64, key=jax.ran
 
 
 def test_fl_inside_optax_chain_with_adamw_trains_digits_like_the_demo():
-    from feasjax.experiments.runs import RunConfig, run_method
+    from feasjax.experiments import RunConfig, run_method
 
     demo = run_method(fj.load_dataset("digits"), "fl", RunConfig(devices=1), progress=False)
     ds, params, loss_fn = _digits_mlp()

@@ -25,8 +25,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from feasjax.data.datasets import DATASETS, load_dataset
-from feasjax.experiments.runs import (AVERAGES, METHODS, MODELS, RunConfig, default_epsilon,
-                                      run_method)
+from feasjax.experiments.builders import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
+from feasjax.experiments.runs import run_method
 
 TABLE_COLUMNS = (
     ("train acc", "train", "accuracy"),

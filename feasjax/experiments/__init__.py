@@ -3,28 +3,30 @@ from the model, solver and evaluation builders of ``builders``, and the same run
 several seeds in one vmapped program (``multirun``). ``feasjax demo`` and ``feasjax train`` are
 thin layers over ``run_method``.
 """
-from feasjax.experiments.runs import METHODS
-from feasjax.experiments.runs import MODELS
-from feasjax.experiments.runs import AVERAGES
-from feasjax.experiments.runs import RunConfig
-from feasjax.experiments.runs import MethodResult
-from feasjax.experiments.runs import ModelFns
-from feasjax.experiments.runs import build_model
-from feasjax.experiments.runs import model_fns
-from feasjax.experiments.runs import build_primal_optimizer
-from feasjax.experiments.runs import build_solver
-from feasjax.experiments.runs import evaluate
-from feasjax.experiments.runs import run_method
+from feasjax.experiments.builders import METHODS
+from feasjax.experiments.builders import MODELS
+from feasjax.experiments.builders import AVERAGES
+from feasjax.experiments.builders import RunConfig
+from feasjax.experiments.builders import default_epsilon
+from feasjax.experiments.builders import ModelFns
+from feasjax.experiments.builders import build_model
+from feasjax.experiments.builders import model_fns
+from feasjax.experiments.builders import build_primal_optimizer
+from feasjax.experiments.builders import build_solver
+from feasjax.experiments.builders import evaluate
 from feasjax.experiments.multirun import SweepResult
 from feasjax.experiments.multirun import resolve_devices
 from feasjax.experiments.multirun import sample_order_state
 from feasjax.experiments.multirun import run_method_sweep
+from feasjax.experiments.runs import MethodResult
+from feasjax.experiments.runs import run_method
 
 __all__ = [
     "AVERAGES",
     "build_model",
     "build_primal_optimizer",
     "build_solver",
+    "default_epsilon",
     "evaluate",
     "MethodResult",
     "METHODS",

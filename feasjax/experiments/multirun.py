@@ -1,6 +1,6 @@
 """The experiment layer over devices and runs: ``feasjax demo`` on a mesh and with ``--seeds``.
 
-:func:`train_on_mesh` is what :func:`feasjax.experiments.runs.run_method` does when more than one
+:func:`train_on_mesh` is what :func:`feasjax.experiments.run_method` does when more than one
 device is used; :func:`run_method_sweep` trains one method for several seeds in one vmapped
 program (on one device or on a mesh) and evaluates every run as ``run_method`` would.
 """
@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from feasjax.data.datasets import Dataset
+from feasjax.experiments.builders import build_model, build_solver, evaluate, model_fns
 from feasjax.parallel.distributed import gather
 from feasjax.parallel.layout import ShardLayout, unpad_samples
 from feasjax.parallel.mesh import (DATA_AXIS, data_mesh, data_parallel_epoch, init_sharded,
@@ -79,8 +80,6 @@ def train_on_mesh(method: str, dataset: Dataset, data: dict, config, devices: in
     Returns:
       ``(state, history)``, the state gathered to sample order (:func:`sample_order_state`).
     """
-    from feasjax.experiments.runs import build_model, build_solver, model_fns
-
     fns = model_fns(build_model(dataset, config), dataset.task, axis_name=DATA_AXIS)
     mesh = data_mesh(devices)
     sharded, layout = shard_data(data, mesh)
@@ -115,15 +114,13 @@ def run_method_sweep(dataset: Dataset, method: str, config, seeds: Sequence[int]
 
     Example:
       >>> from feasjax.data.datasets import load_dataset
-      >>> from feasjax.experiments.runs import RunConfig
+      >>> from feasjax.experiments.builders import RunConfig
       >>> from feasjax.experiments.multirun import run_method_sweep
       >>> res = run_method_sweep(load_dataset("digits"), "fl", RunConfig(epochs=1, devices=1),
       ...                        [0, 1], progress=False)
       >>> len(res.runs), sorted(res.summary["test"]["accuracy"])
       (2, ['mean', 'std'])
     """
-    from feasjax.experiments.runs import build_model, build_solver, evaluate, model_fns
-
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds must name at least one seed")
