@@ -94,4 +94,4 @@ def test_averaged_fl_reports_metrics_and_keeps_test_accuracy(average, tmp_path):
     (["demo"], 0.1), (["demo", "--model", "cnn"], 0.02), (["demo", "--model", "resnet"], 0.02),
     (["demo", "--model", "cnn", "--epsilon", "0.3"], 0.3)])
 def test_epsilon_defaults_to_the_models_bound(argv, epsilon):
-    assert cli.app.config_from_args(cli.app.build_parser().parse_args(argv)).epsilon == epsilon
+    assert cli.common.config_from_args(cli.app.build_parser().parse_args(argv)).epsilon == epsilon

@@ -1,0 +1,175 @@
+"""What ``feasjax demo`` and ``feasjax train`` share: the run flags, the configuration they
+describe, the checks of the output paths, and the table and files every command writes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from feasjax.experiments.builders import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
+
+
+TABLE_COLUMNS = (
+    ("train acc", "train", "accuracy"),
+    ("test acc", "test", "accuracy"),
+    ("train mean", "train", "mean_loss"),
+    ("train q99", "train", "q99_loss"),
+    ("train max", "train", "max_loss"),
+    ("train feas", "train", "feasible_fraction"),
+    ("test mean", "test", "mean_loss"),
+    ("test q99", "test", "q99_loss"),
+    ("test max", "test", "max_loss"),
+    ("test feas", "test", "feasible_fraction"),
+)
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in methods if m not in METHODS]
+    if not methods or unknown:
+        raise argparse.ArgumentTypeError(
+            f"--methods must be a comma-separated subset of {','.join(METHODS)}, got {text!r}")
+    return methods
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+    return value
+
+
+OUTPUT_FLAGS = (("json", "--json"), ("plot", "--plot"), ("save_losses", "--save-losses"))
+
+
+def check_outputs(args: argparse.Namespace, command: str) -> None:
+    """Before any training: every output path can be written (missing parents are created).
+
+    Raises ``SystemExit`` with one line ``feasjax COMMAND: error: ...`` when a path is a
+    directory, lies under a regular file, or cannot be written, and when ``--checkpoint-dir``
+    is a regular file, so that no run is lost at its end.
+    """
+    def fail(message):
+        raise SystemExit(f"feasjax {command}: error: {message}")
+
+    for attr, flag in OUTPUT_FLAGS:
+        path = getattr(args, attr, None)
+        if not path:
+            continue
+        if os.path.isdir(path):
+            fail(f"{flag} {path}: is a directory, expected a file path")
+        parent = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as e:
+            fail(f"{flag} {path}: cannot create its directory ({e.strerror or e})")
+        if not os.access(parent, os.W_OK):
+            fail(f"{flag} {path}: the directory {parent} is not writable")
+    directory = getattr(args, "checkpoint_dir", None)
+    if directory and os.path.exists(directory) and not os.path.isdir(directory):
+        fail(f"--checkpoint-dir {directory}: is a file, expected a directory")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``demo`` and ``train``."""
+    defaults = RunConfig()
+    parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
+    parser.add_argument("--epsilon", type=_nonnegative_float, default=None,
+                        help="per-sample loss bound ε of FL/RFL (default: 0.1 for the mlp, "
+                             "0.02 for the cnn and resnet, which fit digits below 0.1 with "
+                             "ERM already)")
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help="seed of model initialisation and shuffling")
+    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    parser.add_argument("--methods", type=_methods, default=METHODS,
+                        help="comma-separated subset of erm,fl,rfl")
+    parser.add_argument("--lr", type=_positive_float, default=defaults.learning_rate,
+                        help="primal learning rate (SGD with momentum)")
+    parser.add_argument("--dual-lr", type=_positive_float, default=defaults.dual_learning_rate)
+    parser.add_argument("--alpha", type=_positive_float, default=defaults.alpha,
+                        help="RFL slack cost")
+    parser.add_argument("--model", choices=MODELS, default=defaults.model,
+                        help="mlp, cnn (BatchNorm and Dropout) or resnet (image data)")
+    parser.add_argument("--average", choices=AVERAGES, default=defaults.average,
+                        help="also evaluate an average of the parameters (reported beside "
+                             "the raw model, as METHOD+AVERAGE rows and 'averaged' in JSON)")
+    parser.add_argument("--json", metavar="PATH", help="write the metrics as JSON")
+    parser.add_argument("--plot", metavar="PATH", help="write per-sample loss CDFs as PNG")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--no-compile-cache", action="store_true",
+                        help="do not use JAX's persistent compilation cache (kept under "
+                             "~/.cache/feasjax/jax, or $FEASJAX_CACHE_DIR)")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The :class:`RunConfig` the parsed flags describe."""
+    epsilon = default_epsilon(args.model) if args.epsilon is None else args.epsilon
+    return RunConfig(epochs=args.epochs, batch_size=args.batch_size, epsilon=epsilon,
+                     seed=args.seed, learning_rate=args.lr,
+                     dual_learning_rate=args.dual_lr, alpha=args.alpha, model=args.model,
+                     average=args.average, devices=getattr(args, "devices", None))
+
+
+def format_table(methods: dict) -> str:
+    """One row per method, the columns of ``TABLE_COLUMNS``.
+
+    Example:
+      >>> from feasjax.cli.common import format_table
+      >>> print(format_table({"erm": {"train": {"max_loss": 1.0}, "test": {}}}).splitlines()[0])
+      method       train acc   test acc ...
+    """
+    header = "method    " + "".join(f"{name:>11}" for name, _, _ in TABLE_COLUMNS)
+    lines = [header]
+    rows = []
+    for method, result in methods.items():
+        rows.append((method, result))
+        if "averaged" in result:
+            rows.append((f"{method}+{result['averaged']['average']}", result["averaged"]))
+    for method, result in rows:
+        cells = []
+        for _, split, key in TABLE_COLUMNS:
+            value = result[split].get(key)
+            cells.append(f"{value:>11.4f}" if value is not None else f"{'-':>11}")
+        lines.append(f"{method:<10}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def write_outputs(args: argparse.Namespace, report: dict, curves: dict | None = None) -> None:
+    """Print the table, and write ``--json`` and ``--plot`` (per-sample loss CDFs) if asked."""
+    print(format_table(report["methods"]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    if getattr(args, "plot", None) and curves:
+        from feasjax.metrics.plotting import plot_loss_cdfs
+
+        plot_loss_cdfs(curves, report["epsilon"], args.plot)

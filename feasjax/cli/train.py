@@ -1,0 +1,120 @@
+"""``feasjax train``: ERM, FL and RFL on the user's own arrays, with checkpoints and resume."""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+
+import numpy as np
+
+from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_int, _unit_float,
+                                add_run_arguments, check_outputs, config_from_args,
+                                write_outputs)
+from feasjax.experiments.builders import RunConfig
+from feasjax.experiments.runs import run_method
+
+
+def _image_shape(text: str) -> tuple[int, int, int]:
+    shape = tuple(int(v) for v in text.split(","))
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"must be H,W,C (three positive ints), got {text!r}")
+    return shape
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    return tuple(_positive_int(v) for v in text.split(","))
+
+
+def add_train_parser(commands) -> None:
+    """The ``feasjax train`` subcommand: ERM/FL/RFL on the user's own arrays."""
+    p = commands.add_parser("train", help="train ERM/FL/RFL on your own .npz/.npy data")
+    src = p.add_argument_group("data (.npz with x, y [, group, x_test, y_test], or .npy files)")
+    src.add_argument("--data", metavar="NPZ")
+    src.add_argument("--x", metavar="NPY", help="inputs (N, ...), memory-mapped")
+    src.add_argument("--y", metavar="NPY", help="labels (N,) or regression targets (N, ...)")
+    src.add_argument("--group", metavar="NPY", help="optional integer group per sample")
+    src.add_argument("--task", choices=("classification", "regression"),
+                     default="classification")
+    src.add_argument("--num-classes", type=_positive_int, help="default: max label + 1")
+    src.add_argument("--test-fraction", type=_fraction, default=0.3)
+    src.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")
+    src.add_argument("--image-shape", type=_image_shape, help="H,W,C of a sample (for --model "
+                     "cnn; inferred from 4-D x)")
+    add_run_arguments(p)
+    defaults = RunConfig()
+    p.add_argument("--momentum", type=_unit_float, default=defaults.momentum)
+    p.add_argument("--init-multiplier", type=_nonnegative_float,
+                   default=defaults.init_multiplier)
+    p.add_argument("--hidden", type=_hidden, default=defaults.hidden, help="MLP widths, e.g. 64,64")
+    p.add_argument("--on-nonfinite", choices=("skip", "raise"), default="skip",
+                   help="skip and count a step with non-finite losses/gradients, or stop")
+    ckpt = p.add_argument_group("checkpoints")
+    ckpt.add_argument("--checkpoint-dir", metavar="DIR", help="one subdirectory per method")
+    ckpt.add_argument("--checkpoint-every", type=_positive_int, help="steps (default: an epoch)")
+    ckpt.add_argument("--max-to-keep", type=_positive_int, default=3)
+    ckpt.add_argument("--resume", action="store_true",
+                      help="continue from the latest readable checkpoint in --checkpoint-dir")
+    p.add_argument("--save-losses", metavar="NPZ", help="write per-sample losses, multipliers "
+                   "and split indices (np.savez_compressed)")
+    p.set_defaults(handler=train_command)
+
+
+def _group_metrics(losses, groups) -> dict:
+    means = [float(losses[groups == g].mean()) for g in np.unique(groups)]
+    return {"worst_group_mean_loss": max(means)}
+
+
+def train_command(args: argparse.Namespace) -> dict:
+    """Run ``feasjax train`` and return the JSON-able report (the schema of ``demo``, plus
+    ``skipped_steps`` per method and, with groups, ``worst_group_mean_loss`` per split)."""
+    from feasjax.training.resume import train_resumable
+    from feasjax.data.user_data import load_arrays, name_of, user_dataset
+
+    check_outputs(args, "train")
+    name = name_of(args.data or args.x)
+    try:  # every data problem is reported before any training starts
+        arrays = load_arrays(args.data, x=args.x, y=args.y, group=args.group)
+        dataset, extras = user_dataset(arrays, task=args.task, num_classes=args.num_classes,
+                                       seed=args.split_seed, test_fraction=args.test_fraction,
+                                       image_shape=args.image_shape, name=name)
+        # Checkpointed, resumable training runs on one device (see feasjax.training.resume).
+        config = config_from_args(args)._replace(
+            momentum=args.momentum, init_multiplier=args.init_multiplier, hidden=args.hidden,
+            devices=1)
+    except ValueError as e:
+        raise SystemExit(f"feasjax train: error: {e}") from None
+    if args.resume and not args.checkpoint_dir:
+        raise SystemExit("feasjax train: error: --resume needs --checkpoint-dir")
+    report = {"dataset": name, "epsilon": config.epsilon, "seed": config.seed, "methods": {}}
+    curves, saved = {}, {k: v for k, v in extras.items() if v is not None}
+    for method in args.methods:
+        run_config = {k: v for k, v in config._asdict().items() if k != "epochs"}
+        trainer = functools.partial(
+            train_resumable, on_nonfinite=args.on_nonfinite, resume=args.resume,
+            checkpoint_dir=(os.path.join(args.checkpoint_dir, method) if args.checkpoint_dir
+                            else None),
+            checkpoint_every=args.checkpoint_every, max_to_keep=args.max_to_keep,
+            config={"method": method, "data": name, **run_config})
+        try:
+            result = run_method(dataset, method, config, progress=not args.no_progress,
+                                trainer=trainer)
+        except (ValueError, FloatingPointError) as e:
+            raise SystemExit(f"feasjax train: error: {method}: {e}") from None
+        if "group_train" in extras:
+            result.metrics["train"].update(_group_metrics(result.train_losses,
+                                                          extras["group_train"]))
+        if "group_test" in extras:
+            result.metrics["test"].update(_group_metrics(result.test_losses,
+                                                         extras["group_test"]))
+        report["methods"][method] = result.metrics
+        curves[method] = {"train": result.train_losses, "test": result.test_losses}
+        saved[f"{method}_train_losses"] = result.train_losses
+        saved[f"{method}_test_losses"] = result.test_losses
+        if "samples" in result.state.multipliers:  # FL/RFL: one multiplier per train sample
+            saved[f"{method}_multipliers"] = np.asarray(result.state.multipliers["samples"])
+    print(f"feasjax train: {name} ({len(dataset.y_train)} train / {len(dataset.y_test)} test), "
+          f"epsilon={config.epsilon}, seed={config.seed}, epochs={config.epochs}")
+    write_outputs(args, report, curves)
+    if args.save_losses:
+        np.savez_compressed(args.save_losses, **saved)
+    return report
