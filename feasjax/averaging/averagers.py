@@ -19,6 +19,17 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+__all__ = [
+    "Averager",
+    "WindowLeaf",
+    "WARMUPS",
+    "polyak",
+    "tail_polyak",
+    "swa",
+    "ema",
+    "lawa",
+]
+
 WARMUPS = ("none", "linear", "timm")
 
 

@@ -22,6 +22,10 @@ from feasjax.averaging.wrappers import (AveragedState, Mask, _check_params, _cou
 from feasjax.core.checks import check_indices
 from feasjax.core.rows import in_range
 
+__all__ = [
+    "indexed_averaged",
+]
+
 
 def _row_axes(s: Any) -> Any:
     if isinstance(s, optax.MaskedNode):

@@ -23,6 +23,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+__all__ = [
+    "mixing_mse",
+    "optimal_mixing_alpha",
+    "mixing_helps",
+    "estimate_mixing_alpha",
+    "mix",
+]
+
 
 def _concrete(x: Any) -> bool:
     return not isinstance(x, jax.core.Tracer)

@@ -7,6 +7,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+__all__ = [
+    "swa_schedule",
+]
+
 
 def swa_schedule(
     base: optax.ScalarOrSchedule,

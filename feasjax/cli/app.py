@@ -24,6 +24,11 @@ from feasjax.cli.demo import add_scale_arguments, demo
 from feasjax.cli.train import add_train_parser
 from feasjax.data.datasets import DATASETS
 
+__all__ = [
+    "build_parser",
+    "main",
+]
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``feasjax`` argument parser."""

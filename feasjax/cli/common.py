@@ -9,6 +9,10 @@ import os
 
 from feasjax.experiments.builders import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
 
+__all__ = [
+    "format_table",
+]
+
 
 TABLE_COLUMNS = (
     ("train acc", "train", "accuracy"),

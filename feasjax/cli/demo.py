@@ -10,6 +10,10 @@ from feasjax.data.datasets import load_dataset
 from feasjax.experiments.builders import RunConfig
 from feasjax.experiments.runs import run_method
 
+__all__ = [
+    "demo",
+]
+
 
 def demo(args: argparse.Namespace) -> dict:
     """Run ``feasjax demo`` and return the JSON-able report."""

@@ -13,6 +13,10 @@ from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_int, _u
 from feasjax.experiments.builders import RunConfig
 from feasjax.experiments.runs import run_method
 
+__all__ = [
+    "train_command",
+]
+
 
 def _image_shape(text: str) -> tuple[int, int, int]:
     shape = tuple(int(v) for v in text.split(","))

@@ -16,6 +16,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+__all__ = [
+    "is_concrete",
+    "check_positive",
+    "check_count",
+    "check_unit_interval",
+    "leading_size",
+    "check_leading_size",
+    "check_indices",
+    "check_finite",
+    "check_same_structure",
+]
+
 
 def is_concrete(x: Any) -> bool:
     """Whether ``x`` holds concrete values (not a tracer inside ``jit``/``vmap``/``grad``).

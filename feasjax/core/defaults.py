@@ -18,6 +18,14 @@ import optax
 
 from feasjax.core.dual import AscentTransformation, ascent
 
+__all__ = [
+    "SCHEME",
+    "REDUCTION",
+    "INIT_MULTIPLIER",
+    "DUAL_LEARNING_RATE",
+    "dual_optimizer",
+]
+
 # Primal and dual steps from the same forward pass, the primal one with the old multipliers.
 SCHEME = "simultaneous"
 # 1/B Σ over a batch of samples, 1/m Σ over m dense constraints: step sizes do not scale with B.

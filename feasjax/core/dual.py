@@ -18,6 +18,18 @@ import optax
 
 from feasjax.core import checks
 
+__all__ = [
+    "AscentTransformation",
+    "ascent",
+    "is_ascent",
+    "check_ascent",
+    "project_nonnegative",
+    "NuPIState",
+    "nupi",
+    "OptimisticState",
+    "optimistic",
+]
+
 
 class AscentTransformation(optax.GradientTransformationExtraArgs):
     """An optax transformation marked as an *ascent*: its updates move along ``+g``.

@@ -26,6 +26,20 @@ from feasjax.core.problem import ConstraintGroup
 from feasjax.core.rows import (IndexedState, gather_rows, indexed, scatter_rows, update_rows,
                                write_rows)
 
+__all__ = [
+    "dual_transformations",
+    "init_parts",
+    "check_multipliers",
+    "batch_indices",
+    "check_violations",
+    "read_rows",
+    "propose",
+    "commit",
+    "all_finite",
+    "select",
+    "is_per_sample",
+]
+
 
 class Proposal(NamedTuple):
     """New multipliers and dual states of the batch's rows, not yet written back."""

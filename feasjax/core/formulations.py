@@ -19,6 +19,17 @@ import jax.numpy as jnp
 
 from feasjax.core import checks
 
+__all__ = [
+    "Formulation",
+    "PenaltyState",
+    "KINDS",
+    "lagrangian",
+    "resilient",
+    "slack",
+    "quadratic_penalty",
+    "augmented_lagrangian",
+]
+
 Kind = Literal["inequality", "equality"]
 KINDS = ("inequality", "equality")
 

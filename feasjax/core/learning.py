@@ -27,6 +27,12 @@ from feasjax.core.solver import PrimalDual, primal_dual
 from feasjax.core.transform import SAMPLES
 from feasjax.core.weighting import weighted_sum
 
+__all__ = [
+    "feasible_learning",
+    "empirical_risk",
+    "per_example",
+]
+
 
 def per_example(example_loss: Callable[[Any, Any], jax.Array]) -> Callable[[Any, Any], jax.Array]:
     """Vectorise a loss of one example into per-sample losses of a batch with ``jax.vmap``.

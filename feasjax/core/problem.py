@@ -17,6 +17,12 @@ from feasjax.core.dual import check_ascent
 from feasjax.core.formulations import Formulation, check_kind, lagrangian
 from feasjax.core.weighting import check_reduction
 
+__all__ = [
+    "ConstraintValue",
+    "ProblemOutput",
+    "ConstraintGroup",
+]
+
 
 class ConstraintValue(NamedTuple):
     """Values of one constraint group ``g(θ) <= 0`` (or ``= 0``) on a batch.

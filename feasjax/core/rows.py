@@ -22,6 +22,18 @@ import optax
 
 from feasjax.core import checks
 
+__all__ = [
+    "IndexedState",
+    "indexed",
+    "gather_rows",
+    "scatter_rows",
+    "apply_row_updates",
+    "combine_duplicates",
+    "unique_rows",
+    "update_rows",
+    "write_rows",
+]
+
 
 class IndexedState(NamedTuple):
     """State of :func:`indexed`."""

@@ -45,6 +45,19 @@ from feasjax.core import checks, defaults, dual_step
 from feasjax.core.formulations import Formulation, lagrangian
 from feasjax.core.problem import ConstraintGroup
 
+__all__ = [
+    "SAMPLES",
+    "SCHEMES",
+    "ConstrainedState",
+    "constrained",
+    "feasible",
+    "constrained_state",
+    "multipliers",
+    "dual_update",
+    "check_scheme",
+    "primal_step",
+]
+
 SAMPLES = "samples"  # name of Feasible Learning's per-sample constraint group
 SCHEMES = ("simultaneous", "dual_then_primal", "primal_then_dual")
 _OWN_ARGS = ("violations", "measurements", "indices", "losses", "dual_only")

@@ -11,6 +11,11 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+__all__ = [
+    "REDUCTIONS",
+    "weighted_sum",
+]
+
 Reduction = Literal["mean", "sum"]
 REDUCTIONS = ("mean", "sum")
 

@@ -14,6 +14,15 @@ import numpy as np
 from sklearn import datasets as sk_datasets
 from sklearn.model_selection import train_test_split
 
+__all__ = [
+    "TASKS",
+    "DATASETS",
+    "Dataset",
+    "validate_arrays",
+    "from_arrays",
+    "load_dataset",
+]
+
 TASKS = ("classification", "regression")
 # name -> (task, loader, image shape of one sample or None)
 _BUNDLED = {
@@ -247,6 +256,3 @@ def load_dataset(name: str = "digits", seed: int = 0, test_fraction: float = 0.3
         x, y, task=task, seed=seed, test_fraction=test_fraction, name=name,
         image_shape=image_shape,
     )
-
-
-__all__ = ["TASKS", "DATASETS", "Dataset", "validate_arrays", "from_arrays", "load_dataset"]

@@ -17,6 +17,12 @@ from sklearn.model_selection import train_test_split
 
 from feasjax.data.datasets import Dataset, from_arrays, validate_arrays
 
+__all__ = [
+    "load_arrays",
+    "user_dataset",
+    "name_of",
+]
+
 OPTIONAL = ("group", "x_test", "y_test")
 
 

@@ -22,6 +22,13 @@ from feasjax.parallel.mesh import (DATA_AXIS, data_mesh, data_parallel_epoch, in
 from feasjax.parallel.sweeps import stack_runs, summarize_runs, sweep_epoch, train_sweep
 from feasjax.training.loop import train
 
+__all__ = [
+    "SweepResult",
+    "resolve_devices",
+    "sample_order_state",
+    "run_method_sweep",
+]
+
 
 def resolve_devices(requested: int | None, batch_size: int) -> int:
     """Devices for a run: ``requested``, or all available that divide ``batch_size``.

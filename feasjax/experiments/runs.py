@@ -19,6 +19,11 @@ from feasjax.experiments import multirun
 from feasjax.experiments.builders import RunConfig, build_model, build_solver, evaluate, model_fns
 from feasjax.training.loop import train
 
+__all__ = [
+    "MethodResult",
+    "run_method",
+]
+
 
 class MethodResult(NamedTuple):
     """Outcome of :func:`run_method`."""

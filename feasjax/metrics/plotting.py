@@ -12,6 +12,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+__all__ = [
+    "plot_loss_cdfs",
+]
+
 SPLITS = ("train", "test")
 
 
@@ -111,6 +115,3 @@ def plot_loss_cdfs(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=100)
     return path
-
-
-__all__ = ["plot_loss_cdfs"]

@@ -15,6 +15,18 @@ import numpy as np
 
 from feasjax.core import checks
 
+__all__ = [
+    "LOSS_SUMMARY_KEYS",
+    "quantile",
+    "cvar",
+    "feasible_fraction",
+    "accuracy",
+    "per_class_accuracy",
+    "worst_class_accuracy",
+    "multiplier_stats",
+    "loss_summary",
+]
+
 LOSS_SUMMARY_KEYS = (
     "mean_loss",
     "q50_loss",
@@ -351,16 +363,3 @@ def loss_summary(
         "cvar90_loss": cvar(losses, 0.9, mask),
         "feasible_fraction": feasible_fraction(losses, epsilon, mask),
     }
-
-
-__all__ = [
-    "LOSS_SUMMARY_KEYS",
-    "quantile",
-    "cvar",
-    "feasible_fraction",
-    "accuracy",
-    "per_class_accuracy",
-    "worst_class_accuracy",
-    "multiplier_stats",
-    "loss_summary",
-]

@@ -36,6 +36,19 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+__all__ = [
+    "LOSSES",
+    "cross_entropy",
+    "squared_error",
+    "check_batch",
+    "per_sample_loss_fn",
+    "split_model",
+    "has_model_state",
+    "stateful_loss_fn",
+    "eval_loss_fn",
+    "predict_fn",
+]
+
 LOSSES = ("cross_entropy", "squared_error")
 
 Batch = Mapping[str, jax.Array]
@@ -386,17 +399,3 @@ def predict_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
         return _eval_outputs(graphdef, params, model_state, x)
 
     return predict
-
-
-__all__ = [
-    "LOSSES",
-    "cross_entropy",
-    "squared_error",
-    "check_batch",
-    "per_sample_loss_fn",
-    "split_model",
-    "has_model_state",
-    "stateful_loss_fn",
-    "eval_loss_fn",
-    "predict_fn",
-]

@@ -21,6 +21,13 @@ from collections.abc import Sequence
 import jax
 from flax import nnx
 
+__all__ = [
+    "MLP",
+    "CNN",
+    "BasicBlock",
+    "ResNet",
+]
+
 _BN_MOMENTUM = 0.9  # PyTorch's BatchNorm default (momentum=0.1 there weighs the new batch)
 
 
@@ -306,6 +313,3 @@ class ResNet(nnx.Module):
             x = block(x)
         x = x.mean(axis=(1, 2))  # global average pool
         return self.head(self.dropout(x) if self.dropout is not None else x)
-
-
-__all__ = ["MLP", "CNN", "BasicBlock", "ResNet"]

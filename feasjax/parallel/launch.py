@@ -23,6 +23,11 @@ import threading
 import time
 from typing import Sequence
 
+__all__ = [
+    "free_port",
+    "launch",
+]
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago.

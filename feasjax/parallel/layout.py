@@ -16,6 +16,18 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+__all__ = [
+    "ShardLayout",
+    "shard_layout",
+    "shard_counts",
+    "shard_starts",
+    "padded_positions",
+    "sample_mask",
+    "pad_samples",
+    "unpad_samples",
+    "global_indices",
+]
+
 
 class ShardLayout(NamedTuple):
     """Static description of the sample layout (Python ints: configuration, not state)."""

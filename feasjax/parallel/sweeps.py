@@ -25,6 +25,15 @@ from feasjax.parallel.layout import ShardLayout
 from feasjax.parallel.mesh import data_parallel_epoch
 from feasjax.training.loop import epoch_fn
 
+__all__ = [
+    "SweepHistory",
+    "stack_runs",
+    "unstack_runs",
+    "sweep_epoch",
+    "train_sweep",
+    "summarize_runs",
+]
+
 
 def stack_runs(trees: Sequence[Any]) -> Any:
     """Stack pytrees of identical structure along a new leading run axis.

@@ -36,6 +36,14 @@ import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
+__all__ = [
+    "Restored",
+    "checkpoint_manager",
+    "save_checkpoint",
+    "check_compatible",
+    "restore_checkpoint",
+]
+
 
 class Restored(NamedTuple):
     """What :func:`restore_checkpoint` returns."""

@@ -25,6 +25,18 @@ from feasjax.core import checks
 from feasjax.core.dual_step import is_per_sample
 from feasjax.core.solver import PrimalDual, PrimalDualState
 
+__all__ = [
+    "EpochInfo",
+    "History",
+    "epoch_indices",
+    "epoch_fn",
+    "chunk_fn",
+    "train",
+    "num_steps",
+    "unalias",
+    "raise_on_skipped_step",
+]
+
 
 class EpochInfo(NamedTuple):
     """Per-step records of one epoch, stacked by ``lax.scan`` (leading axis: steps)."""

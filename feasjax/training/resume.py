@@ -88,6 +88,10 @@ def _fingerprint_diffs(saved: dict | None, current: dict) -> list[str]:
             diffs.append(f"data fingerprint of {name!r} differs: {', '.join(fields)}")
     return diffs
 
+__all__ = [
+    "train_resumable",
+]
+
 
 def _check_config(saved: dict, current: dict, directory: str) -> None:
     saved, current = dict(saved), dict(current)
