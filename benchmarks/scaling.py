@@ -100,7 +100,7 @@ def step_time_many_multipliers(big_n, reps, steps=200, batch=256, small_n=10_000
 
         local = fj.epoch_fn(solver, local_batch, sampler=sampler)
         specs = parallel.state_partition_specs(state)
-        info_specs = fj.EpochInfo(indices=P(None, "data"), losses=P(None, "data"), ok=P())
+        info_specs = fj.training.EpochInfo(indices=P(None, "data"), losses=P(None, "data"), ok=P())
         runner = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(specs, P("data"), P()),
                                        out_specs=(specs, info_specs), check_vma=False),
                          donate_argnums=0)

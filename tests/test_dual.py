@@ -77,7 +77,7 @@ def test_nupi_jit_and_no_jit_agree():
 
 
 def test_project_nonnegative():
-    np.testing.assert_array_equal(fj.project_nonnegative(jnp.array([-0.1, 0.0, 2.0])),
+    np.testing.assert_array_equal(fj.core.project_nonnegative(jnp.array([-0.1, 0.0, 2.0])),
                                   [0.0, 0.0, 2.0])
 
 

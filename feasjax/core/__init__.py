@@ -5,7 +5,8 @@ multipliers, a Lagrangian and a primal-dual step. ``transform`` holds the Optax 
 ``formulations`` and ``problem`` the dual optimizers, Lagrangian formulations and constraint
 groups, ``rows`` indexed (per-row) optimizer states, and ``dual_step`` the one dual step that
 every entry point shares. The machinery modules ``checks``, ``defaults`` and ``dual_step`` are
-reached as modules (``feasjax.core.defaults.SCHEME``); their helpers are not flattened here.
+reached as modules (``feasjax.core.defaults.SCHEME``); of their helpers only ``check_indices``
+is exported here.
 """
 from feasjax.core.weighting import REDUCTIONS
 from feasjax.core.weighting import weighted_sum
@@ -55,6 +56,7 @@ from feasjax.core.solver import primal_dual
 from feasjax.core.learning import feasible_learning
 from feasjax.core.learning import empirical_risk
 from feasjax.core.learning import per_example
+from feasjax.core.checks import check_indices
 
 __all__ = [
     "apply_row_updates",
@@ -62,6 +64,7 @@ __all__ = [
     "AscentTransformation",
     "augmented_lagrangian",
     "check_ascent",
+    "check_indices",
     "check_scheme",
     "combine_duplicates",
     "constrained",

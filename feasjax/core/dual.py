@@ -126,7 +126,7 @@ def project_nonnegative(multipliers: jax.Array) -> jax.Array:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax import project_nonnegative
+      >>> from feasjax.core import project_nonnegative
       >>> project_nonnegative(jnp.array([-1.0, 2.0])).tolist()
       [0.0, 2.0]
     """

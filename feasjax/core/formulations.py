@@ -131,7 +131,7 @@ def slack(multipliers: jax.Array, alpha: float) -> jax.Array:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax import slack
+      >>> from feasjax.core import slack
       >>> slack(jnp.array([1.0, 0.0]), alpha=4.0).tolist()
       [0.25, 0.0]
     """

@@ -52,7 +52,7 @@ class ConstraintGroup(NamedTuple):
     Attributes:
       size: number of constraints ``N`` (indexed) or ``m`` (dense).
       kind: ``"inequality"`` (multipliers projected onto ``λ >= 0``) or ``"equality"``.
-      formulation: a :class:`feasjax.Formulation` (default: the Lagrangian).
+      formulation: a :class:`feasjax.core.Formulation` (default: the Lagrangian).
       dual_optimizer: an ascent optimizer for the multipliers (default
         ``defaults.dual_optimizer()``, i.e. ``ascent(optax.sgd(0.1))``); it must be marked as
         an ascent (:func:`feasjax.ascent`, :func:`feasjax.nupi`, :func:`feasjax.optimistic`),

@@ -119,7 +119,7 @@ def gather_rows(tree: Any, indices: jax.Array) -> Any:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax import gather_rows
+      >>> from feasjax.core import gather_rows
       >>> gather_rows({"a": jnp.arange(5.0)}, jnp.array([3, 1]))["a"].tolist()
       [3.0, 1.0]
     """
@@ -139,7 +139,7 @@ def scatter_rows(tree: Any, rows: Any, indices: jax.Array) -> Any:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax import scatter_rows
+      >>> from feasjax.core import scatter_rows
       >>> scatter_rows(jnp.zeros(4), jnp.array([5.0, 6.0]), jnp.array([0, 2])).tolist()
       [5.0, 0.0, 6.0, 0.0]
     """
@@ -164,7 +164,7 @@ def apply_row_updates(params: Any, row_updates: Any, indices: jax.Array) -> Any:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax import apply_row_updates
+      >>> from feasjax.core import apply_row_updates
       >>> apply_row_updates(jnp.ones(3), jnp.array([2.0, 2.0]), jnp.array([1, 1])).tolist()
       [1.0, 3.0, 1.0]
     """
@@ -195,7 +195,7 @@ def indexed(inner: optax.GradientTransformation) -> optax.GradientTransformation
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax import indexed, apply_row_updates
+      >>> from feasjax.core import indexed, apply_row_updates
       >>> tx = indexed(optax.sgd(0.5))
       >>> lam = jnp.zeros(4)
       >>> state = tx.init(lam)

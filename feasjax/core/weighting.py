@@ -43,7 +43,7 @@ def weighted_sum(values: jax.Array, weights: jax.Array, reduction: Reduction = "
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax import weighted_sum
+      >>> from feasjax.core import weighted_sum
       >>> float(weighted_sum(jnp.array([1.0, 3.0]), jnp.array([2.0, 0.0])))
       1.0
     """

@@ -171,7 +171,7 @@ def build_primal_optimizer(config: RunConfig, steps_per_epoch: int) -> optax.Gra
 
     Example:
       >>> from feasjax.experiments.builders import RunConfig, build_primal_optimizer
-      >>> from feasjax import find_averaged_states
+      >>> from feasjax.averaging import find_averaged_states
       >>> tx = build_primal_optimizer(RunConfig(average="ema"), steps_per_epoch=10)
       >>> import jax.numpy as jnp
       >>> len(find_averaged_states(tx.init(jnp.zeros(2))))

@@ -32,7 +32,7 @@ class MethodResult(NamedTuple):
     train_losses: np.ndarray  # per-sample losses on the training set
     test_losses: np.ndarray
     metrics: dict  # {"train": {...}, "test": {...}, "seconds": float[, "averaged": {...}]}
-    history: Any  # feasjax.History
+    history: Any  # feasjax.training.History
 
 
 def run_method(dataset: Dataset, method: str, config: RunConfig, *,

@@ -90,7 +90,7 @@ def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
                           params: Any = None, primal_state: Any = None) -> PrimalDualState:
     """The ``PartitionSpec`` tree of a state: per-sample leaves sharded, the rest replicated.
 
-    Indexed constraint groups (those whose dual state is an :class:`feasjax.IndexedState`) hold
+    Indexed constraint groups (those whose dual state is an :class:`feasjax.core.IndexedState`) hold
     one row per sample: their multipliers and dual states get ``P(axis_name)``. Parameters and
     the primal state get ``P()`` unless spec trees are given (the hook for FSDP-style sharding).
 

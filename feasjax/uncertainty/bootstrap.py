@@ -182,7 +182,7 @@ def multiplier_bootstrap(
       weights: ``"exponential"``, ``"poisson"`` or ``sampler(key, shape)`` with mean 1 and
         variance 1 (checked on one large draw at construction).
       optimizer: any optax transformation in place of the default SGD.
-      reduction: ``"mean"`` or ``"sum"`` over the minibatch, see :func:`feasjax.weighted_sum`.
+      reduction: ``"mean"`` or ``"sum"`` over the minibatch, see :func:`feasjax.core.weighted_sum`.
       batched_loss: whether ``loss_fn`` already maps a batch to per-sample losses.
       sharding: a ``Mesh`` or ``NamedSharding`` for the replica axis (``B`` must divide evenly).
       block: steps whose multipliers ``run`` draws at once (memory ``block x B x m`` floats).
