@@ -3,7 +3,7 @@
 Linear regression, d = 20, n = 20 000 streamed samples (batch 1), B = 200 replicas plus the main
 chain, SGD with ``η_k = η_0 k^(−2/3)`` and Polyak–Ruppert averaging, ``W ~ Exp(1)``. Three forms:
 
-- vmap: :func:`feasjax.uncertainty.bootstrap.multiplier_bootstrap`, all B + 1 chains in one ``lax.scan``,
+- vmap: :func:`feasjax.uncertainty.multiplier_bootstrap`, all B + 1 chains in one ``lax.scan``,
   the replica axis sharded over the local devices (the driver's ``sharding=``). On a CPU the
   script asks XLA for one host device per core (unless ``XLA_FLAGS`` already sets a count), so
   the replicas use every core; the one-device time is reported too (``vmap_one_device_seconds``).

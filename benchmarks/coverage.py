@@ -2,7 +2,7 @@
 
 Linear regression (``y = xᵀθ* + N(0, 1)``) and logistic regression (``y ~ Bernoulli(σ(xᵀθ*))``),
 ``x ~ N(0, I_d)``, with a known ``θ*``; each repetition streams ``n`` fresh samples (batch size
-``--batch``; 1 is the paper's setting) through :func:`feasjax.uncertainty.bootstrap.multiplier_bootstrap` with
+``--batch``; 1 is the paper's setting) through :func:`feasjax.uncertainty.multiplier_bootstrap` with
 ``B`` replicas. All repetitions run in one program (``vmap`` over repetitions of the driver's
 ``run``, the stream generated in chunks inside ``jit``). Reports the empirical coverage of
 percentile, basic and normal per-coordinate intervals (averaged over coordinates) at 90% and 95%

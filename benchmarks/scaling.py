@@ -158,7 +158,7 @@ def sweep_vs_sequential(reps, runs=8, epochs=10):
     t_seq, t_vec = _median_seconds(sequential, reps), _median_seconds(together, reps)
 
     # The same through the library's drivers (a host sync per epoch for the history):
-    # feasjax.train per seed with one precompiled donated runner vs feasjax.parallel.sweeps.train_sweep.
+    # feasjax.train per seed with one precompiled donated runner vs feasjax.parallel.train_sweep.
     runner = jax.jit(fj.epoch_fn(solver, config.batch_size), donate_argnums=0)
     sweep_runner = sweeps.sweep_epoch(solver, config.batch_size)
 

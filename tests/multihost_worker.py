@@ -1,7 +1,8 @@
 """Worker of the multi-host test: FL on a digits subset over a data mesh, one or several processes.
 
-Run by ``python -m feasjax.parallel.launch --processes 2 --devices-per-process 2 -- tests/multihost_worker.py
-OUT.json``; the test imports :func:`train_digits` to compute the one-process reference.
+Run by ``python -m feasjax.parallel.launch --processes 2 --devices-per-process 2 --
+tests/multihost_worker.py OUT.json``; the test imports :func:`train_digits` to compute the
+one-process reference.
 """
 import json
 import sys

@@ -1,4 +1,5 @@
-"""Multiplier bootstrap driver (feasjax.uncertainty.bootstrap) and confidence sets (feasjax.uncertainty.confidence), issue 5."""
+"""Multiplier bootstrap driver (feasjax.uncertainty.bootstrap) and confidence sets
+(feasjax.uncertainty.confidence), issue 5."""
 import statistics
 
 import jax

@@ -62,7 +62,7 @@ def cnn():
 
 
 class _OldCNN(nnx.Module):
-    """feasjax.models.nets.CNN before batch_norm/dropout existed, verbatim in what it computes."""
+    """feasjax.models.CNN before batch_norm/dropout existed, verbatim in what it computes."""
 
     def __init__(self, image_shape, out_features, *, features=(16, 32), hidden=64, rngs):
         self.image_shape = tuple(image_shape)

@@ -137,7 +137,7 @@ def tail_polyak(horizon: int, fraction: float, *, every: int = 1) -> Averager:
 def swa(cycle_length: int, start_step: int, *, every_cycles: int = 1) -> Averager:
     """Stochastic Weight Averaging (Izmailov et al., 2018): mean of the cycle-end iterates.
 
-    With :func:`feasjax.averaging.schedules.swa_schedule` the learning rate restarts every ``cycle_length``
+    With :func:`feasjax.averaging.swa_schedule` the learning rate restarts every ``cycle_length``
     steps after ``start_step`` and reaches its low value on the updates that produce
     ``theta_{s + j c}``, ``j >= 1``; those and only those iterates are averaged with weights
     ``1/n``. (Algorithm 1 of the paper also counts the starting weights ``theta_s``; we do not,

@@ -31,7 +31,7 @@ def swa_schedule(
 
     with ``alpha_1 = swa_lr``, ``alpha_2 = min_lr``. The update producing ``theta_{s + m c}``
     (``m >= 1``) has ``j = c - 1`` and rate ``min_lr``: exactly the iterates that
-    :func:`feasjax.averaging.averagers.swa` with the same ``cycle_length`` and ``start_step`` averages.
+    :func:`feasjax.averaging.swa` with the same ``cycle_length`` and ``start_step`` averages.
     ``min_lr=None`` gives the constant schedule ``swa_lr``.
 
     Args:

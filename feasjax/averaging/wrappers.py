@@ -4,8 +4,9 @@
 update*, ``optax.apply_updates(params, inner_updates)``, into an average held in its state; the
 average is read with :func:`averaged_params`. Because the wrapper sees both the parameters and
 the final updates, it cannot average updates by mistake (the classic ``optax.ema`` pitfall) nor
-be placed at the wrong position in a chain. The averaging rules live in :mod:`feasjax.averaging.averagers`;
-:func:`indexed_averaged` is the per-row form for per-sample multiplier vectors.
+be placed at the wrong position in a chain. The averaging rules live in
+:mod:`feasjax.averaging.averagers`; :func:`indexed_averaged` is the per-row form for per-sample
+multiplier vectors.
 
 All state maths is elementwise (plus one dynamic slot write for LAWA), so the average keeps the
 parameters' sharding, and the averaging decision is an array predicate applied with
@@ -78,13 +79,14 @@ def averaged(
 
     At step ``t`` the wrapper computes ``u_t, s_t = inner.update(g_t, s_{t-1}, theta_{t-1})``,
     returns ``u_t`` unchanged, and folds ``theta_t = theta_{t-1} + u_t`` into the average when the
-    averager counts step ``t`` (see :mod:`feasjax.averaging.averagers` for the exact iterates and weights).
+    averager counts step ``t`` (see :mod:`feasjax.averaging.averagers` for the exact iterates and
+    weights).
 
     Args:
       inner: any Optax transformation; extra keyword arguments are forwarded to it.
-      averager: from :func:`~feasjax.averaging.averagers.ema`, :func:`~feasjax.averaging.averagers.polyak`,
-        :func:`~feasjax.averaging.averagers.tail_polyak`, :func:`~feasjax.averaging.averagers.lawa` or
-        :func:`~feasjax.averaging.averagers.swa`.
+      averager: from :func:`~feasjax.averaging.ema`, :func:`~feasjax.averaging.polyak`,
+        :func:`~feasjax.averaging.tail_polyak`, :func:`~feasjax.averaging.lawa` or
+        :func:`~feasjax.averaging.swa`.
       mask: optional bool tree (a prefix of params) or ``params -> tree``: ``True`` leaves are
         averaged, ``False`` leaves are *copied* (the accessor returns their current value, the
         right choice for batch-norm statistics, which are then best recomputed for the averaged

@@ -95,14 +95,14 @@ def user_dataset(arrays: dict, *, task: str = "classification", num_classes: int
                  seed: int = 0, test_fraction: float = 0.3,
                  image_shape: tuple[int, int, int] | None = None,
                  name: str = "user") -> tuple[Dataset, dict]:
-    """Validate and split user arrays as :func:`feasjax.data.datasets.from_arrays` does for the demo.
+    """Validate and split user arrays as :func:`feasjax.data.from_arrays` does for the demo.
 
-    Without ``x_test``/``y_test`` the split is :func:`feasjax.data.datasets.from_arrays`'s (stratified,
+    Without ``x_test``/``y_test`` the split is :func:`feasjax.data.from_arrays`'s (stratified,
     ``random_state=seed``), so an ``.npz`` of a bundled dataset gives the demo's exact split.
 
     Args:
       arrays: from :func:`load_arrays`.
-      task, num_classes, seed, test_fraction, name: see :func:`feasjax.data.datasets.from_arrays`.
+      task, num_classes, seed, test_fraction, name: see :func:`feasjax.data.from_arrays`.
       image_shape: ``(H, W, C)`` of a sample for a CNN; inferred when ``x`` is 4-D.
 
     Returns:

@@ -40,12 +40,12 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     """Train ``method`` on ``dataset`` with ``config`` and evaluate it on train and test.
 
     Args:
-      dataset: a :class:`feasjax.data.datasets.Dataset`.
+      dataset: a :class:`feasjax.data.Dataset`.
       method: ``"erm"``, ``"fl"`` or ``"rfl"``.
       config: the shared :class:`RunConfig`.
       progress: show the epoch bar.
       trainer: called like :func:`feasjax.train` (default); e.g. a
-        ``functools.partial`` of :func:`feasjax.training.resume.train_resumable` with checkpoints.
+        ``functools.partial`` of :func:`feasjax.training.train_resumable` with checkpoints.
 
     Returns:
       A :class:`MethodResult`; its metrics also hold ``skipped_steps``, the number of steps

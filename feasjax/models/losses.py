@@ -7,12 +7,12 @@ The model is split outside ``jit`` by the caller and merged inside the returned 
 flax's ``examples/nnx_toy_examples/01_functional_api.py``: ``params`` is then an ordinary pytree
 that optax can update.
 
-* Models that hold only parameters (:class:`~feasjax.models.nets.MLP`, the default
-  :class:`~feasjax.models.nets.CNN`): ``graphdef, params = nnx.split(model)`` and
+* Models that hold only parameters (:class:`~feasjax.models.MLP`, the default
+  :class:`~feasjax.models.CNN`): ``graphdef, params = nnx.split(model)`` and
   :func:`per_sample_loss_fn` ``(params, batch) -> losses``. Loss ``i`` depends on sample ``i``
   only.
 * Models with state (``nnx.BatchNorm`` statistics, ``nnx.Dropout`` RNG streams, e.g.
-  :class:`~feasjax.models.nets.ResNet`): ``graphdef, params, model_state = split_model(model)`` and
+  :class:`~feasjax.models.ResNet`): ``graphdef, params, model_state = split_model(model)`` and
   :func:`stateful_loss_fn` ``(params, batch, model_state) -> (losses, new_model_state)`` in
   training mode, which normalises with the batch's statistics (so loss ``i`` depends on the whole
   batch) and returns the updated running statistics and advanced RNG counts; evaluate with

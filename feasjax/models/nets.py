@@ -2,10 +2,10 @@
 
 All take a batch ``x`` of shape ``(B, ...)`` and return outputs of shape ``(B, out_features)``.
 :class:`MLP` and the default :class:`CNN` hold only parameters, so ``graphdef, params =
-nnx.split(model)`` captures everything and :func:`feasjax.models.losses.per_sample_loss_fn` applies.
+nnx.split(model)`` captures everything and :func:`feasjax.models.per_sample_loss_fn` applies.
 ``CNN(batch_norm=True)``, ``CNN(dropout=p)`` and :class:`ResNet` also hold batch statistics
 (``nnx.BatchStat``) and dropout RNG state (``nnx.RngKey``/``nnx.RngCount``): split them with
-:func:`feasjax.models.losses.split_model` and train with :func:`feasjax.models.losses.stateful_loss_fn`.
+:func:`feasjax.models.split_model` and train with :func:`feasjax.models.stateful_loss_fn`.
 
 Batch normalisation uses ``momentum=0.9`` (PyTorch's default ``momentum=0.1`` in flax's
 convention) and ``epsilon=1e-5``. Layers with state are created after every parameter of the

@@ -3,15 +3,15 @@
 Every process runs the same program (JAX's multi-controller model). ``initialize`` starts the
 runtime (``jax.distributed.initialize``) after checking its arguments; each process then loads
 only the samples of its own devices (:func:`process_sample_range`) and passes them to
-:func:`feasjax.parallel.mesh.shard_data` with the global ``num_samples``: the multipliers of those
+:func:`feasjax.parallel.shard_data` with the global ``num_samples``: the multipliers of those
 samples are created and updated on that process's devices only. Metrics over per-sample losses
 (quantiles, max, feasible fraction) are computed on the global sharded vector
 (:func:`global_loss_summary`), exactly, never as averages of per-host quantiles.
 
 Arguments default to the environment variables ``FEASJAX_COORDINATOR_ADDRESS`` (``host:port``
 of process 0), ``FEASJAX_NUM_PROCESSES`` and ``FEASJAX_PROCESS_ID``, which
-``python -m feasjax.parallel.launch`` sets; with none of them, JAX's own cluster detection (SLURM, Open
-MPI, Kubernetes, TPU pods) is used.
+``python -m feasjax.parallel.launch`` sets; with none of them, JAX's own cluster detection (SLURM,
+Open MPI, Kubernetes, TPU pods) is used.
 """
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ def gather(tree: Any) -> Any:
 
 
 def global_loss_summary(losses: jax.Array, epsilon: float, layout: ShardLayout) -> dict:
-    """:func:`feasjax.metrics.summary.loss_summary` of a sample-sharded loss vector, exact and global.
+    """:func:`feasjax.metrics.loss_summary` of a sample-sharded loss vector, exact and global.
 
     The padded rows are masked out; the vector is gathered onto every device (a sharded jit)
     and sorted there, so quantiles, max and feasible fraction are those of all ``N`` samples.
@@ -165,10 +165,10 @@ def global_loss_summary(losses: jax.Array, epsilon: float, layout: ShardLayout) 
     Args:
       losses: per-sample losses in the padded layout, shape ``(D * local_size,)``.
       epsilon: the bound for the feasible fraction.
-      layout: the :class:`feasjax.parallel.layout.ShardLayout`.
+      layout: the :class:`feasjax.parallel.ShardLayout`.
 
     Returns:
-      A dict of Python floats with the keys of ``feasjax.metrics.summary.LOSS_SUMMARY_KEYS``.
+      A dict of Python floats with the keys of ``feasjax.metrics.LOSS_SUMMARY_KEYS``.
 
     Example:
       >>> import numpy as np

@@ -7,7 +7,7 @@
 
 Each process gets ``FEASJAX_COORDINATOR_ADDRESS=127.0.0.1:<free port>``,
 ``FEASJAX_NUM_PROCESSES`` and ``FEASJAX_PROCESS_ID`` (read by
-:func:`feasjax.parallel.distributed.initialize`) and, with ``--platform cpu`` (default),
+:func:`feasjax.parallel.initialize`) and, with ``--platform cpu`` (default),
 ``JAX_PLATFORMS=cpu`` and ``XLA_FLAGS=--xla_force_host_platform_device_count=<k>``. Outputs are
 prefixed with the process id. If one process fails the others are stopped (they would wait for
 it in a collective), and the launcher exits with the first non-zero status.
@@ -107,7 +107,7 @@ def launch(command: Sequence[str], *, processes: int, devices_per_process: int |
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m feasjax.parallel.launch --processes P [--devices-per-process K] -- <command>``."""
+    """``python -m feasjax.parallel.launch --processes P [--devices-per-process K] -- <cmd>``."""
     parser = argparse.ArgumentParser(prog="python -m feasjax.parallel.launch", description=__doc__
                                      .splitlines()[0])
     parser.add_argument("--processes", type=int, required=True)

@@ -10,9 +10,9 @@ so, and takes other specs for them (FSDP-style sharding is a change of specs the
 
 The runner is :func:`feasjax.epoch_fn` per device under ``jax.shard_map``, jitted with the state
 donated. With the global minibatch ``B`` and the mean reduction, a step equals the one-device step
-on the union of the ``D`` local minibatches (:func:`feasjax.parallel.layout.global_indices` names it).
-Datasets whose size ``D`` does not divide are padded (:mod:`feasjax.parallel.layout`): padding rows are
-never sampled, so their multipliers stay untouched and metrics mask them out.
+on the union of the ``D`` local minibatches (:func:`feasjax.parallel.global_indices` names it).
+Datasets whose size ``D`` does not divide are padded (:mod:`feasjax.parallel.layout`): padding
+rows are never sampled, so their multipliers stay untouched and metrics mask them out.
 
 Typical use::
 
@@ -140,7 +140,7 @@ def shard_data(data: Any, mesh: Mesh, *, num_samples: int | None = None
     Args:
       data: pytree of host arrays with a leading sample axis: the whole dataset in one process;
         with several processes, this process's samples, ids
-        ``feasjax.parallel.distributed.process_sample_range(layout, mesh)``.
+        ``feasjax.parallel.process_sample_range(layout, mesh)``.
       mesh: a 1-D mesh from :func:`data_mesh`.
       num_samples: the global ``N`` (required with several processes).
 
@@ -195,7 +195,7 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
       solver: built with ``num_samples=layout.local_size`` and ``axis_name`` the mesh axis.
       params: initial parameters (identical on every process).
       mesh: the 1-D data mesh.
-      layout: the :class:`feasjax.parallel.layout.ShardLayout` of :func:`shard_data`.
+      layout: the :class:`feasjax.parallel.ShardLayout` of :func:`shard_data`.
       runs: ``params`` carry a leading run axis; so does the state (a sweep).
       model_state: the model's non-parameter state for a stateful solver (replicated;
         with ``runs``, a leading run axis too).
@@ -280,15 +280,15 @@ def data_parallel_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_
       solver: built with ``num_samples=layout.local_size`` and ``axis_name`` the mesh axis.
       batch_size: the global minibatch ``B`` (``B / D`` per device).
       mesh: the 1-D data mesh.
-      layout: the :class:`feasjax.parallel.layout.ShardLayout` of the data.
+      layout: the :class:`feasjax.parallel.ShardLayout` of the data.
       loss_of: see :func:`feasjax.epoch_fn`.
       runs: vectorise over a leading run axis of the state and of the key (a sweep; see
-        :mod:`feasjax.parallel.sweeps`); ``solver`` may then be ``hparams -> PrimalDual`` and the runner
-        is ``(states, data, keys, hparams=None)``, ``hparams`` with a leading run axis.
+        :mod:`feasjax.parallel.sweeps`); ``solver`` may then be ``hparams -> PrimalDual`` and the
+        runner is ``(states, data, keys, hparams=None)``, ``hparams`` with a leading run axis.
 
     Returns:
       A jitted runner (state donated). ``EpochInfo.indices`` are **local** (map them with
-      :func:`feasjax.parallel.layout.global_indices`); ``losses`` align with them; ``ok`` is global.
+      :func:`feasjax.parallel.global_indices`); ``losses`` align with them; ``ok`` is global.
 
     Example:
       >>> import jax, jax.numpy as jnp, numpy as np, optax

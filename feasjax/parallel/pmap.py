@@ -1,8 +1,8 @@
 """The data-parallel epoch through ``jax.pmap``, for code that still uses it.
 
 ``jax.pmap`` is in maintenance mode in current JAX (it has been implemented on ``jax.shard_map``
-since JAX 0.8); new code should use :func:`feasjax.parallel.mesh.data_parallel_epoch`. This path runs
-the very same per-device epoch (:func:`feasjax.parallel.mesh.local_epoch_fn`), so both agree. It
+since JAX 0.8); new code should use :func:`feasjax.parallel.data_parallel_epoch`. This path runs
+the very same per-device epoch (:func:`feasjax.parallel.local_epoch_fn`), so both agree. It
 takes and returns states in the same global layout as the mesh path and moves them through the
 host to add the leading device axis ``pmap`` wants: O(N) copies per epoch, a compatibility
 path, not a scalable one.
@@ -43,21 +43,21 @@ def _records(x: jax.Array) -> jax.Array:  # (D, steps, B/D) -> (steps, B), devic
 def pmap_epoch(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
                devices: list | None = None, axis_name: str = DATA_AXIS,
                loss_of: Callable | None = None) -> Callable:
-    """The data-parallel epoch of :func:`feasjax.parallel.mesh.data_parallel_epoch` via ``jax.pmap``.
+    """The data-parallel epoch of :func:`feasjax.parallel.data_parallel_epoch` via ``jax.pmap``.
 
     Note: ``jax.pmap`` is in maintenance mode; prefer the mesh path.
 
     Args:
       solver: built with ``num_samples=layout.local_size`` and ``axis_name``.
       batch_size: the global minibatch ``B`` (``B / D`` per device).
-      layout: the :class:`feasjax.parallel.layout.ShardLayout` of the (padded) data.
+      layout: the :class:`feasjax.parallel.ShardLayout` of the (padded) data.
       devices: the ``D`` devices (default: the first ``D`` local devices).
       axis_name: the solver's axis name.
       loss_of: see :func:`feasjax.epoch_fn`.
 
     Returns:
       ``(state, data, key) -> (state, EpochInfo)`` on global-layout states and padded data
-      (as :func:`feasjax.parallel.mesh.shard_data` makes), records as the mesh runner's.
+      (as :func:`feasjax.parallel.shard_data` makes), records as the mesh runner's.
 
     Example:
       >>> import jax, jax.numpy as jnp, numpy as np, optax

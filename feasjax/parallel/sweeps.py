@@ -5,7 +5,8 @@ hyper-parameters, and the epoch is ``jax.vmap``-ed over it: small models, whose 
 dominated by fixed per-step costs on an accelerator or a CPU, train ``R`` runs for little more
 than the price of one. Each run is exactly the run it would be alone (same initial state, same
 keys), up to floating-point reassociation in batched kernels. Combined with a mesh, the run axis
-is vectorised inside ``shard_map`` and the sample axis is sharded as in :mod:`feasjax.parallel.mesh`.
+is vectorised inside ``shard_map`` and the sample axis is sharded as in
+:mod:`feasjax.parallel.mesh`.
 
 A hyper-parameter sweep passes ``make_solver(hparams) -> PrimalDual`` instead of a solver;
 optax and feasjax accept traced ε and learning rates, so ``hparams`` can be arrays with a
@@ -74,7 +75,7 @@ def sweep_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_size: in
         sweeps (called inside ``vmap`` with one run's ``hparams``).
       batch_size: the (global) minibatch size.
       mesh: optional 1-D data mesh (with ``layout``): runs vectorised inside ``shard_map``.
-      layout: the data layout of :func:`feasjax.parallel.mesh.shard_data`.
+      layout: the data layout of :func:`feasjax.parallel.shard_data`.
       loss_of: see :func:`feasjax.epoch_fn`.
 
     Returns:
@@ -93,7 +94,7 @@ def sweep_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_size: in
     """
     if mesh is not None:
         if layout is None:
-            raise ValueError("layout is required with a mesh (from feasjax.parallel.mesh.shard_data)")
+            raise ValueError("layout is required with a mesh (from feasjax.parallel.shard_data)")
         return data_parallel_epoch(solver, batch_size, mesh, layout, loss_of=loss_of, runs=True)
 
     def one(state, data, key, hparams):

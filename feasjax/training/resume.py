@@ -2,10 +2,10 @@
 
 :func:`train_resumable` runs the same steps as :func:`feasjax.train` (epoch ``e`` shuffles with
 ``fold_in(key, e)``) in compiled chunks of at most ``checkpoint_every`` steps
-(:func:`feasjax.training.loop.chunk_fn`), so that it can stop between two steps of an epoch without a
-host sync per step. After a chunk it saves, through Orbax (:mod:`feasjax.training.checkpoint`), the whole
-:class:`feasjax.PrimalDualState` (parameters, optimizer states, multipliers, averages and
-counters), the RNG key, the epoch and the step within it, the history and the configuration.
+(:func:`feasjax.training.chunk_fn`), so that it can stop between two steps of an epoch without a
+host sync per step. After a chunk it saves, through Orbax (:mod:`feasjax.training.checkpoint`),
+the whole :class:`feasjax.PrimalDualState` (parameters, optimizer states, multipliers, averages
+and counters), the RNG key, the epoch and the step within it, the history and the configuration.
 
 Safe resume: unreadable checkpoints newer than the latest readable one are moved aside
 (``<step>.corrupt-<time>``, see :func:`feasjax.training.checkpoint.restore_checkpoint`) with a warning,

@@ -11,11 +11,11 @@ any law with mean 1 and variance 1):
 
 and the Polyak–Ruppert averages ``θ̄ = mean(θ_{k0+1}, ..., θ_n)`` after a burn-in ``k0``. The spread
 of ``θ̄^b − θ̄`` over replicas approximates the law of ``θ̄ − θ*`` (Sheshukova et al. 2025,
-https://arxiv.org/abs/2502.06719; Fang, Xu and Yang, JMLR 2018), see :mod:`feasjax.uncertainty.confidence`.
-The main chain (weights 1) is computed unbatched; the B replicas are one ``jax.vmap`` over a leading
-replica axis of params, optimizer state and running mean, and a whole stream is one
-``jax.lax.scan``. The weights go through :func:`feasjax.core.weighting.weighted_sum`, the mechanism that
-applies multipliers in Feasible Learning.
+https://arxiv.org/abs/2502.06719; Fang, Xu and Yang, JMLR 2018), see
+:mod:`feasjax.uncertainty.confidence`. The main chain (weights 1) is computed unbatched; the B
+replicas are one ``jax.vmap`` over a leading replica axis of params, optimizer state and running
+mean, and a whole stream is one ``jax.lax.scan``. The weights go through
+:func:`feasjax.core.weighted_sum`, the mechanism that applies multipliers in Feasible Learning.
 
 Memory: (B + 1) x (2 params + optimizer state); the replica axis can be sharded over devices.
 """
@@ -134,7 +134,7 @@ _POLYAK = polyak()
 def _polyak_ruppert_running_mean(mean: Any, value: Any, count: jax.Array) -> Any:
     """Uniform running mean with exact ``1/count`` weights; ``count <= 1`` restarts at ``value``.
 
-    The fold is :func:`feasjax.averaging.averagers.polyak`'s (the one ``feasjax.averaged`` uses), applied
+    The fold is :func:`feasjax.averaging.polyak`'s (the one ``feasjax.averaged`` uses), applied
     to the chain's own iterates so that the B replicas share one vmapped state.
     """
     already_folded = jnp.maximum(count, 1) - 1

@@ -1,4 +1,5 @@
-"""Bootstrap confidence sets from a centre ``θ̄`` and replicas ``θ̄_b`` (see :mod:`feasjax.uncertainty.bootstrap`).
+"""Bootstrap confidence sets from a centre ``θ̄`` and replicas ``θ̄_b`` (see
+:mod:`feasjax.uncertainty.bootstrap`).
 
 With ``q_p`` the ``p``-quantile of the replicas (numpy's default linear interpolation) and
 ``α = 1 − level``, the per-coordinate intervals are
