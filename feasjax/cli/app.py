@@ -31,7 +31,14 @@ __all__ = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``feasjax`` argument parser."""
+    """The ``feasjax`` argument parser.
+
+    Example:
+      >>> from feasjax.cli.app import build_parser
+      >>> args = build_parser().parse_args(["demo", "--epochs", "2", "--methods", "erm,fl"])
+      >>> args.command, args.epochs, args.methods
+      ('demo', 2, ('erm', 'fl'))
+    """
     parser = argparse.ArgumentParser(prog="feasjax", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser("demo", help="compare ERM, FL and RFL on bundled data")
@@ -77,7 +84,16 @@ def _enable_compilation_cache() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``feasjax`` console script."""
+    """Entry point of the ``feasjax`` console script.
+
+    Example:
+      >>> from feasjax.cli import main
+      >>> main(["demo", "--methods", "erm", "--epochs", "1", "--devices", "1", "--no-progress"])
+      feasjax demo: digits, epsilon=0.1, seed=0, epochs=1, batch size=64
+      method ...
+      erm ...
+      0
+    """
     args = build_parser().parse_args(argv)
     if getattr(args, "no_compile_cache", False):
         os.environ["FEASJAX_NO_COMPILE_CACHE"] = "1"

@@ -16,7 +16,18 @@ __all__ = [
 
 
 def demo(args: argparse.Namespace) -> dict:
-    """Run ``feasjax demo`` and return the JSON-able report."""
+    """Run ``feasjax demo`` and return the JSON-able report.
+
+    Example:
+      >>> from feasjax.cli.app import build_parser
+      >>> from feasjax.cli.demo import demo
+      >>> args = build_parser().parse_args(["demo", "--methods", "erm", "--epochs", "1",
+      ...                                   "--devices", "1", "--no-progress"])
+      >>> report = demo(args)
+      feasjax demo: digits, ...
+      >>> sorted(report["methods"]["erm"])
+      ['seconds', 'skipped_steps', 'test', 'train']
+    """
     if getattr(args, "seeds", None):
         if args.plot:
             raise SystemExit("feasjax demo: error: --plot draws one run; use it without --seeds")

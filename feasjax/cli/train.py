@@ -70,7 +70,22 @@ def _group_metrics(losses, groups) -> dict:
 
 def train_command(args: argparse.Namespace) -> dict:
     """Run ``feasjax train`` and return the JSON-able report (the schema of ``demo``, plus
-    ``skipped_steps`` per method and, with groups, ``worst_group_mean_loss`` per split)."""
+    ``skipped_steps`` per method and, with groups, ``worst_group_mean_loss`` per split).
+
+    Example:
+      >>> import os, tempfile, numpy as np
+      >>> from feasjax.cli.app import build_parser
+      >>> from feasjax.cli.train import train_command
+      >>> path = os.path.join(tempfile.mkdtemp(), "blobs.npz")
+      >>> rng = np.random.default_rng(0)
+      >>> np.savez(path, x=rng.normal(size=(40, 3)), y=np.arange(40) % 2)
+      >>> args = build_parser().parse_args(["train", "--data", path, "--methods", "fl",
+      ...                                   "--epochs", "1", "--batch-size", "8", "--no-progress"])
+      >>> report = train_command(args)
+      feasjax train: blobs (28 train / 12 test), ...
+      >>> report["methods"]["fl"]["skipped_steps"]
+      0
+    """
     from feasjax.training.resume import train_resumable
     from feasjax.data.user_data import load_arrays, name_of, user_dataset
 

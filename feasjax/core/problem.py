@@ -30,6 +30,13 @@ class ConstraintValue(NamedTuple):
     ``violation`` is differentiable and drives the primal step. ``measurement``, if given,
     drives the dual step instead (a *proxy constraint*: e.g. a hinge surrogate for the primal
     step and the non-differentiable 0-1 error for the dual step); it is never differentiated.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import feasjax as fj
+      >>> value = fj.ConstraintValue(jnp.array([0.5, -0.1]))  # g_i(θ) on a batch of two
+      >>> value.measurement is None  # so the dual step uses the violation itself
+      True
     """
 
     violation: jax.Array  # shape=(B,) for indexed groups, (m,) for dense ones
@@ -37,7 +44,16 @@ class ConstraintValue(NamedTuple):
 
 
 class ProblemOutput(NamedTuple):
-    """What ``problem_fn(params, batch)`` returns."""
+    """What ``problem_fn(params, batch)`` returns.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import feasjax as fj
+      >>> def problem_fn(w, batch):  # min ||w||² subject to 1 - w_0 <= 0
+      ...     return fj.ProblemOutput(jnp.sum(w**2), {"c": fj.ConstraintValue(1.0 - w[:1])})
+      >>> sorted(problem_fn(jnp.zeros(2), None).constraints)
+      ['c']
+    """
 
     objective: jax.Array  # shape=(), the part of the loss without multipliers (0 for FL)
     constraints: dict  # name -> ConstraintValue
@@ -69,6 +85,12 @@ class ConstraintGroup(NamedTuple):
         ``B``.
       init_multiplier: initial value of every multiplier (default
         ``defaults.INIT_MULTIPLIER``, 1.0).
+
+    Example:
+      >>> import feasjax as fj
+      >>> group = fj.ConstraintGroup(size=100, indexed=True)  # one multiplier per sample
+      >>> group.kind, group.resolved_reduction(), group.init_multiplier
+      ('inequality', 'mean', 1.0)
     """
 
     size: int

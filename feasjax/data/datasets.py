@@ -35,7 +35,16 @@ DATASETS = tuple(_BUNDLED)
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
-    """A train/test split ready for training (standardised inputs, cast dtypes)."""
+    """A train/test split ready for training (standardised inputs, cast dtypes).
+
+    Made by :func:`load_dataset` (bundled data) or :func:`from_arrays` (your arrays).
+
+    Example:
+      >>> from feasjax.data import load_dataset
+      >>> data = load_dataset("digits")
+      >>> data.task, data.num_classes, data.x_train.dtype, len(data.y_train) + len(data.y_test)
+      ('classification', 10, dtype('float32'), 1797)
+    """
 
     x_train: np.ndarray  # shape=(N_train, ...), float32, standardised with train statistics
     y_train: np.ndarray  # shape=(N_train,), int32 labels | (N_train, ...) float32 targets

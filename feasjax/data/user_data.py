@@ -148,5 +148,11 @@ def user_dataset(arrays: dict, *, task: str = "classification", num_classes: int
 
 
 def name_of(path: str | None) -> str:
-    """A dataset name from a file path (its stem)."""
+    """A dataset name from a file path (its stem).
+
+    Example:
+      >>> from feasjax.data import name_of
+      >>> name_of("runs/mydata.npz"), name_of(None)
+      ('mydata', 'user')
+    """
     return os.path.splitext(os.path.basename(path))[0] if path else "user"

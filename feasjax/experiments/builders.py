@@ -46,7 +46,14 @@ AVERAGES = ("none", "ema", "polyak", "lawa", "swa")
 
 
 class RunConfig(NamedTuple):
-    """Hyper-parameters shared by every method of a comparison (defaults: the demo's)."""
+    """Hyper-parameters shared by every method of a comparison (defaults: the demo's).
+
+    Example:
+      >>> from feasjax.experiments import RunConfig
+      >>> config = RunConfig(epochs=2, average="ema")
+      >>> config.batch_size, config._replace(seed=1).seed
+      (64, 1)
+    """
 
     epochs: int = 30
     batch_size: int = 64
@@ -196,7 +203,7 @@ def build_primal_optimizer(config: RunConfig, steps_per_epoch: int) -> optax.Gra
     return averaged(optax.sgd(config.learning_rate, momentum=momentum), averager)
 
 
-def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig, *,
+def build_solver(method: str, loss_fn: Callable, num_samples: int, config: RunConfig, *,
                  steps_per_epoch: int = 1, axis_name: str | None = None,
                  stateful: bool = False, measurement_fn: Callable | None = None) -> PrimalDual:
     """The ERM, FL or RFL solver of a comparison (same primal optimizer for all).
@@ -227,14 +234,24 @@ def build_solver(method: str, loss_fn, num_samples: int, config: RunConfig, *,
         measurement_fn=measurement_fn)
 
 
-def evaluate(fns: ModelFns, params, model_state, x, y, dataset: Dataset,
-             epsilon: float) -> tuple:
+def evaluate(fns: ModelFns, params: Any, model_state: Any, x: jax.typing.ArrayLike,
+             y: jax.typing.ArrayLike, dataset: Dataset, epsilon: float) -> tuple:
     """Per-sample losses and the metrics dict (loss summary, accuracies) on ``(x, y)``.
 
     The model is evaluated in eval mode (running batch statistics, no dropout).
 
     Returns:
       ``(losses, metrics)`` as numpy / Python floats.
+
+    Example:
+      >>> from feasjax.data import load_dataset
+      >>> from feasjax.experiments import RunConfig, build_model, evaluate, model_fns
+      >>> data = load_dataset("digits")
+      >>> fns = model_fns(build_model(data, RunConfig()), data.task)
+      >>> losses, metrics = evaluate(fns, fns.params, fns.model_state, data.x_test, data.y_test,
+      ...                            data, epsilon=0.1)
+      >>> losses.shape == data.y_test.shape, 0.0 <= metrics["accuracy"] <= 1.0
+      (True, True)
     """
     batch = {"x": jnp.asarray(x), "y": jnp.asarray(y)}
     losses = fns.eval_loss(params, batch, model_state)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from feasjax.data.datasets import Dataset
-from feasjax.experiments.builders import build_model, build_solver, evaluate, model_fns
+from feasjax.experiments.builders import RunConfig, build_model, build_solver, evaluate, model_fns
 from feasjax.parallel.distributed import gather
 from feasjax.parallel.layout import ShardLayout, unpad_samples
 from feasjax.parallel.mesh import (DATA_AXIS, data_mesh, data_parallel_epoch, init_sharded,
@@ -80,7 +80,7 @@ def sample_order_state(state: Any, layout: ShardLayout, *, runs: bool = False) -
     return jax.tree.map(fix, specs, state, is_leaf=is_spec)
 
 
-def train_on_mesh(method: str, dataset: Dataset, data: dict, config, devices: int, *,
+def train_on_mesh(method: str, dataset: Dataset, data: dict, config: RunConfig, devices: int, *,
                   batch_size: int, progress: bool = True) -> tuple[Any, Any]:
     """Train one method data-parallel over ``devices`` devices (``run_method``'s mesh path).
 
@@ -112,7 +112,7 @@ class SweepResult(NamedTuple):
     devices: int
 
 
-def run_method_sweep(dataset: Dataset, method: str, config, seeds: Sequence[int], *,
+def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Sequence[int], *,
                      progress: bool = True) -> SweepResult:
     """Train ``method`` for every seed in one vmapped program and evaluate each run.
 

@@ -95,7 +95,7 @@ class MLP(nnx.Module):
 
     def __init__(
         self, in_features: int, hidden: Sequence[int], out_features: int, *, rngs: nnx.Rngs
-    ):
+    ) -> None:
         self.in_features = _check_positive_int(in_features, "in_features")
         hidden = _check_positive_ints(hidden, "hidden")
         self.out_features = _check_positive_int(out_features, "out_features")
@@ -162,7 +162,7 @@ class CNN(nnx.Module):
         batch_norm: bool = False,
         dropout: float = 0.0,
         rngs: nnx.Rngs,
-    ):
+    ) -> None:
         self.image_shape = image_shape = _check_image_shape(image_shape)
         self.out_features = _check_positive_int(out_features, "out_features")
         features = _check_positive_ints(features, "features")
@@ -218,7 +218,8 @@ class BasicBlock(nnx.Module):
       ((2, 8, 8, 4), True)
     """
 
-    def __init__(self, in_features: int, out_features: int, *, stride: int, rngs: nnx.Rngs):
+    def __init__(self, in_features: int, out_features: int, *, stride: int,
+                 rngs: nnx.Rngs) -> None:
         conv = functools.partial(nnx.Conv, use_bias=False, rngs=rngs)  # BN adds the bias
         self.conv1 = conv(in_features, out_features, (3, 3), strides=stride)
         self.bn1 = _batch_norm(out_features, rngs)
@@ -283,7 +284,7 @@ class ResNet(nnx.Module):
         blocks: Sequence[int] = (2, 2, 2),
         dropout: float = 0.0,
         rngs: nnx.Rngs,
-    ):
+    ) -> None:
         self.image_shape = image_shape = _check_image_shape(image_shape)
         self.out_features = _check_positive_int(out_features, "out_features")
         widths = _check_positive_ints(widths, "widths")
