@@ -1,6 +1,5 @@
-"""Formulation terms, penalty growth and the public API's documentation contract."""
-import inspect
-
+"""Formulation terms and penalty growth (the public API's documentation contract is in
+test_api.py)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,10 +84,3 @@ def test_resilient_dual_gradient_is_relaxed_violation():
     form = fj.resilient(alpha=4.0)
     np.testing.assert_allclose(
         form.dual_gradient(jnp.array([2.0]), jnp.array([1.0]), form.init(), "inequality"), [0.5])
-
-
-def test_every_public_function_documents_a_runnable_example():
-    missing = [name for name in fj.__all__
-               if inspect.isfunction(getattr(fj, name))
-               and ">>>" not in (inspect.getdoc(getattr(fj, name)) or "")]
-    assert not missing, f"public functions without a doctest example: {missing}"

@@ -1,0 +1,365 @@
+"""The public API's contract: what every ``__all__`` holds, the layers, the deprecated names.
+
+- every name in every ``__all__`` resolves, and every function or class defined in feasjax that
+  it names documents a runnable ``>>>`` example, with the exemptions listed in
+  ``EXAMPLE_EXEMPT`` (records that users never build: the example of the function that
+  returns them shows them);
+- every public signature carries type hints;
+- the graph of ``feasjax.*`` imports (module level and inside functions) has no cycle, and no
+  module imports a higher layer (``LAYERS``), also when contracted to subpackages;
+- no subpackage exports a name that is also one of its submodules;
+- the top level stays small, and each name that 0.1 exported there still resolves, the moved
+  ones with a ``DeprecationWarning`` that names their new place;
+- tests, benchmarks, doctests and the README import and use only public names.
+"""
+import ast
+import doctest
+import importlib
+import inspect
+import pathlib
+import pkgutil
+import re
+import types
+import warnings
+
+import pytest
+
+import feasjax as fj
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "feasjax"
+
+# Lower layers never import higher ones; modules of one layer may import each other (acyclically).
+LAYERS = {
+    "core": 0,
+    "averaging": 1, "uncertainty": 1,
+    "models": 2, "data": 2, "metrics": 2,
+    "training": 3,
+    "parallel": 4,
+    "experiments": 5,
+    "cli": 6,
+}
+TOP = max(LAYERS.values()) + 1  # feasjax/__init__.py and the feasjax.launch shim
+
+SUBPACKAGES = ("core", "averaging", "uncertainty", "models", "data", "metrics", "training",
+               "parallel", "experiments")
+
+# Records that users never build themselves: optimizer and solver states (``init`` makes them),
+# and the objects and results that a documented function returns (its example shows them).
+EXAMPLE_EXEMPT = {
+    # states, made by init
+    "AveragedState", "BootstrapState", "ChainState", "ConstrainedState", "IndexedState",
+    "NuPIState", "OptimisticState", "PenaltyState", "PrimalDualState",
+    # made by a factory: ema/polyak/..., lagrangian/resilient/..., ascent, primal_dual and
+    # feasible_learning, multiplier_bootstrap
+    "Averager", "WindowLeaf", "Formulation", "AscentTransformation", "PrimalDual",
+    "MultiplierBootstrap",
+    # results: of a step, an epoch, train, train_sweep, restore_checkpoint, run_method,
+    # run_method_sweep, model_fns, shard_layout, coordinate_intervals, confidence_ball
+    "StepInfo", "EpochInfo", "History", "SweepHistory", "Restored", "MethodResult",
+    "SweepResult", "ModelFns", "ShardLayout", "Interval", "ConfidenceBall",
+}
+
+# The top-level names of feasjax 0.1, every one of which must still resolve.
+NAMES_0_1 = """
+accuracy apply_row_updates ascent augmented_lagrangian averaged averaged_params AveragedState
+Averager bootstrap_estimates BootstrapState ChainState check_compatible check_indices
+checkpoint_manager chunk_fn CNN combine_duplicates confidence_ball constrained constrained_state
+ConstrainedState ConfidenceBall ConstraintGroup ConstraintValue coordinate_intervals
+cross_entropy cvar DATA_AXIS data_mesh data_parallel_epoch Dataset dual_update ema
+empirical_risk epoch_fn epoch_indices EpochInfo estimate_mixing_alpha feasible
+feasible_fraction feasible_learning find_averaged_states Formulation from_arrays gather_rows
+global_indices global_loss_summary History indexed indexed_averaged IndexedState init_sharded
+Interval lagrangian lawa linear_functional_interval load_dataset local_epoch_fn loss_summary
+mix mixing_helps mixing_mse MLP multiplier_bootstrap multipliers multiplier_stats
+MultiplierBootstrap nupi NuPIState optimal_mixing_alpha optimistic OptimisticState pad_samples
+PenaltyState per_example per_sample_loss_fn pmap_epoch polyak power_decay_schedule predict_fn
+primal_dual PrimalDual PrimalDualState ProblemOutput project_nonnegative quadratic_penalty
+quantile replicate resilient restore_checkpoint Restored sample_mask SAMPLES save_checkpoint
+scatter_rows shard_data shard_layout ShardLayout slack squared_error stack_runs
+state_partition_specs StepInfo summarize_runs swa swa_schedule sweep_epoch SweepHistory
+tail_polyak train train_resumable train_sweep unpad_samples unstack_runs weighted_sum
+worst_class_accuracy
+""".split()
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULE_FILES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+# Modules that are run, not imported: python -m feasjax.cli, and the feasjax.launch shim.
+RUN_ONLY = {"feasjax.cli.__main__", "feasjax.launch"}
+PUBLIC_MODULES = sorted(m for m in MODULE_FILES if m not in RUN_ONLY)
+
+
+def _is_module(name: str) -> bool:
+    return name in MODULE_FILES
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS[parts[1]] if len(parts) > 1 and parts[1] in LAYERS else TOP
+
+
+def _public_objects():
+    """``(module, name, object)`` for every name of every ``__all__``."""
+    for module in PUBLIC_MODULES:
+        mod = importlib.import_module(module)
+        for name in mod.__all__:
+            yield module, name, getattr(mod, name)
+
+
+def _defined_in_feasjax(obj) -> bool:
+    return ((inspect.isfunction(obj) or inspect.isclass(obj))
+            and getattr(obj, "__module__", "").startswith("feasjax"))
+
+
+# ---------------------------------------------------------------- what every __all__ holds
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_every_public_module_lists_its_names_and_they_resolve(module):
+    mod = importlib.import_module(module)
+    assert isinstance(getattr(mod, "__all__", None), list), f"{module} has no __all__ list"
+    assert len(mod.__all__) == len(set(mod.__all__)), f"{module}.__all__ repeats a name"
+    missing = [name for name in mod.__all__ if not hasattr(mod, name)]
+    assert not missing, f"{module}.__all__ names what it does not define: {missing}"
+
+
+def test_every_public_function_and_class_documents_a_runnable_example():
+    missing = sorted({f"{module}.{name}" for module, name, obj in _public_objects()
+                      if _defined_in_feasjax(obj) and name not in EXAMPLE_EXEMPT
+                      and ">>>" not in (inspect.getdoc(obj) or "")})
+    assert not missing, f"public names without a doctest example: {missing}"
+
+
+def test_examples_are_exempted_only_for_documented_records():
+    public = {name: obj for _, name, obj in _public_objects()}
+    for name in EXAMPLE_EXEMPT:
+        obj = public[name]  # an exemption for a name that is not public is stale
+        assert inspect.isclass(obj) and inspect.getdoc(obj), name
+
+
+def _unannotated(fn) -> list[str]:
+    sig = inspect.signature(fn)
+    missing = [p for p in sig.parameters if p not in ("self", "cls")
+               and sig.parameters[p].annotation is inspect.Parameter.empty]
+    if sig.return_annotation is inspect.Signature.empty:
+        missing.append("return")
+    return missing
+
+
+def test_every_public_signature_has_type_hints():
+    missing = {}
+    for module, name, obj in _public_objects():
+        if not _defined_in_feasjax(obj):
+            continue
+        functions = [(name, obj)] if inspect.isfunction(obj) else [
+            (f"{name}.{k}", v) for k, v in vars(obj).items()
+            if inspect.isfunction(v) and (not k.startswith("_") or k in ("__init__", "__call__"))]
+        for label, fn in functions:
+            if fn.__module__.startswith("feasjax") and _unannotated(fn):
+                missing[f"{module}.{label}"] = _unannotated(fn)
+    assert not missing, f"public signatures without type hints: {missing}"
+
+
+@pytest.mark.parametrize("subpackage", ["feasjax", *(f"feasjax.{s}" for s in SUBPACKAGES),
+                                        "feasjax.cli"])
+def test_no_package_exports_a_name_of_one_of_its_submodules(subpackage):
+    # feasjax.core.indexed must stay the function, not become the module (or the reverse).
+    path = MODULE_FILES[subpackage].parent
+    submodules = {m.name for m in pkgutil.iter_modules([str(path)])}
+    clash = submodules & set(importlib.import_module(subpackage).__all__) - set(SUBPACKAGES)
+    assert not clash, f"{subpackage} exports names of its submodules: {sorted(clash)}"
+
+
+# ---------------------------------------------------------------- layers and cycles
+
+
+def _imports(module: str) -> set[str]:
+    """The feasjax modules that ``module`` imports, at module level or inside functions."""
+    tree = ast.parse(MODULE_FILES[module].read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.split(".")[0] == "feasjax"}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{module}: relative import"
+            if (node.module or "").split(".")[0] != "feasjax":
+                continue
+            for a in node.names:  # ``from pkg import submodule`` imports the submodule
+                sub = f"{node.module}.{a.name}"
+                out.add(sub if _is_module(sub) else node.module)
+    out.discard(module)
+    unknown = {m for m in out if not _is_module(m)}
+    assert not unknown, f"{module} imports unknown feasjax modules {unknown}"
+    return out
+
+
+GRAPH = {module: _imports(module) for module in MODULE_FILES}
+
+
+def _find_cycle(graph: dict) -> list | None:
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_import_graph_has_no_cycle():
+    assert _find_cycle(GRAPH) is None, f"import cycle: {' -> '.join(_find_cycle(GRAPH))}"
+
+
+def test_the_subpackage_graph_has_no_cycle():
+    def package(m):
+        return ".".join(m.split(".")[:2])
+
+    contracted = {}
+    for src, targets in GRAPH.items():
+        contracted.setdefault(package(src), set()).update(
+            package(t) for t in targets if package(t) != package(src) and t != "feasjax")
+    contracted.pop("feasjax", None)  # the top level imports everything, by design
+    cycle = _find_cycle(contracted)
+    assert cycle is None, f"subpackage cycle: {' -> '.join(cycle)}"
+
+
+def test_no_module_imports_a_higher_layer():
+    upward = [f"{src} -> {dst}" for src, targets in sorted(GRAPH.items()) for dst in sorted(targets)
+              if _layer(dst) > _layer(src)]
+    assert not upward, "imports of a higher layer:\n" + "\n".join(upward)
+
+
+def test_every_module_belongs_to_a_layer():
+    strays = [m for m in MODULE_FILES if _layer(m) == TOP
+              and m not in ("feasjax", "feasjax.launch")]
+    assert not strays, f"modules outside the layers {sorted(LAYERS)}: {strays}"
+
+
+# ---------------------------------------------------------------- the top level
+
+
+def test_the_top_level_stays_small_and_holds_the_subpackages():
+    names = [n for n in fj.__all__ if not isinstance(getattr(fj, n), types.ModuleType)
+             and n != "__version__"]
+    assert len(names) <= 55, f"{len(names)} top-level names; curate, or use a subpackage"
+    for sub in SUBPACKAGES:
+        assert isinstance(getattr(fj, sub), types.ModuleType), sub
+    assert fj.parallel.pad_samples is fj.parallel.layout.pad_samples
+    assert sorted(dir(fj)) == sorted(fj.__all__)
+
+
+@pytest.mark.parametrize("name", NAMES_0_1)
+def test_every_name_of_0_1_still_resolves_and_moved_ones_warn(name):
+    if name in fj.__all__:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            getattr(fj, name)
+        return
+    subpackage = next(s for s in SUBPACKAGES if name in getattr(fj, s).__all__)
+    message = rf"feasjax\.{name} moved to feasjax\.{subpackage}\.{name}; .* removed in 0\.3"
+    with pytest.warns(DeprecationWarning, match=message):
+        value = getattr(fj, name)
+    assert value is getattr(importlib.import_module(f"feasjax.{subpackage}"), name)
+
+
+def test_unknown_top_level_names_raise_attribute_error():
+    with pytest.raises(AttributeError, match="has no attribute 'not_a_name'"):
+        getattr(fj, "not_a_name")
+    assert not hasattr(fj, "gather")
+
+
+# ---------------------------------------------------------------- users see only public names
+
+
+def _resolve(path: str, where: str) -> object:
+    """Follow ``feasjax.a.b.c`` through public names only; stop at the first non-module."""
+    parts = path.split(".")
+    assert parts[0] == "feasjax", where
+    obj = fj
+    for i, part in enumerate(parts[1:], start=1):
+        if not isinstance(obj, types.ModuleType):
+            return obj
+        module = ".".join(parts[:i + 1])
+        if _is_module(module) and not part.startswith("_"):
+            obj = importlib.import_module(module)
+        elif part in obj.__all__ or (part.startswith("__") and part.endswith("__")):
+            obj = getattr(obj, part)
+        else:
+            raise AssertionError(f"{where}: {module} is not public (not in "
+                                 f"{obj.__name__}.__all__)")
+    return obj
+
+
+def _check_source(source: str, where: str) -> None:
+    tree = ast.parse(source)
+    aliases = {}  # local name -> feasjax module path
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "feasjax":
+                    _resolve(a.name, where)
+                    aliases[a.asname or "feasjax"] = a.name if a.asname else "feasjax"
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "feasjax":
+            _resolve(node.module, where)
+            for a in node.names:
+                obj = _resolve(f"{node.module}.{a.name}", f"{where}: from {node.module} import")
+                if isinstance(obj, types.ModuleType):
+                    aliases[a.asname or a.name] = obj.__name__
+    for node in ast.walk(tree):
+        chain = []
+        while isinstance(node, ast.Attribute):
+            chain.insert(0, node.attr)
+            node = node.value
+        if chain and isinstance(node, ast.Name) and node.id in aliases:
+            _resolve(".".join([aliases[node.id], *chain]), where)
+
+
+def _doctest_sources():
+    parser = doctest.DocTestParser()
+    for module, path in MODULE_FILES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)):
+                doc = ast.get_docstring(node)
+                if doc and ">>>" in doc:
+                    source = "\n".join(e.source for e in parser.get_examples(doc))
+                    yield f"{module}:{getattr(node, 'name', '')}", source
+
+
+README = (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("path", sorted([*(ROOT / "tests").glob("*.py"),
+                                         *(ROOT / "benchmarks").glob("*.py")]),
+                         ids=lambda p: p.name)
+def test_tests_and_benchmarks_use_only_public_names(path):
+    _check_source(path.read_text(), path.name)
+
+
+def test_doctests_use_only_public_names():
+    for where, source in _doctest_sources():
+        _check_source(source, where)
+
+
+def test_readme_code_and_prose_use_only_public_names():
+    for block in re.findall(r"```python\n(.*?)```", README, re.S):
+        _check_source(block, "README.md")
+    # prose and shell lines: every fj.x.y and feasjax.x.y named in backticks
+    for span in re.findall(r"`([^`\n]+)`", README):
+        for path in re.findall(r"\b(?:fj|feasjax)(?:\.\w+)+", span):
+            _resolve(re.sub(r"^fj\b", "feasjax", path), f"README.md: `{span}`")
