@@ -95,15 +95,16 @@ def test_metrics_on_empty_input_are_nan_as_documented():
     empty = jnp.zeros(0)
     assert all(np.isnan(float(v)) for v in fj.loss_summary(empty, 0.1).values())
     assert np.isnan(float(fj.metrics.quantile(empty, 0.5)) if hasattr(fj, "metrics")
-                    else float(fj.quantile(empty, 0.5)))
-    assert all(np.isnan(float(v)) for v in fj.multiplier_stats(empty).values())
+                    else float(fj.metrics.quantile(empty, 0.5)))
+    assert all(np.isnan(float(v)) for v in fj.metrics.multiplier_stats(empty).values())
 
 
 def test_worst_class_accuracy_refuses_labels_outside_the_classes():
     logits = jnp.eye(3)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
-        fj.worst_class_accuracy(logits, jnp.array([0, 1, 2]), 2)
-    inside_jit = jax.jit(lambda y: fj.worst_class_accuracy(logits, y, 2))(jnp.array([0, 1, 2]))
+        fj.metrics.worst_class_accuracy(logits, jnp.array([0, 1, 2]), 2)
+    inside_jit = jax.jit(lambda y: fj.metrics.worst_class_accuracy(logits, y, 2))(
+        jnp.array([0, 1, 2]))
     assert np.isnan(float(inside_jit))  # not the accuracy of the two valid samples
 
 

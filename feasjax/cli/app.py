@@ -27,6 +27,7 @@ from feasjax.data.datasets import DATASETS
 __all__ = [
     "build_parser",
     "main",
+    "compilation_cache_dir",
 ]
 
 

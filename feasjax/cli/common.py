@@ -10,6 +10,7 @@ import os
 from feasjax.experiments.builders import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
 
 __all__ = [
+    "config_from_args",
     "format_table",
 ]
 
@@ -135,7 +136,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The :class:`RunConfig` the parsed flags describe."""
+    """The :class:`RunConfig` the parsed flags describe.
+
+    Example:
+      >>> from feasjax.cli.app import build_parser
+      >>> from feasjax.cli.common import config_from_args
+      >>> config_from_args(build_parser().parse_args(["demo", "--model", "cnn"])).epsilon
+      0.02
+    """
     epsilon = default_epsilon(args.model) if args.epsilon is None else args.epsilon
     return RunConfig(epochs=args.epochs, batch_size=args.batch_size, epsilon=epsilon,
                      seed=args.seed, learning_rate=args.lr,

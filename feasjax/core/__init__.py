@@ -19,6 +19,7 @@ from feasjax.core.rows import combine_duplicates
 from feasjax.core.rows import unique_rows
 from feasjax.core.rows import update_rows
 from feasjax.core.rows import write_rows
+from feasjax.core.rows import in_range
 from feasjax.core.dual import AscentTransformation
 from feasjax.core.dual import ascent
 from feasjax.core.dual import is_ascent
@@ -78,6 +79,7 @@ __all__ = [
     "feasible_learning",
     "Formulation",
     "gather_rows",
+    "in_range",
     "indexed",
     "IndexedState",
     "is_ascent",

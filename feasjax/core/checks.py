@@ -25,6 +25,7 @@ __all__ = [
     "check_leading_size",
     "check_indices",
     "check_finite",
+    "check_finite_tree",
     "check_same_structure",
 ]
 

@@ -32,6 +32,7 @@ __all__ = [
     "unique_rows",
     "update_rows",
     "write_rows",
+    "in_range",
 ]
 
 

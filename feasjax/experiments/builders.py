@@ -32,6 +32,7 @@ __all__ = [
     "MODELS",
     "AVERAGES",
     "RunConfig",
+    "default_epsilon",
     "ModelFns",
     "build_model",
     "model_fns",

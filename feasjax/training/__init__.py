@@ -11,7 +11,9 @@ from feasjax.training.loop import train
 from feasjax.training.loop import num_steps
 from feasjax.training.loop import unalias
 from feasjax.training.loop import raise_on_skipped_step
+from feasjax.training.loop import check_state_fits_data
 from feasjax.training.resume import train_resumable
+from feasjax.training.resume import data_fingerprint
 from feasjax.training.checkpoint import Restored
 from feasjax.training.checkpoint import checkpoint_manager
 from feasjax.training.checkpoint import save_checkpoint
@@ -20,8 +22,10 @@ from feasjax.training.checkpoint import restore_checkpoint
 
 __all__ = [
     "check_compatible",
+    "check_state_fits_data",
     "checkpoint_manager",
     "chunk_fn",
+    "data_fingerprint",
     "epoch_fn",
     "epoch_indices",
     "EpochInfo",

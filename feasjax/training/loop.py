@@ -35,6 +35,7 @@ __all__ = [
     "num_steps",
     "unalias",
     "raise_on_skipped_step",
+    "check_state_fits_data",
 ]
 
 

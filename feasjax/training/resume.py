@@ -8,7 +8,7 @@ the whole :class:`feasjax.PrimalDualState` (parameters, optimizer states, multip
 and counters), the RNG key, the epoch and the step within it, the history and the configuration.
 
 Safe resume: unreadable checkpoints newer than the latest readable one are moved aside
-(``<step>.corrupt-<time>``, see :func:`feasjax.training.checkpoint.restore_checkpoint`) with a warning,
+(``<step>.corrupt-<time>``, see :func:`feasjax.training.restore_checkpoint`) with a warning,
 and the run continues from the readable one; if none is readable, from the beginning. A resume
 with other data (every leaf's shape, dtype and sha256 are saved), another key, epsilon, batch
 size or ``config``, or with fewer ``epochs`` than the checkpoint has finished, raises.
@@ -39,6 +39,10 @@ from feasjax.training.checkpoint import checkpoint_manager, restore_checkpoint, 
 from feasjax.training.loop import (History, check_state_fits_data, chunk_fn, epoch_indices,
                                    num_steps, raise_on_skipped_step, unalias)
 
+__all__ = [
+    "train_resumable",
+    "data_fingerprint",
+]
 
 _META_KEYS = ("config", "epoch", "step_in_epoch", "partial", "history")  # what a resume reads
 _CHUNK = 1 << 24  # bytes hashed at a time
@@ -87,10 +91,6 @@ def _fingerprint_diffs(saved: dict | None, current: dict) -> list[str]:
                       for k in ("shape", "dtype", "sha256") if s.get(k) != c.get(k)]
             diffs.append(f"data fingerprint of {name!r} differs: {', '.join(fields)}")
     return diffs
-
-__all__ = [
-    "train_resumable",
-]
 
 
 def _check_config(saved: dict, current: dict, directory: str) -> None:
