@@ -182,6 +182,7 @@ def write_outputs(args: argparse.Namespace, report: dict, curves: dict | None = 
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
     if getattr(args, "plot", None) and curves:
+        # Lazy: matplotlib takes seconds to import, and only --plot needs it.
         from feasjax.metrics.plotting import plot_loss_cdfs
 
         plot_loss_cdfs(curves, report["epsilon"], args.plot)

@@ -8,6 +8,7 @@ from feasjax.cli.common import (_positive_int, check_outputs, config_from_args, 
                                 write_outputs)
 from feasjax.data.datasets import load_dataset
 from feasjax.experiments.builders import RunConfig
+from feasjax.experiments.multirun import resolve_devices, run_method_sweep
 from feasjax.experiments.runs import run_method
 
 __all__ = [
@@ -50,8 +51,6 @@ def demo(args: argparse.Namespace) -> dict:
 
 
 def _check_devices(config: RunConfig, dataset, command: str) -> None:
-    from feasjax.experiments.multirun import resolve_devices
-
     try:
         resolve_devices(config.devices, min(config.batch_size, len(dataset.y_train)))
     except ValueError as e:
@@ -87,8 +86,6 @@ def demo_sweep(args: argparse.Namespace) -> dict:
     JSON: ``{"dataset", "epsilon", "seeds", "devices", "methods": {m: {"mean": {"train": {...},
     "test": {...}}, "std": {...}, "runs": [{"train", "test"}, ...], "seconds"}}}``.
     """
-    from feasjax.experiments.multirun import run_method_sweep
-
     check_outputs(args, "demo")
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)

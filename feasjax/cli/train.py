@@ -8,10 +8,11 @@ import os
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_int, _unit_float,
-                                add_run_arguments, check_outputs, config_from_args,
-                                write_outputs)
+                                add_run_arguments, check_outputs, config_from_args, write_outputs)
+from feasjax.data.user_data import load_arrays, name_of, user_dataset
 from feasjax.experiments.builders import RunConfig
 from feasjax.experiments.runs import run_method
+from feasjax.training.resume import train_resumable
 
 __all__ = [
     "train_command",
@@ -86,9 +87,6 @@ def train_command(args: argparse.Namespace) -> dict:
       >>> report["methods"]["fl"]["skipped_steps"]
       0
     """
-    from feasjax.training.resume import train_resumable
-    from feasjax.data.user_data import load_arrays, name_of, user_dataset
-
     check_outputs(args, "train")
     name = name_of(args.data or args.x)
     try:  # every data problem is reported before any training starts
