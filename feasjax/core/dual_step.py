@@ -91,7 +91,8 @@ def init_parts(groups: Mapping[str, ConstraintGroup], multipliers: dict | None =
             {name: g.formulation.init() for name, g in groups.items()})
 
 
-def check_multipliers(groups: Mapping[str, ConstraintGroup], multipliers: Any) -> None:
+def check_multipliers(groups: Mapping[str, ConstraintGroup], multipliers: Any, *,
+                      values: bool = True) -> None:
     """Raise unless ``multipliers`` has one finite float ``(size,)`` vector per group.
 
     Example:
@@ -110,7 +111,8 @@ def check_multipliers(groups: Mapping[str, ConstraintGroup], multipliers: Any) -
         if not jnp.issubdtype(jnp.result_type(lam), jnp.floating):
             raise TypeError(f"multipliers[{name!r}] must be a float array, got dtype "
                             f"{jnp.result_type(lam)}")
-        checks.check_finite(lam, f"multipliers[{name!r}]")
+        if values:  # a host read of all N values: at init, not on every eager step
+            checks.check_finite(lam, f"multipliers[{name!r}]")
 
 
 def batch_indices(groups: Mapping[str, ConstraintGroup], indices: Any

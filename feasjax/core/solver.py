@@ -203,7 +203,7 @@ def primal_dual(
                 for k, v in measured.items()}
 
     def step(state: PrimalDualState, batch: Any, indices: Any = None):
-        dual_step.check_multipliers(groups, state.multipliers)
+        dual_step.check_multipliers(groups, state.multipliers, values=False)
         idx, indices_valid = dual_step.batch_indices(groups, indices)
         objective, values, vjp_fn, (measured, aux, model_state) = evaluate(
             state.params, batch, state.model_state)
