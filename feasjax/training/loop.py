@@ -259,22 +259,30 @@ def check_state_fits_data(state: PrimalDualState, num_samples: int) -> None:
 
 @functools.lru_cache(maxsize=64)
 def _compiled_epoch(solver: PrimalDual, batch_size: int) -> Callable:
-    """``jax.jit(epoch_fn)`` with the state donated; checkified when the solver is checked.
+    """One program per (solver, batch size): ``(state, data, key, epoch, bound) -> (state, info,
+    summary)``, with the state donated; checkified when the solver is checked.
 
-    Memoised per (solver, batch size), so that calling :func:`train` again with the same
-    solver and shapes reuses the compiled program instead of tracing and compiling anew.
+    The epoch's key (``fold_in(key, epoch)``) and its summary for the progress bar are computed
+    inside the epoch's program, so an epoch is one dispatch and a fresh process compiles one
+    program, not three. Memoised, so calling :func:`train` again with the same solver and shapes
+    reuses the compiled program instead of tracing and compiling anew.
     """
     epoch = epoch_fn(solver, batch_size)
-    if not solver.checked:
-        return jax.jit(epoch, donate_argnums=0)
-    checked = jax.jit(checkify.checkify(epoch, errors=checkify.user_checks), donate_argnums=0)
 
-    def run(state, data, key):
-        error, out = checked(state, data, key)
+    def run(state, data, key, index, bound):
+        state, info = epoch(state, data, jax.random.fold_in(key, index))
+        return state, info, _summary(info.losses, state.skipped, bound)
+
+    if not solver.checked:
+        return jax.jit(run, donate_argnums=0)
+    checked = jax.jit(checkify.checkify(run, errors=checkify.user_checks), donate_argnums=0)
+
+    def run_checked(*args):
+        error, out = checked(*args)
         error.throw()  # an out-of-range index or a non-finite step, with the step number
         return out
 
-    return run
+    return run_checked
 
 
 def train(
@@ -330,7 +338,12 @@ def train(
     num_steps(num_samples, batch_size)
     if epoch_runner is None:
         check_state_fits_data(state, num_samples)
-    run = epoch_runner or _compiled_epoch(solver, batch_size)
+    if epoch_runner is None:
+        run = _compiled_epoch(solver, batch_size)
+    else:  # a user's (state, data, key) runner: key folding and summary run as their own programs
+        def run(state, data, key, index, bound):
+            state, info = epoch_runner(state, data, jax.random.fold_in(key, index))
+            return state, info, _epoch_summary(info.losses, state.skipped, bound)
     history = History([], [], [], [])
     state = unalias(state)
     bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
@@ -346,10 +359,9 @@ def train(
 
     pending = None
     for epoch in bar:
-        state, info = run(state, data, jax.random.fold_in(key, epoch))
+        state, info, summary = run(state, data, key, epoch, bound)  # dispatched, not awaited
         if on_nonfinite == "raise":
             raise_on_skipped_step(info, epoch)
-        summary = _epoch_summary(info.losses, state.skipped, bound)  # dispatched, not awaited
         if pending is not None:
             record(pending)
         pending = summary
@@ -358,7 +370,9 @@ def train(
     return state, history
 
 
-@jax.jit
-def _epoch_summary(losses: jax.Array, skipped: jax.Array, epsilon: jax.Array) -> tuple:
+def _summary(losses: jax.Array, skipped: jax.Array, epsilon: jax.Array) -> tuple:
     # `skipped + 0` is a new buffer: the state's own is donated to the next epoch.
     return jnp.nanmean(losses), jnp.mean(losses <= epsilon), skipped + 0
+
+
+_epoch_summary = jax.jit(_summary)
