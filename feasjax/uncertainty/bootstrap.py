@@ -168,7 +168,8 @@ def multiplier_bootstrap(
 
     Every step shares one minibatch across chains. Multipliers are drawn ``T`` steps at a time:
     replica ``b`` after ``c`` steps draws ``sampler(fold_in(keys[b], c), (T, m))`` for the next
-    ``T`` steps (``T = 1`` in ``step``, ``T = block`` in ``run``, the last block shorter), so the
+    ``T`` steps (``T = 1`` in ``step``, ``T = block`` in ``run``; the last block draws ``T`` steps
+    too and uses the first ones), so the
     results do not depend on sharding or ``jit``; one PRNG call per block keeps ``run`` fast.
 
     Args:
@@ -278,9 +279,9 @@ def multiplier_bootstrap(
         return BootstrapState(main, shard(replicas), state.keys, count)
 
     def scan_steps(state, stream, weights):
+        # Not unrolled: every unrolled copy of the step is compiled again (issue: compile time).
         body = lambda s, bw: (step(s, bw[0], weights=bw[1]), None)
-        # A few steps per loop iteration: the per-step work is tiny, loop overhead is not.
-        return jax.lax.scan(body, state, (stream, weights), unroll=4)[0]
+        return jax.lax.scan(body, state, (stream, weights))[0]
 
     def run(state: BootstrapState, stream, *, weights=None) -> BootstrapState:
         n, m = _leading_dims(stream, 2, "stream")
@@ -289,12 +290,20 @@ def multiplier_bootstrap(
                 raise ValueError(f"weights must have shape {(n, num_replicas, m)}, got {jnp.shape(weights)}")
             return scan_steps(state, stream, weights)
         size = min(block, n)
-        q, r = divmod(n, size)
-        blocks = jax.tree.map(lambda x: x[: q * size].reshape(q, size, *x.shape[1:]), stream)
-        state = jax.lax.scan(lambda s, xs: (scan_steps(s, xs, draw(s, size, m)), None), state, blocks)[0]
-        if r:
-            state = scan_steps(state, jax.tree.map(lambda x: x[q * size :], stream), draw(state, r, m))
-        return state
+        q = -(-n // size)  # blocks; the last one padded, its padding steps skipped by a cond
+        padded = jax.tree.map(
+            lambda x: jnp.concatenate([x, jnp.zeros((q * size - n, *x.shape[1:]), x.dtype)]), stream)
+        blocks = jax.tree.map(lambda x: x.reshape(q, size, *x.shape[1:]), padded)
+        stop = state.count + n
+
+        def one_block(s, xs):
+            def body(s, bw):
+                keep = lambda s: step(s, bw[0], weights=bw[1])
+                return jax.lax.cond(s.count < stop, keep, lambda s: s, s), None
+            return jax.lax.scan(body, s, (xs, draw(s, size, m)))[0], None
+
+        # One copy of the step in the program, however n divides into blocks.
+        return jax.lax.scan(one_block, state, blocks)[0]
 
     return MultiplierBootstrap(init, step, run)
 
