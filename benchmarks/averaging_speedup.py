@@ -357,7 +357,7 @@ def main() -> None:
         result["settings"][setting] = {**out, "steps": steps, "seconds": time.perf_counter() - t0}
     if args.fl_steps:
         t0 = time.perf_counter()
-        out, panels["fl"] = run_fl(keys, vars_replace(args, lr=args.fl_lr))
+        out, panels["fl: train max loss"] = run_fl(keys, vars_replace(args, lr=args.fl_lr))
         result["fl"] = {**out, "steps": args.fl_steps, "seconds": time.perf_counter() - t0}
     result["headline"] = headline(result, args.seeds)
     dev = jax.devices()[0]
