@@ -135,7 +135,7 @@ def erm_program(graphdef, averagers, steps, args):
 
 
 def fl_program(graphdef, train, val, averagers, steps, args):
-    """FL with the primal weighted by per-row multiplier EMAs; metrics (decays, seeds, evals, models, 4)."""
+    """FL, the primal weighted by per-row multiplier EMAs -> (decays, seeds, evals, models, 4)."""
     loss_fn, n = per_sample_loss_fn(graphdef), train["y"].shape[0]
     avg_txs = [averaged(optax.identity(), a) for a in averagers]
     tx = fj.feasible(optax.sgd(args.lr, momentum=args.momentum), num_samples=n,
@@ -178,7 +178,7 @@ def fl_program(graphdef, train, val, averagers, steps, args):
 
 
 def first_reach(curves: np.ndarray, target: float, higher: bool, eval_steps: np.ndarray):
-    """Steps of the first evaluation at or past ``target`` along the evals axis (-1); inf if none."""
+    """Steps of the first evaluation at or past ``target`` (evals: last axis); inf if none."""
     hit = curves >= target if higher else curves <= target
     return np.where(hit.any(-1), eval_steps[np.argmax(hit, -1)], np.inf)
 
@@ -193,14 +193,16 @@ def _stats(x: np.ndarray) -> dict:
 def summarise_erm(m: np.ndarray, names: list, eval_steps: np.ndarray) -> dict:
     """m: (schedules, seeds, evals, models, 2) -> targets and one row per schedule + averager."""
     cos = m[1, :, :, 0]  # cosine decay, raw model: (seeds, evals, 2); best of each seed, worst seed
-    target = {"loss": float(cos[..., 0].min(-1).max()), "accuracy": float(cos[..., 1].max(-1).min())}
+    target = {"loss": float(cos[..., 0].min(-1).max()),
+              "accuracy": float(cos[..., 1].max(-1).min())}
     steps = {"loss": first_reach(np.moveaxis(m[..., 0], 2, -1), target["loss"], False, eval_steps),
              "accuracy": first_reach(np.moveaxis(m[..., 1], 2, -1), target["accuracy"], True,
                                      eval_steps)}  # (schedules, seeds, models)
     rows = {}
     for i, sched in enumerate(SCHEDULES):
         for j, name in enumerate(names):
-            row = {"final_loss": _stats(m[i, :, -1, j, 0]), "final_accuracy": _stats(m[i, :, -1, j, 1]),
+            row = {"final_loss": _stats(m[i, :, -1, j, 0]),
+                   "final_accuracy": _stats(m[i, :, -1, j, 1]),
                    "best_loss": _stats(m[i, :, :, j, 0].min(-1))}
             for key, s in steps.items():
                 row[f"steps_to_{key}"] = _stats(s[i, :, j])
@@ -211,7 +213,8 @@ def summarise_erm(m: np.ndarray, names: list, eval_steps: np.ndarray) -> dict:
 
 def _ratio(steps: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Per-seed steps ratio; inf where either run never reaches the target."""
-    return np.where(np.isfinite(steps) & np.isfinite(ref), steps / np.where(np.isfinite(ref), ref, 1), np.inf)
+    ok = np.isfinite(steps) & np.isfinite(ref)
+    return np.where(ok, steps / np.where(ok, ref, 1), np.inf)
 
 
 def summarise_fl(m: np.ndarray, decays: list, names: list, eval_steps: np.ndarray,
@@ -284,7 +287,8 @@ def run_erm(setting: str, steps: int, keys: jax.Array, args: argparse.Namespace,
         lines[f"{sched}+{avg}"] = m[SCHEDULES.index(sched), :, :, names.index(avg), 0].mean(0)
     print(f"{setting}: targets {out['target']}")
     for v, row in rows.items():
-        print(f"  {v:22s} ratio loss {_fmt(row['ratio_loss']):24s} acc {_fmt(row['ratio_accuracy']):24s}"
+        print(f"  {v:22s} ratio loss {_fmt(row['ratio_loss']):24s} "
+              f"acc {_fmt(row['ratio_accuracy']):24s}"
               f" final acc {_fmt(row['final_accuracy'])}")
     return out, ("validation loss", at, lines)
 

@@ -87,8 +87,9 @@ def _window_by_hand(iterates, first, every, k):
 @pytest.mark.parametrize("schedule", ["constant", "cosine", "swa"])
 def test_schedules_match_the_hand_written_rates(schedule):
     fn = _schedules()[schedule]
-    np.testing.assert_allclose(jax.jit(jax.vmap(fn))(jnp.arange(T + 2)),
-                               [_lr_by_hand(schedule, c) for c in range(T + 2)], rtol=1e-6, atol=1e-7)
+    expected = [_lr_by_hand(schedule, c) for c in range(T + 2)]
+    np.testing.assert_allclose(jax.jit(jax.vmap(fn))(jnp.arange(T + 2)), expected, rtol=1e-6,
+                               atol=1e-7)
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine", "swa"])
@@ -110,9 +111,10 @@ def test_average_after_k_steps_equals_the_hand_computation(schedule, kind):
 def test_identity_inner_fed_the_optimizer_updates_equals_wrapping_the_optimizer(averager):
     # The benchmark follows one trajectory with several averagers: each is
     # averaged(optax.identity(), a) updated with the SGD updates and the params before them.
-    sgd, follower = optax.sgd(_schedules()["cosine"], momentum=MU), averaged(optax.identity(), averager)
-    wrapped = averaged(sgd, averager)
-    g = lambda p: jnp.asarray(A.T, jnp.float32) @ (jnp.asarray(A, jnp.float32) @ p - B)  # noqa: E731
+    sgd = optax.sgd(_schedules()["cosine"], momentum=MU)
+    follower, wrapped = averaged(optax.identity(), averager), averaged(sgd, averager)
+    a32 = jnp.asarray(A, jnp.float32)
+    g = lambda p: a32.T @ (a32 @ p - B)  # noqa: E731
 
     def body(carry, _):
         p, s, f, q, w = carry
