@@ -217,6 +217,11 @@ def _ratio(steps: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.where(ok, steps / np.where(ok, ref, 1), np.inf)
 
 
+def _std(x: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):  # a diverged seed's inf losses give nan, left out
+        return x.std(-1)
+
+
 def summarise_fl(m: np.ndarray, decays: list, names: list, eval_steps: np.ndarray,
                  epsilon: float, fraction: float) -> dict:
     """m: (decays, seeds, evals, models, 4: max loss, feasible fraction, val loss, val acc).
@@ -237,7 +242,7 @@ def summarise_fl(m: np.ndarray, decays: list, names: list, eval_steps: np.ndarra
                    "final_feasible_fraction": _stats(final[:, 1]),
                    "final_val_accuracy": _stats(final[:, 3]),
                    "diverged": int((~np.isfinite(final[:, 0])).sum()),  # losses overflowed
-                   "late_max_loss_std": _stats(tail[i, :, :, j, 0].std(-1))}
+                   "late_max_loss_std": _stats(_std(tail[i, :, :, j, 0]))}
             for key, s in reach.items():
                 row[f"steps_to_{key}"] = _stats(s[i, :, j])
                 row[f"ratio_{key}"] = _stats(_ratio(s[i, :, j], s[0, :, 0]))
