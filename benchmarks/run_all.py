@@ -29,6 +29,7 @@ BENCHMARKS = {
     "averaging_overhead": (["--steps", "1000", "--repeats", "7"], ["--repeats", "15"],
                            ["ratios.ema", "ratios.polyak", "ratios.lawa", "ratios.swa",
                             "lawa_snapshot_step_ratio"]),
+    "averaging_speedup": ([], [], []),  # headline.*_ratio: steps to target vs cosine decay
     "bootstrap_vmap": (["--replicas", "100", "--n", "5000"], [], []),
     "scaling": (["--big-n", "1e7", "--reps", "3"], ["--big-n", "1e9"], []),
 }

@@ -144,6 +144,12 @@ def swa(cycle_length: int, start_step: int, *, every_cycles: int = 1) -> Average
     as ``torch.optim.swa_utils`` users typically do not either.) A constant schedule is the
     case ``cycle_length`` = the averaging interval.
 
+    When to use: as the end of a run, in place of a tuned decay. In
+    ``benchmarks/averaging_speedup.py`` (digits, 5 seeds) SWA from half the run matched cosine
+    decay's final accuracy on clean data and beat it under 30% label noise (0.864 vs 0.813),
+    but it reaches no target sooner than the iterate it follows, since nothing is averaged
+    before ``start_step``; for early targets use :func:`ema` or :func:`lawa`.
+
     Args:
       cycle_length: steps per cycle, ``>= 1``.
       start_step: step at which the SWA phase starts, ``>= 0``.
@@ -187,6 +193,15 @@ def ema(
 
     There is no zero initialisation and hence no bias correction (``optax.ema`` averages
     *updates* and needs one; this averages parameters).
+
+    When to use: with a constant (or slowly decaying) learning rate whose iterates are noisy.
+    In ``benchmarks/averaging_speedup.py`` (digits, SGD with momentum, 5 seeds) a constant rate
+    with ``ema(0.98)`` reached cosine decay's best validation loss in 0.76x its steps on the
+    CNN and ``ema(0.9)`` in 0.26x under 30% label noise, where it also ended more accurate
+    (0.83-0.89 vs 0.81). Pick ``1/(1 - decay)`` around 1-5% of the run (10-50 steps there);
+    longer windows lag early unless warmed up (``warmup="linear"``, ``start_step``). It adds
+    nothing at the end of a schedule that decays to zero (the iterates stop moving), nor on
+    easy problems (clean digits with the MLP: no consistent gain).
 
     Args:
       decay: ``beta`` in ``[0, 1)``; a traced value (``inject_hyperparams``) is not checked.
@@ -238,6 +253,12 @@ def lawa(k: int, every: int, burn_in: int = 0) -> Averager:
     one in-place slot write (into the scratch slot on non-snapshot steps, so that one compiled
     step serves all steps), one add, one subtract, one slot read.
     The running sum is exact up to float round-off that grows like ``sqrt(snapshots) * eps``.
+
+    When to use: as :func:`ema`, with a hard window of ``k * every`` steps instead of an
+    exponential tail; the window is the knob. In ``benchmarks/averaging_speedup.py`` ``lawa(5,
+    10)`` (50 steps, 2.5% of the run) was the best of the grid under label noise (0.24x cosine
+    decay's steps to its best validation loss) and on the clean MLP (0.73x, within noise), and
+    0.88x on the CNN; ``lawa(5, 100)`` lagged early (0.5-1.4x).
 
     Args:
       k: number of snapshots averaged, ``>= 1``.

@@ -80,6 +80,13 @@ def indexed_averaged(
     are not folded. A row listed several times in ``indices`` is folded **once** per step (all
     copies compute the same value from the same old state). ``indices`` must lie in ``[0, N)``.
 
+    Averaged multipliers can weight the primal step of Feasible Learning (read them with
+    :func:`feasjax.averaged_params` and index the batch's rows). In
+    ``benchmarks/averaging_speedup.py`` (digits MLP, SGD 0.05 with momentum, the demo's rate)
+    plain FL diverged on 1 seed in 5 and a per-row ``ema(0.5)`` of the multipliers on none, as
+    fast (610 vs 633 steps to every train loss <= epsilon); larger decays are as stable but
+    slower (``ema(0.98)``: 790 steps).
+
     Args:
       inner: any Optax transformation.
       averager: as for :func:`feasjax.averaged`; ``first``/``every`` count a row's own touches.
