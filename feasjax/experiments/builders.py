@@ -6,6 +6,7 @@ model with the same optimizers.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -160,13 +161,23 @@ def model_fns(model: nnx.Module, task: str, *, axis_name: str | None = None) -> 
     """
     kind = "cross_entropy" if task == "classification" else "squared_error"
     graphdef, params, model_state = split_model(model)
+    functions = _model_functions(graphdef, kind, has_model_state(model_state), axis_name)
+    return ModelFns(params, model_state if has_model_state(model_state) else (), *functions)
+
+
+@functools.lru_cache(maxsize=32)
+def _model_functions(graphdef: nnx.GraphDef, kind: str, stateful: bool,
+                     axis_name: str | None) -> tuple[Callable, Callable, Callable]:
+    """``(train_loss, eval_loss, predict)`` of a model structure, built once per structure.
+
+    Models of the same architecture have equal graph definitions, so the methods and seeds of
+    a comparison share these functions and, with them, the compiled evaluation program.
+    """
     predict = predict_fn(graphdef)
-    if not has_model_state(model_state):
+    if not stateful:
         loss = per_sample_loss_fn(graphdef, kind)
-        return ModelFns(params, (), loss, lambda p, b, m: loss(p, b),
-                        lambda p, x, m: predict(p, x))
-    return ModelFns(params, model_state, stateful_loss_fn(graphdef, kind, axis_name=axis_name),
-                    eval_loss_fn(graphdef, kind), predict)
+        return loss, lambda p, b, m: loss(p, b), lambda p, x, m: predict(p, x)
+    return stateful_loss_fn(graphdef, kind, axis_name=axis_name), eval_loss_fn(graphdef, kind), predict
 
 
 def build_primal_optimizer(config: RunConfig, steps_per_epoch: int) -> optax.GradientTransformation:
@@ -254,12 +265,26 @@ def evaluate(fns: ModelFns, params: Any, model_state: Any, x: jax.typing.ArrayLi
       >>> losses.shape == data.y_test.shape, 0.0 <= metrics["accuracy"] <= 1.0
       (True, True)
     """
-    batch = {"x": jnp.asarray(x), "y": jnp.asarray(y)}
-    losses = fns.eval_loss(params, batch, model_state)
-    out = {k: float(v) for k, v in metrics.loss_summary(losses, epsilon).items()}
-    if dataset.task == "classification":
-        logits = fns.predict(params, batch["x"], model_state)
-        out["accuracy"] = float(metrics.accuracy(logits, batch["y"]))
-        out["worst_class_accuracy"] = float(
-            metrics.worst_class_accuracy(logits, batch["y"], dataset.num_classes))
-    return np.asarray(losses), out
+    program = _evaluation(fns.eval_loss, fns.predict, dataset.task == "classification",
+                          dataset.num_classes, float(epsilon))
+    losses, out = jax.device_get(program(params, model_state, jnp.asarray(x), jnp.asarray(y)))
+    return np.asarray(losses), {k: float(v) for k, v in out.items()}
+
+
+@functools.lru_cache(maxsize=32)
+def _evaluation(eval_loss: Callable, predict: Callable, classification: bool, num_classes: int,
+                epsilon: float) -> Callable:
+    """One compiled program for :func:`evaluate`'s losses and metrics (per model and shapes).
+
+    Run op by op, the metrics compiled some sixty tiny programs per split in a fresh process.
+    """
+    def run(params, model_state, x, y):
+        losses = eval_loss(params, {"x": x, "y": y}, model_state)
+        out = dict(metrics.loss_summary(losses, epsilon))
+        if classification:
+            logits = predict(params, x, model_state)
+            out["accuracy"] = metrics.accuracy(logits, y)
+            out["worst_class_accuracy"] = metrics.worst_class_accuracy(logits, y, num_classes)
+        return losses, out
+
+    return jax.jit(run)
