@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from feasjax.cli.report import format_table, write_outputs  # noqa: F401 (their old home)
 from feasjax.experiments.builders import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
@@ -50,7 +51,7 @@ class CommandParser(argparse.ArgumentParser):
       'DefaultsHelpFormatter'
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
 

@@ -31,7 +31,7 @@ examples:
 """
 
 
-def add_demo_parser(commands) -> None:
+def add_demo_parser(commands: argparse._SubParsersAction) -> None:
     """The ``feasjax demo`` subcommand (``commands``: the ``add_subparsers`` action).
 
     Example:

@@ -8,6 +8,7 @@ import argparse
 import json
 import math
 
+from feasjax.data.datasets import Dataset
 from feasjax.experiments.builders import RunConfig
 
 __all__ = [
@@ -34,8 +35,9 @@ TABLE_COLUMNS = (
 NAMES = {"erm": "ERM", "fl": "FL", "rfl": "RFL"}
 
 
-def config_lines(command: str, name: str, config: RunConfig, *, methods: tuple, dataset,
-                 devices: int | str | None = None, seeds: str | None = None) -> list[str]:
+def config_lines(command: str, name: str, config: RunConfig, *, methods: tuple,
+                 dataset: Dataset, devices: int | str | None = None,
+                 seeds: str | None = None) -> list[str]:
     """The run's configuration, printed before any training.
 
     Example:
@@ -164,6 +166,18 @@ def write_outputs(args: argparse.Namespace, report: dict, curves: dict | None = 
     """Print the table (unless ``table=False``: it was printed row by row) and what it says,
     write ``--json`` and ``--plot`` (per-sample loss survival curves) if asked, and print a line
     for each file written. Returns the paths written.
+
+    Example:
+      >>> import argparse, os, tempfile
+      >>> from feasjax.cli.report import write_outputs
+      >>> path = os.path.join(tempfile.mkdtemp(), "m.json")
+      >>> report = {"epsilon": 0.1, "methods": {"erm": {"train": {}, "test": {}}}}
+      >>> written = write_outputs(argparse.Namespace(json=path), report)
+      method ...
+      erm ...
+      wrote ...m.json: the metrics as JSON
+      >>> written == [path]
+      True
     """
     if table:
         print(format_table(report["methods"]))

@@ -43,7 +43,7 @@ def _hidden(text: str) -> tuple[int, ...]:
     return tuple(_positive_int(v) for v in text.split(","))
 
 
-def add_train_parser(commands) -> None:
+def add_train_parser(commands: argparse._SubParsersAction) -> None:
     """The ``feasjax train`` subcommand: ERM/FL/RFL on the user's own arrays.
 
     Example:
@@ -60,7 +60,8 @@ def add_train_parser(commands) -> None:
     src.add_argument("--group", metavar="NPY", help="optional integer group per sample")
     src.add_argument("--task", choices=("classification", "regression"),
                      default="classification", help="cross-entropy or squared-error losses")
-    src.add_argument("--num-classes", type=_positive_int, help="number of classes (default: max label + 1)")
+    src.add_argument("--num-classes", type=_positive_int,
+                     help="number of classes (default: max label + 1)")
     src.add_argument("--test-fraction", type=_fraction, default=0.3,
                      help="held-out fraction when the data has no x_test, y_test")
     src.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")

@@ -27,7 +27,13 @@ MODES = (True, False, "bar", "lines")
 
 class Progress(NamedTuple):
     """What a loop calls: ``advance(n)`` units done, then ``report(epoch, stats)`` after an
-    epoch (``epoch`` counts from 1), and ``close()`` at the end (also on error)."""
+    epoch (``epoch`` counts from 1), and ``close()`` at the end (also on error).
+
+    Example:
+      >>> from feasjax.training.progress import Progress, progress_reporter
+      >>> isinstance(progress_reporter(False, total=3, description="fl"), Progress)
+      True
+    """
 
     advance: Callable[[int], None]
     report: Callable[[int, Mapping[str, float]], None]
