@@ -58,7 +58,7 @@ def format_stats(stats: Mapping[str, float]) -> str:
         elif name == "feasible":
             parts.append(f"{name} {value:.3f}")
         else:
-            parts.append(f"{name} {value:.4g}" if name.startswith("mult") else
+            parts.append(f"{name} {value:.3f}" if name.startswith("mult") else
                          f"{name} {value:.4f}")
     return "  ".join(parts)
 
