@@ -315,7 +315,7 @@ def train(
         ``FloatingPointError`` after the epoch, naming the step and the sample indices.
       progress: ``True``/``"bar"`` a tqdm bar that advances per epoch, with the mean loss,
         feasible fraction, mean and max multiplier and skipped steps in its postfix;
-        ``"lines"`` one plain line per epoch on stderr; ``False`` nothing
+        ``"lines"`` plain lines on stderr (each epoch, every k-th beyond ten); ``False`` nothing
         (:func:`feasjax.training.progress.progress_reporter`).
       description: the bar's label.
       epoch_runner: a compiled ``(state, data, key) -> (state, EpochInfo)`` to use instead of
