@@ -6,17 +6,35 @@ import sys
 import pytest
 
 from feasjax import cli
+from feasjax.experiments import run_method
 
 METRIC_KEYS = {"accuracy", "mean_loss", "q90_loss", "q99_loss", "max_loss", "cvar90_loss",
                "feasible_fraction"}
 
 
-def test_demo_writes_json_with_the_documented_schema_and_a_png(tmp_path, capsys):
+def test_demo_writes_json_with_the_documented_schema_and_a_png(tmp_path, capsys, monkeypatch):
+    seen = []
+
+    def spy(*args, **kwargs):  # what was printed when each method started training
+        seen.append(capsys.readouterr())
+        return run_method(*args, **kwargs)
+
+    monkeypatch.setattr(cli.demo, "run_method", spy)
     json_path, png_path = tmp_path / "demo.json", tmp_path / "cdf.png"
     cli.main(["demo", "--epochs", "2", "--seed", "3", "--epsilon", "0.2", "--no-progress",
               "--json", str(json_path), "--plot", str(png_path)])
-    out = capsys.readouterr().out
-    assert "method" in out and all(m in out for m in ("erm", "fl", "rfl"))
+    out, err = capsys.readouterr()
+    # Before any training: the configuration and the table's header.
+    before = seen[0].out.splitlines()
+    assert before[0] == "feasjax demo: digits, epsilon=0.2, seed=3, epochs=2, batch size=64"
+    assert "1257 train / 540 test (10 classes)" in before[1]
+    assert before[2].split()[:3] == ["method", "train", "acc"] and len(before) == 3
+    # Each method's row as soon as it finished, after one progress line per epoch (stderr).
+    assert [s.out.split()[0] for s in seen[1:]] == ["erm", "fl"]
+    assert [line.split("  ")[0] for line in seen[1].err.splitlines()] == [
+        "erm (1/3) epoch 1/2", "erm (1/3) epoch 2/2"]
+    assert "mult_mean" in err and "mult_max" in err and "feasible" in err
+    assert out.startswith("rfl ")
     report = json.loads(json_path.read_text())
     assert report["dataset"] == "digits" and report["epsilon"] == 0.2 and report["seed"] == 3
     assert set(report["methods"]) == {"erm", "fl", "rfl"}
@@ -25,6 +43,11 @@ def test_demo_writes_json_with_the_documented_schema_and_a_png(tmp_path, capsys)
         assert isinstance(result["seconds"], float) and result["seconds"] > 0
         assert 0.0 <= result["train"]["feasible_fraction"] <= 1.0
         assert result["train"]["max_loss"] >= result["train"]["q99_loss"]
+    # Lines computed from the table, then one line per file written.
+    erm, fl = (report["methods"][m]["train"]["max_loss"] for m in ("erm", "fl"))
+    assert f"FL {'cut' if fl < erm else 'raised'} the train max loss" in out
+    assert f"wrote {json_path}: the metrics as JSON" in out
+    assert f"wrote {png_path}: per-sample loss survival curves" in out
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

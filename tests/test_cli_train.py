@@ -20,12 +20,14 @@ def _main(argv):
     assert cli.main(argv) == 0
 
 
-def test_train_reproduces_demo_fl_metrics(tmp_path, digits_npz):
+def test_train_reproduces_demo_fl_metrics(tmp_path, digits_npz, capsys):
     common = ["--methods", "fl", "--epochs", "2", "--no-progress"]
     # feasjax train runs on one device; the demo would use all 8 simulated ones by default.
     _main(["demo", *common, "--devices", "1", "--json", str(tmp_path / "demo.json")])
     _main(["train", "--data", str(digits_npz), *common, "--json", str(tmp_path / "train.json"),
            "--save-losses", str(tmp_path / "losses.npz")])
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'losses.npz'}: per-sample losses, multipliers and split " in out
     demo, train = (json.loads((tmp_path / f"{k}.json").read_text()) for k in ("demo", "train"))
     assert train["dataset"] == "digits" and train["epsilon"] == demo["epsilon"]
     fl, ref = train["methods"]["fl"], demo["methods"]["fl"]
@@ -45,11 +47,12 @@ def test_train_reproduces_demo_fl_metrics(tmp_path, digits_npz):
         saved["train_index"]] % 3)
 
 
-def test_train_checkpoints_and_resumes(tmp_path, digits_npz):
+def test_train_checkpoints_and_resumes(tmp_path, digits_npz, capsys):
     base = ["train", "--data", str(digits_npz), "--methods", "rfl", "--epochs", "2",
             "--batch-size", "256", "--no-progress", "--checkpoint-dir", str(tmp_path / "ck"),
             "--checkpoint-every", "3"]
     _main([*base, "--json", str(tmp_path / "a.json")])
+    assert f"wrote {tmp_path / 'ck' / 'rfl'}: checkpoints of rfl" in capsys.readouterr().out
     assert sorted(int(p.name) for p in (tmp_path / "ck" / "rfl").iterdir()) == [3, 7, 8]  # 4 steps an epoch
     with pytest.raises(SystemExit, match="already holds checkpoints"):
         cli.main(base)

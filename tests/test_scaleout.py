@@ -145,14 +145,22 @@ def test_launcher_stops_the_others_when_one_process_fails():
 def test_demo_with_seeds_and_devices_reports_mean_and_std(tmp_path, capsys):
     path = tmp_path / "sweep.json"
     main(["demo", "--seeds", "0-1", "--devices", "2", "--epochs", "1", "--methods", "fl",
-          "--no-progress", "--json", str(path)])
+          "--average", "ema", "--no-progress", "--json", str(path)])
     report = json.loads(path.read_text())
     assert report["seeds"] == [0, 1] and report["devices"] == 2
     fl = report["methods"]["fl"]
-    assert len(fl["runs"]) == 2 and set(fl["mean"]) == {"train", "test"}
+    assert len(fl["runs"]) == 2 and set(fl["mean"]) == {"train", "test", "averaged"}
     accs = [run["test"]["accuracy"] for run in fl["runs"]]
     assert fl["mean"]["test"]["accuracy"] == pytest.approx(np.mean(accs))
     assert fl["std"]["test"]["q99_loss"] >= 0
-    assert "std over seeds" in capsys.readouterr().out
+    # --average with --seeds: every run's averaged model, and its mean and std.
+    assert [run["averaged"]["average"] for run in fl["runs"]] == ["ema", "ema"]
+    averaged = [run["averaged"]["test"]["mean_loss"] for run in fl["runs"]]
+    assert fl["mean"]["averaged"]["test"]["mean_loss"] == pytest.approx(np.mean(averaged))
+    assert fl["std"]["averaged"]["test"]["mean_loss"] == pytest.approx(np.std(averaged))
+    assert averaged[0] != fl["runs"][0]["test"]["mean_loss"]  # another model than the raw one
+    out = capsys.readouterr().out
+    assert "std over seeds" in out and out.count("\nfl+ema ") == 2  # mean and std tables
+    assert f"wrote {path}: the metrics of every seed" in out
     with pytest.raises(SystemExit):
         main(["demo", "--seeds", "x-y"])

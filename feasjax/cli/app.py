@@ -1,5 +1,9 @@
 """The ``feasjax`` command line: ``feasjax demo`` compares ERM, FL and RFL on a bundled dataset.
 
+``feasjax`` alone prints the help, ``feasjax --version`` the version; every option's help shows
+its default. A run prints its configuration and the table's header before training, a row as
+each method finishes, lines that interpret the table, and a line for every file written.
+
 ``feasjax train --data FILE.npz`` trains them on the user's own arrays, with checkpoints
 (``--checkpoint-dir``, ``--checkpoint-every``, ``--resume``) and the same JSON schema; every
 method's dict also holds ``"skipped_steps"`` (steps skipped for non-finite values).
@@ -17,18 +21,35 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Mapping, Sequence
 
-from feasjax.cli.common import add_run_arguments
-from feasjax.cli.demo import add_scale_arguments, demo
+from feasjax.cli.common import CommandParser
+from feasjax.cli.demo import add_demo_parser
 from feasjax.cli.train import add_train_parser
-from feasjax.data.datasets import DATASETS
 
 __all__ = [
     "build_parser",
     "main",
     "compilation_cache_dir",
 ]
+
+
+# One function per subcommand, ``add(commands)`` with the ``add_subparsers`` action: a new
+# command is one more entry (its parser gets the help format, --version and bare-command help).
+COMMANDS = (add_demo_parser, add_train_parser)
+
+DESCRIPTION = """\
+feasjax: Feasible Learning in JAX. Train with one Lagrange multiplier per training sample, so
+that every sample's loss is bounded by epsilon, and compare with ERM on the loss tail.
+
+run 'feasjax COMMAND --help' for a command's options."""
+
+
+def _version() -> str:
+    # The top level is imported before any of its subpackages (``feasjax.cli`` included), and
+    # an import of it here would reach above the cli layer.
+    return sys.modules["feasjax"].__version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,14 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
       >>> args.command, args.epochs, args.methods
       ('demo', 2, ('erm', 'fl'))
     """
-    parser = argparse.ArgumentParser(prog="feasjax", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="compare ERM, FL and RFL on bundled data")
-    demo_parser.add_argument("--dataset", choices=DATASETS, default="digits")
-    add_run_arguments(demo_parser)
-    add_scale_arguments(demo_parser)
-    demo_parser.set_defaults(handler=demo)
-    add_train_parser(commands)
+    parser = CommandParser(prog="feasjax", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"feasjax {_version()}",
+                        help="print feasjax's version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                                     parser_class=CommandParser)
+    for add in COMMANDS:
+        add(commands)
     return parser
 
 
@@ -85,17 +105,22 @@ def _enable_compilation_cache() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``feasjax`` console script.
+    """Entry point of the ``feasjax`` console script; with no command it prints the help.
 
     Example:
       >>> from feasjax.cli import main
       >>> main(["demo", "--methods", "erm", "--epochs", "1", "--devices", "1", "--no-progress"])
       feasjax demo: digits, epsilon=0.1, seed=0, epochs=1, batch size=64
+        data 1257 train / 540 test (10 classes), model mlp ...
       method ...
       erm ...
       0
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     if getattr(args, "no_compile_cache", False):
         os.environ["FEASJAX_NO_COMPILE_CACHE"] = "1"
     _enable_compilation_cache()

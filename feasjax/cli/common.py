@@ -1,32 +1,73 @@
-"""What ``feasjax demo`` and ``feasjax train`` share: the run flags, the configuration they
-describe, the checks of the output paths, and the table and files every command writes.
+"""What the commands share: the parser class and its help format, the run flags, the
+configuration they describe, the progress mode and the checks of the output paths (the table and
+the files every command writes are in :mod:`feasjax.cli.report`).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
+from typing import Any
 
+from feasjax.cli.report import format_table, write_outputs  # noqa: F401 (their old home)
 from feasjax.experiments.builders import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
 
 __all__ = [
+    "CommandParser",
+    "DefaultsHelpFormatter",
     "config_from_args",
     "format_table",
+    "progress_mode",
 ]
 
 
-TABLE_COLUMNS = (
-    ("train acc", "train", "accuracy"),
-    ("test acc", "test", "accuracy"),
-    ("train mean", "train", "mean_loss"),
-    ("train q99", "train", "q99_loss"),
-    ("train max", "train", "max_loss"),
-    ("train feas", "train", "feasible_fraction"),
-    ("test mean", "test", "mean_loss"),
-    ("test q99", "test", "q99_loss"),
-    ("test max", "test", "max_loss"),
-    ("test feas", "test", "feasible_fraction"),
-)
+class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows each option's default, unless it is ``None``/``False`` or the help text
+    already says it; descriptions and epilogs keep their line breaks (for examples).
+
+    Example:
+      >>> from feasjax.cli.common import CommandParser
+      >>> parser = CommandParser(prog="x")
+      >>> _ = parser.add_argument("--epochs", type=int, default=30, help="training epochs")
+      >>> "training epochs (default: 30)" in parser.format_help()
+      True
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text, default = action.help or "", action.default
+        if (default is None or isinstance(default, bool) or default is argparse.SUPPRESS
+                or "default" in text):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of ``feasjax`` and of each of its subcommands (their help format).
+
+    Example:
+      >>> from feasjax.cli.common import CommandParser
+      >>> CommandParser(prog="feasjax").formatter_class.__name__
+      'DefaultsHelpFormatter'
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def progress_mode(args: argparse.Namespace) -> bool | str:
+    """A tqdm bar on a terminal, else (``--no-progress``, logs, pipes) one plain line per epoch.
+
+    Example:
+      >>> import argparse
+      >>> from feasjax.cli.common import progress_mode
+      >>> progress_mode(argparse.Namespace(no_progress=True))
+      'lines'
+    """
+    if getattr(args, "no_progress", False) or not sys.stderr.isatty():
+        return "lines"
+    return True
 
 
 def _methods(text: str) -> tuple[str, ...]:
@@ -107,19 +148,22 @@ def check_outputs(args: argparse.Namespace, command: str) -> None:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by ``demo`` and ``train``."""
     defaults = RunConfig()
-    parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
+    parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs,
+                        help="training epochs (passes over the training set)")
     parser.add_argument("--epsilon", type=_nonnegative_float, default=None,
                         help="per-sample loss bound ε of FL/RFL (default: 0.1 for the mlp, "
                              "0.02 for the cnn and resnet, which fit digits below 0.1 with "
                              "ERM already)")
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="seed of model initialisation and shuffling")
-    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size,
+                        help="minibatch size (capped at the number of training samples)")
     parser.add_argument("--methods", type=_methods, default=METHODS,
                         help="comma-separated subset of erm,fl,rfl")
     parser.add_argument("--lr", type=_positive_float, default=defaults.learning_rate,
                         help="primal learning rate (SGD with momentum)")
-    parser.add_argument("--dual-lr", type=_positive_float, default=defaults.dual_learning_rate)
+    parser.add_argument("--dual-lr", type=_positive_float, default=defaults.dual_learning_rate,
+                        help="learning rate of the multipliers' gradient ascent (FL/RFL)")
     parser.add_argument("--alpha", type=_positive_float, default=defaults.alpha,
                         help="RFL slack cost")
     parser.add_argument("--model", choices=MODELS, default=defaults.model,
@@ -128,8 +172,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also evaluate an average of the parameters (reported beside "
                              "the raw model, as METHOD+AVERAGE rows and 'averaged' in JSON)")
     parser.add_argument("--json", metavar="PATH", help="write the metrics as JSON")
-    parser.add_argument("--plot", metavar="PATH", help="write per-sample loss CDFs as PNG")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="write per-sample loss survival curves (train and test) as PNG")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="print plain lines on stderr (every epoch, or every k-th for more "
+                             "than 10) instead of a progress bar; also the default when stderr "
+                             "is not a terminal")
     parser.add_argument("--no-compile-cache", action="store_true",
                         help="do not use JAX's persistent compilation cache (kept under "
                              "~/.cache/feasjax/jax, or $FEASJAX_CACHE_DIR)")
@@ -149,40 +197,3 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                      seed=args.seed, learning_rate=args.lr,
                      dual_learning_rate=args.dual_lr, alpha=args.alpha, model=args.model,
                      average=args.average, devices=getattr(args, "devices", None))
-
-
-def format_table(methods: dict) -> str:
-    """One row per method, the columns of ``TABLE_COLUMNS``.
-
-    Example:
-      >>> from feasjax.cli.common import format_table
-      >>> print(format_table({"erm": {"train": {"max_loss": 1.0}, "test": {}}}).splitlines()[0])
-      method       train acc   test acc ...
-    """
-    header = "method    " + "".join(f"{name:>11}" for name, _, _ in TABLE_COLUMNS)
-    lines = [header]
-    rows = []
-    for method, result in methods.items():
-        rows.append((method, result))
-        if "averaged" in result:
-            rows.append((f"{method}+{result['averaged']['average']}", result["averaged"]))
-    for method, result in rows:
-        cells = []
-        for _, split, key in TABLE_COLUMNS:
-            value = result[split].get(key)
-            cells.append(f"{value:>11.4f}" if value is not None else f"{'-':>11}")
-        lines.append(f"{method:<10}" + "".join(cells))
-    return "\n".join(lines)
-
-
-def write_outputs(args: argparse.Namespace, report: dict, curves: dict | None = None) -> None:
-    """Print the table, and write ``--json`` and ``--plot`` (per-sample loss CDFs) if asked."""
-    print(format_table(report["methods"]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-    if getattr(args, "plot", None) and curves:
-        # Lazy: matplotlib takes seconds to import, and only --plot needs it.
-        from feasjax.metrics.plotting import plot_loss_cdfs
-
-        plot_loss_cdfs(curves, report["epsilon"], args.plot)

@@ -4,16 +4,48 @@ from __future__ import annotations
 import argparse
 import json
 
-from feasjax.cli.common import (_positive_int, check_outputs, config_from_args, format_table,
-                                write_outputs)
-from feasjax.data.datasets import load_dataset
+from feasjax.cli.common import (_positive_int, add_run_arguments, check_outputs,
+                                config_from_args, progress_mode)
+from feasjax.cli.report import (config_lines, format_header, format_rows, format_table,
+                                interpret, write_outputs)
+from feasjax.data.datasets import DATASETS, load_dataset
 from feasjax.experiments.builders import RunConfig
 from feasjax.experiments.multirun import resolve_devices, run_method_sweep
 from feasjax.experiments.runs import run_method
 
 __all__ = [
+    "add_demo_parser",
     "demo",
 ]
+
+DESCRIPTION = """\
+Compare ERM, Feasible Learning (FL: one Lagrange multiplier per training sample, every loss
+bounded by epsilon) and its resilient relaxation (RFL) on a bundled dataset: same model,
+optimizer, batch size, epochs and data order. The table shows accuracy, the loss tail (q99,
+max) and the feasible fraction (losses <= epsilon) on train and test.
+
+examples:
+  feasjax demo                              # digits, 30 epochs, erm,fl,rfl
+  feasjax demo --plot tail.png --json m.json
+  feasjax demo --seeds 0-7 --average ema    # 8 seeds in one vmapped program
+"""
+
+
+def add_demo_parser(commands: argparse._SubParsersAction) -> None:
+    """The ``feasjax demo`` subcommand (``commands``: the ``add_subparsers`` action).
+
+    Example:
+      >>> from feasjax.cli.app import build_parser
+      >>> build_parser().parse_args(["demo", "--dataset", "diabetes"]).dataset
+      'diabetes'
+    """
+    p = commands.add_parser("demo", help="compare ERM, FL and RFL on bundled data",
+                            description=DESCRIPTION)
+    p.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="bundled scikit-learn dataset (fixed 70/30 split)")
+    add_run_arguments(p)
+    add_scale_arguments(p)
+    p.set_defaults(handler=demo)
 
 
 def demo(args: argparse.Namespace) -> dict:
@@ -36,23 +68,31 @@ def demo(args: argparse.Namespace) -> dict:
     check_outputs(args, "demo")
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)  # fixed split (seed 0); --seed varies the training
-    _check_devices(config, dataset, "demo")
+    devices = _check_devices(config, dataset, "demo")
+    print("\n".join(config_lines("demo", args.dataset, config, methods=args.methods,
+                                  dataset=dataset, devices=devices)))
+    print(format_header(), flush=True)
     report = {"dataset": args.dataset, "epsilon": config.epsilon, "seed": config.seed,
               "methods": {}}
     curves = {}
-    for method in args.methods:
-        result = run_method(dataset, method, config, progress=not args.no_progress)
+    for i, method in enumerate(args.methods):
+        result = run_method(dataset, method, config, progress=progress_mode(args),
+                            label=_label(method, i, args.methods))
         report["methods"][method] = result.metrics
         curves[method] = {"train": result.train_losses, "test": result.test_losses}
-    print(f"feasjax demo: {args.dataset}, epsilon={config.epsilon}, seed={config.seed}, "
-          f"epochs={config.epochs}, batch size={config.batch_size}")
-    write_outputs(args, report, curves)
+        print("\n".join(format_rows(method, result.metrics)), flush=True)
+    write_outputs(args, report, curves, table=False,
+                  title=f"{args.dataset}, {config.epochs} epochs, seed {config.seed}")
     return report
 
 
-def _check_devices(config: RunConfig, dataset, command: str) -> None:
+def _label(method: str, i: int, methods: tuple) -> str:
+    return f"{method} ({i + 1}/{len(methods)})" if len(methods) > 1 else method
+
+
+def _check_devices(config: RunConfig, dataset, command: str) -> int:
     try:
-        resolve_devices(config.devices, min(config.batch_size, len(dataset.y_train)))
+        return resolve_devices(config.devices, min(config.batch_size, len(dataset.y_train)))
     except ValueError as e:
         raise SystemExit(f"feasjax {command}: error: --devices: {e}") from None
 
@@ -84,30 +124,43 @@ def demo_sweep(args: argparse.Namespace) -> dict:
     """``feasjax demo --seeds ...``: mean ± std over seeds trained in one vmapped program.
 
     JSON: ``{"dataset", "epsilon", "seeds", "devices", "methods": {m: {"mean": {"train": {...},
-    "test": {...}}, "std": {...}, "runs": [{"train", "test"}, ...], "seconds"}}}``.
+    "test": {...}}, "std": {...}, "runs": [{"train", "test"}, ...], "seconds"}}}``; with
+    ``--average`` also ``"averaged": {"average", "train", "test"}`` in ``mean``, ``std`` and
+    every run.
     """
     check_outputs(args, "demo")
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)
-    _check_devices(config, dataset, "demo")
+    devices = _check_devices(config, dataset, "demo")
+    seeds = f"{args.seeds[0]}..{args.seeds[-1]} ({len(args.seeds)} runs, vmapped)"
+    print("\n".join(config_lines("demo", args.dataset, config, methods=args.methods,
+                                  dataset=dataset, devices=devices, seeds=seeds)))
+    print("mean over seeds:\n" + format_header(), flush=True)
     report = {"dataset": args.dataset, "epsilon": config.epsilon, "seeds": list(args.seeds),
               "devices": None, "methods": {}}
-    for method in args.methods:
+    for i, method in enumerate(args.methods):
         res = run_method_sweep(dataset, method, config, args.seeds,
-                               progress=not args.no_progress)
+                               progress=progress_mode(args), label=_label(method, i, args.methods))
         report["devices"] = res.devices
-        pick = lambda stat: {split: {k: v[stat] for k, v in res.summary[split].items()}  # noqa
-                             for split in ("train", "test")}
-        report["methods"][method] = {"mean": pick("mean"), "std": pick("std"), "runs": res.runs,
-                                     "seconds": res.seconds}
-    print(f"feasjax demo: {args.dataset}, epsilon={config.epsilon}, seeds={args.seeds[0]}.."
-          f"{args.seeds[-1]} ({len(args.seeds)} runs, vmapped), devices={report['devices']}, "
-          f"epochs={config.epochs}, batch size={config.batch_size}")
-    print("mean over seeds:\n" + format_table({m: r["mean"] for m, r in
-                                               report["methods"].items()}))
+        report["methods"][method] = {"mean": _pick(res.summary, "mean", config),
+                                     "std": _pick(res.summary, "std", config),
+                                     "runs": res.runs, "seconds": res.seconds}
+        print("\n".join(format_rows(method, report["methods"][method]["mean"])), flush=True)
     print("std over seeds:\n" + format_table({m: r["std"] for m, r in
                                               report["methods"].items()}))
+    for line in interpret({m: r["mean"] for m, r in report["methods"].items()}):
+        print(f"{line} (means over {len(args.seeds)} seeds)" if not line.startswith(" ")
+              else line)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
+        print(f"wrote {args.json}: the metrics of every seed, their mean and std, as JSON")
     return report
+
+
+def _pick(summary: dict, stat: str, config: RunConfig) -> dict:
+    """``{"train": {metric: summary[stat]}, "test": ...}`` (and ``"averaged"`` likewise)."""
+    out = {split: {k: v[stat] for k, v in summary[split].items()} for split in ("train", "test")}
+    if "averaged" in summary:
+        out["averaged"] = {"average": config.average, **_pick(summary["averaged"], stat, config)}
+    return out

@@ -8,15 +8,28 @@ import os
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_int, _unit_float,
-                                add_run_arguments, check_outputs, config_from_args, write_outputs)
+                                add_run_arguments, check_outputs, config_from_args, progress_mode)
+from feasjax.cli.report import config_lines, format_header, format_rows, write_outputs
 from feasjax.data.user_data import load_arrays, name_of, user_dataset
 from feasjax.experiments.builders import RunConfig
 from feasjax.experiments.runs import run_method
 from feasjax.training.resume import train_resumable
 
 __all__ = [
+    "add_train_parser",
     "train_command",
 ]
+
+DESCRIPTION = """\
+Train ERM, FL and RFL on your own arrays (an .npz with x, y and optionally group, x_test,
+y_test; or .npy files), with the flags and the table of feasjax demo, checkpoints every k steps
+and exact resume.
+
+examples:
+  feasjax train --data mydata.npz --json m.json --save-losses losses.npz
+  feasjax train --x x.npy --y y.npy --task regression --methods erm,fl
+  feasjax train --data mydata.npz --checkpoint-dir ck --checkpoint-every 100 [--resume]
+"""
 
 
 def _image_shape(text: str) -> tuple[int, int, int]:
@@ -30,33 +43,44 @@ def _hidden(text: str) -> tuple[int, ...]:
     return tuple(_positive_int(v) for v in text.split(","))
 
 
-def add_train_parser(commands) -> None:
-    """The ``feasjax train`` subcommand: ERM/FL/RFL on the user's own arrays."""
-    p = commands.add_parser("train", help="train ERM/FL/RFL on your own .npz/.npy data")
+def add_train_parser(commands: argparse._SubParsersAction) -> None:
+    """The ``feasjax train`` subcommand: ERM/FL/RFL on the user's own arrays.
+
+    Example:
+      >>> from feasjax.cli.app import build_parser
+      >>> build_parser().parse_args(["train", "--data", "d.npz", "--resume"]).resume
+      True
+    """
+    p = commands.add_parser("train", help="train ERM/FL/RFL on your own .npz/.npy data",
+                            description=DESCRIPTION)
     src = p.add_argument_group("data (.npz with x, y [, group, x_test, y_test], or .npy files)")
-    src.add_argument("--data", metavar="NPZ")
+    src.add_argument("--data", metavar="NPZ", help="an .npz file with arrays x and y")
     src.add_argument("--x", metavar="NPY", help="inputs (N, ...), memory-mapped")
     src.add_argument("--y", metavar="NPY", help="labels (N,) or regression targets (N, ...)")
     src.add_argument("--group", metavar="NPY", help="optional integer group per sample")
     src.add_argument("--task", choices=("classification", "regression"),
-                     default="classification")
-    src.add_argument("--num-classes", type=_positive_int, help="default: max label + 1")
-    src.add_argument("--test-fraction", type=_fraction, default=0.3)
+                     default="classification", help="cross-entropy or squared-error losses")
+    src.add_argument("--num-classes", type=_positive_int,
+                     help="number of classes (default: max label + 1)")
+    src.add_argument("--test-fraction", type=_fraction, default=0.3,
+                     help="held-out fraction when the data has no x_test, y_test")
     src.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")
     src.add_argument("--image-shape", type=_image_shape, help="H,W,C of a sample (for --model "
                      "cnn; inferred from 4-D x)")
     add_run_arguments(p)
     defaults = RunConfig()
-    p.add_argument("--momentum", type=_unit_float, default=defaults.momentum)
+    p.add_argument("--momentum", type=_unit_float, default=defaults.momentum,
+                   help="momentum of the primal SGD")
     p.add_argument("--init-multiplier", type=_nonnegative_float,
-                   default=defaults.init_multiplier)
+                   default=defaults.init_multiplier, help="initial multiplier of every sample")
     p.add_argument("--hidden", type=_hidden, default=defaults.hidden, help="MLP widths, e.g. 64,64")
     p.add_argument("--on-nonfinite", choices=("skip", "raise"), default="skip",
                    help="skip and count a step with non-finite losses/gradients, or stop")
     ckpt = p.add_argument_group("checkpoints")
     ckpt.add_argument("--checkpoint-dir", metavar="DIR", help="one subdirectory per method")
     ckpt.add_argument("--checkpoint-every", type=_positive_int, help="steps (default: an epoch)")
-    ckpt.add_argument("--max-to-keep", type=_positive_int, default=3)
+    ckpt.add_argument("--max-to-keep", type=_positive_int, default=3,
+                      help="checkpoints kept per method")
     ckpt.add_argument("--resume", action="store_true",
                       help="continue from the latest readable checkpoint in --checkpoint-dir")
     p.add_argument("--save-losses", metavar="NPZ", help="write per-sample losses, multipliers "
@@ -83,7 +107,7 @@ def train_command(args: argparse.Namespace) -> dict:
       >>> args = build_parser().parse_args(["train", "--data", path, "--methods", "fl",
       ...                                   "--epochs", "1", "--batch-size", "8", "--no-progress"])
       >>> report = train_command(args)
-      feasjax train: blobs (28 train / 12 test), ...
+      feasjax train: blobs, ...
       >>> report["methods"]["fl"]["skipped_steps"]
       0
     """
@@ -102,21 +126,15 @@ def train_command(args: argparse.Namespace) -> dict:
         raise SystemExit(f"feasjax train: error: {e}") from None
     if args.resume and not args.checkpoint_dir:
         raise SystemExit("feasjax train: error: --resume needs --checkpoint-dir")
+    print("\n".join(config_lines("train", name, config, methods=args.methods, dataset=dataset,
+                                  devices=1)))
+    print(format_header(), flush=True)
     report = {"dataset": name, "epsilon": config.epsilon, "seed": config.seed, "methods": {}}
     curves, saved = {}, {k: v for k, v in extras.items() if v is not None}
-    for method in args.methods:
-        run_config = {k: v for k, v in config._asdict().items() if k != "epochs"}
-        trainer = functools.partial(
-            train_resumable, on_nonfinite=args.on_nonfinite, resume=args.resume,
-            checkpoint_dir=(os.path.join(args.checkpoint_dir, method) if args.checkpoint_dir
-                            else None),
-            checkpoint_every=args.checkpoint_every, max_to_keep=args.max_to_keep,
-            config={"method": method, "data": name, **run_config})
-        try:
-            result = run_method(dataset, method, config, progress=not args.no_progress,
-                                trainer=trainer)
-        except (ValueError, FloatingPointError) as e:
-            raise SystemExit(f"feasjax train: error: {method}: {e}") from None
+    for i, method in enumerate(args.methods):
+        result = _run(args, dataset, method, config, name,
+                      f"{method} ({i + 1}/{len(args.methods)})" if len(args.methods) > 1
+                      else method)
         if "group_train" in extras:
             result.metrics["train"].update(_group_metrics(result.train_losses,
                                                           extras["group_train"]))
@@ -124,14 +142,35 @@ def train_command(args: argparse.Namespace) -> dict:
             result.metrics["test"].update(_group_metrics(result.test_losses,
                                                          extras["group_test"]))
         report["methods"][method] = result.metrics
+        print("\n".join(format_rows(method, result.metrics)), flush=True)
         curves[method] = {"train": result.train_losses, "test": result.test_losses}
         saved[f"{method}_train_losses"] = result.train_losses
         saved[f"{method}_test_losses"] = result.test_losses
         if "samples" in result.state.multipliers:  # FL/RFL: one multiplier per train sample
             saved[f"{method}_multipliers"] = np.asarray(result.state.multipliers["samples"])
-    print(f"feasjax train: {name} ({len(dataset.y_train)} train / {len(dataset.y_test)} test), "
-          f"epsilon={config.epsilon}, seed={config.seed}, epochs={config.epochs}")
-    write_outputs(args, report, curves)
+    write_outputs(args, report, curves, table=False,
+                  title=f"{name}, {config.epochs} epochs, seed {config.seed}")
     if args.save_losses:
         np.savez_compressed(args.save_losses, **saved)
+        print(f"wrote {args.save_losses}: per-sample losses, multipliers and split indices")
+    if args.checkpoint_dir:
+        for method in args.methods:
+            print(f"wrote {os.path.join(args.checkpoint_dir, method)}: checkpoints of {method} "
+                  f"(resume with --resume)")
     return report
+
+
+def _run(args: argparse.Namespace, dataset, method: str, config: RunConfig, name: str,
+         label: str):
+    run_config = {k: v for k, v in config._asdict().items() if k != "epochs"}
+    trainer = functools.partial(
+        train_resumable, on_nonfinite=args.on_nonfinite, resume=args.resume,
+        checkpoint_dir=(os.path.join(args.checkpoint_dir, method) if args.checkpoint_dir
+                        else None),
+        checkpoint_every=args.checkpoint_every, max_to_keep=args.max_to_keep,
+        config={"method": method, "data": name, **run_config})
+    try:
+        return run_method(dataset, method, config, progress=progress_mode(args),
+                          trainer=trainer, label=label)
+    except (ValueError, FloatingPointError) as e:
+        raise SystemExit(f"feasjax train: error: {method}: {e}") from None

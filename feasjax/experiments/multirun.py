@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from feasjax.averaging.wrappers import averaged_params
 from feasjax.data.datasets import Dataset
 from feasjax.experiments.builders import RunConfig, build_model, build_solver, evaluate, model_fns
 from feasjax.parallel.distributed import gather
@@ -81,7 +82,8 @@ def sample_order_state(state: Any, layout: ShardLayout, *, runs: bool = False) -
 
 
 def train_on_mesh(method: str, dataset: Dataset, data: dict, config: RunConfig, devices: int, *,
-                  batch_size: int, progress: bool = True) -> tuple[Any, Any]:
+                  batch_size: int, progress: bool | str = True,
+                  label: str | None = None) -> tuple[Any, Any]:
     """Train one method data-parallel over ``devices`` devices (``run_method``'s mesh path).
 
     Returns:
@@ -98,7 +100,7 @@ def train_on_mesh(method: str, dataset: Dataset, data: dict, config: RunConfig, 
     runner = data_parallel_epoch(solver, batch_size, mesh, layout)
     state, history = train(solver, state, sharded, epochs=config.epochs, batch_size=batch_size,
                            key=jax.random.key(config.seed), epsilon=config.epsilon,
-                           progress=progress, description=method, epoch_runner=runner)
+                           progress=progress, description=label or method, epoch_runner=runner)
     return sample_order_state(state, layout), history
 
 
@@ -106,18 +108,20 @@ class SweepResult(NamedTuple):
     """Outcome of :func:`run_method_sweep`."""
 
     states: Any  # stacked final states (run axis first), per-sample leaves in sample order
-    runs: list  # per seed: {"train": {...}, "test": {...}} as run_method reports
+    runs: list  # per seed: {"train": {...}, "test": {...}[, "averaged": {...}]} as run_method
     summary: dict  # mean and std over runs of every metric
     seconds: float  # training time of the whole sweep
     devices: int
 
 
 def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Sequence[int], *,
-                     progress: bool = True) -> SweepResult:
+                     progress: bool | str = True, label: str | None = None) -> SweepResult:
     """Train ``method`` for every seed in one vmapped program and evaluate each run.
 
     Run ``s`` equals ``run_method(dataset, method, config._replace(seed=s))`` on the same
-    devices (same initial model, same shuffling keys).
+    devices (same initial model, same shuffling keys); with ``config.average`` each run also
+    reports its averaged model (``"averaged"``, as ``run_method`` does) and the summary its
+    mean and std (``summary["averaged"]``).
 
     Example:
       >>> from feasjax.data.datasets import load_dataset
@@ -159,17 +163,34 @@ def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Se
         runner = sweep_epoch(solver, batch, mesh=mesh, layout=layout)
     start = time.perf_counter()
     states, _ = train_sweep(runner, states, data, epochs=config.epochs, keys=keys,
-                            progress=progress, description=f"{method} x{len(seeds)}")
+                            progress=progress,
+                            description=f"{label or method} x{len(seeds)}")
     jax.block_until_ready(states)
     seconds = time.perf_counter() - start
     if layout is not None:
         states = sample_order_state(states, layout, runs=True)
     runs = []
     for r in range(len(seeds)):
-        p, m = jax.tree.map(lambda x, r=r: x[r], (states.params, states.model_state))
-        _, train_m = evaluate(fns, p, m, dataset.x_train, dataset.y_train, dataset,
-                              config.epsilon)
-        _, test_m = evaluate(fns, p, m, dataset.x_test, dataset.y_test, dataset,
-                             config.epsilon)
-        runs.append({"train": train_m, "test": test_m})
-    return SweepResult(states, runs, summarize_runs(runs), seconds, devices)
+        p, o, m = jax.tree.map(lambda x, r=r: x[r],
+                               (states.params, states.primal_state, states.model_state))
+        runs.append(_evaluate_run(fns, p, m, dataset, config))
+        if config.average != "none":  # as run_method: the average beside the raw model
+            runs[-1]["averaged"] = {"average": config.average,
+                                    **_evaluate_run(fns, averaged_params(o, p), m, dataset,
+                                                    config)}
+    return SweepResult(states, runs, _summarize(runs), seconds, devices)
+
+
+def _evaluate_run(fns, params, model_state, dataset: Dataset, config: RunConfig) -> dict:
+    return {split: evaluate(fns, params, model_state, getattr(dataset, f"x_{split}"),
+                            getattr(dataset, f"y_{split}"), dataset, config.epsilon)[1]
+            for split in ("train", "test")}
+
+
+def _summarize(runs: list) -> dict:
+    """summarize_runs, the averaged model's metrics (``"averaged"``) included."""
+    summary = summarize_runs([{k: r[k] for k in ("train", "test")} for r in runs])
+    if "averaged" in runs[0]:
+        summary["averaged"] = summarize_runs(
+            [{k: r["averaged"][k] for k in ("train", "test")} for r in runs])
+    return summary

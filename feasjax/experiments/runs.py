@@ -36,16 +36,19 @@ class MethodResult(NamedTuple):
 
 
 def run_method(dataset: Dataset, method: str, config: RunConfig, *,
-               progress: bool = True, trainer: Callable | None = None) -> MethodResult:
+               progress: bool | str = True, trainer: Callable | None = None,
+               label: str | None = None) -> MethodResult:
     """Train ``method`` on ``dataset`` with ``config`` and evaluate it on train and test.
 
     Args:
       dataset: a :class:`feasjax.data.Dataset`.
       method: ``"erm"``, ``"fl"`` or ``"rfl"``.
       config: the shared :class:`RunConfig`.
-      progress: show the epoch bar.
+      progress: the epoch bar (``True``), plain lines (``"lines"``) or nothing (``False``), as
+        in :func:`feasjax.train`.
       trainer: called like :func:`feasjax.train` (default); e.g. a
         ``functools.partial`` of :func:`feasjax.training.train_resumable` with checkpoints.
+      label: the progress bar's label (default: ``method``).
 
     Returns:
       A :class:`MethodResult`; its metrics also hold ``skipped_steps``, the number of steps
@@ -68,7 +71,8 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     start = time.perf_counter()
     if devices > 1:  # data-parallel over a mesh (feasjax.parallel.mesh)
         state, history = multirun.train_on_mesh(method, dataset, data, config, devices,
-                                                batch_size=batch_size, progress=progress)
+                                                batch_size=batch_size, progress=progress,
+                                                label=label or method)
     else:
         solver = build_solver(method, fns.train_loss, len(dataset.y_train), config,
                               steps_per_epoch=len(dataset.y_train) // batch_size,
@@ -79,7 +83,7 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
                                             epochs=config.epochs, batch_size=batch_size,
                                             key=jax.random.key(config.seed),
                                             epsilon=config.epsilon, progress=progress,
-                                            description=method)
+                                            description=label or method)
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
     train_losses, train_metrics = evaluate(fns, state.params, state.model_state,

@@ -1,5 +1,10 @@
 """Plots of per-sample loss distributions, written to files (no display needed).
 
+:func:`plot_loss_survival` (what ``feasjax demo --plot`` draws) shows the tail where Feasible
+Learning differs from ERM: the fraction of samples whose loss exceeds ``t``, on log-log axes,
+so that the few hardest samples are as visible as the bulk and each curve ends at its largest
+loss. :func:`plot_loss_cdfs` draws the plain CDFs.
+
 Figures are built with ``matplotlib.figure.Figure`` directly rather than ``pyplot``: no global
 figure state, no interactive backend, and PNGs are rendered by Agg on any headless machine.
 """
@@ -13,10 +18,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 __all__ = [
+    "loss_survival_figure",
     "plot_loss_cdfs",
+    "plot_loss_survival",
 ]
 
 SPLITS = ("train", "test")
+FLOOR = 1e-6  # float32 cross-entropy of a confident prediction rounds to 0 or ~1e-7
+STYLES = (("C0", "-", "o"), ("C3", "--", "s"), ("C2", ":", "^"), ("C1", "-.", "D"))
 
 
 def _check_inputs(per_method: object, epsilon: object) -> None:
@@ -114,4 +123,113 @@ def plot_loss_cdfs(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=100)
+    return path
+
+
+def _survival(losses: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Step points of ``S(t) = #{i : loss_i > t} / N`` from ``t = floor`` up to the largest
+    finite loss (where ``S`` falls to the fraction of non-finite losses), and that count."""
+    finite = np.sort(losses[np.isfinite(losses)])
+    n, dropped = max(losses.size, 1), losses.size - finite.size
+    x = np.concatenate([[floor], np.maximum(finite, floor)])
+    y = (n - np.arange(finite.size + 1) + 0.0) / n  # after the k smallest: N - k above
+    # The curve stops at the largest loss with height 1/N (the sample that has it) instead of
+    # falling to 0, which a log axis cannot show; a marker draws that end.
+    return x, np.concatenate([y[:-1], y[-2:-1]]) if finite.size else y, dropped
+
+
+def loss_survival_figure(
+    per_method: Mapping[str, Mapping[str, np.ndarray]],
+    epsilon: float,
+    *,
+    floor: float = FLOOR,
+    title: str | None = None,
+) -> Figure:
+    """Survival curves of per-sample losses, train and test panels, log-log: the figure.
+
+    Each curve is :math:`S(t) = \\frac{1}{N}\\#\\{i : \\ell_i > t\\}`, so its height at
+    ``epsilon`` (the dashed vertical line) is the infeasible fraction, the tail of large losses
+    spreads over decades instead of squeezing against 1, and the curve ends, at height
+    ``1/N`` (marked), at the method's largest loss. Losses below ``floor`` (zero included) are
+    drawn at ``floor``, as the caption says; non-finite ones are counted in the legend and
+    keep the curve above their fraction.
+
+    Args:
+      per_method: ``{method: {"train": losses (N_train,), "test": losses (N_test,)}}``.
+      epsilon: the constraint level, ``> 0``.
+      floor: the smallest loss drawn, ``> 0``.
+      title: appended to the figure's title, e.g. ``"digits: 30 epochs, seed 0"``.
+
+    Returns:
+      A ``matplotlib.figure.Figure`` (no pyplot state; save it with ``fig.savefig``).
+
+    Example:
+      >>> import numpy as np
+      >>> from feasjax.metrics.plotting import loss_survival_figure
+      >>> losses = {"erm": {"train": np.array([0.0, 0.5, 3.0]), "test": np.array([0.2, 1.0])}}
+      >>> fig = loss_survival_figure(losses, 0.1, title="toy")
+      >>> [ax.get_yscale() for ax in fig.axes], fig.get_suptitle()
+      (['log', 'log'], 'Per-sample loss tails: toy')
+    """
+    _check_inputs(per_method, epsilon)
+    if isinstance(floor, bool) or not isinstance(floor, (int, float, np.floating)) or not (
+        np.isfinite(floor) and 0 < floor < epsilon
+    ):
+        raise ValueError(f"floor must be a finite number in (0, epsilon={epsilon}), got {floor=}")
+    fig = Figure(figsize=(11, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    smallest = 1.0
+    for ax, split in zip(axes, SPLITS):
+        for (method, splits), (color, dash, mark) in zip(per_method.items(),
+                                                          STYLES * len(per_method)):
+            losses = np.asarray(splits[split], np.float64)
+            x, y, dropped = _survival(losses, float(floor))
+            above = np.mean(losses > epsilon) if losses.size else np.nan
+            label = f"{method}: max {x[-1]:.3g}, {above:.1%} > ε"
+            if dropped:
+                label += f" ({dropped} non-finite)"
+            ax.step(x, y, where="post", color=color, linestyle=dash, linewidth=1.8, label=label)
+            ax.plot(x[-1:], y[-1:], marker=mark, color=color, markersize=7, linestyle="none")
+            smallest = min(smallest, 1 / max(losses.size, 1))
+        ax.axvline(epsilon, color="black", linestyle="--", linewidth=1, label=f"ε = {epsilon:g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{split} ({len(splits[split])} samples)")
+        ax.set_xlabel("per-sample loss t")
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(loc="lower left", fontsize="small")
+    axes[0].set_ylim(smallest / 2, 1.5)
+    axes[0].set_ylabel("fraction of samples with loss > t")
+    fig.suptitle("Per-sample loss tails" + (f": {title}" if title else ""))
+    fig.supxlabel(f"A curve ends (marker) at the method's largest loss; its height at ε is the "
+                  f"fraction of samples above ε. Losses below {floor:g} are clipped to "
+                  f"{floor:g}.", fontsize="small")
+    return fig
+
+
+def plot_loss_survival(
+    per_method: Mapping[str, Mapping[str, np.ndarray]],
+    epsilon: float,
+    path: str | os.PathLike,
+    *,
+    floor: float = FLOOR,
+    title: str | None = None,
+) -> Path:
+    """Write :func:`loss_survival_figure` as a PNG (parent directories are created).
+
+    Returns:
+      The path written, as a ``pathlib.Path``.
+
+    Example:
+      >>> import os, tempfile
+      >>> import numpy as np
+      >>> from feasjax.metrics.plotting import plot_loss_survival
+      >>> losses = {"fl": {"train": np.array([0.01, 0.05]), "test": np.array([0.2, 1.0])}}
+      >>> plot_loss_survival(losses, 0.1, os.path.join(tempfile.mkdtemp(), "tail.png")).suffix
+      '.png'
+    """
+    fig = loss_survival_figure(per_method, epsilon, floor=floor, title=title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=110)
     return path

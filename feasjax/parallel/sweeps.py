@@ -19,10 +19,10 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from feasjax.core.solver import PrimalDual
 from feasjax.parallel.layout import ShardLayout
+from feasjax.training.progress import progress_reporter
 from feasjax.parallel.mesh import data_parallel_epoch
 from feasjax.training.loop import epoch_fn
 
@@ -114,7 +114,7 @@ class SweepHistory(NamedTuple):
 
 
 def train_sweep(runner: Callable, states: Any, data: Any, *, epochs: int, keys: jax.Array,
-                hparams: Any = None, progress: bool = True, description: str = "sweep"
+                hparams: Any = None, progress: bool | str = True, description: str = "sweep"
                 ) -> tuple[Any, SweepHistory]:
     """Train every run for ``epochs`` epochs; run ``r``, epoch ``e`` uses ``fold_in(keys[r], e)``
     (exactly the keys :func:`feasjax.train` gives a lone run with ``key=keys[r]``).
@@ -126,7 +126,8 @@ def train_sweep(runner: Callable, states: Any, data: Any, *, epochs: int, keys: 
       epochs: number of epochs ``>= 1``.
       keys: ``(R,)`` key array, one per run.
       hparams: optional per-run hyper-parameters (leading run axis).
-      progress: show a tqdm bar over epochs.
+      progress: a bar over epochs (mean over runs of the loss in its postfix), ``"lines"``
+        or ``False``, as in :func:`feasjax.train`.
       description: the bar's label.
 
     Returns:
@@ -148,10 +149,17 @@ def train_sweep(runner: Callable, states: Any, data: Any, *, epochs: int, keys: 
         raise ValueError(f"epochs must be a positive int, got {epochs=}")
     fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
     history = SweepHistory([], [])
-    for epoch in tqdm(range(epochs), desc=description, disable=not progress, leave=False):
-        states, info = runner(states, data, fold(keys, epoch), hparams)
-        history.mean_loss.append(np.asarray(jnp.nanmean(info.losses, axis=(1, 2))))
-        history.skipped.append(np.asarray(states.skipped))
+    bar = progress_reporter(progress, total=epochs, description=description)
+    try:
+        for epoch in range(epochs):
+            states, info = runner(states, data, fold(keys, epoch), hparams)
+            history.mean_loss.append(np.asarray(jnp.nanmean(info.losses, axis=(1, 2))))
+            history.skipped.append(np.asarray(states.skipped))
+            bar.advance(1)
+            bar.report(epoch + 1, {"loss": float(history.mean_loss[-1].mean()),
+                                   "skipped": int(history.skipped[-1].max())})
+    finally:
+        bar.close()
     return states, history
 
 

@@ -1,6 +1,6 @@
 """Training loops: one compiled, donated ``lax.scan`` per epoch (``loop``: ``train``,
 ``epoch_fn``, ``epoch_indices``), the checkpointed, exactly resumable loop (``resume``) and Orbax
-full-state checkpoints (``checkpoint``).
+full-state checkpoints (``checkpoint``), and the per-epoch progress they show (``progress``).
 """
 from feasjax.training.loop import EpochInfo
 from feasjax.training.loop import History
@@ -12,6 +12,8 @@ from feasjax.training.loop import num_steps
 from feasjax.training.loop import unalias
 from feasjax.training.loop import raise_on_skipped_step
 from feasjax.training.loop import check_state_fits_data
+from feasjax.training.progress import Progress
+from feasjax.training.progress import progress_reporter
 from feasjax.training.resume import train_resumable
 from feasjax.training.resume import data_fingerprint
 from feasjax.training.checkpoint import Restored
@@ -31,6 +33,8 @@ __all__ = [
     "EpochInfo",
     "History",
     "num_steps",
+    "Progress",
+    "progress_reporter",
     "raise_on_skipped_step",
     "restore_checkpoint",
     "Restored",

@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
-from tqdm.auto import tqdm
 
 from feasjax.core import checks
 from feasjax.core.dual_step import is_per_sample
 from feasjax.core.solver import PrimalDual, PrimalDualState
+from feasjax.training.progress import progress_reporter
 
 __all__ = [
     "EpochInfo",
@@ -271,7 +271,7 @@ def _compiled_epoch(solver: PrimalDual, batch_size: int) -> Callable:
 
     def run(state, data, key, index, bound):
         state, info = epoch(state, data, jax.random.fold_in(key, index))
-        return state, info, _summary(info.losses, state.skipped, bound)
+        return state, info, _summary(info.losses, state.skipped, state.multipliers, bound)
 
     if not solver.checked:
         return jax.jit(run, donate_argnums=0)
@@ -296,11 +296,11 @@ def train(
     epsilon: float | None = None,
     eval_fn: Callable[[PrimalDualState], dict] | None = None,
     on_nonfinite: str = "skip",
-    progress: bool = True,
+    progress: bool | str = True,
     description: str = "train",
     epoch_runner: Callable | None = None,
 ) -> tuple[PrimalDualState, History]:
-    """Train for ``epochs`` epochs, one compiled scan each, with a tqdm bar over epochs.
+    """Train for ``epochs`` epochs, one compiled scan each, with a progress bar over epochs.
 
     Args:
       solver: a :class:`feasjax.PrimalDual`.
@@ -313,7 +313,10 @@ def train(
       eval_fn: optional ``state -> dict`` of metrics evaluated after every epoch.
       on_nonfinite: ``"skip"`` counts skipped steps; ``"raise"`` raises
         ``FloatingPointError`` after the epoch, naming the step and the sample indices.
-      progress: show the bar.
+      progress: ``True``/``"bar"`` a tqdm bar that advances per epoch, with the mean loss,
+        feasible fraction, mean and max multiplier and skipped steps in its postfix;
+        ``"lines"`` plain lines on stderr (each epoch, every k-th beyond ten); ``False`` nothing
+        (:func:`feasjax.training.progress.progress_reporter`).
       description: the bar's label.
       epoch_runner: a compiled ``(state, data, key) -> (state, EpochInfo)`` to use instead of
         ``jax.jit(epoch_fn(solver, batch_size), donate_argnums=0)`` (e.g. a sharded one).
@@ -343,36 +346,49 @@ def train(
     else:  # a user's (state, data, key) runner: key folding and summary run as their own programs
         def run(state, data, key, index, bound):
             state, info = epoch_runner(state, data, jax.random.fold_in(key, index))
-            return state, info, _epoch_summary(info.losses, state.skipped, bound)
+            return state, info, _epoch_summary(info.losses, state.skipped, state.multipliers,
+                                               bound)
     history = History([], [], [], [])
     state = unalias(state)
     bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
-    bar = tqdm(range(epochs), desc=description, disable=not progress, leave=False)
+    bar = progress_reporter(progress, total=epochs, description=description)
 
-    def record(summary):  # a host read of an epoch that finished while the next one runs
-        mean_loss, feasible, skipped = (float(v) for v in jax.device_get(summary))
-        history.mean_loss.append(mean_loss)
-        history.feasible_fraction.append(feasible if epsilon is not None else float("nan"))
+    def record(epoch, summary):  # a host read of an epoch that finished while the next one runs
+        mean_loss, feasible, skipped, mult_mean, mult_max = jax.device_get(summary)
+        history.mean_loss.append(float(mean_loss))
+        history.feasible_fraction.append(float(feasible) if epsilon is not None else float("nan"))
         history.skipped.append(int(skipped))
-        bar.set_postfix(loss=f"{mean_loss:.4f}", feasible=f"{feasible:.3f}",
-                        skipped=int(skipped))
+        bar.advance(1)
+        bar.report(epoch + 1, {"loss": float(mean_loss),
+                               "feasible": history.feasible_fraction[-1],
+                               "mult_mean": float(mult_mean), "mult_max": float(mult_max),
+                               "skipped": int(skipped)})
 
     pending = None
-    for epoch in bar:
-        state, info, summary = run(state, data, key, epoch, bound)  # dispatched, not awaited
-        if on_nonfinite == "raise":
-            raise_on_skipped_step(info, epoch)
-        if pending is not None:
-            record(pending)
-        pending = summary
-        history.evaluations.append(eval_fn(state) if eval_fn is not None else None)
-    record(pending)
+    try:
+        for epoch in range(epochs):
+            state, info, summary = run(state, data, key, epoch, bound)  # dispatched, not awaited
+            if on_nonfinite == "raise":
+                raise_on_skipped_step(info, epoch)
+            if pending is not None:  # read the previous epoch's summary while this one runs
+                record(epoch - 1, pending)
+            pending = summary
+            history.evaluations.append(eval_fn(state) if eval_fn is not None else None)
+        record(epochs - 1, pending)
+    finally:
+        bar.close()
     return state, history
 
 
-def _summary(losses: jax.Array, skipped: jax.Array, epsilon: jax.Array) -> tuple:
+def _summary(losses: jax.Array, skipped: jax.Array, multipliers: dict,
+             epsilon: jax.Array) -> tuple:
+    """Mean loss, feasible fraction, skipped steps, mean and max multiplier (nan if none; on a
+    mesh over the stored rows, padding included)."""
+    values = [jnp.ravel(m) for m in jax.tree.leaves(multipliers)]
+    values = jnp.concatenate(values) if values else jnp.full((1,), jnp.nan)
     # `skipped + 0` is a new buffer: the state's own is donated to the next epoch.
-    return jnp.nanmean(losses), jnp.mean(losses <= epsilon), skipped + 0
+    return (jnp.nanmean(losses), jnp.mean(losses <= epsilon), skipped + 0, jnp.mean(values),
+            jnp.max(values))
 
 
 _epoch_summary = jax.jit(_summary)

@@ -31,11 +31,11 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from feasjax.core import checks
 from feasjax.core.solver import PrimalDual, PrimalDualState
 from feasjax.training.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
+from feasjax.training.progress import progress_reporter
 from feasjax.training.loop import (History, check_state_fits_data, chunk_fn, epoch_indices,
                                    num_steps, raise_on_skipped_step, unalias)
 
@@ -159,7 +159,7 @@ def train_resumable(
     config: dict | None = None,
     epsilon: float | None = None,
     on_nonfinite: str = "skip",
-    progress: bool = True,
+    progress: bool | str = True,
     description: str = "train",
     async_save: bool = True,
     after_save: Callable[[int], None] | None = None,
@@ -235,8 +235,8 @@ def train_resumable(
         state = unalias(state)  # the state is donated chunk by chunk
         shuffle = _shuffle
         done = last_saved = epoch * steps + pos
-        bar = tqdm(total=epochs * steps, initial=done, desc=description, disable=not progress,
-                   leave=False)
+        bar = progress_reporter(progress, total=epochs * steps, initial=done, epochs=epochs,
+                                description=description, unit="step")
         while epoch < epochs:
             batches = shuffle(jax.random.fold_in(key, epoch), n, batch_size)
             length = min(every - pos % every, steps - pos)
@@ -248,14 +248,16 @@ def train_resumable(
             partial = [partial[0] + float(losses[finite].sum()), partial[1] + int(finite.sum()),
                        partial[2] + (int((losses <= epsilon).sum()) if epsilon is not None else 0)]
             pos, done = pos + length, done + length
-            bar.update(length)
+            bar.advance(length)
             if pos == steps:
                 history.mean_loss.append(partial[0] / max(partial[1], 1))
                 history.feasible_fraction.append(
                     partial[2] / losses.shape[1] / steps if epsilon is not None else float("nan"))
                 history.skipped.append(int(state.skipped))
                 history.evaluations.append(None)
-                bar.set_postfix(loss=f"{history.mean_loss[-1]:.4f}", skipped=history.skipped[-1])
+                bar.report(epoch + 1, {"loss": history.mean_loss[-1],
+                                       "feasible": history.feasible_fraction[-1],
+                                       "skipped": history.skipped[-1]})
                 epoch, pos, partial = epoch + 1, 0, [0.0, 0, 0]
             if manager is not None and (done // every > last_saved // every or epoch == epochs):
                 meta = {"config": run_config, "epoch": epoch, "step_in_epoch": pos,

@@ -1,0 +1,199 @@
+"""What the commands print and write: the run's configuration (before training), the results
+table (its header first, a row as each method finishes), lines that interpret the table, and a
+line for every file written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from feasjax.data.datasets import Dataset
+from feasjax.experiments.builders import RunConfig
+
+__all__ = [
+    "config_lines",
+    "format_header",
+    "format_rows",
+    "format_table",
+    "interpret",
+    "write_outputs",
+]
+
+TABLE_COLUMNS = (
+    ("train acc", "train", "accuracy"),
+    ("test acc", "test", "accuracy"),
+    ("train mean", "train", "mean_loss"),
+    ("train q99", "train", "q99_loss"),
+    ("train max", "train", "max_loss"),
+    ("train feas", "train", "feasible_fraction"),
+    ("test mean", "test", "mean_loss"),
+    ("test q99", "test", "q99_loss"),
+    ("test max", "test", "max_loss"),
+    ("test feas", "test", "feasible_fraction"),
+)
+NAMES = {"erm": "ERM", "fl": "FL", "rfl": "RFL"}
+
+
+def config_lines(command: str, name: str, config: RunConfig, *, methods: tuple,
+                 dataset: Dataset, devices: int | str | None = None,
+                 seeds: str | None = None) -> list[str]:
+    """The run's configuration, printed before any training.
+
+    Example:
+      >>> from feasjax.cli.report import config_lines
+      >>> from feasjax.data.datasets import load_dataset
+      >>> from feasjax.experiments import RunConfig
+      >>> print("\\n".join(config_lines("demo", "digits", RunConfig(), methods=("erm", "fl"),
+      ...                               dataset=load_dataset("digits"), devices=1)))
+      feasjax demo: digits, epsilon=0.1, seed=0, epochs=30, batch size=64
+        data 1257 train / 540 test (10 classes), model mlp (hidden 64), lr 0.05, momentum 0.9, ...
+    """
+    run = f"seeds={seeds}" if seeds else f"seed={config.seed}"
+    first = (f"feasjax {command}: {name}, epsilon={config.epsilon}, {run}, "
+             f"epochs={config.epochs}, batch size={config.batch_size}")
+    classes = (f" ({dataset.num_classes} classes)" if dataset.task == "classification"
+               else " (regression)")
+    model = config.model + (f" (hidden {','.join(map(str, config.hidden))})"
+                            if config.model == "mlp" else "")
+    second = (f"  data {len(dataset.y_train)} train / {len(dataset.y_test)} test{classes}, "
+              f"model {model}, lr {config.learning_rate:g}, momentum {config.momentum:g}, "
+              f"dual lr {config.dual_learning_rate:g}")
+    if "rfl" in methods:
+        second += f", alpha {config.alpha:g}"
+    if config.average != "none":
+        second += f", average {config.average}"
+    second += f", devices {devices if devices is not None else 'auto'}"
+    second += f", methods {','.join(methods)}"
+    return [first, second]
+
+
+def format_header() -> str:
+    """The table's header line.
+
+    Example:
+      >>> from feasjax.cli.report import format_header
+      >>> format_header().split()[:3]
+      ['method', 'train', 'acc']
+    """
+    return "method    " + "".join(f"{name:>11}" for name, _, _ in TABLE_COLUMNS)
+
+
+def format_rows(method: str, result: dict) -> list[str]:
+    """The rows of one method: its own, and ``METHOD+AVERAGE`` when it has ``"averaged"``.
+
+    Example:
+      >>> from feasjax.cli.report import format_rows
+      >>> format_rows("erm", {"train": {"max_loss": 1.0}, "test": {}})[0].split()[:6]
+      ['erm', '-', '-', '-', '-', '1.0000']
+    """
+    rows = [(method, result)]
+    if "averaged" in result:
+        rows.append((f"{method}+{result['averaged']['average']}", result["averaged"]))
+    lines = []
+    for name, res in rows:
+        cells = []
+        for _, split, key in TABLE_COLUMNS:
+            value = res[split].get(key)
+            cells.append(f"{value:>11.4f}" if value is not None else f"{'-':>11}")
+        lines.append(f"{name:<10}" + "".join(cells))
+    return lines
+
+
+def format_table(methods: dict) -> str:
+    """One row per method, the columns of ``TABLE_COLUMNS``.
+
+    Example:
+      >>> from feasjax.cli.report import format_table
+      >>> print(format_table({"erm": {"train": {"max_loss": 1.0}, "test": {}}}).splitlines()[0])
+      method       train acc   test acc ...
+    """
+    return "\n".join([format_header()] + [row for method, result in methods.items()
+                                          for row in format_rows(method, result)])
+
+
+def _num(x: float) -> str:
+    return f"{x:.3f}" if abs(x) >= 0.01 else f"{x:.2g}"
+
+
+def interpret(methods: dict) -> list[str]:
+    """What the table says: for FL and RFL against ERM, the change of the train max loss at the
+    test accuracy (or test mean loss, for regression), and when the test max loss is worse.
+
+    Example:
+      >>> from feasjax.cli.report import interpret
+      >>> erm = {"train": {"max_loss": 0.19}, "test": {"accuracy": 0.974, "max_loss": 5.2}}
+      >>> fl = {"train": {"max_loss": 0.057}, "test": {"accuracy": 0.972, "max_loss": 9.1}}
+      >>> print("\\n".join(interpret({"erm": erm, "fl": fl})))
+      FL cut the train max loss 3.3x (0.190 -> 0.057) at test accuracy 97.2% vs ERM's 97.4%.
+        FL's test max loss is higher (9.100 vs 5.200): ε bounds the training losses only.
+    """
+    base = methods.get("erm")
+    if base is None:
+        return []
+    lines = []
+    for method in ("fl", "rfl"):
+        result = methods.get(method)
+        if result is None:
+            continue
+        name = NAMES[method]
+        before, after = base["train"].get("max_loss"), result["train"].get("max_loss")
+        if before is None or after is None or not (math.isfinite(before)
+                                                    and math.isfinite(after)):
+            continue
+        if after < before:
+            verb = (f"cut the train max loss {before / after:.1f}x" if after > 0 else
+                    "cut the train max loss to zero")
+        else:
+            verb = (f"raised the train max loss {after / before:.1f}x" if before > 0 else
+                    "raised the train max loss")
+        if "accuracy" in result["test"] and "accuracy" in base["test"]:
+            at = (f"at test accuracy {100 * result['test']['accuracy']:.1f}% vs ERM's "
+                  f"{100 * base['test']['accuracy']:.1f}%")
+        else:
+            at = (f"at test mean loss {_num(result['test']['mean_loss'])} vs ERM's "
+                  f"{_num(base['test']['mean_loss'])}")
+        lines.append(f"{name} {verb} ({_num(before)} -> {_num(after)}) {at}.")
+        test_before, test_after = base["test"].get("max_loss"), result["test"].get("max_loss")
+        if test_before is not None and test_after is not None and test_after > test_before:
+            lines.append(f"  {name}'s test max loss is higher ({_num(test_after)} vs "
+                         f"{_num(test_before)}): ε bounds the training losses only.")
+    return lines
+
+
+def write_outputs(args: argparse.Namespace, report: dict, curves: dict | None = None, *,
+                  table: bool = True, title: str | None = None) -> list[str]:
+    """Print the table (unless ``table=False``: it was printed row by row) and what it says,
+    write ``--json`` and ``--plot`` (per-sample loss survival curves) if asked, and print a line
+    for each file written. Returns the paths written.
+
+    Example:
+      >>> import argparse, os, tempfile
+      >>> from feasjax.cli.report import write_outputs
+      >>> path = os.path.join(tempfile.mkdtemp(), "m.json")
+      >>> report = {"epsilon": 0.1, "methods": {"erm": {"train": {}, "test": {}}}}
+      >>> written = write_outputs(argparse.Namespace(json=path), report)
+      method ...
+      erm ...
+      wrote ...m.json: the metrics as JSON
+      >>> written == [path]
+      True
+    """
+    if table:
+        print(format_table(report["methods"]))
+    for line in interpret(report["methods"]):
+        print(line)
+    written = []
+    if getattr(args, "json", None):
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+        written.append(args.json)
+        print(f"wrote {args.json}: the metrics as JSON")
+    if getattr(args, "plot", None) and curves:
+        # Lazy: matplotlib takes seconds to import, and only --plot needs it.
+        from feasjax.metrics.plotting import plot_loss_survival
+
+        plot_loss_survival(curves, report["epsilon"], args.plot, title=title)
+        written.append(args.plot)
+        print(f"wrote {args.plot}: per-sample loss survival curves, train and test (PNG)")
+    return written

@@ -1,0 +1,114 @@
+"""Progress of a training run, per epoch: a tqdm bar, plain lines, or nothing.
+
+The loops (:func:`feasjax.train`, :func:`feasjax.training.train_resumable`,
+:func:`feasjax.parallel.train_sweep`) read an epoch's summary on the host anyway (to record the
+history), one epoch behind the device; the bar advances when that summary arrives, so that
+showing progress adds no host sync. ``progress`` is ``True`` or ``"bar"`` (a tqdm bar, also a
+widget in notebooks), ``"lines"`` (a plain line per epoch on stderr, every k-th epoch when
+there are more than ten, for logs and pipes where a bar's carriage returns are noise), or
+``False`` (nothing).
+"""
+from __future__ import annotations
+
+import math
+import sys
+from typing import Callable, Mapping, NamedTuple
+
+from tqdm.auto import tqdm
+
+__all__ = [
+    "Progress",
+    "progress_reporter",
+    "format_stats",
+]
+
+MODES = (True, False, "bar", "lines")
+
+
+class Progress(NamedTuple):
+    """What a loop calls: ``advance(n)`` units done, then ``report(epoch, stats)`` after an
+    epoch (``epoch`` counts from 1), and ``close()`` at the end (also on error).
+
+    Example:
+      >>> from feasjax.training.progress import Progress, progress_reporter
+      >>> isinstance(progress_reporter(False, total=3, description="fl"), Progress)
+      True
+    """
+
+    advance: Callable[[int], None]
+    report: Callable[[int, Mapping[str, float]], None]
+    close: Callable[[], None]
+
+
+def format_stats(stats: Mapping[str, float]) -> str:
+    """``{"loss": 0.1234, "feasible": 0.9, ...}`` -> ``"loss 0.1234  feasible 0.900  ..."``;
+    NaN values (e.g. no ε, no multipliers) are left out.
+
+    Example:
+      >>> from feasjax.training.progress import format_stats
+      >>> format_stats({"loss": 0.12345, "feasible": 0.9, "mult_max": float("nan"), "skipped": 0})
+      'loss 0.1235  feasible 0.900  skipped 0'
+    """
+    parts = []
+    for name, value in stats.items():
+        if isinstance(value, float) and math.isnan(value):
+            continue
+        if isinstance(value, int):
+            parts.append(f"{name} {value}")
+        elif name == "feasible":
+            parts.append(f"{name} {value:.3f}")
+        else:
+            parts.append(f"{name} {value:.3f}" if name.startswith("mult") else
+                         f"{name} {value:.4f}")
+    return "  ".join(parts)
+
+
+def progress_reporter(progress: bool | str, *, total: int, description: str,
+                      epochs: int | None = None, initial: int = 0,
+                      unit: str = "epoch") -> Progress:
+    """A :class:`Progress` for ``total`` units (epochs, or steps of ``epochs`` epochs).
+
+    Args:
+      progress: ``True``/``"bar"``, ``"lines"`` or ``False`` (see the module docstring).
+      total: units of the whole run (the bar's length).
+      description: the bar's label and the lines' prefix.
+      epochs: the number of epochs, for the lines (default: ``total``).
+      initial: units already done (a resumed run).
+      unit: the bar's unit.
+
+    Returns:
+      A :class:`Progress`; with ``"lines"``, ``report`` prints
+      ``"<description> epoch e/E  loss ...  feasible ..."`` to stderr for the first, the last
+      and every ``ceil(E / 10)``-th epoch.
+
+    Example:
+      >>> from feasjax.training.progress import progress_reporter
+      >>> p = progress_reporter("lines", total=2, description="fl")
+      >>> p.advance(1); p.report(1, {"loss": 0.5})  # prints "fl epoch 1/2  loss 0.5000" to stderr
+      >>> p.close()
+    """
+    if not any(progress is m or (isinstance(progress, str) and progress == m) for m in MODES):
+        raise ValueError(f"progress must be True, False, 'bar' or 'lines', got {progress!r}")
+    epochs = total if epochs is None else epochs
+    if progress is False:
+        return Progress(lambda n: None, lambda epoch, stats: None, lambda: None)
+    if progress == "lines":
+        every = max(1, math.ceil(epochs / 10))  # at most about ten lines a run
+
+        def report(epoch, stats):
+            if epoch != 1 and epoch % every and epoch != epochs:
+                return
+            print(f"{description} epoch {epoch}/{epochs}  {format_stats(stats)}".rstrip(),
+                  file=sys.stderr, flush=True)
+
+        return Progress(lambda n: None, report, lambda: None)
+    # A bar advanced by hand: iterating a tqdm keeps its count in a local variable and redraws
+    # only now and then, so a postfix set each epoch showed a stale "1/30" for a whole run.
+    bar = tqdm(total=total, initial=initial, desc=description, unit=unit, leave=False,
+               miniters=1, mininterval=0, dynamic_ncols=True)
+
+    def report(epoch, stats):
+        del epoch
+        bar.set_postfix_str(format_stats(stats))
+
+    return Progress(bar.update, report, bar.close)
