@@ -125,7 +125,7 @@ def averaged(
         take = _counted(averager, count)
         # Computed every step and selected with jnp.where inside the fold (XLA fuses it into one
         # elementwise pass); lax.cond would skip it on other steps but made XLA copy the state:
-        # slower on the benchmark (benchmarks/README_averaging.md).
+        # slower on the benchmark (benchmarks/README.md, "Averaging overhead").
         iterate = optax.apply_updates(params, inner_updates)
         average = _fold(averager, state.average, iterate, state.n, take)
         n = state.n + take.astype(jnp.int32)

@@ -6,6 +6,7 @@ model with the same optimizers.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -256,10 +257,21 @@ def evaluate(fns: ModelFns, params: Any, model_state: Any, x: jax.typing.ArrayLi
     """
     batch = {"x": jnp.asarray(x), "y": jnp.asarray(y)}
     losses = fns.eval_loss(params, batch, model_state)
-    out = {k: float(v) for k, v in metrics.loss_summary(losses, epsilon).items()}
+    out = {k: float(v) for k, v in _loss_summary(losses, epsilon).items()}
     if dataset.task == "classification":
         logits = fns.predict(params, batch["x"], model_state)
-        out["accuracy"] = float(metrics.accuracy(logits, batch["y"]))
-        out["worst_class_accuracy"] = float(
-            metrics.worst_class_accuracy(logits, batch["y"], dataset.num_classes))
+        accuracy, worst = _class_metrics(logits, batch["y"], dataset.num_classes)
+        out["accuracy"], out["worst_class_accuracy"] = float(accuracy), float(worst)
     return np.asarray(losses), out
+
+
+# Compiled once per shape and shared by every method and run of a process: run eagerly, the
+# metrics' dozens of small ops compiled one by one cost about 10 s of CPU on the first
+# evaluation (the CLI's, each notebook's), 1-2 s as two programs.
+_loss_summary = jax.jit(metrics.loss_summary)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _class_metrics(logits: jax.Array, labels: jax.Array, num_classes: int) -> tuple:
+    return (metrics.accuracy(logits, labels),
+            metrics.worst_class_accuracy(logits, labels, num_classes))
