@@ -3,6 +3,8 @@ accuracy, worst-class accuracy, multiplier statistics) in ``summary`` and loss-C
 ``plotting``. ``plot_loss_cdfs`` is imported on first use, so that ``import feasjax`` does not
 import matplotlib.
 """
+from typing import TYPE_CHECKING
+
 from feasjax.metrics.summary import LOSS_SUMMARY_KEYS
 from feasjax.metrics.summary import quantile
 from feasjax.metrics.summary import cvar
@@ -12,6 +14,9 @@ from feasjax.metrics.summary import per_class_accuracy
 from feasjax.metrics.summary import worst_class_accuracy
 from feasjax.metrics.summary import multiplier_stats
 from feasjax.metrics.summary import loss_summary
+
+if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run time: __getattr__
+    from feasjax.metrics.plotting import plot_loss_cdfs
 
 __all__ = [
     "accuracy",

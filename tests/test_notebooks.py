@@ -1,0 +1,89 @@
+"""The colab/ notebooks and the docs site, checked without running them (fast, no extras).
+
+Executing the notebooks (``.ci/notebooks.py``) and building the site (``mkdocs build
+--strict``, then ``.ci/docs_check.py``) happen in CI's docs job, which installs the
+``notebooks`` and ``docs`` extras; here: the notebooks are committed without outputs, each
+opens with its Colab badge and the install cell for the repository of pyproject.toml, uses only
+public names, and the site's navigation has every notebook and a page per subpackage.
+"""
+import json
+import pathlib
+import re
+import tomllib
+import types
+
+import pytest
+
+import feasjax as fj
+from test_api import SUBPACKAGES, _check_source
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "colab").glob("*.ipynb"))
+REPO = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+MKDOCS = (ROOT / "mkdocs.yml").read_text()
+
+
+def _cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def _source(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def test_there_are_at_least_five_numbered_notebooks():
+    names = [p.name for p in NOTEBOOKS]
+    assert len(names) >= 5, names
+    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", n) for n in names), names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path):
+    for i, cell in enumerate(_cells(path)):
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [], f"{path.name} cell {i} has outputs"
+            assert cell.get("execution_count") is None, f"{path.name} cell {i} was executed"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_opens_with_its_badge_and_the_install_cell(path):
+    cells = _cells(path)
+    title = _source(cells[0])
+    colab = f"https://colab.research.google.com/github/{REPO.removeprefix('https://github.com/')}"
+    assert cells[0]["cell_type"] == "markdown" and title.startswith("# ")
+    assert f"({colab}/blob/main/colab/{path.name})" in title
+    setup = _source(next(c for c in cells if c["cell_type"] == "code"))
+    assert 'os.environ.get("FEASJAX_NOTEBOOK_SMALL", "0") == "1"' in setup
+    # installed from the repository, and only when feasjax is not importable
+    assert re.search(r"try:\n    import feasjax\nexcept ImportError:\n"
+                     rf'    %pip install -q "feasjax @ git\+{re.escape(REPO)}"', setup), setup
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_code_uses_only_public_names(path):
+    # IPython magics are not Python: `%pip ...` is read as `pass`
+    code = "\n".join(re.sub(r"^(\s*)%.*$", r"\1pass", _source(c), flags=re.M)
+                     for c in _cells(path) if c["cell_type"] == "code")
+    _check_source(code, path.name)
+
+
+def test_the_site_lists_every_notebook_and_a_page_per_subpackage():
+    for path in NOTEBOOKS:
+        assert f"notebooks/{path.name}" in MKDOCS, f"{path.name} is not in mkdocs.yml's nav"
+        link = ROOT / "docs" / "notebooks" / path.name
+        assert link.resolve() == path.resolve(), f"docs/notebooks/{path.name} must link {path}"
+    for sub in (*SUBPACKAGES, "cli"):
+        page = ROOT / "docs" / "api" / f"{sub}.md"
+        assert f"api/{sub}.md" in MKDOCS, f"no API page for feasjax.{sub} in the nav"
+        assert page.read_text().strip() == f"::: feasjax.{sub}", page
+    assert "strict: true" in MKDOCS
+
+
+def test_every_top_level_name_is_documented_in_a_subpackage():
+    # docs/hooks.py links each top-level name to its subpackage's page
+    for name in fj.__all__:
+        value = getattr(fj, name)
+        if isinstance(value, types.ModuleType) or name == "__version__":
+            continue
+        assert any(name in getattr(fj, s).__all__ and getattr(getattr(fj, s), name) is value
+                   for s in SUBPACKAGES), f"fj.{name} is in no subpackage's __all__"
