@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 
 from feasjax.cli.common import add_run_arguments
 from feasjax.cli.demo import add_scale_arguments, demo
+from feasjax.cli.federated import add_federated_parser
 from feasjax.cli.train import add_train_parser
 from feasjax.data.datasets import DATASETS
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_scale_arguments(demo_parser)
     demo_parser.set_defaults(handler=demo)
     add_train_parser(commands)
+    add_federated_parser(commands)
     return parser
 
 
