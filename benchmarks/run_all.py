@@ -31,6 +31,7 @@ BENCHMARKS = {
                             "lawa_snapshot_step_ratio"]),
     "bootstrap_vmap": (["--replicas", "100", "--n", "5000"], [], []),
     "scaling": (["--big-n", "1e7", "--reps", "3"], ["--big-n", "1e9"], []),
+    "federated_clients": (["--repeats", "7"], ["--repeats", "15"], ["speedup"]),
 }
 
 

@@ -40,8 +40,8 @@ class FederatedData:
     Example:
       >>> from feasjax.data.federated import federated_dataset
       >>> fed = federated_dataset("digits", num_clients=4, beta=0.5)
-      >>> fed.num_clients, fed.train["x"].shape[0], int(fed.train["mask"].sum() + fed.test["mask"].sum())
-      (4, 4, 1797)
+      >>> fed.num_clients, int(fed.train_counts.sum() + fed.test["mask"].sum())
+      (4, 1797)
     """
 
     train: dict  # {"x": (K, n, ...) float32, "y": (K, n) int32, "mask": (K, n) bool}

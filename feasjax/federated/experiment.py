@@ -57,7 +57,7 @@ class FederatedConfig(NamedTuple):
     theta: float = 0.5  # the portfolio's reported coefficient (a grid value)
     num_features: int = 256
     prompt_learning_rate: float = 20.0
-    mesh: Any = None  # a 1-D mesh splits the clients of the FedAvg rounds over devices
+    mesh: Any = None  # a 1-D mesh splits the clients of the FedAvg rounds over its devices
 
 
 def _summary(acc: Any, seconds: float) -> dict:
@@ -93,6 +93,10 @@ def _stages(data: FederatedData, cfg: FederatedConfig) -> _Stages:
     alphas, thetas = jnp.asarray(cfg.alphas), jnp.asarray(cfg.thetas)
 
     def fedavg(params, train, key):
+        if cfg.mesh is not None and (extra := -data.num_clients % cfg.mesh.size):
+            # Empty clients (all rows masked) weigh 0: they only pad the client axis.
+            train = jax.tree.map(lambda v: jnp.concatenate(
+                [v, jnp.zeros((extra, *v.shape[1:]), v.dtype)]), train)
         state = fed.init(params)
         for r in range(cfg.rounds):  # one compiled round per call
             state, _ = fed.round(state, train, jax.random.fold_in(key, r))

@@ -103,7 +103,7 @@ def portfolio_params(key: jax.Array, num_classes: int, num_features: int, num_cl
 
 def portfolio_prompts(global_prompts: jax.Array, personal: dict,
                       learn_theta: bool = False) -> jax.Array:
-    """One client's portfolio ``(1 - theta) P_G + theta P_k`` (``feasjax.mix(P_k, P_G, 1 - theta)``).
+    """One client's portfolio ``(1 - theta) P_G + theta P_k``, i.e. ``mix(P_k, P_G, 1 - theta)``.
 
     Example:
       >>> import jax, jax.numpy as jnp
