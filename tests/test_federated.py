@@ -74,6 +74,16 @@ def test_server_ema_reuses_feasjax_averaging():
                                rtol=1e-6)
 
 
+def test_bad_clients_and_coefficients_are_refused():
+    with pytest.raises(ValueError, match="keys 'x', 'y', 'mask'"):
+        FEDAVG.round(FEDAVG.init(jnp.zeros(3)), {"x": jnp.ones((2, 4, 3)),
+                                                 "y": jnp.ones((2, 4))}, jax.random.key(0))
+    with pytest.raises(ValueError, match="local_steps must be a positive int"):
+        federated_averaging(_loss, optax.sgd(0.1), local_steps=0)
+    with pytest.raises(ValueError, match="theta must be in"):
+        portfolio_params(jax.random.key(0), 3, 4, num_clients=2, theta=1.5)
+
+
 def test_minibatches_draw_only_real_rows():
     client = {"x": jnp.ones((4, 1)), "y": jnp.array([1.0, 1.0, 50.0, 50.0]),
               "mask": jnp.array([True, True, False, False])}

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from feasjax.averaging.mixing import mix
 
@@ -94,6 +95,9 @@ def portfolio_params(key: jax.Array, num_classes: int, num_features: int, num_cl
       >>> g.shape, personal["prompts"].shape, personal["theta_logit"].shape
       ((3, 8), (2, 3, 8), (2,))
     """
+    if not isinstance(theta, jax.core.Tracer) and not np.all((np.asarray(theta) >= 0)
+                                                             & (np.asarray(theta) <= 1)):
+        raise ValueError(f"theta must be in [0, 1], got {theta=}")
     theta = jnp.broadcast_to(jnp.asarray(theta, jnp.float32), (num_clients,))
     prompts = jax.random.normal(key, (num_classes, num_features))
     logit = jnp.log(theta) - jnp.log1p(-theta)  # +-inf at 0 and 1: sigmoid gives them back

@@ -60,6 +60,17 @@ def _check_steps(local_steps: object, batch_size: object) -> None:
                          f"{batch_size=}")
 
 
+def _check_clients(clients: Any) -> None:
+    if not isinstance(clients, dict) or not {"x", "y", "mask"} <= set(clients):
+        keys = sorted(clients) if isinstance(clients, dict) else type(clients).__name__
+        raise ValueError(f"clients must be a dict with keys 'x', 'y', 'mask' (leading axes: "
+                         f"clients, rows), got {keys}")
+    shapes = {k: jnp.shape(clients[k])[:2] for k in ("x", "y", "mask")}
+    if len(set(shapes.values())) != 1 or len(shapes["mask"]) != 2:
+        raise ValueError(f"clients['x'], ['y'] and ['mask'] must share their leading (clients, "
+                         f"rows) axes, got {shapes}")
+
+
 def client_update(loss_fn: LossFn, optimizer: optax.GradientTransformation, local_steps: int, *,
                   batch_size: int | None = None) -> Callable[[Any, dict, jax.Array], Any]:
     """Local training of one client: ``train(params, client, key) -> params``.
@@ -186,6 +197,7 @@ def federated_averaging(loss_fn: LossFn, client_optimizer: optax.GradientTransfo
                               state.round + 1)
 
     def round_fn(state, clients, key, personal=None):
+        _check_clients(clients)
         num = clients["mask"].shape[0]
         if mesh is not None and num % mesh.size:
             raise ValueError(f"the {num} clients must be a multiple of the mesh's {mesh.size} "
