@@ -98,10 +98,12 @@ def _simulate(key, variance, bias, alphas, *, num_clients, num_samples, dim, rep
 
     theta_l, theta_g, estimated = jax.vmap(repetition)(jax.random.split(k_x, repetitions))
     err_l, diff = theta_l - mu[None], theta_l - theta_g  # (R, K, d)
-    # The MC MSE is a quadratic in alpha: E||err_l - alpha diff||^2, minimised in closed form.
-    alpha_mse = jnp.sum(err_l * diff, axis=(0, 2)) / jnp.sum(diff * diff, axis=(0, 2))
-    mixed = err_l[:, :, None] - alphas.reshape(1, 1, -1, 1) * diff[:, :, None]  # (R, K, G, d)
-    mse = jnp.mean(jnp.sum(mixed**2, axis=-1), axis=0)
+    # The MC MSE is a quadratic in alpha, mean_r ||err_l - alpha diff||^2 = a - 2 alpha b +
+    # alpha^2 c (exact, per client), minimised at b / c.
+    a, b, c = (jnp.mean(jnp.sum(u * v, axis=-1), axis=0)
+               for u, v in ((err_l, err_l), (err_l, diff), (diff, diff)))  # (K,) each
+    alpha_mse = b / c
+    mse = a[:, None] - 2 * alphas[None, :] * b[:, None] + alphas[None, :] ** 2 * c[:, None]
     helps = mixing_helps(alphas[None, :], v_local, v_global,
                          jnp.linalg.norm(target_global - mu, axis=-1)[:, None])
     return MeanEstimation(alpha_star, alpha_mse, estimated, mse, helps, mse < mse[:, :1])
