@@ -32,6 +32,7 @@ BENCHMARKS = {
     "averaging_speedup": ([], [], []),  # headline.*_ratio: steps to target vs cosine decay
     "bootstrap_vmap": (["--replicas", "100", "--n", "5000"], [], []),
     "scaling": (["--big-n", "1e7", "--reps", "3"], ["--big-n", "1e9"], []),
+    "federated_clients": (["--repeats", "7"], ["--repeats", "15"], ["speedup"]),
 }
 
 

@@ -6,14 +6,16 @@ Optax-style transformations that compile with ``jit`` and scale over devices.
 
 The top level holds the names the README uses. Everything else lives in a subpackage per concept
 (``feasjax.core``, ``averaging``, ``uncertainty``, ``models``, ``data``, ``metrics``,
-``training``, ``parallel``, ``experiments``), imported here so that ``fj.parallel.pad_samples``
-works after ``import feasjax as fj``. Names that were at the top level in 0.1 and now live only
-in a subpackage still resolve here, with a ``DeprecationWarning``, until 0.3.
+``training``, ``parallel``, ``experiments``, ``federated``), imported here so that
+``fj.parallel.pad_samples`` works after ``import feasjax as fj``. Names that were at the top
+level in 0.1 and now live only in a subpackage still resolve here, with a ``DeprecationWarning``,
+until 0.3.
 """
 from feasjax import averaging
 from feasjax import core
 from feasjax import data
 from feasjax import experiments
+from feasjax import federated
 from feasjax import metrics
 from feasjax import models
 from feasjax import parallel
@@ -85,6 +87,7 @@ __all__ = [
     "training",
     "parallel",
     "experiments",
+    "federated",
     # the constrained core (feasjax.core)
     "feasible",
     "constrained",

@@ -36,13 +36,13 @@ LAYERS = {
     "models": 2, "data": 2, "metrics": 2,
     "training": 3,
     "parallel": 4,
-    "experiments": 5,
+    "experiments": 5, "federated": 5,
     "cli": 6,
 }
 TOP = max(LAYERS.values()) + 1  # feasjax/__init__.py and the feasjax.launch shim
 
 SUBPACKAGES = ("core", "averaging", "uncertainty", "models", "data", "metrics", "training",
-               "parallel", "experiments")
+               "parallel", "experiments", "federated")
 
 # Records that users never build themselves: optimizer and solver states (``init`` makes them),
 # and the objects and results that a documented function returns (its example shows them).
@@ -58,6 +58,9 @@ EXAMPLE_EXEMPT = {
     # run_method_sweep, model_fns, shard_layout, coordinate_intervals, confidence_ball
     "StepInfo", "EpochInfo", "History", "SweepHistory", "Restored", "MethodResult",
     "SweepResult", "ModelFns", "ShardLayout", "Interval", "ConfidenceBall",
+    # federated: the state made by init, the pair and the Monte Carlo result returned by
+    # federated_averaging and mean_estimation
+    "FederatedState", "Federated", "MeanEstimation",
 }
 
 # The top-level names of feasjax 0.1, every one of which must still resolve.

@@ -1,5 +1,6 @@
 """Datasets: the bundled scikit-learn datasets and the ``Dataset`` record (``datasets``), and
-loading and checking the user's own ``.npz``/``.npy`` arrays (``user_data``).
+loading and checking the user's own ``.npz``/``.npy`` arrays (``user_data``), and datasets split
+over federated clients with label skew and padding masks (``federated``).
 """
 from feasjax.data.datasets import TASKS
 from feasjax.data.datasets import DATASETS
@@ -10,14 +11,24 @@ from feasjax.data.datasets import load_dataset
 from feasjax.data.user_data import load_arrays
 from feasjax.data.user_data import user_dataset
 from feasjax.data.user_data import name_of
+from feasjax.data.federated import FederatedData
+from feasjax.data.federated import dirichlet_partition
+from feasjax.data.federated import federated_dataset
+from feasjax.data.federated import from_client_arrays
+from feasjax.data.federated import pad_clients
 
 __all__ = [
     "Dataset",
     "DATASETS",
+    "dirichlet_partition",
+    "FederatedData",
+    "federated_dataset",
     "from_arrays",
+    "from_client_arrays",
     "load_arrays",
     "load_dataset",
     "name_of",
+    "pad_clients",
     "TASKS",
     "user_dataset",
     "validate_arrays",

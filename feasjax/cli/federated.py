@@ -1,0 +1,184 @@
+"""``feasjax federated``: personalized federated learning on a bundled dataset split over clients.
+
+FedAvg rounds of all clients in one compiled program, then local-only, global-only, fine-tuned,
+optimally mixed (Grimberg et al. 2021) and prompt-portfolio (PromptFolio, Pan et al. 2024)
+models, scored by their mean and worst client test accuracy over ``--seeds``. The partition of
+the data over clients is fixed by ``--data-seed``; the seeds vary initialisation and sampling.
+
+``--json PATH`` writes::
+
+    {"dataset", "clients", "beta", "seeds",
+     "methods": {NAME: {"mean_client_accuracy": [per seed], "worst_client_accuracy": [per seed],
+                        "seconds": float, ...}}}
+
+where ``mix`` adds ``alpha`` (per client, mean over seeds), ``alpha_per_seed``, ``alphas``,
+``accuracy_by_alpha`` and ``best_alpha_accuracy`` (per seed: the empirical best grid
+coefficient of every client on its test rows), and ``portfolio`` adds ``theta``, ``thetas``,
+``accuracy_by_theta`` and ``best_theta`` (per seed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_float, _positive_int,
+                                check_outputs)
+from feasjax.cli.demo import _seeds
+from feasjax.data.federated import federated_dataset
+from feasjax.federated.experiment import METHODS, FederatedConfig, run_federated
+
+__all__ = [
+    "add_federated_parser",
+    "federated_command",
+]
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not methods or any(m not in METHODS for m in methods):
+        raise argparse.ArgumentTypeError(
+            f"--methods must be a comma-separated subset of {','.join(METHODS)}, got {text!r}")
+    return methods
+
+
+def add_federated_parser(commands: argparse._SubParsersAction) -> None:
+    """The ``feasjax federated`` subcommand and its flags.
+
+    Example:
+      >>> from feasjax.cli.app import build_parser
+      >>> args = build_parser().parse_args(["federated", "--clients", "4", "--seeds", "0-1"])
+      >>> args.clients, args.beta, args.seeds, args.methods[-1]
+      (4, 0.3, (0, 1), 'portfolio')
+    """
+    cfg = FederatedConfig()
+    p = commands.add_parser("federated", help="personalized federated learning over clients")
+    p.add_argument("--dataset", choices=("digits", "breast_cancer"), default="digits")
+    p.add_argument("--clients", type=_positive_int, default=10)
+    p.add_argument("--beta", type=_positive_float, default=0.3,
+                   help="Dirichlet label skew (small: few classes per client)")
+    p.add_argument("--feature-shift", type=_nonnegative_float, default=0.0,
+                   help="scale of a random per-client input offset")
+    p.add_argument("--rounds", type=_positive_int, default=cfg.rounds)
+    p.add_argument("--local-steps", type=_positive_int, default=cfg.local_steps)
+    p.add_argument("--batch-size", type=_positive_int, default=cfg.batch_size)
+    p.add_argument("--lr", type=_positive_float, default=cfg.learning_rate, help="client SGD")
+    p.add_argument("--theta", type=_fraction_or_end, default=cfg.theta,
+                   help="the portfolio's reported theta (a multiple of 0.1)")
+    p.add_argument("--methods", type=_methods, default=METHODS,
+                   help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="e.g. 0-2 or 0,3")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the client partition")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--plot", metavar="PATH", help="PNG: accuracy against the mixing coefficient")
+    p.add_argument("--no-compile-cache", action="store_true",
+                   help="do not use JAX's persistent compilation cache")
+    p.set_defaults(handler=federated_command)
+
+
+def _fraction_or_end(text: str) -> float:
+    value = float(text)
+    if value not in (0.0, 1.0):
+        value = _fraction(text)
+    if abs(value * 10 - round(value * 10)) > 1e-9:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 0.1 in [0, 1], got {text!r}")
+    return round(value, 1)
+
+
+def _report(args: argparse.Namespace, runs: dict) -> dict:
+    report = {"dataset": args.dataset, "clients": args.clients, "beta": args.beta,
+              "seeds": list(args.seeds), "methods": {}}
+    for name, per_seed in runs.items():
+        entry = {key: [r[key] for r in per_seed]
+                 for key in ("mean_client_accuracy", "worst_client_accuracy")}
+        entry["seconds"] = float(sum(r["seconds"] for r in per_seed))
+        if name == "mix":
+            entry["alpha"] = np.mean([r["alpha"] for r in per_seed], axis=0).tolist()
+            entry["alpha_per_seed"] = [r["alpha"] for r in per_seed]
+            entry["alphas"] = list(FederatedConfig().alphas)
+            for key in ("accuracy_by_alpha", "best_alpha_accuracy", "best_alpha"):
+                entry[key] = [r[key] for r in per_seed]
+        if name == "portfolio":
+            entry["theta"] = per_seed[0]["theta"]
+            entry["thetas"] = list(FederatedConfig().thetas)
+            entry["accuracy_by_theta"] = [r["accuracy_by_theta"] for r in per_seed]
+            entry["best_theta"] = [r["best_theta"] for r in per_seed]
+        report["methods"][name] = entry
+    return report
+
+
+def _print(report: dict) -> None:
+    print(f"{'method':<10}{'mean client acc':>18}{'worst client acc':>18}{'seconds':>10}")
+    for name, m in report["methods"].items():
+        mean, worst = np.asarray(m["mean_client_accuracy"]), np.asarray(m["worst_client_accuracy"])
+        print(f"{name:<10}{mean.mean():>11.4f} ± {mean.std():.4f}{worst.mean():>11.4f} ± "
+              f"{worst.std():.4f}{m['seconds']:>10.1f}")
+    if "mix" in report["methods"]:
+        mix = report["methods"]["mix"]
+        print("mix alpha per client (weight of the global model): "
+              + " ".join(f"{a:.2f}" for a in mix["alpha"]))
+        print("mix with each client's empirical best alpha (test): "
+              + " ".join(f"{a:.4f}" for a in mix["best_alpha_accuracy"]))
+    if "portfolio" in report["methods"]:
+        pf = report["methods"]["portfolio"]
+        print(f"portfolio at theta={pf['theta']}; best theta per seed: "
+              + " ".join(f"{t:.1f}" for t in pf["best_theta"]))
+
+
+def _plot(report: dict, path: str) -> None:
+    from matplotlib.figure import Figure  # lazy: seconds to import, only --plot needs it
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    methods = report["methods"]
+    if "mix" in methods:
+        mix = methods["mix"]
+        ax.plot(mix["alphas"], np.mean(mix["accuracy_by_alpha"], axis=0), "o-",
+                label="mix(local, global, α), same α for every client")
+        ax.axvline(float(np.mean(mix["alpha"])), color="k", ls="--",
+                   label="mean estimated α* (held out)")
+    if "portfolio" in methods:
+        pf = methods["portfolio"]
+        ax.plot(1 - np.asarray(pf["thetas"]), np.mean(pf["accuracy_by_theta"], axis=0), "s-",
+                label="portfolio, α = 1 − θ")
+    ax.set_xlabel("mixing coefficient α (weight of the global model)")
+    ax.set_ylabel("mean client test accuracy")
+    ax.set_title(f"{report['dataset']}, {report['clients']} clients, β={report['beta']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def federated_command(args: argparse.Namespace) -> dict:
+    """Run ``feasjax federated`` and return the JSON-able report.
+
+    Example:
+      >>> from feasjax.cli.app import build_parser
+      >>> from feasjax.cli.federated import federated_command
+      >>> args = build_parser().parse_args(["federated", "--dataset", "breast_cancer",
+      ...     "--clients", "2", "--rounds", "1", "--local-steps", "1", "--methods",
+      ...     "global", "--seeds", "0"])
+      >>> report = federated_command(args)
+      feasjax federated: breast_cancer, 2 clients, beta=0.3, ...
+      >>> sorted(report["methods"]["global"])
+      ['mean_client_accuracy', 'seconds', 'worst_client_accuracy']
+    """
+    check_outputs(args, "federated")
+    try:
+        data = federated_dataset(args.dataset, args.clients, args.beta,
+                                 feature_shift=args.feature_shift, seed=args.data_seed)
+    except ValueError as e:
+        raise SystemExit(f"feasjax federated: error: {e}") from None
+    config = FederatedConfig(rounds=args.rounds, local_steps=args.local_steps,
+                             learning_rate=args.lr, batch_size=args.batch_size, theta=args.theta)
+    print(f"feasjax federated: {args.dataset}, {args.clients} clients, beta={args.beta}, "
+          f"rounds={args.rounds}, local steps={args.local_steps}, seeds={list(args.seeds)}")
+    report = _report(args, run_federated(data, args.methods, args.seeds, config))
+    _print(report)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    if args.plot:
+        _plot(report, args.plot)
+    return report

@@ -1,0 +1,245 @@
+"""The experiment behind ``feasjax federated``: FedAvg on K clients, then every personalization.
+
+Per seed (model initialisation, client sampling): FedAvg rounds give the global model; local
+models train from the same initialisation for as many steps (``rounds * local_steps``);
+fine-tuning continues the global model locally; optimal mixing picks ``alpha_k`` on a held-out
+fifth of each client's training rows (:mod:`feasjax.federated.personalize`); the prompt
+portfolio trains global and local prompts over a frozen random-feature extractor for every
+``theta`` of a grid in one ``vmap`` (:mod:`feasjax.federated.portfolio`). Every stage is jitted
+once and reused across seeds.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from feasjax.data.federated import FederatedData
+from feasjax.federated import personalize as pz
+from feasjax.federated import portfolio as pf
+from feasjax.federated.rounds import client_update, federated_averaging
+from feasjax.models.losses import per_sample_loss_fn, predict_fn
+from feasjax.models.nets import MLP
+
+__all__ = [
+    "METHODS",
+    "FederatedConfig",
+    "run_federated",
+]
+
+METHODS = ("local", "global", "finetune", "mix", "portfolio")
+GRID = tuple(round(float(a), 1) for a in np.linspace(0.0, 1.0, 11))
+
+
+class FederatedConfig(NamedTuple):
+    """Settings of :func:`run_federated` (the defaults of ``feasjax federated``).
+
+    Example:
+      >>> from feasjax.federated import FederatedConfig
+      >>> FederatedConfig(rounds=5).rounds, FederatedConfig().alphas[:3]
+      (5, (0.0, 0.1, 0.2))
+    """
+
+    rounds: int = 50
+    local_steps: int = 10
+    learning_rate: float = 0.1  # client SGD
+    batch_size: int = 32
+    hidden: tuple = ()  # () is a linear (softmax-regression) model
+    finetune_steps: int = 10
+    held_out: float = 0.2  # share of each client's training rows that selects alpha
+    alphas: tuple = GRID
+    thetas: tuple = GRID
+    theta: float = 0.5  # the portfolio's reported coefficient (a grid value)
+    num_features: int = 256
+    prompt_learning_rate: float = 20.0
+    mesh: Any = None  # a 1-D mesh splits the clients of the FedAvg rounds over its devices
+
+
+def _summary(acc: Any, seconds: float) -> dict:
+    acc = np.asarray(acc, np.float64)
+    return {"mean_client_accuracy": float(acc.mean()), "worst_client_accuracy": float(acc.min()),
+            "client_accuracy": acc.tolist(), "seconds": seconds}
+
+
+class _Stages(NamedTuple):
+    init: Any
+    evaluate: Any
+    fedavg: Any
+    local: Any
+    finetune: Any
+    mix: Any
+    portfolio: Any
+
+
+def _stages(data: FederatedData, cfg: FederatedConfig) -> _Stages:
+    x_shape = data.train["x"].shape[2:]
+    d = int(np.prod(x_shape))
+
+    def init(seed):
+        return nnx.split(MLP(d, list(cfg.hidden), data.num_classes, rngs=nnx.Rngs(seed)))
+
+    graphdef, _ = init(0)
+    loss, predict = per_sample_loss_fn(graphdef), predict_fn(graphdef)
+    opt = optax.sgd(cfg.learning_rate)
+    fed = federated_averaging(loss, opt, local_steps=cfg.local_steps, batch_size=cfg.batch_size,
+                              mesh=cfg.mesh)
+    long = client_update(loss, opt, cfg.rounds * cfg.local_steps, batch_size=cfg.batch_size)
+    tune = client_update(loss, opt, cfg.finetune_steps, batch_size=cfg.batch_size)
+    alphas, thetas = jnp.asarray(cfg.alphas), jnp.asarray(cfg.thetas)
+
+    def fedavg(params, train, key):
+        if cfg.mesh is not None and (extra := -data.num_clients % cfg.mesh.size):
+            # Empty clients (all rows masked) weigh 0: they only pad the client axis.
+            train = jax.tree.map(lambda v: jnp.concatenate(
+                [v, jnp.zeros((extra, *v.shape[1:]), v.dtype)]), train)
+        state = fed.init(params)
+        for r in range(cfg.rounds):  # one compiled round per call
+            state, _ = fed.round(state, train, jax.random.fold_in(key, r))
+        return state.params
+
+    def cat(a, b):  # two client sets as one: one trace of the program serves both
+        return jax.tree.map(lambda u, v: jnp.concatenate([u, v]), a, b)
+
+    def halves(tree):
+        return jax.tree.map(lambda v: v[:data.num_clients], tree), jax.tree.map(
+            lambda v: v[data.num_clients:], tree)
+
+    @jax.jit
+    def local(params, train, test, key):
+        # The local models on all training rows, and (for mix) on all but the held-out ones.
+        fit, held = pz.held_out_split(train, cfg.held_out)
+        models, fit_models = halves(pz.train_clients(long, params, cat(train, fit), key))
+        return models, fit_models, held, pz.client_metrics(predict, models, test)[0]
+
+    @jax.jit
+    def finetune(global_params, train, test, key):
+        models = pz.train_clients(tune, global_params, train, key)
+        return pz.client_metrics(predict, models, test)[0]
+
+    @jax.jit
+    def mix(global_params, local_models, fit_models, held, test):
+        acc, loss = pz.alpha_curve(predict, cat(fit_models, local_models), global_params,
+                                   cat(held, test), alphas)
+        alpha = pz.select_alpha(halves(loss)[0], alphas)  # on the held-out rows
+        mixed = pz.mix_clients(local_models, global_params, alpha)
+        return pz.client_metrics(predict, mixed, test)[0], alpha, halves(acc)[1]
+
+    @jax.jit
+    def portfolio(train, test, key):
+        k_phi, k_init, k_run = jax.random.split(key, 3)
+        phi = pf.random_features(k_phi, d, cfg.num_features)
+        featurize = jax.vmap(lambda c: {**c, "x": phi(c["x"])})
+        ftrain, ftest = featurize(train), featurize(test)
+        pfed = federated_averaging(pf.portfolio_loss(lambda f: f), optax.sgd(
+            cfg.prompt_learning_rate), local_steps=cfg.local_steps, batch_size=cfg.batch_size)
+
+        def run(theta):
+            g, personal = pf.portfolio_params(k_init, data.num_classes, cfg.num_features,
+                                              data.num_clients, theta)
+
+            def body(carry, r):
+                state, personal = carry
+                return pfed.round(state, ftrain, jax.random.fold_in(k_run, r), personal), None
+
+            (state, personal), _ = jax.lax.scan(body, (pfed.init(g), personal),
+                                                jnp.arange(cfg.rounds))
+            prompts = jax.vmap(pf.portfolio_prompts, in_axes=(None, 0))(state.params, personal)
+            return pz.client_metrics(lambda p, f: pf.prompt_logits(p, f), prompts, ftest)[0]
+
+        return jax.vmap(run)(thetas)  # (G, K)
+
+    evaluate = jax.jit(lambda p, test: pz.client_metrics(predict, p, test, per_client=False)[0])
+    return _Stages(init, evaluate, fedavg, local, finetune, mix, portfolio)
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return out, time.perf_counter() - start
+
+
+def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
+                  seeds: Sequence[int] = (0,), config: FederatedConfig = FederatedConfig()
+                  ) -> dict:
+    """Every requested personalization method for every seed: per-client test accuracies.
+
+    Args:
+      data: a :class:`feasjax.data.federated.FederatedData` (classification).
+      methods: a subset of ``METHODS``: ``local``, ``global``, ``finetune``, ``mix``,
+        ``portfolio``.
+      seeds: seeds of the model initialisation and of the clients' minibatches.
+      config: a :class:`FederatedConfig`.
+
+    Returns:
+      ``{method: [one dict per seed]}``; each dict has ``mean_client_accuracy``,
+      ``worst_client_accuracy``, ``client_accuracy`` (per client) and ``seconds`` (that
+      method's stages, compilation included on the first seed); ``mix`` adds ``alpha`` (per
+      client), ``best_alpha`` and ``best_alpha_accuracy`` (the empirical best of the grid on
+      the test rows, per client) and ``accuracy_by_alpha`` (mean over clients, per grid
+      value); ``portfolio`` adds ``theta``, ``accuracy_by_theta`` and ``best_theta``.
+
+    Example:
+      >>> from feasjax.data.federated import federated_dataset
+      >>> from feasjax.federated import FederatedConfig, run_federated
+      >>> data = federated_dataset("breast_cancer", num_clients=2, beta=1.0)
+      >>> cfg = FederatedConfig(rounds=1, local_steps=1, num_features=4, alphas=(0.0, 1.0),
+      ...                       thetas=(0.5,), theta=0.5)
+      >>> out = run_federated(data, ["global"], seeds=[0], config=cfg)
+      >>> sorted(out["global"][0])
+      ['client_accuracy', 'mean_client_accuracy', 'seconds', 'worst_client_accuracy']
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {methods!r}")
+    if "portfolio" in methods and config.theta not in config.thetas:
+        raise ValueError(f"config.theta={config.theta} must be one of config.thetas="
+                         f"{config.thetas}")
+    st = _stages(data, config)
+    train = jax.tree.map(jnp.asarray, data.train)
+    # Test rows padded (masked) to the training length, so that held-out and test rows stack.
+    width = max(data.train["y"].shape[1], data.test["y"].shape[1])
+    test = jax.tree.map(lambda v: jnp.asarray(np.pad(v, [(0, 0), (0, width - v.shape[1])]
+                                                     + [(0, 0)] * (v.ndim - 2), mode="edge")
+                                              if v.dtype != bool else np.pad(
+                                                  v, [(0, 0), (0, width - v.shape[1])])),
+                        data.test)
+    out = {m: [] for m in methods}
+    for seed in seeds:
+        key = jax.random.key(seed)
+        _, params = st.init(seed)
+        g_time = l_time = 0.0
+        if {"global", "finetune", "mix"} & set(methods):
+            g, g_time = _timed(st.fedavg, params, train, jax.random.fold_in(key, 1))
+            g_acc = st.evaluate(g, test)
+        if {"local", "mix"} & set(methods):
+            (local_models, fit_models, held, l_acc), l_time = _timed(st.local, params, train, test,
+                                                    jax.random.fold_in(key, 2))
+        if "local" in methods:
+            out["local"].append(_summary(l_acc, l_time))
+        if "global" in methods:
+            out["global"].append(_summary(g_acc, g_time))
+        if "finetune" in methods:
+            acc, t = _timed(st.finetune, g, train, test, jax.random.fold_in(key, 3))
+            out["finetune"].append(_summary(acc, g_time + t))
+        if "mix" in methods:
+            (acc, alpha, curve), t = _timed(st.mix, g, local_models, fit_models, held, test)
+            curve, alphas = np.asarray(curve), np.asarray(config.alphas)
+            out["mix"].append({**_summary(acc, g_time + l_time + t),
+                               "alpha": np.asarray(alpha).tolist(),
+                               "best_alpha": alphas[curve.argmax(1)].tolist(),
+                               "best_alpha_accuracy": float(curve.max(1).mean()),
+                               "accuracy_by_alpha": curve.mean(0).tolist()})
+        if "portfolio" in methods:
+            by_theta, t = _timed(st.portfolio, train, test, jax.random.fold_in(key, 5))
+            by_theta = np.asarray(by_theta)
+            mean = by_theta.mean(1)
+            at = list(config.thetas).index(config.theta)
+            out["portfolio"].append({**_summary(by_theta[at], t), "theta": config.theta,
+                                     "accuracy_by_theta": mean.tolist(),
+                                     "best_theta": float(config.thetas[int(mean.argmax())])})
+    return out
