@@ -54,16 +54,20 @@ def add_federated_parser(commands: argparse._SubParsersAction) -> None:
     """
     cfg = FederatedConfig()
     p = commands.add_parser("federated", help="personalized federated learning over clients")
-    p.add_argument("--dataset", choices=("digits", "breast_cancer"), default="digits")
-    p.add_argument("--clients", type=_positive_int, default=10)
+    p.add_argument("--dataset", choices=("digits", "breast_cancer"), default="digits",
+                   help="bundled dataset partitioned over the clients")
+    p.add_argument("--clients", type=_positive_int, default=10, help="number of clients K")
     p.add_argument("--beta", type=_positive_float, default=0.3,
                    help="Dirichlet label skew (small: few classes per client)")
     p.add_argument("--feature-shift", type=_nonnegative_float, default=0.0,
                    help="scale of a random per-client input offset")
-    p.add_argument("--rounds", type=_positive_int, default=cfg.rounds)
-    p.add_argument("--local-steps", type=_positive_int, default=cfg.local_steps)
-    p.add_argument("--batch-size", type=_positive_int, default=cfg.batch_size)
-    p.add_argument("--lr", type=_positive_float, default=cfg.learning_rate, help="client SGD")
+    p.add_argument("--rounds", type=_positive_int, default=cfg.rounds,
+                   help="federated rounds (server updates)")
+    p.add_argument("--local-steps", type=_positive_int, default=cfg.local_steps,
+                   help="client SGD steps per round")
+    p.add_argument("--batch-size", type=_positive_int, default=cfg.batch_size,
+                   help="client minibatch size")
+    p.add_argument("--lr", type=_positive_float, default=cfg.learning_rate, help="client SGD learning rate")
     p.add_argument("--theta", type=_fraction_or_end, default=cfg.theta,
                    help="the portfolio's reported theta (a multiple of 0.1)")
     p.add_argument("--methods", type=_methods, default=METHODS,
