@@ -10,6 +10,13 @@ is exported here.
 """
 from feasjax.core.weighting import REDUCTIONS
 from feasjax.core.weighting import weighted_sum
+from feasjax.core.reweighting import group_counts
+from feasjax.core.reweighting import group_weights
+from feasjax.core.reweighting import reweighted
+from feasjax.core.robust import GROUPS
+from feasjax.core.robust import exponentiated_gradient
+from feasjax.core.robust import group_mean_losses
+from feasjax.core.robust import group_dro
 from feasjax.core.rows import IndexedState
 from feasjax.core.rows import indexed
 from feasjax.core.rows import gather_rows
@@ -60,6 +67,13 @@ from feasjax.core.learning import per_example
 from feasjax.core.checks import check_indices
 
 __all__ = [
+    "exponentiated_gradient",
+    "group_counts",
+    "group_dro",
+    "group_mean_losses",
+    "group_weights",
+    "GROUPS",
+    "reweighted",
     "apply_row_updates",
     "ascent",
     "AscentTransformation",
