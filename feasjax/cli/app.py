@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 from feasjax.cli.common import add_run_arguments
 from feasjax.cli.demo import add_scale_arguments, demo
 from feasjax.cli.train import add_train_parser
+from feasjax.cli.groups import add_groups_parser
 from feasjax.data.datasets import DATASETS
 
 __all__ = [
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_scale_arguments(demo_parser)
     demo_parser.set_defaults(handler=demo)
     add_train_parser(commands)
+    add_groups_parser(commands)
     return parser
 
 

@@ -82,7 +82,8 @@ def group_mean_losses(losses: jax.Array, groups: jax.Array, num_groups: int) -> 
 
 def group_dro(per_sample_loss: Callable[[Any, Any], jax.Array],
               primal_optimizer: optax.GradientTransformation, *, num_groups: int,
-              step_size: float = 0.1, key: str = "group") -> PrimalDual:
+              step_size: float = 0.1, key: str = "group",
+              adjustment: float = 0.0, group_sizes: jax.Array | None = None) -> PrimalDual:
     """Group DRO through :func:`feasjax.primal_dual`: one dense group of ``G`` multipliers.
 
     Args:
@@ -91,6 +92,10 @@ def group_dro(per_sample_loss: Callable[[Any, Any], jax.Array],
       num_groups: ``G``.
       step_size: the exponentiated-gradient step ``η`` of the group weights.
       key: the batch entry holding each sample's group.
+      adjustment: Sagawa et al.'s generalisation adjustment ``C``: the dual step measures
+        ``L_g + C / sqrt(n_g)`` (their eq. 5), favouring small groups, whose training loss
+        underestimates their test loss; needs ``group_sizes``.
+      group_sizes: ``(G,)`` training samples per group (:func:`feasjax.core.group_counts`).
 
     Returns:
       A :class:`feasjax.PrimalDual`; ``state.multipliers["groups"]`` are the weights ``q``
@@ -110,6 +115,10 @@ def group_dro(per_sample_loss: Callable[[Any, Any], jax.Array],
     """
     if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
         raise ValueError(f"num_groups must be a positive int, got {num_groups=}")
+    if adjustment and group_sizes is None:
+        raise ValueError("adjustment needs group_sizes, the (G,) training samples per group")
+    bonus = (0.0 if not adjustment else
+             adjustment / jnp.sqrt(jnp.maximum(jnp.asarray(group_sizes, jnp.float32), 1.0)))
     group = ConstraintGroup(size=num_groups, kind="inequality",
                             dual_optimizer=exponentiated_gradient(step_size), reduction="sum",
                             init_multiplier=1.0 / num_groups)
@@ -118,6 +127,7 @@ def group_dro(per_sample_loss: Callable[[Any, Any], jax.Array],
         losses = per_sample_loss(params, batch)
         group_losses = group_mean_losses(losses, batch[key], num_groups)
         return ProblemOutput(jnp.zeros((), losses.dtype),
-                             {GROUPS: ConstraintValue(group_losses)}, aux=losses)
+                             {GROUPS: ConstraintValue(group_losses, group_losses + bonus)},
+                             aux=losses)
 
     return primal_dual(problem, primal_optimizer, {GROUPS: group}, scheme="dual_then_primal")
