@@ -102,14 +102,15 @@ def group_dro(per_sample_loss: Callable[[Any, Any], jax.Array],
       (initially uniform) and ``info.aux`` the per-sample losses.
 
     Example:
-      >>> import jax.numpy as jnp, optax
+      >>> import jax, jax.numpy as jnp, optax
       >>> from feasjax.core import group_dro
       >>> loss = lambda w, b: (w - b["x"]) ** 2
       >>> dro = group_dro(loss, optax.sgd(0.1), num_groups=2, step_size=1.0)
       >>> state = dro.init(jnp.zeros(()))
       >>> batch = {"x": jnp.array([0.0, 0.0, 2.0]), "group": jnp.array([0, 0, 1])}
+      >>> step = jax.jit(dro.step)
       >>> for _ in range(300):
-      ...     state, _ = dro.step(state, batch)
+      ...     state, _ = step(state, batch)
       >>> round(float(state.params), 2)  # the minimax point, not the mean 2/3
       1.0
     """

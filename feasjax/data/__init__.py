@@ -1,6 +1,6 @@
-"""Datasets: the bundled scikit-learn datasets and the ``Dataset`` record (``datasets``), and
-loading and checking the user's own ``.npz``/``.npy`` arrays (``user_data``); data with groups: the spurious-digits benchmark and the
-class-conditional Gaussian model (``spurious``).
+"""Datasets: the bundled scikit-learn datasets and the ``Dataset`` record (``datasets``),
+loading and checking the user's own ``.npz``/``.npy`` arrays (``user_data``), and data with
+groups: the spurious-digits benchmark and the class-conditional Gaussian model (``spurious``).
 """
 from feasjax.data.datasets import TASKS
 from feasjax.data.datasets import DATASETS

@@ -158,7 +158,7 @@ def _llr_logits(graphdef, params, datasets, config):
             (feats[:half], feats[half:]), (v["y"][:half], v["y"][half:]),
             (v["group"][:half], v["group"][half:]), num_classes, num_groups,
             gammas=jnp.asarray(config.llr_gammas), steps=config.llr_steps)
-        return _apply(graphdef, p, t["x"], features_only=True) @ head.kernel + head.bias
+        return _apply(graphdef, p, t["x"], features_only=True) @ head.kernel + head.bias[None, :]
 
     return jax.jit(jax.vmap(one))(params, val, test)
 
@@ -174,7 +174,9 @@ def run_group_method(method: str, datasets: Sequence[GroupDataset], seeds: Seque
     Returns:
       ``{"test": {"average_accuracy": [per seed], "worst_group_accuracy": [...],
       "balanced_accuracy": [...], "group_accuracy": {"<group>": [per seed]}},
-      "seconds": float}``; ``seconds`` is the wall time of training and evaluation.
+      "seconds": float, "train": {same keys, eval mode}}``, and for ``fairdropout``
+      ``"train_with_masks"`` (the training split with each example's own mask, as it was
+      fitted); ``seconds`` is the wall time of training and test evaluation.
 
     Example:
       >>> from feasjax.data import spurious_digits
@@ -202,12 +204,25 @@ def run_group_method(method: str, datasets: Sequence[GroupDataset], seeds: Seque
         logits = _llr_logits(graphdef, params, datasets, config)
     else:
         logits = jax.jit(jax.vmap(lambda p, x: _apply(graphdef, p, x)))(params, test["x"])
-    num_groups = datasets[0].num_groups
+    result = {"test": _report(logits, test, datasets[0].num_groups)}
+    result["seconds"] = offset + time.perf_counter() - start
+    train = _split(datasets, "train")
+    result["train"] = _report(jax.jit(jax.vmap(lambda p, x: _apply(graphdef, p, x)))(
+        params, train["x"]), train, datasets[0].num_groups)
+    if method == "fairdropout":  # with each example's own mask: what it memorised
+        index = jnp.arange(train["y"].shape[1], dtype=jnp.int32)
+        logits = jax.jit(jax.vmap(lambda p, x: nnx.merge(graphdef, p)(x, indices=index)))(
+            params, train["x"])
+        result["train_with_masks"] = _report(logits, train, datasets[0].num_groups)
+    return result
+
+
+def _report(logits, split, num_groups):
     summary = jax.jit(jax.vmap(lambda lg, y, g: group_summary(lg, y, g, num_groups)))(
-        logits, test["y"], test["group"])
+        logits, split["y"], split["group"])
     summary = jax.tree.map(np.asarray, summary)
     out = {k: summary[k].tolist() for k in
            ("average_accuracy", "worst_group_accuracy", "balanced_accuracy")}
     out["group_accuracy"] = {str(g): summary["group_accuracy"][:, g].tolist()
                              for g in range(num_groups)}
-    return {"test": out, "seconds": offset + time.perf_counter() - start}
+    return out

@@ -29,7 +29,15 @@ __all__ = [
 
 
 class LinearHead(NamedTuple):
-    """A linear classifier ``logits = features @ kernel + bias``."""
+    """A linear classifier ``logits = features @ kernel + bias``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.experiments import LinearHead
+      >>> head = LinearHead(jnp.eye(2), jnp.zeros(2))
+      >>> (jnp.array([[0.0, 1.0]]) @ head.kernel + head.bias[None, :]).argmax(-1).tolist()
+      [1]
+    """
 
     kernel: jax.Array  # shape=(F, C)
     bias: jax.Array  # shape=(C,)
@@ -51,7 +59,7 @@ def fit_head(features: jax.Array, labels: jax.Array, weights: jax.Array, num_cla
       >>> from feasjax.experiments.llr import fit_head
       >>> f, y = jnp.array([[1.0], [-1.0]]), jnp.array([1, 0])
       >>> head = fit_head(f, y, jnp.ones(2), 2, steps=100)
-      >>> (f @ head.kernel + head.bias).argmax(-1).tolist()
+      >>> (f @ head.kernel + head.bias[None, :]).argmax(-1).tolist()
       [1, 0]
     """
     tx = optax.adam(learning_rate)

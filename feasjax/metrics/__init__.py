@@ -1,8 +1,8 @@
 """Metrics over per-sample losses: tail summaries (quantiles, CVaR, feasible fraction,
-accuracy, worst-class accuracy, multiplier statistics) in ``summary``, group metrics (per-group accuracy and loss,
-worst-group and group-balanced accuracy) in ``groups``, and loss-CDF plots in
-``plotting``. ``plot_loss_cdfs`` is imported on first use, so that ``import feasjax`` does not
-import matplotlib.
+accuracy, worst-class accuracy, multiplier statistics) in ``summary``, group metrics
+(per-group accuracy and loss, worst-group and group-balanced accuracy) in ``groups``, and
+loss-CDF plots in ``plotting``. ``plot_loss_cdfs`` is imported on first use, so that
+``import feasjax`` does not import matplotlib.
 """
 from feasjax.metrics.summary import LOSS_SUMMARY_KEYS
 from feasjax.metrics.summary import quantile
