@@ -3,7 +3,8 @@
 The model of Stromberg, Thrampoulidis and Sankar (2025, *Thumb on the Scale*, arXiv 2506.20025):
 ``y = ±1`` with ``P(y = +1) = π_+`` (the minority), ``x = y μ + z``, ``z ~ N(0, I_d)``,
 ``||μ|| = snr``; ``n`` retraining samples, ``δ = d / n``. A linear head ``(w, b)`` is fitted by
-the weighted logistic loss (minority weight ``ω``, majority 1, a small ridge), and its per-class
+the weighted logistic loss (minority weight ``ω``, majority 1, a small ridge, damped
+Newton steps), and its per-class
 test errors are exact for this model:
 
     err_+ = Φ(-(w·μ + b) / ||w||),      err_- = Φ(-(w·μ - b) / ||w||).
@@ -26,7 +27,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.scipy.stats import norm
 
 from feasjax.core import weighted_sum
@@ -34,23 +34,29 @@ from feasjax.data import gaussian_classes
 
 
 def fit_errors(key, omega, *, n, d, pi_plus, snr, steps, ridge):
-    """Per-class test errors of the weighted logistic head on one training draw."""
+    """Per-class test errors of the weighted logistic head on one training draw.
+
+    The head minimises ``(1/n) Σ_i ω_i softplus(-y_i (w·x_i + b)) + ridge/2 ||w||²`` by damped
+    Newton steps (``steps`` of them, each at most of norm 10): first-order methods converge
+    too slowly here for the equalising weight, which is sensitive to the intercept, to settle.
+    """
     x, y = gaussian_classes(key, n, d, pi_plus=pi_plus, snr=snr)
     weights = jnp.where(y > 0, omega, 1.0)
-    tx = optax.adam(0.05)
-    params = (jnp.zeros((d,)), jnp.zeros(()))
+    features = jnp.concatenate([x, jnp.ones((n, 1))], axis=1)
+    penalty = jnp.full((d + 1,), ridge).at[d].set(1e-8)  # the intercept is not shrunk
 
-    def loss(p):
-        margins = y * (x @ p[0] + p[1])
-        return weighted_sum(jax.nn.softplus(-margins), weights) + 0.5 * ridge * p[0] @ p[0]
+    def loss(theta):
+        return (weighted_sum(jax.nn.softplus(-y * (features @ theta)), weights)
+                + 0.5 * jnp.sum(penalty * theta ** 2))
 
-    def step(carry, _):
-        p, s = carry
-        updates, s = tx.update(jax.grad(loss)(p), s, p)
-        return (optax.apply_updates(p, updates), s), None
+    def step(theta, _):
+        grad, hess = jax.grad(loss)(theta), jax.hessian(loss)(theta)
+        delta = jnp.linalg.solve(hess, grad)
+        scale = jnp.minimum(1.0, 10.0 / jnp.maximum(jnp.linalg.norm(delta), 1e-12))
+        return theta - scale * delta, None
 
-    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
-    w, b = params
+    theta, _ = jax.lax.scan(step, jnp.zeros((d + 1,)), None, length=steps)
+    w, b = theta[:d], theta[d]
     norm_w = jnp.maximum(jnp.linalg.norm(w), 1e-12)
     return norm.cdf(-(snr * w[0] + b) / norm_w), norm.cdf(-(snr * w[0] - b) / norm_w)
 
@@ -69,17 +75,17 @@ def equalizing_weight(omegas, gap):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deltas", default="0.1,0.5,1,2,4")
+    parser.add_argument("--deltas", default="0.02,0.05,0.1,0.2,0.3,0.5,1,2,4")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--reps", type=int, default=32)
     parser.add_argument("--pi-plus", type=float, default=0.2)
     parser.add_argument("--snr", type=float, default=1.5)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--ridge", type=float, default=1e-3)
     parser.add_argument("--json")
     parser.add_argument("--plot")
     args = parser.parse_args()
-    omegas = np.geomspace(1.0, 64.0, 13)
+    omegas = np.geomspace(1.0, 256.0, 17)
     keys = jax.random.split(jax.random.key(0), args.reps)
     rows, start = [], time.perf_counter()
     for delta in [float(v) for v in args.deltas.split(",")]:
