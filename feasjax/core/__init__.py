@@ -4,9 +4,10 @@ multipliers, a Lagrangian and a primal-dual step. ``transform`` holds the Optax 
 (``primal_dual``), ``learning`` Feasible Learning and ERM on top of it, ``dual``,
 ``formulations`` and ``problem`` the dual optimizers, Lagrangian formulations and constraint
 groups, ``rows`` indexed (per-row) optimizer states, and ``dual_step`` the one dual step that
-every entry point shares. The machinery modules ``checks``, ``defaults`` and ``dual_step`` are
-reached as modules (``feasjax.core.defaults.SCHEME``); of their helpers only ``check_indices``
-is exported here.
+every entry point shares; ``reweighting`` the group weights of subpopulation shift and
+``robust`` group DRO as a dense constraint group. The machinery modules ``checks``,
+``defaults`` and ``dual_step`` are reached as modules (``feasjax.core.defaults.SCHEME``); of
+their helpers only ``check_indices`` is exported here.
 """
 from feasjax.core.weighting import REDUCTIONS
 from feasjax.core.weighting import weighted_sum
