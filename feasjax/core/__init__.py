@@ -4,12 +4,20 @@ multipliers, a Lagrangian and a primal-dual step. ``transform`` holds the Optax 
 (``primal_dual``), ``learning`` Feasible Learning and ERM on top of it, ``dual``,
 ``formulations`` and ``problem`` the dual optimizers, Lagrangian formulations and constraint
 groups, ``rows`` indexed (per-row) optimizer states, and ``dual_step`` the one dual step that
-every entry point shares. The machinery modules ``checks``, ``defaults`` and ``dual_step`` are
-reached as modules (``feasjax.core.defaults.SCHEME``); of their helpers only ``check_indices``
-is exported here.
+every entry point shares; ``reweighting`` the group weights of subpopulation shift and
+``robust`` group DRO as a dense constraint group. The machinery modules ``checks``,
+``defaults`` and ``dual_step`` are reached as modules (``feasjax.core.defaults.SCHEME``); of
+their helpers only ``check_indices`` is exported here.
 """
 from feasjax.core.weighting import REDUCTIONS
 from feasjax.core.weighting import weighted_sum
+from feasjax.core.reweighting import group_counts
+from feasjax.core.reweighting import group_weights
+from feasjax.core.reweighting import reweighted
+from feasjax.core.robust import GROUPS
+from feasjax.core.robust import exponentiated_gradient
+from feasjax.core.robust import group_mean_losses
+from feasjax.core.robust import group_dro
 from feasjax.core.rows import IndexedState
 from feasjax.core.rows import indexed
 from feasjax.core.rows import gather_rows
@@ -60,6 +68,13 @@ from feasjax.core.learning import per_example
 from feasjax.core.checks import check_indices
 
 __all__ = [
+    "exponentiated_gradient",
+    "group_counts",
+    "group_dro",
+    "group_mean_losses",
+    "group_weights",
+    "GROUPS",
+    "reweighted",
     "apply_row_updates",
     "ascent",
     "AscentTransformation",

@@ -1,6 +1,7 @@
-"""Datasets: the bundled scikit-learn datasets and the ``Dataset`` record (``datasets``), and
-loading and checking the user's own ``.npz``/``.npy`` arrays (``user_data``), and datasets split
-over federated clients with label skew and padding masks (``federated``).
+"""Datasets: the bundled scikit-learn datasets and the ``Dataset`` record (``datasets``),
+loading and checking the user's own ``.npz``/``.npy`` arrays (``user_data``), datasets split
+over federated clients with label skew and padding masks (``federated``), and data with
+groups: the spurious-digits benchmark and the class-conditional Gaussian model (``spurious``).
 """
 from feasjax.data.datasets import TASKS
 from feasjax.data.datasets import DATASETS
@@ -16,9 +17,16 @@ from feasjax.data.federated import dirichlet_partition
 from feasjax.data.federated import federated_dataset
 from feasjax.data.federated import from_client_arrays
 from feasjax.data.federated import pad_clients
+from feasjax.data.spurious import GroupDataset
+from feasjax.data.spurious import spurious_digits
+from feasjax.data.spurious import group_dataset
+from feasjax.data.spurious import gaussian_classes
 
 __all__ = [
     "Dataset",
+    "gaussian_classes",
+    "group_dataset",
+    "GroupDataset",
     "DATASETS",
     "dirichlet_partition",
     "FederatedData",
@@ -29,6 +37,7 @@ __all__ = [
     "load_dataset",
     "name_of",
     "pad_clients",
+    "spurious_digits",
     "TASKS",
     "user_dataset",
     "validate_arrays",

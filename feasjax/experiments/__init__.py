@@ -1,7 +1,9 @@
 """Experiments: one ERM / FL / RFL run from a configuration to metrics (``runs``), built
 from the model, solver and evaluation builders of ``builders``, and the same run on a mesh or for
 several seeds in one vmapped program (``multirun``). ``feasjax demo`` and ``feasjax train`` are
-thin layers over ``run_method``.
+thin layers over ``run_method``. Group robustness (``groups``: ERM, re-weighting, last-layer
+retraining of ``llr``, FairDropout, group DRO, FL, RFL with worst-group metrics) backs
+``feasjax groups``.
 """
 from feasjax.experiments.builders import METHODS
 from feasjax.experiments.builders import MODELS
@@ -20,8 +22,20 @@ from feasjax.experiments.multirun import sample_order_state
 from feasjax.experiments.multirun import run_method_sweep
 from feasjax.experiments.runs import MethodResult
 from feasjax.experiments.runs import run_method
+from feasjax.experiments.groups import GROUP_METHODS
+from feasjax.experiments.groups import GroupConfig
+from feasjax.experiments.groups import run_group_method
+from feasjax.experiments.llr import LinearHead
+from feasjax.experiments.llr import fit_head
+from feasjax.experiments.llr import retrain_last_layer
 
 __all__ = [
+    "fit_head",
+    "GROUP_METHODS",
+    "GroupConfig",
+    "LinearHead",
+    "retrain_last_layer",
+    "run_group_method",
     "AVERAGES",
     "build_model",
     "build_primal_optimizer",

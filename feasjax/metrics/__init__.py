@@ -1,7 +1,8 @@
 """Metrics over per-sample losses: tail summaries (quantiles, CVaR, feasible fraction,
-accuracy, worst-class accuracy, multiplier statistics) in ``summary`` and loss-CDF plots in
-``plotting``. ``plot_loss_cdfs`` is imported on first use, so that ``import feasjax`` does not
-import matplotlib.
+accuracy, worst-class accuracy, multiplier statistics) in ``summary``, group metrics
+(per-group accuracy and loss, worst-group and group-balanced accuracy) in ``groups``, and
+loss-CDF plots in ``plotting``. ``plot_loss_cdfs`` is imported on first use, so that
+``import feasjax`` does not import matplotlib.
 """
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,12 @@ from feasjax.metrics.summary import per_class_accuracy
 from feasjax.metrics.summary import worst_class_accuracy
 from feasjax.metrics.summary import multiplier_stats
 from feasjax.metrics.summary import loss_summary
+from feasjax.metrics.groups import GROUP_SUMMARY_KEYS
+from feasjax.metrics.groups import group_mean
+from feasjax.metrics.groups import group_accuracy
+from feasjax.metrics.groups import group_loss
+from feasjax.metrics.groups import worst_group_accuracy
+from feasjax.metrics.groups import group_summary
 
 if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run time: __getattr__
     from feasjax.metrics.plotting import plot_loss_cdfs
@@ -22,6 +29,11 @@ __all__ = [
     "accuracy",
     "cvar",
     "feasible_fraction",
+    "group_accuracy",
+    "group_loss",
+    "group_mean",
+    "group_summary",
+    "GROUP_SUMMARY_KEYS",
     "loss_summary",
     "LOSS_SUMMARY_KEYS",
     "multiplier_stats",
@@ -29,6 +41,7 @@ __all__ = [
     "plot_loss_cdfs",
     "quantile",
     "worst_class_accuracy",
+    "worst_group_accuracy",
 ]
 
 

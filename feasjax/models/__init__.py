@@ -1,11 +1,14 @@
 """Models and per-sample losses: Flax NNX networks (``nets``: ``MLP``, ``CNN`` with optional
 BatchNorm and Dropout, the ``ResNet`` family) and the per-sample loss, prediction and model
-splitting helpers for plain and stateful models (``losses``).
+splitting helpers for plain and stateful models (``losses``), and example-tied dropout
+(FairDropout, ``tied_dropout``).
 """
 from feasjax.models.nets import MLP
 from feasjax.models.nets import CNN
 from feasjax.models.nets import BasicBlock
 from feasjax.models.nets import ResNet
+from feasjax.models.tied_dropout import TiedDropout
+from feasjax.models.tied_dropout import ExampleTiedDropout
 from feasjax.models.losses import LOSSES
 from feasjax.models.losses import cross_entropy
 from feasjax.models.losses import squared_error
@@ -23,6 +26,7 @@ __all__ = [
     "CNN",
     "cross_entropy",
     "eval_loss_fn",
+    "ExampleTiedDropout",
     "has_model_state",
     "LOSSES",
     "MLP",
@@ -32,4 +36,5 @@ __all__ = [
     "split_model",
     "squared_error",
     "stateful_loss_fn",
+    "TiedDropout",
 ]

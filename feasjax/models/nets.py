@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import jax
 from flax import nnx
 
+from feasjax.models.tied_dropout import ExampleTiedDropout, TiedDropout
+
 __all__ = [
     "MLP",
     "CNN",
@@ -67,6 +69,22 @@ def _as_images(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return x.reshape(x.shape[0], *shape)
 
 
+def _tied(config: TiedDropout | None, hidden: Sequence[int]
+          ) -> tuple[int, ExampleTiedDropout | None]:
+    """The hidden layer and the :class:`ExampleTiedDropout` of a ``tied_dropout`` option."""
+    if config is None:
+        return -1, None
+    if not isinstance(config, TiedDropout):
+        raise TypeError(f"tied_dropout must be a feasjax.models.TiedDropout or None, got "
+                        f"{type(config).__name__}")
+    if not hidden or not -len(hidden) <= config.layer < len(hidden):
+        raise ValueError(f"tied_dropout.layer must index one of the {len(hidden)} hidden "
+                         f"layers, got layer={config.layer}")
+    layer = config.layer % len(hidden)
+    return layer, ExampleTiedDropout(hidden[layer], p_gen=config.p_gen, p_mem=config.p_mem,
+                                     seed=config.seed)
+
+
 def _batch_norm(features: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
     return nnx.BatchNorm(features, momentum=_BN_MOMENTUM, epsilon=1e-5, rngs=rngs)
 
@@ -83,18 +101,26 @@ class MLP(nnx.Module):
       hidden: widths of the hidden layers, possibly empty (a linear model).
       out_features: number of outputs (classes for classification, 1 for scalar regression).
       rngs: ``nnx.Rngs`` used to initialise the parameters.
+      tied_dropout: optional :class:`feasjax.models.TiedDropout`: example-tied dropout
+        (FairDropout) after the ReLU of hidden layer ``tied_dropout.layer``; the model is then
+        called as ``model(x, indices)`` in training mode. It holds no state (the masks come
+        from the seed and the indices), so the model stays parameter-only.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import MLP
+      >>> from feasjax.models import MLP, TiedDropout
       >>> model = MLP(64, [32, 32], 10, rngs=nnx.Rngs(0))
       >>> model(jnp.ones((5, 64))).shape
+      (5, 10)
+      >>> tied = MLP(64, [32], 10, tied_dropout=TiedDropout(0.5, 0.2), rngs=nnx.Rngs(0))
+      >>> tied(jnp.ones((5, 64)), indices=jnp.arange(5)).shape
       (5, 10)
     """
 
     def __init__(
-        self, in_features: int, hidden: Sequence[int], out_features: int, *, rngs: nnx.Rngs
+        self, in_features: int, hidden: Sequence[int], out_features: int, *, rngs: nnx.Rngs,
+        tied_dropout: TiedDropout | None = None,
     ) -> None:
         self.in_features = _check_positive_int(in_features, "in_features")
         hidden = _check_positive_ints(hidden, "hidden")
@@ -103,17 +129,23 @@ class MLP(nnx.Module):
         self.layers = nnx.List(
             [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
         )
+        self.tied_layer, self.tied = _tied(tied_dropout, hidden)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Apply the MLP to a batch ``x`` of shape ``(B, ...)``; returns ``(B, out_features)``."""
+    def __call__(self, x: jax.Array, indices: jax.Array | None = None) -> jax.Array:
+        """Apply the MLP to ``x`` of shape ``(B, ...)``; returns ``(B, out_features)``.
+
+        ``indices`` (the batch's sample indices) pick the masks of example-tied dropout.
+        """
         if x.ndim < 2 or math.prod(x.shape[1:]) != self.in_features:
             raise ValueError(
                 f"x must have shape (B, ...) with {self.in_features} features per sample, "
                 f"got {x.shape=}"
             )
         x = x.reshape(x.shape[0], self.in_features)
-        for layer in self.layers[:-1]:
+        for i, layer in enumerate(self.layers[:-1]):
             x = jax.nn.relu(layer(x))
+            if self.tied is not None and i == self.tied_layer:
+                x = self.tied(x, indices)
         return self.layers[-1](x)
 
 
@@ -137,6 +169,8 @@ class CNN(nnx.Module):
       dropout: rate of an ``nnx.Dropout`` before the last ``Linear``, in ``[0, 1)``; 0 adds none.
       rngs: ``nnx.Rngs`` used to initialise the parameters; dropout draws its masks from a fork
         of the ``"dropout"`` stream (or of the default stream when there is none).
+      tied_dropout: optional :class:`feasjax.models.TiedDropout` on the dense hidden layer
+        (FairDropout); the model is then called as ``model(x, indices)`` in training mode.
 
     Example:
       >>> import jax.numpy as jnp
@@ -162,6 +196,7 @@ class CNN(nnx.Module):
         batch_norm: bool = False,
         dropout: float = 0.0,
         rngs: nnx.Rngs,
+        tied_dropout: TiedDropout | None = None,
     ) -> None:
         self.image_shape = image_shape = _check_image_shape(image_shape)
         self.out_features = _check_positive_int(out_features, "out_features")
@@ -185,15 +220,21 @@ class CNN(nnx.Module):
         # the initial values) of the layers above, which predate them.
         self.norms = nnx.List([_batch_norm(f, rngs) for f in features] if batch_norm else [])
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
+        self.tied = _tied(tied_dropout, (hidden,))[1]
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Apply the CNN to a batch of images, flat or HWC; returns ``(B, out_features)``."""
+    def __call__(self, x: jax.Array, indices: jax.Array | None = None) -> jax.Array:
+        """Apply the CNN to images, flat or HWC; returns ``(B, out_features)``.
+
+        ``indices`` (the batch's sample indices) pick the masks of example-tied dropout.
+        """
         x = _as_images(x, self.image_shape)
         for i, conv in enumerate(self.convs):
             x = conv(x)
             x = jax.nn.relu(self.norms[i](x) if self.norms else x)
             x = nnx.avg_pool(x, window_shape=(2, 2), strides=(2, 2), padding="SAME")
         x = jax.nn.relu(self.dense(x.reshape(x.shape[0], -1)))
+        if self.tied is not None:
+            x = self.tied(x, indices)
         return self.head(self.dropout(x) if self.dropout is not None else x)
 
 

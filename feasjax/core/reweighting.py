@@ -1,0 +1,117 @@
+"""Group and class loss weights, applied through the per-sample weighting of the core.
+
+A group ``g`` holding a fraction ``p_g`` of the training samples gets the weight
+
+.. math:: w_g \\propto p_g^{-\\gamma}, \\qquad \\textstyle\\sum_g p_g w_g = 1,
+
+so the mean weight over the training samples is 1 (the learning rate keeps its meaning).
+``γ = 1`` is importance weighting (each group contributes equally: the group-balanced risk),
+``γ = 0`` is ERM, values in between temper it and values above it over-correct.
+
+Stromberg, Thrampoulidis and Sankar (2025, *Thumb on the Scale*, arXiv 2506.20025) show that
+in last-layer retraining with ``d`` features and ``n`` retraining samples the optimal weights
+depend on the relative overparameterisation ``δ = d / n``: importance weights are optimal in the
+underparameterised (population) limit and weighting loses its effect in the separable regime.
+We could not find the closed form of their δ-aware weights (only the abstract was available to
+us), so feasjax does not claim to implement it: :func:`group_weights` offers the tempered family
+and ``benchmarks/llr_weighting_theory.py`` measures, by Monte Carlo on the class-conditional
+Gaussian model, the weight that equalises the class errors as a function of δ
+(``benchmarks/README.md``); last-layer retraining selects ``γ`` on validation worst-group
+accuracy.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+__all__ = [
+    "group_counts",
+    "group_weights",
+    "reweighted",
+]
+
+
+def group_counts(groups: jax.Array, num_groups: int, mask: jax.Array | None = None
+                 ) -> jax.Array:
+    """Number of (unmasked) samples in each group, shape ``(num_groups,)``, float32.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core import group_counts
+      >>> group_counts(jnp.array([0, 2, 2]), 3).tolist()
+      [1.0, 0.0, 2.0]
+    """
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
+        raise ValueError(f"num_groups must be a positive int, got {num_groups=}")
+    groups = jnp.asarray(groups)
+    if groups.ndim != 1 or not jnp.issubdtype(groups.dtype, jnp.integer):
+        raise ValueError(f"groups must be a 1-D int array, got shape {groups.shape} and dtype "
+                         f"{groups.dtype}")
+    ones = jnp.ones(groups.shape, jnp.float32) if mask is None else mask.astype(jnp.float32)
+    return jax.ops.segment_sum(ones, groups, num_segments=num_groups)
+
+
+def group_weights(counts: jax.Array, *, gamma: float | jax.Array = 1.0) -> jax.Array:
+    """Tempered inverse-frequency weights ``w_g ∝ p_g^{-γ}`` with ``Σ_g p_g w_g = 1``.
+
+    Args:
+      counts: ``(G,)`` samples per group (:func:`group_counts`); empty groups get weight 0.
+      gamma: the temper ``γ``: 0 is ERM, 1 importance weighting ``1/p_g`` (traced values are
+        fine, so a grid of ``γ`` can be vmapped).
+
+    Returns:
+      ``(G,)`` float32 weights.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core import group_weights
+      >>> group_weights(jnp.array([30.0, 10.0])).tolist()  # importance: 1/(2 p_g)
+      [0.6666666..., 2.0]
+      >>> group_weights(jnp.array([30.0, 10.0]), gamma=0.0).tolist()
+      [1.0, 1.0]
+    """
+    counts = jnp.asarray(counts, jnp.float32)
+    if counts.ndim != 1:
+        raise ValueError(f"counts must have shape (G,), got {counts.shape}")
+    p = counts / jnp.sum(counts)
+    raw = jnp.where(p > 0, jnp.maximum(p, 1e-12) ** -jnp.asarray(gamma, jnp.float32), 0.0)
+    return raw / jnp.sum(p * raw)
+
+
+def reweighted(per_sample_loss: Callable[[Any, Any], jax.Array], weights: jax.Array, *,
+               key: str = "group") -> Callable[[Any, Any], jax.Array]:
+    """Per-sample losses scaled by the weight of each sample's group, ``w[batch[key]] ℓ_i``.
+
+    The mean of the result is :func:`feasjax.core.weighted_sum` of the losses with these
+    weights, so :func:`feasjax.empirical_risk` on it minimises the weighted risk, and
+    :func:`feasjax.feasible_learning` on it bounds weighted losses.
+
+    Args:
+      per_sample_loss: ``(params, batch) -> (B,)`` losses; ``batch`` is a dict.
+      weights: ``(G,)`` per-group weights (:func:`group_weights`), or per-class weights with
+        ``key="y"``.
+      key: the batch entry holding each sample's group (int).
+
+    Returns:
+      ``(params, batch) -> (B,)`` weighted losses.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.core import reweighted
+      >>> loss = reweighted(lambda w, b: (w - b["x"]) ** 2, jnp.array([1.0, 3.0]))
+      >>> loss(0.0, {"x": jnp.array([1.0, 1.0]), "group": jnp.array([0, 1])}).tolist()
+      [1.0, 3.0]
+    """
+    weights = jnp.asarray(weights)
+    if weights.ndim != 1:
+        raise ValueError(f"weights must have shape (G,), got {weights.shape}")
+
+    def loss(params, batch):
+        if key not in batch:
+            raise ValueError(f"batch must hold the groups under {key!r}, got keys "
+                             f"{sorted(batch)}")
+        return weights[batch[key]] * per_sample_loss(params, batch)
+
+    return loss

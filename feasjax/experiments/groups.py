@@ -1,0 +1,228 @@
+"""Group-robustness methods on data with groups, every seed in one vmapped program.
+
+:func:`run_group_method` trains one method of ``GROUP_METHODS`` for several seeds (one
+:class:`feasjax.data.GroupDataset` per seed, all of the same sizes) and reports the test group
+metrics of each seed. Each method is a composition of library pieces:
+
+* ``erm``, ``fl``, ``rfl``: :func:`feasjax.experiments.build_solver`, as ``feasjax demo`` runs;
+* ``reweight``: ERM on :func:`feasjax.core.reweighted` losses with the importance weights
+  :func:`feasjax.core.group_weights` of the training groups;
+* ``llr``: the ERM model's features, frozen, and :func:`retrain_last_layer` on the validation
+  split (weights selected there on worst-group accuracy);
+* ``fairdropout``: ERM on an MLP with :class:`feasjax.models.TiedDropout`;
+* ``groupdro``: :func:`feasjax.core.group_dro`.
+
+The batch is ``{"x", "y", "group", "index"}``; ``index`` feeds example-tied dropout.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from feasjax.core.reweighting import group_counts, group_weights, reweighted
+from feasjax.core.robust import group_dro
+from feasjax.data.spurious import GroupDataset
+from feasjax.experiments.builders import RunConfig, build_primal_optimizer, build_solver
+from feasjax.experiments.llr import retrain_last_layer
+from feasjax.metrics.groups import group_summary
+from feasjax.models.losses import cross_entropy
+from feasjax.models.nets import MLP
+from feasjax.models.tied_dropout import TiedDropout
+from feasjax.training.loop import epoch_fn
+
+__all__ = [
+    "GROUP_METHODS",
+    "GroupConfig",
+    "run_group_method",
+]
+
+GROUP_METHODS = ("erm", "reweight", "llr", "fairdropout", "groupdro", "fl", "rfl")
+
+
+class GroupConfig(NamedTuple):
+    """Hyper-parameters of a group-robustness comparison (shared where methods overlap).
+
+    Example:
+      >>> from feasjax.experiments import GroupConfig
+      >>> GroupConfig().tied_dropout.p_gen, GroupConfig(epochs=2).epochs
+      (0.5, 2)
+    """
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    hidden: tuple = (64,)
+    epsilon: float = 0.1  # fl, rfl
+    dual_learning_rate: float = 0.1  # fl, rfl
+    alpha: float = 5.0  # rfl
+    gamma: float = 1.0  # reweight: importance weights
+    dro_step_size: float = 0.1  # groupdro: exponentiated-gradient step
+    dro_adjustment: float = 1.0  # groupdro: generalisation adjustment C
+    tied_dropout: TiedDropout = TiedDropout(p_gen=0.5, p_mem=0.2)  # fairdropout
+    llr_gammas: tuple = (0.0, 0.5, 1.0, 1.5, 2.0)
+    llr_steps: int = 300
+
+    def run_config(self) -> RunConfig:
+        """The :class:`feasjax.experiments.RunConfig` of the shared optimizers."""
+        return RunConfig(epochs=self.epochs, batch_size=self.batch_size, epsilon=self.epsilon,
+                         learning_rate=self.learning_rate, momentum=self.momentum,
+                         dual_learning_rate=self.dual_learning_rate, alpha=self.alpha,
+                         hidden=self.hidden, batch_norm=False, dropout=0.0)
+
+
+def _stack(trees):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _split(datasets: Sequence[GroupDataset], split: str) -> dict:
+    return {k: jnp.asarray(np.stack([getattr(d, f"{k[0]}_{split}") for d in datasets]))
+            for k in ("x", "y", "group")}
+
+
+def _models(datasets, seeds, config, tied):
+    features = int(np.prod(datasets[0].x_train.shape[1:]))
+    models = [MLP(features, config.hidden, datasets[0].num_classes, rngs=nnx.Rngs(s),
+                  tied_dropout=tied) for s in seeds]
+    graphdef = nnx.split(models[0])[0]
+    return graphdef, _stack([nnx.split(m)[1] for m in models])
+
+
+def _loss(graphdef):
+    def loss(params, batch):
+        logits = nnx.merge(graphdef, params)(batch["x"], indices=batch["index"])
+        return jax.vmap(cross_entropy)(logits, batch["y"])
+    return loss
+
+
+def _apply(graphdef, params, x, *, features_only=False):
+    model = nnx.merge(graphdef, params)
+    model.eval()  # example-tied dropout keeps the generalisation units only
+    if not features_only:
+        return model(x)
+    for layer in model.layers[:-1]:
+        x = jax.nn.relu(layer(x.reshape(x.shape[0], -1)))
+    return x
+
+
+def _make_solver(method, graphdef, num_samples, config, num_groups) -> Callable:
+    loss, run_config = _loss(graphdef), config.run_config()
+    if method in ("erm", "fl", "rfl", "fairdropout", "llr"):
+        base = "erm" if method in ("fairdropout", "llr") else method
+        return lambda hp: build_solver(base, loss, num_samples, run_config)
+    primal = build_primal_optimizer(run_config, 1)
+    if method == "reweight":
+        return lambda hp: build_solver("erm", reweighted(loss, hp["weights"]), num_samples,
+                                       run_config)
+    return lambda hp: group_dro(loss, primal, num_groups=num_groups,
+                                step_size=config.dro_step_size,
+                                adjustment=config.dro_adjustment, group_sizes=hp["counts"])
+
+
+def _train(method, datasets, seeds, config):
+    tied = config.tied_dropout if method == "fairdropout" else None
+    graphdef, params = _models(datasets, seeds, config, tied)
+    data = _split(datasets, "train")
+    num_runs, num_samples = data["y"].shape
+    data["index"] = jnp.broadcast_to(jnp.arange(num_samples, dtype=jnp.int32),
+                                     (num_runs, num_samples))
+    num_groups = datasets[0].num_groups
+    counts = jax.vmap(lambda g: group_counts(g, num_groups))(data["group"])
+    hparams = {"weights": jax.vmap(lambda c: group_weights(c, gamma=config.gamma))(counts),
+               "counts": counts}
+    make = _make_solver(method, graphdef, num_samples, config, num_groups)
+    batch = min(config.batch_size, num_samples)
+    states = jax.vmap(lambda p, hp: make(hp).init(p))(params, hparams)
+    run = jax.jit(jax.vmap(lambda s, d, k, hp: epoch_fn(make(hp), batch)(s, d, k)),
+                  donate_argnums=0)
+    keys = jnp.stack([jax.random.key(s) for s in seeds])
+    for epoch in range(config.epochs):
+        states, _ = run(states, data, jax.vmap(jax.random.fold_in, (0, None))(keys, epoch),
+                        hparams)
+    return graphdef, states.params
+
+
+def _llr_logits(graphdef, params, datasets, config):
+    val, test = _split(datasets, "val"), _split(datasets, "test")
+    half = val["y"].shape[1] // 2
+    num_classes, num_groups = datasets[0].num_classes, datasets[0].num_groups
+
+    def one(p, v, t):
+        feats = _apply(graphdef, p, v["x"], features_only=True)
+        head, _, _ = retrain_last_layer(
+            (feats[:half], feats[half:]), (v["y"][:half], v["y"][half:]),
+            (v["group"][:half], v["group"][half:]), num_classes, num_groups,
+            gammas=jnp.asarray(config.llr_gammas), steps=config.llr_steps)
+        return _apply(graphdef, p, t["x"], features_only=True) @ head.kernel + head.bias[None, :]
+
+    return jax.jit(jax.vmap(one))(params, val, test)
+
+
+def run_group_method(method: str, datasets: Sequence[GroupDataset], seeds: Sequence[int],
+                     config: GroupConfig = GroupConfig(), *, cache: dict | None = None) -> dict:
+    """Train ``method`` for every seed (``datasets[r]`` with model seed ``seeds[r]``).
+
+    ``cache``: pass the same dict to the calls of one comparison, so that ``llr`` retrains the
+    head of the ERM models already trained by ``erm`` (its ``seconds`` then include that ERM
+    training, the cost of the method).
+
+    Returns:
+      ``{"test": {"average_accuracy": [per seed], "worst_group_accuracy": [...],
+      "balanced_accuracy": [...], "group_accuracy": {"<group>": [per seed]}},
+      "seconds": float, "train": {same keys, eval mode}}``, and for ``fairdropout``
+      ``"train_with_masks"`` (the training split with each example's own mask, as it was
+      fitted); ``seconds`` is the wall time of training and test evaluation.
+
+    Example:
+      >>> from feasjax.data import spurious_digits
+      >>> from feasjax.experiments import GroupConfig, run_group_method
+      >>> out = run_group_method("groupdro", [spurious_digits(0)], [0], GroupConfig(epochs=1))
+      >>> sorted(out["test"]["group_accuracy"]), len(out["test"]["worst_group_accuracy"])
+      (['0', '1', '2', '3'], 1)
+    """
+    if method not in GROUP_METHODS:
+        raise ValueError(f"method must be one of {GROUP_METHODS}, got {method=}")
+    if not datasets or len(datasets) != len(seeds):
+        raise ValueError(f"give one dataset per seed, got {len(datasets)} datasets and "
+                         f"{len(seeds)} seeds")
+    start, cache = time.perf_counter(), {} if cache is None else cache
+    base = "erm" if method == "llr" else method
+    offset = 0.0
+    if base == "erm" and "erm" in cache:
+        graphdef, params, offset = cache["erm"]
+    else:
+        graphdef, params = _train(base, datasets, seeds, config)
+        if base == "erm":
+            cache["erm"] = (graphdef, params, time.perf_counter() - start)
+    test = _split(datasets, "test")
+    if method == "llr":
+        logits = _llr_logits(graphdef, params, datasets, config)
+    else:
+        logits = jax.jit(jax.vmap(lambda p, x: _apply(graphdef, p, x)))(params, test["x"])
+    result = {"test": _report(logits, test, datasets[0].num_groups)}
+    result["seconds"] = offset + time.perf_counter() - start
+    train = _split(datasets, "train")
+    result["train"] = _report(jax.jit(jax.vmap(lambda p, x: _apply(graphdef, p, x)))(
+        params, train["x"]), train, datasets[0].num_groups)
+    if method == "fairdropout":  # with each example's own mask: what it memorised
+        index = jnp.arange(train["y"].shape[1], dtype=jnp.int32)
+        logits = jax.jit(jax.vmap(lambda p, x: nnx.merge(graphdef, p)(x, indices=index)))(
+            params, train["x"])
+        result["train_with_masks"] = _report(logits, train, datasets[0].num_groups)
+    return result
+
+
+def _report(logits, split, num_groups):
+    summary = jax.jit(jax.vmap(lambda lg, y, g: group_summary(lg, y, g, num_groups)))(
+        logits, split["y"], split["group"])
+    summary = jax.tree.map(np.asarray, summary)
+    out = {k: summary[k].tolist() for k in
+           ("average_accuracy", "worst_group_accuracy", "balanced_accuracy")}
+    out["group_accuracy"] = {str(g): summary["group_accuracy"][:, g].tolist()
+                             for g in range(num_groups)}
+    return out

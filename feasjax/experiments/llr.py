@@ -1,0 +1,120 @@
+"""Last-layer retraining (LLR) with loss weights, selected on validation worst-group accuracy.
+
+Kirichenko, Izmailov and Wilson (2023, *Last Layer Re-Training is Sufficient for Robustness to
+Spurious Correlations*, DFR) freeze the features of an ERM model and retrain its linear head on
+held-out data; Stromberg, Thrampoulidis and Sankar (2025, arXiv 2506.20025) study the loss
+weights of that retraining. Here the held-out data is the first half of the validation split,
+the head is fitted full-batch with the weighted cross-entropy ``Σ_i w_{g_i} ℓ_i / n`` for every
+temper ``γ`` of :func:`feasjax.core.group_weights` at once (``vmap``), and the ``γ`` with the
+best worst-group accuracy on the second half is kept.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from feasjax.core.reweighting import group_counts, group_weights
+from feasjax.core.weighting import weighted_sum
+from feasjax.metrics.groups import worst_group_accuracy
+from feasjax.models.losses import cross_entropy
+
+__all__ = [
+    "LinearHead",
+    "fit_head",
+    "retrain_last_layer",
+]
+
+
+class LinearHead(NamedTuple):
+    """A linear classifier ``logits = features @ kernel + bias``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.experiments import LinearHead
+      >>> head = LinearHead(jnp.eye(2), jnp.zeros(2))
+      >>> (jnp.array([[0.0, 1.0]]) @ head.kernel + head.bias[None, :]).argmax(-1).tolist()
+      [1]
+    """
+
+    kernel: jax.Array  # shape=(F, C)
+    bias: jax.Array  # shape=(C,)
+
+
+def _logits(head: LinearHead, features: jax.Array) -> jax.Array:
+    return features @ head.kernel + head.bias[None, :]
+
+
+def fit_head(features: jax.Array, labels: jax.Array, weights: jax.Array, num_classes: int, *,
+             steps: int = 300, learning_rate: float = 0.05, l2: float = 1e-3) -> LinearHead:
+    """Fit a linear head full-batch with per-sample ``weights`` (Adam, ``steps`` in a scan).
+
+    .. math:: \\min_{W, b}\\ \\tfrac1n \\textstyle\\sum_i w_i\\, \\ell(W^\\top f_i + b, y_i)
+       + \\tfrac{l_2}{2} \\|W\\|^2
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.experiments.llr import fit_head
+      >>> f, y = jnp.array([[1.0], [-1.0]]), jnp.array([1, 0])
+      >>> head = fit_head(f, y, jnp.ones(2), 2, steps=100)
+      >>> (f @ head.kernel + head.bias[None, :]).argmax(-1).tolist()
+      [1, 0]
+    """
+    tx = optax.adam(learning_rate)
+    head = LinearHead(jnp.zeros((features.shape[1], num_classes)), jnp.zeros((num_classes,)))
+
+    def objective(h):
+        losses = jax.vmap(cross_entropy)(_logits(h, features), labels)
+        return weighted_sum(losses, weights) + 0.5 * l2 * jnp.sum(h.kernel ** 2)
+
+    def step(carry, _):
+        h, s = carry
+        updates, s = tx.update(jax.grad(objective)(h), s, h)
+        return (optax.apply_updates(h, updates), s), None
+
+    (head, _), _ = jax.lax.scan(step, (head, tx.init(head)), None, length=steps)
+    return head
+
+
+def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.Array, jax.Array],
+                       groups: tuple[jax.Array, jax.Array], num_classes: int, num_groups: int, *,
+                       gammas: jax.Array = jnp.array([0.0, 0.5, 1.0, 1.5, 2.0]),
+                       steps: int = 300, learning_rate: float = 0.05, l2: float = 1e-3
+                       ) -> tuple[LinearHead, jax.Array, jax.Array]:
+    """Retrain the head on ``(fit, select)`` splits for every ``γ``; keep the best on ``select``.
+
+    Args:
+      features: frozen features of the two halves, ``(n_fit, F)`` and ``(n_select, F)``.
+      labels, groups: their labels and groups.
+      num_classes, num_groups: static sizes.
+      gammas: the tempers of :func:`feasjax.core.group_weights` to try (``(K,)``).
+      steps, learning_rate, l2: of :func:`fit_head`.
+
+    Returns:
+      ``(head, gamma, worst)``: the selected head, its ``γ`` and the worst-group accuracy of
+      every ``γ`` on the selection half (``(K,)``). Pure: vmap it over seeds.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.experiments.llr import retrain_last_layer
+      >>> f = jnp.array([[1.0], [-1.0], [1.0], [-1.0]])
+      >>> y, g = jnp.array([1, 0, 1, 0]), jnp.array([1, 0, 1, 0])
+      >>> head, gamma, worst = retrain_last_layer((f, f), (y, y), (g, g), 2, 2, steps=50)
+      >>> worst.tolist()
+      [1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    (f_fit, f_sel), (y_fit, y_sel), (g_fit, g_sel) = features, labels, groups
+    counts = group_counts(g_fit, num_groups)
+
+    def one(gamma):
+        weights = group_weights(counts, gamma=gamma)[g_fit]
+        head = fit_head(f_fit, y_fit, weights, num_classes, steps=steps,
+                        learning_rate=learning_rate, l2=l2)
+        return head, worst_group_accuracy(_logits(head, f_sel), y_sel, g_sel, num_groups)
+
+    heads, worst = jax.vmap(one)(jnp.asarray(gammas, jnp.float32))
+    best = jnp.argmax(jnp.nan_to_num(worst, nan=-1.0))
+    return jax.tree.map(lambda h: h[best], heads), jnp.asarray(gammas)[best], worst
+

@@ -1,0 +1,150 @@
+"""Group metrics for subpopulation shift: per-group accuracy and loss, worst-group, balanced.
+
+As in :mod:`feasjax.metrics.summary`, every function is pure and jit-able and takes an optional
+boolean ``mask`` of shape ``(N,)`` (padding never counts). They are sums over the sample axis of
+one-hot group memberships, so on a sample-sharded array they are exact global values (the
+compiler inserts the all-reduce), never averages of per-device values. A group with no
+(unmasked) sample has ``nan`` accuracy and loss and is left out of the worst-group and balanced
+accuracies (Sagawa et al. 2020 report the worst group over the groups present).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from feasjax.metrics.summary import _predicted_labels, _prepare
+
+__all__ = [
+    "GROUP_SUMMARY_KEYS",
+    "group_mean",
+    "group_accuracy",
+    "group_loss",
+    "worst_group_accuracy",
+    "group_summary",
+]
+
+GROUP_SUMMARY_KEYS = ("average_accuracy", "worst_group_accuracy", "balanced_accuracy",
+                      "group_accuracy", "group_loss")
+
+
+def _check_groups(groups: jax.Array, num_groups: int, mask: jax.Array | None):
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
+        raise ValueError(f"num_groups must be a positive int, got {num_groups=}")
+    groups, mask = _prepare(groups, mask, "groups")
+    if not jnp.issubdtype(groups.dtype, jnp.integer):
+        raise TypeError(f"groups must be an int array, got dtype {groups.dtype}")
+    return groups, mask
+
+
+def group_mean(values: jax.Array, groups: jax.Array, num_groups: int,
+               mask: jax.Array | None = None) -> jax.Array:
+    """Mean of ``values`` within each group, ``(num_groups,)``; ``nan`` for an empty group.
+
+    Groups outside ``[0, num_groups)`` are ignored (like masked samples).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.metrics import group_mean
+      >>> group_mean(jnp.array([1.0, 3.0, 5.0]), jnp.array([0, 0, 2]), 3).tolist()
+      [2.0, nan, 5.0]
+    """
+    groups, mask = _check_groups(groups, num_groups, mask)
+    values = jnp.asarray(values, jnp.float32)
+    if values.shape != groups.shape:
+        raise ValueError(f"values must have the shape of groups {groups.shape}, got "
+                         f"{values.shape}")
+    members = jax.nn.one_hot(groups, num_groups, dtype=jnp.float32) * mask[:, None]
+    counts = jnp.sum(members, axis=0)
+    totals = jnp.sum(members * jnp.where(mask, values, 0.0)[:, None], axis=0)
+    return jnp.where(counts > 0, totals / jnp.maximum(counts, 1.0), jnp.nan)
+
+
+def group_accuracy(logits_or_preds: jax.Array, labels: jax.Array, groups: jax.Array,
+                   num_groups: int, mask: jax.Array | None = None) -> jax.Array:
+    """Accuracy within each group, ``(num_groups,)``; ``nan`` for an empty group.
+
+    Args:
+      logits_or_preds: logits ``(N, C)`` or predicted labels ``(N,)``.
+      labels: integer labels ``(N,)``.
+      groups: integer groups ``(N,)`` in ``[0, num_groups)``.
+      num_groups: number of groups (a static Python int).
+      mask: optional boolean ``(N,)``; ``False`` entries are ignored.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.metrics import group_accuracy
+      >>> acc = group_accuracy(jnp.array([0, 1, 1, 1]), jnp.array([0, 1, 0, 0]),
+      ...                      jnp.array([0, 1, 1, 1]), 2)
+      >>> [round(a, 4) for a in acc.tolist()]
+      [1.0, 0.3333]
+    """
+    labels = jnp.asarray(labels)
+    correct = (_predicted_labels(logits_or_preds, labels) == labels).astype(jnp.float32)
+    return group_mean(correct, groups, num_groups, mask)
+
+
+def group_loss(losses: jax.Array, groups: jax.Array, num_groups: int,
+               mask: jax.Array | None = None) -> jax.Array:
+    """Mean loss within each group, ``(num_groups,)``; ``nan`` for an empty group.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.metrics import group_loss
+      >>> group_loss(jnp.array([0.5, 1.5, 2.0]), jnp.array([1, 1, 0]), 2).tolist()
+      [2.0, 1.0]
+    """
+    return group_mean(losses, groups, num_groups, mask)
+
+
+def worst_group_accuracy(logits_or_preds: jax.Array, labels: jax.Array, groups: jax.Array,
+                         num_groups: int, mask: jax.Array | None = None) -> jax.Array:
+    """Lowest accuracy over the groups that have at least one (unmasked) sample.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.metrics import worst_group_accuracy
+      >>> round(float(worst_group_accuracy(jnp.array([0, 1, 1, 1]), jnp.array([0, 1, 0, 0]),
+      ...                                  jnp.array([0, 1, 1, 1]), 3)), 4)
+      0.3333
+    """
+    per_group = group_accuracy(logits_or_preds, labels, groups, num_groups, mask)
+    present = ~jnp.isnan(per_group)
+    return jnp.where(jnp.any(present), jnp.min(jnp.where(present, per_group, jnp.inf)), jnp.nan)
+
+
+def group_summary(logits_or_preds: jax.Array, labels: jax.Array, groups: jax.Array,
+                  num_groups: int, losses: jax.Array | None = None,
+                  mask: jax.Array | None = None) -> dict:
+    """Average, worst-group and group-balanced accuracy, per-group accuracy and loss.
+
+    ``balanced_accuracy`` is the mean of the per-group accuracies over the groups present (each
+    group counts once, whatever its size); ``group_loss`` is ``nan`` without ``losses``.
+
+    Returns:
+      A dict with the keys of ``GROUP_SUMMARY_KEYS``: scalars, and ``(num_groups,)`` arrays
+      for ``group_accuracy`` and ``group_loss``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from feasjax.metrics import group_summary
+      >>> out = jax.jit(group_summary, static_argnums=3)(
+      ...     jnp.array([0, 1, 1, 1]), jnp.array([0, 1, 0, 0]), jnp.array([0, 1, 1, 1]), 2)
+      >>> round(float(out["average_accuracy"]), 4), round(float(out["balanced_accuracy"]), 4)
+      (0.5, 0.6667)
+    """
+    labels = jnp.asarray(labels)
+    correct = (_predicted_labels(logits_or_preds, labels) == labels).astype(jnp.float32)
+    per_group = group_mean(correct, groups, num_groups, mask)
+    _, full_mask = _prepare(labels, mask, "labels")
+    present = ~jnp.isnan(per_group)
+    empty = jnp.zeros(labels.shape, jnp.float32) * jnp.nan
+    return {
+        "average_accuracy": jnp.sum(jnp.where(full_mask, correct, 0)) / jnp.sum(full_mask),
+        "worst_group_accuracy": jnp.where(jnp.any(present),
+                                          jnp.min(jnp.where(present, per_group, jnp.inf)),
+                                          jnp.nan),
+        "balanced_accuracy": jnp.sum(jnp.where(present, per_group, 0)) / jnp.sum(present),
+        "group_accuracy": per_group,
+        "group_loss": group_mean(empty if losses is None else losses, groups, num_groups,
+                                 mask),
+    }
