@@ -55,10 +55,12 @@ def add_groups_parser(commands: argparse._SubParsersAction) -> argparse.Argument
                                            "benchmark")
     p.add_argument("--dataset", default="spurious_digits",
                    help="spurious_digits, or an .npz with arrays x, y and group")
-    p.add_argument("--methods", type=_group_methods, default=GROUP_METHODS)
-    p.add_argument("--seeds", type=_seeds, default=(0, 1, 2, 3, 4))
-    p.add_argument("--epochs", type=_positive_int, default=GroupConfig().epochs)
-    p.add_argument("--json", metavar="PATH")
+    p.add_argument("--methods", type=_group_methods, default=GROUP_METHODS,
+                   help=f"comma-separated subset of {','.join(GROUP_METHODS)}")
+    p.add_argument("--seeds", type=_seeds, default=(0, 1, 2, 3, 4), help="e.g. 0-4 or 0,3")
+    p.add_argument("--epochs", type=_positive_int, default=GroupConfig().epochs,
+                   help="training epochs of every method")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--plot", metavar="PATH", help="bar chart of per-group test accuracy")
     p.set_defaults(handler=groups_command)
     return p
