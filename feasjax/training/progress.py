@@ -63,6 +63,13 @@ def format_stats(stats: Mapping[str, float]) -> str:
     return "  ".join(parts)
 
 
+class _Bar(tqdm):
+    """tqdm without its monitor thread, which outlives every bar once started: this bar is
+    advanced by hand once per epoch, so there is nothing for a monitor to refresh."""
+
+    monitor_interval = 0
+
+
 def progress_reporter(progress: bool | str, *, total: int, description: str,
                       epochs: int | None = None, initial: int = 0,
                       unit: str = "epoch") -> Progress:
@@ -104,7 +111,7 @@ def progress_reporter(progress: bool | str, *, total: int, description: str,
         return Progress(lambda n: None, report, lambda: None)
     # A bar advanced by hand: iterating a tqdm keeps its count in a local variable and redraws
     # only now and then, so a postfix set each epoch showed a stale "1/30" for a whole run.
-    bar = tqdm(total=total, initial=initial, desc=description, unit=unit, leave=False,
+    bar = _Bar(total=total, initial=initial, desc=description, unit=unit, leave=False,
                miniters=1, mininterval=0, dynamic_ncols=True)
 
     def report(epoch, stats):
