@@ -19,6 +19,8 @@ import inspect
 import pathlib
 import pkgutil
 import re
+import subprocess
+import sys
 import types
 import warnings
 
@@ -366,3 +368,11 @@ def test_readme_code_and_prose_use_only_public_names():
     for span in re.findall(r"`([^`\n]+)`", README):
         for path in re.findall(r"\b(?:fj|feasjax)(?:\.\w+)+", span):
             _resolve(re.sub(r"^fj\b", "feasjax", path), f"README.md: `{span}`")
+
+
+def test_importing_feasjax_starts_no_jax_backend():
+    # jax.distributed.initialize must come before any backend exists (multi-host start-up), so
+    # no module may compute at import time (e.g. a jnp.array as a default argument).
+    code = ("import feasjax, feasjax.cli.app, jax._src.xla_bridge as xb; "
+            "assert not xb._backends, 'import feasjax initialised the JAX backend'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -80,7 +80,7 @@ def fit_head(features: jax.Array, labels: jax.Array, weights: jax.Array, num_cla
 
 def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.Array, jax.Array],
                        groups: tuple[jax.Array, jax.Array], num_classes: int, num_groups: int, *,
-                       gammas: jax.Array = jnp.array([0.0, 0.5, 1.0, 1.5, 2.0]),
+                       gammas: jax.typing.ArrayLike = (0.0, 0.5, 1.0, 1.5, 2.0),
                        steps: int = 300, learning_rate: float = 0.05, l2: float = 1e-3
                        ) -> tuple[LinearHead, jax.Array, jax.Array]:
     """Retrain the head on ``(fit, select)`` splits for every ``γ``; keep the best on ``select``.
@@ -116,5 +116,5 @@ def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.
 
     heads, worst = jax.vmap(one)(jnp.asarray(gammas, jnp.float32))
     best = jnp.argmax(jnp.nan_to_num(worst, nan=-1.0))
-    return jax.tree.map(lambda h: h[best], heads), jnp.asarray(gammas)[best], worst
+    return jax.tree.map(lambda h: h[best], heads), jnp.asarray(gammas, jnp.float32)[best], worst
 
