@@ -138,14 +138,14 @@ def feasible_learning(
       indices in ``[0, num_samples)``; ``info.aux`` holds the per-sample losses.
 
     Example:
-      >>> import jax.numpy as jnp, optax
+      >>> import jax, jax.numpy as jnp, optax
       >>> from feasjax import feasible_learning, per_example
       >>> x, y = jnp.array([[1.0], [2.0]]), jnp.array([1.0, 2.5])
       >>> loss = per_example(lambda w, ex: (ex[0] @ w - ex[1]) ** 2)
       >>> fl = feasible_learning(loss, optax.sgd(0.05), num_samples=2, epsilon=0.1)
-      >>> state = fl.init(jnp.zeros(1))
+      >>> state, step = fl.init(jnp.zeros(1)), jax.jit(fl.step)
       >>> for _ in range(200):
-      ...     state, info = fl.step(state, (x, y), jnp.array([0, 1]))
+      ...     state, info = step(state, (x, y), jnp.array([0, 1]))
       >>> bool(jnp.all(info.aux <= 0.1 + 1e-3))
       True
     """
@@ -198,12 +198,12 @@ def empirical_risk(
       A :class:`feasjax.PrimalDual`; ``indices`` are accepted and ignored.
 
     Example:
-      >>> import jax.numpy as jnp, optax
+      >>> import jax, jax.numpy as jnp, optax
       >>> from feasjax import empirical_risk, per_example
       >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.25))
-      >>> state = erm.init(jnp.zeros(()))
+      >>> state, step = erm.init(jnp.zeros(())), jax.jit(erm.step)
       >>> for _ in range(50):
-      ...     state, _ = erm.step(state, jnp.array([1.0, 3.0]))
+      ...     state, _ = step(state, jnp.array([1.0, 3.0]))
       >>> round(float(state.params), 4)
       2.0
     """

@@ -119,15 +119,15 @@ def primal_dual(
       indexed group, or a dict name -> int array.
 
     Example:
-      >>> import jax.numpy as jnp, optax
+      >>> import jax, jax.numpy as jnp, optax
       >>> from feasjax import primal_dual, ConstraintGroup, ConstraintValue, ProblemOutput
       >>> def problem(x, batch):  # min ||x||^2  s.t.  x_0 + x_1 = 1
       ...     return ProblemOutput(jnp.sum(x**2), {"eq": ConstraintValue(x[:1] + x[1:] - 1)})
       >>> solver = primal_dual(problem, optax.sgd(0.1), {"eq": ConstraintGroup(size=1,
       ...                                                                    kind="equality")})
-      >>> state = solver.init(jnp.zeros(2))
+      >>> state, step = solver.init(jnp.zeros(2)), jax.jit(solver.step)
       >>> for _ in range(1000):
-      ...     state, info = solver.step(state, None)
+      ...     state, info = step(state, None)
       >>> [round(float(v), 3) for v in state.params], round(float(state.multipliers["eq"][0]), 3)
       ([0.5, 0.5], -1.0)
     """

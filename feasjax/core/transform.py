@@ -159,11 +159,14 @@ def constrained(
       >>> # min x^2 s.t. 1 - x <= 0: x* = 1, lambda* = 2
       >>> tx = fj.constrained(optax.sgd(0.1), {"c": fj.ConstraintGroup(size=1)})
       >>> x, state = jnp.zeros(()), tx.init(jnp.zeros(()))
-      >>> for _ in range(500):
+      >>> @jax.jit
+      ... def step(x, state):
       ...     lam = fj.multipliers(state)
       ...     grad = jax.grad(lambda x: x**2 + jnp.mean(lam * (1 - x)))(x)
       ...     updates, state = tx.update(grad, state, x, violations=jnp.array([1 - x]))
-      ...     x = optax.apply_updates(x, updates)
+      ...     return optax.apply_updates(x, updates), state
+      >>> for _ in range(500):
+      ...     x, state = step(x, state)
       >>> round(float(x), 3), round(float(fj.multipliers(state)[0]), 3)
       (1.0, 2.0)
     """
@@ -281,10 +284,13 @@ def feasible(
       >>> def objective(w, lam):
       ...     losses = (x * w - y) ** 2
       ...     return jnp.mean(lam * (losses - 0.1)), losses
-      >>> for _ in range(300):
+      >>> @jax.jit
+      ... def step(w, state):
       ...     grads, losses = jax.grad(objective, has_aux=True)(w, fj.multipliers(state, idx))
       ...     updates, state = tx.update(grads, state, w, losses=losses, indices=idx)
-      ...     w = optax.apply_updates(w, updates)
+      ...     return optax.apply_updates(w, updates), state
+      >>> for _ in range(300):
+      ...     w, state = step(w, state)
       >>> bool(jnp.all((x * w - y) ** 2 <= 0.1 + 1e-3))
       True
     """
