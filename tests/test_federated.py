@@ -170,7 +170,9 @@ def test_cli_writes_the_documented_json_and_a_png(tmp_path, capsys):
     cli.main(["federated", "--dataset", "breast_cancer", "--clients", "2", "--rounds", "1",
               "--local-steps", "1", "--seeds", "0-1", "--methods", "mix,portfolio", "--json",
               str(out), "--plot", str(png)])
-    assert "mean client acc" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "mean client acc" in printed
+    assert f"wrote {out}: the results as JSON" in printed and f"wrote {png}: " in printed
     report = json.loads(out.read_text())
     assert {k: report[k] for k in ("dataset", "clients", "beta", "seeds")} == {
         "dataset": "breast_cancer", "clients": 2, "beta": 0.3, "seeds": [0, 1]}

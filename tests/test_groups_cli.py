@@ -11,7 +11,8 @@ def test_groups_json_schema(tmp_path, capsys):
     path = tmp_path / "out" / "groups.json"
     assert main(["groups", "--methods", "erm,llr", "--seeds", "0", "--epochs", "1",
                  "--json", str(path)]) == 0
-    assert "worst-group acc" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "worst-group acc" in out and f"wrote {path}: the results as JSON" in out
     report = json.loads(path.read_text())
     assert report["dataset"] == "spurious_digits" and report["seeds"] == [0]
     assert list(report["methods"]) == ["erm", "llr"]

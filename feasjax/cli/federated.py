@@ -183,6 +183,8 @@ def federated_command(args: argparse.Namespace) -> dict:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
+        print(f"wrote {args.json}: the results as JSON")
     if args.plot:
         _plot(report, args.plot)
+        print(f"wrote {args.plot}: accuracy against the mixing coefficient (PNG)")
     return report

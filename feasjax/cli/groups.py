@@ -141,6 +141,8 @@ def groups_command(args: argparse.Namespace) -> dict:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
+        print(f"wrote {args.json}: the results as JSON")
     if args.plot:
         _plot(methods, args.plot)
+        print(f"wrote {args.plot}: per-group test accuracy of every method (PNG)")
     return report
