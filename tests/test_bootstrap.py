@@ -109,12 +109,14 @@ def test_drawn_weights_follow_fold_in_contract(weights):
     draw = lambda c, t: jnp.stack([sampler(jax.random.fold_in(k, c), (t, m)) for k in state.keys], axis=1)
     explicit = jnp.concatenate([draw(0, 3), draw(3, 3), draw(6, 3)[:1]])
     assert not np.allclose(explicit, 1.0)
-    drawn, given = boot.run(state, stream), boot.run(state, stream, weights=explicit)
+    run = jax.jit(boot.run)  # compiled: eager scans re-trace their bodies on every call
+    drawn, given = run(state, stream), run(state, stream, weights=explicit)
     np.testing.assert_array_equal(drawn.replicas.params, given.replicas.params)
-    looped = state
+    looped, step = state, jax.jit(boot.step)
     for k in range(n):
-        looped = boot.step(looped, stream[k])
-    np.testing.assert_allclose(make(1).run(state, stream).replicas.params, looped.replicas.params, rtol=1e-6)
+        looped = step(looped, stream[k])
+    np.testing.assert_allclose(jax.jit(make(1).run)(state, stream).replicas.params,
+                               looped.replicas.params, rtol=1e-6)
 
 
 def test_jit_equals_no_jit():

@@ -23,6 +23,21 @@ def test_second_demo_run_hits_the_cache_and_the_flag_turns_it_off(tmp_path):
     assert first, "the first run should fill the cache"
     _demo(cache)
     assert _entries(cache) == first  # every program came from the cache
-    off = tmp_path / "off"
-    _demo(off, "--no-compile-cache")
-    assert not off.exists() or not _entries(off)
+
+
+def test_no_compile_cache_flag_leaves_jax_config_alone(tmp_path, monkeypatch):
+    # In process, with the command's training replaced: what the flag decides is whether main
+    # points JAX at the cache directory (the subprocess test above shows that this fills it).
+    import jax
+    from feasjax.cli import app, demo
+
+    calls = []
+    monkeypatch.delenv("FEASJAX_NO_COMPILE_CACHE", raising=False)
+    monkeypatch.setenv("FEASJAX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(demo, "demo", lambda args: calls.append(args.command))
+    monkeypatch.setattr(jax.config, "update", lambda name, value: calls.append((name, value)))
+    assert app.main(["demo", "--epochs", "1", "--no-compile-cache"]) == 0
+    assert calls == ["demo"]  # ran, and never touched the cache settings
+    monkeypatch.delenv("FEASJAX_NO_COMPILE_CACHE", raising=False)  # main set it for the flag
+    assert app.main(["demo", "--epochs", "1"]) == 0
+    assert ("jax_compilation_cache_dir", str(tmp_path / "cache")) in calls

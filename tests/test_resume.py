@@ -146,6 +146,10 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
 os.environ["JAX_PLATFORMS"] = "cpu"
 import jax
 jax.config.update("jax_threefry_partitionable", True)
+# The children of a test compile the same programs: share them through a persistent cache.
+jax.config.update("jax_compilation_cache_dir", {cache!r})
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
 import numpy as np
 import test_resume as t
@@ -167,7 +171,8 @@ print("done", flush=True)
 def _child(tmp_path, die_after=-1):
     script = tmp_path / "child.py"
     tests = pathlib.Path(__file__).parent
-    script.write_text(CHILD.format(tests=str(tests), root=str(tests.parent)))
+    script.write_text(CHILD.format(tests=str(tests), root=str(tests.parent),
+                                   cache=str(tmp_path / "jax-cache")))
     out = str(tmp_path / "final.npz")
     return subprocess.Popen([sys.executable, str(script), str(tmp_path / "ckpt"), out,
                              str(die_after)], stdout=subprocess.PIPE, text=True), out

@@ -101,7 +101,7 @@ def test_default_cnn_is_the_old_cnn():
         _assert_trees_equal(nnx.state(getattr(stateful, name)), new_params[name])
 
 
-@pytest.mark.parametrize("image_shape", [(8, 8, 1), (32, 32, 3)])
+@pytest.mark.parametrize("image_shape", [(8, 8, 1)])  # 32x32x3: abstract shapes, below
 def test_resnet_runs_and_holds_state(image_shape):
     model = nnx.jit(lambda: ResNet(image_shape, 5, widths=(4, 8), blocks=(1, 1), dropout=0.3,
                                    rngs=nnx.Rngs(0)))()

@@ -175,12 +175,17 @@ def test_lbfgs_gets_value_grad_and_value_fn():
 
     tx = fj.constrained(optax.lbfgs(), {"c": fj.ConstraintGroup(size=1, init_multiplier=0.0)})
     w, state = jnp.zeros(2), tx.init(jnp.zeros(2))
-    for _ in range(10):  # the constraint w_0 <= 3 is inactive: plain L-BFGS
+
+    @jax.jit  # one compilation: eagerly, L-BFGS's line search traced anew every step
+    def step(w, state):
         lam = fj.multipliers(state)
         value, grad = jax.value_and_grad(lambda w: f(w) + jnp.mean(lam * (w[:1] - 3)))(w)
         updates, state = tx.update(grad, state, w, violations=w[:1] - 3, value=value,
                                    grad=grad, value_fn=lambda w: f(w) + lam[0] * (w[0] - 3))
-        w = optax.apply_updates(w, updates)
+        return optax.apply_updates(w, updates), state
+
+    for _ in range(10):  # the constraint w_0 <= 3 is inactive: plain L-BFGS
+        w, state = step(w, state)
     assert float(fj.multipliers(state)[0]) == 0.0
     np.testing.assert_allclose(w, target, atol=1e-4)
 
