@@ -72,6 +72,9 @@ def test_interpretation_is_computed_from_the_results():
     assert interpret(regression) == [
         "FL cut the train max loss 4.0x (4.000 -> 1.000) at test mean loss 0.100 vs ERM's 0.400."]
     assert interpret({"fl": methods["fl"]}) == []  # nothing to compare with
+    same = {"erm": _metrics(5.454, 0.902, 9.0), "fl": _metrics(5.40, 0.902, 9.0)}
+    assert interpret(same) == ["FL left the train max loss about as it was (5.454 -> 5.400) at "
+                               "test accuracy 90.2% vs ERM's 90.2%."]
 
 
 def test_bar_advances_every_epoch_and_lines_print_one_per_epoch(capsys):

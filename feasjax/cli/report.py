@@ -141,7 +141,9 @@ def interpret(methods: dict) -> list[str]:
         if before is None or after is None or not (math.isfinite(before)
                                                     and math.isfinite(after)):
             continue
-        if after < before:
+        if math.isclose(after, before, rel_tol=0.05):  # "1.0x" says nothing
+            verb = "left the train max loss about as it was"
+        elif after < before:
             verb = (f"cut the train max loss {before / after:.1f}x" if after > 0 else
                     "cut the train max loss to zero")
         else:
