@@ -19,13 +19,13 @@ coefficient of every client on its test rows), and ``portfolio`` adds ``theta``,
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_float, _positive_int,
                                 check_outputs)
 from feasjax.cli.demo import _seeds
+from feasjax.cli.report import write_json
 from feasjax.data.federated import federated_dataset
 from feasjax.federated.experiment import METHODS, FederatedConfig, run_federated
 
@@ -181,9 +181,7 @@ def federated_command(args: argparse.Namespace) -> dict:
     report = _report(args, run_federated(data, args.methods, args.seeds, config))
     _print(report)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"wrote {args.json}: the results as JSON")
+        write_json(args.json, report)
     if args.plot:
         _plot(report, args.plot)
         print(f"wrote {args.plot}: accuracy against the mixing coefficient (PNG)")

@@ -16,12 +16,12 @@ the frame).
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
 from feasjax.cli.common import _positive_int, check_outputs
 from feasjax.cli.demo import _seeds
+from feasjax.cli.report import write_json
 from feasjax.data.spurious import group_dataset, spurious_digits
 from feasjax.data.user_data import load_arrays
 from feasjax.experiments.groups import GROUP_METHODS, GroupConfig, run_group_method
@@ -139,9 +139,7 @@ def groups_command(args: argparse.Namespace) -> dict:
     report = {"dataset": datasets[0].name, "seeds": seeds, "methods": methods}
     print(format_groups_table(methods))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"wrote {args.json}: the results as JSON")
+        write_json(args.json, report)
     if args.plot:
         _plot(methods, args.plot)
         print(f"wrote {args.plot}: per-group test accuracy of every method (PNG)")

@@ -17,6 +17,7 @@ __all__ = [
     "format_rows",
     "format_table",
     "interpret",
+    "write_json",
     "write_outputs",
 ]
 
@@ -163,6 +164,20 @@ def interpret(methods: dict) -> list[str]:
     return lines
 
 
+def write_json(path: str, report: dict, what: str = "the results as JSON") -> None:
+    """Write ``report`` to ``path`` as indented JSON and print the written-file line.
+
+    Example:
+      >>> import os, tempfile
+      >>> from feasjax.cli.report import write_json
+      >>> write_json(os.path.join(tempfile.mkdtemp(), "r.json"), {"seeds": [0]})
+      wrote ...r.json: the results as JSON
+    """
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"wrote {path}: {what}")
+
+
 def write_outputs(args: argparse.Namespace, report: dict, curves: dict | None = None, *,
                   table: bool = True, title: str | None = None) -> list[str]:
     """Print the table (unless ``table=False``: it was printed row by row) and what it says,
@@ -187,10 +202,8 @@ def write_outputs(args: argparse.Namespace, report: dict, curves: dict | None = 
         print(line)
     written = []
     if getattr(args, "json", None):
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+        write_json(args.json, report, "the metrics as JSON")
         written.append(args.json)
-        print(f"wrote {args.json}: the metrics as JSON")
     if getattr(args, "plot", None) and curves:
         # Lazy: matplotlib takes seconds to import, and only --plot needs it.
         from feasjax.metrics.plotting import plot_loss_survival
