@@ -291,8 +291,9 @@ def multiplier_bootstrap(
             return scan_steps(state, stream, weights)
         size = min(block, n)
         q = -(-n // size)  # blocks; the last one padded, its padding steps skipped by a cond
-        padded = jax.tree.map(
-            lambda x: jnp.concatenate([x, jnp.zeros((q * size - n, *x.shape[1:]), x.dtype)]), stream)
+        pad = q * size - n
+        padded = stream if not pad else jax.tree.map(
+            lambda x: jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]), stream)
         blocks = jax.tree.map(lambda x: x.reshape(q, size, *x.shape[1:]), padded)
         stop = state.count + n
 
