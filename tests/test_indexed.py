@@ -1,4 +1,5 @@
 """The indexed wrapper equals the inner optimizer run on the named rows, and touches nothing else."""
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -144,3 +145,19 @@ def test_out_of_range_inside_jit_is_never_written():
     upd, _ = jax.jit(lambda s, i: tx.update(jnp.ones(1), s, params, indices=i))(
         state, jnp.array([7]))
     assert np.isnan(np.asarray(upd)).all()
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam"])
+def test_unique_indices_promise_gives_the_same_rows_without_grouping(name):
+    tx, rows = fj.indexed(OPTIMIZERS[name]()), jnp.array([7, 2, 5, 0])
+    params, grads = jnp.linspace(-1.0, 1.0, N), jnp.sin(jnp.arange(B) + 1.0)
+    state = tx.init(params)
+    grouped = tx.update(grads, state, params, indices=rows)
+    promised = tx.update(grads, state, params, indices=rows, unique_indices=True)
+    chex.assert_trees_all_equal(promised, grouped)
+    # The promise is what skips grouping: with a repeated row the two differ.
+    tx, repeated = fj.indexed(optax.sgd(1.0)), jnp.array([2, 2, 5, 0])
+    honest = tx.update(grads, tx.init(params), params, indices=repeated)[0]
+    broken = tx.update(grads, tx.init(params), params, indices=repeated, unique_indices=True)[0]
+    assert float(honest[0]) == float(honest[1]) == -float(grads[0] + grads[1])
+    assert float(broken[0]) == -float(grads[0])

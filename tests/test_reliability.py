@@ -154,3 +154,28 @@ def test_raise_mode_names_non_finite_gradients_of_finite_losses_eagerly():
                               on_nonfinite="raise")
     with pytest.raises(ValueError, match=r"gradients \(the losses were finite\) must be finite"):
         fl.step(fl.init(jnp.zeros(1)), jnp.zeros(2), jnp.array([0, 1]))
+
+
+def test_all_finite_sees_every_bad_value_and_never_overflows():
+    from feasjax.core.dual_step import all_finite
+    big = jnp.full((1000,), 3e38, jnp.float32)  # their sum overflows; each one is finite
+    assert bool(all_finite(big, {"w": -big}))
+    for bad in (jnp.inf, -jnp.inf, jnp.nan):
+        assert not bool(all_finite(big, {"w": big.at[17].set(bad)}))
+        assert not bool(all_finite(jnp.zeros(3), jnp.array(bad, jnp.bfloat16)))
+        assert not bool(jax.jit(all_finite)(jnp.ones((2, 2), jnp.complex64).at[1, 0].set(bad)))
+    assert bool(all_finite(jnp.arange(3), ())) and bool(all_finite())  # no float leaf: true
+
+
+def test_a_skipped_step_leaves_the_parameters_bit_for_bit():
+    # The solver selects the old parameters on a skipped step (not old + 0, which would turn
+    # -0.0 into 0.0): the state of a step with a NaN loss is the state before it.
+    params = jnp.array([-0.0, 1.5, -2.0])
+    solver = fj.feasible_learning(lambda w, b: (w - b) ** 2, optax.sgd(0.1, momentum=0.9),
+                                  num_samples=3, epsilon=0.1)
+    state = solver.init(params)
+    new, info = jax.jit(solver.step)(state, jnp.array([1.0, jnp.nan, 0.0]), jnp.arange(3))
+    assert not bool(info.ok) and int(new.skipped) == 1
+    for got, before in zip(jax.tree.leaves(new._replace(step=0, skipped=0)),
+                           jax.tree.leaves(state._replace(step=0, skipped=0))):
+        assert np.asarray(got).tobytes() == np.asarray(before).tobytes()

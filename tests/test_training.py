@@ -111,3 +111,27 @@ def test_train_compiles_once_per_solver_across_calls_and_epochs():
                             key=jax.random.key(0), progress=False)
     assert len(traces) == 1 and len(hist.mean_loss) == 4
     assert hist.mean_loss[-1] < hist.mean_loss[0]
+
+
+def test_epoch_without_duplicate_grouping_equals_the_grouping_one():
+    # A shuffled epoch never repeats an index within a minibatch, so the default epoch skips
+    # the dual step's duplicate grouping (a sort per step); the states must not differ.
+    data = _data()
+    solver = fj.feasible_learning(_losses, optax.sgd(0.02, momentum=0.5), num_samples=24,
+                                  epsilon=0.05, dual_optimizer=fj.ascent(optax.adam(0.05)))
+    key = jax.random.key(3)
+    fast = jax.jit(fj.epoch_fn(solver, 6))(solver.init(jnp.zeros(3)), data, key)
+    grouped = jax.jit(fj.epoch_fn(solver, 6, unique_indices=False))(
+        solver.init(jnp.zeros(3)), data, key)
+    chex.assert_trees_all_equal(fast, grouped)
+    # A sampler that draws with replacement keeps the grouping unless told otherwise.
+    def with_replacement(key, n):
+        return jax.random.randint(key, (4, 6), 0, n)
+
+    drawn = fj.epoch_fn(solver, 6, sampler=with_replacement)(solver.init(jnp.zeros(3)), data,
+                                                              key)
+    promised = fj.epoch_fn(solver, 6, sampler=with_replacement, unique_indices=True)(
+        solver.init(jnp.zeros(3)), data, key)
+    assert np.any([len(set(row)) < 6 for row in np.asarray(drawn[1].indices)])
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(drawn[0].dual_states),
+                                                         jax.tree.leaves(promised[0].dual_states)))

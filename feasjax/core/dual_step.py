@@ -187,11 +187,14 @@ def read_rows(groups: Mapping[str, ConstraintGroup], multipliers: dict, idx: dic
 
 
 def propose(groups: Mapping[str, ConstraintGroup], dual_states: dict, formulation_states: dict,
-            rows: dict, measured: dict, idx: dict) -> Proposal:
+            rows: dict, measured: dict, idx: dict, *, unique_indices: bool = False
+            ) -> Proposal:
     """The dual step of every group on the batch's rows, not yet written back.
 
     ``λ ← proj(λ + dual_opt(dual_gradient(λ, g)))``, with the projection onto ``λ >= 0`` for
-    inequality groups; duplicate indices share one update (:func:`feasjax.indexed`).
+    inequality groups; duplicate indices share one update (:func:`feasjax.indexed`), unless
+    ``unique_indices`` promises that none repeats (a shuffled epoch's minibatch), which skips
+    grouping them.
 
     Example:
       >>> import jax.numpy as jnp, optax, feasjax as fj
@@ -213,7 +216,8 @@ def propose(groups: Mapping[str, ConstraintGroup], dual_states: dict, formulatio
         direction = form.dual_gradient(rows[name], measured[name], fstate, g.kind)
         if g.indexed:
             upd, new_dual[name] = update_rows(g.dual_optimizer, direction, dual_states[name],
-                                              idx[name], rows[name])
+                                              idx[name], rows[name],
+                                              unique_indices=unique_indices)
         else:
             upd, new_dual[name] = g.dual_optimizer.update(direction, dual_states[name],
                                                           rows[name])
@@ -253,18 +257,29 @@ def commit(groups: Mapping[str, ConstraintGroup], multipliers: dict, dual_states
     return new_lam, new_dual, select(ok, proposal.formulation, formulation_states)
 
 
-def all_finite(tree: Any) -> jax.Array:
-    """Whether every inexact leaf of ``tree`` is finite (a bool scalar).
+def all_finite(*trees: Any) -> jax.Array:
+    """Whether every inexact leaf of ``trees`` is finite (a bool scalar).
+
+    ``x * 0`` is ``0`` for a finite ``x`` and NaN otherwise, so the trees are finite exactly
+    when the sum of ``x * 0`` over their elements is (zeros cannot overflow). Leaves of one
+    shape are added first and reduced together: the gradients and updates of a parameter cost
+    one reduction, not two, which keeps the compiled step small.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.core.dual_step import all_finite
-      >>> bool(all_finite({"a": jnp.array([1.0, jnp.nan])}))
-      False
+      >>> bool(all_finite({"a": jnp.array([1.0, jnp.nan])})), bool(all_finite(jnp.ones(2)))
+      (False, True)
     """
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-              if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+    by_shape: dict = {}
+    for x in jax.tree.leaves(trees):
+        if jnp.issubdtype(jnp.result_type(x), jnp.inexact):
+            x = jnp.asarray(x)
+            zero = x * 0
+            by_shape[x.shape] = zero if x.shape not in by_shape else by_shape[x.shape] + zero
+    if not by_shape:
+        return jnp.array(True)
+    return jnp.isfinite(sum(jnp.sum(z) for z in by_shape.values()))
 
 
 def select(ok: jax.Array, new: Any, old: Any) -> Any:

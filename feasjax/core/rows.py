@@ -184,7 +184,9 @@ def indexed(inner: optax.GradientTransformation) -> optax.GradientTransformation
 
     Duplicate indices: the gradients of all occurrences of a row are summed (as a dense gradient
     would be), the row's inner state advances **once**, and every occurrence receives the same
-    update, so :func:`apply_row_updates` writes it once.
+    update, so :func:`apply_row_updates` writes it once. A caller whose indices never repeat
+    within a batch (a shuffled epoch's minibatches) passes ``unique_indices=True`` to skip that
+    O(B log B) grouping; with repeated indices the result then depends on the scatter order.
 
     Args:
       inner: an element-wise ``optax.GradientTransformation`` (its state must be per-element
@@ -210,13 +212,14 @@ def indexed(inner: optax.GradientTransformation) -> optax.GradientTransformation
         checks.leading_size(params, "params")
         return IndexedState(inner=jax.vmap(inner.init)(params))
 
-    def update_fn(updates, state, params=None, *, indices, **extra_args):
+    def update_fn(updates, state, params=None, *, indices, unique_indices=False, **extra_args):
         del extra_args
         num_rows = checks.leading_size(state.inner if params is None else params, "params")
         indices = checks.check_indices(indices, num_rows, "indices")
         checks.check_leading_size(updates, indices.shape[0], "updates")
         rows_params = None if params is None else gather_rows(params, indices)
-        row_updates, new_rows = update_rows(inner, updates, state, indices, rows_params)
+        row_updates, new_rows = update_rows(inner, updates, state, indices, rows_params,
+                                            unique_indices=unique_indices)
         if num_rows is not None:
             # Inside jit the range cannot raise: out-of-range rows get NaN updates (loud, and
             # never written back) rather than a silently dropped or clamped write.
@@ -235,6 +238,8 @@ def update_rows(
     state: IndexedState,
     indices: jax.Array,
     row_params: Any = None,
+    *,
+    unique_indices: bool = False,
 ) -> tuple[Any, Any]:
     """The row-level half of :func:`indexed`'s update, without writing the state back.
 
@@ -248,6 +253,8 @@ def update_rows(
       state: the :class:`IndexedState`.
       indices: integer array of shape ``(B,)``, already checked.
       row_params: the named rows of the parameters, or ``None``.
+      unique_indices: the caller promises that no index repeats (a shuffled epoch's
+        minibatch): the gradients of repeated rows are then not combined (:func:`indexed`).
 
     Returns:
       ``(row_updates, new_row_states)``, both with leading axis ``B``.
@@ -260,7 +267,8 @@ def update_rows(
       >>> upd.tolist()
       [-2.0]
     """
-    row_grads = combine_duplicates(row_grads, indices)
+    if not unique_indices:
+        row_grads = combine_duplicates(row_grads, indices)
     rows_state = gather_rows(state.inner, indices)
     if row_params is None:
         return jax.vmap(lambda g, s: inner.update(g, s))(row_grads, rows_state)

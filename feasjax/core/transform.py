@@ -60,7 +60,8 @@ __all__ = [
 
 SAMPLES = "samples"  # name of Feasible Learning's per-sample constraint group
 SCHEMES = ("simultaneous", "dual_then_primal", "primal_then_dual")
-_OWN_ARGS = ("violations", "measurements", "indices", "losses", "dual_only")
+_OWN_ARGS = ("violations", "measurements", "indices", "losses", "dual_only",
+             "unique_indices")
 
 
 class ConstrainedState(NamedTuple):
@@ -86,15 +87,20 @@ def check_scheme(scheme: str) -> None:
 
 
 def primal_step(primal: optax.GradientTransformationExtraArgs, grads: Any, inner_state: Any,
-                params: Any, ok: jax.Array, axis_name: str | None, extra: dict
-                ) -> tuple[Any, Any, jax.Array]:
+                params: Any, ok: jax.Array, axis_name: str | None, extra: dict, *,
+                zero_skipped: bool = True) -> tuple[Any, Any, jax.Array]:
     """The wrapped optimizer's step, skipped unless ``ok`` and gradients/updates are finite.
 
     With ``axis_name``, gradients are averaged over the axis in the same all-reduce that
     carries every device's ``ok`` flag, so that all devices take the same decision.
 
+    Args:
+      zero_skipped: return zero updates for a skipped step (what a caller who applies the
+        updates needs); ``False`` returns the optimizer's updates as they are, for a caller
+        that selects the old parameters itself (one select instead of two).
+
     Returns:
-      ``(updates, inner_state, ok)``: zero updates and the old state when skipped.
+      ``(updates, inner_state, ok)``: the old state (and zero updates) when skipped.
 
     Example:
       >>> import jax.numpy as jnp, optax
@@ -109,8 +115,9 @@ def primal_step(primal: optax.GradientTransformationExtraArgs, grads: Any, inner
         grads, bad = jax.lax.pmean((grads, (~ok).astype(jnp.float32)), axis_name)
         ok = bad == 0
     updates, new_inner = primal.update(grads, inner_state, params, **extra)
-    ok = ok & dual_step.all_finite(grads) & dual_step.all_finite(updates)
-    updates = jax.tree.map(lambda u: jnp.where(ok, u, jnp.zeros_like(u)), updates)
+    ok = ok & dual_step.all_finite(grads, updates)
+    if zero_skipped:
+        updates = jax.tree.map(lambda u: jnp.where(ok, u, jnp.zeros_like(u)), updates)
     return updates, dual_step.select(ok, new_inner, inner_state), ok
 
 
@@ -152,7 +159,8 @@ def constrained(
       violations, measurements=None, indices, **extra)``: ``violations`` (a dict name ->
       ``(B,)`` or ``(size,)``, or one array for one group) drive the dual step, or
       ``measurements`` instead when given (proxy constraints); ``indices`` name the batch's
-      rows of indexed groups. Under the other schemes ``update`` takes no violations.
+      rows of indexed groups; ``unique_indices=True`` promises that none repeats within the
+      batch (a shuffled epoch's minibatch), which skips combining repeated rows' updates. Under the other schemes ``update`` takes no violations.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax, feasjax as fj
@@ -187,7 +195,7 @@ def constrained(
         return ConstrainedState(primal.init(params), lam, dual, form, jnp.zeros([], jnp.int32),
                                 jnp.zeros([], jnp.int32))
 
-    def dual(state, violations, measurements, indices):
+    def dual(state, violations, measurements, indices, unique_indices):
         idx, valid = dual_step.batch_indices(groups, indices)
         violations = _as_group_dict(violations, groups, "violations")
         measured = _as_group_dict(measurements, groups, "measurements") or violations
@@ -198,7 +206,7 @@ def constrained(
                         for k, v in measured.items()}
         rows = dual_step.read_rows(groups, state.multipliers, idx)
         proposal = dual_step.propose(groups, state.dual_states, state.formulation_states, rows,
-                                     measured, idx)
+                                     measured, idx, unique_indices=unique_indices)
         return proposal, idx, valid & dual_step.all_finite(measured)
 
     def finish(state, proposal, idx, ok, inner_state, counted):
@@ -209,13 +217,13 @@ def constrained(
                                 state.count + counted, state.skipped + (~ok).astype(jnp.int32))
 
     def update_fn(updates, state, params=None, *, violations=None, measurements=None,
-                  indices=None, dual_only=False, **extra_args):
+                  indices=None, dual_only=False, unique_indices=False, **extra_args):
         extra = {k: v for k, v in extra_args.items() if k not in _OWN_ARGS}
         given = violations is not None or measurements is not None
         if dual_only:  # fj.dual_update: the dual step alone
             if not given:
                 raise ValueError("dual_update needs the batch's violations (or losses)")
-            proposal, idx, ok = dual(state, violations, measurements, indices)
+            proposal, idx, ok = dual(state, violations, measurements, indices, unique_indices)
             if axis_name is not None:
                 ok = jax.lax.pmax((~ok).astype(jnp.int32), axis_name) == 0
             return updates, finish(state, proposal, idx, ok, state.inner_state, 0)
@@ -223,7 +231,7 @@ def constrained(
             if not given:
                 raise ValueError("scheme 'simultaneous' takes its dual step in update: pass "
                                  "violations= (losses= for fj.feasible) and indices=")
-            proposal, idx, ok = dual(state, violations, measurements, indices)
+            proposal, idx, ok = dual(state, violations, measurements, indices, unique_indices)
         else:
             if given:
                 raise ValueError(f"under scheme {scheme!r} update takes the primal step only: "
@@ -405,7 +413,7 @@ def dual_update(tx: optax.GradientTransformationExtraArgs, opt_state: Any, **bat
       opt_state: any state that holds its :class:`ConstrainedState` (nested in a chain, ...),
         or an ``nnx.Optimizer``, whose state is then updated in place.
       **batch: ``losses=`` (:func:`feasible`) or ``violations=``, ``indices=``, optionally
-        ``measurements=``.
+        ``measurements=`` and ``unique_indices=`` (as in :func:`constrained`).
 
     Returns:
       ``opt_state`` with the dual step taken (the same ``nnx.Optimizer`` when one is given).

@@ -264,7 +264,7 @@ def local_epoch_fn(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
             perm = perm[jnp.argsort(perm >= base + (shard < rem), stable=True)]
         return perm[: steps * local_batch].reshape(steps, local_batch).astype(jnp.int32)
 
-    return epoch_fn(solver, local_batch, loss_of=loss_of, sampler=sampler)
+    return epoch_fn(solver, local_batch, loss_of=loss_of, sampler=sampler, unique_indices=True)
 
 
 def _with_run_axis(specs: Any) -> Any:

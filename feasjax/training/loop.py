@@ -13,6 +13,7 @@ data that owns them).
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -82,6 +83,7 @@ def epoch_fn(
     *,
     loss_of: Callable[[Any], jax.Array] | None = None,
     sampler: Callable[[jax.Array, int], jax.Array] | None = None,
+    unique_indices: bool | None = None,
 ) -> Callable[[PrimalDualState, Any, jax.Array], tuple[PrimalDualState, EpochInfo]]:
     """One epoch over ``data`` as a pure function ``(state, data, key) -> (state, EpochInfo)``.
 
@@ -93,6 +95,10 @@ def epoch_fn(
       sampler: ``(key, num_samples) -> (steps, batch_size)`` int32 minibatch indices (default
         :func:`epoch_indices`); the data-parallel trainer passes one that draws from the
         device's own block and never from padding.
+      unique_indices: whether no index repeats within a minibatch, so that the dual step need
+        not combine repeated rows (an O(B log B) sort per step, and a larger program). Default:
+        ``True`` for the default sampler (a permutation cut into minibatches), ``False`` for a
+        given ``sampler`` (pass ``True`` if it draws without replacement).
 
     Returns:
       A pure function to ``jax.jit`` (donate the state) or to run per device in ``shard_map``.
@@ -107,27 +113,42 @@ def epoch_fn(
       ((2, 2), (2, 2))
     """
     loss_of = loss_of or (lambda aux: aux)
+    if unique_indices is None:
+        unique_indices = sampler is None
     sampler = sampler or (lambda key, n: epoch_indices(key, n, batch_size))
 
     def run(state: PrimalDualState, data: Any, key: jax.Array):
         batches = sampler(key, checks.leading_size(data, "data"))
-        return _scan_batches(solver, loss_of, state, data, batches)
+        return _scan_batches(solver, loss_of, state, data, batches, unique_indices)
 
     return run
 
 
 def _scan_batches(solver: PrimalDual, loss_of: Callable, state: PrimalDualState, data: Any,
-                  batches: jax.Array) -> tuple[PrimalDualState, EpochInfo]:
+                  batches: jax.Array, unique_indices: bool) -> tuple[PrimalDualState, EpochInfo]:
+    step = solver.step
+    if unique_indices and _takes_keyword(step, "unique_indices"):  # a user's own step may not
+        step = functools.partial(step, unique_indices=True)
+
     def body(state, idx):
         batch = jax.tree.map(lambda a: a[idx], data)
-        state, info = solver.step(state, batch, idx)
+        state, info = step(state, batch, idx)
         return state, EpochInfo(indices=idx, losses=loss_of(info.aux), ok=info.ok)
 
     return jax.lax.scan(body, state, batches)
 
 
+def _takes_keyword(fn: Callable, name: str) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # no signature to read: pass nothing extra
+        return False
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
 def chunk_fn(
-    solver: PrimalDual, length: int, *, loss_of: Callable[[Any], jax.Array] | None = None
+    solver: PrimalDual, length: int, *, loss_of: Callable[[Any], jax.Array] | None = None,
+    unique_indices: bool = True,
 ) -> Callable[[PrimalDualState, Any, jax.Array, jax.Array], tuple[PrimalDualState, EpochInfo]]:
     """Steps ``start .. start + length - 1`` of an epoch: ``(state, data, batches, start)``.
 
@@ -140,6 +161,8 @@ def chunk_fn(
       solver: a :class:`feasjax.PrimalDual`.
       length: number of steps of the chunk, ``>= 1`` (static).
       loss_of: as in :func:`epoch_fn`.
+      unique_indices: as in :func:`epoch_fn`; ``True`` (the default) for batches drawn by
+        :func:`epoch_indices`, ``False`` for batches that may repeat an index.
 
     Returns:
       A pure function to ``jax.jit`` (donate the state); ``start + length`` must not exceed
@@ -162,7 +185,7 @@ def chunk_fn(
 
     def run(state: PrimalDualState, data: Any, batches: jax.Array, start: jax.Array):
         chunk = jax.lax.dynamic_slice_in_dim(batches, start, length)
-        return _scan_batches(solver, loss_of, state, data, chunk)
+        return _scan_batches(solver, loss_of, state, data, chunk, unique_indices)
 
     return run
 
