@@ -18,7 +18,9 @@ medians after a warm-up that excludes compilation:
 - **end to end**: a 30-epoch digits run, seconds from the training call to the final metrics
   (train max loss, feasible fraction, test accuracy): Cooper; feasjax in a fresh process with an
   empty persistent compilation cache (``feasjax_cold``) and again with the cache it filled
-  (``feasjax_warm``).
+  (``feasjax_warm``); medians of interleaved rounds. For reference, ``minimal_jax_cold``: the
+  same algorithm as the smallest plain-JAX program (no library, no checks), cold, the floor
+  that XLA's compilation sets on this machine.
 
 Install the optional dependencies (the CPU wheel of torch avoids the CUDA download)::
 
@@ -49,6 +51,7 @@ if "--worker" not in sys.argv:
                                " intra_op_parallelism_threads=1").strip()
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -367,19 +370,88 @@ def cooper_end_to_end(torch, cooper, epochs: int) -> dict:
     return {"seconds": time.perf_counter() - start, **metrics}
 
 
-def feasjax_in_fresh_process(cache_dir: str, epochs: int) -> dict:
-    """:func:`feasjax_end_to_end` in a new Python process using ``cache_dir`` as JAX's cache."""
+def minimal_jax_end_to_end(epochs: int) -> dict:
+    """The same run as the smallest plain-JAX program we could write: no library, no checks.
+
+    One jitted epoch (permutation, scan of the simultaneous primal-dual step, dual ascent with
+    projection at the batch's rows), the same initial weights, minibatches and evaluation. It is
+    the floor a library's cold start can approach: the XLA compilation of this algorithm on this
+    machine, with nothing of feasjax in it.
+    """
+    ds = fj.load_dataset("digits")
+    data, x_test = digits_data(ds), jnp.asarray(ds.x_test)
+    graphdef, params = nnx.split(fj.MLP(64, [32], 10, rngs=nnx.Rngs(0)))
+    jax.block_until_ready((data, x_test, params))
+    start = time.perf_counter()
+    tx, n, batch = optax.sgd(PRIMAL_LR, momentum=MOMENTUM), data["x"].shape[0], 64
+
+    def losses(p, x, y):
+        return optax.softmax_cross_entropy_with_integer_labels(nnx.merge(graphdef, p)(x), y)
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def epoch(carry, key):
+        steps = n // batch
+        order = jax.random.permutation(key, n)[: steps * batch].reshape(steps, batch)
+
+        def step(carry, idx):
+            p, opt, lam = carry
+            weights = lam[idx]
+            grads, loss = jax.grad(lambda p: (lambda l: (jnp.mean(weights * (l - EPSILON)), l))(
+                losses(p, data["x"][idx], data["y"][idx])), has_aux=True)(p)
+            updates, opt = tx.update(grads, opt, p)
+            lam = lam.at[idx].set(jnp.maximum(weights + DUAL_LR * (loss - EPSILON), 0.0))
+            return (optax.apply_updates(p, updates), opt, lam), None
+
+        return jax.lax.scan(step, carry, order)[0]
+
+    carry = (params, tx.init(params), jnp.ones(n))
+    for e in range(epochs):
+        carry = epoch(carry, jax.random.fold_in(jax.random.key(0), e))
+    params = carry[0]
+
+    @jax.jit
+    def evaluate(params):
+        model = nnx.merge(graphdef, params)
+        return losses(params, data["x"], data["y"]), model(x_test)
+
+    train_losses, logits = evaluate(params)
+    metrics = final_metrics(train_losses, logits, ds.y_test)
+    return {"seconds": time.perf_counter() - start, **metrics}
+
+
+def in_fresh_process(cache_dir: str, epochs: int, program: str = "feasjax") -> dict:
+    """An end-to-end run in a new Python process using ``cache_dir`` as JAX's cache:
+    :func:`feasjax_end_to_end` or (``program="minimal"``) :func:`minimal_jax_end_to_end`."""
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", cache_dir,
-                          "--epochs", str(epochs)], check=True, capture_output=True, text=True,
-                         env=dict(os.environ))
+                          "--epochs", str(epochs), "--program", program], check=True,
+                         capture_output=True, text=True, env=dict(os.environ))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def worker(cache_dir: str, epochs: int) -> None:
+def end_to_end(torch, cooper, epochs: int, repeats: int) -> tuple[dict, dict]:
+    """Median seconds over ``repeats`` interleaved rounds: Cooper, feasjax cold (a fresh process
+    and an empty cache each round) and warm (a fresh process, the cache the cold run filled),
+    and the minimal plain-JAX program cold; with each median run's metrics."""
+    rounds = {"cooper": [], "feasjax_cold": [], "feasjax_warm": [], "minimal_jax_cold": []}
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as cache:
+            rounds["feasjax_cold"].append(in_fresh_process(cache, epochs))
+            rounds["feasjax_warm"].append(in_fresh_process(cache, epochs))
+        with tempfile.TemporaryDirectory() as cache:
+            rounds["minimal_jax_cold"].append(in_fresh_process(cache, epochs, "minimal"))
+        rounds["cooper"].append(cooper_end_to_end(torch, cooper, epochs))
+    medians = {k: sorted(v, key=lambda r: r["seconds"])[len(v) // 2] for k, v in rounds.items()}
+    seconds = {k: r["seconds"] for k, r in medians.items()}
+    seconds["all"] = {k: [r["seconds"] for r in v] for k, v in rounds.items()}
+    return seconds, medians
+
+
+def worker(cache_dir: str, epochs: int, program: str) -> None:
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    print(json.dumps(feasjax_end_to_end(epochs)))
+    run = minimal_jax_end_to_end if program == "minimal" else feasjax_end_to_end
+    print(json.dumps(run(epochs)))
 
 
 # ------------------------------------------------------------------------------------- main
@@ -395,13 +467,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--scaling-repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="one seed, few epochs and steps")
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--end-to-end-repeats", type=int, default=3,
+                        help="interleaved rounds of the end-to-end runs (medians reported)")
     parser.add_argument("--worker", metavar="CACHE_DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--program", default="feasjax", choices=["feasjax", "minimal"],
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        return worker(args.worker, args.epochs)
+        return worker(args.worker, args.epochs, args.program)
     if args.quick:
         args.seeds, args.epochs, args.sizes = [0], 5, [1e3, 1e6]
-        args.scaling_steps, args.scaling_repeats = 20, 3
+        args.scaling_steps, args.scaling_repeats, args.end_to_end_repeats = 20, 3, 1
     torch, cooper = import_cooper()
     data = digits_data(fj.load_dataset("digits"))
 
@@ -420,14 +496,12 @@ def main(argv=None) -> dict:
     epoch_us = statistics.median(r["feasjax_epoch_us_per_step"] for r in runs)
     run_us, run_epoch_us = train_against_epoch(data, args.epochs)
 
-    with tempfile.TemporaryDirectory() as cache:
-        cold = feasjax_in_fresh_process(cache, args.epochs)
-        warm = feasjax_in_fresh_process(cache, args.epochs)
-    ref = cooper_end_to_end(torch, cooper, args.epochs)
-    end_to_end = {"cooper": ref["seconds"], "feasjax_cold": cold["seconds"],
-                  "feasjax_warm": warm["seconds"]}
-    print(f"end to end ({args.epochs} epochs): Cooper {ref['seconds']:.2f} s, feasjax cold "
-          f"{cold['seconds']:.2f} s, warm {warm['seconds']:.2f} s", flush=True)
+    end_to_end_seconds, ends = end_to_end(torch, cooper, args.epochs, args.end_to_end_repeats)
+    print(f"end to end ({args.epochs} epochs, median of {args.end_to_end_repeats}): Cooper "
+          f"{end_to_end_seconds['cooper']:.2f} s, feasjax cold "
+          f"{end_to_end_seconds['feasjax_cold']:.2f} s, warm "
+          f"{end_to_end_seconds['feasjax_warm']:.2f} s; minimal plain JAX cold "
+          f"{end_to_end_seconds['minimal_jax_cold']:.2f} s", flush=True)
 
     scaling = {}
     for n in map(int, args.sizes):
@@ -444,14 +518,14 @@ def main(argv=None) -> dict:
             "cooper_us_per_step": cooper_us, "feasjax_us_per_step": feasjax_us,
             "ratio": cooper_us / feasjax_us,
             "max_param_gap": max(r["max_param_gap"] for r in runs),
-            "end_to_end_seconds": end_to_end,
+            "end_to_end_seconds": end_to_end_seconds,
             "max_multiplier_gap": max(r["max_multiplier_gap"] for r in runs),
             "feasjax_epoch_us_per_step": epoch_us,
             "train_over_epoch": feasjax_us / epoch_us,
             "whole_run": {"epochs": args.epochs, "train_us_per_step": run_us,
                           "epoch_us_per_step": run_epoch_us,
                           "train_over_epoch": run_us / run_epoch_us},
-            "end_to_end_metrics": {"cooper": ref, "feasjax_cold": cold, "feasjax_warm": warm},
+            "end_to_end_metrics": ends,
             "runs": runs,
         },
         "n_scaling": scaling,
