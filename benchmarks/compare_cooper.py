@@ -230,7 +230,7 @@ def digits_run(torch, cooper, data, seed: int, scheme: str, epochs: int,
             "max_multiplier_gap": lam_gap}
 
 
-def train_against_epoch(data, epochs: int, repeats: int = 3) -> tuple[float, float]:
+def train_against_epoch(data, epochs: int, repeats: int = 5) -> tuple[float, float]:
     """Per-step µs of ``fj.train(epochs=epochs)`` and of ``epochs`` calls of the compiled epoch.
 
     The steady state of a whole run (one call, its host work per epoch included) against the

@@ -146,7 +146,8 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
 os.environ["JAX_PLATFORMS"] = "cpu"
 import jax
 jax.config.update("jax_threefry_partitionable", True)
-# The children of a test compile the same programs: share them through a persistent cache.
+# The children compile the same programs as each other and as the other kill tests: they share
+# the session's persistent cache (conftest.py), or one of their own outside the suite.
 jax.config.update("jax_compilation_cache_dir", {cache!r})
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -172,7 +173,8 @@ def _child(tmp_path, die_after=-1):
     script = tmp_path / "child.py"
     tests = pathlib.Path(__file__).parent
     script.write_text(CHILD.format(tests=str(tests), root=str(tests.parent),
-                                   cache=str(tmp_path / "jax-cache")))
+                                   cache=os.environ.get("FEASJAX_TEST_COMPILATION_CACHE",
+                                                        str(tmp_path / "jax-cache"))))
     out = str(tmp_path / "final.npz")
     return subprocess.Popen([sys.executable, str(script), str(tmp_path / "ckpt"), out,
                              str(die_after)], stdout=subprocess.PIPE, text=True), out

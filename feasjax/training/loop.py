@@ -377,7 +377,7 @@ def train(
     bar = progress_reporter(progress, total=epochs, description=description)
 
     def record(epoch, summary):  # a host read of an epoch that finished while the next one runs
-        mean_loss, feasible, skipped, mult_mean, mult_max = jax.device_get(summary)
+        mean_loss, feasible, skipped, mult_mean, mult_max = np.asarray(summary).tolist()
         history.mean_loss.append(float(mean_loss))
         history.feasible_fraction.append(float(feasible) if epsilon is not None else float("nan"))
         history.skipped.append(int(skipped))
@@ -404,14 +404,14 @@ def train(
 
 
 def _summary(losses: jax.Array, skipped: jax.Array, multipliers: dict,
-             epsilon: jax.Array) -> tuple:
+             epsilon: jax.Array) -> jax.Array:
     """Mean loss, feasible fraction, skipped steps, mean and max multiplier (nan if none; on a
-    mesh over the stored rows, padding included)."""
+    mesh over the stored rows, padding included), as one float32 vector: one host read."""
     values = [jnp.ravel(m) for m in jax.tree.leaves(multipliers)]
     values = jnp.concatenate(values) if values else jnp.full((1,), jnp.nan)
-    # `skipped + 0` is a new buffer: the state's own is donated to the next epoch.
-    return (jnp.nanmean(losses), jnp.mean(losses <= epsilon), skipped + 0, jnp.mean(values),
-            jnp.max(values))
+    return jnp.stack([jnp.nanmean(losses), jnp.mean(losses <= epsilon),
+                      skipped.astype(jnp.float32), jnp.mean(values), jnp.max(values)]
+                     ).astype(jnp.float32)
 
 
 _epoch_summary = jax.jit(_summary)
