@@ -316,34 +316,77 @@ def final_metrics(train_losses, test_logits, y_test) -> dict:
             "test_accuracy": float(np.mean(np.argmax(np.asarray(test_logits), -1) == y_test))}
 
 
-def feasjax_end_to_end(epochs: int) -> dict:
-    """Seconds of a digits FL run through :func:`feasjax.train`, from the call to the metrics.
+def timed_digits_run(train, epochs: int) -> dict:
+    """Seconds of ``train(graphdef, params, data, epochs) -> params`` on digits, with the metrics.
 
-    The clock starts when the model exists (as Cooper's does): building the solver, its state,
-    the training call, the evaluation and the host reads of the metrics are all inside it.
+    The clock starts when the model exists (as Cooper's does): whatever ``train`` builds (solver,
+    state, compiled programs), the training itself, one evaluation program for both numbers and
+    the host reads of the metrics are all inside it.
     """
     ds = fj.load_dataset("digits")
     data, x_test = digits_data(ds), jnp.asarray(ds.x_test)
     graphdef, params = nnx.split(fj.MLP(64, [32], 10, rngs=nnx.Rngs(0)))
     jax.block_until_ready((data, x_test, params))
     start = time.perf_counter()
+    params = train(graphdef, params, data, epochs)
+
+    @jax.jit
+    def evaluate(params):
+        model = nnx.merge(graphdef, params)
+        train_losses = optax.softmax_cross_entropy_with_integer_labels(model(data["x"]),
+                                                                       data["y"])
+        return train_losses, model(x_test)
+
+    train_losses, logits = evaluate(params)
+    metrics = final_metrics(train_losses, logits, ds.y_test)
+    return {"seconds": time.perf_counter() - start, **metrics}
+
+
+def train_with_feasjax(graphdef, params, data, epochs: int):
+    """The digits FL run through :func:`feasjax.train`."""
     solver = fj.feasible_learning(fj.per_sample_loss_fn(graphdef, "cross_entropy"),
                                   optax.sgd(PRIMAL_LR, momentum=MOMENTUM),
                                   num_samples=data["x"].shape[0], epsilon=EPSILON,
                                   dual_optimizer=fj.ascent(optax.sgd(DUAL_LR)))
     state, _ = fj.train(solver, solver.init(params), data, epochs=epochs, batch_size=64,
                         key=jax.random.key(0), progress=False)
+    return state.params
 
-    @jax.jit
-    def evaluate(params):  # one program for both numbers
-        model = nnx.merge(graphdef, params)
-        train_losses = optax.softmax_cross_entropy_with_integer_labels(model(data["x"]),
-                                                                       data["y"])
-        return train_losses, model(x_test)
 
-    train_losses, logits = evaluate(state.params)
-    metrics = final_metrics(train_losses, logits, ds.y_test)
-    return {"seconds": time.perf_counter() - start, **metrics}
+def train_with_minimal_jax(graphdef, params, data, epochs: int):
+    """The same run as the smallest plain-JAX program we could write: no library, no checks.
+
+    One jitted epoch (permutation, scan of the simultaneous primal-dual step, dual ascent with
+    projection at the batch's rows) from the same weights and minibatches. It is the floor a
+    library's cold start can approach: the XLA compilation of this algorithm on this machine,
+    with nothing of feasjax in it.
+    """
+    tx, n, batch = optax.sgd(PRIMAL_LR, momentum=MOMENTUM), data["x"].shape[0], 64
+
+    def lagrangian(p, weights, idx):
+        losses = optax.softmax_cross_entropy_with_integer_labels(
+            nnx.merge(graphdef, p)(data["x"][idx]), data["y"][idx])
+        return jnp.mean(weights * (losses - EPSILON)), losses
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def epoch(carry, key):
+        steps = n // batch
+        order = jax.random.permutation(key, n)[: steps * batch].reshape(steps, batch)
+
+        def step(carry, idx):
+            p, opt, lam = carry
+            weights = lam[idx]
+            grads, losses = jax.grad(lagrangian, has_aux=True)(p, weights, idx)
+            updates, opt = tx.update(grads, opt, p)
+            lam = lam.at[idx].set(jnp.maximum(weights + DUAL_LR * (losses - EPSILON), 0.0))
+            return (optax.apply_updates(p, updates), opt, lam), None
+
+        return jax.lax.scan(step, carry, order)[0]
+
+    carry = (params, tx.init(params), jnp.ones(n))
+    for e in range(epochs):
+        carry = epoch(carry, jax.random.fold_in(jax.random.key(0), e))
+    return carry[0]
 
 
 def cooper_end_to_end(torch, cooper, epochs: int) -> dict:
@@ -370,58 +413,9 @@ def cooper_end_to_end(torch, cooper, epochs: int) -> dict:
     return {"seconds": time.perf_counter() - start, **metrics}
 
 
-def minimal_jax_end_to_end(epochs: int) -> dict:
-    """The same run as the smallest plain-JAX program we could write: no library, no checks.
-
-    One jitted epoch (permutation, scan of the simultaneous primal-dual step, dual ascent with
-    projection at the batch's rows), the same initial weights, minibatches and evaluation. It is
-    the floor a library's cold start can approach: the XLA compilation of this algorithm on this
-    machine, with nothing of feasjax in it.
-    """
-    ds = fj.load_dataset("digits")
-    data, x_test = digits_data(ds), jnp.asarray(ds.x_test)
-    graphdef, params = nnx.split(fj.MLP(64, [32], 10, rngs=nnx.Rngs(0)))
-    jax.block_until_ready((data, x_test, params))
-    start = time.perf_counter()
-    tx, n, batch = optax.sgd(PRIMAL_LR, momentum=MOMENTUM), data["x"].shape[0], 64
-
-    def losses(p, x, y):
-        return optax.softmax_cross_entropy_with_integer_labels(nnx.merge(graphdef, p)(x), y)
-
-    @functools.partial(jax.jit, donate_argnums=0)
-    def epoch(carry, key):
-        steps = n // batch
-        order = jax.random.permutation(key, n)[: steps * batch].reshape(steps, batch)
-
-        def step(carry, idx):
-            p, opt, lam = carry
-            weights = lam[idx]
-            grads, loss = jax.grad(lambda p: (lambda l: (jnp.mean(weights * (l - EPSILON)), l))(
-                losses(p, data["x"][idx], data["y"][idx])), has_aux=True)(p)
-            updates, opt = tx.update(grads, opt, p)
-            lam = lam.at[idx].set(jnp.maximum(weights + DUAL_LR * (loss - EPSILON), 0.0))
-            return (optax.apply_updates(p, updates), opt, lam), None
-
-        return jax.lax.scan(step, carry, order)[0]
-
-    carry = (params, tx.init(params), jnp.ones(n))
-    for e in range(epochs):
-        carry = epoch(carry, jax.random.fold_in(jax.random.key(0), e))
-    params = carry[0]
-
-    @jax.jit
-    def evaluate(params):
-        model = nnx.merge(graphdef, params)
-        return losses(params, data["x"], data["y"]), model(x_test)
-
-    train_losses, logits = evaluate(params)
-    metrics = final_metrics(train_losses, logits, ds.y_test)
-    return {"seconds": time.perf_counter() - start, **metrics}
-
-
 def in_fresh_process(cache_dir: str, epochs: int, program: str = "feasjax") -> dict:
     """An end-to-end run in a new Python process using ``cache_dir`` as JAX's cache:
-    :func:`feasjax_end_to_end` or (``program="minimal"``) :func:`minimal_jax_end_to_end`."""
+    :func:`train_with_feasjax` or (``program="minimal"``) :func:`train_with_minimal_jax`."""
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", cache_dir,
                           "--epochs", str(epochs), "--program", program], check=True,
                          capture_output=True, text=True, env=dict(os.environ))
@@ -450,8 +444,8 @@ def worker(cache_dir: str, epochs: int, program: str) -> None:
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    run = minimal_jax_end_to_end if program == "minimal" else feasjax_end_to_end
-    print(json.dumps(run(epochs)))
+    train = train_with_minimal_jax if program == "minimal" else train_with_feasjax
+    print(json.dumps(timed_digits_run(train, epochs)))
 
 
 # ------------------------------------------------------------------------------------- main
