@@ -149,7 +149,7 @@ def primal_dual(
                              "non-parameter state of the model (batch statistics, RNG)")
         lam, dual, form = dual_step.init_parts(groups, multipliers)
         return PrimalDualState(params, primal.init(params), lam, dual, form,
-                               jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32), model_state)
+                               dual_step.zero_count(), dual_step.zero_count(), model_state)
 
     def evaluate(params, batch, model_state):
         def split(p):

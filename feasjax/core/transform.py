@@ -192,8 +192,8 @@ def constrained(
     def init_fn(params):
         lam, dual, form = dual_step.init_parts(groups)
         # Two buffers, not one: a donated state may not hold the same buffer twice.
-        return ConstrainedState(primal.init(params), lam, dual, form, jnp.zeros([], jnp.int32),
-                                jnp.zeros([], jnp.int32))
+        return ConstrainedState(primal.init(params), lam, dual, form,
+                                dual_step.zero_count(), dual_step.zero_count())
 
     def dual(state, violations, measurements, indices, unique_indices):
         idx, valid = dual_step.batch_indices(groups, indices)
