@@ -29,4 +29,4 @@ def test_readme_nnx_optimizer_step_trains_at_the_floors():
     match = re.fullmatch(r"train max loss (\d+\.\d{3}), feasible (\d+\.\d)%", printed)
     assert match, printed
     max_loss, feasible = float(match.group(1)), float(match.group(2))
-    assert max_loss < 1.0 and feasible >= 99.0, printed  # README: 0.095, 100.0% (floors: 0.174, 99.6%)
+    assert max_loss < 1.0 and feasible >= 99.0, printed  # README: 0.155, 99.9% (floors: 0.174, 99.6%)
