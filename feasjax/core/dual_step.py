@@ -324,7 +324,10 @@ def sums(*operands: jax.Array) -> tuple[jax.Array, ...]:
 
 
 def select(ok: jax.Array, new: Any, old: Any) -> Any:
-    """``new`` where ``ok`` else ``old``, leaf by leaf.
+    """``new`` where the scalar ``ok`` else ``old``, leaf by leaf.
+
+    Leaves of one shape and dtype (a state and its update) take ``lax.select`` directly:
+    ``jnp.where`` is a nested jitted function, one more to trace and lower per leaf.
 
     Example:
       >>> import jax.numpy as jnp
@@ -332,7 +335,15 @@ def select(ok: jax.Array, new: Any, old: Any) -> Any:
       >>> select(jnp.array(False), jnp.ones(2), jnp.zeros(2)).tolist()
       [0.0, 0.0]
     """
-    return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+    ok = jnp.asarray(ok)
+
+    def pick(n, o):
+        if ok.ndim == 0 and jnp.shape(n) == jnp.shape(o) and jnp.result_type(n) == \
+                jnp.result_type(o) and isinstance(n, jax.Array) and isinstance(o, jax.Array):
+            return jax.lax.select(jax.lax.broadcast(ok, jnp.shape(n)), n, o)
+        return jnp.where(ok, n, o)
+
+    return jax.tree.map(pick, new, old)
 
 
 def is_per_sample(dual_state: Any) -> bool:
