@@ -3,9 +3,10 @@
 ``jax.random.fold_in`` is the Threefry-2x32 hash of the pair ``(0, e)`` under the key: 20
 rounds of additions, rotations and xors on two 32-bit words. Inside the compiled epoch it costs
 about ten small XLA kernels (a rolled loop), a tenth of a second of a cold start on a CPU; on the
-host it is microseconds of integer arithmetic. :func:`train` therefore folds each epoch's key on
-the host for the default (threefry) keys, puts the two words on the device and wraps them back
-into a key inside the program; for other key implementations it folds with JAX.
+host it is microseconds of integer arithmetic. :func:`feasjax.train` therefore folds each
+epoch's key on the host for the default (threefry) keys, passes the two words to the program as a
+numpy array (jit's own transfer) and wraps them back into a key there; for other key
+implementations it folds with JAX.
 """
 from __future__ import annotations
 

@@ -284,8 +284,9 @@ def check_state_fits_data(state: PrimalDualState, num_samples: int) -> None:
 @functools.lru_cache(maxsize=64)
 def _compiled_epoch(solver: PrimalDual, batch_size: int, with_info: bool,
                     key_impl: str | None) -> Callable:
-    """One program per (solver, batch size): ``(state, data, epoch_key, bound) -> (state, info,
-    summary)``, with the state donated; checkified when the solver is checked.
+    """One program per (solver, batch size, records kept, key implementation):
+    ``(state, data, epoch_key, bound) -> (state, info, summary)``, with the state donated;
+    checkified when the solver is checked.
 
     ``epoch_key`` is the epoch's ``fold_in(key, epoch)``: its key data, folded on the host
     (:mod:`feasjax.training.keys`) and wrapped here when ``key_impl`` is given, else the key
