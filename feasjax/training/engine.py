@@ -1,0 +1,551 @@
+"""The training engine: one loop that runs any step (:mod:`feasjax.training.steps`).
+
+:func:`train` runs ``step(carry, batch, indices) -> (carry, report)`` over shuffled minibatches:
+
+* **compiled epochs**: an epoch is one ``lax.scan`` in one jitted program with the carry
+  donated (multipliers of any size are updated in place), the permutation drawn inside it from
+  ``fold_in(key, epoch)``; nothing returns to the host until the epoch ends, and the host reads
+  an epoch's summary while the next one runs;
+* **progress and history**: mean loss, feasible fraction, skipped steps, mean and largest
+  multiplier per epoch (the multipliers are found in the carry by name, whoever built it), and
+  ``eval_fn(carry)`` after each epoch;
+* **non-finite steps**: the step skips them and says so (``report["ok"]``); the engine counts
+  them and, with ``on_nonfinite="raise"``, raises naming the epoch, the step and the samples;
+* **checkpoints**: with ``checkpoint_dir``, epochs run in chunks of ``checkpoint_every`` steps
+  (the same computation, step by step) and the carry, the key, the position in the epoch and the
+  history are saved with Orbax after each chunk; a run killed at any point and resumed ends bit
+  for bit where an uninterrupted one does (on the CPU; on GPUs with deterministic kernels);
+* **the mesh**: with ``mesh``, the data and every per-sample leaf of the carry (multipliers and
+  their dual optimizer states) are sharded over the mesh's first axis, the rest replicated, and
+  XLA partitions the same program (the batch's rows are read and written where they live, O(B)
+  per step); results equal one device's up to float reassociation;
+* **sweeps**: with ``runs=R`` the carry and the key carry a leading axis of ``R`` runs, and one
+  vmapped program trains them all (seeds, or hyper-parameters that the carry holds).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import warnings
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from feasjax.core import checks
+from feasjax.core.dual_step import is_per_sample
+from feasjax.core.solver import PrimalDual, PrimalDualState
+from feasjax.training.progress import progress_reporter
+from feasjax.training.steps import solver_step
+
+__all__ = [
+    "History",
+    "train",
+    "epoch_indices",
+]
+
+
+class History(NamedTuple):
+    """What :func:`train` reports per epoch (host values; with ``runs``, ``(R,)`` arrays)."""
+
+    mean_loss: list  # per epoch: mean of the finite per-sample losses seen before each step
+    feasible_fraction: list  # per epoch: fraction of those losses <= epsilon (nan if no ε)
+    skipped: list  # per epoch: total steps skipped so far
+    evaluations: list  # per epoch: eval_fn(carry) or None
+    multiplier_mean: list | None = None  # per epoch: mean multiplier after it (nan if none)
+    multiplier_max: list | None = None  # per epoch: largest multiplier after it (nan if none)
+
+
+def _empty_history() -> History:
+    return History([], [], [], [], [], [])
+
+
+# ---------------------------------------------------------------------------------------------
+# Minibatches.
+
+
+def num_steps(num_samples: int, batch_size: int) -> int:
+    """Minibatches per epoch, ``N // batch_size``; raises if ``batch_size`` does not fit.
+
+    Example:
+      >>> from feasjax.training.loop import num_steps
+      >>> num_steps(10, 4)
+      2
+    """
+    if (isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer))
+            or not 1 <= batch_size <= num_samples):
+        raise ValueError(f"batch_size must be an int in [1, {num_samples}] (the number of "
+                         f"samples), got {batch_size=}")
+    return num_samples // batch_size
+
+
+def epoch_indices(key: jax.Array, num_samples: int, batch_size: int) -> jax.Array:
+    """A shuffled epoch's minibatch indices, shape ``(N // batch_size, batch_size)``.
+
+    Example:
+      >>> import jax
+      >>> from feasjax import epoch_indices
+      >>> epoch_indices(jax.random.key(0), 10, 5).shape
+      (2, 5)
+    """
+    steps = num_steps(num_samples, batch_size)
+    perm = jax.random.permutation(key, num_samples)
+    return perm[: steps * batch_size].reshape(steps, batch_size).astype(jnp.int32)
+
+
+def _takes_keyword(fn: Callable, name: str) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # no signature to read: pass nothing extra
+        return False
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def check_state_fits_data(state: PrimalDualState, num_samples: int) -> None:
+    """Raise ``ValueError`` unless every per-sample multiplier vector has one row per sample.
+
+    A solver built with ``num_samples`` smaller than the data would skip every step that
+    touches a higher index (out of range) and return untrained parameters.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from feasjax import feasible_learning
+      >>> from feasjax.training.loop import check_state_fits_data
+      >>> fl = feasible_learning(lambda p, b: b, optax.sgd(0.1), num_samples=3, epsilon=0.1)
+      >>> check_state_fits_data(fl.init(jnp.zeros(1)), 4)
+      Traceback (most recent call last):
+      ValueError: constraint group 'samples' has 3 multipliers (the solver's num_samples) but the data has 4 samples; build the solver with num_samples=4
+    """
+    for name, lam in state.multipliers.items():
+        if is_per_sample(state.dual_states[name]) and jnp.shape(lam)[0] != num_samples:
+            raise ValueError(f"constraint group {name!r} has {jnp.shape(lam)[0]} multipliers "
+                             f"(the solver's num_samples) but the data has {num_samples} "
+                             f"samples; build the solver with num_samples={num_samples}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiled program: steps start .. start + length - 1 of an epoch.
+
+
+def _names(path: tuple) -> list:
+    return [getattr(k, "name", getattr(k, "key", None)) for k in path]
+
+
+def multiplier_leaves(carry: Any) -> list:
+    """Every array of ``carry`` stored under a ``multipliers`` field or key (the multipliers
+    of :func:`feasjax.feasible`, :func:`feasjax.constrained` or a :class:`feasjax.PrimalDual`,
+    also inside an ``nnx.State``).
+
+    Example:
+      >>> import jax.numpy as jnp, optax, feasjax as fj
+      >>> from feasjax.training.engine import multiplier_leaves
+      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=3, epsilon=0.1)
+      >>> [x.shape for x in multiplier_leaves((jnp.zeros(2), tx.init(jnp.zeros(2))))]
+      [(3,)]
+    """
+    flat = jax.tree_util.tree_flatten_with_path(carry)[0]
+    return [leaf for path, leaf in flat if "multipliers" in _names(path)]
+
+
+def _chunk_stats(losses: jax.Array, ok: jax.Array, bound: jax.Array) -> jax.Array:
+    losses = losses.astype(jnp.float32)
+    finite = jnp.isfinite(losses)
+    return jnp.stack([jnp.sum(jnp.where(finite, losses, 0.0)),
+                      jnp.sum(finite.astype(jnp.float32)),
+                      jnp.sum((losses <= bound).astype(jnp.float32)),
+                      jnp.float32(losses.size), jnp.sum((~ok).astype(jnp.float32))])
+
+
+def _multiplier_stats(carry: Any) -> jax.Array:
+    values = [jnp.ravel(m).astype(jnp.float32) for m in multiplier_leaves(carry)]
+    if not values:
+        return jnp.full((3,), jnp.nan, jnp.float32)
+    values = jnp.concatenate(values)
+    return jnp.stack([jnp.sum(values), jnp.float32(values.size), jnp.max(values)])
+
+
+def _program(step: Callable, batch_size: int, length: int, records: bool) -> Callable:
+    """``(carry, data, key, epoch, start, bound) -> (carry, stats, records)`` for one run."""
+    if _takes_keyword(step, "unique_indices"):  # a shuffled epoch never repeats a row
+        step = functools.partial(step, unique_indices=True)
+
+    def run(carry, data, key, epoch, start, bound):
+        n = checks.leading_size(data, "data")
+        epoch_key = jax.random.fold_in(key, epoch)
+        batches = epoch_indices(epoch_key, n, batch_size)
+        chunk = jax.lax.dynamic_slice_in_dim(batches, start, length)
+
+        def body(carry, idx):
+            batch = jax.tree.map(lambda a: a[idx], data)
+            carry, report = step(carry, batch, idx)
+            losses = report.get("losses", jnp.full(idx.shape, jnp.nan, jnp.float32))
+            ok = jnp.asarray(report.get("ok", True))
+            return carry, (losses, ok, idx)
+
+        carry, (losses, ok, idx) = jax.lax.scan(body, carry, chunk)
+        stats = jnp.concatenate([_chunk_stats(losses, ok, bound), _multiplier_stats(carry)])
+        return carry, stats, ((ok, idx, losses) if records else None)
+
+    return run
+
+
+def _compiled(step: Callable, *, batch_size: int, length: int, records: bool, runs: bool,
+              carry_sharding: Any) -> Callable:
+    """The jitted program, kept on the step function itself (no global cache keeps a user's
+    closure alive; a second :func:`train` with the same step compiles nothing)."""
+    cache_key = (batch_size, length, records, runs, _sharding_key(carry_sharding))
+    cache = getattr(step, "__dict__", None)
+    programs = cache.setdefault("_feasjax_programs", {}) if cache is not None else {}
+    if cache_key not in programs:
+        run = _program(step, batch_size, length, records)
+        if runs:
+            run = jax.vmap(run, in_axes=(0, None, 0, None, None, None))
+        out = None if carry_sharding is None else (carry_sharding, _replicated(carry_sharding),
+                                                   _replicated(carry_sharding))
+        programs[cache_key] = jax.jit(run, donate_argnums=0, out_shardings=out)
+    return programs[cache_key]
+
+
+# ---------------------------------------------------------------------------------------------
+# The mesh: per-sample leaves sharded with the data, the rest replicated.
+
+
+def _sharding_key(sharding: Any) -> Any:
+    if sharding is None:
+        return None
+    leaves, treedef = jax.tree.flatten(sharding)
+    return treedef, tuple(leaves)
+
+
+def _replicated(carry_sharding: Any) -> NamedSharding:
+    return NamedSharding(jax.tree.leaves(carry_sharding)[0].mesh, P())
+
+
+def _auto_mesh(mesh: Mesh) -> Mesh:
+    """The same devices with automatic axes: XLA partitions the program (a user's step reads
+    ``multipliers[idx]`` with global indices, which explicit axes would refuse)."""
+    return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
+
+
+def _sample_spec(shape: tuple, n: int, axis: str, size: int, run_axis: bool) -> P:
+    lead = 1 if run_axis else 0
+    if len(shape) <= lead or shape[lead] != n:
+        return P()
+    if n % size:
+        warnings.warn(f"{n} samples do not divide over {size} devices: a leaf of shape {shape} "
+                      f"is replicated (pad the data to a multiple of {size} to shard it)",
+                      stacklevel=4)
+        return P()
+    return P(*([None] * lead), axis)
+
+
+def _carry_sharding(carry: Any, n: int, mesh: Mesh, runs: bool) -> Any:
+    axis, size = mesh.axis_names[0], mesh.shape[mesh.axis_names[0]]
+
+    def spec(path, leaf):
+        per_sample = {"multipliers", "dual_states"} & set(_names(path))
+        shape = np.shape(leaf)
+        return NamedSharding(mesh, _sample_spec(shape, n, axis, size, runs) if per_sample
+                             else P())
+
+    return jax.tree_util.tree_map_with_path(spec, carry)
+
+
+def _place(tree: Any, sharding: Any) -> Any:
+    def put(x, s):
+        if jnp.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(jax.device_put(jax.random.key_data(x), s),
+                                            impl=jax.random.key_impl(x))
+        return jax.device_put(x, s)
+
+    return jax.tree.map(put, tree, sharding)
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
+
+
+def _raise_on_skipped(records: tuple, epoch: int, start: int, steps: int | None,
+                      runs: bool) -> None:
+    """Raise ``FloatingPointError`` naming the first skipped step of ``(ok, indices, losses)``
+    records (leading axis: steps; with ``runs``, runs first) and its non-finite samples."""
+    ok, idx, losses = (np.asarray(r) for r in records)
+    if runs:  # (R, steps, ...): the first run with a skipped step
+        bad_runs = np.flatnonzero(~ok.all(axis=1))
+        if not bad_runs.size:
+            return
+        run = int(bad_runs[0])
+        ok, idx, losses, label = ok[run], idx[run], losses[run], f"run {run}, "
+    else:
+        label = ""
+    if ok.all():
+        return
+    s = int(np.flatnonzero(~ok)[0])
+    bad = idx[s][~np.isfinite(losses[s])]
+    what = (f"non-finite losses or gradients (sample indices {bad[:10].tolist()})" if bad.size
+            else "non-finite gradients or parameter updates (its losses were finite)")
+    where = f"{label}epoch {epoch}, step {start + s}"
+    if steps is not None:
+        where += f" (global step {epoch * steps + start + s})"
+    raise FloatingPointError(
+        f"{where}: {what}; the step was skipped and the run stopped (on_nonfinite='raise')")
+
+
+def _check_args(epochs: Any, on_nonfinite: str, checkpoint_every: Any, runs: Any) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs=}")
+    if on_nonfinite not in ("skip", "raise"):
+        raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite=}")
+    if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(
+            checkpoint_every, int) or checkpoint_every < 1):
+        raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every=}")
+    if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
+        raise ValueError(f"runs must be a positive int (the carry's leading run axis), "
+                         f"got {runs=}")
+
+
+def _check_runs(carry: Any, key: jax.Array, runs: int) -> None:
+    sizes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(carry)}
+    if sizes != {runs}:
+        raise ValueError(f"with runs={runs} every leaf of the carry must have a leading run "
+                         f"axis of {runs}, got leading sizes {sorted(sizes, key=str)}")
+    if np.shape(key)[:1] != (runs,):
+        raise ValueError(f"with runs={runs} key must hold one key per run, shape ({runs},), "
+                         f"got {np.shape(key)}")
+
+
+def train(
+    step: Callable | PrimalDual,
+    carry: Any,
+    data: Any,
+    *,
+    epochs: int,
+    batch_size: int,
+    key: jax.Array,
+    epsilon: float | None = None,
+    eval_fn: Callable[[Any], Any] | None = None,
+    on_nonfinite: str = "skip",
+    progress: bool | str = True,
+    description: str = "train",
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    max_to_keep: int = 3,
+    resume: bool = True,
+    config: dict | None = None,
+    async_save: bool = True,
+    after_save: Callable[[int], None] | None = None,
+    mesh: Mesh | None = None,
+    runs: int | None = None,
+    loss_of: Callable[[Any], jax.Array] | None = None,
+    epoch_runner: Callable | None = None,
+) -> tuple[Any, History]:
+    """Train ``epochs`` epochs of ``step`` over shuffled minibatches of ``data``.
+
+    Epoch ``e`` shuffles with ``fold_in(key, e)`` and cuts the permutation into
+    ``N // batch_size`` minibatches (a different remainder is left out each epoch).
+
+    Args:
+      step: ``step(carry, batch, indices) -> (carry, report)`` (:mod:`feasjax.training.steps`),
+        or a :class:`feasjax.PrimalDual`, run through :func:`feasjax.training.steps.solver_step`.
+      carry: the initial carry (donated: do not reuse it afterwards); for a ``PrimalDual`` its
+        state.
+      data: pytree of arrays with a leading sample axis, ideally already on the device.
+      epochs: number of epochs ``>= 1`` (with checkpoints: in all, resumed ones included).
+      batch_size: minibatch size.
+      key: ``jax.random`` key (``(R,)`` keys with ``runs``).
+      epsilon: the FL bound, for the feasible fraction in the history and the bar.
+      eval_fn: optional ``carry -> metrics`` evaluated after every epoch.
+      on_nonfinite: ``"skip"`` counts skipped steps; ``"raise"`` raises ``FloatingPointError``
+        after the chunk, naming the epoch, the step and the sample indices.
+      progress: ``True``/``"bar"``, ``"lines"`` or ``False``
+        (:func:`feasjax.training.progress.progress_reporter`).
+      description: the bar's label.
+      checkpoint_dir: where Orbax checkpoints go (``None``: none). Each holds the carry, the
+        key, the epoch and step within it, the history and the configuration.
+      checkpoint_every: steps between checkpoints (default: one epoch); epochs run in chunks of
+        at most this many steps, which never cross an epoch.
+      max_to_keep: checkpoints kept.
+      resume: continue from the latest readable checkpoint in ``checkpoint_dir``; unreadable
+        newer ones are moved aside (``<step>.corrupt-<time>``) with a warning. With ``False``
+        the directory must hold none. A checkpoint past ``epochs`` raises; one at ``epochs`` is
+        returned. A resume with other data (shape, dtype and sha256 of every leaf), another
+        key, epsilon, batch size or ``config`` raises, naming what differs.
+      config: JSON-able dict describing the run, saved and compared on resume.
+      async_save: write checkpoints in a background thread.
+      after_save: called with the global step right after each save starts.
+      mesh: a device mesh (e.g. :func:`feasjax.data_mesh`): data and per-sample leaves of the
+        carry are sharded over its first axis (replicated when the device count does not
+        divide the number of samples), the rest replicated.
+      runs: train ``R`` runs at once: ``carry`` and ``key`` have a leading axis of ``R``.
+      loss_of: with a ``PrimalDual``, maps ``info.aux`` to the per-sample losses.
+      epoch_runner: (0.1) a compiled ``(state, data, key) -> (state, EpochInfo)`` that runs a
+        whole epoch, e.g. :func:`feasjax.data_parallel_epoch`; prefer ``mesh``.
+
+    Returns:
+      ``(carry, history)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> import feasjax as fj
+      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=0.3)
+      >>> def step(carry, y, idx):               # a plain step over (params, opt_state)
+      ...     w, state = carry
+      ...     weights = fj.multipliers(state, idx)
+      ...     losses, grad = jax.vmap(jax.value_and_grad(lambda w, y: (w - y) ** 2),
+      ...                             (None, 0))(w, y)
+      ...     updates, state = tx.update(jnp.mean(weights * grad), state, w, losses=losses,
+      ...                                indices=idx)
+      ...     return (w + updates, state), {"losses": losses}
+      >>> w0 = jnp.zeros(())
+      >>> (w, state), hist = fj.train(step, (w0, tx.init(w0)), jnp.arange(4.0), epochs=200,
+      ...                             batch_size=2, key=jax.random.key(0), epsilon=0.3,
+      ...                             progress=False)
+      >>> round(float(w), 2), hist.feasible_fraction[-1]
+      (1.5, 0.0)
+    """
+    _check_args(epochs, on_nonfinite, checkpoint_every, runs)
+    n = checks.leading_size(data, "data")
+    if n is None:
+        raise ValueError("data must hold at least one array with a leading sample axis")
+    steps = num_steps(n, batch_size)
+    if isinstance(step, PrimalDual):
+        if runs is None and mesh is None and epoch_runner is None:
+            check_state_fits_data(carry, n)
+        step = _solver_step(step, loss_of)
+    elif not callable(step):
+        raise TypeError(f"step must be a function (carry, batch, indices) -> (carry, report) "
+                        f"or a feasjax.PrimalDual, got {type(step).__name__}")
+    if epoch_runner is not None:
+        from feasjax.training.loop import train_with_runner
+
+        return train_with_runner(epoch_runner, carry, data, epochs=epochs, key=key,
+                                 epsilon=epsilon, eval_fn=eval_fn, on_nonfinite=on_nonfinite,
+                                 progress=progress, description=description)
+    if runs is not None:
+        _check_runs(carry, key, runs)
+    every = steps if checkpoint_every is None else min(checkpoint_every, steps)
+    carry_sharding = None
+    if mesh is not None:
+        mesh = _auto_mesh(mesh)
+        carry_sharding = _carry_sharding(carry, n, mesh, runs is not None)
+        carry = _place(carry, carry_sharding)
+        data = _place(data, _carry_sharding({"multipliers": data}, n, mesh, False)["multipliers"])
+    from feasjax.training.resume import Checkpoints
+
+    saver = None if checkpoint_dir is None else Checkpoints(
+        checkpoint_dir, data=data, key=key, max_to_keep=max_to_keep, async_save=async_save,
+        settings={"num_samples": n, "batch_size": batch_size, "epsilon": epsilon,
+                  **(config or {})})
+    history, epoch, pos, partial, skipped = _empty_history(), 0, 0, None, 0.0
+    bar = None
+    try:
+        if saver is not None:
+            resumed = saver.resume({"state": carry, "key": key}, epochs, resume)
+            if resumed is not None:
+                tree, epoch, pos, partial, skipped, history = resumed
+                carry, key = tree["state"], tree["key"]
+        carry = _unalias(carry)
+        bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
+        per_epoch = every == steps
+        partial = None if partial is None else np.asarray(partial, np.float64)
+        bar = progress_reporter(progress, total=epochs if per_epoch else epochs * steps,
+                                initial=epoch if per_epoch else epoch * steps + pos,
+                                epochs=epochs, description=description,
+                                unit="epoch" if per_epoch else "step")
+        pending = None  # a whole epoch's stats, read on the host while the next epoch runs
+        while epoch < epochs:
+            length = min(every - pos % every, steps - pos)
+            program = _compiled(step, batch_size=batch_size, length=length,
+                                records=on_nonfinite == "raise", runs=runs is not None,
+                                carry_sharding=carry_sharding)
+            carry, stats, records = program(carry, data, key, np.int32(epoch), np.int32(pos),
+                                            bound)
+            if records is not None:
+                _raise_on_skipped(records, epoch, pos, steps, runs is not None)
+            pos += length
+            if pending is not None:
+                skipped = _finish_epoch(history, bar, *pending, epsilon, skipped)
+                pending = None
+            if pos == steps and saver is None and per_epoch:
+                pending = (epoch, stats, True)
+            else:
+                stats = np.asarray(stats, np.float64)
+                partial = stats[..., :5] if partial is None else partial + stats[..., :5]
+                if not per_epoch:
+                    bar.advance(length)
+                if pos == steps:
+                    full = np.concatenate([partial, stats[..., 5:]], axis=-1)
+                    skipped = _finish_epoch(history, bar, epoch, full, per_epoch, epsilon,
+                                            skipped)
+                    partial = None
+            if pos == steps:
+                epoch, pos = epoch + 1, 0
+                history.evaluations.append(eval_fn(carry) if eval_fn is not None else None)
+            if saver is not None:
+                saver.maybe_save(carry, key, epoch=epoch, pos=pos, steps=steps, every=every,
+                                 partial=partial, skipped=skipped, history=history,
+                                 epochs=epochs, after_save=after_save)
+        if pending is not None:
+            skipped = _finish_epoch(history, bar, *pending, epsilon, skipped)
+    finally:  # no bar or Orbax thread outlives the call, whatever happened
+        if bar is not None:
+            bar.close()
+        if saver is not None:
+            saver.close()
+    return carry, history
+
+
+def _solver_step(solver: PrimalDual, loss_of: Callable | None) -> Callable:
+    # One step function per solver (and loss_of), kept on the solver's own step function, so
+    # that a second train() with the same solver finds its compiled programs again.
+    steps = solver.step.__dict__.setdefault("_feasjax_steps", {})
+    if loss_of not in steps:
+        steps[loss_of] = solver_step(solver, loss_of=loss_of)
+    return steps[loss_of]
+
+
+def _finish_epoch(history: History, bar: Any, epoch: int, stats: Any, per_epoch: bool,
+                  epsilon: float | None, skipped: Any) -> Any:
+    """Append a finished epoch to the history and the bar; returns the skipped total.
+
+    ``stats`` (last axis): sum of the finite losses, their count, the feasible count, the
+    number of losses, the steps skipped in the epoch, the multipliers' sum, count and max.
+    """
+    loss_sum, finite, feasible, total, newly, mult_sum, mult_count, mult_max = np.moveaxis(
+        np.asarray(stats, np.float64), -1, 0)
+    skipped = skipped + newly
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = {"loss": loss_sum / finite,
+                  "feasible": feasible / total if epsilon is not None else np.nan * total,
+                  "mult_mean": mult_sum / mult_count, "mult_max": mult_max}
+    host = float if np.ndim(loss_sum) == 0 else np.asarray
+    history.mean_loss.append(host(values["loss"]))
+    history.feasible_fraction.append(host(values["feasible"]))
+    history.skipped.append(int(skipped) if np.ndim(skipped) == 0 else skipped.astype(int))
+    history.multiplier_mean.append(host(values["mult_mean"]))
+    history.multiplier_max.append(host(values["mult_max"]))
+    if per_epoch:
+        bar.advance(1)
+    bar.report(epoch + 1, {k: float(np.mean(v)) for k, v in values.items()}
+               | {"skipped": int(np.max(skipped))})
+    return skipped
+
+
+def _unalias(tree: Any) -> Any:
+    """Copy leaves that share a buffer with an earlier leaf: XLA refuses to donate a buffer
+    twice (a state built twice from the same arrays holds one buffer in two places)."""
+    seen = set()
+
+    def copy_if_seen(leaf):
+        if not isinstance(leaf, jax.Array) or not checks.is_concrete(leaf):
+            return leaf
+        if id(leaf) in seen:
+            return jnp.copy(leaf)
+        seen.add(id(leaf))
+        return leaf
+
+    return jax.tree.map(copy_if_seen, tree)

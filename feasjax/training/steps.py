@@ -1,0 +1,183 @@
+"""Steps for the training engine: the contract, and adapters that produce steps.
+
+Every training tool of feasjax (:func:`feasjax.train`: compiled epochs, progress, history,
+checkpoints with exact resume, the mesh, sweeps; the experiments and the CLI) runs one kind of
+function, a **step**::
+
+    step(carry, batch, indices) -> (carry, report)
+
+``carry`` is any pytree of arrays (parameters, optimizer states with their multipliers, model
+state such as batch statistics, RNG keys), ``batch`` the minibatch's rows of the data pytree and
+``indices`` their ``(B,)`` int32 row numbers in the dataset (what the per-sample multipliers are
+indexed by). ``report`` is a dict; the engine reads two optional entries:
+
+* ``"losses"``: the ``(B,)`` per-sample losses before the step (mean loss, feasible fraction,
+  and the samples named when a step goes wrong);
+* ``"ok"``: a bool scalar, whether the step was applied. Steps built on
+  :func:`feasjax.feasible` / :func:`feasjax.constrained` or :func:`feasjax.primal_dual` skip a
+  step whose losses, gradients or updates are not finite (the state is left as it was, at
+  O(B) cost) and say so here; the engine counts skipped steps and, if asked, raises.
+
+A step may take the keyword ``unique_indices``: the engine passes ``unique_indices=True``
+because a shuffled epoch never repeats a row within a minibatch.
+
+Three producers:
+
+* a step you write over ``(params, opt_state)`` with :func:`feasjax.feasible` in your
+  ``optax`` chain is a step as it is;
+* :func:`solver_step` turns a :class:`feasjax.PrimalDual` (``fj.feasible_learning``,
+  ``fj.empirical_risk``, ``fj.primal_dual``) into one;
+* :func:`nnx_step` turns an ``nnx.Optimizer`` train step ``(model, optimizer, batch, indices)
+  -> losses`` into one, with flax's functional API (``nnx.split`` outside, ``nnx.merge``
+  inside).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from feasjax.core.dual_step import select
+from feasjax.core.solver import PrimalDual
+
+__all__ = [
+    "solver_step",
+    "nnx_step",
+    "nnx_update",
+]
+
+Step = Callable[..., tuple[Any, Mapping[str, jax.Array]]]
+
+
+def solver_step(solver: PrimalDual, *, loss_of: Callable[[Any], jax.Array] | None = None
+                ) -> Step:
+    """The engine's step for a :class:`feasjax.PrimalDual`: its state is the carry.
+
+    Args:
+      solver: from :func:`feasjax.primal_dual`, :func:`feasjax.feasible_learning` or
+        :func:`feasjax.empirical_risk`.
+      loss_of: maps the step's ``info.aux`` to the ``(B,)`` per-sample losses (default: ``aux``
+        itself, as :func:`feasjax.feasible_learning` and :func:`feasjax.empirical_risk` return).
+
+    Returns:
+      ``step(state, batch, indices, *, unique_indices=False) -> (state, {"losses", "ok"})``.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from feasjax import empirical_risk, per_example
+      >>> from feasjax.training.steps import solver_step
+      >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
+      >>> state, report = solver_step(erm)(erm.init(jnp.zeros(())), jnp.ones(2), jnp.arange(2))
+      >>> report["losses"].tolist(), bool(report["ok"])
+      ([1.0, 1.0], True)
+    """
+    if not isinstance(solver, PrimalDual):
+        raise TypeError(f"solver must be a feasjax.PrimalDual, got {type(solver).__name__}")
+    loss_of = loss_of or (lambda aux: aux)
+
+    def step(state: Any, batch: Any, indices: jax.Array, *, unique_indices: bool = False):
+        state, info = solver.step(state, batch, indices, unique_indices=unique_indices)
+        return state, {"losses": loss_of(info.aux), "ok": info.ok}
+
+    return step
+
+
+def _skipped_count(optimizer: Any) -> jax.Array | None:
+    from feasjax.core.transform import constrained_state
+
+    try:
+        return constrained_state(optimizer).skipped
+    except ValueError:  # a plain optax optimizer: nothing skips
+        return None
+
+
+def nnx_step(train_step: Callable[..., Any], model: Any, optimizer: Any
+             ) -> tuple[Step, Any]:
+    """An ``nnx.Optimizer`` train step as an engine step, and the carry to start from.
+
+    ``train_step(model, optimizer, batch, indices)`` is the usual NNX step (it computes the
+    batch's per-sample losses, their gradient and calls ``optimizer.update(model, grads,
+    losses=..., indices=...)``) and returns the ``(B,)`` per-sample losses, or a dict with
+    ``"losses"``. The engine's step merges the carry into a fresh ``(model, optimizer)`` pair,
+    runs ``train_step`` and splits the pair again: the carry is the ``nnx.State`` of both
+    (parameters, batch statistics, RNG counters, optimizer state with the multipliers). A step
+    that the optimizer's :func:`feasjax.feasible` transformation skipped (non-finite losses or
+    gradients) also leaves the model's other state (batch statistics, RNG) as it was.
+
+    Args:
+      train_step: ``(model, optimizer, batch, indices) -> losses``; not jitted by you (the
+        engine compiles it inside its epochs).
+      model: the ``nnx.Module``, in the mode to train in (``model.train()``).
+      optimizer: its ``nnx.Optimizer``.
+
+    Returns:
+      ``(step, carry)``; after training, :func:`nnx_update` writes a carry back into
+      ``model`` and ``optimizer``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from flax import nnx
+      >>> import feasjax as fj
+      >>> from feasjax.training.steps import nnx_step, nnx_update
+      >>> model = nnx.Linear(1, 1, rngs=nnx.Rngs(0))
+      >>> opt = nnx.Optimizer(model, fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=0.01),
+      ...                     wrt=nnx.Param)
+      >>> def train_step(model, optimizer, batch, idx):
+      ...     weights = fj.multipliers(optimizer, idx)
+      ...     def loss_fn(model):
+      ...         losses = (model(batch["x"])[:, 0] - batch["y"]) ** 2
+      ...         return jnp.mean(weights * (losses - 0.01)), losses
+      ...     (_, losses), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+      ...     optimizer.update(model, grads, losses=losses, indices=idx)
+      ...     return losses
+      >>> data = {"x": jnp.arange(4.0)[:, None], "y": 2 * jnp.arange(4.0)}
+      >>> step, carry = nnx_step(train_step, model, opt)
+      >>> carry, _ = fj.train(step, carry, data, epochs=60, batch_size=2,
+      ...                     key=jax.random.key(0), progress=False)
+      >>> nnx_update(model, opt, carry)
+      >>> round(float(model.kernel[0, 0]), 1)
+      2.0
+    """
+    from flax import nnx
+
+    graphdef, carry = nnx.split((model, optimizer))
+
+    def step(carry: Any, batch: Any, indices: jax.Array):
+        model, optimizer = nnx.merge(graphdef, carry)
+        skipped_before = _skipped_count(optimizer)
+        out = train_step(model, optimizer, batch, indices)
+        losses = out["losses"] if isinstance(out, Mapping) else out
+        if skipped_before is None:  # a plain optax optimizer: nothing is skipped
+            ok = jnp.all(jnp.isfinite(losses))
+        else:
+            ok = _skipped_count(optimizer) == skipped_before
+            # The optimizer left the parameters and its state as they were; undo the forward
+            # pass's writes to the model's other state (batch statistics, RNG counters) too.
+            untouched, _ = nnx.merge(graphdef, carry)
+            rest = nnx.Not(nnx.Param)
+            nnx.update(model, select(ok, nnx.state(model, rest), nnx.state(untouched, rest)))
+        return nnx.split((model, optimizer))[1], {"losses": losses, "ok": ok}
+
+    return step, carry
+
+
+def nnx_update(model: Any, optimizer: Any, carry: Any) -> None:
+    """Write a carry of :func:`nnx_step` (e.g. trained by :func:`feasjax.train`) back into the
+    ``model`` and ``optimizer`` it came from.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from flax import nnx
+      >>> from feasjax.training.steps import nnx_update
+      >>> model = nnx.Linear(1, 1, rngs=nnx.Rngs(0))
+      >>> opt = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
+      >>> _, carry = nnx.split((model, opt))
+      >>> carry[0]["bias"].set_value(jnp.ones(1))
+      >>> nnx_update(model, opt, carry)
+      >>> model.bias[...].tolist()
+      [1.0]
+    """
+    from flax import nnx
+
+    nnx.update((model, optimizer), carry)
