@@ -58,7 +58,9 @@ from feasjax.averaging.mixing import mix
 from feasjax.uncertainty.bootstrap import multiplier_bootstrap
 from feasjax.uncertainty.confidence import coordinate_intervals
 from feasjax.uncertainty.confidence import confidence_ball
-from feasjax.training.loop import train
+from feasjax.training.engine import train
+from feasjax.training.steps import nnx_step
+from feasjax.training.steps import nnx_update
 from feasjax.training.resume import train_resumable
 from feasjax.training.loop import epoch_fn
 from feasjax.training.loop import epoch_indices
@@ -130,6 +132,8 @@ __all__ = [
     "confidence_ball",
     # training (feasjax.training)
     "train",
+    "nnx_step",
+    "nnx_update",
     "train_resumable",
     "epoch_fn",
     "epoch_indices",

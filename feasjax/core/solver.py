@@ -28,6 +28,7 @@ O(B) cost. Under ``jax.jit``, donate the state (``donate_argnums=0``).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -106,11 +107,11 @@ def primal_dual(
         axis: primal gradients (and dense measurements) are averaged over it in one
         all-reduce, which also carries the skip decision so that every device agrees;
         indexed multipliers stay local to their shard (see :mod:`feasjax.parallel.mesh`).
-      checked: also emit ``checkify`` checks (run the step under ``checkify.checkify``).
-      on_nonfinite: ``"skip"`` (default) skips and counts a step with non-finite values;
-        ``"raise"`` raises ``ValueError`` naming the non-finite samples when called eagerly
-        (inside ``jit`` the step is still skipped, and :func:`feasjax.train` raises after the
-        epoch, naming the step).
+      checked: (deprecated) also emit ``checkify`` checks (run the step under
+        ``checkify.checkify``); use ``fj.train(..., on_nonfinite="raise")``.
+      on_nonfinite: (deprecated) ``"raise"`` raises ``ValueError`` naming the non-finite
+        samples when the step is called eagerly; the step always skips and counts a step with
+        non-finite values, and ``fj.train(..., on_nonfinite="raise")`` stops on one.
       stateful: the problem takes and returns a model state (module docstring).
 
     Returns:
@@ -137,6 +138,11 @@ def primal_dual(
     groups = dict(constraints or {})
     if on_nonfinite not in ("skip", "raise"):
         raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite=}")
+    if checked or on_nonfinite == "raise":  # one policy: the step skips, the engine raises
+        warnings.warn("checked=True and on_nonfinite='raise' of the solver are deprecated and "
+                      "will be removed in 0.3: the step always skips and counts a bad step; "
+                      "pass on_nonfinite='raise' to fj.train to stop on one, naming the step "
+                      "and its samples", DeprecationWarning, stacklevel=3)
     check_scheme(scheme)
     for name, group in groups.items():
         group.validate(name)

@@ -7,7 +7,11 @@ from feasjax.training.loop import History
 from feasjax.training.loop import epoch_indices
 from feasjax.training.loop import epoch_fn
 from feasjax.training.loop import chunk_fn
-from feasjax.training.loop import train
+from feasjax.training.engine import train
+from feasjax.training.engine import multiplier_leaves
+from feasjax.training.steps import solver_step
+from feasjax.training.steps import nnx_step
+from feasjax.training.steps import nnx_update
 from feasjax.training.loop import num_steps
 from feasjax.training.loop import unalias
 from feasjax.training.loop import raise_on_skipped_step
@@ -40,6 +44,10 @@ __all__ = [
     "Restored",
     "save_checkpoint",
     "train",
+    "solver_step",
+    "nnx_step",
+    "nnx_update",
+    "multiplier_leaves",
     "train_resumable",
     "unalias",
 ]

@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import warnings
 from typing import Any, Callable, NamedTuple
@@ -33,6 +32,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -40,7 +40,7 @@ from feasjax.core import checks
 from feasjax.core.dual_step import is_per_sample
 from feasjax.core.solver import PrimalDual, PrimalDualState
 from feasjax.training.progress import progress_reporter
-from feasjax.training.steps import solver_step
+from feasjax.training.steps import _takes_keyword, solver_step
 
 __all__ = [
     "History",
@@ -95,14 +95,6 @@ def epoch_indices(key: jax.Array, num_samples: int, batch_size: int) -> jax.Arra
     steps = num_steps(num_samples, batch_size)
     perm = jax.random.permutation(key, num_samples)
     return perm[: steps * batch_size].reshape(steps, batch_size).astype(jnp.int32)
-
-
-def _takes_keyword(fn: Callable, name: str) -> bool:
-    try:
-        parameters = inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # no signature to read: pass nothing extra
-        return False
-    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def check_state_fits_data(state: PrimalDualState, num_samples: int) -> None:
@@ -206,8 +198,21 @@ def _compiled(step: Callable, *, batch_size: int, length: int, records: bool, ru
             run = jax.vmap(run, in_axes=(0, None, 0, None, None, None))
         out = None if carry_sharding is None else (carry_sharding, _replicated(carry_sharding),
                                                    _replicated(carry_sharding))
-        programs[cache_key] = jax.jit(run, donate_argnums=0, out_shardings=out)
+        if not getattr(step, "checked", False):
+            programs[cache_key] = jax.jit(run, donate_argnums=0, out_shardings=out)
+        else:  # a 0.1 solver built with checked=True: its checkify checks raise after the chunk
+            programs[cache_key] = _throwing(jax.jit(checkify.checkify(
+                run, errors=checkify.user_checks), donate_argnums=0))
     return programs[cache_key]
+
+
+def _throwing(checked: Callable) -> Callable:
+    def run(*args):
+        error, out = checked(*args)
+        error.throw()
+        return out
+
+    return run
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ Three producers:
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Mapping
 
 import jax
@@ -48,6 +49,14 @@ __all__ = [
 ]
 
 Step = Callable[..., tuple[Any, Mapping[str, jax.Array]]]
+
+
+def _takes_keyword(fn: Callable, name: str) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # no signature to read: pass nothing extra
+        return False
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def solver_step(solver: PrimalDual, *, loss_of: Callable[[Any], jax.Array] | None = None
@@ -75,11 +84,14 @@ def solver_step(solver: PrimalDual, *, loss_of: Callable[[Any], jax.Array] | Non
     if not isinstance(solver, PrimalDual):
         raise TypeError(f"solver must be a feasjax.PrimalDual, got {type(solver).__name__}")
     loss_of = loss_of or (lambda aux: aux)
+    promise = _takes_keyword(solver.step, "unique_indices")  # a user's own step may not take it
 
     def step(state: Any, batch: Any, indices: jax.Array, *, unique_indices: bool = False):
-        state, info = solver.step(state, batch, indices, unique_indices=unique_indices)
+        extra = {"unique_indices": unique_indices} if promise else {}
+        state, info = solver.step(state, batch, indices, **extra)
         return state, {"losses": loss_of(info.aux), "ok": info.ok}
 
+    step.checked = solver.checked  # its checkify checks need checkify around the program
     return step
 
 
@@ -146,6 +158,8 @@ def nnx_step(train_step: Callable[..., Any], model: Any, optimizer: Any
     def step(carry: Any, batch: Any, indices: jax.Array):
         model, optimizer = nnx.merge(graphdef, carry)
         skipped_before = _skipped_count(optimizer)
+        rest = nnx.Not(nnx.Param)
+        rest_before = jax.tree.map(lambda x: x, nnx.state(model, rest))  # a snapshot
         out = train_step(model, optimizer, batch, indices)
         losses = out["losses"] if isinstance(out, Mapping) else out
         if skipped_before is None:  # a plain optax optimizer: nothing is skipped
@@ -154,9 +168,7 @@ def nnx_step(train_step: Callable[..., Any], model: Any, optimizer: Any
             ok = _skipped_count(optimizer) == skipped_before
             # The optimizer left the parameters and its state as they were; undo the forward
             # pass's writes to the model's other state (batch statistics, RNG counters) too.
-            untouched, _ = nnx.merge(graphdef, carry)
-            rest = nnx.Not(nnx.Param)
-            nnx.update(model, select(ok, nnx.state(model, rest), nnx.state(untouched, rest)))
+            nnx.update(model, select(ok, nnx.state(model, rest), rest_before))
         return nnx.split((model, optimizer))[1], {"losses": losses, "ok": ok}
 
     return step, carry
