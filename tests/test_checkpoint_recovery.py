@@ -18,7 +18,7 @@ import optax
 import pytest
 
 import feasjax as fj
-from feasjax.training import resume as resume_lib
+from feasjax.training import run_checkpoints as resume_lib
 from feasjax.training.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
 from feasjax.training.resume import data_fingerprint, train_resumable
 

@@ -1,6 +1,8 @@
-"""Training loops: one compiled, donated ``lax.scan`` per epoch (``loop``: ``train``,
-``epoch_fn``, ``epoch_indices``), the checkpointed, exactly resumable loop (``resume``) and Orbax
-full-state checkpoints (``checkpoint``), and the per-epoch progress they show (``progress``).
+"""Training: one engine for every step (``engine``: :func:`train` with compiled epochs,
+progress, history, checkpoints with exact resume, the mesh and sweeps), the producers of steps
+(``steps``: a :class:`feasjax.PrimalDual`, an ``nnx.Optimizer`` train step), Orbax full-state
+checkpoints (``checkpoint``, ``run_checkpoints``), the per-epoch progress (``progress``) and the
+0.1 epoch functions (``loop``: ``epoch_fn``, ``chunk_fn``; ``resume``: ``train_resumable``).
 """
 from feasjax.training.loop import EpochInfo
 from feasjax.training.loop import History

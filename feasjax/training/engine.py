@@ -40,12 +40,14 @@ from feasjax.core import checks
 from feasjax.core.dual_step import is_per_sample
 from feasjax.core.solver import PrimalDual, PrimalDualState
 from feasjax.training.progress import progress_reporter
+from feasjax.training.run_checkpoints import Checkpoints
 from feasjax.training.steps import _takes_keyword, solver_step
 
 __all__ = [
     "History",
     "train",
     "epoch_indices",
+    "multiplier_leaves",
 ]
 
 
@@ -396,7 +398,7 @@ def train(
     Example:
       >>> import jax, jax.numpy as jnp, optax
       >>> import feasjax as fj
-      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=0.3)
+      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=2.5)
       >>> def step(carry, y, idx):               # a plain step over (params, opt_state)
       ...     w, state = carry
       ...     weights = fj.multipliers(state, idx)
@@ -407,10 +409,10 @@ def train(
       ...     return (w + updates, state), {"losses": losses}
       >>> w0 = jnp.zeros(())
       >>> (w, state), hist = fj.train(step, (w0, tx.init(w0)), jnp.arange(4.0), epochs=200,
-      ...                             batch_size=2, key=jax.random.key(0), epsilon=0.3,
+      ...                             batch_size=2, key=jax.random.key(0), epsilon=2.5,
       ...                             progress=False)
-      >>> round(float(w), 2), hist.feasible_fraction[-1]
-      (1.5, 0.0)
+      >>> round(float(w), 2), hist.feasible_fraction[-1]   # every loss (w - y)^2 <= 2.5
+      (1.56, 1.0)
     """
     _check_args(epochs, on_nonfinite, checkpoint_every, runs)
     n = checks.leading_size(data, "data")
@@ -425,9 +427,7 @@ def train(
         raise TypeError(f"step must be a function (carry, batch, indices) -> (carry, report) "
                         f"or a feasjax.PrimalDual, got {type(step).__name__}")
     if epoch_runner is not None:
-        from feasjax.training.loop import train_with_runner
-
-        return train_with_runner(epoch_runner, carry, data, epochs=epochs, key=key,
+        return _train_with_runner(epoch_runner, carry, data, epochs=epochs, key=key,
                                  epsilon=epsilon, eval_fn=eval_fn, on_nonfinite=on_nonfinite,
                                  progress=progress, description=description)
     if runs is not None:
@@ -439,8 +439,6 @@ def train(
         carry_sharding = _carry_sharding(carry, n, mesh, runs is not None)
         carry = _place(carry, carry_sharding)
         data = _place(data, _carry_sharding({"multipliers": data}, n, mesh, False)["multipliers"])
-    from feasjax.training.resume import Checkpoints
-
     saver = None if checkpoint_dir is None else Checkpoints(
         checkpoint_dir, data=data, key=key, max_to_keep=max_to_keep, async_save=async_save,
         settings={"num_samples": n, "batch_size": batch_size, "epsilon": epsilon,
@@ -451,7 +449,8 @@ def train(
         if saver is not None:
             resumed = saver.resume({"state": carry, "key": key}, epochs, resume)
             if resumed is not None:
-                tree, epoch, pos, partial, skipped, history = resumed
+                tree, epoch, pos, partial, skipped, saved = resumed
+                history = History(*(list(saved[f]) for f in History._fields))
                 carry, key = tree["state"], tree["key"]
         carry = _unalias(carry)
         bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
@@ -502,6 +501,38 @@ def train(
         if saver is not None:
             saver.close()
     return carry, history
+
+
+def _train_with_runner(epoch_runner: Callable, state: Any, data: Any, *, epochs: int,
+                      key: jax.Array, epsilon: float | None, eval_fn: Callable | None,
+                      on_nonfinite: str, progress: bool | str, description: str
+                      ) -> tuple[Any, History]:
+    """The 0.1 path of ``train(epoch_runner=...)``: a compiled ``(state, data, key) ->
+    (state, EpochInfo)`` per epoch (e.g. :func:`feasjax.data_parallel_epoch`)."""
+    history = History([], [], [], [], [], [])
+    state = _unalias(state)
+    bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
+    bar = progress_reporter(progress, total=epochs, description=description)
+    skipped = 0
+    try:
+        for epoch in range(epochs):
+            state, info = epoch_runner(state, data, jax.random.fold_in(key, epoch))
+            if on_nonfinite == "raise":
+                _raise_on_skipped((info.ok, info.indices, info.losses), epoch, 0, None, False)
+            stats = _epoch_summary(info.losses, info.ok, state.multipliers, bound)
+            skipped = _finish_epoch(history, bar, epoch, stats, True, epsilon, skipped)
+            history.evaluations.append(eval_fn(state) if eval_fn is not None else None)
+    finally:
+        bar.close()
+    return state, history
+
+
+
+@jax.jit
+def _epoch_summary(losses: jax.Array, ok: jax.Array, multipliers: dict,
+                   bound: jax.Array) -> jax.Array:
+    return jnp.concatenate([_chunk_stats(losses, ok, bound), _multiplier_stats(
+        {"multipliers": multipliers})])
 
 
 def _solver_step(solver: PrimalDual, loss_of: Callable | None) -> Callable:

@@ -23,7 +23,6 @@ from feasjax.core import checks
 from feasjax.core.solver import PrimalDual, PrimalDualState
 from feasjax.training.engine import (History, _raise_on_skipped, _takes_keyword, _unalias,
                                      check_state_fits_data, epoch_indices, num_steps, train)
-from feasjax.training.progress import progress_reporter
 
 __all__ = [
     "EpochInfo",
@@ -186,38 +185,3 @@ def raise_on_skipped_step(info: EpochInfo, epoch: int, *, start: int = 0,
     """
     _raise_on_skipped((info.ok, info.indices, info.losses), epoch, start, steps_per_epoch,
                       False)
-
-
-def train_with_runner(epoch_runner: Callable, state: Any, data: Any, *, epochs: int,
-                      key: jax.Array, epsilon: float | None, eval_fn: Callable | None,
-                      on_nonfinite: str, progress: bool | str, description: str
-                      ) -> tuple[Any, History]:
-    """The 0.1 path of ``train(epoch_runner=...)``: a compiled ``(state, data, key) ->
-    (state, EpochInfo)`` per epoch (e.g. :func:`feasjax.data_parallel_epoch`)."""
-    from feasjax.training.engine import _finish_epoch
-
-    history = History([], [], [], [], [], [])
-    state = _unalias(state)
-    bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
-    bar = progress_reporter(progress, total=epochs, description=description)
-    skipped = 0
-    try:
-        for epoch in range(epochs):
-            state, info = epoch_runner(state, data, jax.random.fold_in(key, epoch))
-            if on_nonfinite == "raise":
-                raise_on_skipped_step(info, epoch)
-            stats = _epoch_summary(info.losses, info.ok, state.multipliers, bound)
-            skipped = _finish_epoch(history, bar, epoch, stats, True, epsilon, skipped)
-            history.evaluations.append(eval_fn(state) if eval_fn is not None else None)
-    finally:
-        bar.close()
-    return state, history
-
-
-@jax.jit
-def _epoch_summary(losses: jax.Array, ok: jax.Array, multipliers: dict,
-                   bound: jax.Array) -> jax.Array:
-    from feasjax.training.engine import _chunk_stats, _multiplier_stats
-
-    return jnp.concatenate([_chunk_stats(losses, ok, bound), _multiplier_stats(
-        {"multipliers": multipliers})])

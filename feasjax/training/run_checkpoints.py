@@ -1,0 +1,264 @@
+"""Checkpoints of a :func:`feasjax.train` run: what a resume must match, and when to save.
+
+:func:`feasjax.train` with ``checkpoint_dir`` runs its epochs in compiled chunks of at most
+``checkpoint_every`` steps (the same computation, step by step, as whole epochs), so that it can
+stop between two steps of an epoch without a host sync per step. After a chunk it saves, through
+Orbax (:mod:`feasjax.training.checkpoint`), the whole carry (parameters, optimizer states,
+multipliers, averages and counters, model state), the RNG key, the epoch and the step within
+it, the epoch's partial sums, the history and the configuration (:class:`Checkpoints`).
+
+Safe resume: unreadable checkpoints newer than the latest readable one are moved aside
+(``<step>.corrupt-<time>``, see :func:`feasjax.training.restore_checkpoint`) with a warning,
+and the run continues from the readable one; if none is readable, from the beginning. A resume
+with other data (every leaf's shape, dtype and sha256 are saved), another key, epsilon, batch
+size or ``config``, or with fewer ``epochs`` than the checkpoint has finished, raises.
+
+Exact resume: a run killed at any point and resumed from its latest checkpoint ends with the
+same carry, bit for bit, as an uninterrupted run with the same ``checkpoint_every``. This holds
+on the CPU; on GPUs/TPUs it holds when XLA's kernels are deterministic (e.g. GPU with
+``XLA_FLAGS=--xla_gpu_deterministic_ops=true``) and the device count and sharding are the same.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from feasjax.training.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
+
+__all__ = [
+    "data_fingerprint",
+]
+
+_META_KEYS = ("config", "epoch", "step_in_epoch", "global_step", "partial", "skipped",
+              "history")  # what a resume reads
+_CHUNK = 1 << 24  # bytes hashed at a time
+
+
+def _leaf_fingerprint(leaf: Any) -> dict:
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        # Spread over processes: each one would hash another part.
+        return {"shape": list(leaf.shape), "dtype": str(leaf.dtype), "sha256": None}
+    array = np.asarray(leaf)
+    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    digest = hashlib.sha256()
+    for start in range(0, flat.size, _CHUNK):  # streamed: O(N) time, no second copy
+        digest.update(flat[start:start + _CHUNK])
+    return {"shape": list(array.shape), "dtype": str(array.dtype), "sha256": digest.hexdigest()}
+
+
+def data_fingerprint(data: Any) -> dict:
+    """Shape, dtype and sha256 of the bytes of every leaf of ``data``, by path.
+
+    Example:
+      >>> import numpy as np
+      >>> from feasjax.training.resume import data_fingerprint
+      >>> data_fingerprint({"x": np.zeros((2, 3), np.float32)})["x"]["shape"]
+      [2, 3]
+    """
+    flat, _ = jax.tree_util.tree_flatten_with_path(data)
+    return {jax.tree_util.keystr(path, simple=True, separator="/") or "data":
+            _leaf_fingerprint(leaf) for path, leaf in flat}
+
+
+def _short(field: str, value: Any) -> str:
+    return f"{value[:12]}..." if field == "sha256" and isinstance(value, str) else str(value)
+
+
+def _fingerprint_diffs(saved: dict | None, current: dict) -> list[str]:
+    if saved is None:
+        return ["data fingerprint: none saved (a checkpoint of an older feasjax)"]
+    diffs = []
+    for name in sorted(set(saved) | set(current)):
+        s, c = saved.get(name), current.get(name)
+        if s is None or c is None:
+            diffs.append(f"data leaf {name!r} only {'now' if s is None else 'in the checkpoint'}")
+        elif s != c:
+            fields = [f"saved {k} {_short(k, s.get(k))}, now {_short(k, c.get(k))}"
+                      for k in ("shape", "dtype", "sha256") if s.get(k) != c.get(k)]
+            diffs.append(f"data fingerprint of {name!r} differs: {', '.join(fields)}")
+    return diffs
+
+
+def _check_config(saved: dict, current: dict, directory: str) -> None:
+    saved, current = dict(saved), dict(current)
+    diffs = _fingerprint_diffs(saved.pop("data_fingerprint", None),
+                               current.pop("data_fingerprint", {}))
+    diffs += [f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}"
+              for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+    if diffs:
+        raise ValueError(f"the checkpoints in {directory} were made with another configuration "
+                         f"({'; '.join(diffs[:5])}); use another checkpoint directory, or do "
+                         f"not resume")
+
+
+class Checkpoints:
+    """The checkpoints of one :func:`feasjax.train` run: its Orbax manager, the configuration
+    a resume must match, and when to save (after the first chunk that reaches a multiple of
+    ``checkpoint_every`` global steps, and at the end)."""
+
+    def __init__(self, directory: str | os.PathLike, *, data: Any, key: jax.Array,
+                 settings: dict, max_to_keep: int, async_save: bool) -> None:
+        self.directory = str(directory)
+        self.config = _run_config(data, key, settings)
+        self.manager = checkpoint_manager(directory, max_to_keep=max_to_keep,
+                                          async_save=async_save)
+        self.last_saved = 0
+
+    def resume(self, target: dict, epochs: int, resume: bool) -> tuple | None:
+        """``(tree, epoch, pos, partial, skipped, history)`` of the latest readable checkpoint
+        (``history`` as the dict that was saved), or ``None`` (no checkpoint, or none
+        readable)."""
+        if not self.manager.all_steps():
+            return None
+        if not resume:
+            raise ValueError(f"checkpoint_dir {self.directory} already holds checkpoints "
+                             f"{self.manager.all_steps()}; resume, or use an empty directory")
+        try:
+            restored = restore_checkpoint(self.manager, target, required_meta=_META_KEYS,
+                                          quarantine=True)
+        except FileNotFoundError as e:
+            warnings.warn(f"{e}; starting from scratch", stacklevel=4)
+            return None
+        meta = restored.meta
+        _check_config(meta["config"], self.config, self.directory)
+        epoch, pos = meta["epoch"], meta["step_in_epoch"]
+        if epoch > epochs or (epoch == epochs and pos > 0):
+            more = f" and {pos} steps of the next" if pos else ""
+            raise ValueError(f"the checkpoint in {self.directory} has finished {epoch} "
+                             f"epoch{'s' * (epoch != 1)}{more}, more than {epochs=}: pass "
+                             f"epochs >= {epoch + (pos > 0)} to continue it, or use another "
+                             f"checkpoint directory")
+        self.last_saved = meta["global_step"]
+        history = meta["history"]
+        skipped = np.asarray(meta["skipped"]) if isinstance(meta["skipped"], list) else (
+            meta["skipped"])
+        return restored.tree, epoch, pos, meta["partial"], skipped, history
+
+    def maybe_save(self, carry: Any, key: jax.Array, *, epoch: int, pos: int, steps: int,
+                   every: int, partial: Any, skipped: Any, history: Any, epochs: int,
+                   after_save: Callable[[int], None] | None) -> None:
+        done = epoch * steps + pos
+        if not (done // every > self.last_saved // every or epoch == epochs):
+            return
+        meta = {"config": self.config, "epoch": epoch, "step_in_epoch": pos,
+                "global_step": done, "epochs": epochs, "partial": _json(partial),
+                "skipped": _json(skipped), "history": _json(history._asdict())}
+        save_checkpoint(self.manager, done, {"state": carry, "key": key}, meta=meta,
+                        force=True)
+        self.last_saved = done
+        if after_save is not None:
+            after_save(done)
+
+    def close(self) -> None:
+        try:
+            self.manager.wait_until_finished()
+        finally:
+            self.manager.close()
+
+
+def _json(value: Any) -> Any:
+    """Host numbers and arrays (a sweep's per-run values) as JSON-able lists and floats."""
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class Checkpoints:
+    """The checkpoints of one :func:`feasjax.train` run: its Orbax manager, the configuration
+    a resume must match, and when to save (after the first chunk that reaches a multiple of
+    ``checkpoint_every`` global steps, and at the end)."""
+
+    def __init__(self, directory: str | os.PathLike, *, data: Any, key: jax.Array,
+                 settings: dict, max_to_keep: int, async_save: bool) -> None:
+        self.directory = str(directory)
+        self.config = _run_config(data, key, settings)
+        self.manager = checkpoint_manager(directory, max_to_keep=max_to_keep,
+                                          async_save=async_save)
+        self.last_saved = 0
+
+    def resume(self, target: dict, epochs: int, resume: bool) -> tuple | None:
+        """``(tree, epoch, pos, partial, skipped, history)`` of the latest readable checkpoint
+        (``history`` as the dict that was saved), or ``None`` (no checkpoint, or none
+        readable)."""
+        if not self.manager.all_steps():
+            return None
+        if not resume:
+            raise ValueError(f"checkpoint_dir {self.directory} already holds checkpoints "
+                             f"{self.manager.all_steps()}; resume, or use an empty directory")
+        try:
+            restored = restore_checkpoint(self.manager, target, required_meta=_META_KEYS,
+                                          quarantine=True)
+        except FileNotFoundError as e:
+            warnings.warn(f"{e}; starting from scratch", stacklevel=4)
+            return None
+        meta = restored.meta
+        _check_config(meta["config"], self.config, self.directory)
+        epoch, pos = meta["epoch"], meta["step_in_epoch"]
+        if epoch > epochs or (epoch == epochs and pos > 0):
+            more = f" and {pos} steps of the next" if pos else ""
+            raise ValueError(f"the checkpoint in {self.directory} has finished {epoch} "
+                             f"epoch{'s' * (epoch != 1)}{more}, more than {epochs=}: pass "
+                             f"epochs >= {epoch + (pos > 0)} to continue it, or use another "
+                             f"checkpoint directory")
+        self.last_saved = meta["global_step"]
+        history = meta["history"]
+        skipped = np.asarray(meta["skipped"]) if isinstance(meta["skipped"], list) else (
+            meta["skipped"])
+        return restored.tree, epoch, pos, meta["partial"], skipped, history
+
+    def maybe_save(self, carry: Any, key: jax.Array, *, epoch: int, pos: int, steps: int,
+                   every: int, partial: Any, skipped: Any, history: Any, epochs: int,
+                   after_save: Callable[[int], None] | None) -> None:
+        done = epoch * steps + pos
+        if not (done // every > self.last_saved // every or epoch == epochs):
+            return
+        meta = {"config": self.config, "epoch": epoch, "step_in_epoch": pos,
+                "global_step": done, "epochs": epochs, "partial": _json(partial),
+                "skipped": _json(skipped), "history": _json(history._asdict())}
+        save_checkpoint(self.manager, done, {"state": carry, "key": key}, meta=meta,
+                        force=True)
+        self.last_saved = done
+        if after_save is not None:
+            after_save(done)
+
+    def close(self) -> None:
+        try:
+            self.manager.wait_until_finished()
+        finally:
+            self.manager.close()
+
+
+def _json(value: Any) -> Any:
+    """Host numbers and arrays (a sweep's per-run values) as JSON-able lists and floats."""
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _run_config(data: Any, key: jax.Array, settings: dict) -> dict:
+    """What a resume must match: the settings, the key's bits and the data's fingerprint."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return json.loads(json.dumps({**settings, "key": np.asarray(key).tolist(),
+                                  "data_fingerprint": data_fingerprint(data)}))
+
+
