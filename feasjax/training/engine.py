@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import os
-import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -154,21 +153,23 @@ def _chunk_stats(losses: jax.Array, ok: jax.Array, bound: jax.Array) -> jax.Arra
                       jnp.float32(losses.size), jnp.sum((~ok).astype(jnp.float32))])
 
 
-def _multiplier_stats(carry: Any) -> jax.Array:
-    values = [jnp.ravel(m).astype(jnp.float32) for m in multiplier_leaves(carry)]
+def _multiplier_stats(carry: Any, n: int | None = None) -> jax.Array:
+    """Sum, count and max of every multiplier; per-sample vectors padded for a mesh are read
+    up to their ``n`` real rows."""
+    values = [jnp.ravel(m if n is None or np.shape(m)[0] <= n else m[:n]).astype(jnp.float32)
+              for m in multiplier_leaves(carry)]
     if not values:
         return jnp.full((3,), jnp.nan, jnp.float32)
     values = jnp.concatenate(values)
     return jnp.stack([jnp.sum(values), jnp.float32(values.size), jnp.max(values)])
 
 
-def _program(step: Callable, batch_size: int, length: int, records: bool) -> Callable:
+def _program(step: Callable, n: int, batch_size: int, length: int, records: bool) -> Callable:
     """``(carry, data, key, epoch, start, bound) -> (carry, stats, records)`` for one run."""
     if _takes_keyword(step, "unique_indices"):  # a shuffled epoch never repeats a row
         step = functools.partial(step, unique_indices=True)
 
     def run(carry, data, key, epoch, start, bound):
-        n = checks.leading_size(data, "data")
         epoch_key = jax.random.fold_in(key, epoch)
         batches = epoch_indices(epoch_key, n, batch_size)
         chunk = jax.lax.dynamic_slice_in_dim(batches, start, length)
@@ -181,21 +182,23 @@ def _program(step: Callable, batch_size: int, length: int, records: bool) -> Cal
             return carry, (losses, ok, idx)
 
         carry, (losses, ok, idx) = jax.lax.scan(body, carry, chunk)
-        stats = jnp.concatenate([_chunk_stats(losses, ok, bound), _multiplier_stats(carry)])
+        stats = jnp.concatenate([_chunk_stats(losses, ok, bound),
+                                 _multiplier_stats(carry, n)])
         return carry, stats, ((ok, idx, losses) if records else None)
 
     return run
 
 
-def _compiled(step: Callable, *, batch_size: int, length: int, records: bool, runs: bool,
-              carry_sharding: Any) -> Callable:
+def _compiled(step: Callable, *, num_samples: int, batch_size: int, length: int,
+              records: bool, runs: bool, carry_sharding: Any) -> Callable:
     """The jitted program, kept on the step function itself (no global cache keeps a user's
     closure alive; a second :func:`train` with the same step compiles nothing)."""
-    cache_key = (batch_size, length, records, runs, _sharding_key(carry_sharding))
+    cache_key = (num_samples, batch_size, length, records, runs,
+                 _sharding_key(carry_sharding))
     cache = getattr(step, "__dict__", None)
     programs = cache.setdefault("_feasjax_programs", {}) if cache is not None else {}
     if cache_key not in programs:
-        run = _program(step, batch_size, length, records)
+        run = _program(step, num_samples, batch_size, length, records)
         if runs:
             run = jax.vmap(run, in_axes=(0, None, 0, None, None, None))
         out = None if carry_sharding is None else (carry_sharding, _replicated(carry_sharding),
@@ -238,28 +241,44 @@ def _auto_mesh(mesh: Mesh) -> Mesh:
     return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
 
 
-def _sample_spec(shape: tuple, n: int, axis: str, size: int, run_axis: bool) -> P:
-    lead = 1 if run_axis else 0
-    if len(shape) <= lead or shape[lead] != n:
-        return P()
-    if n % size:
-        warnings.warn(f"{n} samples do not divide over {size} devices: a leaf of shape {shape} "
-                      f"is replicated (pad the data to a multiple of {size} to shard it)",
-                      stacklevel=4)
-        return P()
-    return P(*([None] * lead), axis)
+def _rows_of(path: tuple, leaf: Any, n: int, lead: int, everything: bool) -> bool:
+    """Whether ``leaf`` holds one row per sample on axis ``lead``: every data leaf, and the
+    carry's leaves under ``multipliers`` or ``dual_states`` whose axis has ``n`` rows."""
+    shape = np.shape(leaf)
+    return (len(shape) > lead and shape[lead] == n
+            and (everything or bool({"multipliers", "dual_states"} & set(_names(path)))))
 
 
-def _carry_sharding(carry: Any, n: int, mesh: Mesh, runs: bool) -> Any:
-    axis, size = mesh.axis_names[0], mesh.shape[mesh.axis_names[0]]
+def _pad_rows(tree: Any, n: int, padded: int, lead: int, everything: bool) -> Any:
+    """Rows ``n .. padded - 1`` appended (zeros) to the per-sample leaves: a mesh shards only
+    sizes its device count divides; the shuffle never draws the padding."""
+    def pad(path, leaf):
+        if padded == n or not _rows_of(path, leaf, n, lead, everything):
+            return leaf
+        widths = [(0, 0)] * np.ndim(leaf)
+        widths[lead] = (0, padded - n)
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(jnp.pad(jax.random.key_data(leaf), widths + [(0, 0)]),
+                                            impl=jax.random.key_impl(leaf))
+        return jnp.pad(leaf, widths)
 
-    def spec(path, leaf):
-        per_sample = {"multipliers", "dual_states"} & set(_names(path))
-        shape = np.shape(leaf)
-        return NamedSharding(mesh, _sample_spec(shape, n, axis, size, runs) if per_sample
-                             else P())
+    return jax.tree_util.tree_map_with_path(pad, tree)
 
-    return jax.tree_util.tree_map_with_path(spec, carry)
+
+def _unpad_rows(tree: Any, n: int, padded: int, lead: int) -> Any:
+    def cut(path, leaf):
+        if padded == n or not _rows_of(path, leaf, padded, lead, False):
+            return leaf
+        return jax.lax.slice_in_dim(leaf, 0, n, axis=lead)
+
+    return jax.tree_util.tree_map_with_path(cut, tree)
+
+
+def _row_sharding(tree: Any, n: int, mesh: Mesh, lead: int, everything: bool) -> Any:
+    axis = mesh.axis_names[0]
+    return jax.tree_util.tree_map_with_path(
+        lambda path, leaf: NamedSharding(mesh, P(*([None] * lead), axis) if _rows_of(
+            path, leaf, n, lead, everything) else P()), tree)
 
 
 def _place(tree: Any, sharding: Any) -> Any:
@@ -433,14 +452,17 @@ def train(
     if runs is not None:
         _check_runs(carry, key, runs)
     every = steps if checkpoint_every is None else min(checkpoint_every, steps)
-    carry_sharding = None
+    carry_sharding, padded, lead = None, n, int(runs is not None)
     if mesh is not None:
         mesh = _auto_mesh(mesh)
-        carry_sharding = _carry_sharding(carry, n, mesh, runs is not None)
+        padded = -(-n // mesh.size) * mesh.size
+        carry = _pad_rows(carry, n, padded, lead, everything=False)
+        carry_sharding = _row_sharding(carry, padded, mesh, lead, everything=False)
         carry = _place(carry, carry_sharding)
-        data = _place(data, _carry_sharding({"multipliers": data}, n, mesh, False)["multipliers"])
+        fingerprinted, data = data, _pad_rows(data, n, padded, 0, everything=True)
+        data = _place(data, _row_sharding(data, padded, mesh, 0, everything=True))
     saver = None if checkpoint_dir is None else Checkpoints(
-        checkpoint_dir, data=data, key=key, max_to_keep=max_to_keep, async_save=async_save,
+        checkpoint_dir, data=data if mesh is None else fingerprinted, key=key, max_to_keep=max_to_keep, async_save=async_save,
         settings={"num_samples": n, "batch_size": batch_size, "epsilon": epsilon,
                   **(config or {})})
     history, epoch, pos, partial, skipped = _empty_history(), 0, 0, None, 0.0
@@ -463,7 +485,7 @@ def train(
         pending = None  # a whole epoch's stats, read on the host while the next epoch runs
         while epoch < epochs:
             length = min(every - pos % every, steps - pos)
-            program = _compiled(step, batch_size=batch_size, length=length,
+            program = _compiled(step, num_samples=n, batch_size=batch_size, length=length,
                                 records=on_nonfinite == "raise", runs=runs is not None,
                                 carry_sharding=carry_sharding)
             carry, stats, records = program(carry, data, key, np.int32(epoch), np.int32(pos),
@@ -495,6 +517,7 @@ def train(
                                  epochs=epochs, after_save=after_save)
         if pending is not None:
             skipped = _finish_epoch(history, bar, *pending, epsilon, skipped)
+        carry = _unpad_rows(carry, n, padded, lead)
     finally:  # no bar or Orbax thread outlives the call, whatever happened
         if bar is not None:
             bar.close()
