@@ -1,5 +1,6 @@
 """`feasjax demo` end to end with tiny settings: table, JSON schema, PNG."""
 import json
+import math
 import subprocess
 import sys
 
@@ -45,7 +46,9 @@ def test_demo_writes_json_with_the_documented_schema_and_a_png(tmp_path, capsys,
         assert result["train"]["max_loss"] >= result["train"]["q99_loss"]
     # Lines computed from the table, then one line per file written.
     erm, fl = (report["methods"][m]["train"]["max_loss"] for m in ("erm", "fl"))
-    assert f"FL {'cut' if fl < erm else 'raised'} the train max loss" in out
+    verb = ("left the train max loss about as it was" if math.isclose(fl, erm, rel_tol=0.05)
+            else f"{'cut' if fl < erm else 'raised'} the train max loss")
+    assert f"FL {verb}" in out
     assert f"wrote {json_path}: the metrics as JSON" in out
     assert f"wrote {png_path}: per-sample loss survival curves" in out
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

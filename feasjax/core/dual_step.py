@@ -111,8 +111,11 @@ def zero_count() -> jax.Array:
 
 
 def check_multipliers(groups: Mapping[str, ConstraintGroup], multipliers: Any, *,
-                      values: bool = True) -> None:
+                      values: bool = True, padded: bool = False) -> None:
     """Raise unless ``multipliers`` has one finite float ``(size,)`` vector per group.
+
+    With ``padded``, an indexed group's vector may have more rows than ``size``: the rows a
+    mesh appends so that its devices divide them, which no valid index reaches.
 
     Example:
       >>> import jax.numpy as jnp, feasjax as fj
@@ -124,7 +127,9 @@ def check_multipliers(groups: Mapping[str, ConstraintGroup], multipliers: Any, *
         raise ValueError(f"multipliers must be a dict with keys {sorted(groups)}, got {got}")
     for name, g in groups.items():
         lam = multipliers[name]
-        if jnp.shape(lam) != (g.size,):
+        shape = jnp.shape(lam)
+        if shape != (g.size,) and not (padded and g.indexed and len(shape) == 1
+                                       and shape[0] >= g.size):
             raise ValueError(f"multipliers[{name!r}] must have shape ({g.size},), "
                              f"got {jnp.shape(lam)}")
         if not jnp.issubdtype(jnp.result_type(lam), jnp.floating):

@@ -213,7 +213,7 @@ def primal_dual(
 
     def step(state: PrimalDualState, batch: Any, indices: Any = None, *,
              unique_indices: bool = False):
-        dual_step.check_multipliers(groups, state.multipliers, values=False)
+        dual_step.check_multipliers(groups, state.multipliers, values=False, padded=True)
         idx, indices_valid = dual_step.batch_indices(groups, indices)
         objective, values, vjp_fn, (measured, aux, model_state) = evaluate(
             state.params, batch, state.model_state)

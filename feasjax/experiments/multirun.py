@@ -1,8 +1,8 @@
 """The experiment layer over devices and runs: ``feasjax demo`` on a mesh and with ``--seeds``.
 
-:func:`train_on_mesh` is what :func:`feasjax.experiments.run_method` does when more than one
-device is used; :func:`run_method_sweep` trains one method for several seeds in one vmapped
-program (on one device or on a mesh) and evaluates every run as ``run_method`` would.
+:func:`run_method_sweep` trains one method for several seeds in one vmapped program of the
+engine (``fj.train(..., runs=R)``, on one device or on a mesh) and evaluates every run as
+:func:`feasjax.experiments.run_method` would; :func:`resolve_devices` picks the devices.
 """
 from __future__ import annotations
 
@@ -18,10 +18,9 @@ from feasjax.data.datasets import Dataset
 from feasjax.experiments.builders import RunConfig, build_model, build_solver, evaluate, model_fns
 from feasjax.parallel.distributed import gather
 from feasjax.parallel.layout import ShardLayout, unpad_samples
-from feasjax.parallel.mesh import (DATA_AXIS, data_mesh, data_parallel_epoch, init_sharded,
-                                   shard_data, state_partition_specs)
-from feasjax.parallel.sweeps import stack_runs, summarize_runs, sweep_epoch, train_sweep
-from feasjax.training.loop import train
+from feasjax.parallel.mesh import DATA_AXIS, data_mesh, state_partition_specs
+from feasjax.parallel.sweeps import stack_runs, summarize_runs
+from feasjax.training.engine import train
 
 __all__ = [
     "SweepResult",
@@ -81,29 +80,6 @@ def sample_order_state(state: Any, layout: ShardLayout, *, runs: bool = False) -
     return jax.tree.map(fix, specs, state, is_leaf=is_spec)
 
 
-def train_on_mesh(method: str, dataset: Dataset, data: dict, config: RunConfig, devices: int, *,
-                  batch_size: int, progress: bool | str = True,
-                  label: str | None = None) -> tuple[Any, Any]:
-    """Train one method data-parallel over ``devices`` devices (``run_method``'s mesh path).
-
-    Returns:
-      ``(state, history)``, the state gathered to sample order (:func:`sample_order_state`).
-    """
-    fns = model_fns(build_model(dataset, config), dataset.task, axis_name=DATA_AXIS)
-    mesh = data_mesh(devices)
-    sharded, layout = shard_data(data, mesh)
-    steps = len(data["y"]) // batch_size
-    solver = build_solver(method, fns.train_loss, layout.local_size, config,
-                          steps_per_epoch=steps, axis_name=DATA_AXIS, stateful=fns.stateful,
-                          measurement_fn=fns.dual_measurement)
-    state = init_sharded(solver, fns.params, mesh, layout, model_state=fns.model_state)
-    runner = data_parallel_epoch(solver, batch_size, mesh, layout)
-    state, history = train(solver, state, sharded, epochs=config.epochs, batch_size=batch_size,
-                           key=jax.random.key(config.seed), epsilon=config.epsilon,
-                           progress=progress, description=label or method, epoch_runner=runner)
-    return sample_order_state(state, layout), history
-
-
 class SweepResult(NamedTuple):
     """Outcome of :func:`run_method_sweep`."""
 
@@ -138,37 +114,21 @@ def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Se
     n = len(dataset.y_train)
     batch = min(config.batch_size, n)
     devices = resolve_devices(config.devices, batch)
-    axis = DATA_AXIS if devices > 1 else None
-    runs = [model_fns(build_model(dataset, config._replace(seed=s)), dataset.task,
-                      axis_name=axis) for s in seeds]
+    runs = [model_fns(build_model(dataset, config._replace(seed=s)), dataset.task)
+            for s in seeds]
     fns = runs[0]
-    params = stack_runs([r.params for r in runs])
-    model_state = stack_runs([r.model_state for r in runs]) if fns.stateful else ()
+    solver = build_solver(method, fns.train_loss, n, config, steps_per_epoch=n // batch,
+                          stateful=fns.stateful, measurement_fn=fns.dual_measurement)
+    states = stack_runs([solver.init(r.params, model_state=r.model_state) for r in runs])
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
-    data = {"x": np.asarray(dataset.x_train), "y": np.asarray(dataset.y_train)}
-    layout = None
-    if devices == 1:
-        solver = build_solver(method, fns.train_loss, n, config, steps_per_epoch=n // batch,
-                              stateful=fns.stateful, measurement_fn=fns.dual_measurement)
-        states = jax.vmap(lambda p, m: solver.init(p, model_state=m))(params, model_state)
-        runner = sweep_epoch(solver, batch)
-        data = jax.tree.map(jnp.asarray, data)
-    else:
-        mesh = data_mesh(devices)
-        data, layout = shard_data(data, mesh)
-        solver = build_solver(method, fns.train_loss, layout.local_size, config,
-                              steps_per_epoch=n // batch, axis_name=DATA_AXIS,
-                              stateful=fns.stateful, measurement_fn=fns.dual_measurement)
-        states = init_sharded(solver, params, mesh, layout, runs=True, model_state=model_state)
-        runner = sweep_epoch(solver, batch, mesh=mesh, layout=layout)
+    data = {"x": jnp.asarray(dataset.x_train), "y": jnp.asarray(dataset.y_train)}
     start = time.perf_counter()
-    states, _ = train_sweep(runner, states, data, epochs=config.epochs, keys=keys,
-                            progress=progress,
-                            description=f"{label or method} x{len(seeds)}")
+    states, _ = train(solver, states, data, epochs=config.epochs, batch_size=batch, key=keys,
+                      runs=len(seeds), mesh=data_mesh(devices) if devices > 1 else None,
+                      epsilon=config.epsilon, progress=progress,
+                      description=f"{label or method} x{len(seeds)}")
     jax.block_until_ready(states)
     seconds = time.perf_counter() - start
-    if layout is not None:
-        states = sample_order_state(states, layout, runs=True)
     runs = []
     for r in range(len(seeds)):
         p, o, m = jax.tree.map(lambda x, r=r: x[r],

@@ -17,7 +17,8 @@ from feasjax.averaging.wrappers import averaged_params
 from feasjax.data.datasets import Dataset
 from feasjax.experiments import multirun
 from feasjax.experiments.builders import RunConfig, build_model, build_solver, evaluate, model_fns
-from feasjax.training.loop import train
+from feasjax.parallel.mesh import data_mesh
+from feasjax.training.engine import train
 
 __all__ = [
     "MethodResult",
@@ -37,7 +38,7 @@ class MethodResult(NamedTuple):
 
 def run_method(dataset: Dataset, method: str, config: RunConfig, *,
                progress: bool | str = True, trainer: Callable | None = None,
-               label: str | None = None) -> MethodResult:
+               label: str | None = None, train_options: dict | None = None) -> MethodResult:
     """Train ``method`` on ``dataset`` with ``config`` and evaluate it on train and test.
 
     Args:
@@ -46,9 +47,10 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
       config: the shared :class:`RunConfig`.
       progress: the epoch bar (``True``), plain lines (``"lines"``) or nothing (``False``), as
         in :func:`feasjax.train`.
-      trainer: called like :func:`feasjax.train` (default); e.g. a
-        ``functools.partial`` of :func:`feasjax.training.train_resumable` with checkpoints.
+      trainer: called like :func:`feasjax.train` (default); one device only.
       label: the progress bar's label (default: ``method``).
+      train_options: more keyword arguments of :func:`feasjax.train` (checkpoints,
+        ``on_nonfinite``, ...); with ``config.devices > 1`` the engine's ``mesh`` is set.
 
     Returns:
       A :class:`MethodResult`; its metrics also hold ``skipped_steps``, the number of steps
@@ -67,23 +69,20 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     devices = multirun.resolve_devices(config.devices, batch_size)
     if trainer is not None and devices > 1:
         raise ValueError(f"a custom trainer runs on one device; got devices={devices} "
-                         f"(pass devices=1)")
+                         f"(pass devices=1, or train_options=... to feasjax.train)")
+    solver = build_solver(method, fns.train_loss, len(dataset.y_train), config,
+                          steps_per_epoch=len(dataset.y_train) // batch_size,
+                          stateful=fns.stateful, measurement_fn=fns.dual_measurement)
+    options = dict(train_options or {})
+    if devices > 1:  # the same program, partitioned over a mesh by the engine
+        options["mesh"] = data_mesh(devices)
     start = time.perf_counter()
-    if devices > 1:  # data-parallel over a mesh (feasjax.parallel.mesh)
-        state, history = multirun.train_on_mesh(method, dataset, data, config, devices,
-                                                batch_size=batch_size, progress=progress,
-                                                label=label or method)
-    else:
-        solver = build_solver(method, fns.train_loss, len(dataset.y_train), config,
-                              steps_per_epoch=len(dataset.y_train) // batch_size,
-                              stateful=fns.stateful, measurement_fn=fns.dual_measurement)
-        state, history = (trainer or train)(solver,
-                                            solver.init(fns.params, model_state=fns.model_state),
-                                            data,
-                                            epochs=config.epochs, batch_size=batch_size,
-                                            key=jax.random.key(config.seed),
-                                            epsilon=config.epsilon, progress=progress,
-                                            description=label or method)
+    state, history = (trainer or train)(solver,
+                                        solver.init(fns.params, model_state=fns.model_state),
+                                        data, epochs=config.epochs, batch_size=batch_size,
+                                        key=jax.random.key(config.seed),
+                                        epsilon=config.epsilon, progress=progress,
+                                        description=label or method, **options)
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
     train_losses, train_metrics = evaluate(fns, state.params, state.model_state,
