@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from feasjax.cli.report import format_table, write_outputs  # noqa: F401 (their old home)
-from feasjax.experiments.builders import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
+from feasjax.experiments.config import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
 
 __all__ = [
     "CommandParser",

@@ -8,10 +8,8 @@ from feasjax.cli.common import (_positive_int, add_run_arguments, check_outputs,
                                 config_from_args, progress_mode)
 from feasjax.cli.report import (config_lines, format_header, format_rows, format_table,
                                 interpret, write_outputs)
-from feasjax.data.datasets import DATASETS, load_dataset
-from feasjax.experiments.builders import RunConfig
-from feasjax.experiments.multirun import resolve_devices, run_method_sweep
-from feasjax.experiments.runs import run_method
+from feasjax.data.datasets import DATASETS
+from feasjax.experiments.config import RunConfig
 
 __all__ = [
     "add_demo_parser",
@@ -65,6 +63,9 @@ def demo(args: argparse.Namespace) -> dict:
         if args.plot:
             raise SystemExit("feasjax demo: error: --plot draws one run; use it without --seeds")
         return demo_sweep(args)
+    from feasjax.data.datasets import load_dataset
+    from feasjax.experiments.runs import run_method
+
     check_outputs(args, "demo")
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)  # fixed split (seed 0); --seed varies the training
@@ -91,6 +92,8 @@ def _label(method: str, i: int, methods: tuple) -> str:
 
 
 def _check_devices(config: RunConfig, dataset, command: str) -> int:
+    from feasjax.experiments.multirun import resolve_devices
+
     try:
         return resolve_devices(config.devices, min(config.batch_size, len(dataset.y_train)))
     except ValueError as e:
@@ -128,6 +131,9 @@ def demo_sweep(args: argparse.Namespace) -> dict:
     ``--average`` also ``"averaged": {"average", "train", "test"}`` in ``mean``, ``std`` and
     every run.
     """
+    from feasjax.data.datasets import load_dataset
+    from feasjax.experiments.multirun import run_method_sweep
+
     check_outputs(args, "demo")
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)

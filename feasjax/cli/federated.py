@@ -27,7 +27,7 @@ from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_float, 
 from feasjax.cli.demo import _seeds
 from feasjax.cli.report import write_json
 from feasjax.data.federated import federated_dataset
-from feasjax.federated.experiment import METHODS, FederatedConfig, run_federated
+from feasjax.federated.config import METHODS, FederatedConfig
 
 __all__ = [
     "add_federated_parser",
@@ -168,6 +168,8 @@ def federated_command(args: argparse.Namespace) -> dict:
       >>> sorted(report["methods"]["global"])
       ['mean_client_accuracy', 'seconds', 'worst_client_accuracy']
     """
+    from feasjax.federated.experiment import run_federated
+
     check_outputs(args, "federated")
     try:
         data = federated_dataset(args.dataset, args.clients, args.beta,

@@ -22,9 +22,8 @@ import numpy as np
 from feasjax.cli.common import _positive_int, check_outputs
 from feasjax.cli.demo import _seeds
 from feasjax.cli.report import write_json
-from feasjax.data.spurious import group_dataset, spurious_digits
 from feasjax.data.user_data import load_arrays
-from feasjax.experiments.groups import GROUP_METHODS, GroupConfig, run_group_method
+from feasjax.experiments.config import GROUP_METHODS, RunConfig
 
 __all__ = [
     "add_groups_parser",
@@ -58,7 +57,7 @@ def add_groups_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--methods", type=_group_methods, default=GROUP_METHODS,
                    help=f"comma-separated subset of {','.join(GROUP_METHODS)}")
     p.add_argument("--seeds", type=_seeds, default=(0, 1, 2, 3, 4), help="e.g. 0-4 or 0,3")
-    p.add_argument("--epochs", type=_positive_int, default=GroupConfig().epochs,
+    p.add_argument("--epochs", type=_positive_int, default=RunConfig().epochs,  # GroupConfig's
                    help="training epochs of every method")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--plot", metavar="PATH", help="bar chart of per-group test accuracy")
@@ -67,6 +66,8 @@ def add_groups_parser(commands: argparse._SubParsersAction) -> argparse.Argument
 
 
 def _datasets(name: str, seeds) -> list:
+    from feasjax.data.spurious import group_dataset, spurious_digits
+
     if name == "spurious_digits":
         return [spurious_digits(s) for s in seeds]
     arrays = load_arrays(name)
@@ -130,6 +131,8 @@ def groups_command(args: argparse.Namespace) -> dict:
       >>> report["seeds"]
       [0]
     """
+    from feasjax.experiments.groups import GroupConfig, run_group_method
+
     check_outputs(args, "groups")
     seeds = list(args.seeds)
     datasets = _datasets(args.dataset, seeds)
