@@ -29,6 +29,8 @@ def module_attributes(package: str, public: Sequence[str], *,
                       deprecated: Mapping[str, str] | None = None
                       ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """The module ``__getattr__`` and ``__dir__`` of ``package`` (see the module docstring)."""
+    if any(isinstance(names, str) for names in (lazy or {}).values()):
+        raise TypeError(f"lazy must map modules to sequences of names, got {lazy=}")
     lazy = {name: module for module, names in (lazy or {}).items() for name in names}
     deprecated = dict(deprecated or {})
 

@@ -16,7 +16,6 @@ if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run ti
     from feasjax.data.datasets import load_dataset
     from feasjax.data.user_data import load_arrays
     from feasjax.data.user_data import user_dataset
-    from feasjax.data.user_data import name_of
     from feasjax.data.federated import FederatedData
     from feasjax.data.federated import dirichlet_partition
     from feasjax.data.federated import federated_dataset
@@ -40,7 +39,6 @@ __all__ = [
     "from_client_arrays",
     "load_arrays",
     "load_dataset",
-    "name_of",
     "pad_clients",
     "spurious_digits",
     "TASKS",
@@ -48,12 +46,18 @@ __all__ = [
     "validate_arrays",
 ]
 
+# No longer exported here (helpers, or records only the library builds); until 0.3 they still
+# resolve, with a DeprecationWarning naming the module that defines them.
+_DEPRECATED = {
+    "name_of": "feasjax.data.user_data",
+}
+
 # Imported on first use: ``feasjax.data.datasets`` (numpy only) does not pull in JAX through
 # ``spurious``, so the command line lists the bundled datasets without importing JAX.
-__getattr__, __dir__ = module_attributes(__name__, __all__, lazy={
+__getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECATED, lazy={
     "feasjax.data.datasets": (
         "TASKS", "DATASETS", "Dataset", "validate_arrays", "from_arrays", "load_dataset"),
-    "feasjax.data.user_data": ("load_arrays", "user_dataset", "name_of"),
+    "feasjax.data.user_data": ("load_arrays", "user_dataset"),
     "feasjax.data.federated": (
         "FederatedData", "dirichlet_partition", "federated_dataset", "from_client_arrays",
         "pad_clients"),

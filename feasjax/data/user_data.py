@@ -19,7 +19,6 @@ from feasjax.data.datasets import Dataset, from_arrays, validate_arrays
 __all__ = [
     "load_arrays",
     "user_dataset",
-    "name_of",
 ]
 
 OPTIONAL = ("group", "x_test", "y_test")
@@ -152,7 +151,7 @@ def name_of(path: str | None) -> str:
     """A dataset name from a file path (its stem).
 
     Example:
-      >>> from feasjax.data import name_of
+      >>> from feasjax.data.user_data import name_of
       >>> name_of("runs/mydata.npz"), name_of(None)
       ('mydata', 'user')
     """

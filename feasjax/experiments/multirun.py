@@ -25,8 +25,6 @@ from feasjax.training.loop import train
 
 __all__ = [
     "SweepResult",
-    "resolve_devices",
-    "sample_order_state",
     "run_method_sweep",
 ]
 

@@ -2,20 +2,16 @@
 ``epoch_fn``, ``epoch_indices``), the checkpointed, exactly resumable loop (``resume``) and Orbax
 full-state checkpoints (``checkpoint``), and the per-epoch progress they show (``progress``).
 """
+from feasjax._exports import module_attributes
 from feasjax.training.loop import EpochInfo
 from feasjax.training.loop import History
 from feasjax.training.loop import epoch_indices
 from feasjax.training.loop import epoch_fn
 from feasjax.training.loop import chunk_fn
 from feasjax.training.loop import train
-from feasjax.training.loop import num_steps
-from feasjax.training.loop import unalias
-from feasjax.training.loop import raise_on_skipped_step
-from feasjax.training.loop import check_state_fits_data
 from feasjax.training.progress import Progress
 from feasjax.training.progress import progress_reporter
 from feasjax.training.resume import train_resumable
-from feasjax.training.resume import data_fingerprint
 from feasjax.training.checkpoint import Restored
 from feasjax.training.checkpoint import checkpoint_manager
 from feasjax.training.checkpoint import save_checkpoint
@@ -24,22 +20,29 @@ from feasjax.training.checkpoint import restore_checkpoint
 
 __all__ = [
     "check_compatible",
-    "check_state_fits_data",
     "checkpoint_manager",
     "chunk_fn",
-    "data_fingerprint",
     "epoch_fn",
     "epoch_indices",
     "EpochInfo",
     "History",
-    "num_steps",
     "Progress",
     "progress_reporter",
-    "raise_on_skipped_step",
     "restore_checkpoint",
     "Restored",
     "save_checkpoint",
     "train",
     "train_resumable",
-    "unalias",
 ]
+
+# No longer exported here (helpers, or records only the library builds); until 0.3 they still
+# resolve, with a DeprecationWarning naming the module that defines them.
+_DEPRECATED = {
+    "check_state_fits_data": "feasjax.training.loop",
+    "data_fingerprint": "feasjax.training.resume",
+    "num_steps": "feasjax.training.loop",
+    "raise_on_skipped_step": "feasjax.training.loop",
+    "unalias": "feasjax.training.loop",
+}
+
+__getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECATED)

@@ -15,11 +15,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-__all__ = [
-    "THREEFRY",
-    "host_epoch_keys",
-    "threefry_fold_in",
-]
+__all__: list[str] = []  # helpers of the training loop only: import them from here
 
 THREEFRY = "threefry2x32"
 _MASK = 0xFFFFFFFF
