@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from feasjax.cli.common import (_positive_int, add_run_arguments, check_outputs,
+from feasjax.cli.common import (_positive_int, add_run_arguments, add_seeds, check_outputs,
                                 config_from_args, progress_mode)
 from feasjax.cli.report import (config_lines, format_header, format_rows, format_table,
                                 interpret, write_outputs)
@@ -100,27 +100,12 @@ def _check_devices(config: RunConfig, dataset, command: str) -> int:
         raise SystemExit(f"feasjax {command}: error: --devices: {e}") from None
 
 
-def _seeds(text: str) -> tuple[int, ...]:
-    """``"0-7"``, ``"0,3,5"`` or ``"0-3,8"`` -> the seeds."""
-    seeds = []
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            seeds.extend(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        seeds = []
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"--seeds must look like 0-7 or 0,3,5, got {text!r}")
-    return tuple(seeds)
-
-
 def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
     """``--devices`` and ``--seeds`` (data parallelism and vectorised sweeps)."""
     parser.add_argument("--devices", type=_positive_int, default=None,
                         help="data-parallel devices (default: all that divide the batch size)")
-    parser.add_argument("--seeds", type=_seeds, default=None,
-                        help="train every seed of e.g. 0-7 in one vmapped program and report "
-                             "mean ± std (overrides --seed)")
+    add_seeds(parser, None, "train every seed of e.g. 0-7 in one vmapped program and report "
+                            "mean ± std (overrides --seed)")
 
 
 def demo_sweep(args: argparse.Namespace) -> dict:

@@ -25,6 +25,8 @@ from feasjax.metrics.groups import group_summary
 
 if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run time: __getattr__
     from feasjax.metrics.plotting import loss_survival_figure
+    from feasjax.metrics.plotting import plot_accuracy_curves
+    from feasjax.metrics.plotting import plot_group_accuracy
     from feasjax.metrics.plotting import plot_loss_cdfs
     from feasjax.metrics.plotting import plot_loss_survival
 
@@ -42,6 +44,8 @@ __all__ = [
     "loss_survival_figure",
     "multiplier_stats",
     "per_class_accuracy",
+    "plot_accuracy_curves",
+    "plot_group_accuracy",
     "plot_loss_cdfs",
     "plot_loss_survival",
     "quantile",
@@ -51,5 +55,6 @@ __all__ = [
 
 # matplotlib takes seconds to import: the plotting module is imported on first use only.
 __getattr__, __dir__ = module_attributes(__name__, __all__, lazy={
-    "feasjax.metrics.plotting": ("loss_survival_figure", "plot_loss_cdfs", "plot_loss_survival"),
+    "feasjax.metrics.plotting": ("loss_survival_figure", "plot_accuracy_curves",
+                                 "plot_group_accuracy", "plot_loss_cdfs", "plot_loss_survival"),
 })
