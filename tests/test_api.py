@@ -10,7 +10,11 @@
 - no subpackage exports a name that is also one of its submodules;
 - the top level stays small, and each name that 0.1 exported there still resolves, the moved
   ones with a ``DeprecationWarning`` that names their new place;
-- tests, benchmarks, doctests and the README import and use only public names.
+- a subpackage's ``__all__`` is its documented API and nothing more: a module's ``__all__``
+  lists only names its subpackage exports, and helpers are in no ``__all__``. Names that a
+  subpackage no longer exports still resolve there until 0.3, with a ``DeprecationWarning``;
+- doctests, benchmarks and the README import and use only public names; tests may also import
+  a helper, from the module that defines it (``from feasjax.core.rows import unique_rows``).
 """
 import ast
 import doctest
@@ -33,6 +37,7 @@ PACKAGE = ROOT / "feasjax"
 
 # Lower layers never import higher ones; modules of one layer may import each other (acyclically).
 LAYERS = {
+    "_exports": 0,  # the lazy and deprecated names of every package's __getattr__
     "core": 0,
     "averaging": 1, "uncertainty": 1,
     "models": 2, "data": 2, "metrics": 2,
@@ -51,11 +56,9 @@ SUBPACKAGES = ("core", "averaging", "uncertainty", "models", "data", "metrics", 
 EXAMPLE_EXEMPT = {
     # states, made by init
     "AveragedState", "BootstrapState", "ChainState", "ConstrainedState", "IndexedState",
-    "NuPIState", "OptimisticState", "PenaltyState", "PrimalDualState",
-    # made by a factory: ema/polyak/..., lagrangian/resilient/..., ascent, primal_dual and
-    # feasible_learning, multiplier_bootstrap
-    "Averager", "WindowLeaf", "Formulation", "AscentTransformation", "PrimalDual",
-    "MultiplierBootstrap",
+    "PrimalDualState",
+    # made by a factory: ema/polyak/..., primal_dual and feasible_learning, multiplier_bootstrap
+    "Averager", "PrimalDual", "MultiplierBootstrap",
     # results: of a step, an epoch, train, train_sweep, restore_checkpoint, run_method,
     # run_method_sweep, model_fns, shard_layout, coordinate_intervals, confidence_ball
     "StepInfo", "EpochInfo", "History", "SweepHistory", "Restored", "MethodResult",
@@ -64,6 +67,10 @@ EXAMPLE_EXEMPT = {
     # federated_averaging and mean_estimation
     "FederatedState", "Federated", "MeanEstimation",
 }
+
+# Modules whose ``__all__`` may list names that their subpackage does not export: the local
+# launcher (run as ``python -m feasjax.parallel.launch``).
+OWN_ALL = {"feasjax.parallel.launch"}
 
 # The top-level names of feasjax 0.1, every one of which must still resolve.
 NAMES_0_1 = """
@@ -96,7 +103,9 @@ def _module_name(path: pathlib.Path) -> str:
 MODULE_FILES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 # Modules that are run, not imported: python -m feasjax.cli, and the feasjax.launch shim.
 RUN_ONLY = {"feasjax.cli.__main__", "feasjax.launch"}
-PUBLIC_MODULES = sorted(m for m in MODULE_FILES if m not in RUN_ONLY)
+# Underscore modules (feasjax._exports) are the private layer: no __all__, no public names.
+PUBLIC_MODULES = sorted(m for m in MODULE_FILES
+                        if m not in RUN_ONLY and not m.rsplit(".", 1)[-1].startswith("_"))
 
 
 def _is_module(name: str) -> bool:
@@ -276,11 +285,52 @@ def test_every_name_of_0_1_still_resolves_and_moved_ones_warn(name):
             warnings.simplefilter("error")
             getattr(fj, name)
         return
-    subpackage = next(s for s in SUBPACKAGES if name in getattr(fj, s).__all__)
-    message = rf"feasjax\.{name} moved to feasjax\.{subpackage}\.{name}; .* removed in 0\.3"
+    where = fj._MOVED[name]  # the subpackage that exports it, or the module of a helper
+    home = importlib.import_module(where)
+    assert name in home.__all__ or getattr(home, name).__module__ == where, name
+    message = rf"feasjax\.{name} moved to {re.escape(where)}\.{name}; .* removed in 0\.3"
     with pytest.warns(DeprecationWarning, match=message):
         value = getattr(fj, name)
-    assert value is getattr(importlib.import_module(f"feasjax.{subpackage}"), name)
+    assert value is getattr(home, name)
+
+
+def _own_all(module: str) -> list[str]:
+    return importlib.import_module(module).__all__
+
+
+@pytest.mark.parametrize("subpackage", SUBPACKAGES)
+def test_a_subpackage_all_is_its_api_and_modules_list_only_that(subpackage):
+    package = importlib.import_module(f"feasjax.{subpackage}")
+    modules = [m for m in PUBLIC_MODULES if m.startswith(f"feasjax.{subpackage}.")]
+    for module in modules:
+        if module not in OWN_ALL:
+            extra = set(_own_all(module)) - set(package.__all__)
+            assert not extra, f"{module}.__all__ lists names {package.__name__} does not export: " \
+                              f"{sorted(extra)} (a helper: drop it from __all__)"
+    listed = {name for module in modules for name in _own_all(module)}
+    assert set(package.__all__) <= listed, "every export is some module's public name"
+    assert sorted(dir(package)) == sorted(package.__all__)
+
+
+# Names that a subpackage exported before it curated its __all__: name -> (subpackage, module).
+DROPPED = {name: (sub, where) for sub in SUBPACKAGES
+           for name, where in getattr(importlib.import_module(f"feasjax.{sub}"),
+                                      "_DEPRECATED", {}).items()}
+
+
+@pytest.mark.parametrize("name", sorted(DROPPED))
+def test_names_a_subpackage_no_longer_exports_still_resolve_with_a_warning(name):
+    sub, where = DROPPED[name]
+    package = importlib.import_module(f"feasjax.{sub}")
+    assert name not in package.__all__ and name not in vars(package)
+    message = rf"feasjax\.{sub}\.{name} moved to {re.escape(where)}\.{name}; .* removed in 0\.3"
+    with pytest.warns(DeprecationWarning, match=message):
+        value = getattr(package, name)
+    assert value is getattr(importlib.import_module(where), name)
+
+
+def test_core_exports_what_a_user_calls():
+    assert len(fj.core.__all__) <= 31, "the helpers live in their modules, not in fj.core"
 
 
 def test_unknown_top_level_names_raise_attribute_error():
@@ -292,8 +342,21 @@ def test_unknown_top_level_names_raise_attribute_error():
 # ---------------------------------------------------------------- users see only public names
 
 
-def _resolve(path: str, where: str) -> object:
-    """Follow ``feasjax.a.b.c`` through public names only; stop at the first non-module."""
+def _defines(module: str) -> set[str]:
+    """The names a feasjax module binds at its top level (functions, classes, assignments)."""
+    names = set()
+    for node in ast.parse(MODULE_FILES[module].read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def _resolve(path: str, where: str, internal: bool = False) -> object:
+    """Follow ``feasjax.a.b.c`` through public names; stop at the first non-module. With
+    ``internal`` (tests), a helper may also be taken from the module that defines it."""
     parts = path.split(".")
     assert parts[0] == "feasjax", where
     obj = fj
@@ -303,27 +366,30 @@ def _resolve(path: str, where: str) -> object:
         module = ".".join(parts[:i + 1])
         if _is_module(module) and not part.startswith("_"):
             obj = importlib.import_module(module)
-        elif part in obj.__all__ or (part.startswith("__") and part.endswith("__")):
+        elif (part in obj.__all__ or (part.startswith("__") and part.endswith("__"))
+              or (internal and part in _defines(obj.__name__))):
             obj = getattr(obj, part)
         else:
             raise AssertionError(f"{where}: {module} is not public (not in "
-                                 f"{obj.__name__}.__all__)")
+                                 f"{obj.__name__}.__all__)" + (
+                                     ", nor defined there" if internal else ""))
     return obj
 
 
-def _check_source(source: str, where: str) -> None:
+def _check_source(source: str, where: str, internal: bool = False) -> None:
     tree = ast.parse(source)
     aliases = {}  # local name -> feasjax module path
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.split(".")[0] == "feasjax":
-                    _resolve(a.name, where)
+                    _resolve(a.name, where, internal)
                     aliases[a.asname or "feasjax"] = a.name if a.asname else "feasjax"
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "feasjax":
-            _resolve(node.module, where)
+            _resolve(node.module, where, internal)
             for a in node.names:
-                obj = _resolve(f"{node.module}.{a.name}", f"{where}: from {node.module} import")
+                obj = _resolve(f"{node.module}.{a.name}", f"{where}: from {node.module} import",
+                               internal)
                 if isinstance(obj, types.ModuleType):
                     aliases[a.asname or a.name] = obj.__name__
     for node in ast.walk(tree):
@@ -332,33 +398,42 @@ def _check_source(source: str, where: str) -> None:
             chain.insert(0, node.attr)
             node = node.value
         if chain and isinstance(node, ast.Name) and node.id in aliases:
-            _resolve(".".join([aliases[node.id], *chain]), where)
+            _resolve(".".join([aliases[node.id], *chain]), where, internal)
 
 
 def _doctest_sources():
+    """``(where, source, public)``: the examples of every docstring, and whether the API
+    reference shows them (a module's or a public name's docstring, not a helper's)."""
     parser = doctest.DocTestParser()
     for module, path in MODULE_FILES.items():
+        public = set(getattr(importlib.import_module(module), "__all__", ())) \
+            if module in PUBLIC_MODULES else set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)):
                 doc = ast.get_docstring(node)
                 if doc and ">>>" in doc:
                     source = "\n".join(e.source for e in parser.get_examples(doc))
-                    yield f"{module}:{getattr(node, 'name', '')}", source
+                    name = getattr(node, "name", "")
+                    yield f"{module}:{name}", source, not name or name in public
 
 
 README = (ROOT / "README.md").read_text()
 
 
-@pytest.mark.parametrize("path", sorted([*(ROOT / "tests").glob("*.py"),
-                                         *(ROOT / "benchmarks").glob("*.py")]),
-                         ids=lambda p: p.name)
-def test_tests_and_benchmarks_use_only_public_names(path):
+@pytest.mark.parametrize("path", sorted((ROOT / "tests").glob("*.py")), ids=lambda p: p.name)
+def test_tests_import_helpers_only_from_their_modules(path):
+    _check_source(path.read_text(), path.name, internal=True)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks").glob("*.py")), ids=lambda p: p.name)
+def test_benchmarks_use_only_public_names(path):
     _check_source(path.read_text(), path.name)
 
 
 def test_doctests_use_only_public_names():
-    for where, source in _doctest_sources():
-        _check_source(source, where)
+    # A helper's own example (not in the API reference) may use helpers, from their modules.
+    for where, source, public in _doctest_sources():
+        _check_source(source, where, internal=not public)
 
 
 def test_readme_code_and_prose_use_only_public_names():

@@ -20,7 +20,8 @@ import pytest
 import feasjax as fj
 from feasjax.training import run_checkpoints as resume_lib
 from feasjax.training.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
-from feasjax.training.resume import data_fingerprint, train_resumable
+from feasjax.training.resume import train_resumable
+from feasjax.training.run_checkpoints import data_fingerprint
 
 N, D, B, EPOCHS, EVERY = 30, 3, 4, 3, 2  # 7 steps an epoch; saves at 2 4 6 9 11 13 14 ... 21
 STOP = 9  # the stopped run's latest checkpoint (epoch 1, step 2); the previous one is 6

@@ -6,6 +6,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from feasjax import cli
+from feasjax.experiments import runs
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +96,13 @@ X, Y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
     (dict(x=X, y=Y, group=np.arange(39)), r"group must have one entry per sample of x"),
 ])
 def test_bad_files_fail_before_training(tmp_path, monkeypatch, arrays, message):
-    monkeypatch.setattr(cli.train, "run_method", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(runs, "run_method", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(SystemExit, match=message):
         cli.main(_bad(tmp_path, "bad", **arrays))
 
 
 def test_bad_npy_and_num_classes(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli.train, "run_method", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(runs, "run_method", lambda *a, **k: pytest.fail("training started"))
     np.save(tmp_path / "x.npy", X)
     np.save(tmp_path / "y.npy", Y * 3)
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}] * 40, dtype=object))

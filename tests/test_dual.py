@@ -6,7 +6,7 @@ import optax
 import pytest
 
 import feasjax as fj
-from feasjax.core.dual import AscentTransformation, check_ascent, is_ascent
+from feasjax.core.dual import AscentTransformation, check_ascent, is_ascent, project_nonnegative
 
 # nupi and optimistic ascend already: wrapping them in fj.ascent must change nothing.
 WRAPS = pytest.mark.parametrize("wrap", [lambda tx: tx, fj.ascent], ids=["bare", "ascent"])
@@ -77,7 +77,7 @@ def test_nupi_jit_and_no_jit_agree():
 
 
 def test_project_nonnegative():
-    np.testing.assert_array_equal(fj.core.project_nonnegative(jnp.array([-0.1, 0.0, 2.0])),
+    np.testing.assert_array_equal(project_nonnegative(jnp.array([-0.1, 0.0, 2.0])),
                                   [0.0, 0.0, 2.0])
 
 

@@ -11,8 +11,9 @@ from flax import nnx
 
 import feasjax as fj
 from feasjax import metrics
-from feasjax.core import (GROUPS, exponentiated_gradient, group_counts, group_dro,
-                          group_mean_losses, group_weights, reweighted)
+from feasjax.core import exponentiated_gradient, group_dro, group_weights, reweighted
+from feasjax.core.reweighting import group_counts
+from feasjax.core.robust import GROUPS, group_mean_losses
 from feasjax.models import MLP, ExampleTiedDropout, TiedDropout
 
 RNG = np.random.default_rng(0)

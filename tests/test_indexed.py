@@ -7,6 +7,7 @@ import optax
 import pytest
 
 import feasjax as fj
+from feasjax.core.rows import apply_row_updates
 
 N, B = 10, 4
 OPTIMIZERS = {
@@ -31,7 +32,7 @@ def test_indexed_equals_inner_on_rows_and_leaves_others(name):
     for t in range(3):
         grads = jnp.sin(jnp.arange(B) + 3.0 * t)
         upd, state = tx.update(grads, state, params, indices=rows)
-        params = fj.core.apply_row_updates(params, upd, rows)
+        params = apply_row_updates(params, upd, rows)
         sub_upd, sub_state = inner.update(grads, sub_state, sub)
         sub = optax.apply_updates(sub, sub_upd)
         np.testing.assert_allclose(params[rows], sub, rtol=1e-6)
@@ -49,7 +50,7 @@ def test_rows_have_their_own_counters():
     state = tx.init(params)
     for _ in range(5):
         upd, state = tx.update(jnp.ones(1), state, params, indices=jnp.array([0]))
-        params = fj.core.apply_row_updates(params, upd, jnp.array([0]))
+        params = apply_row_updates(params, upd, jnp.array([0]))
     upd, state = tx.update(jnp.ones(1), state, params, indices=jnp.array([1]))
     fresh_upd, _ = inner.update(jnp.ones(1), inner.init(jnp.zeros(1)))
     np.testing.assert_allclose(upd, fresh_upd, rtol=1e-6)
@@ -63,7 +64,7 @@ def test_duplicate_indices_sum_gradients_and_step_once():
     idx = jnp.array([2, 1, 2])
     upd, state = tx.update(jnp.array([1.0, 10.0, 3.0]), state, params, indices=idx)
     np.testing.assert_allclose(upd, [-4.0, -10.0, -4.0])
-    params = fj.core.apply_row_updates(params, upd, idx)
+    params = apply_row_updates(params, upd, idx)
     np.testing.assert_allclose(params, [0.0, -10.0, -4.0, 0.0])
     # The momentum trace of row 2 holds the summed gradient once.
     np.testing.assert_allclose(state.inner[0].trace, [0.0, 10.0, 4.0, 0.0])
@@ -114,7 +115,7 @@ def test_pytree_rows_with_matrix_leaves():
     state = tx.init(params)
     idx = jnp.array([3])
     upd, state = tx.update({"w": jnp.ones((1, 2)), "b": jnp.ones(1)}, state, params, indices=idx)
-    new = fj.core.apply_row_updates(params, upd, idx)
+    new = apply_row_updates(params, upd, idx)
     np.testing.assert_array_equal(new["w"][3], [-1.0, -1.0])
     np.testing.assert_array_equal(new["w"][:3], 0.0)
 
@@ -134,7 +135,7 @@ def test_bad_indices_raise():
     with pytest.raises(ValueError, match=r"updates must have leading axis of size 2"):
         tx.update(jnp.ones(3), state, params, indices=jnp.array([0, 1]))
     with pytest.raises(ValueError, match=r"indices must lie in \[0, 4\)"):
-        fj.core.apply_row_updates(params, jnp.ones(1), jnp.array([9]))
+        apply_row_updates(params, jnp.ones(1), jnp.array([9]))
 
 
 def test_out_of_range_inside_jit_is_never_written():

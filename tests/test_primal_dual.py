@@ -6,6 +6,7 @@ import optax
 import pytest
 
 import feasjax as fj
+from feasjax.core.formulations import slack
 
 
 def _run(solver, state, steps, indices_fn=None, batch=None):
@@ -142,7 +143,7 @@ def test_fixed_theta_rfl_fixed_point_and_slack():
     np.testing.assert_allclose(state.multipliers[fj.SAMPLES], alpha * jnp.maximum(g, 0),
                                rtol=1e-5, atol=1e-6)
     # The optimal slack u = λ/α absorbs exactly the positive part of the violation.
-    np.testing.assert_allclose(fj.core.slack(state.multipliers[fj.SAMPLES], alpha),
+    np.testing.assert_allclose(slack(state.multipliers[fj.SAMPLES], alpha),
                                jnp.maximum(g, 0), rtol=1e-5, atol=1e-6)
 
 

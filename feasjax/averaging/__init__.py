@@ -4,9 +4,8 @@ the average in the optimizer state and its accessor ``averaged_params`` in ``wra
 averages of indexed (per-sample) states in ``indexed``, the SWA learning-rate schedule in
 ``schedules`` and optimal local/global model mixing (Grimberg et al. 2021) in ``mixing``.
 """
+from feasjax._exports import module_attributes
 from feasjax.averaging.averagers import Averager
-from feasjax.averaging.averagers import WindowLeaf
-from feasjax.averaging.averagers import WARMUPS
 from feasjax.averaging.averagers import polyak
 from feasjax.averaging.averagers import tail_polyak
 from feasjax.averaging.averagers import swa
@@ -42,6 +41,13 @@ __all__ = [
     "swa",
     "swa_schedule",
     "tail_polyak",
-    "WARMUPS",
-    "WindowLeaf",
 ]
+
+# No longer exported here (helpers, or records only the library builds); until 0.3 they still
+# resolve, with a DeprecationWarning naming the module that defines them.
+_DEPRECATED = {
+    "WARMUPS": "feasjax.averaging.averagers",
+    "WindowLeaf": "feasjax.averaging.averagers",
+}
+
+__getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECATED)

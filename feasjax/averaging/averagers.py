@@ -21,8 +21,6 @@ import jax.numpy as jnp
 
 __all__ = [
     "Averager",
-    "WindowLeaf",
-    "WARMUPS",
     "polyak",
     "tail_polyak",
     "swa",

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from feasjax.cli.report import format_table, write_outputs  # noqa: F401 (their old home)
-from feasjax.experiments.builders import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
+from feasjax.experiments.config import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
 
 __all__ = [
     "CommandParser",
@@ -70,15 +70,6 @@ def progress_mode(args: argparse.Namespace) -> bool | str:
     return True
 
 
-def _methods(text: str) -> tuple[str, ...]:
-    methods = tuple(m.strip() for m in text.split(",") if m.strip())
-    unknown = [m for m in methods if m not in METHODS]
-    if not methods or unknown:
-        raise argparse.ArgumentTypeError(
-            f"--methods must be a comma-separated subset of {','.join(METHODS)}, got {text!r}")
-    return methods
-
-
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -112,6 +103,80 @@ def _fraction(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
     return value
+
+
+# ---------------------------------------------------------------- the options every command shares
+# One function per option, so that its name, parsing and help are the same in every command.
+
+
+def add_methods(parser: argparse.ArgumentParser, choices: tuple[str, ...],
+                default: tuple[str, ...] | None = None) -> None:
+    """``--methods``: a comma-separated subset of ``choices`` (default: all of them).
+
+    Example:
+      >>> from feasjax.cli.common import CommandParser, add_methods
+      >>> parser = CommandParser(prog="x")
+      >>> add_methods(parser, ("erm", "fl"))
+      >>> parser.parse_args(["--methods", "fl"]).methods
+      ('fl',)
+    """
+    def methods(text: str) -> tuple[str, ...]:
+        picked = tuple(m.strip() for m in text.split(",") if m.strip())
+        if not picked or any(m not in choices for m in picked):
+            raise argparse.ArgumentTypeError(f"--methods must be a comma-separated subset of "
+                                             f"{','.join(choices)}, got {text!r}")
+        return picked
+
+    parser.add_argument("--methods", type=methods, default=choices if default is None else default,
+                        help=f"comma-separated subset of {','.join(choices)}")
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """``"0-7"``, ``"0,3,5"`` or ``"0-3,8"`` -> the seeds."""
+    seeds = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            seeds.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"--seeds must look like 0-7 or 0,3,5, got {text!r}")
+    return tuple(seeds)
+
+
+def add_seeds(parser: argparse.ArgumentParser, default: tuple[int, ...] | None,
+              help: str) -> None:
+    """``--seeds``: ``0-7``, ``0,3,5`` or ``0-3,8``."""
+    parser.add_argument("--seeds", type=_seeds, default=default, help=help)
+
+
+def add_json(parser: argparse.ArgumentParser, what: str = "the results") -> None:
+    """``--json PATH``."""
+    parser.add_argument("--json", metavar="PATH", help=f"write {what} as JSON")
+
+
+def add_plot(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--plot PATH`` (a PNG)."""
+    parser.add_argument("--plot", metavar="PATH", help=help)
+
+
+def add_no_progress(parser: argparse.ArgumentParser, shows_progress: bool = True) -> None:
+    """``--no-progress``; a command without a progress bar accepts it too, so that a script can
+    pass the same flags to every command."""
+    parser.add_argument("--no-progress", action="store_true",
+                        help="print plain lines on stderr (every epoch, or every k-th for more "
+                             "than 10) instead of a progress bar; also the default when stderr "
+                             "is not a terminal" if shows_progress else
+                             "accepted for scripts that pass it to every command (this command "
+                             "draws no progress bar)")
+
+
+def add_no_compile_cache(parser: argparse.ArgumentParser) -> None:
+    """``--no-compile-cache`` (read by :func:`feasjax.cli.main` before the command runs)."""
+    parser.add_argument("--no-compile-cache", action="store_true",
+                        help="do not use JAX's persistent compilation cache (kept under "
+                             "~/.cache/feasjax/jax, or $FEASJAX_CACHE_DIR)")
 
 
 OUTPUT_FLAGS = (("json", "--json"), ("plot", "--plot"), ("save_losses", "--save-losses"))
@@ -158,8 +223,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of model initialisation and shuffling")
     parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size,
                         help="minibatch size (capped at the number of training samples)")
-    parser.add_argument("--methods", type=_methods, default=METHODS,
-                        help="comma-separated subset of erm,fl,rfl")
+    add_methods(parser, METHODS)
     parser.add_argument("--lr", type=_positive_float, default=defaults.learning_rate,
                         help="primal learning rate (SGD with momentum)")
     parser.add_argument("--dual-lr", type=_positive_float, default=defaults.dual_learning_rate,
@@ -171,16 +235,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--average", choices=AVERAGES, default=defaults.average,
                         help="also evaluate an average of the parameters (reported beside "
                              "the raw model, as METHOD+AVERAGE rows and 'averaged' in JSON)")
-    parser.add_argument("--json", metavar="PATH", help="write the metrics as JSON")
-    parser.add_argument("--plot", metavar="PATH",
-                        help="write per-sample loss survival curves (train and test) as PNG")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="print plain lines on stderr (every epoch, or every k-th for more "
-                             "than 10) instead of a progress bar; also the default when stderr "
-                             "is not a terminal")
-    parser.add_argument("--no-compile-cache", action="store_true",
-                        help="do not use JAX's persistent compilation cache (kept under "
-                             "~/.cache/feasjax/jax, or $FEASJAX_CACHE_DIR)")
+    add_json(parser, "the metrics")
+    add_plot(parser, "write per-sample loss survival curves (train and test) as PNG")
+    add_no_progress(parser)
+    add_no_compile_cache(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

@@ -4,14 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from feasjax.cli.common import (_positive_int, add_run_arguments, check_outputs,
+from feasjax.cli.common import (_positive_int, add_run_arguments, add_seeds, check_outputs,
                                 config_from_args, progress_mode)
 from feasjax.cli.report import (config_lines, format_header, format_rows, format_table,
                                 interpret, write_outputs)
-from feasjax.data.datasets import DATASETS, load_dataset
-from feasjax.experiments.builders import RunConfig
-from feasjax.experiments.multirun import resolve_devices, run_method_sweep
-from feasjax.experiments.runs import run_method
+from feasjax.data.datasets import DATASETS
+from feasjax.experiments.config import RunConfig
 
 __all__ = [
     "add_demo_parser",
@@ -65,6 +63,9 @@ def demo(args: argparse.Namespace) -> dict:
         if args.plot:
             raise SystemExit("feasjax demo: error: --plot draws one run; use it without --seeds")
         return demo_sweep(args)
+    from feasjax.data.datasets import load_dataset
+    from feasjax.experiments.runs import run_method
+
     check_outputs(args, "demo")
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)  # fixed split (seed 0); --seed varies the training
@@ -91,33 +92,20 @@ def _label(method: str, i: int, methods: tuple) -> str:
 
 
 def _check_devices(config: RunConfig, dataset, command: str) -> int:
+    from feasjax.experiments.multirun import resolve_devices
+
     try:
         return resolve_devices(config.devices, min(config.batch_size, len(dataset.y_train)))
     except ValueError as e:
         raise SystemExit(f"feasjax {command}: error: --devices: {e}") from None
 
 
-def _seeds(text: str) -> tuple[int, ...]:
-    """``"0-7"``, ``"0,3,5"`` or ``"0-3,8"`` -> the seeds."""
-    seeds = []
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            seeds.extend(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        seeds = []
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"--seeds must look like 0-7 or 0,3,5, got {text!r}")
-    return tuple(seeds)
-
-
 def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
     """``--devices`` and ``--seeds`` (data parallelism and vectorised sweeps)."""
     parser.add_argument("--devices", type=_positive_int, default=None,
                         help="data-parallel devices (default: all that divide the batch size)")
-    parser.add_argument("--seeds", type=_seeds, default=None,
-                        help="train every seed of e.g. 0-7 in one vmapped program and report "
-                             "mean ± std (overrides --seed)")
+    add_seeds(parser, None, "train every seed of e.g. 0-7 in one vmapped program and report "
+                            "mean ± std (overrides --seed)")
 
 
 def demo_sweep(args: argparse.Namespace) -> dict:
@@ -128,6 +116,9 @@ def demo_sweep(args: argparse.Namespace) -> dict:
     ``--average`` also ``"averaged": {"average", "train", "test"}`` in ``mean``, ``std`` and
     every run.
     """
+    from feasjax.data.datasets import load_dataset
+    from feasjax.experiments.multirun import run_method_sweep
+
     check_outputs(args, "demo")
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)

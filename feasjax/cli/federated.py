@@ -23,24 +23,16 @@ import argparse
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_float, _positive_int,
-                                check_outputs)
-from feasjax.cli.demo import _seeds
+                                add_json, add_methods, add_no_compile_cache, add_no_progress,
+                                add_plot, add_seeds, check_outputs)
 from feasjax.cli.report import write_json
 from feasjax.data.federated import federated_dataset
-from feasjax.federated.experiment import METHODS, FederatedConfig, run_federated
+from feasjax.federated.config import METHODS, FederatedConfig
 
 __all__ = [
     "add_federated_parser",
     "federated_command",
 ]
-
-
-def _methods(text: str) -> tuple[str, ...]:
-    methods = tuple(m.strip() for m in text.split(",") if m.strip())
-    if not methods or any(m not in METHODS for m in methods):
-        raise argparse.ArgumentTypeError(
-            f"--methods must be a comma-separated subset of {','.join(METHODS)}, got {text!r}")
-    return methods
 
 
 def add_federated_parser(commands: argparse._SubParsersAction) -> None:
@@ -70,14 +62,13 @@ def add_federated_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=_positive_float, default=cfg.learning_rate, help="client SGD learning rate")
     p.add_argument("--theta", type=_fraction_or_end, default=cfg.theta,
                    help="the portfolio's reported theta (a multiple of 0.1)")
-    p.add_argument("--methods", type=_methods, default=METHODS,
-                   help=f"comma-separated subset of {','.join(METHODS)}")
-    p.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="e.g. 0-2 or 0,3")
+    add_methods(p, METHODS)
+    add_seeds(p, (0, 1, 2), "e.g. 0-2 or 0,3")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the client partition")
-    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    p.add_argument("--plot", metavar="PATH", help="PNG: accuracy against the mixing coefficient")
-    p.add_argument("--no-compile-cache", action="store_true",
-                   help="do not use JAX's persistent compilation cache")
+    add_json(p)
+    add_plot(p, "PNG: accuracy against the mixing coefficient")
+    add_no_progress(p, shows_progress=False)
+    add_no_compile_cache(p)
     p.set_defaults(handler=federated_command)
 
 
@@ -131,27 +122,21 @@ def _print(report: dict) -> None:
 
 
 def _plot(report: dict, path: str) -> None:
-    from matplotlib.figure import Figure  # lazy: seconds to import, only --plot needs it
+    # Lazy: matplotlib takes seconds to import, and only --plot needs it.
+    from feasjax.metrics.plotting import plot_accuracy_curves
 
-    fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
-    methods = report["methods"]
+    methods, curves, mark = report["methods"], {}, None
     if "mix" in methods:
         mix = methods["mix"]
-        ax.plot(mix["alphas"], np.mean(mix["accuracy_by_alpha"], axis=0), "o-",
-                label="mix(local, global, α), same α for every client")
-        ax.axvline(float(np.mean(mix["alpha"])), color="k", ls="--",
-                   label="mean estimated α* (held out)")
+        curves["mix(local, global, α), same α for every client"] = (
+            mix["alphas"], mix["accuracy_by_alpha"])
+        mark = (float(np.mean(mix["alpha"])), "mean estimated α* (held out)")
     if "portfolio" in methods:
         pf = methods["portfolio"]
-        ax.plot(1 - np.asarray(pf["thetas"]), np.mean(pf["accuracy_by_theta"], axis=0), "s-",
-                label="portfolio, α = 1 − θ")
-    ax.set_xlabel("mixing coefficient α (weight of the global model)")
-    ax.set_ylabel("mean client test accuracy")
-    ax.set_title(f"{report['dataset']}, {report['clients']} clients, β={report['beta']}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+        curves["portfolio, α = 1 − θ"] = (1 - np.asarray(pf["thetas"]), pf["accuracy_by_theta"])
+    plot_accuracy_curves(curves, path, xlabel="mixing coefficient α (weight of the global model)",
+                         mark=mark, title=f"{report['dataset']}, {report['clients']} clients, "
+                                          f"β={report['beta']}")
 
 
 def federated_command(args: argparse.Namespace) -> dict:
@@ -168,6 +153,8 @@ def federated_command(args: argparse.Namespace) -> dict:
       >>> sorted(report["methods"]["global"])
       ['mean_client_accuracy', 'seconds', 'worst_client_accuracy']
     """
+    from feasjax.federated.experiment import run_federated
+
     check_outputs(args, "federated")
     try:
         data = federated_dataset(args.dataset, args.clients, args.beta,

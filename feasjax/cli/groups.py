@@ -19,27 +19,17 @@ import argparse
 
 import numpy as np
 
-from feasjax.cli.common import _positive_int, check_outputs
-from feasjax.cli.demo import _seeds
+from feasjax.cli.common import (_positive_int, add_json, add_methods, add_no_compile_cache,
+                                add_no_progress, add_plot, add_seeds, check_outputs)
 from feasjax.cli.report import write_json
-from feasjax.data.spurious import group_dataset, spurious_digits
 from feasjax.data.user_data import load_arrays
-from feasjax.experiments.groups import GROUP_METHODS, GroupConfig, run_group_method
+from feasjax.experiments.config import GROUP_METHODS, RunConfig
 
 __all__ = [
     "add_groups_parser",
     "groups_command",
     "format_groups_table",
 ]
-
-
-def _group_methods(text: str) -> tuple[str, ...]:
-    methods = tuple(m.strip() for m in text.split(",") if m.strip())
-    unknown = [m for m in methods if m not in GROUP_METHODS]
-    if not methods or unknown:
-        raise argparse.ArgumentTypeError(f"--methods must be a comma-separated subset of "
-                                         f"{','.join(GROUP_METHODS)}, got {text!r}")
-    return methods
 
 
 def add_groups_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -55,18 +45,21 @@ def add_groups_parser(commands: argparse._SubParsersAction) -> argparse.Argument
                                            "benchmark")
     p.add_argument("--dataset", default="spurious_digits",
                    help="spurious_digits, or an .npz with arrays x, y and group")
-    p.add_argument("--methods", type=_group_methods, default=GROUP_METHODS,
-                   help=f"comma-separated subset of {','.join(GROUP_METHODS)}")
-    p.add_argument("--seeds", type=_seeds, default=(0, 1, 2, 3, 4), help="e.g. 0-4 or 0,3")
-    p.add_argument("--epochs", type=_positive_int, default=GroupConfig().epochs,
+    add_methods(p, GROUP_METHODS)
+    add_seeds(p, (0, 1, 2, 3, 4), "e.g. 0-4 or 0,3")
+    p.add_argument("--epochs", type=_positive_int, default=RunConfig().epochs,  # GroupConfig's
                    help="training epochs of every method")
-    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    p.add_argument("--plot", metavar="PATH", help="bar chart of per-group test accuracy")
+    add_json(p)
+    add_plot(p, "bar chart of per-group test accuracy")
+    add_no_progress(p, shows_progress=False)
+    add_no_compile_cache(p)
     p.set_defaults(handler=groups_command)
     return p
 
 
 def _datasets(name: str, seeds) -> list:
+    from feasjax.data.spurious import group_dataset, spurious_digits
+
     if name == "spurious_digits":
         return [spurious_digits(s) for s in seeds]
     arrays = load_arrays(name)
@@ -95,28 +88,6 @@ def format_groups_table(methods: dict) -> str:
     return "\n".join(lines)
 
 
-def _plot(methods: dict, path: str) -> None:
-    # Lazy: matplotlib takes seconds to import, and only --plot needs it.
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = sorted(next(iter(methods.values()))["test"]["group_accuracy"], key=int)
-    width = 0.8 / len(methods)
-    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(groups), 3.5))
-    for k, (name, res) in enumerate(methods.items()):
-        acc = [res["test"]["group_accuracy"][g] for g in groups]
-        ax.bar(np.arange(len(groups)) + k * width, [np.mean(a) for a in acc], width,
-               yerr=[np.std(a) for a in acc], label=name)
-    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [f"group {g}" for g in groups])
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def groups_command(args: argparse.Namespace) -> dict:
     """Run ``feasjax groups``: train every method for every seed, print the table.
 
@@ -130,6 +101,8 @@ def groups_command(args: argparse.Namespace) -> dict:
       >>> report["seeds"]
       [0]
     """
+    from feasjax.experiments.groups import GroupConfig, run_group_method
+
     check_outputs(args, "groups")
     seeds = list(args.seeds)
     datasets = _datasets(args.dataset, seeds)
@@ -141,6 +114,10 @@ def groups_command(args: argparse.Namespace) -> dict:
     if args.json:
         write_json(args.json, report)
     if args.plot:
-        _plot(methods, args.plot)
+        # Lazy: matplotlib takes seconds to import, and only --plot needs it.
+        from feasjax.metrics.plotting import plot_group_accuracy
+
+        plot_group_accuracy({m: res["test"]["group_accuracy"] for m, res in methods.items()},
+                            args.plot)
         print(f"wrote {args.plot}: per-group test accuracy of every method (PNG)")
     return report

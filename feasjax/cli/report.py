@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import TYPE_CHECKING
 
-from feasjax.data.datasets import Dataset
-from feasjax.experiments.builders import RunConfig
+if TYPE_CHECKING:
+    from feasjax.data.datasets import Dataset
+    from feasjax.experiments.config import RunConfig
 
 __all__ = [
     "config_lines",

@@ -11,9 +11,7 @@ from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_int, _u
                                 add_run_arguments, check_outputs, config_from_args, progress_mode)
 from feasjax.cli.report import config_lines, format_header, format_rows, write_outputs
 from feasjax.data.user_data import load_arrays, name_of, user_dataset
-from feasjax.experiments.builders import RunConfig
-from feasjax.experiments.runs import run_method
-from feasjax.training.resume import train_resumable
+from feasjax.experiments.config import RunConfig
 
 __all__ = [
     "add_train_parser",
@@ -162,6 +160,9 @@ def train_command(args: argparse.Namespace) -> dict:
 
 def _run(args: argparse.Namespace, dataset, method: str, config: RunConfig, name: str,
          label: str):
+    from feasjax.experiments.runs import run_method
+    from feasjax.training.resume import train_resumable
+
     run_config = {k: v for k, v in config._asdict().items() if k != "epochs"}
     trainer = functools.partial(
         train_resumable, on_nonfinite=args.on_nonfinite, resume=args.resume,

@@ -5,59 +5,39 @@ multipliers, a Lagrangian and a primal-dual step. ``transform`` holds the Optax 
 ``formulations`` and ``problem`` the dual optimizers, Lagrangian formulations and constraint
 groups, ``rows`` indexed (per-row) optimizer states, and ``dual_step`` the one dual step that
 every entry point shares; ``reweighting`` the group weights of subpopulation shift and
-``robust`` group DRO as a dense constraint group. The machinery modules ``checks``,
-``defaults`` and ``dual_step`` are reached as modules (``feasjax.core.defaults.SCHEME``); of
-their helpers only ``check_indices`` is exported here.
+``robust`` group DRO as a dense constraint group.
+
+``__all__`` is what a user calls. The helpers (row gathers and scatters, argument checks, the
+parts of the dual step, ``primal_step``, the states of the dual optimizers and formulations)
+live in their modules and are imported from there, e.g. ``feasjax.core.rows.unique_rows``; they
+are not API and may change. The names 0.1 exported here still resolve until 0.3, with a
+``DeprecationWarning`` naming their module.
 """
-from feasjax.core.weighting import REDUCTIONS
+from feasjax._exports import module_attributes
 from feasjax.core.weighting import weighted_sum
-from feasjax.core.reweighting import group_counts
 from feasjax.core.reweighting import group_weights
 from feasjax.core.reweighting import reweighted
-from feasjax.core.robust import GROUPS
 from feasjax.core.robust import exponentiated_gradient
-from feasjax.core.robust import group_mean_losses
 from feasjax.core.robust import group_dro
 from feasjax.core.rows import IndexedState
 from feasjax.core.rows import indexed
-from feasjax.core.rows import gather_rows
-from feasjax.core.rows import scatter_rows
-from feasjax.core.rows import apply_row_updates
-from feasjax.core.rows import combine_duplicates
-from feasjax.core.rows import unique_rows
-from feasjax.core.rows import update_rows
-from feasjax.core.rows import write_rows
-from feasjax.core.rows import in_range
-from feasjax.core.dual import AscentTransformation
 from feasjax.core.dual import ascent
-from feasjax.core.dual import is_ascent
-from feasjax.core.dual import check_ascent
-from feasjax.core.dual import project_nonnegative
-from feasjax.core.dual import NuPIState
 from feasjax.core.dual import nupi
-from feasjax.core.dual import OptimisticState
 from feasjax.core.dual import optimistic
-from feasjax.core.formulations import Formulation
-from feasjax.core.formulations import PenaltyState
-from feasjax.core.formulations import KINDS
 from feasjax.core.formulations import lagrangian
 from feasjax.core.formulations import resilient
-from feasjax.core.formulations import slack
 from feasjax.core.formulations import quadratic_penalty
 from feasjax.core.formulations import augmented_lagrangian
 from feasjax.core.problem import ConstraintValue
 from feasjax.core.problem import ProblemOutput
 from feasjax.core.problem import ConstraintGroup
 from feasjax.core.transform import SAMPLES
-from feasjax.core.transform import SCHEMES
 from feasjax.core.transform import ConstrainedState
 from feasjax.core.transform import constrained
 from feasjax.core.transform import feasible
 from feasjax.core.transform import constrained_state
 from feasjax.core.transform import multipliers
 from feasjax.core.transform import dual_update
-from feasjax.core.transform import check_scheme
-from feasjax.core.transform import primal_step
 from feasjax.core.solver import PrimalDual
 from feasjax.core.solver import PrimalDualState
 from feasjax.core.solver import StepInfo
@@ -65,24 +45,14 @@ from feasjax.core.solver import primal_dual
 from feasjax.core.learning import feasible_learning
 from feasjax.core.learning import empirical_risk
 from feasjax.core.learning import per_example
-from feasjax.core.checks import check_indices
 
 __all__ = [
     "exponentiated_gradient",
-    "group_counts",
     "group_dro",
-    "group_mean_losses",
     "group_weights",
-    "GROUPS",
     "reweighted",
-    "apply_row_updates",
     "ascent",
-    "AscentTransformation",
     "augmented_lagrangian",
-    "check_ascent",
-    "check_indices",
-    "check_scheme",
-    "combine_duplicates",
     "constrained",
     "constrained_state",
     "ConstrainedState",
@@ -92,37 +62,53 @@ __all__ = [
     "empirical_risk",
     "feasible",
     "feasible_learning",
-    "Formulation",
-    "gather_rows",
-    "in_range",
     "indexed",
     "IndexedState",
-    "is_ascent",
-    "KINDS",
     "lagrangian",
     "multipliers",
     "nupi",
-    "NuPIState",
     "optimistic",
-    "OptimisticState",
-    "PenaltyState",
     "per_example",
     "primal_dual",
-    "primal_step",
     "PrimalDual",
     "PrimalDualState",
     "ProblemOutput",
-    "project_nonnegative",
     "quadratic_penalty",
-    "REDUCTIONS",
     "resilient",
     "SAMPLES",
-    "scatter_rows",
-    "SCHEMES",
-    "slack",
     "StepInfo",
-    "unique_rows",
-    "update_rows",
     "weighted_sum",
-    "write_rows",
 ]
+
+# No longer exported here (helpers, or records only the library builds); until 0.3 they still
+# resolve, with a DeprecationWarning naming the module that defines them.
+_DEPRECATED = {
+    "apply_row_updates": "feasjax.core.rows",
+    "AscentTransformation": "feasjax.core.dual",
+    "check_ascent": "feasjax.core.dual",
+    "check_indices": "feasjax.core.checks",
+    "check_scheme": "feasjax.core.transform",
+    "combine_duplicates": "feasjax.core.rows",
+    "Formulation": "feasjax.core.formulations",
+    "gather_rows": "feasjax.core.rows",
+    "group_counts": "feasjax.core.reweighting",
+    "group_mean_losses": "feasjax.core.robust",
+    "GROUPS": "feasjax.core.robust",
+    "in_range": "feasjax.core.rows",
+    "is_ascent": "feasjax.core.dual",
+    "KINDS": "feasjax.core.formulations",
+    "NuPIState": "feasjax.core.dual",
+    "OptimisticState": "feasjax.core.dual",
+    "PenaltyState": "feasjax.core.formulations",
+    "primal_step": "feasjax.core.transform",
+    "project_nonnegative": "feasjax.core.dual",
+    "REDUCTIONS": "feasjax.core.weighting",
+    "scatter_rows": "feasjax.core.rows",
+    "SCHEMES": "feasjax.core.transform",
+    "slack": "feasjax.core.formulations",
+    "unique_rows": "feasjax.core.rows",
+    "update_rows": "feasjax.core.rows",
+    "write_rows": "feasjax.core.rows",
+}
+
+__getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECATED)

@@ -16,18 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = [
-    "is_concrete",
-    "check_positive",
-    "check_count",
-    "check_unit_interval",
-    "leading_size",
-    "check_leading_size",
-    "check_indices",
-    "check_finite",
-    "check_finite_tree",
-    "check_same_structure",
-]
+__all__: list[str] = []  # helpers of the core only: import them from here
 
 
 def is_concrete(x: Any) -> bool:

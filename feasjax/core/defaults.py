@@ -18,13 +18,7 @@ import optax
 
 from feasjax.core.dual import AscentTransformation, ascent
 
-__all__ = [
-    "SCHEME",
-    "REDUCTION",
-    "INIT_MULTIPLIER",
-    "DUAL_LEARNING_RATE",
-    "dual_optimizer",
-]
+__all__: list[str] = []  # helpers of the core only: import them from here
 
 # Primal and dual steps from the same forward pass, the primal one with the old multipliers.
 SCHEME = "simultaneous"

@@ -19,14 +19,8 @@ import optax
 from feasjax.core import checks
 
 __all__ = [
-    "AscentTransformation",
     "ascent",
-    "is_ascent",
-    "check_ascent",
-    "project_nonnegative",
-    "NuPIState",
     "nupi",
-    "OptimisticState",
     "optimistic",
 ]
 
@@ -126,7 +120,7 @@ def project_nonnegative(multipliers: jax.Array) -> jax.Array:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.core import project_nonnegative
+      >>> from feasjax.core.dual import project_nonnegative
       >>> project_nonnegative(jnp.array([-1.0, 2.0])).tolist()
       [0.0, 2.0]
     """

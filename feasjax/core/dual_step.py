@@ -27,21 +27,7 @@ from feasjax.core.problem import ConstraintGroup
 from feasjax.core.rows import (IndexedState, gather_rows, indexed, scatter_rows, update_rows,
                                write_rows)
 
-__all__ = [
-    "dual_transformations",
-    "init_parts",
-    "check_multipliers",
-    "zero_count",
-    "batch_indices",
-    "check_violations",
-    "read_rows",
-    "propose",
-    "commit",
-    "all_finite",
-    "sums",
-    "select",
-    "is_per_sample",
-]
+__all__: list[str] = []  # helpers of the core only: import them from here
 
 
 class Proposal(NamedTuple):

@@ -20,12 +20,8 @@ import jax.numpy as jnp
 from feasjax.core import checks
 
 __all__ = [
-    "Formulation",
-    "PenaltyState",
-    "KINDS",
     "lagrangian",
     "resilient",
-    "slack",
     "quadratic_penalty",
     "augmented_lagrangian",
 ]
@@ -131,7 +127,7 @@ def slack(multipliers: jax.Array, alpha: float) -> jax.Array:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.core import slack
+      >>> from feasjax.core.formulations import slack
       >>> slack(jnp.array([1.0, 0.0]), alpha=4.0).tolist()
       [0.25, 0.0]
     """

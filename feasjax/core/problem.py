@@ -68,7 +68,8 @@ class ConstraintGroup(NamedTuple):
     Attributes:
       size: number of constraints ``N`` (indexed) or ``m`` (dense).
       kind: ``"inequality"`` (multipliers projected onto ``λ >= 0``) or ``"equality"``.
-      formulation: a :class:`feasjax.core.Formulation` (default: the Lagrangian).
+      formulation: a formulation, e.g. :func:`feasjax.core.resilient` (default: the
+        Lagrangian, :func:`feasjax.core.lagrangian`).
       dual_optimizer: an ascent optimizer for the multipliers (default
         ``defaults.dual_optimizer()``, i.e. ``ascent(optax.sgd(0.1))``); it must be marked as
         an ascent (:func:`feasjax.ascent`, :func:`feasjax.nupi`, :func:`feasjax.optimistic`),

@@ -27,7 +27,6 @@ import jax
 import jax.numpy as jnp
 
 __all__ = [
-    "group_counts",
     "group_weights",
     "reweighted",
 ]
@@ -39,7 +38,7 @@ def group_counts(groups: jax.Array, num_groups: int, mask: jax.Array | None = No
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.core import group_counts
+      >>> from feasjax.core.reweighting import group_counts
       >>> group_counts(jnp.array([0, 2, 2]), 3).tolist()
       [1.0, 0.0, 2.0]
     """

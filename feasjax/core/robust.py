@@ -25,9 +25,7 @@ from feasjax.core.problem import ConstraintGroup, ConstraintValue, ProblemOutput
 from feasjax.core.solver import PrimalDual, primal_dual
 
 __all__ = [
-    "GROUPS",
     "exponentiated_gradient",
-    "group_mean_losses",
     "group_dro",
 ]
 
@@ -71,7 +69,7 @@ def group_mean_losses(losses: jax.Array, groups: jax.Array, num_groups: int) -> 
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.core import group_mean_losses
+      >>> from feasjax.core.robust import group_mean_losses
       >>> group_mean_losses(jnp.array([1.0, 3.0, 5.0]), jnp.array([0, 0, 2]), 3).tolist()
       [2.0, 0.0, 5.0]
     """
@@ -95,7 +93,7 @@ def group_dro(per_sample_loss: Callable[[Any, Any], jax.Array],
       adjustment: Sagawa et al.'s generalisation adjustment ``C``: the dual step measures
         ``L_g + C / sqrt(n_g)`` (their eq. 5), favouring small groups, whose training loss
         underestimates their test loss; needs ``group_sizes``.
-      group_sizes: ``(G,)`` training samples per group (:func:`feasjax.core.group_counts`).
+      group_sizes: ``(G,)`` training samples per group (``feasjax.core.reweighting.group_counts``).
 
     Returns:
       A :class:`feasjax.PrimalDual`; ``state.multipliers["groups"]`` are the weights ``q``

@@ -25,14 +25,6 @@ from feasjax.core import checks
 __all__ = [
     "IndexedState",
     "indexed",
-    "gather_rows",
-    "scatter_rows",
-    "apply_row_updates",
-    "combine_duplicates",
-    "unique_rows",
-    "update_rows",
-    "write_rows",
-    "in_range",
 ]
 
 
@@ -120,7 +112,7 @@ def gather_rows(tree: Any, indices: jax.Array) -> Any:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.core import gather_rows
+      >>> from feasjax.core.rows import gather_rows
       >>> gather_rows({"a": jnp.arange(5.0)}, jnp.array([3, 1]))["a"].tolist()
       [3.0, 1.0]
     """
@@ -140,7 +132,7 @@ def scatter_rows(tree: Any, rows: Any, indices: jax.Array) -> Any:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.core import scatter_rows
+      >>> from feasjax.core.rows import scatter_rows
       >>> scatter_rows(jnp.zeros(4), jnp.array([5.0, 6.0]), jnp.array([0, 2])).tolist()
       [5.0, 0.0, 6.0, 0.0]
     """
@@ -165,7 +157,7 @@ def apply_row_updates(params: Any, row_updates: Any, indices: jax.Array) -> Any:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.core import apply_row_updates
+      >>> from feasjax.core.rows import apply_row_updates
       >>> apply_row_updates(jnp.ones(3), jnp.array([2.0, 2.0]), jnp.array([1, 1])).tolist()
       [1.0, 3.0, 1.0]
     """
@@ -198,13 +190,13 @@ def indexed(inner: optax.GradientTransformation) -> optax.GradientTransformation
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.core import indexed, apply_row_updates
+      >>> from feasjax.core import indexed
       >>> tx = indexed(optax.sgd(0.5))
       >>> lam = jnp.zeros(4)
       >>> state = tx.init(lam)
       >>> idx = jnp.array([1, 3])
       >>> upd, state = tx.update(jnp.array([1.0, 2.0]), state, indices=idx)
-      >>> apply_row_updates(lam, upd, idx).tolist()
+      >>> lam.at[idx].add(upd).tolist()  # the rows' updates, applied to their rows
       [0.0, -0.5, 0.0, -1.0]
     """
 

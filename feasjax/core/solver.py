@@ -8,7 +8,7 @@
    transformation :func:`feasjax.constrained`): the batch's rows only for indexed groups;
 3. the primal step on ``objective + Σ_groups reduce(primal_term(λ, g))`` through the same
    ``vjp`` (no second forward pass), by the wrapped optimizer
-   (:func:`feasjax.core.primal_step`, shared with the transformation too).
+   (``feasjax.core.transform.primal_step``, shared with the transformation too).
 
 It is the Cooper-style ``roll()`` for users who hand over the forward pass; users who keep
 their own train step use :func:`feasjax.constrained` / :func:`feasjax.feasible` (the optax transformations) instead.
@@ -44,7 +44,6 @@ from feasjax.core.weighting import weighted_sum
 __all__ = [
     "PrimalDual",
     "PrimalDualState",
-    "SCHEMES",
     "StepInfo",
     "primal_dual",
 ]

@@ -47,15 +47,12 @@ from feasjax.core.problem import ConstraintGroup
 
 __all__ = [
     "SAMPLES",
-    "SCHEMES",
     "ConstrainedState",
     "constrained",
     "feasible",
     "constrained_state",
     "multipliers",
     "dual_update",
-    "check_scheme",
-    "primal_step",
 ]
 
 SAMPLES = "samples"  # name of Feasible Learning's per-sample constraint group

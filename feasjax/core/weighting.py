@@ -12,7 +12,6 @@ import jax
 import jax.numpy as jnp
 
 __all__ = [
-    "REDUCTIONS",
     "weighted_sum",
 ]
 

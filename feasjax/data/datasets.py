@@ -11,8 +11,6 @@ import dataclasses
 import numbers
 
 import numpy as np
-from sklearn import datasets as sk_datasets
-from sklearn.model_selection import train_test_split
 
 __all__ = [
     "TASKS",
@@ -24,11 +22,12 @@ __all__ = [
 ]
 
 TASKS = ("classification", "regression")
-# name -> (task, loader, image shape of one sample or None)
+# name -> (task, image shape of one sample or None); the loader is sklearn.datasets.load_<name>
+# (scikit-learn takes ~0.5 s to import: it is imported when a dataset is loaded, not before).
 _BUNDLED = {
-    "digits": ("classification", sk_datasets.load_digits, (8, 8, 1)),
-    "breast_cancer": ("classification", sk_datasets.load_breast_cancer, None),
-    "diabetes": ("regression", sk_datasets.load_diabetes, None),
+    "digits": ("classification", (8, 8, 1)),
+    "breast_cancer": ("classification", None),
+    "diabetes": ("regression", None),
 }
 DATASETS = tuple(_BUNDLED)
 
@@ -209,6 +208,8 @@ def from_arrays(
                     f"y: class {sparse[0]} has a single sample; a stratified split needs >= 2"
                 )
             stratify = y
+        from sklearn.model_selection import train_test_split
+
         x, x_test, y, y_test = train_test_split(
             x, y, test_size=test_fraction, random_state=seed, stratify=stratify
         )
@@ -259,8 +260,10 @@ def load_dataset(name: str = "digits", seed: int = 0, test_fraction: float = 0.3
     """
     if name not in _BUNDLED:
         raise ValueError(f"name must be one of {DATASETS}, got {name=}")
-    task, loader, image_shape = _BUNDLED[name]
-    x, y = loader(return_X_y=True)
+    from sklearn import datasets as sk_datasets
+
+    task, image_shape = _BUNDLED[name]
+    x, y = getattr(sk_datasets, f"load_{name}")(return_X_y=True)
     return from_arrays(
         x, y, task=task, seed=seed, test_fraction=test_fraction, name=name,
         image_shape=image_shape,

@@ -18,8 +18,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn import datasets as sk_datasets
-from sklearn.model_selection import train_test_split
 
 from feasjax.data.datasets import Dataset, _standardise, validate_arrays
 
@@ -113,6 +111,10 @@ def spurious_digits(seed: int = 0, *, correlation: float = 0.95, threshold: int 
     if not (isinstance(threshold, int) and 1 <= threshold <= 9):
         raise ValueError(f"threshold must be an int in [1, 9], got {threshold=}")
     train_f, val_f, test_f = _split_fractions(fractions)
+    # scikit-learn takes ~0.5 s to import: only when data is loaded.
+    from sklearn import datasets as sk_datasets
+    from sklearn.model_selection import train_test_split
+
     x, digit = sk_datasets.load_digits(return_X_y=True)
     index = np.arange(len(digit))
     rest, i_test = train_test_split(index, test_size=test_f, random_state=seed, stratify=digit)
@@ -152,6 +154,8 @@ def group_dataset(x: np.ndarray, y: np.ndarray, group: np.ndarray, *, seed: int 
         raise ValueError(f"group must hold one int >= 0 per sample, shape {y.shape}, got "
                          f"shape {group.shape} and dtype {group.dtype}")
     train_f, val_f, test_f = _split_fractions(fractions)
+    from sklearn.model_selection import train_test_split
+
     index = np.arange(len(y))
     rest, i_test = train_test_split(index, test_size=test_f, random_state=seed, stratify=group)
     i_train, i_val = train_test_split(rest, test_size=val_f / (train_f + val_f),

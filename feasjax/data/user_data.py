@@ -13,14 +13,12 @@ import os
 import zipfile
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from feasjax.data.datasets import Dataset, from_arrays, validate_arrays
 
 __all__ = [
     "load_arrays",
     "user_dataset",
-    "name_of",
 ]
 
 OPTIONAL = ("group", "x_test", "y_test")
@@ -134,6 +132,8 @@ def user_dataset(arrays: dict, *, task: str = "classification", num_classes: int
         dataset = from_arrays(x, y, task=task, num_classes=num_classes, seed=seed,
                               test_fraction=test_fraction, name=name, image_shape=image_shape)
         # The same call on row numbers recovers which rows went where (same n, y and seed).
+        from sklearn.model_selection import train_test_split
+
         train_index, test_index = train_test_split(
             np.arange(n), test_size=test_fraction, random_state=seed,
             stratify=y if task == "classification" else None)
@@ -151,7 +151,7 @@ def name_of(path: str | None) -> str:
     """A dataset name from a file path (its stem).
 
     Example:
-      >>> from feasjax.data import name_of
+      >>> from feasjax.data.user_data import name_of
       >>> name_of("runs/mydata.npz"), name_of(None)
       ('mydata', 'user')
     """

@@ -23,17 +23,13 @@ from feasjax.core.formulations import resilient
 from feasjax.core.learning import empirical_risk, feasible_learning
 from feasjax.core.solver import PrimalDual
 from feasjax.data.datasets import Dataset
+from feasjax.experiments.config import AVERAGES, METHODS, MODELS, RunConfig
 from feasjax.metrics import summary as metrics
 from feasjax.models.losses import (eval_loss_fn, has_model_state, per_sample_loss_fn, predict_fn,
                                    split_model, stateful_loss_fn)
 from feasjax.models.nets import CNN, MLP, ResNet
 
 __all__ = [
-    "METHODS",
-    "MODELS",
-    "AVERAGES",
-    "RunConfig",
-    "default_epsilon",
     "ModelFns",
     "build_model",
     "model_fns",
@@ -42,62 +38,12 @@ __all__ = [
     "evaluate",
 ]
 
-METHODS = ("erm", "fl", "rfl")
-MODELS = ("mlp", "cnn", "resnet")
-AVERAGES = ("none", "ema", "polyak", "lawa", "swa")
-
-
-class RunConfig(NamedTuple):
-    """Hyper-parameters shared by every method of a comparison (defaults: the demo's).
-
-    Example:
-      >>> from feasjax.experiments import RunConfig
-      >>> config = RunConfig(epochs=2, average="ema")
-      >>> config.batch_size, config._replace(seed=1).seed
-      (64, 1)
-    """
-
-    epochs: int = 30
-    batch_size: int = 64
-    epsilon: float = 0.1
-    seed: int = 0
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    dual_learning_rate: float = 0.1
-    init_multiplier: float = 1.0
-    alpha: float = 5.0  # RFL slack cost: between ERM (small) and FL (large) on the demo
-    model: str = "mlp"  # one of MODELS
-    hidden: tuple = (64,)
-    batch_norm: bool = True  # cnn: BatchNorm after each convolution (resnet always has it)
-    dropout: float = 0.1  # cnn and resnet: dropout before the last layer
-    average: str = "none"  # one of AVERAGES: parameter averaging evaluated beside the raw model
-    devices: int | None = None  # data-parallel devices; None: all that divide the batch size
-
-
-def default_epsilon(model: str) -> float:
-    """The demo's loss bound ε for ``model``: 0.1 for the MLP, 0.02 for the CNN and ResNet.
-
-    With BatchNorm the convolutional models fit digits so well that ERM's largest training
-    loss is already below 0.1 (0.04-0.1 on seeds 0-2): at ε = 0.1 every constraint holds from
-    early on, the multipliers decay to zero and FL has nothing to show. 0.02 sits below ERM's
-    largest losses, where the per-sample constraints bite.
-
-    Example:
-      >>> from feasjax.experiments.builders import default_epsilon
-      >>> default_epsilon("mlp"), default_epsilon("cnn")
-      (0.1, 0.02)
-    """
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {model=}")
-    return 0.1 if model == "mlp" else 0.02
-
-
 def build_model(dataset: Dataset, config: RunConfig) -> nnx.Module:
     """The model of ``config.model`` sized for ``dataset``, initialised from ``config.seed``.
 
     Example:
       >>> from feasjax.data.datasets import load_dataset
-      >>> from feasjax.experiments.builders import RunConfig, build_model
+      >>> from feasjax.experiments import RunConfig, build_model
       >>> build_model(load_dataset("digits"), RunConfig()).out_features
       10
     """
@@ -189,7 +135,7 @@ def build_primal_optimizer(config: RunConfig, steps_per_epoch: int) -> optax.Gra
     cyclic learning rate (from ``lr`` down to ``lr/10`` within each epoch).
 
     Example:
-      >>> from feasjax.experiments.builders import RunConfig, build_primal_optimizer
+      >>> from feasjax.experiments import RunConfig, build_primal_optimizer
       >>> from feasjax.averaging import find_averaged_states
       >>> tx = build_primal_optimizer(RunConfig(average="ema"), steps_per_epoch=10)
       >>> import jax.numpy as jnp
@@ -228,7 +174,7 @@ def build_solver(method: str, loss_fn: Callable, num_samples: int, config: RunCo
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.experiments.builders import RunConfig, build_solver
+      >>> from feasjax.experiments import RunConfig, build_solver
       >>> solver = build_solver("fl", lambda p, b: b, 10, RunConfig())
       >>> solver.init(jnp.zeros(1)).multipliers["samples"].shape
       (10,)

@@ -27,7 +27,8 @@ from flax import nnx
 from feasjax.core.reweighting import group_counts, group_weights, reweighted
 from feasjax.core.robust import group_dro
 from feasjax.data.spurious import GroupDataset
-from feasjax.experiments.builders import RunConfig, build_primal_optimizer, build_solver
+from feasjax.experiments.builders import build_primal_optimizer, build_solver
+from feasjax.experiments.config import GROUP_METHODS, RunConfig
 from feasjax.experiments.llr import retrain_last_layer
 from feasjax.metrics.groups import group_summary
 from feasjax.models.losses import cross_entropy
@@ -36,12 +37,10 @@ from feasjax.models.tied_dropout import TiedDropout
 from feasjax.training.loop import epoch_fn
 
 __all__ = [
-    "GROUP_METHODS",
     "GroupConfig",
     "run_group_method",
 ]
 
-GROUP_METHODS = ("erm", "reweight", "llr", "fairdropout", "groupdro", "fl", "rfl")
 
 
 class GroupConfig(NamedTuple):
@@ -53,7 +52,7 @@ class GroupConfig(NamedTuple):
       (0.5, 2)
     """
 
-    epochs: int = 30
+    epochs: int = RunConfig().epochs  # the demo's; feasjax groups shows it without JAX
     batch_size: int = 64
     learning_rate: float = 0.05
     momentum: float = 0.9

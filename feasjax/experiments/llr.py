@@ -22,8 +22,6 @@ from feasjax.metrics.groups import worst_group_accuracy
 from feasjax.models.losses import cross_entropy
 
 __all__ = [
-    "LinearHead",
-    "fit_head",
     "retrain_last_layer",
 ]
 
@@ -33,7 +31,7 @@ class LinearHead(NamedTuple):
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.experiments import LinearHead
+      >>> from feasjax.experiments.llr import LinearHead
       >>> head = LinearHead(jnp.eye(2), jnp.zeros(2))
       >>> (jnp.array([[0.0, 1.0]]) @ head.kernel + head.bias[None, :]).argmax(-1).tolist()
       [1]

@@ -24,8 +24,6 @@ from feasjax.training.engine import train
 
 __all__ = [
     "SweepResult",
-    "resolve_devices",
-    "sample_order_state",
     "run_method_sweep",
 ]
 
@@ -101,7 +99,7 @@ def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Se
 
     Example:
       >>> from feasjax.data.datasets import load_dataset
-      >>> from feasjax.experiments.builders import RunConfig
+      >>> from feasjax.experiments import RunConfig
       >>> from feasjax.experiments.multirun import run_method_sweep
       >>> res = run_method_sweep(load_dataset("digits"), "fl", RunConfig(epochs=1, devices=1),
       ...                        [0, 1], progress=False)

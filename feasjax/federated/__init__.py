@@ -4,26 +4,31 @@ prompt portfolios over a frozen feature extractor (``portfolio``), Grimberg et a
 mean-estimation check of the mixing theory (``theory``) and the experiment behind
 ``feasjax federated`` (``experiment``).
 """
-from feasjax.federated.rounds import FederatedState
-from feasjax.federated.rounds import Federated
-from feasjax.federated.rounds import client_update
-from feasjax.federated.rounds import federated_averaging
-from feasjax.federated.personalize import train_clients
-from feasjax.federated.personalize import client_metrics
-from feasjax.federated.personalize import held_out_split
-from feasjax.federated.personalize import mix_clients
-from feasjax.federated.personalize import alpha_curve
-from feasjax.federated.personalize import select_alpha
-from feasjax.federated.portfolio import random_features
-from feasjax.federated.portfolio import prompt_logits
-from feasjax.federated.portfolio import portfolio_params
-from feasjax.federated.portfolio import portfolio_prompts
-from feasjax.federated.portfolio import portfolio_loss
-from feasjax.federated.theory import MeanEstimation
-from feasjax.federated.theory import mean_estimation
-from feasjax.federated.experiment import METHODS
-from feasjax.federated.experiment import FederatedConfig
-from feasjax.federated.experiment import run_federated
+from typing import TYPE_CHECKING
+
+from feasjax._exports import module_attributes
+
+if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run time: __getattr__
+    from feasjax.federated.rounds import FederatedState
+    from feasjax.federated.rounds import Federated
+    from feasjax.federated.rounds import client_update
+    from feasjax.federated.rounds import federated_averaging
+    from feasjax.federated.personalize import train_clients
+    from feasjax.federated.personalize import client_metrics
+    from feasjax.federated.personalize import held_out_split
+    from feasjax.federated.personalize import mix_clients
+    from feasjax.federated.personalize import alpha_curve
+    from feasjax.federated.personalize import select_alpha
+    from feasjax.federated.portfolio import random_features
+    from feasjax.federated.portfolio import prompt_logits
+    from feasjax.federated.portfolio import portfolio_params
+    from feasjax.federated.portfolio import portfolio_prompts
+    from feasjax.federated.portfolio import portfolio_loss
+    from feasjax.federated.theory import MeanEstimation
+    from feasjax.federated.theory import mean_estimation
+    from feasjax.federated.config import METHODS
+    from feasjax.federated.config import FederatedConfig
+    from feasjax.federated.experiment import run_federated
 
 __all__ = [
     "alpha_curve",
@@ -47,3 +52,19 @@ __all__ = [
     "select_alpha",
     "train_clients",
 ]
+
+# Imported on first use: ``feasjax.federated.config`` imports no JAX, so the command line builds
+# its parser from it before anything heavy is imported.
+__getattr__, __dir__ = module_attributes(__name__, __all__, lazy={
+    "feasjax.federated.rounds": (
+        "FederatedState", "Federated", "client_update", "federated_averaging"),
+    "feasjax.federated.personalize": (
+        "train_clients", "client_metrics", "held_out_split", "mix_clients", "alpha_curve",
+        "select_alpha"),
+    "feasjax.federated.portfolio": (
+        "random_features", "prompt_logits", "portfolio_params", "portfolio_prompts",
+        "portfolio_loss"),
+    "feasjax.federated.theory": ("MeanEstimation", "mean_estimation"),
+    "feasjax.federated.config": ("METHODS", "FederatedConfig"),
+    "feasjax.federated.experiment": ("run_federated",),
+})

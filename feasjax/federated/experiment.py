@@ -22,43 +22,14 @@ from flax import nnx
 from feasjax.data.federated import FederatedData
 from feasjax.federated import personalize as pz
 from feasjax.federated import portfolio as pf
+from feasjax.federated.config import METHODS, FederatedConfig
 from feasjax.federated.rounds import client_update, federated_averaging
 from feasjax.models.losses import per_sample_loss_fn, predict_fn
 from feasjax.models.nets import MLP
 
 __all__ = [
-    "METHODS",
-    "FederatedConfig",
     "run_federated",
 ]
-
-METHODS = ("local", "global", "finetune", "mix", "portfolio")
-GRID = tuple(round(float(a), 1) for a in np.linspace(0.0, 1.0, 11))
-
-
-class FederatedConfig(NamedTuple):
-    """Settings of :func:`run_federated` (the defaults of ``feasjax federated``).
-
-    Example:
-      >>> from feasjax.federated import FederatedConfig
-      >>> FederatedConfig(rounds=5).rounds, FederatedConfig().alphas[:3]
-      (5, (0.0, 0.1, 0.2))
-    """
-
-    rounds: int = 50
-    local_steps: int = 10
-    learning_rate: float = 0.1  # client SGD
-    batch_size: int = 32
-    hidden: tuple = ()  # () is a linear (softmax-regression) model
-    finetune_steps: int = 10
-    held_out: float = 0.2  # share of each client's training rows that selects alpha
-    alphas: tuple = GRID
-    thetas: tuple = GRID
-    theta: float = 0.5  # the portfolio's reported coefficient (a grid value)
-    num_features: int = 256
-    prompt_learning_rate: float = 20.0
-    mesh: Any = None  # a 1-D mesh splits the clients of the FedAvg rounds over its devices
-
 
 def _summary(acc: Any, seconds: float) -> dict:
     acc = np.asarray(acc, np.float64)

@@ -1,11 +1,12 @@
 """Metrics over per-sample losses: tail summaries (quantiles, CVaR, feasible fraction,
 accuracy, worst-class accuracy, multiplier statistics) in ``summary``, group metrics
 (per-group accuracy and loss, worst-group and group-balanced accuracy) in ``groups``, and
-loss-CDF plots in ``plotting``. ``plot_loss_cdfs`` is imported on first use, so that
-``import feasjax`` does not import matplotlib.
+per-sample loss plots in ``plotting`` (imported on first use, so that using the metrics does not
+import matplotlib).
 """
 from typing import TYPE_CHECKING
 
+from feasjax._exports import module_attributes
 from feasjax.metrics.summary import LOSS_SUMMARY_KEYS
 from feasjax.metrics.summary import quantile
 from feasjax.metrics.summary import cvar
@@ -23,7 +24,11 @@ from feasjax.metrics.groups import worst_group_accuracy
 from feasjax.metrics.groups import group_summary
 
 if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run time: __getattr__
+    from feasjax.metrics.plotting import loss_survival_figure
+    from feasjax.metrics.plotting import plot_accuracy_curves
+    from feasjax.metrics.plotting import plot_group_accuracy
     from feasjax.metrics.plotting import plot_loss_cdfs
+    from feasjax.metrics.plotting import plot_loss_survival
 
 __all__ = [
     "accuracy",
@@ -36,19 +41,20 @@ __all__ = [
     "GROUP_SUMMARY_KEYS",
     "loss_summary",
     "LOSS_SUMMARY_KEYS",
+    "loss_survival_figure",
     "multiplier_stats",
     "per_class_accuracy",
+    "plot_accuracy_curves",
+    "plot_group_accuracy",
     "plot_loss_cdfs",
+    "plot_loss_survival",
     "quantile",
     "worst_class_accuracy",
     "worst_group_accuracy",
 ]
 
-
-def __getattr__(name: str):
-    # matplotlib takes seconds to import: load the plotting module on first use only.
-    if name == "plot_loss_cdfs":
-        from feasjax.metrics.plotting import plot_loss_cdfs
-
-        return plot_loss_cdfs
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# matplotlib takes seconds to import: the plotting module is imported on first use only.
+__getattr__, __dir__ = module_attributes(__name__, __all__, lazy={
+    "feasjax.metrics.plotting": ("loss_survival_figure", "plot_accuracy_curves",
+                                 "plot_group_accuracy", "plot_loss_cdfs", "plot_loss_survival"),
+})

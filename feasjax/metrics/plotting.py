@@ -1,9 +1,12 @@
-"""Plots of per-sample loss distributions, written to files (no display needed).
+"""Plots of per-sample loss distributions and of the commands' accuracies, written to files
+(no display needed).
 
 :func:`plot_loss_survival` (what ``feasjax demo --plot`` draws) shows the tail where Feasible
 Learning differs from ERM: the fraction of samples whose loss exceeds ``t``, on log-log axes,
 so that the few hardest samples are as visible as the bulk and each curve ends at its largest
-loss. :func:`plot_loss_cdfs` draws the plain CDFs.
+loss. :func:`plot_loss_cdfs` draws the plain CDFs. :func:`plot_group_accuracy` (``feasjax groups
+--plot``) draws per-group accuracy, :func:`plot_accuracy_curves` (``feasjax federated --plot``)
+accuracy against a coefficient.
 
 Figures are built with ``matplotlib.figure.Figure`` directly rather than ``pyplot``: no global
 figure state, no interactive backend, and PNGs are rendered by Agg on any headless machine.
@@ -11,7 +14,7 @@ figure state, no interactive backend, and PNGs are rendered by Agg on any headle
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,8 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "loss_survival_figure",
+    "plot_accuracy_curves",
+    "plot_group_accuracy",
     "plot_loss_cdfs",
     "plot_loss_survival",
 ]
@@ -233,3 +238,96 @@ def plot_loss_survival(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=110)
     return path
+
+
+def _save(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=dpi)
+    return path
+
+
+def plot_group_accuracy(
+    group_accuracy: Mapping[str, Mapping[str, Sequence[float]]],
+    path: str | os.PathLike,
+) -> Path:
+    """Write a PNG bar chart of per-group accuracy: a bar per method and group, mean ± std over
+    runs (what ``feasjax groups --plot`` draws).
+
+    Args:
+      group_accuracy: ``{method: {group: accuracies, one per run}}``, every method with the
+        same groups (named by integers, as strings or ints).
+      path: where to write the PNG (parent directories are created).
+
+    Returns:
+      The path written, as a ``pathlib.Path``.
+
+    Example:
+      >>> import os, tempfile
+      >>> from feasjax.metrics import plot_group_accuracy
+      >>> acc = {"erm": {"0": [0.9, 0.8], "1": [0.4, 0.5]}, "fl": {"0": [0.85], "1": [0.7]}}
+      >>> plot_group_accuracy(acc, os.path.join(tempfile.mkdtemp(), "groups.png")).suffix
+      '.png'
+    """
+    if not group_accuracy:
+        raise ValueError("group_accuracy must be a non-empty dict {method: {group: accuracies}}")
+    groups = sorted(next(iter(group_accuracy.values())), key=int)
+    width = 0.8 / len(group_accuracy)
+    fig = Figure(figsize=(1.5 + 1.2 * len(groups), 3.5))
+    ax = fig.add_subplot()
+    for k, (name, per_group) in enumerate(group_accuracy.items()):
+        acc = [per_group[g] for g in groups]
+        ax.bar(np.arange(len(groups)) + k * width, [np.mean(a) for a in acc], width,
+               yerr=[np.std(a) for a in acc], label=name)
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [f"group {g}" for g in groups])
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return _save(fig, path, dpi=120)
+
+
+def plot_accuracy_curves(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[Sequence[float]]]],
+    path: str | os.PathLike,
+    *,
+    xlabel: str,
+    ylabel: str = "mean client test accuracy",
+    mark: tuple[float, str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write a PNG of accuracy curves, each the mean over runs (what ``feasjax federated
+    --plot`` draws: accuracy against the mixing coefficient).
+
+    Args:
+      curves: ``{label: (x, accuracy)}`` with ``accuracy`` of shape ``(runs, len(x))``.
+      path: where to write the PNG (parent directories are created).
+      xlabel: the x-axis label; ``ylabel`` the y-axis one.
+      mark: ``(x, label)`` of a dashed vertical line, e.g. an estimated optimum.
+      title: optional figure title.
+
+    Returns:
+      The path written, as a ``pathlib.Path``.
+
+    Example:
+      >>> import os, tempfile
+      >>> from feasjax.metrics import plot_accuracy_curves
+      >>> curves = {"mix": ([0.0, 0.5, 1.0], [[0.6, 0.8, 0.7], [0.5, 0.9, 0.7]])}
+      >>> out = plot_accuracy_curves(curves, os.path.join(tempfile.mkdtemp(), "mix.png"),
+      ...                            xlabel="alpha", mark=(0.5, "estimated alpha"))
+      >>> out.suffix
+      '.png'
+    """
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for (label, (x, accuracy)), style in zip(curves.items(), ("o-", "s-", "^-", "D-") * 4):
+        ax.plot(x, np.mean(accuracy, axis=0), style, label=label)
+    if mark is not None:
+        ax.axvline(mark[0], color="k", ls="--", label=mark[1])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path, dpi=fig.dpi)

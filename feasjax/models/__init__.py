@@ -3,6 +3,7 @@ BatchNorm and Dropout, the ``ResNet`` family) and the per-sample loss, predictio
 splitting helpers for plain and stateful models (``losses``), and example-tied dropout
 (FairDropout, ``tied_dropout``).
 """
+from feasjax._exports import module_attributes
 from feasjax.models.nets import MLP
 from feasjax.models.nets import CNN
 from feasjax.models.nets import BasicBlock
@@ -12,7 +13,6 @@ from feasjax.models.tied_dropout import ExampleTiedDropout
 from feasjax.models.losses import LOSSES
 from feasjax.models.losses import cross_entropy
 from feasjax.models.losses import squared_error
-from feasjax.models.losses import check_batch
 from feasjax.models.losses import per_sample_loss_fn
 from feasjax.models.losses import split_model
 from feasjax.models.losses import has_model_state
@@ -22,7 +22,6 @@ from feasjax.models.losses import predict_fn
 
 __all__ = [
     "BasicBlock",
-    "check_batch",
     "CNN",
     "cross_entropy",
     "eval_loss_fn",
@@ -38,3 +37,11 @@ __all__ = [
     "stateful_loss_fn",
     "TiedDropout",
 ]
+
+# No longer exported here (helpers, or records only the library builds); until 0.3 they still
+# resolve, with a DeprecationWarning naming the module that defines them.
+_DEPRECATED = {
+    "check_batch": "feasjax.models.losses",
+}
+
+__getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECATED)

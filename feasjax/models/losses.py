@@ -40,7 +40,6 @@ __all__ = [
     "LOSSES",
     "cross_entropy",
     "squared_error",
-    "check_batch",
     "per_sample_loss_fn",
     "split_model",
     "has_model_state",

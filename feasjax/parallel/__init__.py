@@ -4,10 +4,10 @@
 ``jax.pmap`` compatibility path (``pmap``) and the local multi-process launcher
 (``python -m feasjax.parallel.launch``; its functions are reached as ``feasjax.parallel.launch``).
 """
+from feasjax._exports import module_attributes
 from feasjax.parallel.mesh import DATA_AXIS
 from feasjax.parallel.mesh import data_mesh
 from feasjax.parallel.mesh import state_partition_specs
-from feasjax.parallel.mesh import process_shards
 from feasjax.parallel.mesh import shard_data
 from feasjax.parallel.mesh import replicate
 from feasjax.parallel.mesh import init_sharded
@@ -15,9 +15,6 @@ from feasjax.parallel.mesh import local_epoch_fn
 from feasjax.parallel.mesh import data_parallel_epoch
 from feasjax.parallel.layout import ShardLayout
 from feasjax.parallel.layout import shard_layout
-from feasjax.parallel.layout import shard_counts
-from feasjax.parallel.layout import shard_starts
-from feasjax.parallel.layout import padded_positions
 from feasjax.parallel.layout import sample_mask
 from feasjax.parallel.layout import pad_samples
 from feasjax.parallel.layout import unpad_samples
@@ -31,7 +28,6 @@ from feasjax.parallel.sweeps import summarize_runs
 from feasjax.parallel.distributed import ENV_COORDINATOR
 from feasjax.parallel.distributed import ENV_NUM_PROCESSES
 from feasjax.parallel.distributed import ENV_PROCESS_ID
-from feasjax.parallel.distributed import check_process_args
 from feasjax.parallel.distributed import initialize
 from feasjax.parallel.distributed import process_sample_range
 from feasjax.parallel.distributed import gather
@@ -39,7 +35,6 @@ from feasjax.parallel.distributed import global_loss_summary
 from feasjax.parallel.pmap import pmap_epoch
 
 __all__ = [
-    "check_process_args",
     "DATA_AXIS",
     "data_mesh",
     "data_parallel_epoch",
@@ -53,16 +48,12 @@ __all__ = [
     "initialize",
     "local_epoch_fn",
     "pad_samples",
-    "padded_positions",
     "pmap_epoch",
     "process_sample_range",
-    "process_shards",
     "replicate",
     "sample_mask",
-    "shard_counts",
     "shard_data",
     "shard_layout",
-    "shard_starts",
     "ShardLayout",
     "stack_runs",
     "state_partition_specs",
@@ -73,3 +64,15 @@ __all__ = [
     "unpad_samples",
     "unstack_runs",
 ]
+
+# No longer exported here (helpers, or records only the library builds); until 0.3 they still
+# resolve, with a DeprecationWarning naming the module that defines them.
+_DEPRECATED = {
+    "check_process_args": "feasjax.parallel.distributed",
+    "padded_positions": "feasjax.parallel.layout",
+    "process_shards": "feasjax.parallel.mesh",
+    "shard_counts": "feasjax.parallel.layout",
+    "shard_starts": "feasjax.parallel.layout",
+}
+
+__getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECATED)

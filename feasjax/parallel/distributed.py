@@ -32,7 +32,6 @@ __all__ = [
     "ENV_COORDINATOR",
     "ENV_NUM_PROCESSES",
     "ENV_PROCESS_ID",
-    "check_process_args",
     "initialize",
     "process_sample_range",
     "gather",

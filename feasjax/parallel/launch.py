@@ -24,7 +24,6 @@ import time
 from typing import Sequence
 
 __all__ = [
-    "free_port",
     "launch",
 ]
 

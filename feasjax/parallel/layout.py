@@ -19,9 +19,6 @@ import numpy as np
 __all__ = [
     "ShardLayout",
     "shard_layout",
-    "shard_counts",
-    "shard_starts",
-    "padded_positions",
     "sample_mask",
     "pad_samples",
     "unpad_samples",
@@ -58,10 +55,10 @@ def shard_layout(num_samples: int, num_shards: int) -> ShardLayout:
       A :class:`ShardLayout`.
 
     Example:
-      >>> from feasjax.parallel.layout import shard_counts, shard_layout
+      >>> from feasjax.parallel.layout import shard_layout
       >>> layout = shard_layout(10, 4)
-      >>> layout.local_size, layout.padded_size, shard_counts(layout).tolist()
-      (3, 12, [3, 3, 2, 2])
+      >>> layout.local_size, layout.padded_size
+      (3, 12)
     """
     for value, name in ((num_samples, "num_samples"), (num_shards, "num_shards")):
         if not isinstance(value, (int, np.integer)) or value < 1:

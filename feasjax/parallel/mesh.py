@@ -45,7 +45,6 @@ __all__ = [
     "DATA_AXIS",
     "data_mesh",
     "state_partition_specs",
-    "process_shards",
     "shard_data",
     "replicate",
     "init_sharded",

@@ -46,7 +46,6 @@ __all__ = [
     "History",
     "train",
     "epoch_indices",
-    "multiplier_leaves",
 ]
 
 

@@ -26,15 +26,8 @@ from feasjax.training.engine import (History, _raise_on_skipped, _takes_keyword,
 
 __all__ = [
     "EpochInfo",
-    "History",
-    "epoch_indices",
     "epoch_fn",
     "chunk_fn",
-    "train",
-    "num_steps",
-    "unalias",
-    "raise_on_skipped_step",
-    "check_state_fits_data",
 ]
 
 

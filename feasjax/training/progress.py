@@ -19,7 +19,6 @@ from tqdm.auto import tqdm
 __all__ = [
     "Progress",
     "progress_reporter",
-    "format_stats",
 ]
 
 MODES = (True, False, "bar", "lines")

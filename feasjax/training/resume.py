@@ -15,7 +15,6 @@ from feasjax.training.run_checkpoints import data_fingerprint
 
 __all__ = [
     "train_resumable",
-    "data_fingerprint",
 ]
 
 

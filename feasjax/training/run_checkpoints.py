@@ -32,9 +32,7 @@ import numpy as np
 
 from feasjax.training.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
 
-__all__ = [
-    "data_fingerprint",
-]
+__all__: list = []  # helpers of the engine
 
 _META_KEYS = ("config", "epoch", "step_in_epoch", "global_step", "partial", "skipped",
               "history")  # what a resume reads
@@ -58,7 +56,7 @@ def data_fingerprint(data: Any) -> dict:
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.training.resume import data_fingerprint
+      >>> from feasjax.training.run_checkpoints import data_fingerprint
       >>> data_fingerprint({"x": np.zeros((2, 3), np.float32)})["x"]["shape"]
       [2, 3]
     """

@@ -3,6 +3,7 @@ B reweighted chains and the main chain in one ``vmap`` inside one ``lax.scan``) 
 confidence sets read off its replicas (``confidence``: coordinate intervals, balls, intervals for
 linear functionals).
 """
+from feasjax._exports import module_attributes
 from feasjax.uncertainty.bootstrap import MULTIPLIERS
 from feasjax.uncertainty.bootstrap import ChainState
 from feasjax.uncertainty.bootstrap import BootstrapState
@@ -32,3 +33,5 @@ __all__ = [
     "MULTIPLIERS",
     "power_decay_schedule",
 ]
+
+__getattr__, __dir__ = module_attributes(__name__, __all__)

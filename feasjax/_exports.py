@@ -1,0 +1,53 @@
+"""Module attributes resolved on first use (PEP 562): lazy exports and deprecated names.
+
+A package binds what :func:`module_attributes` returns as its module ``__getattr__`` and
+``__dir__``::
+
+    __getattr__, __dir__ = module_attributes(__name__, __all__, lazy={...}, deprecated={...})
+
+- ``lazy``: public names imported on first use, ``{module: names}``; a name whose module is
+  ``f"{package}.{name}"`` is that submodule itself. Packages that pull in seconds of imports
+  (scikit-learn, orbax, a whole subpackage) stay cheap to import this way.
+- ``deprecated``: names a user could import before that the package no longer exports,
+  ``{name: the module that exports or defines it now}``; each use warns with a
+  ``DeprecationWarning`` naming that place, until the names go in 0.3.
+
+``dir()`` lists the public names only: tab completion should not offer the deprecated ones.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+
+REMOVED_IN = "0.3"
+
+
+def module_attributes(package: str, public: Sequence[str], *,
+                      lazy: Mapping[str, Sequence[str]] | None = None,
+                      deprecated: Mapping[str, str] | None = None
+                      ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """The module ``__getattr__`` and ``__dir__`` of ``package`` (see the module docstring)."""
+    if any(isinstance(names, str) for names in (lazy or {}).values()):
+        raise TypeError(f"lazy must map modules to sequences of names, got {lazy=}")
+    lazy = {name: module for module, names in (lazy or {}).items() for name in names}
+    deprecated = dict(deprecated or {})
+
+    def __getattr__(name: str) -> object:
+        if name in lazy:
+            module = importlib.import_module(lazy[name])
+            value = module if module.__name__ == f"{package}.{name}" else getattr(module, name)
+            setattr(sys.modules[package], name, value)  # the next lookup is a plain one
+            return value
+        if name in deprecated:
+            where = deprecated[name]
+            warnings.warn(f"{package}.{name} moved to {where}.{name}; {package}.{name} will be "
+                          f"removed in {REMOVED_IN}", DeprecationWarning, stacklevel=2)
+            return getattr(importlib.import_module(where), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted(public)
+
+    return __getattr__, __dir__
