@@ -72,7 +72,7 @@ def num_steps(num_samples: int, batch_size: int) -> int:
     """Minibatches per epoch, ``N // batch_size``; raises if ``batch_size`` does not fit.
 
     Example:
-      >>> from feasjax.training.loop import num_steps
+      >>> from feasjax.training.engine import num_steps
       >>> num_steps(10, 4)
       2
     """
@@ -106,7 +106,7 @@ def check_state_fits_data(state: PrimalDualState, num_samples: int) -> None:
     Example:
       >>> import jax.numpy as jnp, optax
       >>> from feasjax import feasible_learning
-      >>> from feasjax.training.loop import check_state_fits_data
+      >>> from feasjax.training.engine import check_state_fits_data
       >>> fl = feasible_learning(lambda p, b: b, optax.sgd(0.1), num_samples=3, epsilon=0.1)
       >>> check_state_fits_data(fl.init(jnp.zeros(1)), 4)
       Traceback (most recent call last):
