@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 
 import numpy as np
@@ -161,17 +160,16 @@ def train_command(args: argparse.Namespace) -> dict:
 def _run(args: argparse.Namespace, dataset, method: str, config: RunConfig, name: str,
          label: str):
     from feasjax.experiments.runs import run_method
-    from feasjax.training.resume import train_resumable
 
     run_config = {k: v for k, v in config._asdict().items() if k != "epochs"}
-    trainer = functools.partial(
-        train_resumable, on_nonfinite=args.on_nonfinite, resume=args.resume,
+    options = dict(
+        on_nonfinite=args.on_nonfinite, resume=args.resume,
         checkpoint_dir=(os.path.join(args.checkpoint_dir, method) if args.checkpoint_dir
                         else None),
         checkpoint_every=args.checkpoint_every, max_to_keep=args.max_to_keep,
         config={"method": method, "data": name, **run_config})
     try:
         return run_method(dataset, method, config, progress=progress_mode(args),
-                          trainer=trainer, label=label)
+                          train_options=options, label=label)
     except (ValueError, FloatingPointError) as e:
         raise SystemExit(f"feasjax train: error: {method}: {e}") from None

@@ -34,7 +34,7 @@ from feasjax.metrics.groups import group_summary
 from feasjax.models.losses import cross_entropy
 from feasjax.models.nets import MLP
 from feasjax.models.tied_dropout import TiedDropout
-from feasjax.training.loop import epoch_fn
+from feasjax.training.engine import train
 
 __all__ = [
     "GroupConfig",
@@ -135,14 +135,17 @@ def _train(method, datasets, seeds, config):
     hparams = {"weights": jax.vmap(lambda c: group_weights(c, gamma=config.gamma))(counts),
                "counts": counts}
     make = _make_solver(method, graphdef, num_samples, config, num_groups)
-    batch = min(config.batch_size, num_samples)
+
+    def step(carry, batch, idx, *, unique_indices=False):  # each run its own hyper-parameters
+        state, hp = carry
+        state, info = make(hp).step(state, batch, idx, unique_indices=unique_indices)
+        return (state, hp), {"ok": info.ok}
+
     states = jax.vmap(lambda p, hp: make(hp).init(p))(params, hparams)
-    run = jax.jit(jax.vmap(lambda s, d, k, hp: epoch_fn(make(hp), batch)(s, d, k)),
-                  donate_argnums=0)
-    keys = jnp.stack([jax.random.key(s) for s in seeds])
-    for epoch in range(config.epochs):
-        states, _ = run(states, data, jax.vmap(jax.random.fold_in, (0, None))(keys, epoch),
-                        hparams)
+    (states, _), _ = train(step, (states, hparams), data, epochs=config.epochs,
+                           batch_size=min(config.batch_size, num_samples),
+                           key=jnp.stack([jax.random.key(s) for s in seeds]),
+                           runs=len(seeds), per_run_data=True, progress=False)
     return graphdef, states.params
 
 

@@ -189,17 +189,17 @@ def _program(step: Callable, n: int, batch_size: int, length: int, records: bool
 
 
 def _compiled(step: Callable, *, num_samples: int, batch_size: int, length: int,
-              records: bool, runs: bool, carry_sharding: Any) -> Callable:
+              records: bool, runs: bool, run_data: bool, carry_sharding: Any) -> Callable:
     """The jitted program, kept on the step function itself (no global cache keeps a user's
     closure alive; a second :func:`train` with the same step compiles nothing)."""
-    cache_key = (num_samples, batch_size, length, records, runs,
+    cache_key = (num_samples, batch_size, length, records, runs, run_data,
                  _sharding_key(carry_sharding))
     cache = getattr(step, "__dict__", None)
     programs = cache.setdefault("_feasjax_programs", {}) if cache is not None else {}
     if cache_key not in programs:
         run = _program(step, num_samples, batch_size, length, records)
         if runs:
-            run = jax.vmap(run, in_axes=(0, None, 0, None, None, None))
+            run = jax.vmap(run, in_axes=(0, 0 if run_data else None, 0, None, None, None))
         out = None if carry_sharding is None else (carry_sharding, _replicated(carry_sharding),
                                                    _replicated(carry_sharding))
         if not getattr(step, "checked", False):
@@ -365,6 +365,7 @@ def train(
     after_save: Callable[[int], None] | None = None,
     mesh: Mesh | None = None,
     runs: int | None = None,
+    per_run_data: bool = False,
     loss_of: Callable[[Any], jax.Array] | None = None,
     epoch_runner: Callable | None = None,
 ) -> tuple[Any, History]:
@@ -406,6 +407,8 @@ def train(
         carry are sharded over its first axis (replicated when the device count does not
         divide the number of samples), the rest replicated.
       runs: train ``R`` runs at once: ``carry`` and ``key`` have a leading axis of ``R``.
+      per_run_data: with ``runs``, ``data`` has the leading run axis too (each run its own
+        dataset of the same size, e.g. its own split); otherwise the runs share ``data``.
       loss_of: with a ``PrimalDual``, maps ``info.aux`` to the per-sample losses.
       epoch_runner: (0.1) a compiled ``(state, data, key) -> (state, EpochInfo)`` that runs a
         whole epoch, e.g. :func:`feasjax.data_parallel_epoch`; prefer ``mesh``.
@@ -433,7 +436,10 @@ def train(
       (1.56, 1.0)
     """
     _check_args(epochs, on_nonfinite, checkpoint_every, runs)
-    n = checks.leading_size(data, "data")
+    if per_run_data and runs is None:
+        raise ValueError("per_run_data=True needs runs=R (data with a leading run axis)")
+    n = checks.leading_size(jax.tree.map(lambda a: a[0], data) if per_run_data else data,
+                            "data")
     if n is None:
         raise ValueError("data must hold at least one array with a leading sample axis")
     steps = num_steps(n, batch_size)
@@ -458,8 +464,9 @@ def train(
         carry = _pad_rows(carry, n, padded, lead, everything=False)
         carry_sharding = _row_sharding(carry, padded, mesh, lead, everything=False)
         carry = _place(carry, carry_sharding)
-        fingerprinted, data = data, _pad_rows(data, n, padded, 0, everything=True)
-        data = _place(data, _row_sharding(data, padded, mesh, 0, everything=True))
+        data_lead = int(per_run_data)
+        fingerprinted, data = data, _pad_rows(data, n, padded, data_lead, everything=True)
+        data = _place(data, _row_sharding(data, padded, mesh, data_lead, everything=True))
     saver = None if checkpoint_dir is None else Checkpoints(
         checkpoint_dir, data=data if mesh is None else fingerprinted, key=key, max_to_keep=max_to_keep, async_save=async_save,
         settings={"num_samples": n, "batch_size": batch_size, "epsilon": epsilon,
@@ -486,6 +493,7 @@ def train(
             length = min(every - pos % every, steps - pos)
             program = _compiled(step, num_samples=n, batch_size=batch_size, length=length,
                                 records=on_nonfinite == "raise", runs=runs is not None,
+                                run_data=per_run_data,
                                 carry_sharding=carry_sharding)
             carry, stats, records = program(carry, data, key, np.int32(epoch), np.int32(pos),
                                             bound)
