@@ -33,6 +33,11 @@ class IndexedState(NamedTuple):
 
     inner: Any  # inner optimizer state, every leaf with leading axis N (one row per sample)
 
+    @property
+    def inner_state(self) -> Any:
+        """The inner optimizer's state (``inner``), in optax's vocabulary."""
+        return self.inner
+
 
 def unique_rows(indices: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Group duplicate indices: for each position, the first position holding the same index.

@@ -61,6 +61,17 @@ class PrimalDualState(NamedTuple):
     skipped: jax.Array  # shape=(), int32: steps skipped for non-finite values or bad indices
     model_state: Any = ()  # non-parameter model state (batch statistics, RNG), or ()
 
+    @property
+    def inner_state(self) -> Any:
+        """The wrapped (primal) optimizer's state, as :class:`feasjax.ConstrainedState` and
+        optax's wrappers name it (``primal_state``)."""
+        return self.primal_state
+
+    @property
+    def count(self) -> jax.Array:
+        """Steps taken, as :class:`feasjax.ConstrainedState` and optax name it (``step``)."""
+        return self.step
+
 
 class StepInfo(NamedTuple):
     """What one step reports (stacked over steps by ``lax.scan``)."""
