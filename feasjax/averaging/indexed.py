@@ -112,12 +112,13 @@ def indexed_averaged(
     _fold_row = lambda average, row, n, take: _fold(averager, average, row, n, take)  # noqa: E731
 
     def init_fn(params):
-        zeros = jnp.zeros([_num_rows(params)], jnp.int32)
+        # One buffer per field (count and n are two arrays): the state is donated.
+        count = jnp.zeros([_num_rows(params)], jnp.int32)
         average = _init_average(averager, params, mask)
         if averager.first == 0:  # every row's initial value is counted: copy it in
             average = _fold(averager, average, params, jnp.zeros([], jnp.int32))
-            return AveragedState(zeros, zeros + 1, average, inner.init(params))
-        return AveragedState(zeros, zeros, average, inner.init(params))
+            return AveragedState(count, count + 1, average, inner.init(params))
+        return AveragedState(count, jnp.zeros_like(count), average, inner.init(params))
 
     def update_fn(updates, state, params=None, *, indices=None, **extra_args):
         _check_params(params)

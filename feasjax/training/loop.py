@@ -203,8 +203,9 @@ class History(NamedTuple):
 def unalias(tree: Any) -> Any:
     """Copy leaves that share a buffer with an earlier leaf, so that the tree can be donated.
 
-    Averages initialised from the parameters, or a state built twice from the same arrays,
-    hold one buffer in two places; XLA refuses to donate a buffer twice.
+    feasjax's ``init`` functions allocate every field (``tests/test_donation.py``), but a state
+    a user assembles from the same arrays (one array given twice, a state built twice) holds
+    one buffer in two places; XLA refuses to donate a buffer twice.
 
     Example:
       >>> import jax.numpy as jnp
