@@ -11,6 +11,8 @@ from feasjax.averaging.indexed import indexed_averaged
 from feasjax.averaging.schedules import swa_schedule
 from feasjax.averaging.wrappers import (AveragedState, averaged, averaged_params,
                                         find_averaged_states)
+from feasjax.core.dual import ascent
+from feasjax.core.rows import apply_row_updates, indexed
 
 T = 12
 
@@ -357,6 +359,28 @@ def test_indexed_duplicate_rows_are_folded_once_per_step():
     _, s_one = tx.update(g, tx.init(lam), lam, indices=jnp.array([1, 3]))
     jax.tree.map(np.testing.assert_array_equal, s_dup, s_one)
     assert int(s_dup.n[1]) == 2
+
+
+def test_indexed_averaged_over_fj_indexed_folds_its_row_updates():
+    # fj.indexed returns the (B,) updates of the batch rows, not dense (N,) updates.
+    tx = indexed_averaged(indexed(ascent(optax.sgd(1.0))), polyak())
+    lam = jnp.arange(N, dtype=jnp.float32)
+    state = tx.init(lam)
+
+    @jax.jit
+    def step(lam, state, idx, t):
+        u, state = tx.update((t + 1.0) * (idx + 1.0), state, lam, indices=idx)
+        return apply_row_updates(lam, u, idx), state
+
+    history = [[float(v)] for v in lam]
+    for t, idx in enumerate([*BATCHES, np.array([4, 4])]):  # a repeated row moves (and folds) once
+        lam, state = step(lam, state, jnp.asarray(idx), t)
+        for i in set(idx.tolist()):
+            history[i].append(float(lam[i]))
+    assert len(history[4]) == 2 and history[4][1] == 4.0 + 2 * 5 * 6.0  # both gradients, once
+    expected = [np.mean(h) for h in history]
+    np.testing.assert_allclose(averaged_params(state, lam), expected, rtol=1e-6)
+    np.testing.assert_array_equal(state.n, [len(h) for h in history])
 
 
 def test_indexed_bad_arguments_raise():

@@ -107,6 +107,7 @@ def test_init_accepts_shape_dtype_struct():
     abstract = jax.eval_shape(tx.init, jax.ShapeDtypeStruct((5,), jnp.float32))
     assert abstract.inner[0].mu.shape == (5,)
     assert abstract.inner[0].count.shape == (5,)
+    assert abstract.rows.shape == (5,)
 
 
 def test_pytree_rows_with_matrix_leaves():
@@ -146,6 +147,19 @@ def test_out_of_range_inside_jit_is_never_written():
     upd, _ = jax.jit(lambda s, i: tx.update(jnp.ones(1), s, params, indices=i))(
         state, jnp.array([7]))
     assert np.isnan(np.asarray(upd)).all()
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_out_of_range_inside_jit_is_nan_without_params(name):
+    """README: an index outside [0, N) reads as NaN, also when update gets no params and the
+    inner optimizer keeps no per-row state (sgd) from which N could be read."""
+    tx = fj.indexed(OPTIMIZERS[name]())
+    state = tx.init(jnp.zeros(N))
+    step = jax.jit(lambda s, i: tx.update(jnp.ones(3), s, indices=i))
+    upd, new = step(state, jnp.array([1, N, -1]))
+    assert np.isfinite(upd[0]) and np.isnan(upd[1:]).all()
+    _, only_row_1 = jax.jit(lambda s: tx.update(jnp.ones(1), s, indices=jnp.array([1])))(state)
+    chex.assert_trees_all_equal(new, only_row_1)  # the bad rows wrote nothing
 
 
 @pytest.mark.parametrize("name", ["momentum", "adam"])

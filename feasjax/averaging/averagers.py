@@ -278,8 +278,9 @@ def lawa(k: int, every: int, burn_in: int = 0) -> Averager:
     def init_leaf(leaf: jax.Array) -> WindowLeaf:
         # Built from the leaf itself (not from zeros) so that the ring inherits its sharding;
         # the values are placeholders until the first snapshot, which fold_leaf treats apart.
+        # total and evict are copies: the leaf (the caller's params) and they are donated.
         leaf = jnp.asarray(leaf)
-        return WindowLeaf(jnp.repeat(leaf[None], k + 1, axis=0), leaf, leaf)
+        return WindowLeaf(jnp.repeat(leaf[None], k + 1, axis=0), _copy(leaf), _copy(leaf))
 
     def fold_leaf(state: WindowLeaf, x: jax.Array, n: jax.Array, take: jax.Array) -> WindowLeaf:
         # The evicted snapshot is carried in the state and the next one is read *after* the

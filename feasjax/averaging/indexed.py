@@ -19,8 +19,8 @@ import optax
 from feasjax.averaging.averagers import Averager, WindowLeaf
 from feasjax.averaging.wrappers import (AveragedState, Mask, _check_params, _counted, _fold,
                                         _init_average)
-from feasjax.core.checks import check_indices
-from feasjax.core.rows import in_range
+from feasjax.core.checks import check_indices, check_leading_size
+from feasjax.core.rows import IndexedState, in_range
 
 __all__ = [
     "indexed_averaged",
@@ -60,6 +60,13 @@ def _scatter(s: Any, rows: Any, idx: jax.Array) -> Any:
     return s.at[idx].set(rows, mode="drop")
 
 
+def _returns_rows(inner_state: Any) -> bool:
+    # An inner state holding an IndexedState is fj.indexed (alone or in a chain): its updates
+    # are the (B,) rows of the batch, not a dense (N,) tree. Decided from the static structure.
+    found = jax.tree.leaves(inner_state, is_leaf=lambda x: isinstance(x, IndexedState))
+    return any(isinstance(x, IndexedState) for x in found)
+
+
 def _num_rows(params: Any) -> int:
     sizes = {leaf.shape[0] if leaf.ndim else None for leaf in jax.tree.leaves(params)}
     if len(sizes) != 1 or None in sizes:
@@ -77,8 +84,11 @@ def indexed_averaged(
     ``update(updates, state, params, *, indices, **extra_args)`` runs ``inner`` (``indices`` is
     forwarded to it), then folds the rows ``theta[indices] + u[indices]`` into their averages using
     per-row counters of shape ``(N,)``. Changes ``inner`` makes outside ``indices`` (e.g. momentum)
-    are not folded. A row listed several times in ``indices`` is folded **once** per step (all
-    copies compute the same value from the same old state). ``indices`` must lie in ``[0, N)``.
+    are not folded. Over :func:`feasjax.indexed` (alone or in a chain), ``updates`` and the
+    returned updates are the batch's rows (leading axis ``B``, applied with
+    :func:`feasjax.core.apply_row_updates`) and the rows folded are ``theta[indices] + u``.
+    A row listed several times in ``indices`` is folded **once** per step (all copies compute
+    the same value from the same old state). ``indices`` must lie in ``[0, N)``.
 
     Averaged multipliers can weight the primal step of Feasible Learning (read them with
     :func:`feasjax.averaged_params` and index the batch's rows). In
@@ -105,6 +115,15 @@ def indexed_averaged(
       >>> u, state = tx.update(jnp.array([0.0, -2.0, 0.0, 0.0]), state, lam, indices=jnp.array([1]))
       >>> averaged_params(state, lam + u)  # row 1: mean of 0 and 2; others untouched
       Array([0., 1., 0., 0.], dtype=float32)
+
+      Over :func:`feasjax.indexed`, with the batch's rows only:
+
+      >>> from feasjax.core import apply_row_updates, indexed
+      >>> tx = indexed_averaged(indexed(optax.sgd(1.0)), polyak())
+      >>> state, idx = tx.init(lam), jnp.array([1])
+      >>> u, state = tx.update(jnp.array([-2.0]), state, lam, indices=idx)
+      >>> averaged_params(state, apply_row_updates(lam, u, idx))
+      Array([0., 1., 0., 0.], dtype=float32)
     """
     if not isinstance(averager, Averager):
         raise TypeError(f"averager must be a feasjax Averager (ema, polyak, ...), got {averager!r}")
@@ -112,12 +131,13 @@ def indexed_averaged(
     _fold_row = lambda average, row, n, take: _fold(averager, average, row, n, take)  # noqa: E731
 
     def init_fn(params):
-        zeros = jnp.zeros([_num_rows(params)], jnp.int32)
+        # One buffer per field (count and n are two arrays): the state is donated.
+        count = jnp.zeros([_num_rows(params)], jnp.int32)
         average = _init_average(averager, params, mask)
         if averager.first == 0:  # every row's initial value is counted: copy it in
             average = _fold(averager, average, params, jnp.zeros([], jnp.int32))
-            return AveragedState(zeros, zeros + 1, average, inner.init(params))
-        return AveragedState(zeros, zeros, average, inner.init(params))
+            return AveragedState(count, count + 1, average, inner.init(params))
+        return AveragedState(count, jnp.zeros_like(count), average, inner.init(params))
 
     def update_fn(updates, state, params=None, *, indices=None, **extra_args):
         _check_params(params)
@@ -128,10 +148,14 @@ def indexed_averaged(
         inner_updates, inner_state = inner.update(
             updates, state.inner_state, params, indices=indices, **extra_args
         )
+        if _returns_rows(inner_state):
+            check_leading_size(inner_updates, idx.shape[0], "updates of the indexed inner")
+            row_updates = inner_updates
+        else:
+            row_updates = jax.tree.map(lambda u: _get(u, idx), inner_updates)
         count = _get(state.count, idx) + 1
         n, take = _get(state.n, idx), _counted(averager, count)
-        rows = jax.tree.map(lambda p, u: (_get(p, idx) + _get(u, idx)).astype(p.dtype), params,
-                            inner_updates)
+        rows = jax.tree.map(lambda p, u: (_get(p, idx) + u).astype(p.dtype), params, row_updates)
         gathered = jax.tree.map(lambda p, s: _gather(s, idx), params, state.average)
         axes = jax.tree.map(lambda p, s: _row_axes(s), params, state.average)
         folded = jax.vmap(_fold_row, in_axes=(axes, 0, 0, 0), out_axes=axes)(gathered, rows, n, take)

@@ -112,10 +112,11 @@ def averaged(
     inner = optax.with_extra_args_support(inner)
 
     def init_fn(params):
-        zero = jnp.zeros([], jnp.int32)
-        state = AveragedState(zero, zero, _init_average(averager, params, mask), inner.init(params))
+        # One buffer per field (no `zero` shared by count and n): the state is donated.
+        count, n = jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32)
+        state = AveragedState(count, n, _init_average(averager, params, mask), inner.init(params))
         if averager.first == 0:  # theta_0 is counted: copy it in
-            state = state._replace(n=zero + 1, average=_fold(averager, state.average, params, zero))
+            state = state._replace(n=n + 1, average=_fold(averager, state.average, params, n))
         return state
 
     def update_fn(updates, state, params=None, **extra_args):

@@ -10,7 +10,7 @@ Every row carries its own copy of the inner state, scalar counters included (``c
 an ``(N,)`` vector), so a row's optimizer sees exactly the sequence of gradients of that row:
 Adam's bias correction and nuPI's first step are per row, and rows never observed are never
 touched (unlike a dense optimizer fed zero gradients). Memory: the inner state of one row times
-``N``.
+``N``, plus ``N`` bytes that hold ``N`` for an inner optimizer with no state (sgd).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from feasjax.core import checks
@@ -32,6 +33,9 @@ class IndexedState(NamedTuple):
     """State of :func:`indexed`."""
 
     inner: Any  # inner optimizer state, every leaf with leading axis N (one row per sample)
+    # shape=(N,), bool, never read: its shape is N, the range of valid indices, also when
+    # `inner` has no leaves (sgd); a leaf, not an int, so that it shards with the rows.
+    rows: jax.Array
 
     @property
     def inner_state(self) -> Any:
@@ -206,24 +210,25 @@ def indexed(inner: optax.GradientTransformation) -> optax.GradientTransformation
     """
 
     def init_fn(params):
-        checks.leading_size(params, "params")
-        return IndexedState(inner=jax.vmap(inner.init)(params))
+        num_rows = checks.leading_size(params, "params")
+        # Filled on the host: no program to compile at init (see dual_step.zero_count).
+        return IndexedState(inner=jax.vmap(inner.init)(params),
+                            rows=jax.device_put(np.zeros((num_rows,), np.bool_)))
 
     def update_fn(updates, state, params=None, *, indices, unique_indices=False, **extra_args):
         del extra_args
-        num_rows = checks.leading_size(state.inner if params is None else params, "params")
+        num_rows = checks.leading_size(state.rows if params is None else params, "params")
         indices = checks.check_indices(indices, num_rows, "indices")
         checks.check_leading_size(updates, indices.shape[0], "updates")
         rows_params = None if params is None else gather_rows(params, indices)
         row_updates, new_rows = update_rows(inner, updates, state, indices, rows_params,
                                             unique_indices=unique_indices)
-        if num_rows is not None:
-            # Inside jit the range cannot raise: out-of-range rows get NaN updates (loud, and
-            # never written back) rather than a silently dropped or clamped write.
-            valid = (indices >= 0) & (indices < num_rows)
-            row_updates = jax.tree.map(
-                lambda u: jnp.where(valid.reshape((-1,) + (1,) * (u.ndim - 1)), u, jnp.nan),
-                row_updates)
+        # Inside jit the range cannot raise: out-of-range rows get NaN updates (loud, and
+        # never written back) rather than a silently dropped or clamped write.
+        valid = (indices >= 0) & (indices < num_rows)
+        row_updates = jax.tree.map(
+            lambda u: jnp.where(valid.reshape((-1,) + (1,) * (u.ndim - 1)), u, jnp.nan),
+            row_updates)
         return row_updates, write_rows(state, new_rows, indices)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -284,4 +289,4 @@ def write_rows(state: IndexedState, new_rows: Any, indices: jax.Array) -> Indexe
       >>> write_rows(state, rows, jnp.array([2])).inner[0].count.tolist()
       [0, 0, 1]
     """
-    return IndexedState(inner=scatter_rows(state.inner, new_rows, indices))
+    return state._replace(inner=scatter_rows(state.inner, new_rows, indices))

@@ -130,7 +130,9 @@ def primal_dual(
       array applied to every indexed group, or a dict name -> int array;
       ``unique_indices=True`` promises that no index repeats within the batch (a shuffled
       epoch's minibatch, as :func:`feasjax.epoch_fn` draws), which skips combining the dual
-      updates of repeated rows (an O(B log B) sort).
+      updates of repeated rows (an O(B log B) sort); ``padded=True`` accepts per-sample
+      multipliers with more rows than ``num_samples``, rows no valid index reaches (the
+      padding :func:`feasjax.train` adds on a mesh that does not divide the samples).
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
@@ -222,8 +224,8 @@ def primal_dual(
                 for k, v in measured.items()}
 
     def step(state: PrimalDualState, batch: Any, indices: Any = None, *,
-             unique_indices: bool = False):
-        dual_step.check_multipliers(groups, state.multipliers, values=False, padded=True)
+             unique_indices: bool = False, padded: bool = False):
+        dual_step.check_multipliers(groups, state.multipliers, values=False, padded=padded)
         idx, indices_valid = dual_step.batch_indices(groups, indices)
         objective, values, vjp_fn, (measured, aux, model_state) = evaluate(
             state.params, batch, state.model_state)

@@ -147,6 +147,10 @@ def chunk_fn(
 def unalias(tree: Any) -> Any:
     """Copy leaves that share a buffer with an earlier leaf, so that the tree can be donated.
 
+    feasjax's ``init`` functions allocate every field (``tests/test_donation.py``), but a state
+    a user assembles from the same arrays (one array given twice, a state built twice) holds
+    one buffer in two places; XLA refuses to donate a buffer twice.
+
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.training.loop import unalias

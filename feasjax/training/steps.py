@@ -84,10 +84,13 @@ def solver_step(solver: PrimalDual, *, loss_of: Callable[[Any], jax.Array] | Non
     if not isinstance(solver, PrimalDual):
         raise TypeError(f"solver must be a feasjax.PrimalDual, got {type(solver).__name__}")
     loss_of = loss_of or (lambda aux: aux)
-    promise = _takes_keyword(solver.step, "unique_indices")  # a user's own step may not take it
+    # The engine's promises (no repeated row; per-sample rows a mesh padded), passed to the
+    # solver's own step; a user's replacement of it may not take them.
+    promises = [k for k in ("unique_indices", "padded") if _takes_keyword(solver.step, k)]
 
     def step(state: Any, batch: Any, indices: jax.Array, *, unique_indices: bool = False):
-        extra = {"unique_indices": unique_indices} if promise else {}
+        extra = {k: v for k, v in (("unique_indices", unique_indices), ("padded", True))
+                 if k in promises}
         state, info = solver.step(state, batch, indices, **extra)
         return state, {"losses": loss_of(info.aux), "ok": info.ok}
 
