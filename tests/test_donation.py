@@ -10,6 +10,7 @@ import optax
 import pytest
 
 import feasjax as fj
+from feasjax.core.rows import apply_row_updates
 
 N, IDX = 4, jnp.array([0, 2])
 AVERAGERS = {
@@ -79,7 +80,7 @@ def test_init_state_can_be_donated_with_the_params(name):
     def step(params, state, grads):
         updates, state = tx.update(grads, state, params, **extra)
         if jax.tree.leaves(grads)[0].shape == IDX.shape:  # fj.indexed's (B,) row updates
-            return fj.core.apply_row_updates(params, updates, IDX), state
+            return apply_row_updates(params, updates, IDX), state
         return optax.apply_updates(params, updates), state
 
     step = jax.jit(step, donate_argnums=(0, 1))

@@ -86,7 +86,7 @@ def indexed_averaged(
     per-row counters of shape ``(N,)``. Changes ``inner`` makes outside ``indices`` (e.g. momentum)
     are not folded. Over :func:`feasjax.indexed` (alone or in a chain), ``updates`` and the
     returned updates are the batch's rows (leading axis ``B``, applied with
-    :func:`feasjax.core.apply_row_updates`) and the rows folded are ``theta[indices] + u``.
+    :func:`feasjax.core.rows.apply_row_updates`) and the rows folded are ``theta[indices] + u``.
     A row listed several times in ``indices`` is folded **once** per step (all copies compute
     the same value from the same old state). ``indices`` must lie in ``[0, N)``.
 
@@ -118,11 +118,11 @@ def indexed_averaged(
 
       Over :func:`feasjax.indexed`, with the batch's rows only:
 
-      >>> from feasjax.core import apply_row_updates, indexed
+      >>> from feasjax.core import indexed
       >>> tx = indexed_averaged(indexed(optax.sgd(1.0)), polyak())
       >>> state, idx = tx.init(lam), jnp.array([1])
       >>> u, state = tx.update(jnp.array([-2.0]), state, lam, indices=idx)
-      >>> averaged_params(state, apply_row_updates(lam, u, idx))
+      >>> averaged_params(state, lam.at[idx].add(u))
       Array([0., 1., 0., 0.], dtype=float32)
     """
     if not isinstance(averager, Averager):

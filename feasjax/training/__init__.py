@@ -7,7 +7,7 @@ checkpoints (``checkpoint``, ``run_checkpoints``), the per-epoch progress (``pro
 from feasjax._exports import module_attributes
 from feasjax.training.loop import EpochInfo
 from feasjax.training.engine import History
-from feasjax.training.engine import epoch_indices
+from feasjax.training.programs import epoch_indices
 from feasjax.training.loop import epoch_fn
 from feasjax.training.loop import chunk_fn
 from feasjax.training.engine import train
@@ -46,11 +46,11 @@ __all__ = [
 # No longer exported here (helpers, or records only the library builds); until 0.3 they still
 # resolve, with a DeprecationWarning naming the module that defines them.
 _DEPRECATED = {
-    "check_state_fits_data": "feasjax.training.engine",
+    "check_state_fits_data": "feasjax.training.programs",
     "data_fingerprint": "feasjax.training.run_checkpoints",
-    "num_steps": "feasjax.training.engine",
+    "num_steps": "feasjax.training.programs",
     "raise_on_skipped_step": "feasjax.training.loop",
-    "unalias": "feasjax.training.loop",
+    "unalias": "feasjax.training.programs",
 }
 
 __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECATED)

@@ -24,28 +24,26 @@
 """
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import checkify
-from jax.sharding import AxisType, Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
 from feasjax.core import checks
-from feasjax.core.dual_step import is_per_sample
-from feasjax.core.solver import PrimalDual, PrimalDualState
+from feasjax.core.solver import PrimalDual
+from feasjax.training.placement import auto_mesh, pad_rows, place, row_sharding, unpad_rows
+from feasjax.training.programs import (check_state_fits_data, chunk_stats, compiled_chunk,
+                                       multiplier_stats, num_steps, unalias)
 from feasjax.training.progress import progress_reporter
 from feasjax.training.run_checkpoints import Checkpoints
-from feasjax.training.steps import _takes_keyword, solver_step
+from feasjax.training.steps import solver_step
 
 __all__ = [
     "History",
     "train",
-    "epoch_indices",
 ]
 
 
@@ -65,236 +63,10 @@ def _empty_history() -> History:
 
 
 # ---------------------------------------------------------------------------------------------
-# Minibatches.
-
-
-def num_steps(num_samples: int, batch_size: int) -> int:
-    """Minibatches per epoch, ``N // batch_size``; raises if ``batch_size`` does not fit.
-
-    Example:
-      >>> from feasjax.training.engine import num_steps
-      >>> num_steps(10, 4)
-      2
-    """
-    if (isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer))
-            or not 1 <= batch_size <= num_samples):
-        raise ValueError(f"batch_size must be an int in [1, {num_samples}] (the number of "
-                         f"samples), got {batch_size=}")
-    return num_samples // batch_size
-
-
-def epoch_indices(key: jax.Array, num_samples: int, batch_size: int) -> jax.Array:
-    """A shuffled epoch's minibatch indices, shape ``(N // batch_size, batch_size)``.
-
-    Example:
-      >>> import jax
-      >>> from feasjax import epoch_indices
-      >>> epoch_indices(jax.random.key(0), 10, 5).shape
-      (2, 5)
-    """
-    steps = num_steps(num_samples, batch_size)
-    perm = jax.random.permutation(key, num_samples)
-    return perm[: steps * batch_size].reshape(steps, batch_size).astype(jnp.int32)
-
-
-def check_state_fits_data(state: PrimalDualState, num_samples: int) -> None:
-    """Raise ``ValueError`` unless every per-sample multiplier vector has one row per sample.
-
-    A solver built with ``num_samples`` smaller than the data would skip every step that
-    touches a higher index (out of range) and return untrained parameters.
-
-    Example:
-      >>> import jax.numpy as jnp, optax
-      >>> from feasjax import feasible_learning
-      >>> from feasjax.training.engine import check_state_fits_data
-      >>> fl = feasible_learning(lambda p, b: b, optax.sgd(0.1), num_samples=3, epsilon=0.1)
-      >>> check_state_fits_data(fl.init(jnp.zeros(1)), 4)
-      Traceback (most recent call last):
-      ValueError: constraint group 'samples' has 3 multipliers (the solver's num_samples) but the data has 4 samples; build the solver with num_samples=4
-    """
-    for name, lam in state.multipliers.items():
-        if is_per_sample(state.dual_states[name]) and jnp.shape(lam)[0] != num_samples:
-            raise ValueError(f"constraint group {name!r} has {jnp.shape(lam)[0]} multipliers "
-                             f"(the solver's num_samples) but the data has {num_samples} "
-                             f"samples; build the solver with num_samples={num_samples}")
-
-
-# ---------------------------------------------------------------------------------------------
-# The compiled program: steps start .. start + length - 1 of an epoch.
-
-
-def _names(path: tuple) -> list:
-    return [getattr(k, "name", getattr(k, "key", None)) for k in path]
-
-
-def multiplier_leaves(carry: Any) -> list:
-    """Every array of ``carry`` stored under a ``multipliers`` field or key (the multipliers
-    of :func:`feasjax.feasible`, :func:`feasjax.constrained` or a :class:`feasjax.PrimalDual`,
-    also inside an ``nnx.State``).
-
-    Example:
-      >>> import jax.numpy as jnp, optax, feasjax as fj
-      >>> from feasjax.training.engine import multiplier_leaves
-      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=3, epsilon=0.1)
-      >>> [x.shape for x in multiplier_leaves((jnp.zeros(2), tx.init(jnp.zeros(2))))]
-      [(3,)]
-    """
-    flat = jax.tree_util.tree_flatten_with_path(carry)[0]
-    return [leaf for path, leaf in flat if "multipliers" in _names(path)]
-
-
-def _chunk_stats(losses: jax.Array, ok: jax.Array, bound: jax.Array) -> jax.Array:
-    losses = losses.astype(jnp.float32)
-    finite = jnp.isfinite(losses)
-    return jnp.stack([jnp.sum(jnp.where(finite, losses, 0.0)),
-                      jnp.sum(finite.astype(jnp.float32)),
-                      jnp.sum((losses <= bound).astype(jnp.float32)),
-                      jnp.float32(losses.size), jnp.sum((~ok).astype(jnp.float32))])
-
-
-def _multiplier_stats(carry: Any, n: int | None = None) -> jax.Array:
-    """Sum, count and max of every multiplier; per-sample vectors padded for a mesh are read
-    up to their ``n`` real rows."""
-    values = [jnp.ravel(m if n is None or np.shape(m)[0] <= n else m[:n]).astype(jnp.float32)
-              for m in multiplier_leaves(carry)]
-    if not values:
-        return jnp.full((3,), jnp.nan, jnp.float32)
-    values = jnp.concatenate(values)
-    return jnp.stack([jnp.sum(values), jnp.float32(values.size), jnp.max(values)])
-
-
-def _program(step: Callable, n: int, batch_size: int, length: int, records: bool) -> Callable:
-    """``(carry, data, key, epoch, start, bound) -> (carry, stats, records)`` for one run."""
-    if _takes_keyword(step, "unique_indices"):  # a shuffled epoch never repeats a row
-        step = functools.partial(step, unique_indices=True)
-
-    def run(carry, data, key, epoch, start, bound):
-        epoch_key = jax.random.fold_in(key, epoch)
-        batches = epoch_indices(epoch_key, n, batch_size)
-        chunk = jax.lax.dynamic_slice_in_dim(batches, start, length)
-
-        def body(carry, idx):
-            batch = jax.tree.map(lambda a: a[idx], data)
-            carry, report = step(carry, batch, idx)
-            losses = report.get("losses", jnp.full(idx.shape, jnp.nan, jnp.float32))
-            ok = jnp.asarray(report.get("ok", True))
-            return carry, (losses, ok, idx)
-
-        carry, (losses, ok, idx) = jax.lax.scan(body, carry, chunk)
-        stats = jnp.concatenate([_chunk_stats(losses, ok, bound),
-                                 _multiplier_stats(carry, n)])
-        return carry, stats, ((ok, idx, losses) if records else None)
-
-    return run
-
-
-def _compiled(step: Callable, *, num_samples: int, batch_size: int, length: int,
-              records: bool, runs: bool, run_data: bool, carry_sharding: Any) -> Callable:
-    """The jitted program, kept on the step function itself (no global cache keeps a user's
-    closure alive; a second :func:`train` with the same step compiles nothing)."""
-    cache_key = (num_samples, batch_size, length, records, runs, run_data,
-                 _sharding_key(carry_sharding))
-    cache = getattr(step, "__dict__", None)
-    programs = cache.setdefault("_feasjax_programs", {}) if cache is not None else {}
-    if cache_key not in programs:
-        run = _program(step, num_samples, batch_size, length, records)
-        if runs:
-            run = jax.vmap(run, in_axes=(0, 0 if run_data else None, 0, None, None, None))
-        out = None if carry_sharding is None else (carry_sharding, _replicated(carry_sharding),
-                                                   _replicated(carry_sharding))
-        if not getattr(step, "checked", False):
-            programs[cache_key] = jax.jit(run, donate_argnums=0, out_shardings=out)
-        else:  # a 0.1 solver built with checked=True: its checkify checks raise after the chunk
-            programs[cache_key] = _throwing(jax.jit(checkify.checkify(
-                run, errors=checkify.user_checks), donate_argnums=0))
-    return programs[cache_key]
-
-
-def _throwing(checked: Callable) -> Callable:
-    def run(*args):
-        error, out = checked(*args)
-        error.throw()
-        return out
-
-    return run
-
-
-# ---------------------------------------------------------------------------------------------
-# The mesh: per-sample leaves sharded with the data, the rest replicated.
-
-
-def _sharding_key(sharding: Any) -> Any:
-    if sharding is None:
-        return None
-    leaves, treedef = jax.tree.flatten(sharding)
-    return treedef, tuple(leaves)
-
-
-def _replicated(carry_sharding: Any) -> NamedSharding:
-    return NamedSharding(jax.tree.leaves(carry_sharding)[0].mesh, P())
-
-
-def _auto_mesh(mesh: Mesh) -> Mesh:
-    """The same devices with automatic axes: XLA partitions the program (a user's step reads
-    ``multipliers[idx]`` with global indices, which explicit axes would refuse)."""
-    return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
-
-
-def _rows_of(path: tuple, leaf: Any, n: int, lead: int, everything: bool) -> bool:
-    """Whether ``leaf`` holds one row per sample on axis ``lead``: every data leaf, and the
-    carry's leaves under ``multipliers`` or ``dual_states`` whose axis has ``n`` rows."""
-    shape = np.shape(leaf)
-    return (len(shape) > lead and shape[lead] == n
-            and (everything or bool({"multipliers", "dual_states"} & set(_names(path)))))
-
-
-def _pad_rows(tree: Any, n: int, padded: int, lead: int, everything: bool) -> Any:
-    """Rows ``n .. padded - 1`` appended (zeros) to the per-sample leaves: a mesh shards only
-    sizes its device count divides; the shuffle never draws the padding."""
-    def pad(path, leaf):
-        if padded == n or not _rows_of(path, leaf, n, lead, everything):
-            return leaf
-        widths = [(0, 0)] * np.ndim(leaf)
-        widths[lead] = (0, padded - n)
-        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(jnp.pad(jax.random.key_data(leaf), widths + [(0, 0)]),
-                                            impl=jax.random.key_impl(leaf))
-        return jnp.pad(leaf, widths)
-
-    return jax.tree_util.tree_map_with_path(pad, tree)
-
-
-def _unpad_rows(tree: Any, n: int, padded: int, lead: int) -> Any:
-    def cut(path, leaf):
-        if padded == n or not _rows_of(path, leaf, padded, lead, False):
-            return leaf
-        return jax.lax.slice_in_dim(leaf, 0, n, axis=lead)
-
-    return jax.tree_util.tree_map_with_path(cut, tree)
-
-
-def _row_sharding(tree: Any, n: int, mesh: Mesh, lead: int, everything: bool) -> Any:
-    axis = mesh.axis_names[0]
-    return jax.tree_util.tree_map_with_path(
-        lambda path, leaf: NamedSharding(mesh, P(*([None] * lead), axis) if _rows_of(
-            path, leaf, n, lead, everything) else P()), tree)
-
-
-def _place(tree: Any, sharding: Any) -> Any:
-    def put(x, s):
-        if jnp.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(jax.device_put(jax.random.key_data(x), s),
-                                            impl=jax.random.key_impl(x))
-        return jax.device_put(x, s)
-
-    return jax.tree.map(put, tree, sharding)
-
-
-# ---------------------------------------------------------------------------------------------
 # The loop.
 
 
-def _raise_on_skipped(records: tuple, epoch: int, start: int, steps: int | None,
+def raise_on_skipped(records: tuple, epoch: int, start: int, steps: int | None,
                       runs: bool) -> None:
     """Raise ``FloatingPointError`` naming the first skipped step of ``(ok, indices, losses)``
     records (leading axis: steps; with ``runs``, runs first) and its non-finite samples."""
@@ -459,14 +231,14 @@ def train(
     every = steps if checkpoint_every is None else min(checkpoint_every, steps)
     carry_sharding, padded, lead = None, n, int(runs is not None)
     if mesh is not None:
-        mesh = _auto_mesh(mesh)
+        mesh = auto_mesh(mesh)
         padded = -(-n // mesh.size) * mesh.size
-        carry = _pad_rows(carry, n, padded, lead, everything=False)
-        carry_sharding = _row_sharding(carry, padded, mesh, lead, everything=False)
-        carry = _place(carry, carry_sharding)
+        carry = pad_rows(carry, n, padded, lead, everything=False)
+        carry_sharding = row_sharding(carry, padded, mesh, lead, everything=False)
+        carry = place(carry, carry_sharding)
         data_lead = int(per_run_data)
-        fingerprinted, data = data, _pad_rows(data, n, padded, data_lead, everything=True)
-        data = _place(data, _row_sharding(data, padded, mesh, data_lead, everything=True))
+        fingerprinted, data = data, pad_rows(data, n, padded, data_lead, everything=True)
+        data = place(data, row_sharding(data, padded, mesh, data_lead, everything=True))
     saver = None if checkpoint_dir is None else Checkpoints(
         checkpoint_dir, data=data if mesh is None else fingerprinted, key=key, max_to_keep=max_to_keep, async_save=async_save,
         settings={"num_samples": n, "batch_size": batch_size, "epsilon": epsilon,
@@ -480,7 +252,7 @@ def train(
                 tree, epoch, pos, partial, skipped, saved = resumed
                 history = History(*(list(saved[f]) for f in History._fields))
                 carry, key = tree["state"], tree["key"]
-        carry = _unalias(carry)
+        carry = unalias(carry)
         bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
         per_epoch = every == steps
         partial = None if partial is None else np.asarray(partial, np.float64)
@@ -491,14 +263,14 @@ def train(
         pending = None  # a whole epoch's stats, read on the host while the next epoch runs
         while epoch < epochs:
             length = min(every - pos % every, steps - pos)
-            program = _compiled(step, num_samples=n, batch_size=batch_size, length=length,
+            program = compiled_chunk(step, num_samples=n, batch_size=batch_size, length=length,
                                 records=on_nonfinite == "raise", runs=runs is not None,
                                 run_data=per_run_data,
                                 carry_sharding=carry_sharding)
             carry, stats, records = program(carry, data, key, np.int32(epoch), np.int32(pos),
                                             bound)
             if records is not None:
-                _raise_on_skipped(records, epoch, pos, steps, runs is not None)
+                raise_on_skipped(records, epoch, pos, steps, runs is not None)
             pos += length
             if pending is not None:
                 skipped = _finish_epoch(history, bar, *pending, epsilon, skipped)
@@ -524,7 +296,7 @@ def train(
                                  epochs=epochs, after_save=after_save)
         if pending is not None:
             skipped = _finish_epoch(history, bar, *pending, epsilon, skipped)
-        carry = _unpad_rows(carry, n, padded, lead)
+        carry = unpad_rows(carry, n, padded, lead)
     finally:  # no bar or Orbax thread outlives the call, whatever happened
         if bar is not None:
             bar.close()
@@ -540,7 +312,7 @@ def _train_with_runner(epoch_runner: Callable, state: Any, data: Any, *, epochs:
     """The 0.1 path of ``train(epoch_runner=...)``: a compiled ``(state, data, key) ->
     (state, EpochInfo)`` per epoch (e.g. :func:`feasjax.data_parallel_epoch`)."""
     history = History([], [], [], [], [], [])
-    state = _unalias(state)
+    state = unalias(state)
     bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
     bar = progress_reporter(progress, total=epochs, description=description)
     skipped = 0
@@ -548,7 +320,7 @@ def _train_with_runner(epoch_runner: Callable, state: Any, data: Any, *, epochs:
         for epoch in range(epochs):
             state, info = epoch_runner(state, data, jax.random.fold_in(key, epoch))
             if on_nonfinite == "raise":
-                _raise_on_skipped((info.ok, info.indices, info.losses), epoch, 0, None, False)
+                raise_on_skipped((info.ok, info.indices, info.losses), epoch, 0, None, False)
             stats = _epoch_summary(info.losses, info.ok, state.multipliers, bound)
             skipped = _finish_epoch(history, bar, epoch, stats, True, epsilon, skipped)
             history.evaluations.append(eval_fn(state) if eval_fn is not None else None)
@@ -561,7 +333,7 @@ def _train_with_runner(epoch_runner: Callable, state: Any, data: Any, *, epochs:
 @jax.jit
 def _epoch_summary(losses: jax.Array, ok: jax.Array, multipliers: dict,
                    bound: jax.Array) -> jax.Array:
-    return jnp.concatenate([_chunk_stats(losses, ok, bound), _multiplier_stats(
+    return jnp.concatenate([chunk_stats(losses, ok, bound), multiplier_stats(
         {"multipliers": multipliers})])
 
 
@@ -599,19 +371,3 @@ def _finish_epoch(history: History, bar: Any, epoch: int, stats: Any, per_epoch:
     bar.report(epoch + 1, {k: float(np.mean(v)) for k, v in values.items()}
                | {"skipped": int(np.max(skipped))})
     return skipped
-
-
-def _unalias(tree: Any) -> Any:
-    """Copy leaves that share a buffer with an earlier leaf: XLA refuses to donate a buffer
-    twice (a state built twice from the same arrays holds one buffer in two places)."""
-    seen = set()
-
-    def copy_if_seen(leaf):
-        if not isinstance(leaf, jax.Array) or not checks.is_concrete(leaf):
-            return leaf
-        if id(leaf) in seen:
-            return jnp.copy(leaf)
-        seen.add(id(leaf))
-        return leaf
-
-    return jax.tree.map(copy_if_seen, tree)

@@ -21,8 +21,9 @@ import numpy as np
 
 from feasjax.core import checks
 from feasjax.core.solver import PrimalDual, PrimalDualState
-from feasjax.training.engine import (History, _raise_on_skipped, _takes_keyword, _unalias,
-                                     check_state_fits_data, epoch_indices, num_steps, train)
+from feasjax.training.engine import History, raise_on_skipped, train
+from feasjax.training.programs import check_state_fits_data, epoch_indices, num_steps, unalias
+from feasjax.training.steps import takes_keyword
 
 __all__ = [
     "EpochInfo",
@@ -89,7 +90,7 @@ def epoch_fn(
 def _scan_batches(solver: PrimalDual, loss_of: Callable, state: PrimalDualState, data: Any,
                   batches: jax.Array, unique_indices: bool) -> tuple[PrimalDualState, EpochInfo]:
     step = solver.step
-    if unique_indices and _takes_keyword(step, "unique_indices"):  # a user's own step may not
+    if unique_indices and takes_keyword(step, "unique_indices"):  # a user's own step may not
         step = functools.partial(step, unique_indices=True)
 
     def body(state, idx):
@@ -144,24 +145,6 @@ def chunk_fn(
     return run
 
 
-def unalias(tree: Any) -> Any:
-    """Copy leaves that share a buffer with an earlier leaf, so that the tree can be donated.
-
-    feasjax's ``init`` functions allocate every field (``tests/test_donation.py``), but a state
-    a user assembles from the same arrays (one array given twice, a state built twice) holds
-    one buffer in two places; XLA refuses to donate a buffer twice.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.training.loop import unalias
-      >>> x = jnp.ones(2)
-      >>> a, b = unalias((x, x))
-      >>> a is x, b is x
-      (True, False)
-    """
-    return _unalias(tree)
-
-
 def raise_on_skipped_step(info: EpochInfo, epoch: int, *, start: int = 0,
                           steps_per_epoch: int | None = None) -> None:
     """Raise ``FloatingPointError`` naming the first skipped step of ``info`` and its samples.
@@ -180,5 +163,5 @@ def raise_on_skipped_step(info: EpochInfo, epoch: int, *, start: int = 0,
       Traceback (most recent call last):
       FloatingPointError: epoch 2, step 0: non-finite losses or gradients (sample indices [7]); ...
     """
-    _raise_on_skipped((info.ok, info.indices, info.losses), epoch, start, steps_per_epoch,
+    raise_on_skipped((info.ok, info.indices, info.losses), epoch, start, steps_per_epoch,
                       False)

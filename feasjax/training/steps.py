@@ -51,7 +51,7 @@ __all__ = [
 Step = Callable[..., tuple[Any, Mapping[str, jax.Array]]]
 
 
-def _takes_keyword(fn: Callable, name: str) -> bool:
+def takes_keyword(fn: Callable, name: str) -> bool:
     try:
         parameters = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # no signature to read: pass nothing extra
@@ -86,7 +86,7 @@ def solver_step(solver: PrimalDual, *, loss_of: Callable[[Any], jax.Array] | Non
     loss_of = loss_of or (lambda aux: aux)
     # The engine's promises (no repeated row; per-sample rows a mesh padded), passed to the
     # solver's own step; a user's replacement of it may not take them.
-    promises = [k for k in ("unique_indices", "padded") if _takes_keyword(solver.step, k)]
+    promises = [k for k in ("unique_indices", "padded") if takes_keyword(solver.step, k)]
 
     def step(state: Any, batch: Any, indices: jax.Array, *, unique_indices: bool = False):
         extra = {k: v for k, v in (("unique_indices", unique_indices), ("padded", True))

@@ -1,0 +1,75 @@
+"""Where the engine puts a run on a mesh: the data and every per-sample leaf of the carry
+(multipliers and their dual optimizer states, found by name) sharded over the mesh's first
+axis, the rest replicated, on a mesh with automatic axes so that XLA partitions the same program
+(a batch's rows are read and written where they live, O(B) per step). Sizes the device count
+does not divide are padded with rows the shuffle never draws, and cut off at the end.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from feasjax.training.programs import path_names
+
+__all__: list = []  # helpers of the engine
+
+
+def auto_mesh(mesh: Mesh) -> Mesh:
+    """The same devices with automatic axes: XLA partitions the program (a user's step reads
+    ``multipliers[idx]`` with global indices, which explicit axes would refuse)."""
+    return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
+
+
+def _rows_of(path: tuple, leaf: Any, n: int, lead: int, everything: bool) -> bool:
+    """Whether ``leaf`` holds one row per sample on axis ``lead``: every data leaf, and the
+    carry's leaves under ``multipliers`` or ``dual_states`` whose axis has ``n`` rows."""
+    shape = np.shape(leaf)
+    return (len(shape) > lead and shape[lead] == n
+            and (everything or bool({"multipliers", "dual_states"} & set(path_names(path)))))
+
+
+def pad_rows(tree: Any, n: int, padded: int, lead: int, everything: bool) -> Any:
+    """Rows ``n .. padded - 1`` appended (zeros) to the per-sample leaves: a mesh shards only
+    sizes its device count divides; the shuffle never draws the padding."""
+    def pad(path, leaf):
+        if padded == n or not _rows_of(path, leaf, n, lead, everything):
+            return leaf
+        widths = [(0, 0)] * np.ndim(leaf)
+        widths[lead] = (0, padded - n)
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(jnp.pad(jax.random.key_data(leaf), widths + [(0, 0)]),
+                                            impl=jax.random.key_impl(leaf))
+        return jnp.pad(leaf, widths)
+
+    return jax.tree_util.tree_map_with_path(pad, tree)
+
+
+def unpad_rows(tree: Any, n: int, padded: int, lead: int) -> Any:
+    def cut(path, leaf):
+        if padded == n or not _rows_of(path, leaf, padded, lead, False):
+            return leaf
+        return jax.lax.slice_in_dim(leaf, 0, n, axis=lead)
+
+    return jax.tree_util.tree_map_with_path(cut, tree)
+
+
+def row_sharding(tree: Any, n: int, mesh: Mesh, lead: int, everything: bool) -> Any:
+    axis = mesh.axis_names[0]
+    return jax.tree_util.tree_map_with_path(
+        lambda path, leaf: NamedSharding(mesh, P(*([None] * lead), axis) if _rows_of(
+            path, leaf, n, lead, everything) else P()), tree)
+
+
+def place(tree: Any, sharding: Any) -> Any:
+    def put(x, s):
+        if jnp.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(jax.device_put(jax.random.key_data(x), s),
+                                            impl=jax.random.key_impl(x))
+        return jax.device_put(x, s)
+
+    return jax.tree.map(put, tree, sharding)
