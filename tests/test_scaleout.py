@@ -87,6 +87,7 @@ def _worker():
     return module
 
 
+@pytest.mark.slow
 def test_two_processes_of_two_cpu_devices_reproduce_one_process_of_four(tmp_path):
     out = tmp_path / "multihost.json"
     limit = _limit(900)
