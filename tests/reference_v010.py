@@ -1,17 +1,20 @@
-"""The feasjax 0.1.0 primal-dual solver, frozen as a reference for equivalence tests."""
+"""The feasjax 0.1.0 primal-dual solver, frozen as a reference for equivalence tests.
+
+Frozen means self-contained: the row, check, weighting and formulation code it needs is copied
+below as it stood in 0.1.0 (pure jax/optax, no feasjax import), so that a regression in the
+library cannot move the oracle along with it. Only the Lagrangian formulation is kept, the one
+the equivalence tests use; a :class:`feasjax.ConstraintGroup` is read as plain configuration
+(size, kind, indexed, reduction, init_multiplier, dual_optimizer).
+"""
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.experimental import checkify
-
-from feasjax.core import checks
-from feasjax.core.problem import ConstraintGroup, ConstraintValue, ProblemOutput
-from feasjax.core.rows import gather_rows, indexed, scatter_rows, update_rows, write_rows
-from feasjax.core.weighting import weighted_sum
 
 SCHEMES = ("simultaneous", "dual_then_primal", "primal_then_dual")
 
@@ -97,7 +100,7 @@ def primal_dual(
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme=}")
     for name, group in constraints.items():
-        group.validate(name)
+        _validate(name, group)
     dual_txs = {name: indexed(g.dual_optimizer) if g.indexed else g.dual_optimizer
                 for name, g in constraints.items()}
 
@@ -111,7 +114,7 @@ def primal_dual(
             primal_state=primal_optimizer.init(params),
             multipliers=multipliers,
             dual_states={name: dual_txs[name].init(multipliers[name]) for name in constraints},
-            formulation_states={name: g.formulation.init() for name, g in constraints.items()},
+            formulation_states={name: _LAGRANGIAN.init() for name, g in constraints.items()},
             step=jnp.zeros([], jnp.int32),
             skipped=jnp.zeros([], jnp.int32),
         )
@@ -134,7 +137,7 @@ def primal_dual(
             if idx is None:
                 raise ValueError(f"indices are required for the indexed constraint group "
                                  f"{name!r}")
-            idx = checks.check_indices(idx, g.size, "indices")
+            idx = _check_indices(idx, g.size, "indices")
             valid = valid & jnp.all((idx >= 0) & (idx < g.size))
             out[name] = idx
         return out, valid
@@ -142,7 +145,7 @@ def primal_dual(
     def _evaluate(params: Any, batch: Any) -> tuple[Any, Any, Any, Callable]:
         def split(p):
             out = problem_fn(p, batch)
-            if not isinstance(out, ProblemOutput):
+            if not all(hasattr(out, f) for f in ("objective", "constraints", "aux")):
                 raise TypeError(f"problem_fn must return a ProblemOutput, got {type(out)}")
             if set(out.constraints) != set(constraints):
                 raise ValueError(f"problem_fn returned constraint groups "
@@ -165,9 +168,9 @@ def primal_dual(
                                  f"{expected} ({what}), got {values[name].shape}")
 
     def _raise_if_nonfinite(objective: Any, measured: dict, idx: dict) -> None:
-        checks.check_finite(objective, "objective")
+        _check_finite(objective, "objective")
         for name, g in constraints.items():
-            if not checks.is_concrete(measured[name]):
+            if not _is_concrete(measured[name]):
                 continue
             bad = ~jnp.isfinite(measured[name])
             if bool(jnp.any(bad)):
@@ -183,7 +186,7 @@ def primal_dual(
     def _dual_update(state: PrimalDualState, rows: dict, measured: dict, idx: dict):
         new_rows, new_dual, new_form = {}, {}, {}
         for name, g in constraints.items():
-            form, fstate = g.formulation, state.formulation_states[name]
+            form, fstate = _LAGRANGIAN, state.formulation_states[name]
             if not form.has_multipliers:
                 new_rows[name] = rows[name]
                 new_dual[name] = (gather_rows(state.dual_states[name].inner, idx[name])
@@ -207,10 +210,9 @@ def primal_dual(
         def penalty_sum(vals):
             total = 0.0
             for name, g in constraints.items():
-                terms = g.formulation.primal_term(rows[name], vals[name], form_states[name],
-                                                  g.kind)
-                total = total + weighted_sum(terms, jnp.ones_like(terms),
-                                             g.resolved_reduction())
+                terms = _LAGRANGIAN.primal_term(rows[name], vals[name], form_states[name],
+                                                g.kind)
+                total = total + _weighted_sum(terms, jnp.ones_like(terms), _reduction(g))
             return total
 
         return jax.grad(penalty_sum)(values)
@@ -279,3 +281,144 @@ def primal_dual(
         return new_state, info
 
     return PrimalDual(init=init, step=step)
+
+
+# ---------------------------------------------------------------- frozen 0.1.0 dependencies
+# As in feasjax 0.1.0 (feasjax/checks.py, indexed.py, weighting.py, formulations.py, problem.py),
+# cut to what the solver above calls.
+
+
+def _validate(name: str, group: Any) -> None:
+    if group.formulation.name != "lagrangian":
+        raise ValueError(f"constraint group {name!r}: the frozen 0.1.0 reference keeps only the "
+                         f"Lagrangian, got formulation {group.formulation.name!r}")
+    if not isinstance(group.size, int) or group.size < 1:
+        raise ValueError(f"constraint group {name!r}: size must be a positive int, "
+                         f"got size={group.size!r}")
+    if group.kind not in ("equality", "inequality"):
+        raise ValueError(f"kind must be 'equality' or 'inequality', got kind={group.kind!r}")
+    if _reduction(group) not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {group.reduction=}")
+
+
+def _reduction(group: Any) -> str:
+    return "mean" if group.reduction is None else group.reduction  # 0.1.0's default
+
+
+class _Lagrangian(NamedTuple):
+    """``L(θ, λ) = f(θ) + Σ λ_i g_i(θ)``: primal descent, dual ascent on ``g``; no state."""
+
+    has_multipliers: bool = True
+
+    @staticmethod
+    def init() -> tuple:
+        return ()
+
+    @staticmethod
+    def primal_term(lam, g, state, kind):
+        return lam * g
+
+    @staticmethod
+    def dual_gradient(lam, g, state, kind):
+        return g
+
+    @staticmethod
+    def update_state(state, violation, kind):
+        return state
+
+
+_LAGRANGIAN = _Lagrangian()
+
+
+def _weighted_sum(values: jax.Array, weights: jax.Array, reduction: str) -> jax.Array:
+    total = jnp.sum(weights * values)
+    return total / values.shape[0] if reduction == "mean" else total
+
+
+def _is_concrete(x: Any) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _check_indices(indices: Any, num_rows: int, name: str) -> jax.Array:
+    dtype = getattr(indices, "dtype", None) or np.asarray(indices).dtype
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"{name} must be an integer array, got dtype {dtype}")
+    indices = jnp.asarray(indices)
+    if indices.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one index per batch row), got shape {indices.shape}")
+    if _is_concrete(indices) and indices.size:
+        values = np.asarray(indices)
+        bad = values[(values < 0) | (values >= num_rows)]
+        if bad.size:
+            raise ValueError(f"{name} must lie in [0, {num_rows}), got out-of-range values "
+                             f"{bad[:10].tolist()}")
+    return indices
+
+
+def _check_finite(x: Any, name: str) -> None:
+    if not _is_concrete(x):
+        return
+    bad = np.flatnonzero(~np.isfinite(np.asarray(x)))
+    if bad.size:
+        raise ValueError(f"{name} must be finite, got non-finite values at positions "
+                         f"{bad[:10].tolist()}")
+
+
+class IndexedState(NamedTuple):
+    """State of :func:`indexed`."""
+
+    inner: Any  # inner optimizer state, every leaf with leading axis N (one row per sample)
+
+
+def indexed(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+    """An element-wise optimizer with one state per row; only ``init`` is used here (the step
+    updates rows through :func:`update_rows`)."""
+
+    def update_fn(updates, state, params=None):
+        raise NotImplementedError("the reference updates rows through update_rows")
+
+    return optax.GradientTransformation(lambda p: IndexedState(inner=jax.vmap(inner.init)(p)),
+                                        update_fn)
+
+
+def _unique_rows(indices: jax.Array) -> jax.Array:
+    """For each position, the first position holding the same index. O(B log B)."""
+    order = jnp.argsort(indices, stable=True)
+    sorted_indices = indices[order]
+    starts = jnp.concatenate([jnp.array([True]), sorted_indices[1:] != sorted_indices[:-1]])
+    run_start = jax.lax.cummax(jnp.where(starts, jnp.arange(indices.shape[0]), 0))
+    return jnp.zeros_like(indices).at[order].set(order[run_start])
+
+
+def _combine_duplicates(row_values: Any, indices: jax.Array) -> Any:
+    """Sum the rows that share an index (as a dense gradient does); each occurrence gets it."""
+    first = _unique_rows(indices)
+    return jax.tree.map(
+        lambda leaf: jax.ops.segment_sum(leaf, first, num_segments=indices.shape[0])[first],
+        row_values)
+
+
+def gather_rows(tree: Any, indices: jax.Array) -> Any:
+    """Rows ``indices`` of every leaf; out-of-range rows read as the fill value."""
+    return jax.tree.map(lambda leaf: leaf.at[indices].get(mode="fill"), tree)
+
+
+def scatter_rows(tree: Any, rows: Any, indices: jax.Array) -> Any:
+    """Write ``rows`` into rows ``indices`` of ``tree``; out-of-range rows are not written."""
+    return jax.tree.map(
+        lambda leaf, row: leaf.at[indices].set(row.astype(leaf.dtype), mode="drop"), tree, rows)
+
+
+def update_rows(inner: optax.GradientTransformation, row_grads: Any, state: IndexedState,
+                indices: jax.Array, row_params: Any = None) -> tuple[Any, Any]:
+    """``(row_updates, new_row_states)`` of the named rows, the state not written back."""
+    row_grads = _combine_duplicates(row_grads, indices)
+    rows_state = gather_rows(state.inner, indices)
+    if row_params is None:
+        return jax.vmap(lambda g, s: inner.update(g, s))(row_grads, rows_state)
+    return jax.vmap(inner.update)(row_grads, rows_state, row_params)
+
+
+def write_rows(state: IndexedState, new_rows: Any, indices: jax.Array) -> IndexedState:
+    """Write rows from :func:`update_rows` back; out-of-range indices are not written."""
+    return IndexedState(inner=scatter_rows(state.inner, new_rows, indices))

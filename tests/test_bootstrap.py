@@ -243,10 +243,14 @@ def test_confidence_bad_input_raises():
         linear_functional_interval(CENTER, REPS, jnp.ones(3))
 
 
-def test_small_coverage_study_is_plausible():
-    # 40 repetitions of linear regression (d = 2, n = 2000, batch 1, B = 40) vmapped together;
-    # with zero bootstrap spread coverage would be ~0, with a wrong scale far from nominal.
-    reps, n, d, theta = 40, 2000, 2, jnp.array([1.0, -1.0])
+def test_coverage_is_within_four_points_of_nominal_as_the_readme_claims():
+    # README: "Coverage of nominal 90%/95% intervals is within ±4 points" (linear regression
+    # here; benchmarks/coverage.py also runs logistic). 1024 repetitions (d = 2, n = 2000,
+    # batch 1, B = 40) vmapped together give 2048 interval checks per level: a binomial std of
+    # sqrt(.09 / 2048) = 0.0066 at 90% and 0.0048 at 95%, so ±4 points is 6 and 8 std (4.3 and
+    # 5.8 std even if the two coordinates of a repetition were fully dependent). The seed is
+    # fixed; measured 0.900 and 0.949, and 0.90-0.91 / 0.94-0.95 with seeds 14-16.
+    reps, n, d, theta = 1024, 2000, 2, jnp.array([1.0, -1.0])
     boot = multiplier_bootstrap(linear_loss, 40, learning_rate=0.3, burn_in=200)
 
     def one(key):
@@ -254,8 +258,11 @@ def test_small_coverage_study_is_plausible():
         return bootstrap_estimates(boot.run(boot.init(jnp.zeros(d), key), stream))
 
     center, replicas = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(13), reps))
-    cover = lambda c, r: coordinate_intervals(c, r, level=0.9, method="normal").contains(theta)
-    coverage = float(jnp.mean(jax.vmap(cover)(center, replicas)))
-    assert 0.7 <= coverage <= 1.0, coverage
+    for level in (0.9, 0.95):
+        covered = jax.vmap(lambda c, r, level=level: coordinate_intervals(
+            c, r, level=level, method="normal").contains(theta))(center, replicas)
+        coverage = float(jnp.mean(covered))
+        # with zero bootstrap spread coverage would be ~0, with a wrong scale far from nominal
+        assert abs(coverage - level) <= 0.04, (level, coverage)
     ratio = float(jnp.mean(jnp.std(replicas, axis=1, ddof=1)) / jnp.mean(jnp.std(center, axis=0, ddof=1)))
     assert 0.6 <= ratio <= 1.6, ratio

@@ -5,39 +5,23 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 import feasjax as fj
 from feasjax.training.checkpoint import (check_compatible, checkpoint_manager, restore_checkpoint,
                                          save_checkpoint)
-
-
-def _losses(w, batch):
-    return (batch["x"] @ w - batch["y"]) ** 2
-
-
-def _fl(n=16):
-    # Schedule-free SGD keeps an average (z) with counters; the dual optimizer keeps a trace.
-    return fj.feasible_learning(_losses, optax.contrib.schedule_free_sgd(0.05), num_samples=n,
-                                epsilon=0.1, dual_optimizer=fj.ascent(optax.sgd(0.1, 0.5)))
+from tests._helpers import assert_bit_identical, schedule_free_fl
 
 
 def _trained_state(n=16, d=3, steps=3):
-    solver = _fl(n)
+    solver = schedule_free_fl(n)
     x = jax.random.normal(jax.random.key(0), (n, d))
     state = solver.init(jnp.zeros(d))
     for i in range(steps):
         idx = jnp.arange(4) + 4 * i
         state, _ = solver.step(state, {"x": x[idx], "y": jnp.ones(4)}, idx)
     return state
-
-
-def _assert_trees_equal(a, b):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def _save(directory, steps, tree, **kw):
@@ -53,12 +37,12 @@ def test_round_trip_of_full_state_key_and_meta(tmp_path):
     _save(tmp_path, [3], tree)
     assert sorted(os.listdir(tmp_path)) == ["3"]  # the tmp directory was renamed: atomic
     with checkpoint_manager(tmp_path) as manager:
-        target = {"state": _fl().init(jnp.zeros(3)), "key": jax.random.key(0)}
+        target = {"state": schedule_free_fl(16).init(jnp.zeros(3)), "key": jax.random.key(0)}
         restored = restore_checkpoint(manager, target)
     assert restored.step == 3 and restored.meta == {"step": 3}
     assert isinstance(restored.tree["state"], fj.PrimalDualState)
     assert int(restored.tree["state"].primal_state.step_count) == 4
-    _assert_trees_equal(restored.tree["state"], state)
+    assert_bit_identical(restored.tree["state"], state)
     np.testing.assert_array_equal(jax.random.key_data(restored.tree["key"]),
                                   jax.random.key_data(tree["key"]))
     np.testing.assert_array_equal(jax.random.uniform(restored.tree["key"], (3,)),
@@ -80,13 +64,13 @@ def test_max_to_keep_keeps_the_latest(tmp_path):
 ])
 def test_restore_into_another_model_n_or_dtype_names_the_leaf(tmp_path, change, leaf, saved,
                                                               target):
-    _save(tmp_path, [1], {"state": _fl().init(jnp.zeros(3))})
+    _save(tmp_path, [1], {"state": schedule_free_fl(16).init(jnp.zeros(3))})
     if change == "model":
-        other = _fl().init(jnp.zeros(5))
+        other = schedule_free_fl(16).init(jnp.zeros(5))
     elif change == "n":
-        other = _fl(24).init(jnp.zeros(3))
+        other = schedule_free_fl(24).init(jnp.zeros(3))
     else:
-        other = _fl().init(jnp.zeros(3, jnp.bfloat16))
+        other = schedule_free_fl(16).init(jnp.zeros(3, jnp.bfloat16))
     with checkpoint_manager(tmp_path) as manager, pytest.raises(ValueError) as err:
         restore_checkpoint(manager, {"state": other})
     msg = str(err.value)
@@ -166,19 +150,19 @@ def test_restore_8_devices_onto_1_and_back(tmp_path):
     on8 = _placed(state, sharded, replicated)
     assert len(on8.multipliers["samples"].sharding.device_set) == 8
     _save(tmp_path / "eight", [1], {"state": on8})
-    target1 = {"state": _placed(_fl().init(jnp.zeros(3)), single, single)}
+    target1 = {"state": _placed(schedule_free_fl(16).init(jnp.zeros(3)), single, single)}
     with checkpoint_manager(tmp_path / "eight") as manager:
         on1 = restore_checkpoint(manager, target1).tree["state"]
     assert on1.multipliers["samples"].sharding.device_set == {jax.devices()[0]}
-    _assert_trees_equal(on1, state)
+    assert_bit_identical(on1, state)
 
     _save(tmp_path / "one", [1], {"state": on1})
-    target8 = {"state": _placed(_fl().init(jnp.zeros(3)), sharded, replicated)}
+    target8 = {"state": _placed(schedule_free_fl(16).init(jnp.zeros(3)), sharded, replicated)}
     with checkpoint_manager(tmp_path / "one") as manager:
         back = restore_checkpoint(manager, target8).tree["state"]
     assert back.multipliers["samples"].sharding.is_equivalent_to(sharded, 1)
     assert len(back.dual_states["samples"].inner[1][0].trace.sharding.device_set) == 8
-    _assert_trees_equal(back, state)
+    assert_bit_identical(back, state)
 
 
 def test_bad_manager_options():

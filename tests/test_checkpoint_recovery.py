@@ -14,32 +14,24 @@ import threading
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-import feasjax as fj
 from feasjax.training import run_checkpoints as resume_lib
 from feasjax.training.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
 from feasjax.training.resume import train_resumable
 from feasjax.training.run_checkpoints import data_fingerprint
+from tests._helpers import assert_bit_identical, linear_data, schedule_free_fl
 
 N, D, B, EPOCHS, EVERY = 30, 3, 4, 3, 2  # 7 steps an epoch; saves at 2 4 6 9 11 13 14 ... 21
 STOP = 9  # the stopped run's latest checkpoint (epoch 1, step 2); the previous one is 6
 
 
-def _losses(w, batch):
-    return (batch["x"] @ w - batch["y"]) ** 2
-
-
 def _data(shift=0.0):
-    kx, kw = jax.random.split(jax.random.key(0))
-    x = jax.random.normal(kx, (N, D))
-    return {"x": x, "y": x @ jax.random.normal(kw, (D,)) + jnp.sin(jnp.arange(N)) + shift}
+    return linear_data(N, D, shift=shift)
 
 
 # One solver for the whole module: its compiled chunks are reused by every run.
-SOLVER = fj.feasible_learning(_losses, optax.contrib.schedule_free_sgd(0.05), num_samples=N,
-                              epsilon=0.1, dual_optimizer=fj.ascent(optax.sgd(0.1, 0.5)))
+SOLVER = schedule_free_fl(N)
 
 
 class Stop(Exception):
@@ -60,19 +52,6 @@ def _run(directory, *, stop_at=None, data=None, **kw):
 def _stopped(directory, stop_at=STOP, **kw):
     with pytest.raises(Stop):
         _run(directory, stop_at=stop_at, **kw)
-
-
-def _flat(tree):
-    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return {jax.tree_util.keystr(p): np.asarray(jax.random.key_data(v) if jnp.issubdtype(
-        v.dtype, jax.dtypes.prng_key) else v) for p, v in flat}
-
-
-def _assert_bit_identical(a, b):
-    fa, fb = _flat(a), _flat(b)
-    assert fa.keys() == fb.keys()
-    for k in fa:
-        np.testing.assert_array_equal(fa[k], fb[k], err_msg=k, strict=True)
 
 
 def _steps(directory):
@@ -147,7 +126,7 @@ def test_resume_past_a_damaged_latest_checkpoint_is_bit_identical(tmp_path, refe
                                          rf"to .*{STOP}\.corrupt-[-0-9]+; falling back to "
                                          rf"checkpoint 6"):
         state, hist = _run(tmp_path)  # once: StepAlreadyExistsError when step 9 came again
-    _assert_bit_identical(state, reference[0])
+    assert_bit_identical(state, reference[0])
     assert hist == reference[1]
     assert _steps(tmp_path) == reference[2]  # step 9 saved again, none of the others lost
     for s, files in readable.items():  # the readable checkpoints were not touched
@@ -163,7 +142,7 @@ def test_only_checkpoint_damaged_starts_from_scratch_after_moving_it_aside(tmp_p
                                          r"2\.corrupt-") as record:
         state, hist = _run(tmp_path)
     assert any("starting from scratch" in str(w.message) for w in record)
-    _assert_bit_identical(state, reference[0])
+    assert_bit_identical(state, reference[0])
     assert hist == reference[1] and _steps(tmp_path) == reference[2]
     assert len(_quarantined(tmp_path, 2)) == 1
     assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
@@ -289,7 +268,7 @@ def test_fewer_epochs_than_the_checkpoint_raises_the_same_returns_it(tmp_path):
         _run(tmp_path / "two", epochs=1)
     listing = _steps(tmp_path / "two")
     again, again_hist = _run(tmp_path / "two", epochs=2)  # a finished run: nothing to train
-    _assert_bit_identical(again, finished)
+    assert_bit_identical(again, finished)
     assert again_hist == hist and _steps(tmp_path / "two") == listing
 
     _stopped(tmp_path / "mid", stop_at=STOP)  # epoch 1 and 2 steps of epoch 2

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def _demo(cache_dir, *extra):
     env = {k: v for k, v in os.environ.items() if k != "FEASJAX_NO_COMPILE_CACHE"}
@@ -16,6 +18,7 @@ def _entries(cache_dir):
     return sorted(p.name for p in cache_dir.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_second_demo_run_hits_the_cache_and_the_flag_turns_it_off(tmp_path):
     cache = tmp_path / "cache"
     _demo(cache)

@@ -7,6 +7,7 @@ import optax
 import pytest
 
 import feasjax as fj
+from tests._helpers import squared_errors
 
 N = 100_003  # a size no other array in the program has
 
@@ -15,7 +16,7 @@ N = 100_003  # a size no other array in the program has
 def test_compiled_epoch_touches_the_dual_state_only_by_scatter(dual):
     dual_tx = {"sgd": fj.ascent(optax.sgd(0.1)),
                "nupi": fj.ascent(fj.nupi(0.1, kp=1.0, nu=0.5))}[dual]
-    fl = fj.feasible_learning(lambda w, b: (b["x"] @ w - b["y"]) ** 2, optax.sgd(0.1),
+    fl = fj.feasible_learning(squared_errors, optax.sgd(0.1),
                               num_samples=N, epsilon=0.1, dual_optimizer=dual_tx)
     data = {"x": jnp.ones((64, 3)), "y": jnp.ones(64)}
 

@@ -7,6 +7,7 @@ import pytest
 
 import feasjax as fj
 from feasjax.core.rows import apply_row_updates
+from tests._helpers import squared_errors
 
 
 @pytest.mark.parametrize("inner", [optax.sgd(0.5), optax.adam(0.1)])
@@ -113,12 +114,8 @@ def _regression(n=8):
     return {"x": x, "y": x @ jnp.array([1.0, -1.0])}
 
 
-def _loss(w, batch):
-    return (batch["x"] @ w - batch["y"]) ** 2
-
-
 def test_train_refuses_a_solver_sized_for_fewer_samples_than_the_data():
-    fl = fj.feasible_learning(_loss, optax.sgd(0.1), num_samples=4, epsilon=0.1)
+    fl = fj.feasible_learning(squared_errors, optax.sgd(0.1), num_samples=4, epsilon=0.1)
     with pytest.raises(ValueError, match="has 4 multipliers .* the data has 8 samples"):
         fj.train(fl, fl.init(jnp.zeros(2)), _regression(), epochs=1, batch_size=2,
                  key=jax.random.key(0), progress=False)
@@ -126,7 +123,7 @@ def test_train_refuses_a_solver_sized_for_fewer_samples_than_the_data():
 
 @pytest.mark.parametrize("batch_size", [2.0, True, "2"])
 def test_batch_size_must_be_an_integer(batch_size):
-    fl = fj.feasible_learning(_loss, optax.sgd(0.1), num_samples=8, epsilon=0.1)
+    fl = fj.feasible_learning(squared_errors, optax.sgd(0.1), num_samples=8, epsilon=0.1)
     with pytest.raises(ValueError, match="batch_size must be an int"):
         fj.train(fl, fl.init(jnp.zeros(2)), _regression(), epochs=1, batch_size=batch_size,
                  key=jax.random.key(0), progress=False)
@@ -135,7 +132,8 @@ def test_batch_size_must_be_an_integer(batch_size):
 def test_checked_solvers_work_inside_train_and_raise_on_a_bad_step():
     from jax.experimental import checkify
 
-    fl = fj.feasible_learning(_loss, optax.sgd(0.1), num_samples=8, epsilon=0.1, checked=True)
+    fl = fj.feasible_learning(squared_errors, optax.sgd(0.1), num_samples=8, epsilon=0.1,
+                              checked=True)
     state, _ = fj.train(fl, fl.init(jnp.zeros(2)), _regression(), epochs=2, batch_size=4,
                         key=jax.random.key(0), progress=False)
     assert int(state.step) == 4

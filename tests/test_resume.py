@@ -13,33 +13,29 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import feasjax as fj
 from feasjax.training.loop import chunk_fn
 from feasjax.training.resume import train_resumable
+from tests._helpers import (assert_bit_identical, host_leaves, linear_data, schedule_free_fl,
+                            squared_errors)
 
 N, D, B, EPOCHS = 30, 3, 4, 3  # 7 steps per epoch (2 samples left out each epoch)
 EVERY = 2  # chunks of 2, 2, 2, 1 steps per epoch
 
 
 def _losses(w, batch):
-    return (batch["x"] @ w - batch["y"]) ** 2 + 0.0 * batch["poison"]
+    return squared_errors(w, batch) + 0.0 * batch["poison"]
 
 
 def _data(poison_at=None):
-    kx, kw = jax.random.split(jax.random.key(0))
-    x = jax.random.normal(kx, (N, D))
     poison = jnp.zeros(N) if poison_at is None else jnp.zeros(N).at[poison_at].set(jnp.nan)
-    return {"x": x, "y": x @ jax.random.normal(kw, (D,)) + jnp.sin(jnp.arange(N)),
-            "poison": poison}
+    return {**linear_data(N, D), "poison": poison}
 
 
 def _solver():
-    # Schedule-free SGD holds an average with counters; the dual optimizer holds a trace.
-    return fj.feasible_learning(_losses, optax.contrib.schedule_free_sgd(0.05), num_samples=N,
-                                epsilon=0.1, dual_optimizer=fj.ascent(optax.sgd(0.1, 0.5)))
+    return schedule_free_fl(N, _losses)
 
 
 def _run(directory=None, data=None, **kw):
@@ -48,18 +44,6 @@ def _run(directory=None, data=None, **kw):
                    progress=False, checkpoint_dir=directory, checkpoint_every=EVERY), **kw)
     return train_resumable(solver, solver.init(jnp.zeros(D)), _data() if data is None else data,
                            **kw)
-
-
-def _flat(tree):
-    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return {jax.tree_util.keystr(p): np.asarray(v) for p, v in flat}
-
-
-def _assert_bit_identical(a, b):
-    fa, fb = _flat(a), _flat(b)
-    assert fa.keys() == fb.keys()
-    for k in fa:
-        np.testing.assert_array_equal(fa[k], fb[k], err_msg=k, strict=True)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +64,7 @@ def test_chunks_equal_a_whole_epoch_bit_for_bit():
     for start, length in ((0, 3), (3, 3), (6, 1)):
         state, chunk = jax.jit(chunk_fn(solver, length))(state, data, batches, start)
         losses.append(chunk.losses)
-    _assert_bit_identical(state, whole)
+    assert_bit_identical(state, whole)
     np.testing.assert_array_equal(np.concatenate(losses), info.losses)
 
 
@@ -91,7 +75,7 @@ def test_chunk_fn_rejects_bad_length():
 
 def test_checkpointed_run_equals_train(tmp_path, reference):
     state, hist = _run(tmp_path, max_to_keep=None)
-    _assert_bit_identical(state, reference[0])
+    assert_bit_identical(state, reference[0])
     assert int(state.step) == EPOCHS * 7 and int(state.primal_state.step_count) == EPOCHS * 7 + 1
     np.testing.assert_allclose(hist.mean_loss, reference[1].mean_loss, rtol=1e-6)
     # at the first chunk end past every multiple of 2 steps (chunks never cross an epoch:
@@ -108,7 +92,7 @@ def test_resume_from_every_saved_step_is_bit_identical(tmp_path, reference):
         partial.mkdir()
         shutil.copytree(full / str(step), partial / str(step))
         state, resumed_hist = _run(partial)
-        _assert_bit_identical(state, reference[0])
+        assert_bit_identical(state, reference[0])
         assert resumed_hist == hist  # history of the epochs before the checkpoint restored
 
 
@@ -162,7 +146,7 @@ def after_save(step):
         os.kill(os.getpid(), signal.SIGKILL)
 
 state, hist = t._run(directory, after_save=after_save)
-np.savez(out, **t._flat(state))
+np.savez(out, **t.host_leaves(state))
 with open(out + ".json", "w") as f:
     json.dump(hist._asdict(), f)
 print("done", flush=True)
@@ -198,7 +182,7 @@ def _output(proc) -> str:
 
 def _check_final(out, reference):
     final = np.load(out)
-    expected = _flat(reference[0])
+    expected = host_leaves(reference[0])
     assert sorted(final.files) == sorted(expected)
     for k in expected:
         np.testing.assert_array_equal(final[k], expected[k], err_msg=k, strict=True)

@@ -20,6 +20,7 @@ from feasjax.experiments import RunConfig, run_method
 from feasjax.experiments.multirun import run_method_sweep
 from feasjax.parallel import distributed, sweeps
 from feasjax.parallel.launch import launch
+from tests._helpers import squared_errors
 
 HERE = pathlib.Path(__file__).parent
 
@@ -52,16 +53,13 @@ def _toy(n=40):
     return {"x": x, "y": x @ jnp.array([1.0, -2.0, 0.5])}
 
 
-def _loss(w, b):
-    return (b["x"] @ w - b["y"]) ** 2
-
-
 def test_sweep_over_epsilon_on_the_mesh_equals_separate_mesh_runs():
     mesh = parallel.data_mesh(4)
     data, layout = parallel.shard_data(jax.device_get(_toy()), mesh)
 
     def make(h):
-        return fj.feasible_learning(_loss, optax.sgd(0.05), num_samples=layout.local_size,
+        return fj.feasible_learning(squared_errors, optax.sgd(0.05),
+                                    num_samples=layout.local_size,
                                     epsilon=h["epsilon"], axis_name="data")
 
     eps = jnp.array([0.01, 0.5])
@@ -89,6 +87,7 @@ def _worker():
     return module
 
 
+@pytest.mark.slow
 def test_two_processes_of_two_cpu_devices_reproduce_one_process_of_four(tmp_path):
     out = tmp_path / "multihost.json"
     limit = _limit(900)

@@ -17,6 +17,7 @@ from jax.sharding import PartitionSpec as P
 from feasjax.models.losses import (cross_entropy, eval_loss_fn, has_model_state, per_sample_loss_fn,
                                    predict_fn, split_model, stateful_loss_fn)
 from feasjax.models.nets import CNN, MLP, BasicBlock, ResNet
+from tests._helpers import assert_bit_identical
 
 EPS = 1e-5  # BatchNorm epsilon of feasjax.models.nets
 MOMENTUM = 0.9  # BatchNorm momentum of feasjax.models.nets
@@ -35,13 +36,6 @@ def _host(tree):
         return np.asarray(a)
 
     return jax.tree.map(leaf, tree)
-
-
-def _assert_trees_equal(a, b):
-    a, b = _host(a), _host(b)
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_array_equal(x, y)
 
 
 def _batch(n, shape=(64,), seed=0, classes=3):
@@ -91,14 +85,14 @@ def test_default_cnn_is_the_old_cnn():
     old_params, new_params = nnx.state(old, nnx.Param), nnx.state(new, nnx.Param)
     old_paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(old_params)[0]]
     assert [p for p, _ in jax.tree_util.tree_flatten_with_path(new_params)[0]] == old_paths
-    _assert_trees_equal(new_params, old_params)
+    assert_bit_identical(new_params, old_params)
     assert not has_model_state(split_model(new)[2])  # nothing but parameters
     x = _batch(5)["x"]
     np.testing.assert_array_equal(new(x), old(x))
     # The stateful variant starts from the same convolution and dense weights.
     stateful = CNN((8, 8, 1), 10, batch_norm=True, dropout=0.5, rngs=nnx.Rngs(0))
     for name in ("convs", "dense", "head"):
-        _assert_trees_equal(nnx.state(getattr(stateful, name)), new_params[name])
+        assert_bit_identical(nnx.state(getattr(stateful, name)), new_params[name])
 
 
 @pytest.mark.parametrize("image_shape", [(8, 8, 1)])  # 32x32x3: abstract shapes, below
@@ -162,7 +156,7 @@ def test_cnn_train_step_running_statistics_by_hand(cnn):
     _, second = f(params, batch, new_state)
     np.testing.assert_allclose(second["norms"][0]["mean"][...],
                                (1 + MOMENTUM) * new_state["norms"][0]["mean"][...], rtol=1e-5)
-    _assert_trees_equal(model_state, split_model(model)[2])  # the caller's state is untouched
+    assert_bit_identical(model_state, split_model(model)[2])  # the caller's state is untouched
 
 
 class _BatchNormOnly(nnx.Module):
@@ -223,12 +217,12 @@ def test_dropout_advances_and_is_reproducible(cnn):
     for step in range(3):
         step_losses, s = f(params, batch, s)
         np.testing.assert_array_equal(step_losses, losses[step])
-    _assert_trees_equal(s, state)
+    assert_bit_identical(s, state)
     # A second model from the same seed reproduces the run bit for bit.
     _, params2, state2 = split_model(make_cnn(jax.random.key(0)))
     again, losses_again = jax.jit(run)(params2, state2)
     np.testing.assert_array_equal(losses_again, losses)
-    _assert_trees_equal(again, state)
+    assert_bit_identical(again, state)
 
 
 def test_cnn_gradient_is_finite(cnn):
@@ -240,7 +234,7 @@ def test_cnn_gradient_is_finite(cnn):
         return jnp.mean(losses), new_state
 
     grads, aux = jax.jit(jax.grad(objective, has_aux=True))(params)
-    _assert_trees_equal(aux, f(params, batch, model_state)[1])
+    assert_bit_identical(aux, f(params, batch, model_state)[1])
     assert jax.tree.structure(grads) == jax.tree.structure(params)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
     assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(grads["head"]))
@@ -291,7 +285,7 @@ def test_vmap_over_seeds_equals_single_runs(cnn):
     for run, (p, s) in enumerate([(params0, state0), (params1, state1)]):
         single_losses, single_state = f(p, batch, s)
         np.testing.assert_array_equal(losses[run], single_losses)
-        _assert_trees_equal(jax.tree.map(lambda a: a[run], states), single_state)
+        assert_bit_identical(jax.tree.map(lambda a: a[run], states), single_state)
 
 
 def test_shard_map_syncs_statistics_and_splits_dropout(cnn):
@@ -310,9 +304,10 @@ def test_shard_map_syncs_statistics_and_splits_dropout(cnn):
                              model_state)
     losses, states = np.asarray(losses), _host(states)
     first, second = (jax.tree.map(lambda a, i=i: a[i], states) for i in range(2))
-    _assert_trees_equal(first, second)
+    assert_bit_identical(first, second)
     assert _count(first) == 1  # the stored stream advances once, its key stays the same
-    _assert_trees_equal(first["dropout"]["rngs"]["key"], model_state["dropout"]["rngs"]["key"])
+    assert_bit_identical(first["dropout"]["rngs"]["key"],
+                         _host(model_state)["dropout"]["rngs"]["key"])
     # Each device ran the plain loss on its half with its index folded into the dropout key.
     keys, rest = nnx.split_state(model_state, nnx.RngKey, ...)
     halves = []

@@ -10,14 +10,9 @@ import feasjax as fj
 from feasjax.experiments import model_fns
 from feasjax.models.nets import CNN
 from feasjax.parallel.sweeps import stack_runs, sweep_epoch, train_sweep
+from tests._helpers import assert_bit_identical
 
 N, EPS = 96, 0.1
-
-
-def _assert_same(a, b):
-    if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
-        a, b = jax.random.key_data(a), jax.random.key_data(b)
-    np.testing.assert_array_equal(a, b)
 
 
 def _data():
@@ -63,8 +58,7 @@ def test_same_seed_is_bit_identical_and_dropout_changes_between_steps():
     run = jax.jit(fj.epoch_fn(fl, 16))
     a, info_a = run(fl.init(fns.params, model_state=fns.model_state), data, jax.random.key(1))
     b, _ = run(fl.init(fns.params, model_state=fns.model_state), data, jax.random.key(1))
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        _assert_same(x, y)
+    assert_bit_identical(a, b)
     batch = {"x": data["x"][:16], "y": data["y"][:16]}
     first, ms = fns.train_loss(fns.params, batch, fns.model_state)
     second, _ = fns.train_loss(fns.params, batch, ms)
@@ -134,5 +128,4 @@ def test_resume_restores_the_model_state_bit_for_bit(tmp_path):
     whole = run(2, tmp_path / "whole")
     run(1, tmp_path / "split")
     resumed = run(2, tmp_path / "split")
-    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed)):
-        _assert_same(a, b)
+    assert_bit_identical(whole, resumed)

@@ -7,21 +7,15 @@ import optax
 import pytest
 
 import feasjax as fj
+from tests._helpers import linear_data, squared_errors
 
 
 def _data(n=24, d=3, seed=0):
-    kx, kw = jax.random.split(jax.random.key(seed))
-    x = jax.random.normal(kx, (n, d))
-    y = x @ jax.random.normal(kw, (d,)) + 0.1 * jnp.sin(jnp.arange(n))
-    return {"x": x, "y": y}
-
-
-def _losses(w, batch):
-    return (batch["x"] @ w - batch["y"]) ** 2
+    return linear_data(n, d, seed=seed, noise=0.1)
 
 
 def _fl(n=24):
-    return fj.feasible_learning(_losses, optax.sgd(0.02), num_samples=n, epsilon=0.05)
+    return fj.feasible_learning(squared_errors, optax.sgd(0.02), num_samples=n, epsilon=0.05)
 
 
 def test_epoch_indices_are_a_permutation_prefix():
@@ -36,7 +30,7 @@ def test_epoch_indices_are_a_permutation_prefix():
 
 def test_loss_decreases_for_fl_and_erm():
     data = _data()
-    for solver in (_fl(), fj.empirical_risk(_losses, optax.sgd(0.05, momentum=0.9))):
+    for solver in (_fl(), fj.empirical_risk(squared_errors, optax.sgd(0.05, momentum=0.9))):
         state, hist = fj.train(solver, solver.init(jnp.zeros(3)), data, epochs=15,
                                batch_size=6, key=jax.random.key(0), epsilon=0.05,
                                progress=False)
@@ -118,7 +112,7 @@ def test_epoch_without_duplicate_grouping_equals_the_grouping_one():
     # A shuffled epoch never repeats an index within a minibatch, so the default epoch skips
     # the dual step's duplicate grouping (a sort per step); the states must not differ.
     data = _data()
-    solver = fj.feasible_learning(_losses, optax.sgd(0.02, momentum=0.5), num_samples=24,
+    solver = fj.feasible_learning(squared_errors, optax.sgd(0.02, momentum=0.5), num_samples=24,
                                   epsilon=0.05, dual_optimizer=fj.ascent(optax.adam(0.05)))
     key = jax.random.key(3)
     fast = jax.jit(fj.epoch_fn(solver, 6))(solver.init(jnp.zeros(3)), data, key)
