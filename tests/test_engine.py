@@ -244,6 +244,7 @@ def _child(tmp_path, die_after):
     return proc, out
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_resume_ends_bit_identical(tmp_path, reference):
     proc, _ = _child(tmp_path, die_after=13)  # mid-epoch 1 (8 steps an epoch, chunks of 5 and 3)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
