@@ -229,105 +229,157 @@ def train(
     if runs is not None:
         _check_runs(carry, key, runs)
     every = steps if checkpoint_every is None else min(checkpoint_every, steps)
-    carry_sharding, padded, lead = None, n, int(runs is not None)
+    lead, padded, carry_sharding, fingerprinted = int(runs is not None), n, None, data
     if mesh is not None:
-        mesh = auto_mesh(mesh)
-        padded = -(-n // mesh.size) * mesh.size
-        carry = pad_rows(carry, n, padded, lead, everything=False)
-        carry_sharding = row_sharding(carry, padded, mesh, lead, everything=False)
-        carry = place(carry, carry_sharding)
-        data_lead = int(per_run_data)
-        fingerprinted, data = data, pad_rows(data, n, padded, data_lead, everything=True)
-        data = place(data, row_sharding(data, padded, mesh, data_lead, everything=True))
+        carry, data, carry_sharding, padded = _on_mesh(carry, data, n, auto_mesh(mesh), lead,
+                                                       int(per_run_data))
     saver = None if checkpoint_dir is None else Checkpoints(
-        checkpoint_dir, data=data if mesh is None else fingerprinted, key=key, max_to_keep=max_to_keep, async_save=async_save,
-        settings={"num_samples": n, "batch_size": batch_size, "epsilon": epsilon,
-                  **(config or {})})
-    history, epoch, pos, partial, skipped = _empty_history(), 0, 0, None, 0.0
-    bar = None
+        checkpoint_dir, data=fingerprinted, key=key, max_to_keep=max_to_keep,
+        async_save=async_save, settings={"num_samples": n, "batch_size": batch_size,
+                                         "epsilon": epsilon, **(config or {})})
+    epoch, pos, tally = 0, 0, None
     try:
         if saver is not None:
             resumed = saver.resume({"state": carry, "key": key}, epochs, resume)
             if resumed is not None:
                 tree, epoch, pos, partial, skipped, saved = resumed
-                history = History(*(list(saved[f]) for f in History._fields))
                 carry, key = tree["state"], tree["key"]
+                tally = _Tally(History(*(list(saved[f]) for f in History._fields)), partial,
+                               skipped)
         carry = unalias(carry)
         bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
         per_epoch = every == steps
-        partial = None if partial is None else np.asarray(partial, np.float64)
-        bar = progress_reporter(progress, total=epochs if per_epoch else epochs * steps,
-                                initial=epoch if per_epoch else epoch * steps + pos,
-                                epochs=epochs, description=description,
-                                unit="epoch" if per_epoch else "step")
-        pending = None  # a whole epoch's stats, read on the host while the next epoch runs
+        tally = tally or _Tally(_empty_history())
+        tally.open(progress_reporter(
+            progress, total=epochs if per_epoch else epochs * steps,
+            initial=epoch if per_epoch else epoch * steps + pos, epochs=epochs,
+            description=description, unit="epoch" if per_epoch else "step"),
+            epsilon, per_epoch=per_epoch, defer=saver is None)
         while epoch < epochs:
             length = min(every - pos % every, steps - pos)
             program = compiled_chunk(step, num_samples=n, batch_size=batch_size, length=length,
-                                records=on_nonfinite == "raise", runs=runs is not None,
-                                run_data=per_run_data,
-                                carry_sharding=carry_sharding)
+                                     records=on_nonfinite == "raise", runs=runs is not None,
+                                     run_data=per_run_data, carry_sharding=carry_sharding)
             carry, stats, records = program(carry, data, key, np.int32(epoch), np.int32(pos),
                                             bound)
             if records is not None:
                 raise_on_skipped(records, epoch, pos, steps, runs is not None)
             pos += length
-            if pending is not None:
-                skipped = _finish_epoch(history, bar, *pending, epsilon, skipped)
-                pending = None
-            if pos == steps and saver is None and per_epoch:
-                pending = (epoch, stats, True)
-            else:
-                stats = np.asarray(stats, np.float64)
-                partial = stats[..., :5] if partial is None else partial + stats[..., :5]
-                if not per_epoch:
-                    bar.advance(length)
-                if pos == steps:
-                    full = np.concatenate([partial, stats[..., 5:]], axis=-1)
-                    skipped = _finish_epoch(history, bar, epoch, full, per_epoch, epsilon,
-                                            skipped)
-                    partial = None
+            tally.chunk(epoch, stats, length, ends_epoch=pos == steps)
             if pos == steps:
                 epoch, pos = epoch + 1, 0
-                history.evaluations.append(eval_fn(carry) if eval_fn is not None else None)
+                tally.history.evaluations.append(eval_fn(carry) if eval_fn is not None
+                                                 else None)
             if saver is not None:
                 saver.maybe_save(carry, key, epoch=epoch, pos=pos, steps=steps, every=every,
-                                 partial=partial, skipped=skipped, history=history,
-                                 epochs=epochs, after_save=after_save)
-        if pending is not None:
-            skipped = _finish_epoch(history, bar, *pending, epsilon, skipped)
+                                 partial=tally.partial, skipped=tally.skipped,
+                                 history=tally.history, epochs=epochs, after_save=after_save)
+        tally.flush()
         carry = unpad_rows(carry, n, padded, lead)
     finally:  # no bar or Orbax thread outlives the call, whatever happened
-        if bar is not None:
-            bar.close()
+        if tally is not None:
+            tally.close()
         if saver is not None:
             saver.close()
-    return carry, history
+    return carry, tally.history
+
+
+def _on_mesh(carry: Any, data: Any, n: int, mesh: Mesh, lead: int, data_lead: int
+             ) -> tuple[Any, Any, Any, int]:
+    """``(carry, data, carry_sharding, padded)``: per-sample rows padded to a multiple of the
+    device count and sharded over the mesh, the rest of the carry replicated."""
+    padded = -(-n // mesh.size) * mesh.size
+    carry = pad_rows(carry, n, padded, lead, everything=False)
+    carry_sharding = row_sharding(carry, padded, mesh, lead, everything=False)
+    data = pad_rows(data, n, padded, data_lead, everything=True)
+    data = place(data, row_sharding(data, padded, mesh, data_lead, everything=True))
+    return place(carry, carry_sharding), data, carry_sharding, padded
+
+
+class _Tally:
+    """The host's side of the epochs: the running epoch's partial sums, the skipped total, the
+    history and the bar. A whole epoch that ran as one chunk, with nothing to save, is read one
+    epoch late (``defer``), while the next one runs: showing progress costs no host sync.
+
+    A chunk's ``stats`` (last axis): sum of the finite losses, their count, the feasible
+    count, the number of losses, the steps skipped, the multipliers' sum, count and max.
+    """
+
+    def __init__(self, history: History, partial: Any = None, skipped: Any = 0):
+        self.history, self.skipped, self.pending = history, skipped, None
+        self.partial = None if partial is None else np.asarray(partial, np.float64)
+
+    def open(self, bar: Any, epsilon: float | None, *, per_epoch: bool, defer: bool) -> None:
+        self.bar, self.epsilon, self.per_epoch, self.defer = bar, epsilon, per_epoch, defer
+
+    def chunk(self, epoch: int, stats: Any, length: int, *, ends_epoch: bool) -> None:
+        self.flush()
+        if ends_epoch and self.defer and self.per_epoch:
+            self.pending = (epoch, stats)
+            return
+        stats = np.asarray(stats, np.float64)
+        self.partial = stats[..., :5] + (0.0 if self.partial is None else self.partial)
+        if not self.per_epoch:
+            self.bar.advance(length)
+        if ends_epoch:
+            self._finish(epoch, np.concatenate([self.partial, stats[..., 5:]], axis=-1))
+            self.partial = None
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            epoch, stats = self.pending
+            self.pending = None
+            self._finish(epoch, np.asarray(stats, np.float64))
+
+    def close(self) -> None:
+        if getattr(self, "bar", None) is not None:
+            self.bar.close()
+
+    def _finish(self, epoch: int, stats: np.ndarray) -> None:
+        loss_sum, finite, feasible, total, newly, mult_sum, mult_count, mult_max = np.moveaxis(
+            stats, -1, 0)
+        self.skipped = self.skipped + newly
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = {"loss": loss_sum / finite,
+                      "feasible": (feasible / total if self.epsilon is not None
+                                   else np.nan * total),
+                      "mult_mean": mult_sum / mult_count, "mult_max": mult_max}
+        host = float if np.ndim(loss_sum) == 0 else np.asarray
+        history = self.history
+        history.mean_loss.append(host(values["loss"]))
+        history.feasible_fraction.append(host(values["feasible"]))
+        history.skipped.append(int(self.skipped) if np.ndim(self.skipped) == 0
+                               else self.skipped.astype(int))
+        history.multiplier_mean.append(host(values["mult_mean"]))
+        history.multiplier_max.append(host(values["mult_max"]))
+        if self.per_epoch:
+            self.bar.advance(1)
+        self.bar.report(epoch + 1, {k: float(np.mean(v)) for k, v in values.items()}
+                        | {"skipped": int(np.max(self.skipped))})
 
 
 def _train_with_runner(epoch_runner: Callable, state: Any, data: Any, *, epochs: int,
-                      key: jax.Array, epsilon: float | None, eval_fn: Callable | None,
-                      on_nonfinite: str, progress: bool | str, description: str
-                      ) -> tuple[Any, History]:
+                       key: jax.Array, epsilon: float | None, eval_fn: Callable | None,
+                       on_nonfinite: str, progress: bool | str, description: str
+                       ) -> tuple[Any, History]:
     """The 0.1 path of ``train(epoch_runner=...)``: a compiled ``(state, data, key) ->
     (state, EpochInfo)`` per epoch (e.g. :func:`feasjax.data_parallel_epoch`)."""
-    history = History([], [], [], [], [], [])
     state = unalias(state)
     bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
-    bar = progress_reporter(progress, total=epochs, description=description)
-    skipped = 0
+    tally = _Tally(_empty_history())
+    tally.open(progress_reporter(progress, total=epochs, description=description), epsilon,
+               per_epoch=True, defer=False)
     try:
         for epoch in range(epochs):
             state, info = epoch_runner(state, data, jax.random.fold_in(key, epoch))
             if on_nonfinite == "raise":
                 raise_on_skipped((info.ok, info.indices, info.losses), epoch, 0, None, False)
-            stats = _epoch_summary(info.losses, info.ok, state.multipliers, bound)
-            skipped = _finish_epoch(history, bar, epoch, stats, True, epsilon, skipped)
-            history.evaluations.append(eval_fn(state) if eval_fn is not None else None)
+            tally.chunk(epoch, _epoch_summary(info.losses, info.ok, state.multipliers, bound),
+                        1, ends_epoch=True)
+            tally.history.evaluations.append(eval_fn(state) if eval_fn is not None else None)
     finally:
-        bar.close()
-    return state, history
-
+        tally.close()
+    return state, tally.history
 
 
 @jax.jit
@@ -344,30 +396,3 @@ def _solver_step(solver: PrimalDual, loss_of: Callable | None) -> Callable:
     if loss_of not in steps:
         steps[loss_of] = solver_step(solver, loss_of=loss_of)
     return steps[loss_of]
-
-
-def _finish_epoch(history: History, bar: Any, epoch: int, stats: Any, per_epoch: bool,
-                  epsilon: float | None, skipped: Any) -> Any:
-    """Append a finished epoch to the history and the bar; returns the skipped total.
-
-    ``stats`` (last axis): sum of the finite losses, their count, the feasible count, the
-    number of losses, the steps skipped in the epoch, the multipliers' sum, count and max.
-    """
-    loss_sum, finite, feasible, total, newly, mult_sum, mult_count, mult_max = np.moveaxis(
-        np.asarray(stats, np.float64), -1, 0)
-    skipped = skipped + newly
-    with np.errstate(invalid="ignore", divide="ignore"):
-        values = {"loss": loss_sum / finite,
-                  "feasible": feasible / total if epsilon is not None else np.nan * total,
-                  "mult_mean": mult_sum / mult_count, "mult_max": mult_max}
-    host = float if np.ndim(loss_sum) == 0 else np.asarray
-    history.mean_loss.append(host(values["loss"]))
-    history.feasible_fraction.append(host(values["feasible"]))
-    history.skipped.append(int(skipped) if np.ndim(skipped) == 0 else skipped.astype(int))
-    history.multiplier_mean.append(host(values["mult_mean"]))
-    history.multiplier_max.append(host(values["mult_max"]))
-    if per_epoch:
-        bar.advance(1)
-    bar.report(epoch + 1, {k: float(np.mean(v)) for k, v in values.items()}
-               | {"skipped": int(np.max(skipped))})
-    return skipped
