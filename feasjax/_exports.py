@@ -9,8 +9,9 @@ A package binds what :func:`module_attributes` returns as its module ``__getattr
   ``f"{package}.{name}"`` is that submodule itself. Packages that pull in seconds of imports
   (scikit-learn, orbax, a whole subpackage) stay cheap to import this way.
 - ``deprecated``: names a user could import before that the package no longer exports,
-  ``{name: the module that exports or defines it now}``; each use warns with a
-  ``DeprecationWarning`` naming that place, until the names go in 0.3.
+  ``{name: the module that exports or defines it now}`` (:func:`by_name` builds it from
+  ``{module: names}``); each use warns with a ``DeprecationWarning`` naming that place, until
+  the names go in 0.3.
 
 ``dir()`` lists the public names only: tab completion should not offer the deprecated ones.
 """
@@ -24,14 +25,19 @@ from collections.abc import Callable, Mapping, Sequence
 REMOVED_IN = "0.3"
 
 
+def by_name(modules: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """``{name: module}`` from ``{module: names}``."""
+    if any(isinstance(names, str) for names in modules.values()):
+        raise TypeError(f"expected a map of modules to sequences of names, got {modules=}")
+    return {name: module for module, names in modules.items() for name in names}
+
+
 def module_attributes(package: str, public: Sequence[str], *,
                       lazy: Mapping[str, Sequence[str]] | None = None,
                       deprecated: Mapping[str, str] | None = None
                       ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """The module ``__getattr__`` and ``__dir__`` of ``package`` (see the module docstring)."""
-    if any(isinstance(names, str) for names in (lazy or {}).values()):
-        raise TypeError(f"lazy must map modules to sequences of names, got {lazy=}")
-    lazy = {name: module for module, names in (lazy or {}).items() for name in names}
+    lazy = by_name(lazy or {})
     deprecated = dict(deprecated or {})
 
     def __getattr__(name: str) -> object:
