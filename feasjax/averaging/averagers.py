@@ -19,14 +19,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = [
-    "Averager",
-    "polyak",
-    "tail_polyak",
-    "swa",
-    "ema",
-    "lawa",
-]
+__all__ = ["Averager", "polyak", "tail_polyak", "swa", "ema", "lawa"]
 
 WARMUPS = ("none", "linear", "timm")
 

@@ -22,9 +22,7 @@ from feasjax.averaging.wrappers import (AveragedState, Mask, _check_params, _cou
 from feasjax.core.checks import check_indices, check_leading_size
 from feasjax.core.rows import IndexedState, in_range
 
-__all__ = [
-    "indexed_averaged",
-]
+__all__ = ["indexed_averaged"]
 
 
 def _row_axes(s: Any) -> Any:

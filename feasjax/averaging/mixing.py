@@ -23,13 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = [
-    "mixing_mse",
-    "optimal_mixing_alpha",
-    "mixing_helps",
-    "estimate_mixing_alpha",
-    "mix",
-]
+__all__ = ["mixing_mse", "optimal_mixing_alpha", "mixing_helps", "estimate_mixing_alpha", "mix"]
 
 
 def _concrete(x: Any) -> bool:

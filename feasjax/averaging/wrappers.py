@@ -22,12 +22,7 @@ import optax
 
 from feasjax.averaging.averagers import Averager, WindowLeaf
 
-__all__ = [
-    "AveragedState",
-    "averaged",
-    "find_averaged_states",
-    "averaged_params",
-]
+__all__ = ["AveragedState", "averaged", "find_averaged_states", "averaged_params"]
 
 Mask = Union[Any, Callable[[Any], Any], None]
 

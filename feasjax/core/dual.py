@@ -18,11 +18,7 @@ import optax
 
 from feasjax.core import checks
 
-__all__ = [
-    "ascent",
-    "nupi",
-    "optimistic",
-]
+__all__ = ["ascent", "nupi", "optimistic"]
 
 
 class AscentTransformation(optax.GradientTransformationExtraArgs):

@@ -19,12 +19,7 @@ import jax.numpy as jnp
 
 from feasjax.core import checks
 
-__all__ = [
-    "lagrangian",
-    "resilient",
-    "quadratic_penalty",
-    "augmented_lagrangian",
-]
+__all__ = ["lagrangian", "resilient", "quadratic_penalty", "augmented_lagrangian"]
 
 Kind = Literal["inequality", "equality"]
 KINDS = ("inequality", "equality")

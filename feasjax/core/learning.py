@@ -27,11 +27,7 @@ from feasjax.core.solver import PrimalDual, primal_dual
 from feasjax.core.transform import SAMPLES
 from feasjax.core.weighting import weighted_sum
 
-__all__ = [
-    "feasible_learning",
-    "empirical_risk",
-    "per_example",
-]
+__all__ = ["feasible_learning", "empirical_risk", "per_example"]
 
 
 def per_example(example_loss: Callable[[Any, Any], jax.Array]) -> Callable[[Any, Any], jax.Array]:

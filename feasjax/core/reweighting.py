@@ -26,10 +26,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = [
-    "group_weights",
-    "reweighted",
-]
+__all__ = ["group_weights", "reweighted"]
 
 
 def group_counts(groups: jax.Array, num_groups: int, mask: jax.Array | None = None

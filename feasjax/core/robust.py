@@ -24,10 +24,7 @@ from feasjax.core.dual import AscentTransformation, ascent
 from feasjax.core.problem import ConstraintGroup, ConstraintValue, ProblemOutput
 from feasjax.core.solver import PrimalDual, primal_dual
 
-__all__ = [
-    "exponentiated_gradient",
-    "group_dro",
-]
+__all__ = ["exponentiated_gradient", "group_dro"]
 
 GROUPS = "groups"  # name of group DRO's dense constraint group
 

@@ -23,10 +23,7 @@ import optax
 
 from feasjax.core import checks
 
-__all__ = [
-    "IndexedState",
-    "indexed",
-]
+__all__ = ["IndexedState", "indexed"]
 
 
 class IndexedState(NamedTuple):

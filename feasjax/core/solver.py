@@ -41,12 +41,7 @@ from feasjax.core.problem import ConstraintGroup, ConstraintValue, ProblemOutput
 from feasjax.core.transform import SCHEMES, check_scheme, primal_step
 from feasjax.core.weighting import weighted_sum
 
-__all__ = [
-    "PrimalDual",
-    "PrimalDualState",
-    "StepInfo",
-    "primal_dual",
-]
+__all__ = ["PrimalDual", "PrimalDualState", "StepInfo", "primal_dual"]
 
 
 class PrimalDualState(NamedTuple):

@@ -45,15 +45,8 @@ from feasjax.core import checks, defaults, dual_step
 from feasjax.core.formulations import Formulation, lagrangian
 from feasjax.core.problem import ConstraintGroup
 
-__all__ = [
-    "SAMPLES",
-    "ConstrainedState",
-    "constrained",
-    "feasible",
-    "constrained_state",
-    "multipliers",
-    "dual_update",
-]
+__all__ = ["SAMPLES", "ConstrainedState", "constrained", "feasible", "constrained_state",
+           "multipliers", "dual_update"]
 
 SAMPLES = "samples"  # name of Feasible Learning's per-sample constraint group
 SCHEMES = ("simultaneous", "dual_then_primal", "primal_then_dual")

@@ -20,13 +20,8 @@ import numpy as np
 
 from feasjax.data.datasets import load_dataset, validate_arrays
 
-__all__ = [
-    "FederatedData",
-    "dirichlet_partition",
-    "federated_dataset",
-    "from_client_arrays",
-    "pad_clients",
-]
+__all__ = ["FederatedData", "dirichlet_partition", "federated_dataset", "from_client_arrays",
+           "pad_clients"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

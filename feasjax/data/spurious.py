@@ -21,12 +21,7 @@ import numpy as np
 
 from feasjax.data.datasets import Dataset, _standardise, validate_arrays
 
-__all__ = [
-    "GroupDataset",
-    "spurious_digits",
-    "group_dataset",
-    "gaussian_classes",
-]
+__all__ = ["GroupDataset", "spurious_digits", "group_dataset", "gaussian_classes"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

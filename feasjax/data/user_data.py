@@ -16,10 +16,7 @@ import numpy as np
 
 from feasjax.data.datasets import Dataset, from_arrays, validate_arrays
 
-__all__ = [
-    "load_arrays",
-    "user_dataset",
-]
+__all__ = ["load_arrays", "user_dataset"]
 
 OPTIONAL = ("group", "x_test", "y_test")
 

@@ -27,9 +27,7 @@ from feasjax.federated.rounds import client_update, federated_averaging
 from feasjax.models.losses import per_sample_loss_fn, predict_fn
 from feasjax.models.nets import MLP
 
-__all__ = [
-    "run_federated",
-]
+__all__ = ["run_federated"]
 
 def _summary(acc: Any, seconds: float) -> dict:
     acc = np.asarray(acc, np.float64)

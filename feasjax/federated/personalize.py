@@ -21,14 +21,8 @@ import jax.numpy as jnp
 
 from feasjax.averaging.mixing import mix
 
-__all__ = [
-    "train_clients",
-    "client_metrics",
-    "held_out_split",
-    "mix_clients",
-    "alpha_curve",
-    "select_alpha",
-]
+__all__ = ["train_clients", "client_metrics", "held_out_split", "mix_clients", "alpha_curve",
+           "select_alpha"]
 
 Predict = Callable[[Any, jax.Array], jax.Array]  # (params, x (B, ...)) -> logits (B, C)
 

@@ -26,13 +26,8 @@ import numpy as np
 
 from feasjax.averaging.mixing import mix
 
-__all__ = [
-    "random_features",
-    "prompt_logits",
-    "portfolio_params",
-    "portfolio_prompts",
-    "portfolio_loss",
-]
+__all__ = ["random_features", "prompt_logits", "portfolio_params", "portfolio_prompts",
+           "portfolio_loss"]
 
 
 def random_features(key: jax.Array, in_features: int, num_features: int) -> Callable:

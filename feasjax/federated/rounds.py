@@ -25,12 +25,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-__all__ = [
-    "FederatedState",
-    "Federated",
-    "client_update",
-    "federated_averaging",
-]
+__all__ = ["FederatedState", "Federated", "client_update", "federated_averaging"]
 
 LossFn = Callable[[Any, dict], jax.Array]  # (params, {"x": (B, ...), "y": (B,)}) -> (B,)
 

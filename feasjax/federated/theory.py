@@ -20,10 +20,7 @@ import jax.numpy as jnp
 
 from feasjax.averaging.mixing import estimate_mixing_alpha, mixing_helps, optimal_mixing_alpha
 
-__all__ = [
-    "MeanEstimation",
-    "mean_estimation",
-]
+__all__ = ["MeanEstimation", "mean_estimation"]
 
 
 class MeanEstimation(NamedTuple):

@@ -14,14 +14,8 @@ import jax.numpy as jnp
 
 from feasjax.metrics.summary import _predicted_labels, _prepare
 
-__all__ = [
-    "GROUP_SUMMARY_KEYS",
-    "group_mean",
-    "group_accuracy",
-    "group_loss",
-    "worst_group_accuracy",
-    "group_summary",
-]
+__all__ = ["GROUP_SUMMARY_KEYS", "group_mean", "group_accuracy", "group_loss",
+           "worst_group_accuracy", "group_summary"]
 
 GROUP_SUMMARY_KEYS = ("average_accuracy", "worst_group_accuracy", "balanced_accuracy",
                       "group_accuracy", "group_loss")

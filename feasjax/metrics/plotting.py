@@ -20,13 +20,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = [
-    "loss_survival_figure",
-    "plot_accuracy_curves",
-    "plot_group_accuracy",
-    "plot_loss_cdfs",
-    "plot_loss_survival",
-]
+__all__ = ["loss_survival_figure", "plot_accuracy_curves", "plot_group_accuracy", "plot_loss_cdfs",
+           "plot_loss_survival"]
 
 SPLITS = ("train", "test")
 FLOOR = 1e-6  # float32 cross-entropy of a confident prediction rounds to 0 or ~1e-7

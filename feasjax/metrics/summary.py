@@ -15,17 +15,8 @@ import numpy as np
 
 from feasjax.core import checks
 
-__all__ = [
-    "LOSS_SUMMARY_KEYS",
-    "quantile",
-    "cvar",
-    "feasible_fraction",
-    "accuracy",
-    "per_class_accuracy",
-    "worst_class_accuracy",
-    "multiplier_stats",
-    "loss_summary",
-]
+__all__ = ["LOSS_SUMMARY_KEYS", "quantile", "cvar", "feasible_fraction", "accuracy",
+           "per_class_accuracy", "worst_class_accuracy", "multiplier_stats", "loss_summary"]
 
 LOSS_SUMMARY_KEYS = (
     "mean_loss",

@@ -36,17 +36,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-__all__ = [
-    "LOSSES",
-    "cross_entropy",
-    "squared_error",
-    "per_sample_loss_fn",
-    "split_model",
-    "has_model_state",
-    "stateful_loss_fn",
-    "eval_loss_fn",
-    "predict_fn",
-]
+__all__ = ["LOSSES", "cross_entropy", "squared_error", "per_sample_loss_fn", "split_model",
+           "has_model_state", "stateful_loss_fn", "eval_loss_fn", "predict_fn"]
 
 LOSSES = ("cross_entropy", "squared_error")
 

@@ -23,12 +23,7 @@ from flax import nnx
 
 from feasjax.models.tied_dropout import ExampleTiedDropout, TiedDropout
 
-__all__ = [
-    "MLP",
-    "CNN",
-    "BasicBlock",
-    "ResNet",
-]
+__all__ = ["MLP", "CNN", "BasicBlock", "ResNet"]
 
 _BN_MOMENTUM = 0.9  # PyTorch's BatchNorm default (momentum=0.1 there weighs the new batch)
 

@@ -21,10 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-__all__ = [
-    "TiedDropout",
-    "ExampleTiedDropout",
-]
+__all__ = ["TiedDropout", "ExampleTiedDropout"]
 
 
 class TiedDropout(NamedTuple):

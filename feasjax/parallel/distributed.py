@@ -28,15 +28,8 @@ from feasjax.metrics import summary as metrics
 from feasjax.parallel.layout import ShardLayout, sample_mask, shard_counts
 from feasjax.parallel.mesh import process_shards
 
-__all__ = [
-    "ENV_COORDINATOR",
-    "ENV_NUM_PROCESSES",
-    "ENV_PROCESS_ID",
-    "initialize",
-    "process_sample_range",
-    "gather",
-    "global_loss_summary",
-]
+__all__ = ["ENV_COORDINATOR", "ENV_NUM_PROCESSES", "ENV_PROCESS_ID", "initialize",
+           "process_sample_range", "gather", "global_loss_summary"]
 
 ENV_COORDINATOR = "FEASJAX_COORDINATOR_ADDRESS"
 ENV_NUM_PROCESSES = "FEASJAX_NUM_PROCESSES"

@@ -23,9 +23,7 @@ import threading
 import time
 from typing import Sequence
 
-__all__ = [
-    "launch",
-]
+__all__ = ["launch"]
 
 
 def free_port() -> int:

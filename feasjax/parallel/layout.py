@@ -16,14 +16,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-__all__ = [
-    "ShardLayout",
-    "shard_layout",
-    "sample_mask",
-    "pad_samples",
-    "unpad_samples",
-    "global_indices",
-]
+__all__ = ["ShardLayout", "shard_layout", "sample_mask", "pad_samples", "unpad_samples",
+           "global_indices"]
 
 
 class ShardLayout(NamedTuple):

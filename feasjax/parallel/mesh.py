@@ -41,16 +41,8 @@ from feasjax.core.solver import PrimalDual, PrimalDualState
 from feasjax.parallel.layout import ShardLayout, pad_samples, shard_layout
 from feasjax.training.loop import EpochInfo, epoch_fn
 
-__all__ = [
-    "DATA_AXIS",
-    "data_mesh",
-    "state_partition_specs",
-    "shard_data",
-    "replicate",
-    "init_sharded",
-    "local_epoch_fn",
-    "data_parallel_epoch",
-]
+__all__ = ["DATA_AXIS", "data_mesh", "state_partition_specs", "shard_data", "replicate",
+           "init_sharded", "local_epoch_fn", "data_parallel_epoch"]
 
 DATA_AXIS = "data"
 

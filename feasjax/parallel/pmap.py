@@ -20,9 +20,7 @@ from feasjax.parallel.layout import ShardLayout
 from feasjax.parallel.mesh import DATA_AXIS, local_epoch_fn, state_partition_specs
 from feasjax.training.loop import EpochInfo
 
-__all__ = [
-    "pmap_epoch",
-]
+__all__ = ["pmap_epoch"]
 
 
 def _to_devices(x: Any, spec: P, num_devices: int) -> np.ndarray:

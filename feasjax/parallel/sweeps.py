@@ -26,14 +26,8 @@ from feasjax.training.progress import progress_reporter
 from feasjax.parallel.mesh import data_parallel_epoch
 from feasjax.training.loop import epoch_fn
 
-__all__ = [
-    "SweepHistory",
-    "stack_runs",
-    "unstack_runs",
-    "sweep_epoch",
-    "train_sweep",
-    "summarize_runs",
-]
+__all__ = ["SweepHistory", "stack_runs", "unstack_runs", "sweep_epoch", "train_sweep",
+           "summarize_runs"]
 
 
 def stack_runs(trees: Sequence[Any]) -> Any:

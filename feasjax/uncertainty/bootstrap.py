@@ -34,15 +34,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from feasjax.averaging.averagers import polyak
 from feasjax.core.weighting import Reduction, check_reduction, weighted_sum
 
-__all__ = [
-    "MULTIPLIERS",
-    "ChainState",
-    "BootstrapState",
-    "MultiplierBootstrap",
-    "power_decay_schedule",
-    "multiplier_bootstrap",
-    "bootstrap_estimates",
-]
+__all__ = ["MULTIPLIERS", "ChainState", "BootstrapState", "MultiplierBootstrap",
+           "power_decay_schedule", "multiplier_bootstrap", "bootstrap_estimates"]
 
 Sampler = Callable[[jax.Array, tuple[int, ...]], jax.Array]
 MULTIPLIERS: dict[str, Sampler] = {
