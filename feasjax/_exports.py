@@ -1,19 +1,9 @@
 """Module attributes resolved on first use (PEP 562): lazy exports and deprecated names.
 
-A package binds what :func:`module_attributes` returns as its module ``__getattr__`` and
-``__dir__``::
-
-    __getattr__, __dir__ = module_attributes(__name__, __all__, lazy={...}, deprecated={...})
-
-- ``lazy``: public names imported on first use, ``{module: names}``; a name whose module is
-  ``f"{package}.{name}"`` is that submodule itself. Packages that pull in seconds of imports
-  (scikit-learn, orbax, a whole subpackage) stay cheap to import this way.
-- ``deprecated``: names a user could import before that the package no longer exports,
-  ``{name: the module that exports or defines it now}`` (:func:`by_name` builds it from
-  ``{module: names}``); each use warns with a ``DeprecationWarning`` naming that place, until
-  the names go in 0.3.
-
-``dir()`` lists the public names only: tab completion should not offer the deprecated ones.
+``__getattr__, __dir__ = module_attributes(__name__, __all__, lazy=..., deprecated=...)``:
+``lazy`` maps modules to names imported on first use (a name ``f"{package}.{name}"`` is that
+submodule); ``deprecated`` maps each name to its new place (:func:`by_name` builds it) and warns
+with a ``DeprecationWarning`` until 0.3. ``dir()`` lists the public names only.
 """
 from __future__ import annotations
 
