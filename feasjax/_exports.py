@@ -1,18 +1,9 @@
 """Module attributes resolved on first use (PEP 562): lazy exports and deprecated names.
 
-A package binds what :func:`module_attributes` returns as its module ``__getattr__`` and
-``__dir__``::
-
-    __getattr__, __dir__ = module_attributes(__name__, __all__, lazy={...}, deprecated={...})
-
-- ``lazy``: public names imported on first use, ``{module: names}``; a name whose module is
-  ``f"{package}.{name}"`` is that submodule itself. Packages that pull in seconds of imports
-  (scikit-learn, orbax, a whole subpackage) stay cheap to import this way.
-- ``deprecated``: names a user could import before that the package no longer exports,
-  ``{name: the module that exports or defines it now}``; each use warns with a
-  ``DeprecationWarning`` naming that place, until the names go in 0.3.
-
-``dir()`` lists the public names only: tab completion should not offer the deprecated ones.
+``__getattr__, __dir__ = module_attributes(__name__, __all__, lazy=..., deprecated=...)``:
+``lazy`` maps modules to names imported on first use (a name ``f"{package}.{name}"`` is that
+submodule); ``deprecated`` maps each name to its new place (:func:`by_name` builds it) and warns
+with a ``DeprecationWarning`` until 0.3. ``dir()`` lists the public names only.
 """
 from __future__ import annotations
 
@@ -24,14 +15,19 @@ from collections.abc import Callable, Mapping, Sequence
 REMOVED_IN = "0.3"
 
 
+def by_name(modules: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """``{name: module}`` from ``{module: names}``."""
+    if any(isinstance(names, str) for names in modules.values()):
+        raise TypeError(f"expected a map of modules to sequences of names, got {modules=}")
+    return {name: module for module, names in modules.items() for name in names}
+
+
 def module_attributes(package: str, public: Sequence[str], *,
                       lazy: Mapping[str, Sequence[str]] | None = None,
                       deprecated: Mapping[str, str] | None = None
                       ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """The module ``__getattr__`` and ``__dir__`` of ``package`` (see the module docstring)."""
-    if any(isinstance(names, str) for names in (lazy or {}).values()):
-        raise TypeError(f"lazy must map modules to sequences of names, got {lazy=}")
-    lazy = {name: module for module, names in (lazy or {}).items() for name in names}
+    lazy = by_name(lazy or {})
     deprecated = dict(deprecated or {})
 
     def __getattr__(name: str) -> object:

@@ -1,15 +1,10 @@
 """Averagers: which iterates enter a parameter average, and with which weights.
 
-An :class:`Averager` is a static description consumed by :func:`feasjax.averaged`. Iterates are
-numbered by the wrapper's step count: ``theta_0`` is the value given to ``init`` and ``theta_t``
-the value after the ``t``-th update. An averager *counts* exactly the iterates
-
-.. math:: \\{\\theta_t : t \\ge \\text{first},\\ (t - \\text{first}) \\bmod \\text{every} = 0\\}
-
-and folds them in order; ``n`` is the number already folded. The fold of the first counted
-iterate is a copy, so no averager mixes zero initialisation with bias correction. The per-leaf
-fold works on one array and one scalar ``n``, so the same code serves whole parameter trees and,
-under ``vmap``, per-row averages of a multiplier vector (:func:`feasjax.indexed_averaged`).
+An :class:`Averager` is a static description consumed by :func:`feasjax.averaged`. ``theta_0``
+is the value given to ``init`` and ``theta_t`` the value after the ``t``-th update; the iterates
+with ``t >= first`` and ``(t - first) % every == 0`` are folded in order (the first fold is a
+copy). The fold works on one array and a scalar count, so under ``vmap`` it also serves per-row
+averages (:func:`feasjax.indexed_averaged`).
 """
 from __future__ import annotations
 
@@ -19,14 +14,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = [
-    "Averager",
-    "polyak",
-    "tail_polyak",
-    "swa",
-    "ema",
-    "lawa",
-]
+__all__ = ["Averager", "polyak", "tail_polyak", "swa", "ema", "lawa"]
 
 WARMUPS = ("none", "linear", "timm")
 

@@ -1,12 +1,8 @@
 """Per-row averaging of dense per-sample vectors (Feasible Learning multipliers) at O(batch) cost.
 
-A multiplier vector ``lambda`` of shape ``(N,)`` changes only at the rows of the current batch.
-:func:`indexed_averaged` keeps one average *per row* with per-row counters: row ``i``'s iterates
-are its values after each of its own updates (touches), ``lambda_i^{(0)}`` being the initial
-value, and the averager's ``first`` / ``every`` / weights apply to that per-row clock. With an
-epoch sampler that touches every row once per epoch, this is the per-epoch average. A step
-gathers the batch rows, folds them (``vmap`` of the dense fold) and scatters them back, so rows
-outside the batch are bit-for-bit unchanged and the cost is O(batch), not O(N).
+Row ``i``'s iterates are its values after each of its own updates, so the averager's ``first``,
+``every`` and weights apply to that per-row clock (with an epoch sampler, per-epoch averages).
+Rows outside the batch are bit-for-bit unchanged.
 """
 from __future__ import annotations
 
@@ -22,9 +18,7 @@ from feasjax.averaging.wrappers import (AveragedState, Mask, _check_params, _cou
 from feasjax.core.checks import check_indices, check_leading_size
 from feasjax.core.rows import IndexedState, in_range
 
-__all__ = [
-    "indexed_averaged",
-]
+__all__ = ["indexed_averaged"]
 
 
 def _row_axes(s: Any) -> Any:

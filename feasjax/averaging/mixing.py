@@ -1,17 +1,8 @@
 """Optimal mixing of a local and a global model (Grimberg, Hartley, Karimireddy, Jaggi, 2021).
 
-For an unbiased local estimator ``theta_L`` of the local target ``mu_L`` with variance ``v_L``, a
-global estimator ``theta_G`` with variance ``v_G`` and bias ``Delta = E[theta_G] - mu_L``, and
-covariance ``c`` between the two, the mixture ``theta_a = (1 - a) theta_L + a theta_G`` has
-
-.. math::
-   \\mathrm{MSE}(a) = (1-a)^2 v_L + a^2 (v_G + \\Delta^2) + 2a(1-a)c, \\qquad
-   a^* = \\frac{v_L - c}{v_L + v_G + \\Delta^2 - 2c},
-
-and since ``MSE(a) - MSE(0) = a (a D - 2 (v_L - c))`` with ``D`` the denominator, mixing helps
-(beats the local model) exactly when ``0 < a < 2 a*``. For vector parameters use traces of the
-covariances and ``||Delta||^2``. :func:`mix` applies a coefficient to whole pytrees: models, or
-prompt / adapter portfolios (PromptFolio, Pan, Huang, Shi 2024) with a per-leaf coefficient.
+``theta_a = (1 - a) theta_L + a theta_G`` has ``MSE(a) = (1-a)^2 v_L + a^2 (v_G + Delta^2) +
+2a(1-a)c``, minimised at ``a* = (v_L - c) / (v_L + v_G + Delta^2 - 2c)``; mixing beats the local
+model exactly when ``0 < a < 2 a*``. :func:`mix` also serves prompt portfolios (PromptFolio).
 
 References: https://arxiv.org/abs/2110.12946 ; https://arxiv.org/abs/2410.18456
 """
@@ -23,13 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = [
-    "mixing_mse",
-    "optimal_mixing_alpha",
-    "mixing_helps",
-    "estimate_mixing_alpha",
-    "mix",
-]
+__all__ = ["mixing_mse", "optimal_mixing_alpha", "mixing_helps", "estimate_mixing_alpha", "mix"]
 
 
 def _concrete(x: Any) -> bool:

@@ -7,9 +7,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-__all__ = [
-    "swa_schedule",
-]
+__all__ = ["swa_schedule"]
 
 
 def swa_schedule(

@@ -1,16 +1,9 @@
 """Parameter averaging as a wrapper around any Optax optimizer.
 
-``averaged(inner, averager)`` runs ``inner`` unchanged and folds the *parameters after the
-update*, ``optax.apply_updates(params, inner_updates)``, into an average held in its state; the
-average is read with :func:`averaged_params`. Because the wrapper sees both the parameters and
-the final updates, it cannot average updates by mistake (the classic ``optax.ema`` pitfall) nor
-be placed at the wrong position in a chain. The averaging rules live in
-:mod:`feasjax.averaging.averagers`; :func:`indexed_averaged` is the per-row form for per-sample
-multiplier vectors.
-
-All state maths is elementwise (plus one dynamic slot write for LAWA), so the average keeps the
-parameters' sharding, and the averaging decision is an array predicate applied with
-``jnp.where``, so one compiled step serves every step.
+``averaged(inner, averager)`` folds the parameters *after* the update into an average held in
+its state, read with :func:`averaged_params`, so it cannot average updates by mistake (the
+classic ``optax.ema`` pitfall). The maths is elementwise, so the average keeps the parameters'
+sharding, and one compiled step serves every step.
 """
 from __future__ import annotations
 
@@ -22,12 +15,7 @@ import optax
 
 from feasjax.averaging.averagers import Averager, WindowLeaf
 
-__all__ = [
-    "AveragedState",
-    "averaged",
-    "find_averaged_states",
-    "averaged_params",
-]
+__all__ = ["AveragedState", "averaged", "find_averaged_states", "averaged_params"]
 
 Mask = Union[Any, Callable[[Any], Any], None]
 

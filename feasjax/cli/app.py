@@ -30,11 +30,7 @@ from feasjax.cli.federated import add_federated_parser
 from feasjax.cli.train import add_train_parser
 from feasjax.cli.groups import add_groups_parser
 
-__all__ = [
-    "build_parser",
-    "main",
-    "compilation_cache_dir",
-]
+__all__ = ["build_parser", "main", "compilation_cache_dir"]
 
 
 # One function per subcommand, ``add(commands)`` with the ``add_subparsers`` action: a new

@@ -12,13 +12,8 @@ from typing import Any
 from feasjax.cli.report import format_table, write_outputs  # noqa: F401 (their old home)
 from feasjax.experiments.config import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
 
-__all__ = [
-    "CommandParser",
-    "DefaultsHelpFormatter",
-    "config_from_args",
-    "format_table",
-    "progress_mode",
-]
+__all__ = ["CommandParser", "DefaultsHelpFormatter", "config_from_args", "format_table",
+           "progress_mode"]
 
 
 class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):

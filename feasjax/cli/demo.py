@@ -11,10 +11,7 @@ from feasjax.cli.report import (config_lines, format_header, format_rows, format
 from feasjax.data.datasets import DATASETS
 from feasjax.experiments.config import RunConfig
 
-__all__ = [
-    "add_demo_parser",
-    "demo",
-]
+__all__ = ["add_demo_parser", "demo"]
 
 DESCRIPTION = """\
 Compare ERM, Feasible Learning (FL: one Lagrange multiplier per training sample, every loss

@@ -29,10 +29,7 @@ from feasjax.cli.report import write_json
 from feasjax.data.federated import federated_dataset
 from feasjax.federated.config import METHODS, FederatedConfig
 
-__all__ = [
-    "add_federated_parser",
-    "federated_command",
-]
+__all__ = ["add_federated_parser", "federated_command"]
 
 
 def add_federated_parser(commands: argparse._SubParsersAction) -> None:

@@ -25,11 +25,7 @@ from feasjax.cli.report import write_json
 from feasjax.data.user_data import load_arrays
 from feasjax.experiments.config import GROUP_METHODS, RunConfig
 
-__all__ = [
-    "add_groups_parser",
-    "groups_command",
-    "format_groups_table",
-]
+__all__ = ["add_groups_parser", "groups_command", "format_groups_table"]
 
 
 def add_groups_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -13,15 +13,8 @@ if TYPE_CHECKING:
     from feasjax.data.datasets import Dataset
     from feasjax.experiments.config import RunConfig
 
-__all__ = [
-    "config_lines",
-    "format_header",
-    "format_rows",
-    "format_table",
-    "interpret",
-    "write_json",
-    "write_outputs",
-]
+__all__ = ["config_lines", "format_header", "format_rows", "format_table", "interpret",
+           "write_json", "write_outputs"]
 
 TABLE_COLUMNS = (
     ("train acc", "train", "accuracy"),

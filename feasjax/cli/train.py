@@ -12,10 +12,7 @@ from feasjax.cli.report import config_lines, format_header, format_rows, write_o
 from feasjax.data.user_data import load_arrays, name_of, user_dataset
 from feasjax.experiments.config import RunConfig
 
-__all__ = [
-    "add_train_parser",
-    "train_command",
-]
+__all__ = ["add_train_parser", "train_command"]
 
 DESCRIPTION = """\
 Train ERM, FL and RFL on your own arrays (an .npz with x, y and optionally group, x_test,

@@ -1,12 +1,8 @@
 """Input checks shared by every public entry point.
 
-Concrete values (eager calls, or arguments of a jitted function before it is traced) are checked
-at once and raise ``ValueError``/``TypeError`` naming the argument and what was expected. Values
-only known inside ``jit`` cannot raise there; the primal-dual step instead skips a step whose
-indices are out of range or whose losses are not finite and counts it in its status (see
-:class:`feasjax.StepStatus`), and the training loop raises after the epoch, naming the step.
-With ``checked=True`` the step also emits ``jax.experimental.checkify`` checks, so that
-``checkify.checkify(step)`` raises inside ``jit`` with the offending values.
+Concrete values raise ``ValueError``/``TypeError`` at once, naming the argument. Values only
+known inside ``jit`` cannot raise there: the step skips a step with out-of-range indices or
+non-finite losses and counts it, and with ``checked=True`` also emits ``checkify`` checks.
 """
 from __future__ import annotations
 

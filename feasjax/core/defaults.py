@@ -1,16 +1,9 @@
-"""The defaults every entry point shares, in one place.
+"""The defaults every entry point shares, so that a constraint group means the same thing whichever
+door it came through.
 
-:class:`feasjax.ConstraintGroup`, :func:`feasjax.primal_dual`, :func:`feasjax.feasible_learning`
-and the optax transformations built on them read their defaults from here, so that a constraint
-group means the same thing whichever door it came through:
-
-* ``SCHEME``: the order of the primal and dual steps within one step;
-* ``REDUCTION``: how a group's primal terms ``λ_i g_i`` are reduced, for indexed (per-sample)
-  and dense groups alike. ``"mean"`` over a dense group of ``m`` constraints minimises
-  ``f + (1/m) Σ λ_j g_j``, so its multipliers are ``m`` times the textbook (``"sum"``) ones;
-* ``INIT_MULTIPLIER``: every multiplier's starting value; ``1.0`` makes the first Feasible
-  Learning step an ERM step;
-* ``DUAL_LEARNING_RATE`` and :func:`dual_optimizer`: gradient ascent on the multipliers.
+``REDUCTION="mean"`` over a dense group of ``m`` constraints minimises ``f + (1/m) Σ λ_j g_j``,
+so its multipliers are ``m`` times the textbook (``"sum"``) ones; ``INIT_MULTIPLIER=1.0`` makes
+the first Feasible Learning step an ERM step.
 """
 from __future__ import annotations
 

@@ -1,12 +1,9 @@
 """Dual optimizers for Lagrange multipliers: gradient ascent, nuPI and optimistic ascent.
 
-Optax minimises. Multipliers *maximise* the Lagrangian, so every dual optimizer here is an ascent:
-it is fed the dual gradient (the constraint violation ``g``) and returns an update that moves the
-multipliers along ``+g``. :func:`ascent` turns any optax optimizer into one (ascent is descent on
-the negated gradient) and *marks* it as an :class:`AscentTransformation`, so that a constraint
-group can refuse a plain optax optimizer, which would silently descend (:func:`check_ascent`).
-:func:`nupi` and :func:`optimistic` ascend already and come marked. They are element-wise, so
-they also work per sample under :func:`feasjax.indexed`.
+Multipliers *maximise* the Lagrangian, so every dual optimizer here ascends along the violation
+``g``. :func:`ascent` marks an optax optimizer as an :class:`AscentTransformation` so that a
+constraint group can refuse a plain one, which would silently descend (:func:`check_ascent`).
+All are element-wise, so they also work per sample under :func:`feasjax.indexed`.
 """
 from __future__ import annotations
 
@@ -18,11 +15,7 @@ import optax
 
 from feasjax.core import checks
 
-__all__ = [
-    "ascent",
-    "nupi",
-    "optimistic",
-]
+__all__ = ["ascent", "nupi", "optimistic"]
 
 
 class AscentTransformation(optax.GradientTransformationExtraArgs):

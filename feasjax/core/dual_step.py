@@ -1,17 +1,9 @@
 """The dual step of constraint groups: the one implementation every entry point calls.
 
-A *group* is a named :class:`feasjax.ConstraintGroup`: a dense vector of ``size`` multipliers
-with a dual optimizer state and a formulation state. A step
-
-1. checks the batch's indices (:func:`batch_indices`) and reads the multipliers they name
-   (:func:`read_rows`: the batch's rows for indexed groups, the whole vector for dense ones);
-2. proposes new multipliers from the measured violations (:func:`propose`): the formulation's
-   dual gradient, the dual optimizer, the projection onto ``λ >= 0`` for inequalities;
-3. commits the proposal once the caller knows whether the step is kept (:func:`commit`). A
-   dropped step is a scatter to an out-of-range row (O(B)), never an O(N) select.
-
-The optax transformation :func:`feasjax.constrained` and the closed solver
-:func:`feasjax.primal_dual` both call these three functions, so they cannot drift apart.
+A step checks the batch's indices and reads their multipliers (:func:`batch_indices`,
+:func:`read_rows`), proposes new ones from the violations (:func:`propose`) and commits them once
+the caller knows whether the step is kept (:func:`commit`; a dropped step is an O(B) scatter to
+an out-of-range row). :func:`feasjax.constrained` and :func:`feasjax.primal_dual` both call these.
 """
 from __future__ import annotations
 

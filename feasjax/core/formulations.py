@@ -1,14 +1,8 @@
 """Formulations: how constraints ``g(θ) <= 0`` (or ``= 0``) enter the primal and dual steps.
 
-A formulation says, for one group of constraints with multipliers ``λ``:
-
-* ``primal_term(λ, g, state, kind)``: the per-constraint term whose (reduced) sum the primal
-  player minimises; only its derivative in ``g`` matters, it is the weight of ``∇g_i``;
-* ``dual_gradient(λ, g, state, kind)``: the direction the dual (ascent) optimizer follows;
-* ``update_state``: e.g. the augmented Lagrangian's penalty growth.
-
-All terms are element-wise, so they apply equally to per-sample (indexed) constraints, where
-only the batch's rows are passed, and to a few dense constraints.
+A formulation gives the element-wise ``primal_term(λ, g, state, kind)`` (its derivative in ``g``
+weighs ``∇g_i``), ``dual_gradient(λ, g, state, kind)`` and ``update_state``, so it applies to
+per-sample rows and dense groups alike.
 """
 from __future__ import annotations
 
@@ -19,12 +13,7 @@ import jax.numpy as jnp
 
 from feasjax.core import checks
 
-__all__ = [
-    "lagrangian",
-    "resilient",
-    "quadratic_penalty",
-    "augmented_lagrangian",
-]
+__all__ = ["lagrangian", "resilient", "quadratic_penalty", "augmented_lagrangian"]
 
 Kind = Literal["inequality", "equality"]
 KINDS = ("inequality", "equality")

@@ -1,16 +1,9 @@
-"""Feasible Learning, its resilient relaxation, and ERM, on one primal-dual machinery.
+"""Feasible Learning (Ramirez et al., AISTATS 2025, arXiv 2501.14912) and ERM on one primal-dual
+machinery.
 
-Feasible Learning (Ramirez et al., AISTATS 2025, arXiv 2501.14912) asks for ``loss_i(θ) <= ε``
-for every training sample ``i``. It is the per-sample, indexed case of :func:`primal_dual`: one
-multiplier per sample, dual ascent ``λ_i ← max(0, λ_i + η (loss_i − ε))`` on the batch's rows,
-primal descent on ``mean_{i∈B} λ_i (loss_i − ε)``. ERM is the same step with the mean loss as
-objective and no constraints, so the two are compared apples to apples.
-
-Scaling: feasjax **averages** over the minibatch by default (``reduction="mean"``), so the primal
-step size does not grow with the batch size. The paper's code sums (``reduction="sum"``), which
-multiplies the primal gradient by ``B``: to reproduce its runs use ``"sum"``, or keep ``"mean"``
-with a primal learning rate ``B`` times larger (for SGD the two are identical). The dual step is
-per sample and does not depend on the reduction.
+feasjax **averages** over the minibatch by default (``reduction="mean"``); the paper's code sums,
+which multiplies the primal gradient by ``B``: use ``"sum"``, or a primal learning rate ``B``
+times larger, to reproduce its runs. The dual step does not depend on the reduction.
 """
 from __future__ import annotations
 
@@ -27,11 +20,7 @@ from feasjax.core.solver import PrimalDual, primal_dual
 from feasjax.core.transform import SAMPLES
 from feasjax.core.weighting import weighted_sum
 
-__all__ = [
-    "feasible_learning",
-    "empirical_risk",
-    "per_example",
-]
+__all__ = ["feasible_learning", "empirical_risk", "per_example"]
 
 
 def per_example(example_loss: Callable[[Any, Any], jax.Array]) -> Callable[[Any, Any], jax.Array]:

@@ -17,11 +17,7 @@ from feasjax.core.dual import check_ascent
 from feasjax.core.formulations import Formulation, check_kind, lagrangian
 from feasjax.core.weighting import check_reduction
 
-__all__ = [
-    "ConstraintValue",
-    "ProblemOutput",
-    "ConstraintGroup",
-]
+__all__ = ["ConstraintValue", "ProblemOutput", "ConstraintGroup"]
 
 
 class ConstraintValue(NamedTuple):

@@ -1,23 +1,9 @@
 """Group and class loss weights, applied through the per-sample weighting of the core.
 
-A group ``g`` holding a fraction ``p_g`` of the training samples gets the weight
-
-.. math:: w_g \\propto p_g^{-\\gamma}, \\qquad \\textstyle\\sum_g p_g w_g = 1,
-
-so the mean weight over the training samples is 1 (the learning rate keeps its meaning).
-``γ = 1`` is importance weighting (each group contributes equally: the group-balanced risk),
-``γ = 0`` is ERM, values in between temper it and values above it over-correct.
-
-Stromberg, Thrampoulidis and Sankar (2025, *Thumb on the Scale*, arXiv 2506.20025) show that
-in last-layer retraining with ``d`` features and ``n`` retraining samples the optimal weights
-depend on the relative overparameterisation ``δ = d / n``: importance weights are optimal in the
-underparameterised (population) limit and weighting loses its effect in the separable regime.
-We could not find the closed form of their δ-aware weights (only the abstract was available to
-us), so feasjax does not claim to implement it: :func:`group_weights` offers the tempered family
-and ``benchmarks/llr_weighting_theory.py`` measures, by Monte Carlo on the class-conditional
-Gaussian model, the weight that equalises the class errors as a function of δ
-(``benchmarks/README.md``); last-layer retraining selects ``γ`` on validation worst-group
-accuracy.
+``w_g ∝ p_g^{-γ}`` normalised so that the mean weight over the samples is 1: ``γ = 1`` is
+importance weighting, ``γ = 0`` ERM. Stromberg, Thrampoulidis and Sankar (2025, arXiv
+2506.20025) show that the optimal weights depend on ``δ = d / n`` in last-layer retraining;
+feasjax does not implement their closed form (``benchmarks/llr_weighting_theory.py`` measures it).
 """
 from __future__ import annotations
 
@@ -26,10 +12,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = [
-    "group_weights",
-    "reweighted",
-]
+__all__ = ["group_weights", "reweighted"]
 
 
 def group_counts(groups: jax.Array, num_groups: int, mask: jax.Array | None = None

@@ -1,16 +1,10 @@
 """Group DRO (Sagawa, Koh, Hashimoto and Liang, ICLR 2020) as a dense constraint group.
 
-Group DRO minimises the worst group's expected loss, ``min_θ max_g L_g(θ)``, written as
-``min_θ max_{q ∈ Δ} Σ_g q_g L_g(θ)``. This is the primal-dual core with one *dense* group of
-``G`` multipliers ``q``: the violations are the batch's per-group mean losses ``L_g``, the primal
-term is ``Σ_g q_g L_g`` (``reduction="sum"``) and the dual optimizer is exponentiated gradient
-ascent on the simplex (Sagawa et al. 2020, Algorithm 1),
+``min_θ max_{q ∈ Δ} Σ_g q_g L_g(θ)``: one dense group of ``G`` multipliers whose violations are
+the batch's per-group mean losses, ``reduction="sum"``, and exponentiated gradient ascent
+(Algorithm 1) taken before the primal step,
 
-.. math:: q_g \\leftarrow \\frac{q_g\\, e^{\\eta L_g}}{\\sum_h q_h\\, e^{\\eta L_h}},
-
-taken before the primal step (``scheme="dual_then_primal"``), as in their algorithm. Nothing in
-the solver is specific to group DRO: :func:`exponentiated_gradient` is an ordinary marked ascent
-transformation, and :func:`group_dro` is a ``problem_fn`` plus a :class:`ConstraintGroup`.
+.. math:: q_g \\leftarrow \\frac{q_g\\, e^{\\eta L_g}}{\\sum_h q_h\\, e^{\\eta L_h}}.
 """
 from __future__ import annotations
 
@@ -24,10 +18,7 @@ from feasjax.core.dual import AscentTransformation, ascent
 from feasjax.core.problem import ConstraintGroup, ConstraintValue, ProblemOutput
 from feasjax.core.solver import PrimalDual, primal_dual
 
-__all__ = [
-    "exponentiated_gradient",
-    "group_dro",
-]
+__all__ = ["exponentiated_gradient", "group_dro"]
 
 GROUPS = "groups"  # name of group DRO's dense constraint group
 

@@ -1,16 +1,9 @@
 """Indexed transformations: run an element-wise Optax optimizer on the rows a minibatch names.
 
-A Feasible Learning multiplier vector has one entry per training sample, but a step only reads
-and writes the rows of its minibatch. :func:`indexed` turns any element-wise optimizer (sgd,
-momentum, adam, :func:`feasjax.nupi`, ...) into one whose state is dense (leading axis ``N``)
-while each update gathers, updates and scatters only the ``B`` named rows: O(B) work per step,
-whatever ``N`` is, when the state buffers are donated to the jitted step.
-
-Every row carries its own copy of the inner state, scalar counters included (``count`` becomes
-an ``(N,)`` vector), so a row's optimizer sees exactly the sequence of gradients of that row:
-Adam's bias correction and nuPI's first step are per row, and rows never observed are never
-touched (unlike a dense optimizer fed zero gradients). Memory: the inner state of one row times
-``N``, plus ``N`` bytes that hold ``N`` for an inner optimizer with no state (sgd).
+:func:`indexed` keeps a dense state (leading axis ``N``) but gathers, updates and scatters only
+the ``B`` named rows: O(B) work per step when the state is donated. Every row has its own inner
+state, counters included, so Adam's bias correction and nuPI's first step are per row and rows
+never observed are never touched (unlike a dense optimizer fed zero gradients).
 """
 from __future__ import annotations
 
@@ -23,10 +16,7 @@ import optax
 
 from feasjax.core import checks
 
-__all__ = [
-    "IndexedState",
-    "indexed",
-]
+__all__ = ["IndexedState", "indexed"]
 
 
 class IndexedState(NamedTuple):

@@ -1,30 +1,11 @@
 """The closed primal-dual solver: one forward pass, a dual step, a primal step.
 
-``primal_dual(problem_fn, primal_optimizer, constraints)`` returns a :class:`PrimalDual` whose
-``init`` builds a :class:`PrimalDualState` and whose pure ``step(state, batch, indices)`` does
-
-1. one forward pass with ``jax.vjp`` (objective, violations, measurements, aux);
-2. the dual step of every group (:mod:`feasjax.core.dual_step`, the same code as the optax
-   transformation :func:`feasjax.constrained`): the batch's rows only for indexed groups;
-3. the primal step on ``objective + Σ_groups reduce(primal_term(λ, g))`` through the same
-   ``vjp`` (no second forward pass), by the wrapped optimizer
-   (``feasjax.core.transform.primal_step``, shared with the transformation too).
-
-It is the Cooper-style ``roll()`` for users who hand over the forward pass; users who keep
-their own train step use :func:`feasjax.constrained` / :func:`feasjax.feasible` (the optax transformations) instead.
-
-Schemes: ``"simultaneous"`` (default: the primal step uses the old multipliers),
-``"dual_then_primal"`` (the Feasible Learning paper's alternating choice: the primal step uses
-the multipliers just updated from the same losses) and ``"primal_then_dual"`` (the dual step
-uses violations re-evaluated after the primal step, one extra forward pass).
-
-Models with state (batch statistics, dropout RNG): with ``stateful=True`` the problem is
-``problem_fn(params, batch, model_state) -> (ProblemOutput, new_model_state)`` and the state
-carries ``model_state`` (kept only when the step is).
-
-A step whose losses, violations, gradients or updates are not finite, or whose indices are out
-of range, is skipped (state unchanged, ``state.skipped`` incremented, ``info.ok`` false) at
-O(B) cost. Under ``jax.jit``, donate the state (``donate_argnums=0``).
+``step`` does one forward pass with ``jax.vjp``, the dual step of every group
+(:mod:`feasjax.core.dual_step`, shared with :func:`feasjax.constrained`) and the primal step on
+``objective + Σ_groups reduce(primal_term(λ, g))`` through the same ``vjp``. It is the
+Cooper-style ``roll()`` for users who hand over the forward pass; users who keep their own train
+step use :func:`feasjax.constrained` / :func:`feasjax.feasible`. A step with non-finite values
+or out-of-range indices is skipped at O(B) cost. Under ``jax.jit``, donate the state.
 """
 from __future__ import annotations
 
@@ -41,12 +22,7 @@ from feasjax.core.problem import ConstraintGroup, ConstraintValue, ProblemOutput
 from feasjax.core.transform import SCHEMES, check_scheme, primal_step
 from feasjax.core.weighting import weighted_sum
 
-__all__ = [
-    "PrimalDual",
-    "PrimalDualState",
-    "StepInfo",
-    "primal_dual",
-]
+__all__ = ["PrimalDual", "PrimalDualState", "StepInfo", "primal_dual"]
 
 
 class PrimalDualState(NamedTuple):

@@ -1,36 +1,16 @@
 """Primal-dual updates as an Optax transformation: multipliers in the optimizer state.
 
-``constrained(primal_optimizer, constraints)`` wraps any optax optimizer. Its state holds the
-multipliers, their dual optimizer states and the wrapped optimizer's state; its update
+``tx.update(grads, state, params, violations=g, indices=idx, **extra)`` takes the dual step on
+the batch's rows (O(B)), then passes ``grads`` and the other extra args to the wrapped optimizer.
+The caller differentiates ``f + reduce(λ_B · g_B)`` with the batch's multipliers read by
+:func:`multipliers`. It composes with ``optax.chain``, ``inject_hyperparams``, ``MultiSteps``
+(put the transformation *around* it so that every micro-batch takes its dual step) and
+``nnx.Optimizer``.
 
-    updates, state = tx.update(grads, state, params, violations=g, indices=idx, **extra)
-
-does the dual step on the batch's rows (O(B) for per-sample groups, whatever ``N`` is), then
-passes ``grads`` to the wrapped optimizer with the remaining extra args (``value`` for
-``optax.contrib.reduce_on_plateau``, ...). The caller's gradient is the gradient of its weighted
-objective ``f + reduce(λ_B · g_B)``, with the batch's multipliers read by :func:`multipliers`
-(the sample weights of Feasible Learning), as ``optax.contrib.schedule_free_eval_params`` reads
-a state. :func:`feasible` is the per-sample case with ``losses=``.
-
-It composes like any optax transformation: ``optax.chain(optax.clip_by_global_norm(1.0),
-feasible(optax.adamw(1e-3), ...))``, ``optax.inject_hyperparams``, ``optax.MultiSteps`` (put the
-transformation *around* ``MultiSteps`` so that every micro-batch takes its dual step), and
-``nnx.Optimizer(model, tx, wrt=nnx.Param)``, whose ``update(model, grads, **kwargs)`` forwards
-the extra args.
-
-Schemes (when the dual step happens relative to the gradient):
-
-* ``"simultaneous"`` (default): ``update`` does both steps; the gradient used the multipliers
-  before the step. One forward pass, one call.
-* ``"dual_then_primal"`` (the Feasible Learning paper's alternating scheme): call
-  :func:`dual_update` with the batch's losses *before* taking the gradient, then read the new
-  multipliers; ``update`` does the primal step only. With ``jax.vjp`` this is still one
-  forward pass (see the README recipe).
-* ``"primal_then_dual"``: ``update`` does the primal step; then :func:`dual_update` with losses
-  re-evaluated at the new parameters.
-
-A step whose violations, gradients or updates are not finite, or whose indices are out of
-range, is skipped: zero updates, the wrapped state and multipliers unchanged (at O(B) cost),
+Schemes: ``"simultaneous"`` (default) does both steps in ``update``; under
+``"dual_then_primal"`` (the paper's) call :func:`dual_update` before taking the gradient, under
+``"primal_then_dual"`` after ``update``, with losses re-evaluated at the new parameters. A step
+with non-finite values or out-of-range indices is skipped: zero updates, state unchanged,
 ``state.skipped`` incremented.
 """
 from __future__ import annotations
@@ -45,15 +25,8 @@ from feasjax.core import checks, defaults, dual_step
 from feasjax.core.formulations import Formulation, lagrangian
 from feasjax.core.problem import ConstraintGroup
 
-__all__ = [
-    "SAMPLES",
-    "ConstrainedState",
-    "constrained",
-    "feasible",
-    "constrained_state",
-    "multipliers",
-    "dual_update",
-]
+__all__ = ["SAMPLES", "ConstrainedState", "constrained", "feasible", "constrained_state",
+           "multipliers", "dual_update"]
 
 SAMPLES = "samples"  # name of Feasible Learning's per-sample constraint group
 SCHEMES = ("simultaneous", "dual_then_primal", "primal_then_dual")

@@ -11,9 +11,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-__all__ = [
-    "weighted_sum",
-]
+__all__ = ["weighted_sum"]
 
 Reduction = Literal["mean", "sum"]
 REDUCTIONS = ("mean", "sum")

@@ -12,14 +12,7 @@ import numbers
 
 import numpy as np
 
-__all__ = [
-    "TASKS",
-    "DATASETS",
-    "Dataset",
-    "validate_arrays",
-    "from_arrays",
-    "load_dataset",
-]
+__all__ = ["TASKS", "DATASETS", "Dataset", "validate_arrays", "from_arrays", "load_dataset"]
 
 TASKS = ("classification", "regression")
 # name -> (task, image shape of one sample or None); the loader is sklearn.datasets.load_<name>

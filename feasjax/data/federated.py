@@ -1,15 +1,8 @@
 """Federated data: a classification dataset split over K clients, each with its own train/test.
 
-Label skew follows Hsu, Qi, Brown 2019 (https://arxiv.org/abs/1909.06335): for every class the
-proportions of its samples given to the K clients are drawn from ``Dirichlet(beta * 1_K)``;
-small ``beta`` gives each client few classes, large ``beta`` approaches an i.i.d. split. A
-feature shift adds a fixed random offset ``feature_shift * u_k`` (``u_k ~ N(0, I)``) to every
-input of client ``k`` (a per-client covariate shift). Each client's samples are then split into
-its own train and test sets (same label distribution).
-
-Clients hold different numbers of samples; their arrays are padded to a common length with
-masks, as the data-parallel layout pads device blocks: real rows first, padding rows repeat the
-client's first row and have ``mask == False``, so they are never drawn and never count.
+Label skew follows Hsu, Qi, Brown 2019 (Dirichlet proportions per class); a feature shift adds a
+fixed random offset per client. Clients are padded to a common length with masks: padding rows
+repeat the client's first row and have ``mask == False``, so they never count.
 """
 from __future__ import annotations
 
@@ -20,13 +13,8 @@ import numpy as np
 
 from feasjax.data.datasets import load_dataset, validate_arrays
 
-__all__ = [
-    "FederatedData",
-    "dirichlet_partition",
-    "federated_dataset",
-    "from_client_arrays",
-    "pad_clients",
-]
+__all__ = ["FederatedData", "dirichlet_partition", "federated_dataset", "from_client_arrays",
+           "pad_clients"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -1,15 +1,7 @@
 """Data with groups: a spurious-correlation benchmark and a class-conditional Gaussian model.
 
-``spurious_digits`` is a Waterbirds-like benchmark (Sagawa et al. 2020) built from scikit-learn's
-bundled digits (no network): the label is ``digit >= 5`` and a bright frame is drawn around the
-image (the *spurious attribute*). On the training split the frame agrees with the label for
-``correlation`` (95%) of the samples, on the validation and test splits for half of them, so a
-model that reads the frame instead of the digit fails on the minority groups
-``(label, attribute)`` = (0, 1) and (1, 0). Groups are ``2 * label + attribute``.
-
-``gaussian_classes`` samples the class-conditional Gaussian model of the theory of loss weighting
-in last-layer retraining (Stromberg, Thrampoulidis and Sankar 2025, arXiv 2506.20025):
-``y = ±1`` with ``P(y = +1) = π_+``, ``x = y μ + z``, ``z ~ N(0, I_d)``.
+Groups of ``spurious_digits`` are ``2 * label + attribute``; ``gaussian_classes`` is the model of
+Stromberg, Thrampoulidis and Sankar (2025, arXiv 2506.20025).
 """
 from __future__ import annotations
 
@@ -21,12 +13,7 @@ import numpy as np
 
 from feasjax.data.datasets import Dataset, _standardise, validate_arrays
 
-__all__ = [
-    "GroupDataset",
-    "spurious_digits",
-    "group_dataset",
-    "gaussian_classes",
-]
+__all__ = ["GroupDataset", "spurious_digits", "group_dataset", "gaussian_classes"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

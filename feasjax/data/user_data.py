@@ -1,11 +1,7 @@
 """The user's own data for ``feasjax train``: ``.npz`` or ``.npy`` files, checked before training.
 
-An ``.npz`` holds arrays ``x`` and ``y`` and optionally ``group`` (an integer group per sample,
-for group metrics), ``x_test`` and ``y_test`` (an explicit test set). ``.npy`` files are given one
-per array and memory-mapped (``np.load(mmap_mode="r")``), so a large file is read once, when it
-is validated and cast. Every problem (a missing array, mismatched lengths, NaN or inf inputs,
-labels out of range, a wrong dtype, pickled objects) raises ``ValueError`` naming the file and
-the array before any training starts.
+Every problem (a missing array, mismatched lengths, NaN or inf inputs, labels out of range, a
+wrong dtype, pickled objects) raises ``ValueError`` naming the file and the array.
 """
 from __future__ import annotations
 
@@ -16,10 +12,7 @@ import numpy as np
 
 from feasjax.data.datasets import Dataset, from_arrays, validate_arrays
 
-__all__ = [
-    "load_arrays",
-    "user_dataset",
-]
+__all__ = ["load_arrays", "user_dataset"]
 
 OPTIONAL = ("group", "x_test", "y_test")
 

@@ -9,49 +9,21 @@ from typing import TYPE_CHECKING
 from feasjax._exports import module_attributes
 
 if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run time: __getattr__
-    from feasjax.federated.rounds import FederatedState
-    from feasjax.federated.rounds import Federated
-    from feasjax.federated.rounds import client_update
-    from feasjax.federated.rounds import federated_averaging
-    from feasjax.federated.personalize import train_clients
-    from feasjax.federated.personalize import client_metrics
-    from feasjax.federated.personalize import held_out_split
-    from feasjax.federated.personalize import mix_clients
-    from feasjax.federated.personalize import alpha_curve
-    from feasjax.federated.personalize import select_alpha
-    from feasjax.federated.portfolio import random_features
-    from feasjax.federated.portfolio import prompt_logits
-    from feasjax.federated.portfolio import portfolio_params
-    from feasjax.federated.portfolio import portfolio_prompts
-    from feasjax.federated.portfolio import portfolio_loss
-    from feasjax.federated.theory import MeanEstimation
-    from feasjax.federated.theory import mean_estimation
-    from feasjax.federated.config import METHODS
-    from feasjax.federated.config import FederatedConfig
+    from feasjax.federated.rounds import (FederatedState, Federated, client_update,
+                                          federated_averaging)
+    from feasjax.federated.personalize import (train_clients, client_metrics, held_out_split,
+                                               mix_clients, alpha_curve, select_alpha)
+    from feasjax.federated.portfolio import (random_features, prompt_logits, portfolio_params,
+                                             portfolio_prompts, portfolio_loss)
+    from feasjax.federated.theory import MeanEstimation, mean_estimation
+    from feasjax.federated.config import METHODS, FederatedConfig
     from feasjax.federated.experiment import run_federated
 
-__all__ = [
-    "alpha_curve",
-    "client_metrics",
-    "client_update",
-    "Federated",
-    "federated_averaging",
-    "FederatedConfig",
-    "FederatedState",
-    "held_out_split",
-    "mean_estimation",
-    "MeanEstimation",
-    "METHODS",
-    "mix_clients",
-    "portfolio_loss",
-    "portfolio_params",
-    "portfolio_prompts",
-    "prompt_logits",
-    "random_features",
-    "run_federated",
-    "select_alpha",
-    "train_clients",
-]
+__all__ = ["alpha_curve", "client_metrics", "client_update", "Federated", "federated_averaging",
+           "FederatedConfig", "FederatedState", "held_out_split", "mean_estimation",
+           "MeanEstimation", "METHODS", "mix_clients", "portfolio_loss", "portfolio_params",
+           "portfolio_prompts", "prompt_logits", "random_features", "run_federated", "select_alpha",
+           "train_clients"]
 
 # Imported on first use: ``feasjax.federated.config`` imports no JAX, so the command line builds
 # its parser from it before anything heavy is imported.

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = [
-    "METHODS",
-    "FederatedConfig",
-]
+__all__ = ["METHODS", "FederatedConfig"]
 
 METHODS = ("local", "global", "finetune", "mix", "portfolio")
 GRID = tuple(k / 10 for k in range(11))  # 0.0, 0.1, ..., 1.0

@@ -1,12 +1,7 @@
 """The experiment behind ``feasjax federated``: FedAvg on K clients, then every personalization.
 
-Per seed (model initialisation, client sampling): FedAvg rounds give the global model; local
-models train from the same initialisation for as many steps (``rounds * local_steps``);
-fine-tuning continues the global model locally; optimal mixing picks ``alpha_k`` on a held-out
-fifth of each client's training rows (:mod:`feasjax.federated.personalize`); the prompt
-portfolio trains global and local prompts over a frozen random-feature extractor for every
-``theta`` of a grid in one ``vmap`` (:mod:`feasjax.federated.portfolio`). Every stage is jitted
-once and reused across seeds.
+Local models train from the global model's initialisation for ``rounds * local_steps`` steps;
+every stage is jitted once and reused across seeds.
 """
 from __future__ import annotations
 
@@ -27,9 +22,7 @@ from feasjax.federated.rounds import client_update, federated_averaging
 from feasjax.models.losses import per_sample_loss_fn, predict_fn
 from feasjax.models.nets import MLP
 
-__all__ = [
-    "run_federated",
-]
+__all__ = ["run_federated"]
 
 def _summary(acc: Any, seconds: float) -> dict:
     acc = np.asarray(acc, np.float64)

@@ -1,16 +1,10 @@
-"""Personalization of a federated model, per client: local only, global only, global fine-tuned
-locally, and the optimal mix of local and global (Grimberg, Hartley, Karimireddy, Jaggi 2021,
-https://arxiv.org/abs/2110.12946).
+"""Personalization of a federated model per client: local, global, fine-tuned, and the optimal mix
+(Grimberg, Hartley, Karimireddy, Jaggi 2021, https://arxiv.org/abs/2110.12946).
 
-A client's mixed model is ``feasjax.mix(local_k, global, alpha_k)`` (``alpha`` weighs the global
-model). ``alpha_k`` is chosen on a held-out part of the client's training data
-(:func:`held_out_split`): the local model refit on the other part, the coefficient of the grid
-with the smallest held-out loss (the empirical analogue of ``alpha* = v_L / (v_L + v_G +
-Delta^2)``, whose moments a network does not expose). :func:`alpha_curve` also gives every
-grid coefficient's *test* accuracy, whose per-client maximum is the empirical best for
-comparison. Mixing parameters is meaningful when local and global models share their
-initialisation and the loss is (nearly) convex in them, as for the linear model of
-``feasjax federated``. The functions are pure and unjitted: wrap the pipeline in ``jax.jit``.
+``alpha_k`` (the weight of the global model) is the grid value with the smallest loss on a
+held-out part of the client's training rows, the empirical analogue of ``alpha*``. Mixing is
+meaningful when the models share their initialisation and the loss is nearly convex in them.
+The functions are pure and unjitted: wrap the pipeline in ``jax.jit``.
 """
 from __future__ import annotations
 
@@ -21,14 +15,8 @@ import jax.numpy as jnp
 
 from feasjax.averaging.mixing import mix
 
-__all__ = [
-    "train_clients",
-    "client_metrics",
-    "held_out_split",
-    "mix_clients",
-    "alpha_curve",
-    "select_alpha",
-]
+__all__ = ["train_clients", "client_metrics", "held_out_split", "mix_clients", "alpha_curve",
+           "select_alpha"]
 
 Predict = Callable[[Any, jax.Array], jax.Array]  # (params, x (B, ...)) -> logits (B, C)
 

@@ -1,20 +1,9 @@
 """Prompt portfolios over a frozen feature extractor (PromptFolio, Pan, Huang, Shi 2024,
 https://arxiv.org/abs/2409.19610).
 
-A frozen network maps inputs to unit-norm features; the classifier is a set of class "prompts"
-(class embeddings) ``P`` of shape ``(C, F)``, and the logits are the scaled cosine similarities
-``s * <phi(x), P_c> / ||P_c||`` (as CLIP scores image features against text features). Each
-client trains a *global* prompt set ``P_G`` (averaged by the server, as in FedAvg) and a *local*
-one ``P_k`` (kept on the client), and predicts with the portfolio
-
-.. math:: P = (1 - \\theta) P_G + \\theta P_k ,
-
-trading the global prompt's shared, low-noise signal against the local prompt's client-specific
-one; the best ``theta`` grows with data heterogeneity. ``theta`` is fixed, swept (one run per
-grid value, ``vmap``-ed) or learned per client (a personal logit).
-
-The feature extractor here stands in for a foundation model: :func:`random_features` is a fixed
-random ``tanh`` layer (no pre-training, no network access); any frozen ``x -> features`` works.
+Logits are scaled cosine similarities of features with class prompts ``P``; each client trains a
+global prompt set (averaged by the server) and a local one, and predicts with
+``P = (1 - theta) P_G + theta P_k``. :func:`random_features` stands in for a foundation model.
 """
 from __future__ import annotations
 
@@ -26,13 +15,8 @@ import numpy as np
 
 from feasjax.averaging.mixing import mix
 
-__all__ = [
-    "random_features",
-    "prompt_logits",
-    "portfolio_params",
-    "portfolio_prompts",
-    "portfolio_loss",
-]
+__all__ = ["random_features", "prompt_logits", "portfolio_params", "portfolio_prompts",
+           "portfolio_loss"]
 
 
 def random_features(key: jax.Array, in_features: int, num_features: int) -> Callable:

@@ -1,19 +1,10 @@
 """Federated rounds as one compiled program: every client's local training in one ``vmap``.
 
-A round of FedAvg (McMahan et al. 2017, https://arxiv.org/abs/1602.05629) and FedOpt (Reddi et
-al. 2021, https://arxiv.org/abs/2003.00295): each client ``k`` starts from the global model
-``w``, runs ``local_steps`` steps of any optax optimizer on its own data and returns
-``delta_k = w_k - w``; the server averages the deltas weighted by client size,
-``delta = sum_k n_k delta_k / sum_k n_k``, and applies an optax transformation to the
-pseudo-gradient ``-delta``: ``optax.sgd(1.0)`` is FedAvg, ``optax.sgd(lr, momentum)`` server
-momentum, ``optax.adam(lr)`` FedAdam. ``feasjax.averaged(server_optimizer, feasjax.ema(d))``
-also keeps an EMA of the global model, read with ``feasjax.averaged_params``.
-
-Clients are a leading axis of the data (``{"x", "y", "mask"}``, padded as
-:mod:`feasjax.data.federated` pads them): the local updates of all clients are ``jax.vmap``-ed
-and, given a mesh, the client axis is split over its devices with ``jax.shard_map`` (each device
-trains its clients; one ``psum`` of the weighted deltas). A client may also carry *personal*
-parameters, trained with the shared ones but never averaged (prompt portfolios).
+FedAvg (McMahan et al. 2017) and FedOpt (Reddi et al. 2021): the server applies an optax
+transformation to ``-delta``, the client-size-weighted mean of the clients' deltas
+(``optax.sgd(1.0)`` is FedAvg, ``optax.adam(lr)`` FedAdam). Clients are a leading axis of the
+padded data; given a mesh, it is split over devices with ``shard_map``. Personal parameters are
+trained but never averaged.
 """
 from __future__ import annotations
 
@@ -25,12 +16,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-__all__ = [
-    "FederatedState",
-    "Federated",
-    "client_update",
-    "federated_averaging",
-]
+__all__ = ["FederatedState", "Federated", "client_update", "federated_averaging"]
 
 LossFn = Callable[[Any, dict], jax.Array]  # (params, {"x": (B, ...), "y": (B,)}) -> (B,)
 

@@ -1,14 +1,5 @@
 """Grimberg et al.'s mean-estimation setting, vectorised over clients and repetitions: a Monte
 Carlo check of the optimal mixing coefficient (https://arxiv.org/abs/2110.12946, Section 3).
-
-Client ``k`` wants the mean ``mu_k`` of a ``d``-dimensional Gaussian with covariance
-``sigma^2 I`` from its ``n`` samples. Its local estimate is the sample mean (variance
-``v_L = sigma^2 d / n``); its global estimate the mean of the other ``K - 1`` clients' samples
-(independent of its own: ``v_G = v_L / (K - 1)``, bias ``Delta_k = mean_{j != k} mu_j - mu_k``).
-With ``mu_k = bias * z_k`` (``z_k ~ N(0, I / d)`` fixed by ``key``) the clients span a range of
-``alpha*_k = feasjax.averaging.optimal_mixing_alpha(v_L, v_G, Delta_k)``. Every repetition
-redraws the samples; the estimate ``estimate_mixing_alpha(own, others)`` is compared with the
-Monte Carlo MSE-optimal coefficient, and ``mixing_helps`` with the Monte Carlo MSE curve.
 """
 from __future__ import annotations
 
@@ -20,10 +11,7 @@ import jax.numpy as jnp
 
 from feasjax.averaging.mixing import estimate_mixing_alpha, mixing_helps, optimal_mixing_alpha
 
-__all__ = [
-    "MeanEstimation",
-    "mean_estimation",
-]
+__all__ = ["MeanEstimation", "mean_estimation"]
 
 
 class MeanEstimation(NamedTuple):

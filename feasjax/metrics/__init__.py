@@ -7,51 +7,21 @@ import matplotlib).
 from typing import TYPE_CHECKING
 
 from feasjax._exports import module_attributes
-from feasjax.metrics.summary import LOSS_SUMMARY_KEYS
-from feasjax.metrics.summary import quantile
-from feasjax.metrics.summary import cvar
-from feasjax.metrics.summary import feasible_fraction
-from feasjax.metrics.summary import accuracy
-from feasjax.metrics.summary import per_class_accuracy
-from feasjax.metrics.summary import worst_class_accuracy
-from feasjax.metrics.summary import multiplier_stats
-from feasjax.metrics.summary import loss_summary
-from feasjax.metrics.groups import GROUP_SUMMARY_KEYS
-from feasjax.metrics.groups import group_mean
-from feasjax.metrics.groups import group_accuracy
-from feasjax.metrics.groups import group_loss
-from feasjax.metrics.groups import worst_group_accuracy
-from feasjax.metrics.groups import group_summary
+from feasjax.metrics.summary import (LOSS_SUMMARY_KEYS, quantile, cvar, feasible_fraction, accuracy,
+                                     per_class_accuracy, worst_class_accuracy, multiplier_stats,
+                                     loss_summary)
+from feasjax.metrics.groups import (GROUP_SUMMARY_KEYS, group_mean, group_accuracy, group_loss,
+                                    worst_group_accuracy, group_summary)
 
 if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run time: __getattr__
-    from feasjax.metrics.plotting import loss_survival_figure
-    from feasjax.metrics.plotting import plot_accuracy_curves
-    from feasjax.metrics.plotting import plot_group_accuracy
-    from feasjax.metrics.plotting import plot_loss_cdfs
-    from feasjax.metrics.plotting import plot_loss_survival
+    from feasjax.metrics.plotting import (loss_survival_figure, plot_accuracy_curves,
+                                          plot_group_accuracy, plot_loss_cdfs, plot_loss_survival)
 
-__all__ = [
-    "accuracy",
-    "cvar",
-    "feasible_fraction",
-    "group_accuracy",
-    "group_loss",
-    "group_mean",
-    "group_summary",
-    "GROUP_SUMMARY_KEYS",
-    "loss_summary",
-    "LOSS_SUMMARY_KEYS",
-    "loss_survival_figure",
-    "multiplier_stats",
-    "per_class_accuracy",
-    "plot_accuracy_curves",
-    "plot_group_accuracy",
-    "plot_loss_cdfs",
-    "plot_loss_survival",
-    "quantile",
-    "worst_class_accuracy",
-    "worst_group_accuracy",
-]
+__all__ = ["accuracy", "cvar", "feasible_fraction", "group_accuracy", "group_loss", "group_mean",
+           "group_summary", "GROUP_SUMMARY_KEYS", "loss_summary", "LOSS_SUMMARY_KEYS",
+           "loss_survival_figure", "multiplier_stats", "per_class_accuracy", "plot_accuracy_curves",
+           "plot_group_accuracy", "plot_loss_cdfs", "plot_loss_survival", "quantile",
+           "worst_class_accuracy", "worst_group_accuracy"]
 
 # matplotlib takes seconds to import: the plotting module is imported on first use only.
 __getattr__, __dir__ = module_attributes(__name__, __all__, lazy={

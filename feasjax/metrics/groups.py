@@ -1,11 +1,8 @@
 """Group metrics for subpopulation shift: per-group accuracy and loss, worst-group, balanced.
 
-As in :mod:`feasjax.metrics.summary`, every function is pure and jit-able and takes an optional
-boolean ``mask`` of shape ``(N,)`` (padding never counts). They are sums over the sample axis of
-one-hot group memberships, so on a sample-sharded array they are exact global values (the
-compiler inserts the all-reduce), never averages of per-device values. A group with no
-(unmasked) sample has ``nan`` accuracy and loss and is left out of the worst-group and balanced
-accuracies (Sagawa et al. 2020 report the worst group over the groups present).
+Pure, jit-able, with an optional boolean ``mask`` (padding never counts); exact on sharded
+arrays. A group with no sample has ``nan`` accuracy and loss and is left out of the worst-group
+and balanced accuracies (Sagawa et al. 2020).
 """
 from __future__ import annotations
 
@@ -14,14 +11,8 @@ import jax.numpy as jnp
 
 from feasjax.metrics.summary import _predicted_labels, _prepare
 
-__all__ = [
-    "GROUP_SUMMARY_KEYS",
-    "group_mean",
-    "group_accuracy",
-    "group_loss",
-    "worst_group_accuracy",
-    "group_summary",
-]
+__all__ = ["GROUP_SUMMARY_KEYS", "group_mean", "group_accuracy", "group_loss",
+           "worst_group_accuracy", "group_summary"]
 
 GROUP_SUMMARY_KEYS = ("average_accuracy", "worst_group_accuracy", "balanced_accuracy",
                       "group_accuracy", "group_loss")

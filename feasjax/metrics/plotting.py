@@ -1,15 +1,7 @@
-"""Plots of per-sample loss distributions and of the commands' accuracies, written to files
-(no display needed).
+"""Plots of per-sample loss distributions and of the commands' accuracies, written to files.
 
-:func:`plot_loss_survival` (what ``feasjax demo --plot`` draws) shows the tail where Feasible
-Learning differs from ERM: the fraction of samples whose loss exceeds ``t``, on log-log axes,
-so that the few hardest samples are as visible as the bulk and each curve ends at its largest
-loss. :func:`plot_loss_cdfs` draws the plain CDFs. :func:`plot_group_accuracy` (``feasjax groups
---plot``) draws per-group accuracy, :func:`plot_accuracy_curves` (``feasjax federated --plot``)
-accuracy against a coefficient.
-
-Figures are built with ``matplotlib.figure.Figure`` directly rather than ``pyplot``: no global
-figure state, no interactive backend, and PNGs are rendered by Agg on any headless machine.
+Figures are built with ``matplotlib.figure.Figure`` rather than ``pyplot``: no global state, no
+interactive backend, PNGs rendered by Agg on any headless machine.
 """
 from __future__ import annotations
 
@@ -20,13 +12,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = [
-    "loss_survival_figure",
-    "plot_accuracy_curves",
-    "plot_group_accuracy",
-    "plot_loss_cdfs",
-    "plot_loss_survival",
-]
+__all__ = ["loss_survival_figure", "plot_accuracy_curves", "plot_group_accuracy", "plot_loss_cdfs",
+           "plot_loss_survival"]
 
 SPLITS = ("train", "test")
 FLOOR = 1e-6  # float32 cross-entropy of a confident prediction rounds to 0 or ~1e-7

@@ -15,27 +15,11 @@ import numpy as np
 
 from feasjax.core import checks
 
-__all__ = [
-    "LOSS_SUMMARY_KEYS",
-    "quantile",
-    "cvar",
-    "feasible_fraction",
-    "accuracy",
-    "per_class_accuracy",
-    "worst_class_accuracy",
-    "multiplier_stats",
-    "loss_summary",
-]
+__all__ = ["LOSS_SUMMARY_KEYS", "quantile", "cvar", "feasible_fraction", "accuracy",
+           "per_class_accuracy", "worst_class_accuracy", "multiplier_stats", "loss_summary"]
 
-LOSS_SUMMARY_KEYS = (
-    "mean_loss",
-    "q50_loss",
-    "q90_loss",
-    "q99_loss",
-    "max_loss",
-    "cvar90_loss",
-    "feasible_fraction",
-)
+LOSS_SUMMARY_KEYS = ("mean_loss", "q50_loss", "q90_loss", "q99_loss", "max_loss", "cvar90_loss",
+                     "feasible_fraction")
 
 
 def _prepare(values: jax.Array, mask: jax.Array | None, name: str, *,
@@ -87,6 +71,10 @@ def _gather_for_sort(values: jax.Array) -> jax.Array:
 
 def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(jnp.where(mask, values, 0)) / jnp.sum(mask)
+
+
+def _masked_max(values: jax.Array, mask: jax.Array) -> jax.Array:
+    return jnp.where(jnp.any(mask), jnp.max(jnp.where(mask, values, -jnp.inf)), jnp.nan)
 
 
 def quantile(losses: jax.Array, q: jax.Array | float, mask: jax.Array | None = None) -> jax.Array:
@@ -321,10 +309,9 @@ def multiplier_stats(
       {'mean': 1.0, 'max': 3.0, 'nonzero_fraction': 0.5}
     """
     multipliers, mask = _prepare(multipliers, mask, "multipliers", pad_empty=True)
-    largest = jnp.max(jnp.where(mask, multipliers, -jnp.inf))
     return {
         "mean": _masked_mean(multipliers, mask),
-        "max": jnp.where(jnp.any(mask), largest, jnp.nan),
+        "max": _masked_max(multipliers, mask),
         "nonzero_fraction": _masked_mean((multipliers != 0).astype(jnp.float32), mask),
     }
 
@@ -353,13 +340,12 @@ def loss_summary(
     """
     losses, mask = _prepare(losses, mask, "losses", pad_empty=True)
     q50, q90, q99 = quantile(losses, jnp.array([0.5, 0.9, 0.99]), mask)
-    largest = jnp.max(jnp.where(mask, losses, -jnp.inf))
     return {
         "mean_loss": _masked_mean(losses, mask),
         "q50_loss": q50,
         "q90_loss": q90,
         "q99_loss": q99,
-        "max_loss": jnp.where(jnp.any(mask), largest, jnp.nan),
+        "max_loss": _masked_max(losses, mask),
         "cvar90_loss": cvar(losses, 0.9, mask),
         "feasible_fraction": feasible_fraction(losses, epsilon, mask),
     }

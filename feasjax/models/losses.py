@@ -1,30 +1,12 @@
 """Per-sample losses: the loss of one example, vmapped over a batch through a functional model.
 
-Feasible Learning needs one loss per sample (each has its own multiplier), so losses are written
-for a single example and ``jax.vmap``-ed over the outputs of a batched forward pass.
-
-The model is split outside ``jit`` by the caller and merged inside the returned function, as in
-flax's ``examples/nnx_toy_examples/01_functional_api.py``: ``params`` is then an ordinary pytree
-that optax can update.
-
-* Models that hold only parameters (:class:`~feasjax.models.MLP`, the default
-  :class:`~feasjax.models.CNN`): ``graphdef, params = nnx.split(model)`` and
-  :func:`per_sample_loss_fn` ``(params, batch) -> losses``. Loss ``i`` depends on sample ``i``
-  only.
-* Models with state (``nnx.BatchNorm`` statistics, ``nnx.Dropout`` RNG streams, e.g.
-  :class:`~feasjax.models.ResNet`): ``graphdef, params, model_state = split_model(model)`` and
-  :func:`stateful_loss_fn` ``(params, batch, model_state) -> (losses, new_model_state)`` in
-  training mode, which normalises with the batch's statistics (so loss ``i`` depends on the whole
-  batch) and returns the updated running statistics and advanced RNG counts; evaluate with
-  :func:`eval_loss_fn` or ``predict_fn(graphdef)(params, x, model_state)``, which use the running
-  statistics and no dropout. :func:`has_model_state` tells the two kinds apart.
-
-Modes follow flax NNX: ``model.train()`` / ``model.eval()`` set ``use_running_average`` and
-``deterministic`` on every ``BatchNorm`` / ``Dropout``. These are static attributes (part of the
-``graphdef``); the functions here set them on the model they merge, so a ``graphdef`` split in
-either mode works. ``nnx.Dropout`` draws its mask from its own ``RngStream`` (forked from the
-model's ``rngs`` at construction) with the key ``fold_in(RngKey, RngCount)``, then increments the
-count, so a step's mask depends only on the seed and the number of steps taken.
+The model is split outside ``jit`` and merged inside the returned function (flax's
+``nnx_toy_examples/01_functional_api.py``), so ``params`` is a pytree optax can update. Models
+with only parameters use ``nnx.split`` and :func:`per_sample_loss_fn`; models with state
+(BatchNorm statistics, Dropout RNG counts) use :func:`split_model` and :func:`stateful_loss_fn`
+in training mode, :func:`eval_loss_fn` or :func:`predict_fn` in evaluation mode. The functions
+set the mode on the model they merge, so a ``graphdef`` split in either mode works; a Dropout
+mask depends only on the seed and the number of steps taken.
 """
 from __future__ import annotations
 
@@ -36,17 +18,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-__all__ = [
-    "LOSSES",
-    "cross_entropy",
-    "squared_error",
-    "per_sample_loss_fn",
-    "split_model",
-    "has_model_state",
-    "stateful_loss_fn",
-    "eval_loss_fn",
-    "predict_fn",
-]
+__all__ = ["LOSSES", "cross_entropy", "squared_error", "per_sample_loss_fn", "split_model",
+           "has_model_state", "stateful_loss_fn", "eval_loss_fn", "predict_fn"]
 
 LOSSES = ("cross_entropy", "squared_error")
 
@@ -55,11 +28,9 @@ SingleLoss = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
-    """Softmax cross-entropy of one example with an integer label.
+    """Softmax cross-entropy of one example with an integer label, computed stably by optax.
 
     .. math:: \\ell(z, y) = -\\log \\mathrm{softmax}(z)_y = \\mathrm{logsumexp}(z) - z_y
-
-    computed stably (through ``optax.softmax_cross_entropy_with_integer_labels``).
 
     Args:
       logits: unnormalised scores, shape ``(C,)``.
@@ -89,12 +60,9 @@ def squared_error(prediction: jax.Array, target: jax.Array) -> jax.Array:
 
     .. math:: \\ell(\\hat y, y) = \\sum_k (\\hat y_k - y_k)^2
 
-    A prediction of shape ``(1,)`` (a regression head with one output) is compared with a scalar
-    target.
-
     Args:
       prediction: model output for one example, shape ``()``, ``(1,)`` or ``(K,)``.
-      target: the target, shape ``()`` or the prediction's shape.
+      target: the target, shape ``()`` (also for a ``(1,)`` prediction) or the prediction's.
 
     Returns:
       A scalar loss.
@@ -120,9 +88,8 @@ _BY_NAME: dict[str, SingleLoss] = {"cross_entropy": cross_entropy, "squared_erro
 
 
 def check_batch(batch: Any) -> None:
-    """Raise ``ValueError`` unless ``batch`` maps ``"x"`` and ``"y"`` to arrays of equal length.
-
-    Other keys (e.g. sample indices for the dual update) are allowed and ignored.
+    """Raise ``ValueError`` unless ``batch`` maps ``"x"`` and ``"y"`` to arrays of equal length
+    (other keys are ignored).
 
     Example:
       >>> import numpy as np
@@ -169,9 +136,8 @@ def per_sample_loss_fn(
         ``loss(output, target) -> scalar`` for one example.
 
     Returns:
-      A pure function of ``(params, batch)`` with ``batch = {"x": (B, ...), "y": (B, ...)}``
-      returning per-sample losses of shape ``(B,)``; it merges ``graphdef`` and ``params``
-      internally, so it can be jitted and differentiated with respect to ``params``.
+      A pure, jittable function of ``(params, batch)``, ``batch = {"x": (B, ...), "y": (B,
+      ...)}``, returning per-sample losses of shape ``(B,)``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -201,9 +167,8 @@ def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
       model: an NNX module, with or without state besides its parameters.
 
     Returns:
-      The static ``graphdef``, the ``nnx.Param`` leaves ``params`` (what the optimiser updates)
-      and ``model_state``, everything else (``nnx.BatchStat`` running statistics, ``nnx.RngKey``
-      and ``nnx.RngCount`` of dropout streams), an empty ``nnx.State`` for a model without any.
+      ``graphdef``, the ``nnx.Param`` leaves ``params`` and ``model_state``: everything else
+      (BatchNorm statistics, dropout RNG keys and counts), empty for a model without any.
 
     Example:
       >>> from flax import nnx
@@ -223,9 +188,6 @@ def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
 
 def has_model_state(model_state: Any) -> bool:
     """Whether ``model_state`` (from :func:`split_model`) has any leaves; ``None`` has none.
-
-    A model without state can use :func:`per_sample_loss_fn` on ``nnx.split(model)``; one with
-    state needs :func:`stateful_loss_fn` to thread its statistics and RNG counts.
 
     Example:
       >>> import jax.numpy as jnp
@@ -252,38 +214,21 @@ def stateful_loss_fn(
 ) -> Callable[[Any, Batch, Any], tuple[jax.Array, Any]]:
     """Build ``f(params, batch, model_state) -> (losses, new_model_state)`` in training mode.
 
-    The model is merged from ``graphdef, params, model_state``, switched to ``model.train()``
-    and applied to the whole batch (``BatchNorm`` normalises with the batch's statistics and
-    updates its running ones, ``Dropout`` draws a fresh mask), then the single-example ``loss``
-    is vmapped over its outputs as in :func:`per_sample_loss_fn`.
-
-    .. math:: f(\\theta, \\{(x_i, y_i)\\}_{i=1}^B, s)_i =
-       \\ell(\\mathrm{model}_{\\theta, s}(x)_i, y_i)
-
-    With ``axis_name`` the function must run inside ``jax.shard_map`` (or ``pmap``) over that
-    axis, each device holding a slice of the batch and a replica of ``params`` and
-    ``model_state``. Each device then folds ``jax.lax.axis_index(axis_name)`` into the RNG keys
-    of this forward pass (different dropout masks per device) while the stored keys and counts
-    advance identically, and the updated ``BatchStat`` leaves are averaged with
-    ``jax.lax.pmean``, so every device keeps the same running statistics: the mean of the
-    per-device batch means (the global batch mean when slices are equally large) and the mean
-    of the per-device batch variances. Normalisation itself uses each device's local batch
-    statistics, as unsynchronised data-parallel BatchNorm does.
+    The merged model runs under ``model.train()`` on the whole batch (BatchNorm normalises with
+    the batch's statistics and updates its running ones, Dropout draws a fresh mask). With
+    ``axis_name`` (inside ``shard_map``/``pmap``) each device folds its axis index into this
+    pass's dropout keys, and the updated statistics are ``pmean``-ed so that every replica
+    keeps the same running statistics; normalisation uses each device's local batch.
 
     Args:
       graphdef: the static part of ``graphdef, params, model_state = split_model(model)``.
       loss: ``"cross_entropy"`` (integer labels), ``"squared_error"``, or a callable
         ``loss(output, target) -> scalar`` for one example.
-      axis_name: the mapped data axis when called inside ``shard_map``/``pmap``; ``None``
-        otherwise.
+      axis_name: the mapped data axis inside ``shard_map``/``pmap``, else ``None``.
 
     Returns:
-      A pure function of ``(params, batch, model_state)`` returning per-sample losses of shape
-      ``(B,)`` and the updated model state, a pytree of the same structure, shapes and dtypes as
-      ``model_state``. It can be jitted, differentiated with respect to ``params``
-      (``jax.grad(..., has_aux=True)`` on a scalar of the losses), carried through
-      ``lax.scan`` and vmapped over stacked runs. An empty ``model_state`` (or ``None``, then
-      returned as is) runs a model without state.
+      A pure function of ``(params, batch, model_state)`` returning ``(B,)`` per-sample losses
+      and the updated model state (same structure, shapes and dtypes; ``None`` stays ``None``).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -331,9 +276,8 @@ def eval_loss_fn(
 ) -> Callable[[Any, Batch, Any], jax.Array]:
     """Build ``f(params, batch, model_state) -> (B,)`` per-sample losses in evaluation mode.
 
-    The model runs under ``model.eval()``: ``BatchNorm`` uses the running statistics in
-    ``model_state`` and ``Dropout`` is off, so loss ``i`` depends on sample ``i`` only and
-    ``model_state`` is read, not changed (``None`` for a model without state).
+    ``model.eval()``: running statistics from ``model_state`` (``None`` for a model without
+    state), no dropout.
 
     Args:
       graphdef: the static part of ``graphdef, params, model_state = split_model(model)``.
@@ -372,10 +316,8 @@ def predict_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
         of ``graphdef, params, model_state = split_model(model)``.
 
     Returns:
-      A pure function mapping ``params``, a batch ``x`` of shape ``(B, ...)`` and, for a model
-      with state, its ``model_state`` to the model's outputs ``(B, out_features)`` (logits for
-      classification). With a ``model_state`` the model runs in evaluation mode (running
-      statistics, no dropout); without one it is applied as merged.
+      A pure function of ``params``, ``x`` of shape ``(B, ...)`` and, for a model with state,
+      ``model_state`` (then in evaluation mode) to the outputs ``(B, out_features)``.
 
     Example:
       >>> import jax.numpy as jnp

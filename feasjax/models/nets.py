@@ -1,16 +1,10 @@
 """Small Flax NNX models for the demo and the tests: an MLP, a CNN and a ResNet for small images.
 
-All take a batch ``x`` of shape ``(B, ...)`` and return outputs of shape ``(B, out_features)``.
-:class:`MLP` and the default :class:`CNN` hold only parameters, so ``graphdef, params =
-nnx.split(model)`` captures everything and :func:`feasjax.models.per_sample_loss_fn` applies.
-``CNN(batch_norm=True)``, ``CNN(dropout=p)`` and :class:`ResNet` also hold batch statistics
-(``nnx.BatchStat``) and dropout RNG state (``nnx.RngKey``/``nnx.RngCount``): split them with
-:func:`feasjax.models.split_model` and train with :func:`feasjax.models.stateful_loss_fn`.
-
-Batch normalisation uses ``momentum=0.9`` (PyTorch's default ``momentum=0.1`` in flax's
-convention) and ``epsilon=1e-5``. Layers with state are created after every parameter of the
-stateless network, so the convolutions and dense layers of ``CNN(batch_norm=True)`` start from the
-same values as those of ``CNN()`` with the same seed.
+All map ``(B, ...)`` to ``(B, out_features)``. ``CNN(batch_norm=True)``, ``CNN(dropout=p)`` and
+:class:`ResNet` also hold batch statistics and dropout RNG state (see
+:func:`feasjax.models.split_model`). BatchNorm uses ``momentum=0.9`` (PyTorch's 0.1) and
+``epsilon=1e-5``; layers with state are created last, so ``CNN(batch_norm=True)`` starts from
+the same weights as ``CNN()`` with the same seed.
 """
 from __future__ import annotations
 
@@ -23,12 +17,7 @@ from flax import nnx
 
 from feasjax.models.tied_dropout import ExampleTiedDropout, TiedDropout
 
-__all__ = [
-    "MLP",
-    "CNN",
-    "BasicBlock",
-    "ResNet",
-]
+__all__ = ["MLP", "CNN", "BasicBlock", "ResNet"]
 
 _BN_MOMENTUM = 0.9  # PyTorch's BatchNorm default (momentum=0.1 there weighs the new batch)
 

@@ -1,17 +1,10 @@
 """Example-tied dropout (FairDropout): memorisation sent to units that are dropped at inference.
 
-Maini et al. (2023, *Can Neural Network Memorization Be Localized?*, ICML) tie a dropout mask to
-each training example: a fixed fraction ``p_gen`` of the units (*generalisation* units) is
-always active, and each remaining (*memorisation*) unit is active for example ``i`` with
-probability ``p_mem``, through a mask that is the same every time ``i`` is seen. Examples that
-are hard to fit (rare, atypical: the minority groups) are then fitted by their own memorisation
-units, which are all dropped at evaluation. FairDropout (Ikram et al. 2025, *Using
-Example-Tied Dropout to Enhance Generalization of Minority Groups*) applies this to subpopulation
-shift and reports worst-group accuracy.
-
-The mask of example ``i`` is drawn on the fly from ``fold_in(key(seed), i)``: no ``N x units``
-table is stored, so the layer scales with the data like the per-sample multipliers do, and the
-model stays parameter-only (the seed and the mode are static attributes).
+Maini et al. (2023, ICML) tie a dropout mask to each training example: a fraction ``p_gen`` of
+the units is always active, each other unit is active for example ``i`` with probability
+``p_mem`` through a fixed mask, and all those are dropped at evaluation. FairDropout (Ikram et
+al. 2025) applies this to subpopulation shift. The mask is drawn from ``fold_in(key(seed), i)``:
+no ``N x units`` table is stored.
 """
 from __future__ import annotations
 
@@ -21,10 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-__all__ = [
-    "TiedDropout",
-    "ExampleTiedDropout",
-]
+__all__ = ["TiedDropout", "ExampleTiedDropout"]
 
 
 class TiedDropout(NamedTuple):

@@ -1,17 +1,8 @@
 """Multi-host data parallelism: start the runtime, load each process's samples, exact metrics.
 
-Every process runs the same program (JAX's multi-controller model). ``initialize`` starts the
-runtime (``jax.distributed.initialize``) after checking its arguments; each process then loads
-only the samples of its own devices (:func:`process_sample_range`) and passes them to
-:func:`feasjax.parallel.shard_data` with the global ``num_samples``: the multipliers of those
-samples are created and updated on that process's devices only. Metrics over per-sample losses
-(quantiles, max, feasible fraction) are computed on the global sharded vector
-(:func:`global_loss_summary`), exactly, never as averages of per-host quantiles.
-
-Arguments default to the environment variables ``FEASJAX_COORDINATOR_ADDRESS`` (``host:port``
-of process 0), ``FEASJAX_NUM_PROCESSES`` and ``FEASJAX_PROCESS_ID``, which
-``python -m feasjax.parallel.launch`` sets; with none of them, JAX's own cluster detection (SLURM,
-Open MPI, Kubernetes, TPU pods) is used.
+Arguments default to the environment variables ``FEASJAX_COORDINATOR_ADDRESS`` (``host:port`` of
+process 0), ``FEASJAX_NUM_PROCESSES`` and ``FEASJAX_PROCESS_ID``, which ``python -m
+feasjax.parallel.launch`` sets; with none of them, JAX's own cluster detection is used.
 """
 from __future__ import annotations
 
@@ -28,15 +19,8 @@ from feasjax.metrics import summary as metrics
 from feasjax.parallel.layout import ShardLayout, sample_mask, shard_counts
 from feasjax.parallel.mesh import process_shards
 
-__all__ = [
-    "ENV_COORDINATOR",
-    "ENV_NUM_PROCESSES",
-    "ENV_PROCESS_ID",
-    "initialize",
-    "process_sample_range",
-    "gather",
-    "global_loss_summary",
-]
+__all__ = ["ENV_COORDINATOR", "ENV_NUM_PROCESSES", "ENV_PROCESS_ID", "initialize",
+           "process_sample_range", "gather", "global_loss_summary"]
 
 ENV_COORDINATOR = "FEASJAX_COORDINATOR_ADDRESS"
 ENV_NUM_PROCESSES = "FEASJAX_NUM_PROCESSES"

@@ -3,14 +3,10 @@
 ::
 
     python -m feasjax.parallel.launch --processes 2 --devices-per-process 2 -- my_script.py --flag
-    python -m feasjax.parallel.launch --processes 2 --devices-per-process 2 -- -m my.module --flag
 
-Each process gets ``FEASJAX_COORDINATOR_ADDRESS=127.0.0.1:<free port>``,
-``FEASJAX_NUM_PROCESSES`` and ``FEASJAX_PROCESS_ID`` (read by
-:func:`feasjax.parallel.initialize`) and, with ``--platform cpu`` (default),
-``JAX_PLATFORMS=cpu`` and ``XLA_FLAGS=--xla_force_host_platform_device_count=<k>``. Outputs are
-prefixed with the process id. If one process fails the others are stopped (they would wait for
-it in a collective), and the launcher exits with the first non-zero status.
+Each process gets the ``FEASJAX_*`` variables read by :func:`feasjax.parallel.initialize` (and
+with ``--platform cpu``, ``k`` host devices); outputs are prefixed with the process id. If one
+process fails the others are stopped and the launcher exits with the first non-zero status.
 """
 from __future__ import annotations
 
@@ -23,9 +19,7 @@ import threading
 import time
 from typing import Sequence
 
-__all__ = [
-    "launch",
-]
+__all__ = ["launch"]
 
 
 def free_port() -> int:

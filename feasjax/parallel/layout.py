@@ -1,13 +1,7 @@
 """How N samples (and their multipliers) are laid out over D devices, padding included.
 
-Device ``d`` owns a contiguous block of the samples, ``count_d = N // D + (d < N % D)`` of them
-starting at ``start_d = d (N // D) + min(d, N % D)``, so block sizes differ by at most one. Every
-block is stored in ``local_size = ceil(N / D)`` rows: the real samples first, then padding rows
-that are never sampled and never count in a metric, so their multipliers are never touched. The
-padded global arrays have ``D * local_size`` rows, sharded along their leading axis.
-
-:func:`pad_samples` / :func:`unpad_samples` move between the user's order and the padded layout;
-:func:`global_indices` maps the local minibatch indices a device records to sample ids.
+Device ``d`` owns a contiguous block of ``N // D + (d < N % D)`` samples stored in ``local_size
+= ceil(N / D)`` rows, real samples first; padding rows are never sampled and never count.
 """
 from __future__ import annotations
 
@@ -16,14 +10,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-__all__ = [
-    "ShardLayout",
-    "shard_layout",
-    "sample_mask",
-    "pad_samples",
-    "unpad_samples",
-    "global_indices",
-]
+__all__ = ["ShardLayout", "shard_layout", "sample_mask", "pad_samples", "unpad_samples",
+           "global_indices"]
 
 
 class ShardLayout(NamedTuple):

@@ -1,25 +1,15 @@
 """Data-parallel Feasible Learning on a 1-D device mesh, multipliers sharded with their samples.
 
-Device ``d`` of the mesh axis ``"data"`` owns a contiguous block of samples **and their
-multipliers** (every per-sample leaf of the state: multipliers, indexed dual optimizer states),
-draws its minibatch of ``B / D`` samples from its own block (a local permutation keyed by
-``fold_in(key, d)``), updates its own multipliers with no communication, and only the primal
-gradients are averaged (one all-reduce per step, the solver's ``axis_name``). Parameters and the
-primal optimizer state are replicated; :func:`state_partition_specs` is the one place that says
-so, and takes other specs for them (FSDP-style sharding is a change of specs there).
+Device ``d`` owns a block of samples and their multipliers, draws its ``B / D`` minibatch from
+that block, updates its multipliers with no communication, and averages only the primal
+gradients (one all-reduce per step). Parameters are replicated (:func:`state_partition_specs`).
+A step equals the one-device step on the union of the local minibatches; padding rows
+(:mod:`feasjax.parallel.layout`) are never sampled. Typical use::
 
-The runner is :func:`feasjax.epoch_fn` per device under ``jax.shard_map``, jitted with the state
-donated. With the global minibatch ``B`` and the mean reduction, a step equals the one-device step
-on the union of the ``D`` local minibatches (:func:`feasjax.parallel.global_indices` names it).
-Datasets whose size ``D`` does not divide are padded (:mod:`feasjax.parallel.layout`): padding
-rows are never sampled, so their multipliers stay untouched and metrics mask them out.
-
-Typical use::
-
-    mesh = data_mesh()                                   # all devices
+    mesh = data_mesh()
     data, layout = shard_data({"x": x, "y": y}, mesh)
     solver = feasible_learning(loss, opt, num_samples=layout.local_size, epsilon=0.1,
-                               axis_name=DATA_AXIS)      # per-device sizes
+                               axis_name=DATA_AXIS)
     state = init_sharded(solver, params, mesh, layout)
     runner = data_parallel_epoch(solver, batch_size, mesh, layout)
     state, history = train(solver, state, data, epochs=10, batch_size=batch_size, key=key,
@@ -41,16 +31,8 @@ from feasjax.core.solver import PrimalDual, PrimalDualState
 from feasjax.parallel.layout import ShardLayout, pad_samples, shard_layout
 from feasjax.training.loop import EpochInfo, epoch_fn
 
-__all__ = [
-    "DATA_AXIS",
-    "data_mesh",
-    "state_partition_specs",
-    "shard_data",
-    "replicate",
-    "init_sharded",
-    "local_epoch_fn",
-    "data_parallel_epoch",
-]
+__all__ = ["DATA_AXIS", "data_mesh", "state_partition_specs", "shard_data", "replicate",
+           "init_sharded", "local_epoch_fn", "data_parallel_epoch"]
 
 DATA_AXIS = "data"
 

@@ -1,11 +1,7 @@
-"""The data-parallel epoch through ``jax.pmap``, for code that still uses it.
+"""The data-parallel epoch through ``jax.pmap`` (in maintenance mode), for code that still uses it.
 
-``jax.pmap`` is in maintenance mode in current JAX (it has been implemented on ``jax.shard_map``
-since JAX 0.8); new code should use :func:`feasjax.parallel.data_parallel_epoch`. This path runs
-the very same per-device epoch (:func:`feasjax.parallel.local_epoch_fn`), so both agree. It
-takes and returns states in the same global layout as the mesh path and moves them through the
-host to add the leading device axis ``pmap`` wants: O(N) copies per epoch, a compatibility
-path, not a scalable one.
+It runs the same per-device epoch as the mesh path on states in the same global layout, moving
+them through the host: O(N) copies per epoch, a compatibility path, not a scalable one.
 """
 from __future__ import annotations
 
@@ -20,9 +16,7 @@ from feasjax.parallel.layout import ShardLayout
 from feasjax.parallel.mesh import DATA_AXIS, local_epoch_fn, state_partition_specs
 from feasjax.training.loop import EpochInfo
 
-__all__ = [
-    "pmap_epoch",
-]
+__all__ = ["pmap_epoch"]
 
 
 def _to_devices(x: Any, spec: P, num_devices: int) -> np.ndarray:

@@ -1,16 +1,8 @@
 """Vectorised sweeps: several runs (seeds, ε, dual learning rates) in one compiled program.
 
-Runs are stacked along a leading **run axis** of the state, the keys and (optionally) the
-hyper-parameters, and the epoch is ``jax.vmap``-ed over it: small models, whose steps are
-dominated by fixed per-step costs on an accelerator or a CPU, train ``R`` runs for little more
-than the price of one. Each run is exactly the run it would be alone (same initial state, same
-keys), up to floating-point reassociation in batched kernels. Combined with a mesh, the run axis
-is vectorised inside ``shard_map`` and the sample axis is sharded as in
-:mod:`feasjax.parallel.mesh`.
-
-A hyper-parameter sweep passes ``make_solver(hparams) -> PrimalDual`` instead of a solver;
-optax and feasjax accept traced ε and learning rates, so ``hparams`` can be arrays with a
-leading run axis (``{"epsilon": jnp.array([0.05, 0.1])}``).
+Runs are stacked along a leading run axis and the epoch is ``jax.vmap``-ed over it; each run is
+the run it would be alone, up to floating-point reassociation. A hyper-parameter sweep passes
+``make_solver(hparams)``, with ``hparams`` arrays with a leading run axis.
 """
 from __future__ import annotations
 
@@ -26,14 +18,8 @@ from feasjax.training.progress import progress_reporter
 from feasjax.parallel.mesh import data_parallel_epoch
 from feasjax.training.loop import epoch_fn
 
-__all__ = [
-    "SweepHistory",
-    "stack_runs",
-    "unstack_runs",
-    "sweep_epoch",
-    "train_sweep",
-    "summarize_runs",
-]
+__all__ = ["SweepHistory", "stack_runs", "unstack_runs", "sweep_epoch", "train_sweep",
+           "summarize_runs"]
 
 
 def stack_runs(trees: Sequence[Any]) -> Any:

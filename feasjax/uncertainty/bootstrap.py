@@ -1,23 +1,11 @@
 """Multiplier bootstrap for Polyak–Ruppert averaged SGD: the main chain and B replicas in one program.
 
-Each bootstrap replica ``b`` runs the same SGD recursion as the main chain on the same data stream,
-but weights the loss of every sample by an i.i.d. multiplier ``W ~ Exp(1)`` (or ``Poisson(1)``, or
-any law with mean 1 and variance 1):
-
-.. math::
-
-  \\theta^b_k = \\theta^b_{k-1} - \\eta_k \\nabla_\\theta \\frac{1}{m}\\sum_{i=1}^m W^b_{k,i}\\,
-  \\ell(\\theta^b_{k-1}, z_{k,i}), \\qquad \\eta_k = \\eta_0 k^{-\\gamma},\\ \\gamma \\in (1/2, 1],
-
-and the Polyak–Ruppert averages ``θ̄ = mean(θ_{k0+1}, ..., θ_n)`` after a burn-in ``k0``. The spread
-of ``θ̄^b − θ̄`` over replicas approximates the law of ``θ̄ − θ*`` (Sheshukova et al. 2025,
-https://arxiv.org/abs/2502.06719; Fang, Xu and Yang, JMLR 2018), see
-:mod:`feasjax.uncertainty.confidence`. The main chain (weights 1) is computed unbatched; the B
-replicas are one ``jax.vmap`` over a leading replica axis of params, optimizer state and running
-mean, and a whole stream is one ``jax.lax.scan``. The weights go through
-:func:`feasjax.core.weighted_sum`, the mechanism that applies multipliers in Feasible Learning.
-
-Memory: (B + 1) x (2 params + optimizer state); the replica axis can be sharded over devices.
+Replica ``b`` runs the main chain's SGD recursion on the same data stream with every sample's
+loss weighted by an i.i.d. multiplier ``W`` of mean 1 and variance 1 (``Exp(1)``, ``Poisson(1)``),
+step sizes ``η_k = η_0 k^{-γ}``, ``γ ∈ (1/2, 1]``, and averages after a burn-in; the spread of
+``θ̄^b − θ̄`` approximates the law of ``θ̄ − θ*`` (Sheshukova et al. 2025,
+https://arxiv.org/abs/2502.06719; Fang, Xu and Yang, JMLR 2018). Replicas are one ``vmap``, a
+stream one ``lax.scan``. Memory: (B + 1) x (2 params + optimizer state).
 """
 from __future__ import annotations
 
@@ -34,15 +22,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from feasjax.averaging.averagers import polyak
 from feasjax.core.weighting import Reduction, check_reduction, weighted_sum
 
-__all__ = [
-    "MULTIPLIERS",
-    "ChainState",
-    "BootstrapState",
-    "MultiplierBootstrap",
-    "power_decay_schedule",
-    "multiplier_bootstrap",
-    "bootstrap_estimates",
-]
+__all__ = ["MULTIPLIERS", "ChainState", "BootstrapState", "MultiplierBootstrap",
+           "power_decay_schedule", "multiplier_bootstrap", "bootstrap_estimates"]
 
 Sampler = Callable[[jax.Array, tuple[int, ...]], jax.Array]
 MULTIPLIERS: dict[str, Sampler] = {

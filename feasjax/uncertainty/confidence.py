@@ -17,14 +17,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = [
-    "METHODS",
-    "Interval",
-    "ConfidenceBall",
-    "coordinate_intervals",
-    "confidence_ball",
-    "linear_functional_interval",
-]
+__all__ = ["METHODS", "Interval", "ConfidenceBall", "coordinate_intervals", "confidence_ball",
+           "linear_functional_interval"]
 
 METHODS = ("percentile", "basic", "normal")
 
