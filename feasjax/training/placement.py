@@ -37,7 +37,7 @@ def pad_rows(tree: Any, n: int, padded: int, lead: int, everything: bool) -> Any
     """Rows ``n .. padded - 1`` appended (zeros) to the per-sample leaves: a mesh shards only
     sizes its device count divides; the shuffle never draws the padding."""
     def pad(path, leaf):
-        if padded == n or not _rows_of(path, leaf, n, lead, everything):
+        if not _rows_of(path, leaf, n, lead, everything):
             return leaf
         widths = [(0, 0)] * np.ndim(leaf)
         widths[lead] = (0, padded - n)
@@ -46,16 +46,17 @@ def pad_rows(tree: Any, n: int, padded: int, lead: int, everything: bool) -> Any
                                             impl=jax.random.key_impl(leaf))
         return jnp.pad(leaf, widths)
 
-    return jax.tree_util.tree_map_with_path(pad, tree)
+    return tree if padded == n else jax.tree_util.tree_map_with_path(pad, tree)
 
 
 def unpad_rows(tree: Any, n: int, padded: int, lead: int) -> Any:
+    """The carry's per-sample rows ``n .. padded - 1`` cut off again."""
     def cut(path, leaf):
-        if padded == n or not _rows_of(path, leaf, padded, lead, False):
+        if not _rows_of(path, leaf, padded, lead, False):
             return leaf
         return jax.lax.slice_in_dim(leaf, 0, n, axis=lead)
 
-    return jax.tree_util.tree_map_with_path(cut, tree)
+    return tree if padded == n else jax.tree_util.tree_map_with_path(cut, tree)
 
 
 def row_sharding(tree: Any, n: int, mesh: Mesh, lead: int, everything: bool) -> Any:
