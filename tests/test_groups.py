@@ -152,3 +152,109 @@ def test_spurious_digits_correlations_and_gaussian_model():
         fj.data.spurious_digits(correlation=1.0)
     x, y = fj.data.gaussian_classes(jax.random.key(1), 4000, 3, pi_plus=0.3, snr=2.0)
     np.testing.assert_allclose((x * y[:, None]).mean(0), [2.0, 0.0, 0.0], atol=0.06)
+
+
+# ------------------------------------------------------------- the methods, selection on validation
+
+class _Recorded:
+    """An array that writes "test" to a log whenever it is read (``np.asarray``)."""
+
+    def __init__(self, array, log):
+        self.array, self.log = array, log
+
+    def __array__(self, dtype=None, copy=None):
+        self.log.append("test")
+        return np.asarray(self.array, dtype)
+
+
+@pytest.fixture(scope="module")
+def group_runs():
+    from feasjax.data import spurious_digits
+    from feasjax.experiments import GroupConfig, run_group_method
+
+    datasets = [spurious_digits(seed=s) for s in (0, 1)]
+    config, cache = GroupConfig(epochs=2, dro_step_size=(0.05, 0.1), dro_adjustment=(0.0, 1.0),
+                                gamma=(0.5, 1.0)), {}
+    return datasets, {m: run_group_method(m, datasets, [0, 1], config, cache=cache)
+                      for m in fj.experiments.GROUP_METHODS}
+
+
+@pytest.mark.parametrize("method", ["erm", "reweight", "llr", "fairdropout", "groupdro", "fl",
+                                    "rfl"])
+def test_every_group_method_runs_and_reports_what_it_selected(group_runs, method):
+    _, runs = group_runs
+    result = runs[method]
+    for split in ("train", "test"):
+        worst = result[split]["worst_group_accuracy"]
+        groups = result[split]["group_accuracy"]
+        assert len(worst) == 2 and all(0.0 <= w <= 1.0 for w in worst)
+        assert worst == [min(g[r] for g in groups.values()) for r in range(2)]
+    expected = {"reweight": {"gamma"}, "groupdro": {"step_size", "adjustment"},
+                "llr": {"gamma"}}.get(method)
+    if expected is None:
+        assert result["selected"] == {}
+    else:
+        assert set(result["selected"]) == expected | {"validation_worst_group_accuracy"}
+        assert all(len(v) == 2 for v in result["selected"].values())
+    if method == "groupdro":
+        assert set(result["selected"]["step_size"]) <= {0.05, 0.1}
+        assert set(result["selected"]["adjustment"]) <= {0.0, 1.0}
+    if method == "fairdropout":
+        assert "train_with_masks" in result
+
+
+def test_selection_reads_the_test_split_only_after_choosing(monkeypatch):
+    import dataclasses
+
+    from feasjax.data import spurious_digits
+    from feasjax.experiments import GroupConfig, groups as groups_lib
+
+    log = []
+    for name in ("_select", "_llr_heads"):
+        original = getattr(groups_lib, name)
+
+        def recorded(*args, original=original, name=name):
+            out = original(*args)
+            log.append(f"chose ({name})")
+            return out
+
+        monkeypatch.setattr(groups_lib, name, recorded)
+    data = spurious_digits(seed=0)
+    lazy = dataclasses.replace(data)
+    for field in ("x_test", "y_test", "g_test"):
+        object.__setattr__(lazy, field, _Recorded(getattr(data, field), log))
+    for method in ("reweight", "llr"):
+        log.clear()
+        result = groups_lib.run_group_method(method, [lazy], [0], GroupConfig(epochs=1))
+        assert "test" in log and log.index("test") > max(
+            i for i, entry in enumerate(log) if entry.startswith("chose")), log
+        # and the numbers are those of the plain arrays
+        again = groups_lib.run_group_method(method, [data], [0], GroupConfig(epochs=1))
+        assert result["test"] == again["test"] and result["selected"] == again["selected"]
+
+
+def test_cross_validated_head_chooses_the_weights_that_the_minority_needs():
+    from feasjax.experiments.llr import cross_validated_head, fit_head
+
+    # Feature 0 carries the label, noisily, for everyone; feature 1 is a clean spurious copy
+    # of it for the majority and the opposite for the minority groups (20 of 200). Unweighted,
+    # the head leans on the spurious feature and misses much of the minority.
+    rng = np.random.default_rng(0)
+    n = 200
+    y = np.tile([0, 1], n // 2).astype(np.int32)
+    minority = np.arange(n) < 20
+    spurious = np.where(minority, 1 - y, y)
+    x = np.stack([(2 * y - 1) + 1.2 * rng.normal(size=n),
+                  3.0 * (2 * spurious - 1) + 0.05 * rng.normal(size=n)], 1).astype(np.float32)
+    g = (2 * y + minority).astype(np.int32)
+    head, gamma, worst = cross_validated_head(jnp.asarray(x), y, g, 2, 4, gammas=(0.0, 1.0),
+                                              folds=5)
+    assert worst[1] > worst[0] + 0.3 and float(gamma) == 1.0
+    # The returned head is the one refitted on all of the split with the chosen weights.
+    weights = group_weights(group_counts(jnp.asarray(g), 4), gamma=1.0)[g]
+    refit = fit_head(jnp.asarray(x), y, weights, 2)
+    np.testing.assert_array_equal(head.kernel, refit.kernel)
+    predictions = (x @ np.asarray(head.kernel) + np.asarray(head.bias)).argmax(-1)
+    assert (predictions[minority] == y[minority]).mean() >= 0.8
+    with pytest.raises(ValueError, match="folds must be an int >= 2"):
+        cross_validated_head(jnp.asarray(x), y, g, 2, 4, folds=1)

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from feasjax.core.checks import is_concrete
 from feasjax.core.dual import AscentTransformation, ascent
 from feasjax.core.problem import ConstraintGroup, ConstraintValue, ProblemOutput
 from feasjax.core.solver import PrimalDual, primal_dual
@@ -38,7 +39,7 @@ def exponentiated_gradient(step_size: float) -> AscentTransformation:
       >>> [round(v, 4) for v in (q + upd).tolist()]
       [0.25, 0.75]
     """
-    if not step_size > 0:
+    if is_concrete(step_size) and not step_size > 0:  # a traced one (a sweep) is unchecked
         raise ValueError(f"step_size must be > 0, got {step_size=}")
 
     def init(params):
@@ -105,9 +106,10 @@ def group_dro(per_sample_loss: Callable[[Any, Any], jax.Array],
     """
     if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
         raise ValueError(f"num_groups must be a positive int, got {num_groups=}")
-    if adjustment and group_sizes is None:
+    none = is_concrete(adjustment) and not adjustment  # a traced one: a sweep over C
+    if not none and group_sizes is None:
         raise ValueError("adjustment needs group_sizes, the (G,) training samples per group")
-    bonus = (0.0 if not adjustment else
+    bonus = (0.0 if none else
              adjustment / jnp.sqrt(jnp.maximum(jnp.asarray(group_sizes, jnp.float32), 1.0)))
     group = ConstraintGroup(size=num_groups, kind="inequality",
                             dual_optimizer=exponentiated_gradient(step_size), reduction="sum",

@@ -5,17 +5,22 @@
 metrics of each seed. Each method is a composition of library pieces:
 
 * ``erm``, ``fl``, ``rfl``: :func:`feasjax.experiments.build_solver`, as ``feasjax demo`` runs;
-* ``reweight``: ERM on :func:`feasjax.core.reweighted` losses with the importance weights
+* ``reweight``: ERM on :func:`feasjax.core.reweighted` losses with the weights
   :func:`feasjax.core.group_weights` of the training groups;
-* ``llr``: the ERM model's features, frozen, and :func:`retrain_last_layer` on the validation
-  split (weights selected there on worst-group accuracy);
+* ``llr``: the ERM model's features, frozen, and a head retrained on the validation split
+  (:func:`feasjax.experiments.llr.cross_validated_head`: its weights chosen by cross-validation
+  inside that split);
 * ``fairdropout``: ERM on an MLP with :class:`feasjax.models.TiedDropout`;
 * ``groupdro``: :func:`feasjax.core.group_dro`.
 
-The batch is ``{"x", "y", "group", "index"}``; ``index`` feeds example-tied dropout.
+Hyper-parameters (re-weighting's ``γ``, group DRO's ``η`` and ``C``, LLR's ``γ``) are selected
+per seed on the validation split only, by worst-group accuracy; every candidate trains in the
+same vmapped program. The test split is read once the selection is over. The batch is
+``{"x", "y", "group", "index"}``; ``index`` feeds example-tied dropout.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -29,7 +34,7 @@ from feasjax.core.robust import group_dro
 from feasjax.data.spurious import GroupDataset
 from feasjax.experiments.builders import build_primal_optimizer, build_solver
 from feasjax.experiments.config import GROUP_METHODS, RunConfig
-from feasjax.experiments.llr import retrain_last_layer
+from feasjax.experiments.llr import cross_validated_head
 from feasjax.metrics.groups import group_summary
 from feasjax.models.losses import cross_entropy
 from feasjax.models.nets import MLP
@@ -60,12 +65,14 @@ class GroupConfig(NamedTuple):
     epsilon: float = 0.1  # fl, rfl
     dual_learning_rate: float = 0.1  # fl, rfl
     alpha: float = 5.0  # rfl
-    gamma: float = 1.0  # reweight: importance weights
-    dro_step_size: float = 0.1  # groupdro: exponentiated-gradient step
-    dro_adjustment: float = 1.0  # groupdro: generalisation adjustment C
+    # Hyper-parameters given as a tuple are selected per seed on the validation split.
+    gamma: float | tuple = (0.5, 1.0, 1.5, 2.0)  # reweight: weights p_g^-γ (1: importance)
+    dro_step_size: float | tuple = (0.01, 0.05, 0.1, 0.2)  # groupdro: exponentiated gradient η
+    dro_adjustment: float | tuple = (0.0, 1.0, 2.0)  # groupdro: generalisation adjustment C
     tied_dropout: TiedDropout = TiedDropout(p_gen=0.5, p_mem=0.2)  # fairdropout
-    llr_gammas: tuple = (0.0, 0.5, 1.0, 1.5, 2.0)
+    llr_gammas: tuple = (0.0, 0.5, 1.0, 1.5, 2.0)  # llr: chosen by cross-validation
     llr_steps: int = 300
+    llr_folds: int = 5  # llr: folds of the cross-validation inside the validation split
 
     def run_config(self) -> RunConfig:
         """The :class:`feasjax.experiments.RunConfig` of the shared optimizers."""
@@ -118,12 +125,24 @@ def _make_solver(method, graphdef, num_samples, config, num_groups) -> Callable:
     if method == "reweight":
         return lambda hp: build_solver("erm", reweighted(loss, hp["weights"]), num_samples,
                                        run_config)
-    return lambda hp: group_dro(loss, primal, num_groups=num_groups,
-                                step_size=config.dro_step_size,
-                                adjustment=config.dro_adjustment, group_sizes=hp["counts"])
+    return lambda hp: group_dro(loss, primal, num_groups=num_groups, step_size=hp["step_size"],
+                                adjustment=hp["adjustment"], group_sizes=hp["counts"])
 
 
-def _train(method, datasets, seeds, config):
+def _grid(method: str, config: GroupConfig) -> list[dict]:
+    """The method's candidate hyper-parameters: every combination of its tuples."""
+    axes = {"reweight": {"gamma": config.gamma},
+            "groupdro": {"step_size": config.dro_step_size,
+                         "adjustment": config.dro_adjustment}}.get(method, {})
+    values = [np.atleast_1d(np.asarray(v, np.float64)).tolist() for v in axes.values()]
+    return [dict(zip(axes, combo)) for combo in itertools.product(*values)] if axes else []
+
+
+def _train(method, datasets, seeds, config, grid):
+    """Train every seed with every candidate of ``grid``: runs seed-major, ``(R * K, ...)``."""
+    candidates = grid or [{}]
+    datasets = [d for d in datasets for _ in candidates]
+    seeds = [s for s in seeds for _ in candidates]
     tied = config.tied_dropout if method == "fairdropout" else None
     graphdef, params = _models(datasets, seeds, config, tied)
     data = _split(datasets, "train")
@@ -132,8 +151,12 @@ def _train(method, datasets, seeds, config):
                                      (num_runs, num_samples))
     num_groups = datasets[0].num_groups
     counts = jax.vmap(lambda g: group_counts(g, num_groups))(data["group"])
-    hparams = {"weights": jax.vmap(lambda c: group_weights(c, gamma=config.gamma))(counts),
-               "counts": counts}
+    chosen = {name: jnp.asarray([c[name] for c in candidates] * (num_runs // len(candidates)),
+                                jnp.float32) for name in candidates[0]}
+    hparams = {"counts": counts, "step_size": chosen.get("step_size", counts[:, 0]),
+               "adjustment": chosen.get("adjustment", counts[:, 0]),
+               "weights": jax.vmap(lambda c, g: group_weights(c, gamma=g))(
+                   counts, chosen.get("gamma", jnp.ones(num_runs)))}
     make = _make_solver(method, graphdef, num_samples, config, num_groups)
 
     def step(carry, batch, idx, *, unique_indices=False):  # each run its own hyper-parameters
@@ -145,24 +168,48 @@ def _train(method, datasets, seeds, config):
     (states, _), _ = train(step, (states, hparams), data, epochs=config.epochs,
                            batch_size=min(config.batch_size, num_samples),
                            key=jnp.stack([jax.random.key(s) for s in seeds]),
-                           runs=len(seeds), per_run_data=True, progress=False)
+                           runs=num_runs, per_run_data=True, progress=False)
     return graphdef, states.params
 
 
-def _llr_logits(graphdef, params, datasets, config):
-    val, test = _split(datasets, "val"), _split(datasets, "test")
-    half = val["y"].shape[1] // 2
+def _select(graphdef, params, datasets, grid):
+    """Per seed, the candidate with the best validation worst-group accuracy (ties: the better
+    average accuracy, then the first candidate): ``(params, selected)``."""
+    runs, k = len(datasets), len(grid)
+    if k <= 1:  # nothing to choose
+        return params, {name: [value] * runs for name, value in (grid or [{}])[0].items()}
+    params = jax.tree.map(lambda x: x.reshape(runs, k, *x.shape[1:]), params)
+    val = _split(datasets, "val")
+    num_groups = datasets[0].num_groups
+
+    def scores(p, v):
+        logits = jax.vmap(lambda q: _apply(graphdef, q, v["x"]))(p)
+        out = jax.vmap(lambda lg: group_summary(lg, v["y"], v["group"], num_groups))(logits)
+        return out["worst_group_accuracy"], out["average_accuracy"]
+
+    worst, average = jax.device_get(jax.jit(jax.vmap(scores))(params, val))
+    best = [int(np.lexsort((-average[r], -np.nan_to_num(worst[r], nan=-1.0)))[0])
+            for r in range(runs)]
+    chosen = jax.tree.map(lambda x: x[jnp.arange(runs), jnp.asarray(best)], params)
+    selected = {name: [grid[b][name] for b in best] for name in grid[0]}
+    selected["validation_worst_group_accuracy"] = [float(worst[r, b]) for r, b in enumerate(best)]
+    return chosen, selected
+
+
+def _llr_heads(graphdef, params, datasets, config):
+    """The heads retrained on the validation split, ``γ`` chosen by cross-validation there."""
+    val = _split(datasets, "val")
     num_classes, num_groups = datasets[0].num_classes, datasets[0].num_groups
 
-    def one(p, v, t):
+    def one(p, v):
         feats = _apply(graphdef, p, v["x"], features_only=True)
-        head, _, _ = retrain_last_layer(
-            (feats[:half], feats[half:]), (v["y"][:half], v["y"][half:]),
-            (v["group"][:half], v["group"][half:]), num_classes, num_groups,
-            gammas=jnp.asarray(config.llr_gammas), steps=config.llr_steps)
-        return _apply(graphdef, p, t["x"], features_only=True) @ head.kernel + head.bias[None, :]
+        return cross_validated_head(feats, v["y"], v["group"], num_classes, num_groups,
+                                    gammas=jnp.asarray(config.llr_gammas), folds=config.llr_folds,
+                                    steps=config.llr_steps)
 
-    return jax.jit(jax.vmap(one))(params, val, test)
+    heads, gammas, worst = jax.jit(jax.vmap(one))(params, val)
+    return heads, {"gamma": np.asarray(gammas).tolist(),
+                   "validation_worst_group_accuracy": np.asarray(worst).max(axis=1).tolist()}
 
 
 def run_group_method(method: str, datasets: Sequence[GroupDataset], seeds: Sequence[int],
@@ -176,7 +223,9 @@ def run_group_method(method: str, datasets: Sequence[GroupDataset], seeds: Seque
     Returns:
       ``{"test": {"average_accuracy": [per seed], "worst_group_accuracy": [...],
       "balanced_accuracy": [...], "group_accuracy": {"<group>": [per seed]}},
-      "seconds": float, "train": {same keys, eval mode}}``, and for ``fairdropout``
+      "seconds": float, "train": {same keys, eval mode}, "selected": {name: [per seed],
+      "validation_worst_group_accuracy": [per seed]}}`` (``selected`` empty for a method
+      without hyper-parameters to choose), and for ``fairdropout``
       ``"train_with_masks"`` (the training split with each example's own mask, as it was
       fitted); ``seconds`` is the wall time of training and test evaluation.
 
@@ -197,25 +246,33 @@ def run_group_method(method: str, datasets: Sequence[GroupDataset], seeds: Seque
     offset = 0.0
     if base == "erm" and "erm" in cache:
         graphdef, params, offset = cache["erm"]
+        selected = {}
     else:
-        graphdef, params = _train(base, datasets, seeds, config)
+        grid = _grid(base, config)
+        graphdef, params = _train(base, datasets, seeds, config, grid)
+        params, selected = _select(graphdef, params, datasets, grid)
         if base == "erm":
             cache["erm"] = (graphdef, params, time.perf_counter() - start)
+    if method == "llr":
+        heads, selected = _llr_heads(graphdef, params, datasets, config)
+    # Selection is over: only now is the test split read.
     test = _split(datasets, "test")
     if method == "llr":
-        logits = _llr_logits(graphdef, params, datasets, config)
+        logits = jax.jit(jax.vmap(lambda p, h, x: _apply(graphdef, p, x, features_only=True)
+                                  @ h.kernel + h.bias[None, :]))(params, heads, test["x"])
     else:
         logits = jax.jit(jax.vmap(lambda p, x: _apply(graphdef, p, x)))(params, test["x"])
     result = {"test": _report(logits, test, datasets[0].num_groups)}
     result["seconds"] = offset + time.perf_counter() - start
-    train = _split(datasets, "train")
+    result["selected"] = selected
+    train_split = _split(datasets, "train")
     result["train"] = _report(jax.jit(jax.vmap(lambda p, x: _apply(graphdef, p, x)))(
-        params, train["x"]), train, datasets[0].num_groups)
+        params, train_split["x"]), train_split, datasets[0].num_groups)
     if method == "fairdropout":  # with each example's own mask: what it memorised
-        index = jnp.arange(train["y"].shape[1], dtype=jnp.int32)
+        index = jnp.arange(train_split["y"].shape[1], dtype=jnp.int32)
         logits = jax.jit(jax.vmap(lambda p, x: nnx.merge(graphdef, p)(x, indices=index)))(
-            params, train["x"])
-        result["train_with_masks"] = _report(logits, train, datasets[0].num_groups)
+            params, train_split["x"])
+        result["train_with_masks"] = _report(logits, train_split, datasets[0].num_groups)
     return result
 
 

@@ -3,10 +3,12 @@
 Kirichenko, Izmailov and Wilson (2023, *Last Layer Re-Training is Sufficient for Robustness to
 Spurious Correlations*, DFR) freeze the features of an ERM model and retrain its linear head on
 held-out data; Stromberg, Thrampoulidis and Sankar (2025, arXiv 2506.20025) study the loss
-weights of that retraining. Here the held-out data is the first half of the validation split,
-the head is fitted full-batch with the weighted cross-entropy ``Σ_i w_{g_i} ℓ_i / n`` for every
-temper ``γ`` of :func:`feasjax.core.group_weights` at once (``vmap``), and the ``γ`` with the
-best worst-group accuracy on the second half is kept.
+weights of that retraining. The head is fitted full-batch with the weighted cross-entropy
+``Σ_i w_{g_i} ℓ_i / n`` for every temper ``γ`` of :func:`feasjax.core.group_weights` at once
+(``vmap``). :func:`cross_validated_head` chooses ``γ`` by k-fold cross-validation inside the
+validation split (folds stratified by group, the held-out predictions pooled before the
+worst-group accuracy is taken, so that a handful of minority samples all count) and refits on
+the whole split; :func:`retrain_last_layer` is the earlier fit-on-one-half, select-on-the-other.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from feasjax.models.losses import cross_entropy
 
 __all__ = [
     "retrain_last_layer",
+    "cross_validated_head",
 ]
 
 
@@ -116,3 +119,71 @@ def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.
     best = jnp.argmax(jnp.nan_to_num(worst, nan=-1.0))
     return jax.tree.map(lambda h: h[best], heads), jnp.asarray(gammas, jnp.float32)[best], worst
 
+
+def _folds(groups: jax.Array, num_groups: int, folds: int) -> jax.Array:
+    """Fold of each sample: its rank among the samples of its group, modulo ``folds``, so that
+    every group is spread over the folds as evenly as it can be."""
+    onehot = jax.nn.one_hot(groups, num_groups, dtype=jnp.int32)
+    rank = jnp.sum((jnp.cumsum(onehot, axis=0) - onehot) * onehot, axis=1)
+    return rank % folds
+
+
+def cross_validated_head(features: jax.Array, labels: jax.Array, groups: jax.Array,
+                         num_classes: int, num_groups: int, *,
+                         gammas: jax.typing.ArrayLike = (0.0, 0.5, 1.0, 1.5, 2.0),
+                         folds: int = 5, steps: int = 300, learning_rate: float = 0.05,
+                         l2: float = 1e-3) -> tuple[LinearHead, jax.Array, jax.Array]:
+    """Choose ``γ`` by ``folds``-fold cross-validation on one split, then refit on all of it.
+
+    For every ``γ`` and fold, a head is fitted on the other folds (group weights from their
+    counts) and predicts the fold; the pooled held-out predictions give each ``γ`` one
+    worst-group accuracy (ties go to the better average accuracy, then the smaller ``γ``).
+
+    Args:
+      features: frozen features ``(n, F)`` of the split (the validation split).
+      labels, groups: its ``(n,)`` labels and groups.
+      num_classes, num_groups: static sizes.
+      gammas: the tempers of :func:`feasjax.core.group_weights` to try (``(K,)``).
+      folds: folds, ``>= 2``, stratified by group.
+      steps, learning_rate, l2: of :func:`fit_head`.
+
+    Returns:
+      ``(head, gamma, worst)``: the head refitted on the whole split with the chosen ``γ``,
+      that ``γ``, and the cross-validated worst-group accuracy of every ``γ`` (``(K,)``).
+      Pure: vmap it over seeds.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from feasjax.experiments.llr import cross_validated_head
+      >>> f = jnp.array([[1.0], [-1.0]] * 6)
+      >>> y = g = jnp.array([1, 0] * 6)
+      >>> head, gamma, worst = cross_validated_head(f, y, g, 2, 2, folds=3, steps=50)
+      >>> worst.tolist(), float(gamma)
+      ([1.0, 1.0, 1.0, 1.0, 1.0], 0.0)
+    """
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"folds must be an int >= 2, got {folds=}")
+    gammas = jnp.asarray(gammas, jnp.float32)
+    fold = _folds(groups, num_groups, folds)
+
+    def held_out(gamma, k):
+        fit = fold != k
+        weights = group_weights(group_counts(groups, num_groups, mask=fit), gamma=gamma)[groups]
+        head = fit_head(features, labels, weights * fit, num_classes, steps=steps,
+                        learning_rate=learning_rate, l2=l2)
+        return jnp.argmax(_logits(head, features), axis=-1)
+
+    def score(gamma):
+        predictions = jax.vmap(held_out, (None, 0))(gamma, jnp.arange(folds))  # (folds, n)
+        pooled = jnp.take_along_axis(predictions, fold[None, :], axis=0)[0]
+        worst = worst_group_accuracy(pooled, labels, groups, num_groups)
+        return worst, jnp.mean(pooled == labels)
+
+    worst, average = jax.vmap(score)(gammas)
+    # Lexicographic: worst-group first, then average accuracy, then the first (smallest) γ.
+    best = jnp.lexsort((-average, -jnp.nan_to_num(worst, nan=-1.0)))[0]
+    gamma = gammas[best]
+    weights = group_weights(group_counts(groups, num_groups), gamma=gamma)[groups]
+    head = fit_head(features, labels, weights, num_classes, steps=steps,
+                    learning_rate=learning_rate, l2=l2)
+    return head, gamma, worst
