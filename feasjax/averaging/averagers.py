@@ -22,7 +22,7 @@ WARMUPS = ("none", "linear", "timm")
 class WindowLeaf(NamedTuple):
     """Per-leaf LAWA state: the last ``k`` snapshots and their running sum."""
 
-    ring: jax.Array  # shape=(k + 1, *leaf.shape), leaf.dtype; slot j % k: j-th snapshot, slot k: scratch
+    ring: jax.Array  # shape=(k + 1, *leaf.shape); slot j % k: j-th snapshot, slot k: scratch
     total: jax.Array  # shape=leaf.shape, dtype=leaf.dtype; sum of the min(n, k) held snapshots
     evict: jax.Array  # shape=leaf.shape, dtype=leaf.dtype; ring[n % k], the next slot overwritten
 
@@ -35,9 +35,9 @@ class Averager(NamedTuple):
       first: index ``t`` of the first counted iterate.
       every: interval between counted iterates.
       init_leaf: ``leaf -> per-leaf state`` (nothing folded yet).
-      weight: ``n -> coefficient`` computed once per step from the number already folded.
-      fold_leaf: ``(per-leaf state, iterate, coefficient, take) -> per-leaf state``; returns the
-        state unchanged (bit for bit) where the boolean ``take`` is false.
+      weight: ``n -> coefficient`` from the number already folded.
+      fold_leaf: ``(per-leaf state, iterate, coefficient, take) -> per-leaf state``, unchanged
+        (bit for bit) where the boolean ``take`` is false.
     """
 
     name: str
@@ -69,9 +69,8 @@ def polyak(start_step: int = 0, *, every: int = 1) -> Averager:
     .. math:: \\bar\\theta_T = \\frac{1}{n}\\sum_{j=0}^{n-1} \\theta_{s + j\\,e},
        \\qquad n = \\lfloor (T - s)/e \\rfloor + 1 \\text{ for } T \\ge s,
 
-    with ``s = start_step``, ``e = every``. The first iterate counted is ``theta_s`` itself
-    (``theta_0``, the initial parameters, when ``start_step=0``); each counted iterate has weight
-    exactly ``1/n``, folded as the running mean ``avg += (theta - avg) / n``.
+    with ``s = start_step`` (``theta_0``, the initial parameters, counts when ``s = 0``) and
+    ``e = every``, folded as the running mean ``avg += (theta - avg) / n``.
 
     Args:
       start_step: index of the first averaged iterate, ``>= 0``.
@@ -96,17 +95,12 @@ def polyak(start_step: int = 0, *, every: int = 1) -> Averager:
 def tail_polyak(horizon: int, fraction: float, *, every: int = 1) -> Averager:
     """Tail averaging: the uniform mean of the last ``fraction`` of a run of ``horizon`` steps.
 
-    :func:`polyak` with ``start_step = horizon - m + 1``, ``m = max(1, round(fraction * horizon))``,
-    so that at ``t = horizon`` the average holds ``theta_{horizon-m+1}, ..., theta_horizon``
-    (with ``every=1``).
+    :func:`polyak` from ``horizon - m + 1``, ``m = max(1, round(fraction * horizon))``.
 
     Args:
       horizon: the planned number of steps, ``>= 1``.
       fraction: the averaged fraction of the run, in ``(0, 1]``.
       every: average one iterate every ``every`` steps, ``>= 1``.
-
-    Returns:
-      An :class:`Averager` for :func:`feasjax.averaged`.
 
     Example:
       >>> from feasjax.averaging.averagers import tail_polyak
@@ -123,26 +117,16 @@ def tail_polyak(horizon: int, fraction: float, *, every: int = 1) -> Averager:
 def swa(cycle_length: int, start_step: int, *, every_cycles: int = 1) -> Averager:
     """Stochastic Weight Averaging (Izmailov et al., 2018): mean of the cycle-end iterates.
 
-    With :func:`feasjax.averaging.swa_schedule` the learning rate restarts every ``cycle_length``
-    steps after ``start_step`` and reaches its low value on the updates that produce
-    ``theta_{s + j c}``, ``j >= 1``; those and only those iterates are averaged with weights
-    ``1/n``. (Algorithm 1 of the paper also counts the starting weights ``theta_s``; we do not,
-    as ``torch.optim.swa_utils`` users typically do not either.) A constant schedule is the
-    case ``cycle_length`` = the averaging interval.
-
-    When to use: as the end of a run, in place of a tuned decay. In
-    ``benchmarks/averaging_speedup.py`` (digits, 5 seeds) SWA from half the run matched cosine
-    decay's final accuracy on clean data and beat it under 30% label noise (0.864 vs 0.813),
-    but it reaches no target sooner than the iterate it follows, since nothing is averaged
-    before ``start_step``; for early targets use :func:`ema` or :func:`lawa`.
+    With :func:`feasjax.averaging.swa_schedule`, the iterates ``theta_{s + j c}``, ``j >= 1``, on
+    which the restarted learning rate reaches its low value, are averaged with weights ``1/n``
+    (unlike the paper's Algorithm 1, ``theta_s`` itself is not). Use it to end a run in place of a
+    tuned decay: in ``benchmarks/averaging_speedup.py`` it matched cosine decay on clean digits and
+    beat it under 30% label noise (0.864 vs 0.813), but reaches no early target sooner.
 
     Args:
       cycle_length: steps per cycle, ``>= 1``.
       start_step: step at which the SWA phase starts, ``>= 0``.
       every_cycles: average one cycle end in ``every_cycles``, ``>= 1``.
-
-    Returns:
-      An :class:`Averager` for :func:`feasjax.averaged`.
 
     Example:
       >>> from feasjax.averaging.averagers import swa
@@ -168,38 +152,27 @@ def ema(
 ) -> Averager:
     """Exponential moving average of the parameters, initialised from the parameters.
 
-    The first counted iterate (``theta_0`` by default) is copied; each later counted iterate is
-    folded as ``avg = d_u * avg + (1 - d_u) * theta`` where ``u = 0, 1, ...`` counts the EMA
-    updates made before this one and
+    The first counted iterate is copied; each later one is folded as
+    ``avg = d_u * avg + (1 - d_u) * theta``, ``u = 0, 1, ...`` the EMA updates made before, with
 
     .. math::
        d_u = \\begin{cases} \\beta & \\text{none} \\\\
        \\min(\\beta, \\frac{1 + u}{10 + u}) & \\text{linear} \\\\
        \\min(\\beta, 1 - (1 + u/\\gamma)^{-p}) & \\text{timm} \\end{cases}
 
-    There is no zero initialisation and hence no bias correction (``optax.ema`` averages
-    *updates* and needs one; this averages parameters).
-
-    When to use: with a constant (or slowly decaying) learning rate whose iterates are noisy.
-    In ``benchmarks/averaging_speedup.py`` (digits, SGD with momentum, 5 seeds) a constant rate
-    with ``ema(0.98)`` reached cosine decay's best validation loss in 0.76x its steps on the
-    CNN and ``ema(0.9)`` in 0.26x under 30% label noise, where it also ended more accurate
-    (0.83-0.89 vs 0.81). Pick ``1/(1 - decay)`` around 1-5% of the run (10-50 steps there);
-    longer windows lag early unless warmed up (``warmup="linear"``, ``start_step``). It adds
-    nothing at the end of a schedule that decays to zero (the iterates stop moving), nor on
-    easy problems (clean digits with the MLP: no consistent gain).
+    No zero initialisation, hence no bias correction (unlike ``optax.ema``, which averages
+    updates). For noisy iterates of a constant learning rate: in
+    ``benchmarks/averaging_speedup.py`` ``ema(0.98)`` reached cosine decay's best validation loss
+    in 0.76x its steps (CNN) and ``ema(0.9)`` in 0.26x under label noise. Pick ``1/(1 - decay)``
+    around 1-5% of the run; it adds nothing once a schedule decays to zero.
 
     Args:
       decay: ``beta`` in ``[0, 1)``; a traced value (``inject_hyperparams``) is not checked.
       warmup: ``"none"``, ``"linear"`` (TensorFlow's ``num_updates`` rule) or ``"timm"``.
       every: update the EMA every ``every`` steps, ``>= 1``.
-      start_step: the iterate copied into the EMA, ``>= 0``; the EMA is read as the raw
-        parameters before it.
-      warmup_gamma: ``gamma > 0`` of the timm warm-up.
-      warmup_power: ``p > 0`` of the timm warm-up.
-
-    Returns:
-      An :class:`Averager` for :func:`feasjax.averaged`.
+      start_step: the iterate copied into the EMA, ``>= 0``; before it the EMA reads as the
+        raw parameters.
+      warmup_gamma, warmup_power: ``gamma > 0`` and ``p > 0`` of the timm warm-up.
 
     Example:
       >>> from feasjax.averaging.averagers import ema
@@ -232,27 +205,18 @@ def ema(
 def lawa(k: int, every: int, burn_in: int = 0) -> Averager:
     """LAtest Weight Averaging (Kaddour 2022; Sanyal et al. 2023): mean of the last ``k`` snapshots.
 
-    Snapshots are the iterates ``theta_{b + j e}``, ``j >= 1`` (``b = burn_in``, ``e = every``);
-    the average is the mean of the ``min(n, k)`` most recent ones. The state keeps a ring buffer of
-    ``k`` snapshots (plus one scratch slot), their running sum and the next snapshot to evict, i.e.
-    ``(k + 3) x`` the parameters' memory. Every step costs O(parameters), independent of ``k``:
-    one in-place slot write (into the scratch slot on non-snapshot steps, so that one compiled
-    step serves all steps), one add, one subtract, one slot read.
-    The running sum is exact up to float round-off that grows like ``sqrt(snapshots) * eps``.
-
-    When to use: as :func:`ema`, with a hard window of ``k * every`` steps instead of an
-    exponential tail; the window is the knob. In ``benchmarks/averaging_speedup.py`` ``lawa(5,
-    10)`` (50 steps, 2.5% of the run) was the best of the grid under label noise (0.24x cosine
-    decay's steps to its best validation loss) and on the clean MLP (0.73x, within noise), and
-    0.88x on the CNN; ``lawa(5, 100)`` lagged early (0.5-1.4x).
+    Snapshots are ``theta_{b + j e}``, ``j >= 1`` (``b = burn_in``, ``e = every``); the average
+    is the mean of the ``min(n, k)`` most recent. The state holds a ring of ``k`` snapshots plus
+    a scratch slot, their running sum and the next to evict (``(k + 3) x`` the parameters'
+    memory); each step is O(parameters), independent of ``k``, with round-off growing like
+    ``sqrt(snapshots) * eps``. As :func:`ema` with a hard window of ``k * every`` steps: in
+    ``benchmarks/averaging_speedup.py`` ``lawa(5, 10)`` was the best of the grid under label noise
+    (0.24x cosine decay's steps to its best validation loss).
 
     Args:
       k: number of snapshots averaged, ``>= 1``.
       every: steps between snapshots, ``>= 1``.
       burn_in: steps before the snapshot clock starts, ``>= 0``.
-
-    Returns:
-      An :class:`Averager` for :func:`feasjax.averaged`.
 
     Example:
       >>> from feasjax.averaging.averagers import lawa

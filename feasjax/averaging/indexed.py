@@ -76,20 +76,13 @@ def indexed_averaged(
     """Like :func:`feasjax.averaged`, averaging each row of per-sample parameters separately.
 
     ``update(updates, state, params, *, indices, **extra_args)`` runs ``inner`` (``indices`` is
-    forwarded to it), then folds the rows ``theta[indices] + u[indices]`` into their averages using
-    per-row counters of shape ``(N,)``. Changes ``inner`` makes outside ``indices`` (e.g. momentum)
-    are not folded. Over :func:`feasjax.indexed` (alone or in a chain), ``updates`` and the
-    returned updates are the batch's rows (leading axis ``B``, applied with
-    :func:`feasjax.core.rows.apply_row_updates`) and the rows folded are ``theta[indices] + u``.
-    A row listed several times in ``indices`` is folded **once** per step (all copies compute
-    the same value from the same old state). ``indices`` must lie in ``[0, N)``.
-
-    Averaged multipliers can weight the primal step of Feasible Learning (read them with
-    :func:`feasjax.averaged_params` and index the batch's rows). In
-    ``benchmarks/averaging_speedup.py`` (digits MLP, SGD 0.05 with momentum, the demo's rate)
-    plain FL diverged on 1 seed in 5 and a per-row ``ema(0.5)`` of the multipliers on none, as
-    fast (610 vs 633 steps to every train loss <= epsilon); larger decays are as stable but
-    slower (``ema(0.98)``: 790 steps).
+    forwarded), then folds the rows ``theta[indices] + u[indices]`` into their averages with
+    per-row ``(N,)`` counters; changes ``inner`` makes outside ``indices`` are not folded. Over
+    :func:`feasjax.indexed`, updates are the batch's ``B`` rows (applied with
+    :func:`feasjax.core.rows.apply_row_updates`). A repeated index is folded once per step;
+    ``indices`` must lie in ``[0, N)``. Averaged multipliers can weight FL's primal step: in
+    ``benchmarks/averaging_speedup.py`` a per-row ``ema(0.5)`` made FL stable on every seed (plain
+    FL diverged on 1 in 5), as fast.
 
     Args:
       inner: any Optax transformation.
@@ -104,19 +97,11 @@ def indexed_averaged(
       >>> from feasjax.averaging.wrappers import averaged_params
       >>> from feasjax.averaging.averagers import polyak
       >>> from feasjax.averaging.indexed import indexed_averaged
-      >>> tx = indexed_averaged(optax.sgd(1.0), polyak())
-      >>> lam = jnp.zeros(4); state = tx.init(lam)
-      >>> u, state = tx.update(jnp.array([0.0, -2.0, 0.0, 0.0]), state, lam, indices=jnp.array([1]))
-      >>> averaged_params(state, lam + u)  # row 1: mean of 0 and 2; others untouched
-      Array([0., 1., 0., 0.], dtype=float32)
-
-      Over :func:`feasjax.indexed`, with the batch's rows only:
-
       >>> from feasjax.core import indexed
       >>> tx = indexed_averaged(indexed(optax.sgd(1.0)), polyak())
-      >>> state, idx = tx.init(lam), jnp.array([1])
-      >>> u, state = tx.update(jnp.array([-2.0]), state, lam, indices=idx)
-      >>> averaged_params(state, lam.at[idx].add(u))
+      >>> lam, idx = jnp.zeros(4), jnp.array([1])
+      >>> u, state = tx.update(jnp.array([-2.0]), tx.init(lam), lam, indices=idx)
+      >>> averaged_params(state, lam.at[idx].add(u))  # row 1: mean of 0 and 2
       Array([0., 1., 0., 0.], dtype=float32)
     """
     if not isinstance(averager, Averager):
@@ -152,16 +137,11 @@ def indexed_averaged(
         rows = jax.tree.map(lambda p, u: (_get(p, idx) + u).astype(p.dtype), params, row_updates)
         gathered = jax.tree.map(lambda p, s: _gather(s, idx), params, state.average)
         axes = jax.tree.map(lambda p, s: _row_axes(s), params, state.average)
-        folded = jax.vmap(_fold_row, in_axes=(axes, 0, 0, 0), out_axes=axes)(gathered, rows, n, take)
-        average = jax.tree.map(
-            lambda p, s, r: _scatter(s, r, idx), params, state.average, folded
-        )
-        new_state = AveragedState(
+        folded = jax.vmap(_fold_row, in_axes=(axes, 0, 0, 0), out_axes=axes)(gathered, rows, n,
+                                                                           take)
+        average = jax.tree.map(lambda p, s, r: _scatter(s, r, idx), params, state.average, folded)
+        return inner_updates, AveragedState(
             state.count.at[idx].set(count, mode="drop"),
-            state.n.at[idx].set(n + take.astype(jnp.int32), mode="drop"),
-            average,
-            inner_state,
-        )
-        return inner_updates, new_state
+            state.n.at[idx].set(n + take.astype(jnp.int32), mode="drop"), average, inner_state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

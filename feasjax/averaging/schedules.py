@@ -19,28 +19,22 @@ def swa_schedule(
 ) -> optax.Schedule:
     """SWA learning rate (Izmailov et al., 2018, eq. 2): ``base`` then a cyclic or constant phase.
 
-    With ``c = cycle_length`` and optax's ``count`` (updates already applied), the update that
-    produces ``theta_{count+1}`` uses
+    With ``c = cycle_length`` and optax's ``count`` (updates already applied):
 
     .. math::
        \\eta(\\text{count}) = \\begin{cases} \\text{base}(\\text{count}) & \\text{count} < s \\\\
        \\alpha_1 + (\\alpha_2 - \\alpha_1)\\,\\frac{j + 1}{c}, \\
        j = (\\text{count} - s) \\bmod c & \\text{otherwise} \\end{cases}
 
-    with ``alpha_1 = swa_lr``, ``alpha_2 = min_lr``. The update producing ``theta_{s + m c}``
-    (``m >= 1``) has ``j = c - 1`` and rate ``min_lr``: exactly the iterates that
-    :func:`feasjax.averaging.swa` with the same ``cycle_length`` and ``start_step`` averages.
-    ``min_lr=None`` gives the constant schedule ``swa_lr``.
+    with ``alpha_1 = swa_lr``, ``alpha_2 = min_lr``: the updates producing ``theta_{s + m c}``
+    have rate ``min_lr``, the iterates :func:`feasjax.averaging.swa` averages.
 
     Args:
       base: the schedule (or constant) used before ``start_step``.
       start_step: first step of the SWA phase, ``>= 0``.
       swa_lr: the high (or constant) rate of the SWA phase, ``>= 0``.
       cycle_length: steps per cycle, ``>= 1``.
-      min_lr: the low rate reached at each cycle end, ``>= 0``; ``None`` for a constant phase.
-
-    Returns:
-      An ``optax.Schedule``.
+      min_lr: the low rate at each cycle end, ``>= 0``; ``None`` for a constant phase.
 
     Example:
       >>> from feasjax.averaging.schedules import swa_schedule

@@ -43,21 +43,20 @@ def _init_average(averager: Averager, params: Any, mask: Mask) -> Any:
     mask_tree = mask(params) if callable(mask) else mask
     # A mask may be a prefix of params (one bool for a whole collection, e.g. batch statistics).
     full = jax.tree.map(lambda m, sub: jax.tree.map(lambda _: bool(m), sub), mask_tree, params)
-    return jax.tree.map(lambda p, m: averager.init_leaf(p) if m else optax.MaskedNode(), params, full)
+    return jax.tree.map(lambda p, m: averager.init_leaf(p) if m else optax.MaskedNode(), params,
+                        full)
 
 
 def _fold(averager: Averager, average: Any, iterate: Any, n: jax.Array, take: Any = True) -> Any:
     coef, take = averager.weight(n), jnp.asarray(take)
-    return jax.tree.map(
-        lambda x, s: s if _is_masked(s) else averager.fold_leaf(s, x, coef, take), iterate, average
-    )
+    return jax.tree.map(lambda x, s: s if _is_masked(s) else averager.fold_leaf(s, x, coef, take),
+                        iterate, average)
 
 
 def _check_params(params: Any) -> None:
     if params is None:
-        raise ValueError(
-            "averaged(...).update needs params (the parameters before this update), got params=None"
-        )
+        raise ValueError("averaged(...).update needs params (the parameters before this update), "
+                         "got params=None")
 
 
 def averaged(
@@ -65,20 +64,16 @@ def averaged(
 ) -> optax.GradientTransformationExtraArgs:
     """Wrap ``inner`` so that it also keeps an average of the parameters it produces.
 
-    At step ``t`` the wrapper computes ``u_t, s_t = inner.update(g_t, s_{t-1}, theta_{t-1})``,
-    returns ``u_t`` unchanged, and folds ``theta_t = theta_{t-1} + u_t`` into the average when the
-    averager counts step ``t`` (see :mod:`feasjax.averaging.averagers` for the exact iterates and
-    weights).
+    At step ``t`` the wrapper returns ``u_t`` of ``inner.update(g_t, s_{t-1}, theta_{t-1})``
+    unchanged and folds ``theta_t = theta_{t-1} + u_t`` into the average when the averager counts
+    step ``t``.
 
     Args:
       inner: any Optax transformation; extra keyword arguments are forwarded to it.
-      averager: from :func:`~feasjax.averaging.ema`, :func:`~feasjax.averaging.polyak`,
-        :func:`~feasjax.averaging.tail_polyak`, :func:`~feasjax.averaging.lawa` or
-        :func:`~feasjax.averaging.swa`.
-      mask: optional bool tree (a prefix of params) or ``params -> tree``: ``True`` leaves are
-        averaged, ``False`` leaves are *copied* (the accessor returns their current value, the
-        right choice for batch-norm statistics, which are then best recomputed for the averaged
-        weights). ``None`` averages everything.
+      averager: from :func:`~feasjax.averaging.ema`, ``polyak``, ``tail_polyak``, ``lawa`` or
+        ``swa``.
+      mask: optional bool tree (a prefix of params) or ``params -> tree``: ``False`` leaves are
+        copied, not averaged (batch-norm statistics). ``None`` averages everything.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update`` requires ``params``.
@@ -124,15 +119,7 @@ def averaged(
 
 
 def find_averaged_states(state: optax.OptState) -> list[AveragedState]:
-    """Return every :class:`AveragedState` inside an optimizer state, in tree order.
-
-    Finds the wrapper's state inside ``optax.chain``, ``inject_hyperparams``, ``partition`` etc.
-
-    Args:
-      state: any optimizer state (pytree).
-
-    Returns:
-      A list, empty if the state holds no average.
+    """Every :class:`AveragedState` inside an optimizer state (``optax.chain``, ``partition``, ...).
 
     Example:
       >>> import jax.numpy as jnp, optax
@@ -175,17 +162,14 @@ def _unwrap_variables(tree: Any) -> Any:
 def averaged_params(state: optax.OptState, params: Any) -> Any:
     """Parameters to evaluate: the average, or the raw ``params`` where nothing is averaged yet.
 
-    Leaves (or, for :func:`indexed_averaged`, rows) with no counted iterate yet and leaves masked
-    out by ``mask`` or by ``optax.partition`` are returned from ``params`` unchanged. Flax NNX
-    variables are read as arrays, so ``averaged_params(optimizer.opt_state, nnx.state(model,
-    nnx.Param))`` works with ``nnx.Optimizer`` and its result can be given to ``nnx.update``.
+    Leaves (or rows, for :func:`indexed_averaged`) with no counted iterate yet and masked leaves
+    come from ``params``. NNX variables are read as arrays, so
+    ``averaged_params(optimizer.opt_state, nnx.state(model, nnx.Param))`` works with
+    ``nnx.Optimizer`` and the result can go to ``nnx.update``.
 
     Args:
-      state: an optimizer state containing one or more :class:`AveragedState` (nested anywhere).
+      state: an optimizer state holding one or more :class:`AveragedState`.
       params: the current parameters, same structure as given to ``init``.
-
-    Returns:
-      A tree like ``params``.
 
     Example:
       >>> import jax.numpy as jnp, optax

@@ -1,17 +1,9 @@
-"""The constrained core: everything that turns per-sample (or per-constraint) losses into
-multipliers, a Lagrangian and a primal-dual step. ``transform`` holds the Optax transformations
-(``feasible``, ``constrained``) and the primal step, ``solver`` the primal-dual solver
-(``primal_dual``), ``learning`` Feasible Learning and ERM on top of it, ``dual``,
-``formulations`` and ``problem`` the dual optimizers, Lagrangian formulations and constraint
-groups, ``rows`` indexed (per-row) optimizer states, and ``dual_step`` the one dual step that
-every entry point shares; ``reweighting`` the group weights of subpopulation shift and
-``robust`` group DRO as a dense constraint group.
-
-``__all__`` is what a user calls. The helpers (row gathers and scatters, argument checks, the
-parts of the dual step, ``primal_step``, the states of the dual optimizers and formulations)
-live in their modules and are imported from there, e.g. ``feasjax.core.rows.unique_rows``; they
-are not API and may change. The names 0.1 exported here still resolve until 0.3, with a
-``DeprecationWarning`` naming their module.
+"""The constrained core: per-sample (or per-constraint) losses to multipliers, a Lagrangian and
+a primal-dual step (``transform``: the Optax transformations; ``solver``: ``primal_dual``;
+``learning``: Feasible Learning and ERM; ``dual``, ``formulations``, ``problem``, ``rows``,
+``dual_step``; ``reweighting`` and ``robust`` for subpopulation shift). Helpers live in their
+modules (``feasjax.core.rows.unique_rows``) and are not API; names 0.1 exported here resolve
+until 0.3 with a ``DeprecationWarning``.
 """
 from feasjax._exports import by_name, module_attributes
 from feasjax.core.weighting import weighted_sum

@@ -16,41 +16,26 @@ __all__: list[str] = []  # helpers of the core only: import them from here
 
 
 def is_concrete(x: Any) -> bool:
-    """Whether ``x`` holds concrete values (not a tracer inside ``jit``/``vmap``/``grad``).
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.checks import is_concrete
-      >>> is_concrete(jnp.ones(2))
-      True
-    """
+    """Whether ``x`` holds concrete values (not a tracer inside ``jit``/``vmap``/``grad``)."""
     return not isinstance(x, jax.core.Tracer)
 
 
 def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:
-    """Raise ``ValueError`` unless the static ``value`` is finite and ``> 0`` (``>= 0``).
-
-    Example:
-      >>> from feasjax.core.checks import check_positive
-      >>> check_positive(0.0, "epsilon", allow_zero=True)
-    """
+    """Raise ``ValueError`` unless the static ``value`` is finite and ``> 0`` (``>= 0``)."""
     if isinstance(value, jax.core.Tracer):
         return
+    bound = ">= 0" if allow_zero else "> 0"
     if isinstance(value, (bool, np.bool_)) or not np.issubdtype(np.asarray(value).dtype,
                                                                 np.number):
-        bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {name}={value!r}")
     ok = np.all(np.isfinite(value)) and (np.all(np.asarray(value) >= 0) if allow_zero
                                          else np.all(np.asarray(value) > 0))
     if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be finite and {bound}, got {name}={value!r}")
 
 
 def check_count(value: Any, name: str) -> int:
-    """Return ``value`` as an ``int`` if it is an integer ``>= 1`` (Python or numpy); else raise.
-
-    Floats (``2.5``, even ``2.0``) and booleans are rejected rather than rounded.
+    """Return ``value`` as an ``int`` if it is an integer ``>= 1``; floats and bools raise.
 
     Example:
       >>> import numpy as np
@@ -67,14 +52,8 @@ def check_count(value: Any, name: str) -> int:
 
 
 def check_unit_interval(value: float, name: str) -> None:
-    """Raise ``ValueError`` unless the static ``value`` is in ``[0, 1)``; tracers pass.
-
-    Tracers come from ``optax.inject_hyperparams``, which rebuilds the transformation with
-    array hyper-parameters inside ``jit``: their range was checked when they were concrete.
-
-    Example:
-      >>> from feasjax.core.checks import check_unit_interval
-      >>> check_unit_interval(0.5, "nu")
+    """Raise ``ValueError`` unless the static ``value`` is in ``[0, 1)``; tracers (from
+    ``optax.inject_hyperparams``, checked when concrete) pass.
     """
     if isinstance(value, jax.core.Tracer):
         return
@@ -83,14 +62,7 @@ def check_unit_interval(value: float, name: str) -> None:
 
 
 def leading_size(tree: Any, name: str) -> int | None:
-    """The common leading-axis size of all leaves of ``tree`` (``None`` if it has no leaves).
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.checks import leading_size
-      >>> leading_size({"a": jnp.zeros(3), "b": jnp.zeros((3, 2))}, "params")
-      3
-    """
+    """The common leading-axis size of all leaves of ``tree`` (``None`` if it has no leaves)."""
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return None
@@ -105,13 +77,7 @@ def leading_size(tree: Any, name: str) -> int | None:
 
 
 def check_leading_size(tree: Any, size: int, name: str) -> None:
-    """Raise ``ValueError`` unless every leaf of ``tree`` has leading axis ``size``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.checks import check_leading_size
-      >>> check_leading_size(jnp.zeros(4), 4, "losses")
-    """
+    """Raise ``ValueError`` unless every leaf of ``tree`` has leading axis ``size``."""
     actual = leading_size(tree, name)
     if actual is not None and actual != size:
         raise ValueError(f"{name} must have leading axis of size {size} (one row per index), "
@@ -121,15 +87,8 @@ def check_leading_size(tree: Any, size: int, name: str) -> None:
 def check_indices(indices: Any, num_rows: int | None, name: str = "indices") -> jax.Array:
     """Check that ``indices`` is a 1-D integer array with values in ``[0, num_rows)``.
 
-    The range is checked when the values are concrete; inside ``jit`` only dtype and rank are.
-
-    Args:
-      indices: the candidate indices.
-      num_rows: the size ``N`` of the indexed axis, or ``None`` if unknown.
-      name: the argument's name, for the error message.
-
-    Returns:
-      ``indices`` as a ``jax.Array``.
+    The range is checked when the values are concrete (and ``num_rows`` is not ``None``); inside
+    ``jit`` only dtype and rank are. Returns ``indices`` as a ``jax.Array``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -154,13 +113,7 @@ def check_indices(indices: Any, num_rows: int | None, name: str = "indices") -> 
 
 
 def check_finite(x: Any, name: str) -> None:
-    """Raise ``ValueError`` if concrete ``x`` holds NaN or inf, naming their positions.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.checks import check_finite
-      >>> check_finite(jnp.array([1.0, 2.0]), "losses")
-    """
+    """Raise ``ValueError`` if concrete ``x`` holds NaN or inf, naming their positions."""
     if not is_concrete(x):
         return
     values = np.asarray(x)
@@ -171,13 +124,7 @@ def check_finite(x: Any, name: str) -> None:
 
 
 def check_finite_tree(tree: Any, name: str) -> None:
-    """Raise ``ValueError`` if a concrete leaf of ``tree`` holds NaN or inf, naming the leaf.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.checks import check_finite_tree
-      >>> check_finite_tree({"w": jnp.ones(2)}, "gradients")
-    """
+    """Raise ``ValueError`` if a concrete leaf of ``tree`` holds NaN or inf, naming the leaf."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
         if not is_concrete(leaf) or not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
             continue
@@ -187,13 +134,7 @@ def check_finite_tree(tree: Any, name: str) -> None:
 
 
 def check_same_structure(expected: Any, actual: Any, name: str) -> None:
-    """Raise ``ValueError`` unless ``actual`` has the tree structure and shapes of ``expected``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.checks import check_same_structure
-      >>> check_same_structure({"w": jnp.zeros(2)}, {"w": jnp.ones(2)}, "params")
-    """
+    """Raise ``ValueError`` unless ``actual`` has the tree structure and shapes of ``expected``."""
     expected_def, actual_def = jax.tree.structure(expected), jax.tree.structure(actual)
     if expected_def != actual_def:
         raise ValueError(f"{name} has tree structure {actual_def}, expected {expected_def}")

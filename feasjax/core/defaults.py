@@ -24,10 +24,7 @@ DUAL_LEARNING_RATE = 0.1
 
 
 def dual_optimizer() -> AscentTransformation:
-    """The default dual optimizer: gradient ascent ``λ ← λ + DUAL_LEARNING_RATE · g``.
-
-    Returns:
-      ``ascent(optax.sgd(DUAL_LEARNING_RATE))``, a marked ascent transformation.
+    """The default dual optimizer, ``ascent(optax.sgd(DUAL_LEARNING_RATE))``.
 
     Example:
       >>> import jax.numpy as jnp

@@ -19,12 +19,10 @@ __all__ = ["ascent", "nupi", "optimistic"]
 
 
 class AscentTransformation(optax.GradientTransformationExtraArgs):
-    """An optax transformation marked as an *ascent*: its updates move along ``+g``.
+    """An optax transformation marked as an *ascent* (moves along ``+g``); see :func:`ascent`.
 
-    It adds no field to ``optax.GradientTransformationExtraArgs`` (it is the same
-    ``(init, update)`` pair), so ``optax.chain``, ``optax.with_extra_args_support`` and
-    :func:`feasjax.indexed` treat it as any other transformation; only :func:`is_ascent`
-    reads the mark. Build one with :func:`ascent`, never by hand.
+    It is the same ``(init, update)`` pair, so optax treats it as any other transformation; only
+    :func:`is_ascent` reads the mark.
     """
 
     __slots__ = ()
@@ -36,29 +34,24 @@ def ascent(inner: optax.GradientTransformation, *,
 
     .. math:: \\lambda_{t+1} = \\lambda_t + \\mathrm{inner}(-g_t)
 
-    Idempotent: an ``inner`` that is already marked (``ascent(...)``, :func:`nupi`,
-    :func:`optimistic`) is returned unchanged, so ``ascent(ascent(tx))`` negates once.
+    Idempotent: a marked ``inner`` (``ascent(...)``, :func:`nupi`, :func:`optimistic`) is
+    returned unchanged.
 
     Args:
-      inner: any optax optimizer, e.g. ``optax.sgd(0.1)`` or ``optax.adam(1e-3)``.
-      negate: ``True`` (default) negates the gradient before ``inner``; ``False`` only marks an
-        ``inner`` that already ascends (a chain of your own that starts with
-        ``optax.scale(-1.0)``, or ``optax.inject_hyperparams(nupi)(...)``).
+      inner: any optax optimizer, e.g. ``optax.sgd(0.1)``.
+      negate: ``False`` only marks an ``inner`` that already ascends (e.g.
+        ``optax.inject_hyperparams(nupi)(...)``).
 
     Returns:
-      An :class:`AscentTransformation` (an ``optax.GradientTransformationExtraArgs``) built
-      from ``optax.chain(optax.scale(-1.0), inner)``, or from ``inner`` when ``negate=False``;
-      it forwards extra args.
+      An :class:`AscentTransformation` that forwards extra args.
 
     Example:
       >>> import jax.numpy as jnp, optax
       >>> from feasjax import ascent
       >>> tx = ascent(optax.sgd(0.1))
       >>> upd, _ = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
-      >>> upd.tolist()
-      [0.2...]
-      >>> ascent(tx) is tx
-      True
+      >>> upd.tolist(), ascent(tx) is tx
+      ([0.2...], True)
     """
     if is_ascent(inner):
         return inner
@@ -83,10 +76,6 @@ def is_ascent(tx: object) -> bool:
 
 def check_ascent(tx: object, name: str) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``tx`` is a marked ascent transformation.
-
-    Args:
-      tx: the dual optimizer to check.
-      name: what to call it in the message, e.g. ``"dual_optimizer of constraint group 'c'"``.
 
     Example:
       >>> import optax
@@ -132,21 +121,15 @@ def nupi(
 ) -> AscentTransformation:
     """nuPI controller (Sohrabi et al., ICML 2024) for multipliers: a marked ascent.
 
-    With error ``e_t`` (for multipliers, the dual gradient, i.e. the constraint violation):
+    With error ``e_t`` (the constraint violation):
 
     .. math::
       \\xi_t = \\nu \\xi_{t-1} + (1-\\nu) e_t, \\quad \\xi_{-1} = 0 \\\\
       \\theta_{t+1} = \\theta_t + \\eta\\,(K_I e_t + K_P (\\xi_t - \\xi_{t-1}))
 
-    The update moves along ``+e`` (ascent), so ``nupi(...)`` is a dual optimizer as it stands
-    and ``ascent(nupi(...))`` is the same optimizer (:func:`ascent` leaves marked ones alone).
-    The first step has no proportional term (it is gradient ascent with learning rate
-    ``η K_I``), so a controller does not kick at start-up. ``K_P = 0`` gives gradient ascent
-    with learning rate ``η K_I``.
-
-    Under ``optax.inject_hyperparams`` the wrapper returns a plain, unmarked
-    ``GradientTransformationExtraArgs`` (it still ascends); mark it without negating it:
-    ``ascent(optax.inject_hyperparams(nupi)(learning_rate=0.1), negate=False)``.
+    The first step has no proportional term, so the controller does not kick at start-up;
+    ``K_P = 0`` is gradient ascent with learning rate ``η K_I``. Under
+    ``optax.inject_hyperparams`` the result is unmarked: use ``ascent(..., negate=False)``.
 
     Args:
       learning_rate: ``η > 0``.
@@ -207,21 +190,16 @@ def optimistic(learning_rate: float, alpha: float = 1.0) -> AscentTransformation
 
     .. math:: \\theta_{t+1} = \\theta_t + \\eta\\,((1+\\alpha) g_t - \\alpha g_{t-1})
 
-    The update moves along ``+g`` (ascent), so ``optimistic(...)`` is a dual optimizer as it
-    stands and ``ascent(optimistic(...))`` is the same optimizer. The first step is plain
-    gradient ascent (``g_{-1} = g_0``). Using the previous gradient as a prediction of the next
-    one damps the oscillations of simultaneous gradient descent-ascent on bilinear min-max
-    problems, at the cost of one extra buffer (no second gradient evaluation). Under
-    ``optax.inject_hyperparams``, mark the result with ``ascent(..., negate=False)`` (see
-    :func:`nupi`).
+    The first step is plain ascent (``g_{-1} = g_0``). Predicting the next gradient by the last
+    damps the oscillations of simultaneous descent-ascent on bilinear problems, for one extra
+    buffer. Under ``optax.inject_hyperparams``, mark with ``ascent(..., negate=False)``.
 
     Args:
       learning_rate: ``η > 0``.
       alpha: optimism ``α >= 0``; ``α = 0`` is gradient ascent.
 
     Returns:
-      An element-wise :class:`AscentTransformation` whose state is an
-      :class:`OptimisticState`.
+      An element-wise :class:`AscentTransformation` with an :class:`OptimisticState`.
 
     Example:
       >>> import jax.numpy as jnp

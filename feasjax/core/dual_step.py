@@ -31,16 +31,7 @@ class Proposal(NamedTuple):
 
 
 def dual_transformations(groups: Mapping[str, ConstraintGroup]) -> dict:
-    """The dual optimizer of every group, wrapped in :func:`feasjax.indexed` where indexed.
-
-    Example:
-      >>> import feasjax as fj
-      >>> from feasjax.core.dual_step import dual_transformations
-      >>> import jax.numpy as jnp
-      >>> txs = dual_transformations({"c": fj.ConstraintGroup(size=3, indexed=True)})
-      >>> type(txs["c"].init(jnp.zeros(3))).__name__
-      'IndexedState'
-    """
+    """The dual optimizer of every group, wrapped in :func:`feasjax.indexed` where indexed."""
     return {name: indexed(g.dual_optimizer) if g.indexed else g.dual_optimizer
             for name, g in groups.items()}
 
@@ -49,12 +40,7 @@ def init_parts(groups: Mapping[str, ConstraintGroup], multipliers: dict | None =
                ) -> tuple[dict, dict, dict]:
     """``(multipliers, dual_states, formulation_states)`` of fresh groups.
 
-    Args:
-      groups: name -> :class:`feasjax.ConstraintGroup`.
-      multipliers: optional initial multipliers, name -> ``(size,)`` finite floats.
-
-    Returns:
-      The three dicts a constrained state holds.
+    ``multipliers``: optional initial multipliers, name -> ``(size,)`` finite floats.
 
     Example:
       >>> import feasjax as fj
@@ -77,14 +63,7 @@ def init_parts(groups: Mapping[str, ConstraintGroup], multipliers: dict | None =
 
 
 def zero_count() -> jax.Array:
-    """A fresh int32 ``0`` (a step or skip counter), put on the device from the host: unlike
-    ``jnp.zeros`` or ``jnp.asarray``, it compiles no program, which a cold start feels.
-
-    Example:
-      >>> from feasjax.core.dual_step import zero_count
-      >>> zero_count().dtype, zero_count().shape
-      (dtype('int32'), ())
-    """
+    """A fresh int32 ``0`` put on the device from the host (``jnp.zeros`` compiles a program)."""
     return jax.device_put(np.zeros((), np.int32))
 
 
@@ -92,13 +71,8 @@ def check_multipliers(groups: Mapping[str, ConstraintGroup], multipliers: Any, *
                       values: bool = True, padded: bool = False) -> None:
     """Raise unless ``multipliers`` has one finite float ``(size,)`` vector per group.
 
-    With ``padded``, an indexed group's vector may have more rows than ``size``: the rows a
-    mesh appends so that its devices divide them, which no valid index reaches.
-
-    Example:
-      >>> import jax.numpy as jnp, feasjax as fj
-      >>> from feasjax.core.dual_step import check_multipliers
-      >>> check_multipliers({"c": fj.ConstraintGroup(size=2)}, {"c": jnp.zeros(2)})
+    With ``padded``, an indexed group's vector may have more rows than ``size`` (a mesh's
+    padding, which no valid index reaches).
     """
     if not isinstance(multipliers, Mapping) or set(multipliers) != set(groups):
         got = sorted(multipliers) if isinstance(multipliers, Mapping) else type(multipliers)
@@ -128,13 +102,6 @@ def batch_indices(groups: Mapping[str, ConstraintGroup], indices: Any
     Returns:
       ``(indices, valid)``: name -> ``(B,)`` int array (indexed groups only), and a bool
       scalar (concrete out-of-range indices raise; traced ones make ``valid`` false).
-
-    Example:
-      >>> import jax.numpy as jnp, feasjax as fj
-      >>> from feasjax.core.dual_step import batch_indices
-      >>> idx, ok = batch_indices({"c": fj.ConstraintGroup(size=4, indexed=True)}, jnp.array([3]))
-      >>> idx["c"].tolist(), bool(ok)
-      ([3], True)
     """
     out, valid = {}, jnp.array(True)
     for name, g in groups.items():
@@ -156,13 +123,7 @@ def batch_indices(groups: Mapping[str, ConstraintGroup], indices: Any
 
 def check_violations(groups: Mapping[str, ConstraintGroup], values: Mapping, idx: dict,
                      name: str = "violations") -> None:
-    """Raise ``ValueError`` unless every group's values have the shape the group expects.
-
-    Example:
-      >>> import jax.numpy as jnp, feasjax as fj
-      >>> from feasjax.core.dual_step import check_violations
-      >>> check_violations({"c": fj.ConstraintGroup(size=2)}, {"c": jnp.zeros(2)}, {})
-    """
+    """Raise ``ValueError`` unless every group's values have the shape the group expects."""
     if not isinstance(values, Mapping) or set(values) != set(groups):
         got = sorted(values) if isinstance(values, Mapping) else type(values).__name__
         raise ValueError(f"{name} must name the constraint groups {sorted(groups)}, got {got}")
@@ -179,15 +140,7 @@ def check_violations(groups: Mapping[str, ConstraintGroup], values: Mapping, idx
 
 
 def read_rows(groups: Mapping[str, ConstraintGroup], multipliers: dict, idx: dict) -> dict:
-    """The multipliers the batch names: rows ``idx`` of indexed groups, all of dense ones.
-
-    Example:
-      >>> import jax.numpy as jnp, feasjax as fj
-      >>> from feasjax.core.dual_step import read_rows
-      >>> g = {"c": fj.ConstraintGroup(size=3, indexed=True)}
-      >>> read_rows(g, {"c": jnp.arange(3.0)}, {"c": jnp.array([2])})["c"].tolist()
-      [2.0]
-    """
+    """The multipliers the batch names: rows ``idx`` of indexed groups, all of dense ones."""
     return {name: gather_rows(multipliers[name], idx[name]) if g.indexed
             else multipliers[name] for name, g in groups.items()}
 
@@ -197,10 +150,8 @@ def propose(groups: Mapping[str, ConstraintGroup], dual_states: dict, formulatio
             ) -> Proposal:
     """The dual step of every group on the batch's rows, not yet written back.
 
-    ``λ ← proj(λ + dual_opt(dual_gradient(λ, g)))``, with the projection onto ``λ >= 0`` for
-    inequality groups; duplicate indices share one update (:func:`feasjax.indexed`), unless
-    ``unique_indices`` promises that none repeats (a shuffled epoch's minibatch), which skips
-    grouping them.
+    ``λ ← proj(λ + dual_opt(dual_gradient(λ, g)))``, projected onto ``λ >= 0`` for inequality
+    groups; duplicate indices share one update unless ``unique_indices`` promises none repeats.
 
     Example:
       >>> import jax.numpy as jnp, optax, feasjax as fj
@@ -239,16 +190,6 @@ def commit(groups: Mapping[str, ConstraintGroup], multipliers: dict, dual_states
 
     Returns:
       The new ``(multipliers, dual_states, formulation_states)``.
-
-    Example:
-      >>> import jax.numpy as jnp, feasjax as fj
-      >>> from feasjax.core.dual_step import commit, init_parts, propose
-      >>> g = {"c": fj.ConstraintGroup(size=2, indexed=True)}
-      >>> lam, dual, form = init_parts(g)
-      >>> idx = {"c": jnp.array([1])}
-      >>> prop = propose(g, dual, form, {"c": lam["c"][1:]}, {"c": jnp.array([5.0])}, idx)
-      >>> commit(g, lam, dual, form, prop, idx, jnp.array(True))[0]["c"].tolist()
-      [1.0, 1.5]
     """
     new_lam, new_dual = {}, {}
     for name, g in groups.items():
@@ -266,10 +207,8 @@ def commit(groups: Mapping[str, ConstraintGroup], multipliers: dict, dual_states
 def all_finite(*trees: Any) -> jax.Array:
     """Whether every inexact leaf of ``trees`` is finite (a bool scalar).
 
-    ``x * 0`` is ``0`` for a finite ``x`` and NaN otherwise, so the trees are finite exactly
-    when the sum of ``x * 0`` over their elements is (zeros cannot overflow). Leaves of one
-    shape are summed by one variadic reduction (:func:`sums`): the gradients and updates of a
-    parameter cost one reduction, not two, which keeps the compiled step small.
+    ``x * 0`` is NaN exactly for a non-finite ``x`` and zeros cannot overflow, so one sum of
+    ``x * 0`` per shape (:func:`sums`) decides, which keeps the compiled step small.
 
     Example:
       >>> import jax.numpy as jnp
@@ -288,18 +227,10 @@ def all_finite(*trees: Any) -> jax.Array:
 
 
 def sums(*operands: jax.Array) -> tuple[jax.Array, ...]:
-    """The sum of each operand over all its axes (operands of one shape), in one variadic
-    reduction.
+    """The sum of each operand (all of one shape) over all axes, in one variadic reduction.
 
-    XLA compiles one reduction of ``k`` operands in a fraction of the time of ``k`` separate
-    ``jnp.sum`` calls, which it splits and compiles one by one: on the CPU each costs tens of
-    milliseconds of a cold start. No reshape, so sharded operands stay as they are.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.dual_step import sums
-      >>> [float(s) for s in sums(jnp.arange(4.0).reshape(2, 2), jnp.ones((2, 2)))]
-      [6.0, 4.0]
+    XLA compiles one reduction of ``k`` operands much faster than ``k`` ``jnp.sum`` calls (tens of
+    milliseconds each on a CPU cold start). No reshape, so sharded operands stay as they are.
     """
     axes = tuple(range(jnp.ndim(operands[0])))
     return tuple(jax.lax.reduce(operands, tuple(x.dtype.type(0) for x in operands),
@@ -309,14 +240,8 @@ def sums(*operands: jax.Array) -> tuple[jax.Array, ...]:
 def select(ok: jax.Array, new: Any, old: Any) -> Any:
     """``new`` where the scalar ``ok`` else ``old``, leaf by leaf.
 
-    Leaves of one shape and dtype (a state and its update) take ``lax.select`` directly:
-    ``jnp.where`` is a nested jitted function, one more to trace and lower per leaf.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.dual_step import select
-      >>> select(jnp.array(False), jnp.ones(2), jnp.zeros(2)).tolist()
-      [0.0, 0.0]
+    Leaves of one shape and dtype take ``lax.select`` directly (``jnp.where`` is one more nested
+    jitted function to trace and lower per leaf).
     """
     ok = jnp.asarray(ok)
 
@@ -330,13 +255,5 @@ def select(ok: jax.Array, new: Any, old: Any) -> Any:
 
 
 def is_per_sample(dual_state: Any) -> bool:
-    """Whether a group's dual state holds one row per sample (an indexed group).
-
-    Example:
-      >>> import jax.numpy as jnp, optax
-      >>> from feasjax import indexed
-      >>> from feasjax.core.dual_step import is_per_sample
-      >>> is_per_sample(indexed(optax.sgd(1.0)).init(jnp.zeros(3)))
-      True
-    """
+    """Whether a group's dual state holds one row per sample (an indexed group)."""
     return isinstance(dual_state, IndexedState)

@@ -78,13 +78,11 @@ def lagrangian() -> Formulation:
 def resilient(alpha: float) -> Formulation:
     """Resilient constraints (RFL): ``g_i(θ) <= u_i`` with slack cost ``α/2 ||u||²``.
 
-    Minimising the Lagrangian over the slack gives ``u_i = λ_i / α`` (:func:`slack`), so the
-    dual gradient is the *relaxed* violation ``g_i − λ_i/α``. With θ fixed, projected ascent
-    converges to ``λ_i = α max(0, g_i)``. With SGD this is exactly the Lagrangian plus a
-    decoupled decay ``λ_i ← λ_i − η λ_i / α`` of the batch's rows.
+    The optimal slack is ``u_i = λ_i / α`` (:func:`slack`), so the dual gradient is the relaxed
+    violation ``g_i − λ_i/α``; with θ fixed, ascent converges to ``λ_i = α max(0, g_i)``.
 
     Args:
-      alpha: slack cost ``α > 0``; ``α → ∞`` recovers the Lagrangian (hard constraints).
+      alpha: slack cost ``α > 0``; ``α → ∞`` recovers the Lagrangian.
 
     Returns:
       A :class:`Formulation`.
@@ -97,8 +95,7 @@ def resilient(alpha: float) -> Formulation:
       Array([0.], dtype=float32)
 
     References:
-      Hounie, Ribeiro, Chamon, *Resilient constrained learning*, NeurIPS 2023;
-      Ramirez et al., *Feasible Learning*, AISTATS 2025 (arXiv 2501.14912).
+      Hounie, Ribeiro, Chamon, *Resilient constrained learning*, NeurIPS 2023.
     """
     checks.check_positive(alpha, "alpha")
     return Formulation(
@@ -130,9 +127,6 @@ def quadratic_penalty(penalty: float) -> Formulation:
     Args:
       penalty: ``ρ > 0``.
 
-    Returns:
-      A :class:`Formulation` without multipliers.
-
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax import quadratic_penalty
@@ -157,34 +151,21 @@ def augmented_lagrangian(
 ) -> Formulation:
     """Augmented Lagrangian (method of multipliers) with a penalty-growth rule.
 
-    With the sign convention ``L = f + λ g`` (so ``λ >= 0`` for ``g <= 0``):
+    With ``L = f + λ g`` (``λ >= 0`` for ``g <= 0``) the primal term is
 
     .. math::
       \\text{equality:}\\quad \\lambda g + \\tfrac{\\rho}{2} g^2, \\qquad
       \\text{inequality:}\\quad \\frac{\\max(0, \\lambda + \\rho g)^2 - \\lambda^2}{2\\rho}
 
-    (Rockafellar's form for inequalities, whose derivative in ``g`` is ``max(0, λ + ρ g)``).
-    The dual gradient is ``ρ g``: with ``ascent(optax.sgd(1.0))`` and the projection onto
-    ``λ >= 0`` this is the classical update ``λ ← max(0, λ + ρ g)``.
-
-    Penalty growth (method of multipliers, Bertsekas 1982, ch. 2; Nocedal & Wright 2006,
-    Framework 17.3 and Algorithm 17.4). The primal-dual step takes one dual step per primal step, so an
-    *outer iteration* of the classical method is a window of ``patience`` dual steps. The
-    state keeps the violation norm ``r`` of the last window (``||max(0, g)||`` for
-    inequalities; the window's largest norm, so that a violation oscillating through zero does
-    not read as progress). At the end of each window, with ``v`` its largest norm:
-
-    * sufficient decrease, ``v <= tolerance · r`` (or ``v <= atol``): keep ρ;
-    * otherwise ``ρ ← min(growth · ρ, max_penalty)``;
-
-    and in both cases ``r ← v``. The first window only sets ``r``. ``growth = 1`` keeps ρ fixed
-    (the default, and the sensible choice for sampled per-sample constraints, whose batch
-    norms are noisy). ``atol`` stops the growth once the constraints hold to round-off: a
-    stalled norm of ``1e-7`` is convergence, not a reason for a larger (and, for a fixed
-    primal step size, eventually unstable) penalty. The rule assumes that the primal player
-    converges within a window: if it is slower (a small primal step), ρ keeps growing without
-    helping, so cap it where the primal step stays stable (SGD with step ``η`` needs about
-    ``η ρ ||∇g||² < 2``) or lengthen ``patience``.
+    and the dual gradient ``ρ g``: with ``ascent(optax.sgd(1.0))`` and the projection this is
+    ``λ ← max(0, λ + ρ g)``. Penalty growth (Bertsekas 1982, ch. 2; Nocedal & Wright 2006, Alg.
+    17.4): an outer iteration is a window of ``patience`` dual steps. At the end of each window,
+    with ``v`` its largest violation norm (``||max(0, g)||`` for inequalities) and ``r`` the last
+    window's, ρ is kept if ``v <= tolerance · r`` or ``v <= atol``, else
+    ``ρ ← min(growth · ρ, max_penalty)``; then ``r ← v`` (the first window only sets ``r``).
+    ``growth = 1`` (default) keeps ρ fixed, the sensible choice for noisy per-sample batches. The
+    rule assumes the primal player converges within a window; cap ρ where the primal step stays
+    stable (SGD with step ``η`` needs about ``η ρ ||∇g||² < 2``) or lengthen ``patience``.
 
     Args:
       penalty: initial ``ρ > 0``.
@@ -200,9 +181,6 @@ def augmented_lagrangian(
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax import augmented_lagrangian
-      >>> form = augmented_lagrangian(penalty=10.0)
-      >>> form.dual_gradient(jnp.zeros(1), jnp.array([0.1]), form.init(), "inequality")
-      Array([1.], dtype=float32)
       >>> form = augmented_lagrangian(1.0, growth=2.0, patience=1)
       >>> state = form.init()
       >>> for g in (1.0, 0.9, 0.1):  # first window sets r; no decrease: grow; decrease: keep
@@ -211,10 +189,6 @@ def augmented_lagrangian(
       1.0
       2.0
       2.0
-
-    References:
-      Bertsekas, *Constrained Optimization and Lagrange Multiplier Methods*, Academic Press,
-      1982; Nocedal & Wright, *Numerical Optimization*, 2nd ed., Springer 2006, ch. 17.
     """
     checks.check_positive(penalty, "penalty")
     if growth < 1.0:

@@ -103,24 +103,17 @@ def feasible_learning(
       primal_optimizer: optax optimizer for the parameters.
       num_samples: ``N``, the number of training samples (multipliers), an integer.
       epsilon: the loss bound ``ε >= 0``.
-      dual_optimizer: element-wise ascent optimizer for the multipliers (default
-        ``ascent(optax.sgd(0.1))``, :mod:`feasjax.core.defaults`; e.g. ``nupi(...)``). A
-        descent optimizer (``optax.sgd(0.1)`` without :func:`feasjax.ascent`) is an error.
-      formulation: :func:`feasjax.lagrangian` (FL, default) or :func:`feasjax.resilient`
-        (RFL).
-      scheme: see :func:`feasjax.primal_dual`; default ``"simultaneous"``
-        (``"dual_then_primal"`` is the paper's).
+      dual_optimizer: element-wise ascent optimizer (default ``ascent(optax.sgd(0.1))``); a
+        descent optimizer (without :func:`feasjax.ascent`) is an error.
+      formulation: :func:`feasjax.lagrangian` (FL, default) or :func:`feasjax.resilient` (RFL).
+      scheme: see :func:`feasjax.primal_dual` (``"dual_then_primal"`` is the paper's).
       reduction: ``"mean"`` (default) or ``"sum"`` over the minibatch (module docstring).
       init_multiplier: initial ``λ_i`` (1.0: the first step is an ERM step).
-      measurement_fn: optional non-differentiable per-sample measurement for the dual step
-        (a proxy constraint: e.g. the 0-1 error while the cross-entropy drives the primal);
-        ``(params, batch)``, or ``(params, batch, model_state)`` with ``stateful`` (e.g. the
-        eval-mode loss, so that the constraint holds for the model as it is evaluated).
-      axis_name: data axis name inside ``shard_map`` (see :func:`feasjax.primal_dual`).
-      checked: emit ``checkify`` checks.
-      on_nonfinite: ``"skip"`` or ``"raise"`` (see :func:`feasjax.primal_dual`).
-      stateful: the loss takes and returns the model's non-parameter state (batch
-        statistics, dropout RNG); ``init(params, model_state=...)``.
+      measurement_fn: optional non-differentiable per-sample measurement for the dual step (a
+        proxy constraint, e.g. the 0-1 error); ``(params, batch[, model_state])``.
+      axis_name, checked, on_nonfinite: see :func:`feasjax.primal_dual`.
+      stateful: the loss takes and returns the model's non-parameter state (batch statistics,
+        dropout RNG); ``init(params, model_state=...)``.
 
     Returns:
       A :class:`feasjax.PrimalDual`; ``step(state, batch, indices)`` needs the batch's sample
@@ -177,11 +170,7 @@ def empirical_risk(
     Args:
       per_sample_loss: ``(params, batch) -> (B,)`` losses.
       primal_optimizer: optax optimizer for the parameters.
-      reduction: ``"mean"`` (default) or ``"sum"``.
-      axis_name: data axis name inside ``shard_map``.
-      checked: emit ``checkify`` checks.
-      on_nonfinite: ``"skip"`` or ``"raise"``.
-      stateful: as in :func:`feasible_learning`.
+      reduction, axis_name, checked, on_nonfinite, stateful: as in :func:`feasible_learning`.
 
     Returns:
       A :class:`feasjax.PrimalDual`; ``indices`` are accepted and ignored.

@@ -23,9 +23,8 @@ __all__ = ["ConstraintValue", "ProblemOutput", "ConstraintGroup"]
 class ConstraintValue(NamedTuple):
     """Values of one constraint group ``g(θ) <= 0`` (or ``= 0``) on a batch.
 
-    ``violation`` is differentiable and drives the primal step. ``measurement``, if given,
-    drives the dual step instead (a *proxy constraint*: e.g. a hinge surrogate for the primal
-    step and the non-differentiable 0-1 error for the dual step); it is never differentiated.
+    ``violation`` is differentiable and drives the primal step; ``measurement``, if given, drives
+    the dual step instead and is never differentiated (a *proxy constraint*, e.g. the 0-1 error).
 
     Example:
       >>> import jax.numpy as jnp
@@ -57,31 +56,21 @@ class ProblemOutput(NamedTuple):
 
 
 class ConstraintGroup(NamedTuple):
-    """Static description of one group of constraints.
-
-    Defaults come from :mod:`feasjax.core.defaults`, shared by every entry point.
+    """Static description of one group of constraints (defaults: :mod:`feasjax.core.defaults`).
 
     Attributes:
       size: number of constraints ``N`` (indexed) or ``m`` (dense).
       kind: ``"inequality"`` (multipliers projected onto ``λ >= 0``) or ``"equality"``.
-      formulation: a formulation, e.g. :func:`feasjax.core.resilient` (default: the
-        Lagrangian, :func:`feasjax.core.lagrangian`).
-      dual_optimizer: an ascent optimizer for the multipliers (default
-        ``defaults.dual_optimizer()``, i.e. ``ascent(optax.sgd(0.1))``); it must be marked as
-        an ascent (:func:`feasjax.ascent`, :func:`feasjax.nupi`, :func:`feasjax.optimistic`),
-        a plain optax optimizer is refused because it would descend. Element-wise when
-        ``indexed``.
+      formulation: e.g. :func:`feasjax.core.resilient` (default: the Lagrangian).
+      dual_optimizer: an ascent optimizer (default ``ascent(optax.sgd(0.1))``); it must be
+        marked (:func:`feasjax.ascent`, :func:`feasjax.nupi`, ...): a plain optax optimizer is
+        refused because it would descend. Element-wise when ``indexed``.
       indexed: the batch names which of the ``size`` constraints it evaluates (``indices``);
         only their multipliers and dual state are read and written (O(B) per step).
-      reduction: how the group's primal terms are reduced: ``"mean"`` (``1/B Σ`` over a batch,
-        ``1/m Σ`` over a dense group; the default, ``None``, means ``defaults.REDUCTION``) or
-        ``"sum"``. ``"mean"`` over a dense group of ``m`` constraints is
-        ``(1/m) Σ_j λ_j g_j``, so its multipliers are ``m`` times the textbook (sum) ones;
-        pass ``reduction="sum"`` for the textbook Lagrangian ``f + Σ_j λ_j g_j``. The Feasible
-        Learning paper's code sums over the batch, which multiplies the primal gradient by
-        ``B``.
-      init_multiplier: initial value of every multiplier (default
-        ``defaults.INIT_MULTIPLIER``, 1.0).
+      reduction: ``"mean"`` (``None``, the default) or ``"sum"`` of the primal terms. A mean
+        over ``m`` dense constraints makes the multipliers ``m`` times the textbook ones; the
+        Feasible Learning paper's code sums over the batch.
+      init_multiplier: initial value of every multiplier (default 1.0).
 
     Example:
       >>> import feasjax as fj

@@ -17,14 +17,7 @@ __all__ = ["group_weights", "reweighted"]
 
 def group_counts(groups: jax.Array, num_groups: int, mask: jax.Array | None = None
                  ) -> jax.Array:
-    """Number of (unmasked) samples in each group, shape ``(num_groups,)``, float32.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.reweighting import group_counts
-      >>> group_counts(jnp.array([0, 2, 2]), 3).tolist()
-      [1.0, 0.0, 2.0]
-    """
+    """Number of (unmasked) samples in each group, shape ``(num_groups,)``, float32."""
     if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
         raise ValueError(f"num_groups must be a positive int, got {num_groups=}")
     groups = jnp.asarray(groups)
@@ -39,9 +32,8 @@ def group_weights(counts: jax.Array, *, gamma: float | jax.Array = 1.0) -> jax.A
     """Tempered inverse-frequency weights ``w_g ∝ p_g^{-γ}`` with ``Σ_g p_g w_g = 1``.
 
     Args:
-      counts: ``(G,)`` samples per group (:func:`group_counts`); empty groups get weight 0.
-      gamma: the temper ``γ``: 0 is ERM, 1 importance weighting ``1/p_g`` (traced values are
-        fine, so a grid of ``γ`` can be vmapped).
+      counts: ``(G,)`` samples per group; empty groups get weight 0.
+      gamma: the temper ``γ`` (may be traced): 0 is ERM, 1 importance weighting ``1/p_g``.
 
     Returns:
       ``(G,)`` float32 weights.
@@ -51,8 +43,6 @@ def group_weights(counts: jax.Array, *, gamma: float | jax.Array = 1.0) -> jax.A
       >>> from feasjax.core import group_weights
       >>> group_weights(jnp.array([30.0, 10.0])).tolist()  # importance: 1/(2 p_g)
       [0.6666666..., 2.0]
-      >>> group_weights(jnp.array([30.0, 10.0]), gamma=0.0).tolist()
-      [1.0, 1.0]
     """
     counts = jnp.asarray(counts, jnp.float32)
     if counts.ndim != 1:
@@ -66,14 +56,9 @@ def reweighted(per_sample_loss: Callable[[Any, Any], jax.Array], weights: jax.Ar
                key: str = "group") -> Callable[[Any, Any], jax.Array]:
     """Per-sample losses scaled by the weight of each sample's group, ``w[batch[key]] ℓ_i``.
 
-    The mean of the result is :func:`feasjax.core.weighted_sum` of the losses with these
-    weights, so :func:`feasjax.empirical_risk` on it minimises the weighted risk, and
-    :func:`feasjax.feasible_learning` on it bounds weighted losses.
-
     Args:
       per_sample_loss: ``(params, batch) -> (B,)`` losses; ``batch`` is a dict.
-      weights: ``(G,)`` per-group weights (:func:`group_weights`), or per-class weights with
-        ``key="y"``.
+      weights: ``(G,)`` per-group weights (:func:`group_weights`), or per-class with ``key="y"``.
       key: the batch entry holding each sample's group (int).
 
     Returns:

@@ -27,8 +27,8 @@ GROUPS = "groups"  # name of group DRO's dense constraint group
 def exponentiated_gradient(step_size: float) -> AscentTransformation:
     """Exponentiated-gradient ascent on the simplex: ``q ← softmax(log q + η g)``.
 
-    Its ``update(g, state, params)`` reads the current multipliers ``q`` as ``params`` (the
-    dual step passes them) and returns ``q_new - q``; ``q`` stays on the simplex.
+    ``update(g, state, params)`` reads the multipliers ``q`` as ``params`` and returns
+    ``q_new - q``.
 
     Example:
       >>> import jax.numpy as jnp

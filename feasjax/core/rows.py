@@ -34,14 +34,11 @@ class IndexedState(NamedTuple):
 
 
 def unique_rows(indices: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Group duplicate indices: for each position, the first position holding the same index.
-
-    Args:
-      indices: integer array of shape ``(B,)``.
+    """Group duplicate indices in O(B log B).
 
     Returns:
       ``(first, is_first)``: ``first[j]`` is the smallest ``k`` with ``indices[k] ==
-      indices[j]``, and ``is_first[j]`` says whether ``j`` is that position. O(B log B).
+      indices[j]``, and ``is_first[j]`` says whether ``j`` is that position.
 
     Example:
       >>> import jax.numpy as jnp
@@ -61,17 +58,10 @@ def unique_rows(indices: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def combine_duplicates(row_values: Any, indices: jax.Array) -> Any:
-    """Sum the rows of ``row_values`` that share an index; every occurrence gets the sum.
+    """Sum the rows (leading axis ``B``) that share an index; every occurrence gets the sum.
 
-    This is what a dense gradient does: ``d/dλ_i Σ_j λ_{idx_j} g_j`` sums over the batch
-    positions ``j`` with ``idx_j = i``.
-
-    Args:
-      row_values: pytree of arrays with leading axis ``B``.
-      indices: integer array of shape ``(B,)``.
-
-    Returns:
-      A pytree like ``row_values``.
+    This is what a dense gradient does: ``d/dλ_i Σ_j λ_{idx_j} g_j`` sums over ``j`` with
+    ``idx_j = i``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -92,10 +82,8 @@ def combine_duplicates(row_values: Any, indices: jax.Array) -> Any:
 def in_range(indices: jax.Array, num_rows: int) -> jax.Array:
     """``indices`` with every value outside ``[0, num_rows)`` replaced by ``num_rows``.
 
-    JAX wraps negative indices (``-1`` is the last row) and clamps or drops others depending on
-    the mode; the indexed paths map every invalid index to ``num_rows`` instead, which reads as
-    the fill value and is never written (``mode="drop"``), so a bad index can never touch a
-    wrong row, inside ``jit`` where it cannot raise.
+    Instead of JAX's wrapping (``-1`` is the last row) or clamping, an invalid index reads as the
+    fill value and is never written (``mode="drop"``), so inside ``jit`` it cannot touch a row.
 
     Example:
       >>> import jax.numpy as jnp
@@ -107,7 +95,7 @@ def in_range(indices: jax.Array, num_rows: int) -> jax.Array:
 
 
 def gather_rows(tree: Any, indices: jax.Array) -> Any:
-    """Rows ``indices`` of every leaf of ``tree`` (leading axis ``N``).
+    """Rows ``indices`` of every leaf of ``tree``; out-of-range rows read the fill value (NaN).
 
     Example:
       >>> import jax.numpy as jnp
@@ -124,10 +112,8 @@ def gather_rows(tree: Any, indices: jax.Array) -> Any:
 def scatter_rows(tree: Any, rows: Any, indices: jax.Array) -> Any:
     """Write ``rows`` (leading axis ``B``) into rows ``indices`` of ``tree``.
 
-    Duplicate indices must carry identical rows (as :func:`combine_duplicates` makes them), so
-    that the write does not depend on the scatter order. Out-of-range rows, negative ones
-    included, are not written (:func:`in_range`); the public entry points reject concrete ones
-    before they get here (see :mod:`feasjax.core.checks`).
+    Duplicate indices must carry identical rows (:func:`combine_duplicates`) so that the result
+    does not depend on the scatter order; out-of-range rows are not written (:func:`in_range`).
 
     Example:
       >>> import jax.numpy as jnp
@@ -168,21 +154,16 @@ def apply_row_updates(params: Any, row_updates: Any, indices: jax.Array) -> Any:
 def indexed(inner: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
     """Apply an element-wise optimizer only at the rows named by ``indices``.
 
-    ``init(params)`` takes the dense per-sample pytree (every leaf with leading axis ``N``) and
-    builds one inner state per row. ``update(row_grads, state, params=None, *, indices)`` takes
-    the gradients of the ``B`` named rows (leading axis ``B``) and returns their updates (leading
-    axis ``B``) and the new state, in which only the named rows changed.
-
-    Duplicate indices: the gradients of all occurrences of a row are summed (as a dense gradient
-    would be), the row's inner state advances **once**, and every occurrence receives the same
-    update, so :func:`apply_row_updates` writes it once. A caller whose indices never repeat
-    within a batch (a shuffled epoch's minibatches) passes ``unique_indices=True`` to skip that
-    O(B log B) grouping; with repeated indices the result then depends on the scatter order.
+    ``init(params)`` builds one inner state per row of the dense per-sample pytree (leading axis
+    ``N``); ``update(row_grads, state, params=None, *, indices, unique_indices=False)`` takes the
+    ``B`` named rows' gradients and returns their updates (leading axis ``B``). Duplicate
+    indices: their gradients are summed, the row's state advances once, and every occurrence
+    gets the same update; ``unique_indices=True`` skips that O(B log B) grouping for batches
+    whose indices never repeat. Out-of-range rows get NaN updates and are never written.
 
     Args:
-      inner: an element-wise ``optax.GradientTransformation`` (its state must be per-element
-        or scalar; sgd, momentum, adam, rmsprop, :func:`feasjax.nupi`,
-        :func:`feasjax.optimistic` qualify).
+      inner: an element-wise optimizer (per-element or scalar state: sgd, momentum, adam,
+        rmsprop, :func:`feasjax.nupi`, :func:`feasjax.optimistic`).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` that needs the extra arg ``indices``.
@@ -191,10 +172,8 @@ def indexed(inner: optax.GradientTransformation) -> optax.GradientTransformation
       >>> import jax.numpy as jnp, optax
       >>> from feasjax.core import indexed
       >>> tx = indexed(optax.sgd(0.5))
-      >>> lam = jnp.zeros(4)
-      >>> state = tx.init(lam)
-      >>> idx = jnp.array([1, 3])
-      >>> upd, state = tx.update(jnp.array([1.0, 2.0]), state, indices=idx)
+      >>> lam, idx = jnp.zeros(4), jnp.array([1, 3])
+      >>> upd, state = tx.update(jnp.array([1.0, 2.0]), tx.init(lam), indices=idx)
       >>> lam.at[idx].add(upd).tolist()  # the rows' updates, applied to their rows
       [0.0, -0.5, 0.0, -1.0]
     """
@@ -235,9 +214,8 @@ def update_rows(
 ) -> tuple[Any, Any]:
     """The row-level half of :func:`indexed`'s update, without writing the state back.
 
-    Callers that must decide *after* the update whether to keep it (the primal-dual step skips
-    non-finite steps) call this, then :func:`write_rows` with the indices masked out of range
-    to drop the write, at O(B) cost instead of an O(N) select.
+    A caller that decides after the update whether to keep it calls :func:`write_rows` with the
+    indices masked out of range to drop the write (O(B), not an O(N) select).
 
     Args:
       inner: the element-wise optimizer given to :func:`indexed`.
@@ -245,8 +223,7 @@ def update_rows(
       state: the :class:`IndexedState`.
       indices: integer array of shape ``(B,)``, already checked.
       row_params: the named rows of the parameters, or ``None``.
-      unique_indices: the caller promises that no index repeats (a shuffled epoch's
-        minibatch): the gradients of repeated rows are then not combined (:func:`indexed`).
+      unique_indices: no index repeats, so repeated rows' gradients are not combined.
 
     Returns:
       ``(row_updates, new_row_states)``, both with leading axis ``B``.

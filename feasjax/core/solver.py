@@ -86,29 +86,24 @@ def primal_dual(
         violations for the batch's indices, dense groups ``(size,)``. With ``stateful``:
         ``(params, batch, model_state) -> (ProblemOutput, new_model_state)``.
       primal_optimizer: any optax optimizer for the parameters.
-      constraints: name -> :class:`ConstraintGroup`; empty or ``None`` gives plain ERM
-        through the same machinery.
+      constraints: name -> :class:`ConstraintGroup`; empty or ``None`` gives plain ERM.
       scheme: ``"simultaneous"`` (default), ``"dual_then_primal"`` or ``"primal_then_dual"``.
-      axis_name: inside ``jax.shard_map(..., check_vma=False)`` or ``jax.pmap``, the data
-        axis: primal gradients (and dense measurements) are averaged over it in one
-        all-reduce, which also carries the skip decision so that every device agrees;
-        indexed multipliers stay local to their shard (see :mod:`feasjax.parallel.mesh`).
-      checked: (deprecated) also emit ``checkify`` checks (run the step under
-        ``checkify.checkify``); use ``fj.train(..., on_nonfinite="raise")``.
-      on_nonfinite: (deprecated) ``"raise"`` raises ``ValueError`` naming the non-finite
-        samples when the step is called eagerly; the step always skips and counts a step with
-        non-finite values, and ``fj.train(..., on_nonfinite="raise")`` stops on one.
-      stateful: the problem takes and returns a model state (module docstring).
+      axis_name: inside ``jax.shard_map(..., check_vma=False)`` or ``jax.pmap``, the data axis:
+        gradients (and dense measurements) are averaged over it in one all-reduce that also
+        carries the skip decision; indexed multipliers stay local to their shard.
+      checked: (deprecated) also emit ``checkify`` checks.
+      on_nonfinite: (deprecated) ``"raise"`` raises ``ValueError`` naming the non-finite samples
+        when called eagerly; use ``fj.train(..., on_nonfinite="raise")``. A step with
+        non-finite values is always skipped and counted.
+      stateful: the problem takes and returns a model state.
 
     Returns:
       A :class:`PrimalDual` with ``init(params, multipliers=None, model_state=())`` and
-      ``step(state, batch, indices=None, *, unique_indices=False)``; ``indices`` is an int
-      array applied to every indexed group, or a dict name -> int array;
-      ``unique_indices=True`` promises that no index repeats within the batch (a shuffled
-      epoch's minibatch, as :func:`feasjax.epoch_fn` draws), which skips combining the dual
-      updates of repeated rows (an O(B log B) sort); ``padded=True`` accepts per-sample
-      multipliers with more rows than ``num_samples``, rows no valid index reaches (the
-      padding :func:`feasjax.train` adds on a mesh that does not divide the samples).
+      ``step(state, batch, indices=None, *, unique_indices=False, padded=False)``; ``indices``
+      is an int array for every indexed group, or a dict name -> int array;
+      ``unique_indices=True`` promises no index repeats within the batch (skips an O(B log B)
+      combine); ``padded=True`` accepts per-sample multipliers with more rows than
+      ``num_samples`` (the padding :func:`feasjax.train` adds on a mesh).
 
     Example:
       >>> import jax, jax.numpy as jnp, optax

@@ -61,13 +61,9 @@ def primal_step(primal: optax.GradientTransformationExtraArgs, grads: Any, inner
                 zero_skipped: bool = True) -> tuple[Any, Any, jax.Array]:
     """The wrapped optimizer's step, skipped unless ``ok`` and gradients/updates are finite.
 
-    With ``axis_name``, gradients are averaged over the axis in the same all-reduce that
-    carries every device's ``ok`` flag, so that all devices take the same decision.
-
-    Args:
-      zero_skipped: return zero updates for a skipped step (what a caller who applies the
-        updates needs); ``False`` returns the optimizer's updates as they are, for a caller
-        that selects the old parameters itself (one select instead of two).
+    With ``axis_name``, gradients are averaged in the same all-reduce that carries every
+    device's ``ok``, so all devices decide alike. ``zero_skipped=False`` returns the updates as
+    they are, for a caller that selects the old parameters itself.
 
     Returns:
       ``(updates, inner_state, ok)``: the old state (and zero updates) when skipped.
@@ -117,20 +113,18 @@ def constrained(
     Args:
       primal_optimizer: any optax optimizer for the parameters (extra args are forwarded).
       constraints: name -> :class:`feasjax.ConstraintGroup` with a Lagrangian or resilient
-        formulation (whose primal weight is ``λ``; use :func:`feasjax.primal_dual` for
-        penalty formulations, whose weight depends on the violation).
-      scheme: ``"simultaneous"`` (default), ``"dual_then_primal"`` or ``"primal_then_dual"``
-        (module docstring).
+        formulation (penalty formulations need :func:`feasjax.primal_dual`).
+      scheme: ``"simultaneous"`` (default), ``"dual_then_primal"`` or ``"primal_then_dual"``.
       axis_name: inside ``shard_map``, the data axis: gradients (and dense groups' violations)
         are averaged over it; per-sample multipliers stay local to their shard.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``. ``update(grads, state, params, *,
-      violations, measurements=None, indices, **extra)``: ``violations`` (a dict name ->
-      ``(B,)`` or ``(size,)``, or one array for one group) drive the dual step, or
-      ``measurements`` instead when given (proxy constraints); ``indices`` name the batch's
-      rows of indexed groups; ``unique_indices=True`` promises that none repeats within the
-      batch (a shuffled epoch's minibatch), which skips combining repeated rows' updates. Under the other schemes ``update`` takes no violations.
+      An ``optax.GradientTransformationExtraArgs`` with ``update(grads, state, params, *,
+      violations, measurements=None, indices, unique_indices=False, **extra)``: ``violations``
+      (dict name -> ``(B,)`` or ``(size,)``, or one array for one group) drive the dual step,
+      or ``measurements`` when given; ``indices`` name the rows of indexed groups;
+      ``unique_indices=True`` promises no index repeats in the batch. Under the other schemes
+      ``update`` takes no violations.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax, feasjax as fj
@@ -204,9 +198,9 @@ def constrained(
             proposal, idx, ok = dual(state, violations, measurements, indices, unique_indices)
         else:
             if given:
+                when = "before the gradient" if scheme == "dual_then_primal" else "after the update"
                 raise ValueError(f"under scheme {scheme!r} update takes the primal step only: "
-                                 f"pass the violations to fj.dual_update(tx, state, ...) "
-                                 f"{'before the gradient' if scheme == 'dual_then_primal' else 'after the update'}")
+                                 f"pass the violations to fj.dual_update(tx, state, ...) {when}")
             proposal, idx, ok = None, {}, jnp.array(True)
         updates, inner_state, ok = primal_step(primal, updates, state.inner_state, params, ok,
                                                axis_name, extra)
@@ -233,26 +227,21 @@ def feasible(
       \\qquad \\theta \\leftarrow \\theta + \\mathrm{primal}(\\nabla_\\theta
       \\tfrac1B \\textstyle\\sum_{i \\in B} \\lambda_i (\\ell_i(\\theta) - \\epsilon))
 
-    The caller's objective weights each sample's loss by ``fj.multipliers(state, indices)``
-    (the mean reduction; use ``jnp.sum`` for the paper's sum), and ``update`` takes the
-    per-sample losses and indices as extra args.
+    The caller weights each sample's loss by ``fj.multipliers(state, indices)``.
 
     Args:
       primal_optimizer: any optax optimizer.
-      num_samples: ``N``, the number of training samples (an int).
+      num_samples: ``N``, the number of training samples (per device under ``axis_name``).
       epsilon: the loss bound ``ε >= 0``.
-      dual_optimizer: an ascent optimizer for the multipliers (default
-        ``fj.ascent(optax.sgd(0.1))``); element-wise, applied to the batch's rows only.
-      formulation: :func:`feasjax.lagrangian` (FL, default) or :func:`feasjax.resilient`
-        (RFL).
-      scheme: see :func:`constrained`.
+      dual_optimizer: ascent optimizer for the batch's multipliers (default
+        ``fj.ascent(optax.sgd(0.1))``).
+      formulation: :func:`feasjax.lagrangian` (FL, default) or :func:`feasjax.resilient` (RFL).
+      scheme, axis_name: see :func:`constrained`.
       init_multiplier: initial ``λ_i`` (1.0: the first step is an ERM step).
-      axis_name: data axis inside ``shard_map`` (``num_samples`` is then per device).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update(grads, state, params, *,
-      losses, indices, measurements=None, **extra)`` takes the batch's ``(B,)`` losses and
-      sample indices (``measurements``: optional per-sample values for the dual step instead).
+      losses, indices, measurements=None, **extra)`` takes the batch's ``(B,)`` losses.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax, feasjax as fj
@@ -315,15 +304,10 @@ def _pure(tree: Any) -> Any:
 
 
 def constrained_state(opt_state: Any) -> ConstrainedState:
-    """The :class:`ConstrainedState` inside any optax (or ``nnx.Optimizer``) state.
+    """The :class:`ConstrainedState` inside any optax (or ``nnx.Optimizer``) state, as plain arrays.
 
-    Args:
-      opt_state: the state of :func:`constrained` / :func:`feasible`, alone or nested in
-        ``optax.chain``, ``inject_hyperparams``, ``MultiSteps``, ..., or an
-        ``nnx.Optimizer`` (or its ``opt_state``).
-
-    Returns:
-      The state, with plain array leaves.
+    Raises ``ValueError`` unless ``opt_state`` (nested in ``optax.chain``,
+    ``inject_hyperparams``, ``MultiSteps``, ..., or an ``nnx.Optimizer``) holds exactly one.
 
     Example:
       >>> import jax.numpy as jnp, optax, feasjax as fj
@@ -341,17 +325,12 @@ def constrained_state(opt_state: Any) -> ConstrainedState:
 
 
 def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None) -> jax.Array:
-    """The multipliers of one group: the batch's rows (sample weights), or all of them.
+    """The multipliers of one group without gradient: the batch's rows, or all of them.
 
     Args:
-      opt_state: any state holding a :class:`ConstrainedState` (see
-        :func:`constrained_state`).
-      indices: the batch's ``(B,)`` sample indices (indexed groups), or ``None`` for the
-        whole vector.
+      opt_state: any state holding a :class:`ConstrainedState` (see :func:`constrained_state`).
+      indices: the batch's ``(B,)`` sample indices, or ``None`` for the whole vector.
       group: the group's name; default the only one (``"samples"`` for :func:`feasible`).
-
-    Returns:
-      ``(B,)`` or ``(size,)`` multipliers, without gradient.
 
     Example:
       >>> import jax.numpy as jnp, optax, feasjax as fj
@@ -378,15 +357,14 @@ def dual_update(tx: optax.GradientTransformationExtraArgs, opt_state: Any, **bat
     """The dual step alone, for the ``"dual_then_primal"`` and ``"primal_then_dual"`` schemes.
 
     Args:
-      tx: the transformation built by :func:`constrained` or :func:`feasible` (not a chain
-        around it).
-      opt_state: any state that holds its :class:`ConstrainedState` (nested in a chain, ...),
-        or an ``nnx.Optimizer``, whose state is then updated in place.
+      tx: the transformation built by :func:`constrained` or :func:`feasible` (not a chain).
+      opt_state: any state that holds its :class:`ConstrainedState`, or an ``nnx.Optimizer``
+        (updated in place and returned).
       **batch: ``losses=`` (:func:`feasible`) or ``violations=``, ``indices=``, optionally
-        ``measurements=`` and ``unique_indices=`` (as in :func:`constrained`).
+        ``measurements=`` and ``unique_indices=``.
 
     Returns:
-      ``opt_state`` with the dual step taken (the same ``nnx.Optimizer`` when one is given).
+      ``opt_state`` with the dual step taken.
 
     Example:
       >>> import jax.numpy as jnp, optax, feasjax as fj

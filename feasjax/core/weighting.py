@@ -26,17 +26,14 @@ def check_reduction(reduction: str) -> None:
 def weighted_sum(values: jax.Array, weights: jax.Array, reduction: Reduction = "mean") -> jax.Array:
     """Reduce per-sample ``values`` weighted by ``weights`` over the leading (batch) axis.
 
-    .. math:: \\text{mean}: \\frac{1}{B}\\sum_{i\\in B} w_i v_i \\qquad \\text{sum}: \\sum_{i\\in B} w_i v_i
+    .. math::
+      \\text{mean}: \\frac{1}{B}\\sum_{i\\in B} w_i v_i \\qquad \\text{sum}: \\sum_{i\\in B} w_i v_i
 
     Args:
       values: per-sample values, shape ``(B,)``.
       weights: per-sample weights, shape ``(B,)``.
-      reduction: ``"mean"`` divides by the batch size ``B`` (not by the sum of weights), so the
-        dual learning rate does not depend on the batch size; ``"sum"`` is the Feasible Learning
-        paper's convention and scales the primal gradient by ``B``.
-
-    Returns:
-      A scalar.
+      reduction: ``"mean"`` divides by ``B`` (not by the sum of weights); ``"sum"`` is the
+        Feasible Learning paper's convention and scales the primal gradient by ``B``.
 
     Example:
       >>> import jax.numpy as jnp

@@ -102,19 +102,15 @@ def validate_arrays(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Check user arrays and cast them: ``float32`` inputs, ``int32`` labels or ``float32`` targets.
 
+    Raises ``ValueError`` naming the array (``names``) and the problem.
+
     Args:
       x: inputs, shape ``(N, ...)``, real and finite.
       y: labels ``(N,)`` (integers, or floats with integer values, in ``[0, num_classes)``) for
         ``task="classification"``; finite targets ``(N, ...)`` for ``task="regression"``.
       task: ``"classification"`` or ``"regression"``.
       num_classes: if given, labels must be below it.
-      names: names of the two arrays used in error messages (e.g. ``("x_train", "y_train")``).
-
-    Returns:
-      ``(x, y)`` cast to ``float32`` and ``int32`` / ``float32``.
-
-    Raises:
-      ValueError: naming the array and the problem.
+      names: names of the two arrays in error messages (e.g. ``("x_train", "y_train")``).
 
     Example:
       >>> import numpy as np
@@ -161,22 +157,19 @@ def from_arrays(
     """Validate arrays and build a :class:`Dataset`, splitting off a test set if none is given.
 
     Without ``x_test``/``y_test`` the data is split ``1 - test_fraction`` / ``test_fraction``
-    (stratified by label for classification, ``random_state=seed``). Inputs (and regression
-    targets) are standardised with the training mean and standard deviation of each feature.
+    (stratified for classification, ``random_state=seed``); inputs (and regression targets) are
+    standardised per feature with training statistics.
 
     Args:
       x, y: training (or all) inputs and labels/targets, see :func:`validate_arrays`.
       x_test, y_test: an explicit test set (both or neither).
       task: ``"classification"`` or ``"regression"``.
-      num_classes: number of classes; inferred as ``max label + 1`` if None (classification).
+      num_classes: number of classes; default ``max label + 1`` (classification).
       seed: seed of the train/test split.
       test_fraction: fraction of samples held out, in ``(0, 1)``.
-      standardize: standardise inputs (and regression targets) with training statistics.
+      standardize: standardise with training statistics.
       name: the dataset's name.
       image_shape: ``(H, W, C)`` of one sample if it is an image (for a CNN), else None.
-
-    Returns:
-      A :class:`Dataset`.
 
     Example:
       >>> import numpy as np
@@ -234,16 +227,8 @@ def load_dataset(name: str = "digits", seed: int = 0, test_fraction: float = 0.3
     """Load one of scikit-learn's bundled datasets (no network), split and standardised.
 
     ``digits`` (1797 8x8 images, 10 classes) and ``breast_cancer`` (569 x 30, 2 classes) are
-    classification, split with stratification; ``diabetes`` (442 x 10) is regression with a
-    standardised target. See :func:`from_arrays` for the split and standardisation.
-
-    Args:
-      name: one of ``DATASETS``: ``"digits"``, ``"breast_cancer"``, ``"diabetes"``.
-      seed: seed of the train/test split.
-      test_fraction: fraction of samples held out, in ``(0, 1)``.
-
-    Returns:
-      A :class:`Dataset`.
+    classification; ``diabetes`` (442 x 10) is regression with a standardised target. Split and
+    standardisation as in :func:`from_arrays`.
 
     Example:
       >>> from feasjax.data.datasets import load_dataset

@@ -58,15 +58,8 @@ def dirichlet_partition(labels: np.ndarray, num_clients: int, beta: float, *, se
                         min_size: int = 2, max_tries: int = 1000) -> np.ndarray:
     """Client id of every sample: each class split over clients by ``Dirichlet(beta)`` proportions.
 
-    Redraws (up to ``max_tries`` times) until every client has at least ``min_size`` samples.
-
-    Args:
-      labels: integer class labels, shape ``(N,)``.
-      num_clients: K >= 1.
-      beta: concentration > 0 (small: strong label skew).
-      seed: numpy seed.
-      min_size: fewest samples a client may get.
-      max_tries: redraws before giving up with a ``ValueError``.
+    Redraws up to ``max_tries`` times (then ``ValueError``) until every client has at least
+    ``min_size`` samples; ``beta > 0`` small means strong label skew.
 
     Returns:
       ``int32`` client ids in ``[0, K)``, shape ``(N,)``.
@@ -165,20 +158,9 @@ def federated_dataset(name: str = "digits", num_clients: int = 10, beta: float =
                       test_fraction: float = 0.3) -> FederatedData:
     """A bundled classification dataset over ``num_clients`` clients with Dirichlet label skew.
 
-    Inputs are standardised as by :func:`feasjax.data.load_dataset`; all its samples (train and
-    test) are pooled, partitioned with :func:`dirichlet_partition`, shifted per client by
-    ``feature_shift * u_k`` and split per client into train and test.
-
-    Args:
-      name: ``"digits"`` or ``"breast_cancer"``.
-      num_clients: K >= 1.
-      beta: Dirichlet concentration > 0.
-      feature_shift: scale >= 0 of the per-client input offset.
-      seed: seed of the partition, the offsets and the per-client splits.
-      test_fraction: fraction of each client's samples held out, in ``(0, 1)``.
-
-    Returns:
-      A :class:`FederatedData`.
+    All samples of :func:`feasjax.data.load_dataset` (standardised) are pooled, partitioned with
+    :func:`dirichlet_partition`, shifted per client by ``feature_shift * u_k`` and split per client
+    into train and test (``test_fraction``); ``seed`` seeds all three.
 
     Example:
       >>> from feasjax.data.federated import federated_dataset

@@ -80,24 +80,19 @@ def _masked_max(values: jax.Array, mask: jax.Array) -> jax.Array:
 def quantile(losses: jax.Array, q: jax.Array | float, mask: jax.Array | None = None) -> jax.Array:
     """Quantile(s) of the unmasked entries, with ``numpy.quantile``'s linear interpolation.
 
-    With the ``n`` unmasked values sorted, :math:`v_{(0)} \\le \\dots \\le v_{(n-1)}`, and
-    :math:`h = q (n - 1)`: :math:`Q(q) = v_{(\\lfloor h\\rfloor)} + (h - \\lfloor h\\rfloor)
-    (v_{(\\lfloor h\\rfloor + 1)} - v_{(\\lfloor h\\rfloor)})`. Masked entries are sorted to the
-    end as ``+inf`` and never reached. ``nan`` if a selected entry is ``nan`` or none is selected.
+    With the ``n`` unmasked values sorted and :math:`h = q (n - 1)`:
+    :math:`Q(q) = v_{(\\lfloor h\\rfloor)} + (h - \\lfloor h\\rfloor)
+    (v_{(\\lfloor h\\rfloor + 1)} - v_{(\\lfloor h\\rfloor)})`. ``nan`` if a selected entry is
+    ``nan`` or none is selected.
 
     Args:
       losses: per-sample values, shape ``(N,)``.
-      q: quantile level(s) in ``[0, 1]``, a scalar or an array of any shape.
+      q: quantile level(s) in ``[0, 1]``; the result has its shape.
       mask: optional boolean ``(N,)``; ``False`` entries are ignored.
-
-    Returns:
-      An array of ``q``'s shape.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.metrics.summary import quantile
-      >>> float(quantile(jnp.array([1.0, 2.0, 3.0, 4.0]), 0.5))
-      2.5
       >>> mask = jnp.array([True, True, True, False])
       >>> float(quantile(jnp.array([1.0, 2.0, 3.0, 100.0]), 0.5, mask=mask))
       2.0
@@ -121,17 +116,13 @@ def quantile(losses: jax.Array, q: jax.Array | float, mask: jax.Array | None = N
 def cvar(losses: jax.Array, level: jax.Array | float, mask: jax.Array | None = None) -> jax.Array:
     """Conditional value at risk: the mean of the worst ``(1 - level)`` fraction of the losses.
 
-    Discrete convention (the superquantile of the empirical distribution, Rockafellar & Uryasev
-    2002): with the ``n`` unmasked losses sorted in decreasing order :math:`v_{(1)} \\ge \\dots`
-    and :math:`k = (1 - \\text{level})\\, n`, the top :math:`\\lfloor k \\rfloor` losses count fully
-    and the next one with weight :math:`k - \\lfloor k \\rfloor`:
+    The empirical superquantile (Rockafellar & Uryasev 2002): with the unmasked losses sorted in
+    decreasing order and :math:`k = (1 - \\text{level})\\, n`,
 
     .. math:: \\mathrm{CVaR} = \\frac{1}{k}\\Big(\\sum_{j \\le \\lfloor k\\rfloor} v_{(j)}
               + (k - \\lfloor k\\rfloor)\\, v_{(\\lfloor k\\rfloor + 1)}\\Big)
-              = \\min_t\\; t + \\frac{1}{(1 - \\text{level})\\, n}\\sum_i (v_i - t)_+ .
 
-    So ``level=0`` gives the mean, ``k <= 1`` gives the maximum, and when ``k`` is an integer it is
-    exactly the mean of the ``k`` largest losses.
+    so ``level=0`` is the mean and ``k <= 1`` the maximum.
 
     Args:
       losses: per-sample losses, shape ``(N,)``.
@@ -167,15 +158,7 @@ def cvar(losses: jax.Array, level: jax.Array | float, mask: jax.Array | None = N
 def feasible_fraction(
     losses: jax.Array, epsilon: jax.Array | float, mask: jax.Array | None = None
 ) -> jax.Array:
-    """Fraction of (unmasked) samples whose loss satisfies the constraint ``loss_i <= epsilon``.
-
-    Args:
-      losses: per-sample losses, shape ``(N,)``.
-      epsilon: the constraint level.
-      mask: optional boolean ``(N,)``; ``False`` entries are ignored.
-
-    Returns:
-      A scalar in ``[0, 1]`` (``nan`` if no entry is selected).
+    """Fraction of (unmasked) samples with ``loss_i <= epsilon`` (``nan`` if none is selected).
 
     Example:
       >>> import jax.numpy as jnp
@@ -202,15 +185,9 @@ def _predicted_labels(logits_or_preds: jax.Array, labels: jax.Array) -> jax.Arra
 def accuracy(
     logits_or_preds: jax.Array, labels: jax.Array, mask: jax.Array | None = None
 ) -> jax.Array:
-    """Fraction of (unmasked) samples classified correctly.
+    """Fraction of (unmasked) samples classified correctly (``nan`` if none is selected).
 
-    Args:
-      logits_or_preds: logits ``(N, C)`` (argmax is taken) or predicted labels ``(N,)``.
-      labels: integer labels, shape ``(N,)``.
-      mask: optional boolean ``(N,)``; ``False`` entries are ignored.
-
-    Returns:
-      A scalar in ``[0, 1]`` (``nan`` if no entry is selected).
+    ``logits_or_preds`` are logits ``(N, C)`` (argmax is taken) or predicted labels ``(N,)``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -229,14 +206,7 @@ def per_class_accuracy(
 ) -> jax.Array:
     """Accuracy within each class, shape ``(num_classes,)``; ``nan`` for classes with no sample.
 
-    Args:
-      logits_or_preds: logits ``(N, C)`` or predicted labels ``(N,)``.
-      labels: integer labels in ``[0, num_classes)``, shape ``(N,)``.
-      num_classes: number of classes (a static Python int).
-      mask: optional boolean ``(N,)``; ``False`` entries are ignored.
-
-    Returns:
-      Per-class accuracies, shape ``(num_classes,)``.
+    ``num_classes`` is a static Python int; other arguments as for :func:`accuracy`.
 
     Example:
       >>> import jax.numpy as jnp
@@ -265,24 +235,17 @@ def per_class_accuracy(
 def worst_class_accuracy(
     logits: jax.Array, labels: jax.Array, num_classes: int, mask: jax.Array | None = None
 ) -> jax.Array:
-    """Lowest per-class accuracy over the classes that have at least one (unmasked) sample.
+    """Lowest per-class accuracy over the classes with at least one (unmasked) sample.
 
     .. math:: \\min_{c:\\, n_c > 0} \\frac{1}{n_c} \\sum_{i: y_i = c} [\\hat y_i = y_i]
 
-    Args:
-      logits: logits ``(N, C)`` or predicted labels ``(N,)``.
-      labels: integer labels in ``[0, num_classes)``, shape ``(N,)``.
-      num_classes: number of classes (a static Python int).
-      mask: optional boolean ``(N,)``; ``False`` entries are ignored.
-
-    Returns:
-      A scalar (``nan`` if no entry is selected).
+    Arguments as for :func:`per_class_accuracy`; ``nan`` if no entry is selected.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.metrics.summary import worst_class_accuracy
-      >>> round(float(worst_class_accuracy(jnp.array([0, 1, 0, 1]), jnp.array([0, 1, 1, 1]), 3)), 4)
-      0.6667
+      >>> float(worst_class_accuracy(jnp.array([0, 1, 0, 1]), jnp.array([0, 1, 1, 1]), 3))
+      0.6666666...
     """
     per_class = per_class_accuracy(logits, labels, num_classes, mask)
     present = ~jnp.isnan(per_class)
@@ -293,14 +256,7 @@ def worst_class_accuracy(
 def multiplier_stats(
     multipliers: jax.Array, mask: jax.Array | None = None
 ) -> dict[str, jax.Array]:
-    """Mean, maximum and fraction of non-zero entries of the per-sample multipliers.
-
-    Args:
-      multipliers: per-sample Lagrange multipliers, shape ``(N,)``.
-      mask: optional boolean ``(N,)``; ``False`` entries are ignored.
-
-    Returns:
-      ``{"mean", "max", "nonzero_fraction"}``, scalars (``nan`` if no entry is selected).
+    """Mean, maximum and fraction of non-zero entries of the (unmasked) per-sample multipliers.
 
     Example:
       >>> import jax.numpy as jnp
@@ -321,15 +277,10 @@ def loss_summary(
 ) -> dict[str, jax.Array]:
     """The per-sample loss statistics reported by ``feasjax demo`` (a JSON contract).
 
-    Args:
-      losses: per-sample losses, shape ``(N,)``.
-      epsilon: the constraint level for ``feasible_fraction``.
-      mask: optional boolean ``(N,)``; ``False`` entries are ignored.
-
     Returns:
       A dict with exactly the keys of ``LOSS_SUMMARY_KEYS``: ``mean_loss``, ``q50_loss``,
-      ``q90_loss``, ``q99_loss`` (:func:`quantile`), ``max_loss``, ``cvar90_loss``
-      (:func:`cvar` at level 0.9) and ``feasible_fraction``; scalars.
+      ``q90_loss``, ``q99_loss``, ``max_loss``, ``cvar90_loss`` (:func:`cvar` at level 0.9) and
+      ``feasible_fraction`` (at ``epsilon``), over the unmasked entries.
 
     Example:
       >>> import jax.numpy as jnp

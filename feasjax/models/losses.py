@@ -28,16 +28,9 @@ SingleLoss = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
-    """Softmax cross-entropy of one example with an integer label, computed stably by optax.
+    """Softmax cross-entropy of one example with an integer label ``y`` in ``[0, C)``.
 
     .. math:: \\ell(z, y) = -\\log \\mathrm{softmax}(z)_y = \\mathrm{logsumexp}(z) - z_y
-
-    Args:
-      logits: unnormalised scores, shape ``(C,)``.
-      label: the class index, an integer array of shape ``()`` in ``[0, C)``.
-
-    Returns:
-      A scalar loss.
 
     Example:
       >>> import jax.numpy as jnp
@@ -60,12 +53,8 @@ def squared_error(prediction: jax.Array, target: jax.Array) -> jax.Array:
 
     .. math:: \\ell(\\hat y, y) = \\sum_k (\\hat y_k - y_k)^2
 
-    Args:
-      prediction: model output for one example, shape ``()``, ``(1,)`` or ``(K,)``.
-      target: the target, shape ``()`` (also for a ``(1,)`` prediction) or the prediction's.
-
-    Returns:
-      A scalar loss.
+    ``prediction`` has shape ``()``, ``(1,)`` or ``(K,)``; ``target`` shape ``()`` or the
+    prediction's.
 
     Example:
       >>> import jax.numpy as jnp
@@ -128,16 +117,13 @@ def per_sample_loss_fn(
 ) -> Callable[[Any, Batch], jax.Array]:
     """Build ``f(params, batch) -> (B,)`` per-sample losses of the model split as ``graphdef``.
 
-    .. math:: f(\\theta, \\{(x_i, y_i)\\}_{i=1}^B)_i = \\ell(\\mathrm{model}_\\theta(x)_i, y_i)
-
     Args:
       graphdef: the static half of ``graphdef, params = nnx.split(model)`` (split outside jit).
       loss: ``"cross_entropy"`` (integer labels), ``"squared_error"``, or a callable
         ``loss(output, target) -> scalar`` for one example.
 
     Returns:
-      A pure, jittable function of ``(params, batch)``, ``batch = {"x": (B, ...), "y": (B,
-      ...)}``, returning per-sample losses of shape ``(B,)``.
+      A pure, jittable function of ``(params, batch)``, ``batch = {"x": (B, ...), "y": (B, ...)}``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -163,20 +149,13 @@ def per_sample_loss_fn(
 def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
     """Split ``model`` into ``graphdef, params, model_state``: ``nnx.split(model, nnx.Param, ...)``.
 
-    Args:
-      model: an NNX module, with or without state besides its parameters.
-
-    Returns:
-      ``graphdef``, the ``nnx.Param`` leaves ``params`` and ``model_state``: everything else
-      (BatchNorm statistics, dropout RNG keys and counts), empty for a model without any.
+    ``model_state`` is everything but the ``nnx.Param`` leaves (BatchNorm statistics, dropout RNG),
+    empty for a model without any.
 
     Example:
       >>> from flax import nnx
       >>> from feasjax.models.nets import CNN
       >>> from feasjax.models.losses import has_model_state, split_model
-      >>> graphdef, params, model_state = split_model(CNN((8, 8, 1), 3, rngs=nnx.Rngs(0)))
-      >>> has_model_state(model_state)
-      False
       >>> model = CNN((8, 8, 1), 3, batch_norm=True, rngs=nnx.Rngs(0))
       >>> has_model_state(split_model(model)[2])
       True
@@ -190,11 +169,10 @@ def has_model_state(model_state: Any) -> bool:
     """Whether ``model_state`` (from :func:`split_model`) has any leaves; ``None`` has none.
 
     Example:
-      >>> import jax.numpy as jnp
       >>> from flax import nnx
       >>> from feasjax.models.losses import has_model_state
-      >>> has_model_state(nnx.State({})), has_model_state({"mean": jnp.zeros(3)})
-      (False, True)
+      >>> has_model_state(nnx.State({}))
+      False
     """
     return bool(jax.tree.leaves(model_state))
 
@@ -214,21 +192,19 @@ def stateful_loss_fn(
 ) -> Callable[[Any, Batch, Any], tuple[jax.Array, Any]]:
     """Build ``f(params, batch, model_state) -> (losses, new_model_state)`` in training mode.
 
-    The merged model runs under ``model.train()`` on the whole batch (BatchNorm normalises with
-    the batch's statistics and updates its running ones, Dropout draws a fresh mask). With
-    ``axis_name`` (inside ``shard_map``/``pmap``) each device folds its axis index into this
-    pass's dropout keys, and the updated statistics are ``pmean``-ed so that every replica
-    keeps the same running statistics; normalisation uses each device's local batch.
+    The merged model runs under ``model.train()`` (BatchNorm uses and updates batch statistics,
+    Dropout draws a fresh mask). With ``axis_name`` (inside ``shard_map``/``pmap``) each device
+    folds its axis index into the dropout keys, and the running statistics are ``pmean``-ed so
+    every replica keeps the same; normalisation uses the local batch.
 
     Args:
       graphdef: the static part of ``graphdef, params, model_state = split_model(model)``.
-      loss: ``"cross_entropy"`` (integer labels), ``"squared_error"``, or a callable
-        ``loss(output, target) -> scalar`` for one example.
+      loss: as for :func:`per_sample_loss_fn`.
       axis_name: the mapped data axis inside ``shard_map``/``pmap``, else ``None``.
 
     Returns:
-      A pure function of ``(params, batch, model_state)`` returning ``(B,)`` per-sample losses
-      and the updated model state (same structure, shapes and dtypes; ``None`` stays ``None``).
+      A pure function returning ``(B,)`` losses and the updated model state (same structure;
+      ``None`` stays ``None``).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -274,17 +250,10 @@ def stateful_loss_fn(
 def eval_loss_fn(
     graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy"
 ) -> Callable[[Any, Batch, Any], jax.Array]:
-    """Build ``f(params, batch, model_state) -> (B,)`` per-sample losses in evaluation mode.
+    """Build ``f(params, batch, model_state) -> (B,)`` losses in evaluation mode (``model.eval()``).
 
-    ``model.eval()``: running statistics from ``model_state`` (``None`` for a model without
-    state), no dropout.
-
-    Args:
-      graphdef: the static part of ``graphdef, params, model_state = split_model(model)``.
-      loss: ``"cross_entropy"``, ``"squared_error"``, or a callable for one example.
-
-    Returns:
-      A pure function of ``(params, batch, model_state)`` returning losses of shape ``(B,)``.
+    Running statistics come from ``model_state`` (``None`` for a model without state); no
+    dropout. ``loss`` as for :func:`per_sample_loss_fn`.
 
     Example:
       >>> import jax.numpy as jnp
@@ -309,24 +278,16 @@ def eval_loss_fn(
 
 
 def predict_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
-    """Build ``f(params, x, model_state=None) -> outputs``, the forward pass in functional form.
+    """Build ``f(params, x, model_state=None) -> (B, out_features)``, the forward pass.
 
-    Args:
-      graphdef: the static half of ``graphdef, params = nnx.split(model)``, or the static part
-        of ``graphdef, params, model_state = split_model(model)``.
-
-    Returns:
-      A pure function of ``params``, ``x`` of shape ``(B, ...)`` and, for a model with state,
-      ``model_state`` (then in evaluation mode) to the outputs ``(B, out_features)``.
+    ``graphdef`` comes from ``nnx.split(model)`` or :func:`split_model`; a model with state runs
+    in evaluation mode on ``model_state``.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import CNN, MLP
+      >>> from feasjax.models.nets import CNN
       >>> from feasjax.models.losses import predict_fn, split_model
-      >>> graphdef, params = nnx.split(MLP(4, [8], 3, rngs=nnx.Rngs(0)))
-      >>> predict_fn(graphdef)(params, jnp.ones((2, 4))).shape
-      (2, 3)
       >>> graphdef, params, model_state = split_model(
       ...     CNN((8, 8, 1), 3, batch_norm=True, rngs=nnx.Rngs(0)))
       >>> predict_fn(graphdef)(params, jnp.ones((2, 64)), model_state).shape

@@ -79,29 +79,23 @@ def _batch_norm(features: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
 
 
 class MLP(nnx.Module):
-    """A multilayer perceptron with ReLU activations between its dense layers.
+    """A multilayer perceptron with ReLU activations; inputs are flattened to ``(B, in_features)``.
 
     .. math:: f(x) = W_L\\,\\mathrm{relu}(\\cdots \\mathrm{relu}(W_1 x + b_1) \\cdots) + b_L
-
-    Inputs with more than two axes are flattened to ``(B, in_features)``.
 
     Args:
       in_features: number of input features (product of the non-batch input dimensions).
       hidden: widths of the hidden layers, possibly empty (a linear model).
-      out_features: number of outputs (classes for classification, 1 for scalar regression).
+      out_features: number of outputs.
       rngs: ``nnx.Rngs`` used to initialise the parameters.
-      tied_dropout: optional :class:`feasjax.models.TiedDropout`: example-tied dropout
-        (FairDropout) after the ReLU of hidden layer ``tied_dropout.layer``; the model is then
-        called as ``model(x, indices)`` in training mode. It holds no state (the masks come
-        from the seed and the indices), so the model stays parameter-only.
+      tied_dropout: optional :class:`feasjax.models.TiedDropout` (FairDropout) after the ReLU of
+        hidden layer ``tied_dropout.layer``; call ``model(x, indices)`` in training mode. It holds
+        no state, so the model stays parameter-only.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
       >>> from feasjax.models import MLP, TiedDropout
-      >>> model = MLP(64, [32, 32], 10, rngs=nnx.Rngs(0))
-      >>> model(jnp.ones((5, 64))).shape
-      (5, 10)
       >>> tied = MLP(64, [32], 10, tied_dropout=TiedDropout(0.5, 0.2), rngs=nnx.Rngs(0))
       >>> tied(jnp.ones((5, 64)), indices=jnp.arange(5)).shape
       (5, 10)
@@ -121,10 +115,7 @@ class MLP(nnx.Module):
         self.tied_layer, self.tied = _tied(tied_dropout, hidden)
 
     def __call__(self, x: jax.Array, indices: jax.Array | None = None) -> jax.Array:
-        """Apply the MLP to ``x`` of shape ``(B, ...)``; returns ``(B, out_features)``.
-
-        ``indices`` (the batch's sample indices) pick the masks of example-tied dropout.
-        """
+        """Apply the MLP to ``x`` of shape ``(B, ...)``; ``indices`` pick the tied-dropout masks."""
         if x.ndim < 2 or math.prod(x.shape[1:]) != self.in_features:
             raise ValueError(
                 f"x must have shape (B, ...) with {self.in_features} features per sample, "
@@ -141,13 +132,9 @@ class MLP(nnx.Module):
 class CNN(nnx.Module):
     """A small convolutional network for small images (e.g. 8x8x1 digits).
 
-    Each block is a 3x3 ``SAME`` convolution, optionally a batch normalisation, a ReLU and a 2x2
-    average pool (``SAME`` padding, so a spatial size ``s`` becomes ``ceil(s / 2)``); the feature
-    map is then flattened into a dense head ``Linear -> relu -> [Dropout] -> Linear``.
-
-    Inputs may be given as images ``(B, H, W, C)``, flat ``(B, H * W * C)`` (as scikit-learn's
-    ``digits`` comes), or ``(B, H, W)`` when ``C == 1``. With ``batch_norm=False`` and
-    ``dropout=0.0`` (the defaults) the model holds only parameters.
+    Blocks of a 3x3 ``SAME`` convolution, optional batch norm, ReLU and a 2x2 ``SAME`` average pool,
+    then a head ``Linear -> relu -> [Dropout] -> Linear``. Inputs may be ``(B, H, W, C)``, flat
+    ``(B, H * W * C)``, or ``(B, H, W)`` when ``C == 1``.
 
     Args:
       image_shape: ``(H, W, C)`` of one input image.
@@ -155,21 +142,14 @@ class CNN(nnx.Module):
       features: channels of the successive convolutional blocks.
       hidden: width of the dense hidden layer of the head.
       batch_norm: put an ``nnx.BatchNorm`` after each convolution (before the ReLU).
-      dropout: rate of an ``nnx.Dropout`` before the last ``Linear``, in ``[0, 1)``; 0 adds none.
-      rngs: ``nnx.Rngs`` used to initialise the parameters; dropout draws its masks from a fork
-        of the ``"dropout"`` stream (or of the default stream when there is none).
-      tied_dropout: optional :class:`feasjax.models.TiedDropout` on the dense hidden layer
-        (FairDropout); the model is then called as ``model(x, indices)`` in training mode.
+      dropout: rate of an ``nnx.Dropout`` before the last ``Linear``, in ``[0, 1)``.
+      rngs: ``nnx.Rngs`` for the parameters; dropout forks the ``"dropout"`` (or default) stream.
+      tied_dropout: optional :class:`feasjax.models.TiedDropout` on the dense hidden layer.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
       >>> from feasjax.models.nets import CNN
-      >>> model = CNN((8, 8, 1), 10, rngs=nnx.Rngs(0))
-      >>> model(jnp.ones((3, 64))).shape
-      (3, 10)
-      >>> model(jnp.ones((3, 8, 8, 1))).shape
-      (3, 10)
       >>> CNN((8, 8, 1), 10, batch_norm=True, dropout=0.5, rngs=nnx.Rngs(0))(
       ...     jnp.ones((3, 8, 8))).shape
       (3, 10)
@@ -267,18 +247,13 @@ class BasicBlock(nnx.Module):
 
 
 class ResNet(nnx.Module):
-    """A residual network of basic blocks: the ResNet-18 family sized for small inputs.
+    """A residual network of basic blocks: the CIFAR-style ResNet-18 family (He et al. 2016).
 
-    A 3x3 stem convolution with batch normalisation and ReLU, then one stage of ``blocks[i]``
-    :class:`BasicBlock` s of ``widths[i]`` channels per stage (the first stage at stride 1, every
-    later stage halving the resolution with a stride-2 first block), a global average pool, an
-    optional dropout, and a ``Linear`` head. This is the CIFAR-style ResNet (3x3 stem, no max
-    pool) of He et al. 2016; ``widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2)`` is ResNet-18 as
-    used for CIFAR-10 in the Feasible Learning paper. The defaults are a narrow three-stage
-    version that compiles quickly and runs on 8x8 digits as well as 32x32x3 images.
-
-    Inputs may be given as images ``(B, H, W, C)``, flat ``(B, H * W * C)``, or ``(B, H, W)``
-    when ``C == 1``.
+    A 3x3 stem (conv, batch norm, ReLU), stages of ``blocks[i]`` :class:`BasicBlock` s of
+    ``widths[i]`` channels (later stages halve the resolution), a global average pool, optional
+    dropout and a ``Linear`` head. ``widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2)`` is the
+    ResNet-18 of the Feasible Learning paper's CIFAR-10 runs; the defaults are a narrow, quick
+    three-stage version. Inputs as for :class:`CNN`.
 
     Args:
       image_shape: ``(H, W, C)`` of one input image.
@@ -296,13 +271,8 @@ class ResNet(nnx.Module):
       >>> model(jnp.ones((3, 64))).shape
       (3, 10)
 
-      Building a full-size model compiles one initialiser per weight shape; under ``nnx.jit``
-      it compiles once: ``nnx.jit(lambda: ResNet((32, 32, 3), 10, rngs=nnx.Rngs(0)))()``.
-
     References:
-      He, Zhang, Ren and Sun, "Deep Residual Learning for Image Recognition", CVPR 2016,
-      https://arxiv.org/abs/1512.03385.
-      Ramirez et al., *Feasible Learning*, AISTATS 2025 (arXiv 2501.14912).
+      He, Zhang, Ren and Sun, "Deep Residual Learning for Image Recognition", CVPR 2016.
     """
 
     def __init__(

@@ -71,9 +71,8 @@ def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
                           params: Any = None, primal_state: Any = None) -> PrimalDualState:
     """The ``PartitionSpec`` tree of a state: per-sample leaves sharded, the rest replicated.
 
-    Indexed constraint groups (those whose dual state is an :class:`feasjax.core.IndexedState`) hold
-    one row per sample: their multipliers and dual states get ``P(axis_name)``. Parameters and
-    the primal state get ``P()`` unless spec trees are given (the hook for FSDP-style sharding).
+    Indexed groups' multipliers and dual states get ``P(axis_name)``; parameters and the primal
+    state ``P()`` unless spec trees are given (the hook for FSDP-style sharding).
 
     Example:
       >>> import jax.numpy as jnp, optax
@@ -177,13 +176,11 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
       params: initial parameters (identical on every process).
       mesh: the 1-D data mesh.
       layout: the :class:`feasjax.parallel.ShardLayout` of :func:`shard_data`.
-      runs: ``params`` carry a leading run axis; so does the state (a sweep).
-      model_state: the model's non-parameter state for a stateful solver (replicated;
-        with ``runs``, a leading run axis too).
+      runs: ``params`` (and ``model_state``) carry a leading run axis, so does the state.
+      model_state: the model's non-parameter state for a stateful solver (replicated).
 
     Returns:
-      A :class:`feasjax.PrimalDualState` of global arrays sharded as
-      :func:`state_partition_specs` says.
+      A :class:`feasjax.PrimalDualState` sharded as :func:`state_partition_specs` says.
 
     Example:
       >>> import jax.numpy as jnp, optax

@@ -58,14 +58,7 @@ class MultiplierBootstrap(NamedTuple):
 
 
 def power_decay_schedule(learning_rate: float, gamma: float = 2 / 3) -> optax.Schedule:
-    """Step sizes ``η_k = η_0 k^(−γ)`` as an optax schedule of the 0-based ``count = k − 1``.
-
-    Args:
-      learning_rate: ``η_0 > 0``.
-      gamma: decay exponent in ``(1/2, 1]`` (Robbins–Monro with Polyak–Ruppert averaging).
-
-    Returns:
-      ``schedule(count) = η_0 (count + 1)^(−γ)``.
+    """Step sizes ``η_k = η_0 k^(−γ)``, ``γ`` in ``(1/2, 1]``, as an optax schedule of ``count = k − 1``.
 
     Example:
       >>> from feasjax.uncertainty.bootstrap import power_decay_schedule
@@ -147,32 +140,30 @@ def multiplier_bootstrap(
 ) -> MultiplierBootstrap:
     """Main SGD chain plus ``num_replicas`` multiplier-bootstrap chains, vectorised with ``vmap``.
 
-    Every step shares one minibatch across chains. Multipliers are drawn ``T`` steps at a time:
-    replica ``b`` after ``c`` steps draws ``sampler(fold_in(keys[b], c), (T, m))`` for the next
-    ``T`` steps (``T = 1`` in ``step``, ``T = block`` in ``run``; the last block draws ``T`` steps
-    too and uses the first ones), so the
-    results do not depend on sharding or ``jit``; one PRNG call per block keeps ``run`` fast.
+    Every step shares one minibatch across chains. Replica ``b`` after ``c`` steps draws its
+    multipliers for the next ``T`` steps as ``sampler(fold_in(keys[b], c), (T, m))`` (``T = 1`` in
+    ``step``, ``block`` in ``run``), so results do not depend on sharding or ``jit``.
 
     Args:
       loss_fn: ``loss_fn(params, example) -> scalar`` (vmapped over the minibatch), or with
-        ``batched_loss=True`` ``loss_fn(params, batch) -> per-sample losses of shape (m,)``.
+        ``batched_loss=True`` ``loss_fn(params, batch) -> (m,)`` per-sample losses.
       num_replicas: number ``B >= 2`` of bootstrap chains.
-      learning_rate: ``η_0`` of the default SGD with :func:`power_decay_schedule`; leave ``None``
-        when passing ``optimizer``.
+      learning_rate: ``η_0`` of the default SGD with :func:`power_decay_schedule`; ``None`` when
+        passing ``optimizer``.
       gamma: step-size exponent in ``(1/2, 1]`` (default SGD only).
       burn_in: iterates ``θ_1..θ_burn_in`` are left out of the Polyak–Ruppert mean.
       weights: ``"exponential"``, ``"poisson"`` or ``sampler(key, shape)`` with mean 1 and
         variance 1 (checked on one large draw at construction).
       optimizer: any optax transformation in place of the default SGD.
-      reduction: ``"mean"`` or ``"sum"`` over the minibatch, see :func:`feasjax.core.weighted_sum`.
+      reduction: ``"mean"`` or ``"sum"`` over the minibatch.
       batched_loss: whether ``loss_fn`` already maps a batch to per-sample losses.
       sharding: a ``Mesh`` or ``NamedSharding`` for the replica axis (``B`` must divide evenly).
       block: steps whose multipliers ``run`` draws at once (memory ``block x B x m`` floats).
 
     Returns:
-      A :class:`MultiplierBootstrap` of pure ``init(params, key)``, ``step(state, batch)`` (batch
-      leaves ``(m, ...)``) and ``run(state, stream)`` (stream leaves ``(n_steps, m, ...)``, one
-      ``lax.scan``); both accept ``weights=`` to override the drawn multipliers (``(B, m)`` per step).
+      A :class:`MultiplierBootstrap` of pure ``init(params, key)``, ``step(state, batch)`` (leaves
+      ``(m, ...)``) and ``run(state, stream)`` (leaves ``(n_steps, m, ...)``, one ``lax.scan``);
+      both accept ``weights=`` (``(B, m)`` per step) to override the drawn multipliers.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -291,14 +282,10 @@ def multiplier_bootstrap(
 
 
 def bootstrap_estimates(state: BootstrapState) -> tuple[jax.Array, jax.Array]:
-    """Flattened Polyak–Ruppert averages: the main chain's ``θ̄`` and the replicas' ``θ̄_b``.
+    """Flattened Polyak–Ruppert averages ``(center, replicas)``, shapes ``(d,)`` and ``(B, d)``.
 
-    Args:
-      state: a :class:`BootstrapState`.
-
-    Returns:
-      ``(center, replicas)`` of shapes ``(d,)`` and ``(B, d)``, in ``ravel_pytree`` order
-      (``state.main.average`` / ``state.replicas.average`` keep the pytree form).
+    In ``ravel_pytree`` order (``state.main.average`` / ``state.replicas.average`` keep the
+    pytree form).
 
     Example:
       >>> import jax, jax.numpy as jnp
