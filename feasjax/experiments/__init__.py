@@ -28,12 +28,14 @@ if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run ti
     from feasjax.experiments.config import GROUP_METHODS
     from feasjax.experiments.groups import GroupConfig
     from feasjax.experiments.groups import run_group_method
+    from feasjax.experiments.llr import cross_validated_head
     from feasjax.experiments.llr import retrain_last_layer
 
 __all__ = [
     "GROUP_METHODS",
     "GroupConfig",
     "retrain_last_layer",
+    "cross_validated_head",
     "run_group_method",
     "AVERAGES",
     "build_model",
@@ -72,5 +74,5 @@ __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECAT
     "feasjax.experiments.multirun": ("SweepResult", "run_method_sweep"),
     "feasjax.experiments.runs": ("MethodResult", "run_method"),
     "feasjax.experiments.groups": ("GroupConfig", "run_group_method"),
-    "feasjax.experiments.llr": ("retrain_last_layer",),
+    "feasjax.experiments.llr": ("retrain_last_layer", "cross_validated_head"),
 })

@@ -21,6 +21,7 @@ from feasjax.federated.config import METHODS, FederatedConfig
 from feasjax.federated.rounds import client_update, federated_averaging
 from feasjax.models.losses import per_sample_loss_fn, predict_fn
 from feasjax.models.nets import MLP
+from feasjax.training.engine import train as engine_train
 
 __all__ = ["run_federated"]
 
@@ -61,9 +62,16 @@ def _stages(data: FederatedData, cfg: FederatedConfig) -> _Stages:
             # Empty clients (all rows masked) weigh 0: they only pad the client axis.
             train = jax.tree.map(lambda v: jnp.concatenate(
                 [v, jnp.zeros((extra, *v.shape[1:]), v.dtype)]), train)
-        state = fed.init(params)
-        for r in range(cfg.rounds):  # one compiled round per call
-            state, _ = fed.round(state, train, jax.random.fold_in(key, r))
+        def round_step(carry, clients, ids):  # a round: every client, in a shuffled order
+            state, round_key = carry
+            state, _ = fed.round(state, clients, jax.random.fold_in(round_key, state.round),
+                                 client_ids=ids)
+            return (state, round_key), {}
+
+        num = train["mask"].shape[0]
+        (state, _), _ = engine_train(round_step, (fed.init(jax.tree.map(jnp.copy, params)), key),
+                                     train, epochs=cfg.rounds, batch_size=num, key=key,
+                                     progress=False)
         return state.params
 
     def cat(a, b):  # two client sets as one: one trace of the program serves both

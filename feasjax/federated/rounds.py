@@ -148,8 +148,10 @@ def federated_averaging(loss_fn: LossFn, client_optimizer: optax.GradientTransfo
         :func:`feasjax.data.federated.pad_clients`' empty clients, which weigh 0).
 
     Returns:
-      A :class:`Federated`; ``round(state, clients, key, personal=None)`` takes client arrays
-      with a leading client axis ``K`` and optional personal parameters (leading axis ``K``).
+      A :class:`Federated`; ``round(state, clients, key, personal=None, client_ids=None)``
+      takes client arrays with a leading client axis ``K``, optional personal parameters
+      (leading axis ``K``) and, for clients given in another order (a shuffled batch of
+      :func:`feasjax.train`), their ids, so that each client draws its own minibatches.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
@@ -182,13 +184,15 @@ def federated_averaging(loss_fn: LossFn, client_optimizer: optax.GradientTransfo
         return FederatedState(optax.apply_updates(state.params, updates), server_state,
                               state.round + 1)
 
-    def round_fn(state, clients, key, personal=None):
+    def round_fn(state, clients, key, personal=None, client_ids=None):
         _check_clients(clients)
         num = clients["mask"].shape[0]
         if mesh is not None and num % mesh.size:
             raise ValueError(f"the {num} clients must be a multiple of the mesh's {mesh.size} "
                              f"devices; pad the client axis with empty clients")
         keys = jax.random.split(key, num)
+        if client_ids is not None:  # clients in another order: each keeps its own key
+            keys = keys[client_ids]
         local = lambda p, c, k, m: _weighted_delta(train, p, c, k, m, axis)  # noqa: E731
         if mesh is not None:
             split, whole = NamedSharding(mesh, P(axis)), NamedSharding(mesh, P())

@@ -246,7 +246,7 @@ def train(
                 carry, key = tree["state"], tree["key"]
                 tally = _Tally(History(*(list(saved[f]) for f in History._fields)), partial,
                                skipped)
-        carry = unalias(carry)
+        carry = unalias(carry, data, key)
         bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
         per_epoch = every == steps
         tally = tally or _Tally(_empty_history())

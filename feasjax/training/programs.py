@@ -186,12 +186,13 @@ def _replicated(carry_sharding: Any) -> NamedSharding:
     return NamedSharding(jax.tree.leaves(carry_sharding)[0].mesh, P())
 
 
-def unalias(tree: Any) -> Any:
+def unalias(tree: Any, *others: Any) -> Any:
     """Copy leaves that share a buffer with an earlier leaf, so that the tree can be donated.
 
     feasjax's ``init`` functions allocate every field (``tests/test_donation.py``), but a state
     a user assembles from the same arrays (one array given twice, a state built twice) holds
-    one buffer in two places; XLA refuses to donate a buffer twice.
+    one buffer in two places; XLA refuses to donate a buffer twice, or one that ``others``
+    (the call's other arguments, e.g. the data or the key) pass again.
 
     Example:
       >>> import jax.numpy as jnp
@@ -201,7 +202,7 @@ def unalias(tree: Any) -> Any:
       >>> a is x, b is x
       (True, False)
     """
-    seen = set()
+    seen = {id(leaf) for leaf in jax.tree.leaves(others)}  # the call's other arguments
 
     def copy_if_seen(leaf):
         if not isinstance(leaf, jax.Array) or not checks.is_concrete(leaf):
