@@ -263,8 +263,8 @@ print("BatchNorm running mean (first channels):", np.round(model.norms[0].mean[.
 The multipliers follow the training-mode losses here (those of the forward pass with batch
 statistics and dropout). `feasjax demo --model cnn` instead feeds the dual step the eval-mode
 losses through `measurement_fn`, so that the constraint holds for the model as it is
-evaluated; with the solver API that is `fj.feasible_learning(fj.models.stateful_loss_fn(graphdef),
-..., stateful=True, measurement_fn=fj.models.eval_loss_fn(graphdef))`.
+evaluated; with the solver API that is `fj.feasible_learning(fj.models.per_sample_loss_fn(graphdef),
+..., measurement_fn=fj.models.per_sample_loss_fn(graphdef, train=False))` with `init(params, model_state=...)`.
 
 **Other optax wrappers.** Because the extras are keyword-only and unknown ones are ignored,
 `fj.feasible` also works under `optax.inject_hyperparams`, `optax.MultiSteps` and

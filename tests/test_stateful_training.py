@@ -72,7 +72,7 @@ def test_stateless_models_refuse_a_missing_model_state_for_stateful_solvers():
         _fl(fns).init(fns.params)
     loss = lambda p, b: (fns.train_loss(p, b, fns.model_state))  # noqa: E731 - a tuple
     solver = fj.feasible_learning(loss, optax.sgd(0.1), num_samples=N, epsilon=EPS)
-    with pytest.raises(TypeError, match="pass stateful=True"):
+    with pytest.raises(TypeError, match="give the solver.s init its model_state"):
         solver.step(solver.init(fns.params), _data(), jnp.arange(4))
 
 

@@ -46,8 +46,8 @@ def per_example(example_loss: Callable[[Any, Any], jax.Array]) -> Callable[[Any,
 def _checked_losses(losses: Any) -> jax.Array:
     if isinstance(losses, tuple):
         raise TypeError("per_sample_loss must return the (B,) losses alone, got a tuple (for a "
-                        "model with batch statistics or dropout pass stateful=True, and return "
-                        "(losses, new_model_state))")
+                        "model with batch statistics or dropout, give the solver's init its "
+                        "model_state and return (losses, new_model_state))")
     if jnp.ndim(losses) != 1:
         raise ValueError(f"per_sample_loss must return a 1-D array of per-sample losses, got "
                          f"shape {jnp.shape(losses)}")
@@ -57,19 +57,20 @@ def _checked_losses(losses: Any) -> jax.Array:
     return losses
 
 
-def _losses_problem(per_sample_loss: Callable, stateful: bool, make: Callable) -> Callable:
+def _losses_problem(per_sample_loss: Callable, make: Callable) -> Callable:
     """``problem_fn`` of a per-sample loss; ``make(params, batch, losses, model_state)``
-    returns the ``ProblemOutput`` (``model_state`` is ``None`` for a stateless loss)."""
-    if stateful:
-        def problem(params, batch, model_state):
-            out = per_sample_loss(params, batch, model_state)
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise TypeError("a stateful per_sample_loss must return (losses, "
-                                "new_model_state)")
-            return make(params, batch, _checked_losses(out[0]), model_state), out[1]
-        return problem
-    return lambda params, batch: make(params, batch, _checked_losses(
-        per_sample_loss(params, batch)), None)
+    returns the ``ProblemOutput``. With a model state (the solver's ``init`` was given one)
+    the loss takes it and returns ``(losses, new_model_state)``."""
+    def problem(params, batch, model_state=None):
+        if model_state is None:
+            return make(params, batch, _checked_losses(per_sample_loss(params, batch)), None)
+        out = per_sample_loss(params, batch, model_state)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError("with a model state, per_sample_loss must return (losses, "
+                            "new_model_state)")
+        return make(params, batch, _checked_losses(out[0]), model_state), out[1]
+
+    return problem
 
 
 def feasible_learning(
@@ -87,7 +88,7 @@ def feasible_learning(
     axis_name: str | None = None,
     checked: bool = False,
     on_nonfinite: str = "skip",
-    stateful: bool = False,
+    stateful: bool | None = None,
 ) -> PrimalDual:
     """Feasible Learning: ``loss_i(θ) <= ε`` for every training sample, solved primal-dual.
 
@@ -99,7 +100,9 @@ def feasible_learning(
 
     Args:
       per_sample_loss: ``(params, batch) -> (B,)`` float losses (see :func:`per_example`);
-        with ``stateful``, ``(params, batch, model_state) -> (losses, new_model_state)``.
+        for a model with state (``init(params, model_state=...)``), ``(params, batch,
+        model_state) -> (losses, new_model_state)``, as :func:`feasjax.models.per_sample_loss_fn`
+        builds.
       primal_optimizer: optax optimizer for the parameters.
       num_samples: ``N``, the number of training samples (multipliers), an integer.
       epsilon: the loss bound ``ε >= 0``.
@@ -112,8 +115,8 @@ def feasible_learning(
       measurement_fn: optional non-differentiable per-sample measurement for the dual step (a
         proxy constraint, e.g. the 0-1 error); ``(params, batch[, model_state])``.
       axis_name, checked, on_nonfinite: see :func:`feasjax.primal_dual`.
-      stateful: the loss takes and returns the model's non-parameter state (batch statistics,
-        dropout RNG); ``init(params, model_state=...)``.
+      stateful: (deprecated) the state is threaded whenever ``init`` is given a
+        ``model_state``.
 
     Returns:
       A :class:`feasjax.PrimalDual`; ``step(state, batch, indices)`` needs the batch's sample
@@ -150,7 +153,7 @@ def feasible_learning(
         constraint = ConstraintValue(violation=losses - epsilon, measurement=measurement)
         return ProblemOutput(jnp.zeros((), losses.dtype), {SAMPLES: constraint}, aux=losses)
 
-    return primal_dual(_losses_problem(per_sample_loss, stateful, make), primal_optimizer,
+    return primal_dual(_losses_problem(per_sample_loss, make), primal_optimizer,
                        {SAMPLES: group}, scheme=scheme, axis_name=axis_name, checked=checked,
                        on_nonfinite=on_nonfinite, stateful=stateful)
 
@@ -163,7 +166,7 @@ def empirical_risk(
     axis_name: str | None = None,
     checked: bool = False,
     on_nonfinite: str = "skip",
-    stateful: bool = False,
+    stateful: bool | None = None,
 ) -> PrimalDual:
     """Empirical risk minimisation through the same primal-dual machinery (no multipliers).
 
@@ -190,6 +193,6 @@ def empirical_risk(
         objective = weighted_sum(losses, jnp.ones_like(losses), reduction)
         return ProblemOutput(objective, {}, aux=losses)
 
-    return primal_dual(_losses_problem(per_sample_loss, stateful, make), primal_optimizer, {},
+    return primal_dual(_losses_problem(per_sample_loss, make), primal_optimizer, {},
                        axis_name=axis_name, checked=checked, on_nonfinite=on_nonfinite,
                        stateful=stateful)

@@ -77,14 +77,15 @@ def primal_dual(
     axis_name: str | None = None,
     checked: bool = False,
     on_nonfinite: str = "skip",
-    stateful: bool = False,
+    stateful: bool | None = None,
 ) -> PrimalDual:
     """Build a primal-dual solver for ``min_θ f(θ)`` s.t. the constraint groups hold.
 
     Args:
       problem_fn: ``(params, batch) -> ProblemOutput``; indexed groups return ``(B,)``
-        violations for the batch's indices, dense groups ``(size,)``. With ``stateful``:
-        ``(params, batch, model_state) -> (ProblemOutput, new_model_state)``.
+        violations for the batch's indices, dense groups ``(size,)``. With a model state
+        (``init(params, model_state=...)`` with leaves): ``(params, batch, model_state) ->
+        (ProblemOutput, new_model_state)``.
       primal_optimizer: any optax optimizer for the parameters.
       constraints: name -> :class:`ConstraintGroup`; empty or ``None`` gives plain ERM.
       scheme: ``"simultaneous"`` (default), ``"dual_then_primal"`` or ``"primal_then_dual"``.
@@ -95,7 +96,7 @@ def primal_dual(
       on_nonfinite: (deprecated) ``"raise"`` raises ``ValueError`` naming the non-finite samples
         when called eagerly; use ``fj.train(..., on_nonfinite="raise")``. A step with
         non-finite values is always skipped and counted.
-      stateful: the problem takes and returns a model state.
+      stateful: (deprecated) the state is threaded whenever ``init`` is given one.
 
     Returns:
       A :class:`PrimalDual` with ``init(params, multipliers=None, model_state=())`` and
@@ -121,6 +122,10 @@ def primal_dual(
     groups = dict(constraints or {})
     if on_nonfinite not in ("skip", "raise"):
         raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite=}")
+    if stateful is not None:
+        warnings.warn("stateful= is deprecated and will be removed in 0.3: the solver threads "
+                      "the model state whenever init is given one (init(params, "
+                      "model_state=...))", DeprecationWarning, stacklevel=3)
     if checked or on_nonfinite == "raise":  # one policy: the step skips, the engine raises
         warnings.warn("checked=True and on_nonfinite='raise' of the solver are deprecated and "
                       "will be removed in 0.3: the step always skips and counts a bad step; "
@@ -142,8 +147,9 @@ def primal_dual(
 
     def evaluate(params, batch, model_state):
         def split(p):
-            out = problem_fn(p, batch, model_state) if stateful else problem_fn(p, batch)
-            out, new_model_state = out if stateful else (out, model_state)
+            with_state = bool(stateful) or bool(jax.tree.leaves(model_state))
+            out = problem_fn(p, batch, model_state) if with_state else problem_fn(p, batch)
+            out, new_model_state = out if with_state else (out, model_state)
             if not isinstance(out, ProblemOutput):
                 raise TypeError(f"problem_fn must return a ProblemOutput, got {type(out)}")
             if set(out.constraints) != set(groups):

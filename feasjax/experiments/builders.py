@@ -25,8 +25,7 @@ from feasjax.core.solver import PrimalDual
 from feasjax.data.datasets import Dataset
 from feasjax.experiments.config import AVERAGES, METHODS, MODELS, RunConfig
 from feasjax.metrics import summary as metrics
-from feasjax.models.losses import (eval_loss_fn, has_model_state, per_sample_loss_fn, predict_fn,
-                                   split_model, stateful_loss_fn)
+from feasjax.models.losses import has_model_state, per_sample_loss_fn, predict_fn, split_model
 from feasjax.models.nets import CNN, MLP, ResNet
 
 __all__ = [
@@ -123,7 +122,8 @@ def _model_functions(graphdef: nnx.GraphDef, kind: str, stateful: bool,
     if not stateful:
         loss = per_sample_loss_fn(graphdef, kind)
         return loss, lambda p, b, m: loss(p, b), lambda p, x, m: predict(p, x)
-    return stateful_loss_fn(graphdef, kind, axis_name=axis_name), eval_loss_fn(graphdef, kind), predict
+    return (per_sample_loss_fn(graphdef, kind, axis_name=axis_name),
+            per_sample_loss_fn(graphdef, kind, train=False), predict)
 
 
 def build_primal_optimizer(config: RunConfig, steps_per_epoch: int) -> optax.GradientTransformation:
@@ -163,12 +163,12 @@ def build_primal_optimizer(config: RunConfig, steps_per_epoch: int) -> optax.Gra
 
 def build_solver(method: str, loss_fn: Callable, num_samples: int, config: RunConfig, *,
                  steps_per_epoch: int = 1, axis_name: str | None = None,
-                 stateful: bool = False, measurement_fn: Callable | None = None) -> PrimalDual:
+                 measurement_fn: Callable | None = None) -> PrimalDual:
     """The ERM, FL or RFL solver of a comparison (same primal optimizer for all).
 
     ``steps_per_epoch`` sizes the averaging windows of :func:`build_primal_optimizer`;
-    ``axis_name`` is the data axis of the mesh path (``feasjax.parallel.mesh``); ``stateful``
-    says that ``loss_fn`` takes and returns a model state (:func:`model_fns`);
+    ``axis_name`` is the data axis of the mesh path (``feasjax.parallel.mesh``); a ``loss_fn``
+    of a model with state takes and returns it when the solver's ``init`` is given one;
     ``measurement_fn`` drives FL's dual step instead of the training loss (the eval-mode loss
     of a model with dropout or batch statistics).
 
@@ -181,14 +181,14 @@ def build_solver(method: str, loss_fn: Callable, num_samples: int, config: RunCo
     """
     primal = build_primal_optimizer(config, steps_per_epoch)
     if method == "erm":
-        return empirical_risk(loss_fn, primal, axis_name=axis_name, stateful=stateful)
+        return empirical_risk(loss_fn, primal, axis_name=axis_name)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method=}")
     return feasible_learning(
         loss_fn, primal, num_samples=num_samples, epsilon=config.epsilon,
         dual_optimizer=ascent(optax.sgd(config.dual_learning_rate)),
         formulation=resilient(config.alpha) if method == "rfl" else None,
-        init_multiplier=config.init_multiplier, axis_name=axis_name, stateful=stateful,
+        init_multiplier=config.init_multiplier, axis_name=axis_name,
         measurement_fn=measurement_fn)
 
 

@@ -72,7 +72,7 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
                          f"(pass devices=1, or train_options=... to feasjax.train)")
     solver = build_solver(method, fns.train_loss, len(dataset.y_train), config,
                           steps_per_epoch=len(dataset.y_train) // batch_size,
-                          stateful=fns.stateful, measurement_fn=fns.dual_measurement)
+                          measurement_fn=fns.dual_measurement)
     options = dict(train_options or {})
     if devices > 1:  # the same program, partitioned over a mesh by the engine
         options["mesh"] = data_mesh(devices)

@@ -19,7 +19,7 @@ import optax
 from flax import nnx
 
 __all__ = ["LOSSES", "cross_entropy", "squared_error", "per_sample_loss_fn", "split_model",
-           "has_model_state", "stateful_loss_fn", "eval_loss_fn", "predict_fn"]
+           "has_model_state", "predict_fn"]
 
 LOSSES = ("cross_entropy", "squared_error")
 
@@ -113,37 +113,85 @@ def _single_loss(loss: str | SingleLoss) -> SingleLoss:
 
 
 def per_sample_loss_fn(
-    graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy"
-) -> Callable[[Any, Batch], jax.Array]:
-    """Build ``f(params, batch) -> (B,)`` per-sample losses of the model split as ``graphdef``.
+    graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy", *, train: bool = True,
+    axis_name: Hashable | None = None,
+) -> Callable[..., Any]:
+    """Build ``f(params, batch, model_state=None)``: the per-sample losses of a model.
+
+    One factory for models with and without state (BatchNorm statistics, dropout RNG):
+
+    * without ``model_state``, ``f`` returns the ``(B,)`` losses of the merged model;
+    * with ``model_state`` (from :func:`split_model`) and ``train=True``, ``f`` runs the model
+      under ``model.train()`` (BatchNorm uses and updates batch statistics, Dropout draws a
+      fresh mask) and returns ``(losses, new_model_state)`` (the same structure); with
+      ``axis_name`` (inside ``shard_map``/``pmap``) each device folds its axis index into the
+      dropout keys and the running statistics are ``pmean``-ed;
+    * with ``train=False``, ``f`` returns the losses under ``model.eval()`` (running
+      statistics from ``model_state``, no dropout).
+
+    A solver built on ``f`` (:func:`feasjax.feasible_learning`, ...) threads the model state
+    when its ``init`` is given one.
 
     Args:
-      graphdef: the static half of ``graphdef, params = nnx.split(model)`` (split outside jit).
+      graphdef: the static part of ``nnx.split(model)`` or :func:`split_model` (split outside
+        jit).
       loss: ``"cross_entropy"`` (integer labels), ``"squared_error"``, or a callable
         ``loss(output, target) -> scalar`` for one example.
+      train: training mode (with a model state) or evaluation mode.
+      axis_name: the mapped data axis inside ``shard_map``/``pmap``, else ``None``.
 
     Returns:
-      A pure, jittable function of ``(params, batch)``, ``batch = {"x": (B, ...), "y": (B, ...)}``.
+      A pure, jittable function of ``(params, batch, model_state=None)``, ``batch = {"x":
+      (B, ...), "y": (B, ...)}``.
 
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import MLP
-      >>> from feasjax.models.losses import per_sample_loss_fn
-      >>> graphdef, params = nnx.split(MLP(4, [8], 3, rngs=nnx.Rngs(0)))
-      >>> f = jax.jit(per_sample_loss_fn(graphdef, "cross_entropy"))
-      >>> f(params, {"x": jnp.ones((5, 4)), "y": jnp.zeros(5, jnp.int32)}).shape
+      >>> from feasjax.models.nets import CNN, MLP
+      >>> from feasjax.models.losses import per_sample_loss_fn, split_model
+      >>> batch = {"x": jnp.ones((5, 64)), "y": jnp.zeros(5, jnp.int32)}
+      >>> graphdef, params = nnx.split(MLP(64, [8], 3, rngs=nnx.Rngs(0)))
+      >>> jax.jit(per_sample_loss_fn(graphdef))(params, batch).shape
       (5,)
+      >>> graphdef, params, model_state = split_model(
+      ...     CNN((8, 8, 1), 3, features=(4,), hidden=8, batch_norm=True, dropout=0.5,
+      ...         rngs=nnx.Rngs(0)))
+      >>> losses, model_state = jax.jit(per_sample_loss_fn(graphdef))(params, batch, model_state)
+      >>> losses.shape, int(model_state["dropout"]["rngs"]["count"][...])
+      ((5,), 1)
     """
     _check_graphdef(graphdef)
     single = _single_loss(loss)
 
-    def per_sample_loss(params: Any, batch: Batch) -> jax.Array:
+    def per_sample_loss(params: Any, batch: Batch, model_state: Any = None) -> Any:
         check_batch(batch)
-        outputs = nnx.merge(graphdef, params)(batch["x"])
-        return jax.vmap(single)(outputs, batch["y"])
+        if not train:
+            outputs = _eval_outputs(graphdef, params, model_state, batch["x"])
+            return jax.vmap(single)(outputs, batch["y"])
+        if model_state is None:
+            return jax.vmap(single)(nnx.merge(graphdef, params)(batch["x"]), batch["y"])
+        return _train_losses(graphdef, single, params, batch, model_state, axis_name)
 
     return per_sample_loss
+
+
+def _train_losses(graphdef, single, params, batch, model_state, axis_name):
+    """Losses in training mode and the updated model state (:func:`per_sample_loss_fn`)."""
+    keys, rest = nnx.split_state(model_state, nnx.RngKey, ...)
+    local_keys = keys
+    if axis_name is not None:
+        index = jax.lax.axis_index(axis_name)
+        local_keys = jax.tree.map(lambda k: jax.random.fold_in(k, index), keys)
+    # copy: without it an eager call would update the caller's Variables in place.
+    model = nnx.merge(graphdef, params, local_keys, rest, copy=True)
+    model.train()
+    losses = jax.vmap(single)(model(batch["x"]), batch["y"])
+    # The stored keys are the caller's (a forward pass only advances the counts).
+    _, _, stats, _, others = nnx.split(model, nnx.Param, nnx.BatchStat, nnx.RngKey, ...)
+    if axis_name is not None:
+        stats = jax.tree.map(lambda s: jax.lax.pmean(s, axis_name), stats)
+    keys = jax.tree.map(lambda k: k, keys)  # fresh Variables, not the caller's
+    return losses, nnx.merge_state(keys, stats, others)
 
 
 def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
@@ -184,97 +232,47 @@ def _eval_outputs(graphdef: nnx.GraphDef, params: Any, model_state: Any, x: jax.
     return model(x)
 
 
-def stateful_loss_fn(
-    graphdef: nnx.GraphDef,
-    loss: str | SingleLoss = "cross_entropy",
-    *,
-    axis_name: Hashable | None = None,
-) -> Callable[[Any, Batch, Any], tuple[jax.Array, Any]]:
-    """Build ``f(params, batch, model_state) -> (losses, new_model_state)`` in training mode.
-
-    The merged model runs under ``model.train()`` (BatchNorm uses and updates batch statistics,
-    Dropout draws a fresh mask). With ``axis_name`` (inside ``shard_map``/``pmap``) each device
-    folds its axis index into the dropout keys, and the running statistics are ``pmean``-ed so
-    every replica keeps the same; normalisation uses the local batch.
-
-    Args:
-      graphdef: the static part of ``graphdef, params, model_state = split_model(model)``.
-      loss: as for :func:`per_sample_loss_fn`.
-      axis_name: the mapped data axis inside ``shard_map``/``pmap``, else ``None``.
-
-    Returns:
-      A pure function returning ``(B,)`` losses and the updated model state (same structure;
-      ``None`` stays ``None``).
-
-    Example:
-      >>> import jax, jax.numpy as jnp
-      >>> from flax import nnx
-      >>> from feasjax.models.nets import CNN
-      >>> from feasjax.models.losses import split_model, stateful_loss_fn
-      >>> model = CNN((8, 8, 1), 3, features=(4,), hidden=8, batch_norm=True, dropout=0.5,
-      ...             rngs=nnx.Rngs(0))
-      >>> graphdef, params, model_state = split_model(model)
-      >>> f = jax.jit(stateful_loss_fn(graphdef))
-      >>> batch = {"x": jnp.ones((5, 64)), "y": jnp.zeros(5, jnp.int32)}
-      >>> losses, model_state = f(params, batch, model_state)
-      >>> losses.shape, int(model_state["dropout"]["rngs"]["count"][...])
-      ((5,), 1)
-    """
-    _check_graphdef(graphdef)
-    single = _single_loss(loss)
-
-    def stateful_loss(params: Any, batch: Batch, model_state: Any) -> tuple[jax.Array, Any]:
-        check_batch(batch)
-        state = nnx.State({}) if model_state is None else model_state
-        keys, rest = nnx.split_state(state, nnx.RngKey, ...)
-        local_keys = keys
-        if axis_name is not None:
-            index = jax.lax.axis_index(axis_name)
-            local_keys = jax.tree.map(lambda k: jax.random.fold_in(k, index), keys)
-        # copy: without it an eager call would update the caller's Variables in place.
-        model = nnx.merge(graphdef, params, local_keys, rest, copy=True)
-        model.train()
-        losses = jax.vmap(single)(model(batch["x"]), batch["y"])
-        # The stored keys are the caller's (a forward pass only advances the counts).
-        _, _, stats, _, others = nnx.split(model, nnx.Param, nnx.BatchStat, nnx.RngKey, ...)
-        if axis_name is not None:
-            stats = jax.tree.map(lambda s: jax.lax.pmean(s, axis_name), stats)
-        if model_state is None:
-            return losses, None
-        keys = jax.tree.map(lambda k: k, keys)  # fresh Variables, not the caller's
-        return losses, nnx.merge_state(keys, stats, others)
-
-    return stateful_loss
-
-
-def eval_loss_fn(
-    graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy"
-) -> Callable[[Any, Batch, Any], jax.Array]:
-    """Build ``f(params, batch, model_state) -> (B,)`` losses in evaluation mode (``model.eval()``).
-
-    Running statistics come from ``model_state`` (``None`` for a model without state); no
-    dropout. ``loss`` as for :func:`per_sample_loss_fn`.
+def stateful_loss_fn(graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy", *,
+                     axis_name: Hashable | None = None) -> Callable[..., tuple[jax.Array, Any]]:
+    """(0.1) ``f(params, batch, model_state) -> (losses, new_model_state)`` in training mode:
+    :func:`per_sample_loss_fn` given a model state (``None`` returns ``(losses, None)``).
 
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import ResNet
-      >>> from feasjax.models.losses import eval_loss_fn, split_model
-      >>> model = ResNet((8, 8, 1), 3, widths=(4,), blocks=(1,), rngs=nnx.Rngs(0))
-      >>> graphdef, params, model_state = split_model(model)
-      >>> batch = {"x": jnp.ones((5, 64)), "y": jnp.zeros(5, jnp.int32)}
-      >>> eval_loss_fn(graphdef)(params, batch, model_state).shape
+      >>> from feasjax.models.nets import MLP
+      >>> from feasjax.models.losses import split_model, stateful_loss_fn
+      >>> graphdef, params, state = split_model(MLP(4, [8], 3, rngs=nnx.Rngs(0)))
+      >>> batch = {"x": jnp.ones((5, 4)), "y": jnp.zeros(5, jnp.int32)}
+      >>> stateful_loss_fn(graphdef)(params, batch, None)[0].shape
       (5,)
     """
-    _check_graphdef(graphdef)
-    single = _single_loss(loss)
+    losses = per_sample_loss_fn(graphdef, loss, axis_name=axis_name)
 
-    def eval_loss(params: Any, batch: Batch, model_state: Any) -> jax.Array:
-        check_batch(batch)
-        outputs = _eval_outputs(graphdef, params, model_state, batch["x"])
-        return jax.vmap(single)(outputs, batch["y"])
+    def stateful_loss(params: Any, batch: Batch, model_state: Any) -> tuple[jax.Array, Any]:
+        if model_state is None:
+            return losses(params, batch, nnx.State({}))[0], None
+        return losses(params, batch, model_state)
 
-    return eval_loss
+    return stateful_loss
+
+
+def eval_loss_fn(graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy"
+                 ) -> Callable[[Any, Batch, Any], jax.Array]:
+    """(0.1) ``f(params, batch, model_state) -> (B,)`` losses in evaluation mode:
+    :func:`per_sample_loss_fn` with ``train=False``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from feasjax.models.nets import MLP
+      >>> from feasjax.models.losses import eval_loss_fn, split_model
+      >>> graphdef, params, state = split_model(MLP(4, [8], 3, rngs=nnx.Rngs(0)))
+      >>> batch = {"x": jnp.ones((5, 4)), "y": jnp.zeros(5, jnp.int32)}
+      >>> eval_loss_fn(graphdef)(params, batch, state).shape
+      (5,)
+    """
+    return per_sample_loss_fn(graphdef, loss, train=False)
 
 
 def predict_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
