@@ -6,7 +6,7 @@ checkpoints (``checkpoint``, ``run_checkpoints``), the per-epoch progress (``pro
 """
 from feasjax._exports import module_attributes
 from feasjax.training.loop import EpochInfo
-from feasjax.training.engine import History
+from feasjax.training.tally import History
 from feasjax.training.programs import epoch_indices
 from feasjax.training.loop import epoch_fn
 from feasjax.training.loop import chunk_fn

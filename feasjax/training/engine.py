@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -34,62 +34,19 @@ from jax.sharding import Mesh
 
 from feasjax.core import checks
 from feasjax.core.solver import PrimalDual
+from feasjax.data.pipeline import Pipeline
 from feasjax.training.placement import auto_mesh, pad_rows, place, row_sharding, unpad_rows
 from feasjax.training.programs import (check_state_fits_data, chunk_stats, compiled_chunk,
                                        multiplier_stats, num_steps, unalias)
 from feasjax.training.progress import progress_reporter
 from feasjax.training.run_checkpoints import Checkpoints
 from feasjax.training.steps import solver_step
+from feasjax.training.streamed import train_streamed
+from feasjax.training.tally import History, Tally, empty_history, raise_on_skipped
 
 __all__ = [
-    "History",
     "train",
 ]
-
-
-class History(NamedTuple):
-    """What :func:`train` reports per epoch (host values; with ``runs``, ``(R,)`` arrays)."""
-
-    mean_loss: list  # per epoch: mean of the finite per-sample losses seen before each step
-    feasible_fraction: list  # per epoch: fraction of those losses <= epsilon (nan if no ε)
-    skipped: list  # per epoch: total steps skipped so far
-    evaluations: list  # per epoch: eval_fn(carry) or None
-    multiplier_mean: list | None = None  # per epoch: mean multiplier after it (nan if none)
-    multiplier_max: list | None = None  # per epoch: largest multiplier after it (nan if none)
-
-
-def _empty_history() -> History:
-    return History([], [], [], [], [], [])
-
-
-# ---------------------------------------------------------------------------------------------
-# The loop.
-
-
-def raise_on_skipped(records: tuple, epoch: int, start: int, steps: int | None,
-                      runs: bool) -> None:
-    """Raise ``FloatingPointError`` naming the first skipped step of ``(ok, indices, losses)``
-    records (leading axis: steps; with ``runs``, runs first) and its non-finite samples."""
-    ok, idx, losses = (np.asarray(r) for r in records)
-    if runs:  # (R, steps, ...): the first run with a skipped step
-        bad_runs = np.flatnonzero(~ok.all(axis=1))
-        if not bad_runs.size:
-            return
-        run = int(bad_runs[0])
-        ok, idx, losses, label = ok[run], idx[run], losses[run], f"run {run}, "
-    else:
-        label = ""
-    if ok.all():
-        return
-    s = int(np.flatnonzero(~ok)[0])
-    bad = idx[s][~np.isfinite(losses[s])]
-    what = (f"non-finite losses or gradients (sample indices {bad[:10].tolist()})" if bad.size
-            else "non-finite gradients or parameter updates (its losses were finite)")
-    where = f"{label}epoch {epoch}, step {start + s}"
-    if steps is not None:
-        where += f" (global step {epoch * steps + start + s})"
-    raise FloatingPointError(
-        f"{where}: {what}; the step was skipped and the run stopped (on_nonfinite='raise')")
 
 
 def _check_args(epochs: Any, on_nonfinite: str, checkpoint_every: Any, runs: Any) -> None:
@@ -121,7 +78,7 @@ def train(
     data: Any,
     *,
     epochs: int,
-    batch_size: int,
+    batch_size: int | None = None,
     key: jax.Array,
     epsilon: float | None = None,
     eval_fn: Callable[[Any], Any] | None = None,
@@ -151,7 +108,9 @@ def train(
         or a :class:`feasjax.PrimalDual`, run through :func:`feasjax.training.steps.solver_step`.
       carry: the initial carry (donated: do not reuse it afterwards); for a ``PrimalDual`` its
         state.
-      data: pytree of arrays with a leading sample axis, ideally already on the device.
+      data: pytree of arrays with a leading sample axis, ideally already on the device; or a
+        :class:`feasjax.data.pipeline.Pipeline` (data beyond memory: a jitted step per
+        minibatch; one device, one run; ``batch_size`` is then the pipeline's).
       epochs: number of epochs ``>= 1`` (with checkpoints: in all, resumed ones included).
       batch_size: minibatch size.
       key: ``jax.random`` key (``(R,)`` keys with ``runs``).
@@ -208,6 +167,14 @@ def train(
       (1.56, 1.0)
     """
     _check_args(epochs, on_nonfinite, checkpoint_every, runs)
+    if isinstance(data, Pipeline):
+        return _train_pipeline(step, carry, data, batch_size=batch_size, mesh=mesh, runs=runs,
+                               loss_of=loss_of, epochs=epochs, key=key, epsilon=epsilon,
+                               eval_fn=eval_fn, on_nonfinite=on_nonfinite, progress=progress,
+                               description=description, checkpoint_dir=checkpoint_dir,
+                               checkpoint_every=checkpoint_every, max_to_keep=max_to_keep,
+                               resume=resume, config=config, async_save=async_save,
+                               after_save=after_save)
     if per_run_data and runs is None:
         raise ValueError("per_run_data=True needs runs=R (data with a leading run axis)")
     n = checks.leading_size(jax.tree.map(lambda a: a[0], data) if per_run_data else data,
@@ -244,12 +211,12 @@ def train(
             if resumed is not None:
                 tree, epoch, pos, partial, skipped, saved = resumed
                 carry, key = tree["state"], tree["key"]
-                tally = _Tally(History(*(list(saved[f]) for f in History._fields)), partial,
+                tally = Tally(History(*(list(saved[f]) for f in History._fields)), partial,
                                skipped)
         carry = unalias(carry, data, key)
         bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
         per_epoch = every == steps
-        tally = tally or _Tally(_empty_history())
+        tally = tally or Tally(empty_history())
         tally.open(progress_reporter(
             progress, total=epochs if per_epoch else epochs * steps,
             initial=epoch if per_epoch else epoch * steps + pos, epochs=epochs,
@@ -296,68 +263,6 @@ def _on_mesh(carry: Any, data: Any, n: int, mesh: Mesh, lead: int, data_lead: in
     return place(carry, carry_sharding), data, carry_sharding, padded
 
 
-class _Tally:
-    """The host's side of the epochs: the running epoch's partial sums, the skipped total, the
-    history and the bar. A whole epoch that ran as one chunk, with nothing to save, is read one
-    epoch late (``defer``), while the next one runs: showing progress costs no host sync.
-
-    A chunk's ``stats`` (last axis): sum of the finite losses, their count, the feasible
-    count, the number of losses, the steps skipped, the multipliers' sum, count and max.
-    """
-
-    def __init__(self, history: History, partial: Any = None, skipped: Any = 0):
-        self.history, self.skipped, self.pending = history, skipped, None
-        self.partial = None if partial is None else np.asarray(partial, np.float64)
-
-    def open(self, bar: Any, epsilon: float | None, *, per_epoch: bool, defer: bool) -> None:
-        self.bar, self.epsilon, self.per_epoch, self.defer = bar, epsilon, per_epoch, defer
-
-    def chunk(self, epoch: int, stats: Any, length: int, *, ends_epoch: bool) -> None:
-        self.flush()
-        if ends_epoch and self.defer and self.per_epoch:
-            self.pending = (epoch, stats)
-            return
-        stats = np.asarray(stats, np.float64)
-        self.partial = stats[..., :5] + (0.0 if self.partial is None else self.partial)
-        if not self.per_epoch:
-            self.bar.advance(length)
-        if ends_epoch:
-            self._finish(epoch, np.concatenate([self.partial, stats[..., 5:]], axis=-1))
-            self.partial = None
-
-    def flush(self) -> None:
-        if self.pending is not None:
-            epoch, stats = self.pending
-            self.pending = None
-            self._finish(epoch, np.asarray(stats, np.float64))
-
-    def close(self) -> None:
-        if getattr(self, "bar", None) is not None:
-            self.bar.close()
-
-    def _finish(self, epoch: int, stats: np.ndarray) -> None:
-        loss_sum, finite, feasible, total, newly, mult_sum, mult_count, mult_max = np.moveaxis(
-            stats, -1, 0)
-        self.skipped = self.skipped + newly
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values = {"loss": loss_sum / finite,
-                      "feasible": (feasible / total if self.epsilon is not None
-                                   else np.nan * total),
-                      "mult_mean": mult_sum / mult_count, "mult_max": mult_max}
-        host = float if np.ndim(loss_sum) == 0 else np.asarray
-        history = self.history
-        history.mean_loss.append(host(values["loss"]))
-        history.feasible_fraction.append(host(values["feasible"]))
-        history.skipped.append(int(self.skipped) if np.ndim(self.skipped) == 0
-                               else self.skipped.astype(int))
-        history.multiplier_mean.append(host(values["mult_mean"]))
-        history.multiplier_max.append(host(values["mult_max"]))
-        if self.per_epoch:
-            self.bar.advance(1)
-        self.bar.report(epoch + 1, {k: float(np.mean(v)) for k, v in values.items()}
-                        | {"skipped": int(np.max(self.skipped))})
-
-
 def _train_with_runner(epoch_runner: Callable, state: Any, data: Any, *, epochs: int,
                        key: jax.Array, epsilon: float | None, eval_fn: Callable | None,
                        on_nonfinite: str, progress: bool | str, description: str
@@ -366,7 +271,7 @@ def _train_with_runner(epoch_runner: Callable, state: Any, data: Any, *, epochs:
     (state, EpochInfo)`` per epoch (e.g. :func:`feasjax.data_parallel_epoch`)."""
     state = unalias(state)
     bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
-    tally = _Tally(_empty_history())
+    tally = Tally(empty_history())
     tally.open(progress_reporter(progress, total=epochs, description=description), epsilon,
                per_epoch=True, defer=False)
     try:
@@ -387,6 +292,23 @@ def _epoch_summary(losses: jax.Array, ok: jax.Array, multipliers: dict,
                    bound: jax.Array) -> jax.Array:
     return jnp.concatenate([chunk_stats(losses, ok, bound), multiplier_stats(
         {"multipliers": multipliers})])
+
+
+def _train_pipeline(step: Any, carry: Any, pipeline: Pipeline, *, batch_size: int | None,
+                    mesh: Mesh | None, runs: int | None, loss_of: Callable | None,
+                    **options: Any) -> tuple[Any, History]:
+    if mesh is not None or runs is not None:
+        raise ValueError("a Pipeline trains on one device and one run: pass mesh=None and "
+                         "runs=None (in-memory arrays support both)")
+    if batch_size not in (None, pipeline.batch_size):
+        raise ValueError(f"batch_size must be the pipeline's {pipeline.batch_size} (or None), "
+                         f"got {batch_size=}")
+    if isinstance(step, PrimalDual):
+        step = _solver_step(step, loss_of)
+    elif not callable(step):
+        raise TypeError(f"step must be a function (carry, batch, indices) -> (carry, report) "
+                        f"or a feasjax.PrimalDual, got {type(step).__name__}")
+    return train_streamed(step, carry, pipeline, **options)
 
 
 def _solver_step(solver: PrimalDual, loss_of: Callable | None) -> Callable:

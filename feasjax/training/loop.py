@@ -21,7 +21,8 @@ import numpy as np
 
 from feasjax.core import checks
 from feasjax.core.solver import PrimalDual, PrimalDualState
-from feasjax.training.engine import History, raise_on_skipped, train
+from feasjax.training.engine import train
+from feasjax.training.tally import History, raise_on_skipped
 from feasjax.training.programs import check_state_fits_data, epoch_indices, num_steps, unalias
 from feasjax.training.steps import takes_keyword
 

@@ -10,7 +10,8 @@ from typing import Any, Callable
 import jax
 
 from feasjax.core.solver import PrimalDual, PrimalDualState
-from feasjax.training.engine import History, train
+from feasjax.training.engine import train
+from feasjax.training.tally import History
 from feasjax.training.run_checkpoints import data_fingerprint
 
 __all__ = [

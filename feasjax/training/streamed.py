@@ -1,0 +1,112 @@
+"""The engine's epochs over a :class:`feasjax.data.pipeline.Pipeline`: data beyond memory.
+
+Each minibatch comes from the pipeline on the host (its rows and their global indices), is put
+on the device while the previous step runs, and goes through one jitted, donated step that also
+adds the batch's losses to the epoch's sums on the device: no host read until the epoch ends.
+Checkpoints hold the carry and the position in the pipeline (epoch and step), which is the
+pipeline's whole state, so a resumed run reads the same batches in the same order.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from feasjax.data.pipeline import Pipeline
+from feasjax.training.programs import chunk_stats, multiplier_stats, unalias
+from feasjax.training.progress import progress_reporter
+from feasjax.training.run_checkpoints import Checkpoints
+from feasjax.training.steps import takes_keyword
+from feasjax.training.tally import History, Tally, empty_history, raise_on_skipped
+
+__all__: list = []  # the engine's
+
+
+def _step_program(step: Callable, records: bool) -> Callable:
+    """``(carry, sums, batch, bound) -> (carry, sums, record)``, jitted with ``carry`` and
+    ``sums`` donated; kept on the step function (no global cache)."""
+    cache = getattr(step, "__dict__", {})
+    key = ("streamed", records)
+    if key in cache.get("_feasjax_programs", {}):
+        return cache["_feasjax_programs"][key]
+    if takes_keyword(step, "unique_indices"):  # a batch of a permutation never repeats a row
+        step = functools.partial(step, unique_indices=True)
+
+    def run(carry, sums, batch, bound):
+        idx = batch.pop("index")
+        carry, report = step(carry, batch, idx)
+        losses = report.get("losses", jnp.full(idx.shape, jnp.nan, jnp.float32))
+        ok = jnp.asarray(report.get("ok", True))
+        sums = sums + chunk_stats(losses[None], ok[None], bound)
+        return carry, sums, ((ok, idx, losses) if records else None)
+
+    program = jax.jit(run, donate_argnums=(0, 1))
+    if hasattr(cache, "setdefault"):
+        cache.setdefault("_feasjax_programs", {})[key] = program
+    return program
+
+
+def train_streamed(step: Callable, carry: Any, pipeline: Pipeline, *, epochs: int,
+                   key: jax.Array, epsilon: float | None, eval_fn: Callable | None,
+                   on_nonfinite: str, progress: bool | str, description: str,
+                   checkpoint_dir: Any, checkpoint_every: int | None, max_to_keep: int,
+                   resume: bool, config: dict | None, async_save: bool,
+                   after_save: Callable | None) -> tuple[Any, History]:
+    """:func:`feasjax.train` over a pipeline (its arguments; see the module docstring)."""
+    steps = pipeline.steps_per_epoch
+    every = steps if checkpoint_every is None else min(checkpoint_every, steps)
+    saver = None if checkpoint_dir is None else Checkpoints(
+        checkpoint_dir, data={}, key=key, max_to_keep=max_to_keep, async_save=async_save,
+        settings={"pipeline": pipeline.fingerprint(), "epsilon": epsilon, **(config or {})})
+    epoch, pos, tally = 0, 0, None
+    program = _step_program(step, on_nonfinite == "raise")
+    stats = jax.jit(lambda c: multiplier_stats(c, pipeline.num_samples))
+    try:
+        if saver is not None:
+            resumed = saver.resume({"state": carry, "key": key}, epochs, resume)
+            if resumed is not None:
+                tree, epoch, pos, partial, skipped, saved = resumed
+                carry = tree["state"]
+                tally = Tally(History(*(list(saved[f]) for f in History._fields)), partial,
+                              skipped)
+        carry = unalias(carry, key)
+        bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
+        tally = tally or Tally(empty_history())
+        tally.open(progress_reporter(progress, total=epochs * steps, initial=epoch * steps + pos,
+                                     epochs=epochs, description=description, unit="step"),
+                   epsilon, per_epoch=False, defer=False)
+        while epoch < epochs:
+            length = min(every - pos % every, steps - pos)
+            sums, records = jnp.zeros(5, jnp.float32), []
+            batches = pipeline.batches(epoch, pos)
+            upcoming = jax.device_put(next(batches))
+            for _ in range(length):  # the next batch goes to the device while this step runs
+                batch, upcoming = upcoming, None
+                carry, sums, record = program(carry, sums, batch, bound)
+                if _ + 1 < length:
+                    upcoming = jax.device_put(next(batches))
+                records.append(record)
+            if on_nonfinite == "raise":
+                raise_on_skipped(tuple(np.stack([np.asarray(r[i]) for r in records])
+                                       for i in range(3)), epoch, pos, steps, False)
+            pos += length
+            full = jnp.concatenate([sums, stats(carry)])
+            tally.chunk(epoch, full, length, ends_epoch=pos == steps)
+            if pos == steps:
+                epoch, pos = epoch + 1, 0
+                tally.history.evaluations.append(eval_fn(carry) if eval_fn is not None
+                                                 else None)
+            if saver is not None:
+                saver.maybe_save(carry, key, epoch=epoch, pos=pos, steps=steps, every=every,
+                                 partial=tally.partial, skipped=tally.skipped,
+                                 history=tally.history, epochs=epochs, after_save=after_save)
+        tally.flush()
+    finally:
+        if tally is not None:
+            tally.close()
+        if saver is not None:
+            saver.close()
+    return carry, tally.history

@@ -1,0 +1,118 @@
+"""The host's side of a run: the history of epochs, the running epoch's sums and the progress
+bar, and the error that names a skipped step. Shared by the engine's compiled epochs, its
+streamed (pipeline) epochs and the 0.1 epoch-runner path.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = ["History"]
+
+
+class History(NamedTuple):
+    """What :func:`train` reports per epoch (host values; with ``runs``, ``(R,)`` arrays)."""
+
+    mean_loss: list  # per epoch: mean of the finite per-sample losses seen before each step
+    feasible_fraction: list  # per epoch: fraction of those losses <= epsilon (nan if no ε)
+    skipped: list  # per epoch: total steps skipped so far
+    evaluations: list  # per epoch: eval_fn(carry) or None
+    multiplier_mean: list | None = None  # per epoch: mean multiplier after it (nan if none)
+    multiplier_max: list | None = None  # per epoch: largest multiplier after it (nan if none)
+
+
+def empty_history() -> History:
+    return History([], [], [], [], [], [])
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
+
+
+def raise_on_skipped(records: tuple, epoch: int, start: int, steps: int | None,
+                      runs: bool) -> None:
+    """Raise ``FloatingPointError`` naming the first skipped step of ``(ok, indices, losses)``
+    records (leading axis: steps; with ``runs``, runs first) and its non-finite samples."""
+    ok, idx, losses = (np.asarray(r) for r in records)
+    if runs:  # (R, steps, ...): the first run with a skipped step
+        bad_runs = np.flatnonzero(~ok.all(axis=1))
+        if not bad_runs.size:
+            return
+        run = int(bad_runs[0])
+        ok, idx, losses, label = ok[run], idx[run], losses[run], f"run {run}, "
+    else:
+        label = ""
+    if ok.all():
+        return
+    s = int(np.flatnonzero(~ok)[0])
+    bad = idx[s][~np.isfinite(losses[s])]
+    what = (f"non-finite losses or gradients (sample indices {bad[:10].tolist()})" if bad.size
+            else "non-finite gradients or parameter updates (its losses were finite)")
+    where = f"{label}epoch {epoch}, step {start + s}"
+    if steps is not None:
+        where += f" (global step {epoch * steps + start + s})"
+    raise FloatingPointError(
+        f"{where}: {what}; the step was skipped and the run stopped (on_nonfinite='raise')")
+
+
+class Tally:
+    """The host's side of the epochs: the running epoch's partial sums, the skipped total, the
+    history and the bar. A whole epoch that ran as one chunk, with nothing to save, is read one
+    epoch late (``defer``), while the next one runs: showing progress costs no host sync.
+
+    A chunk's ``stats`` (last axis): sum of the finite losses, their count, the feasible
+    count, the number of losses, the steps skipped, the multipliers' sum, count and max.
+    """
+
+    def __init__(self, history: History, partial: Any = None, skipped: Any = 0):
+        self.history, self.skipped, self.pending = history, skipped, None
+        self.partial = None if partial is None else np.asarray(partial, np.float64)
+
+    def open(self, bar: Any, epsilon: float | None, *, per_epoch: bool, defer: bool) -> None:
+        self.bar, self.epsilon, self.per_epoch, self.defer = bar, epsilon, per_epoch, defer
+
+    def chunk(self, epoch: int, stats: Any, length: int, *, ends_epoch: bool) -> None:
+        self.flush()
+        if ends_epoch and self.defer and self.per_epoch:
+            self.pending = (epoch, stats)
+            return
+        stats = np.asarray(stats, np.float64)
+        self.partial = stats[..., :5] + (0.0 if self.partial is None else self.partial)
+        if not self.per_epoch:
+            self.bar.advance(length)
+        if ends_epoch:
+            self._finish(epoch, np.concatenate([self.partial, stats[..., 5:]], axis=-1))
+            self.partial = None
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            epoch, stats = self.pending
+            self.pending = None
+            self._finish(epoch, np.asarray(stats, np.float64))
+
+    def close(self) -> None:
+        if getattr(self, "bar", None) is not None:
+            self.bar.close()
+
+    def _finish(self, epoch: int, stats: np.ndarray) -> None:
+        loss_sum, finite, feasible, total, newly, mult_sum, mult_count, mult_max = np.moveaxis(
+            stats, -1, 0)
+        self.skipped = self.skipped + newly
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = {"loss": loss_sum / finite,
+                      "feasible": (feasible / total if self.epsilon is not None
+                                   else np.nan * total),
+                      "mult_mean": mult_sum / mult_count, "mult_max": mult_max}
+        host = float if np.ndim(loss_sum) == 0 else np.asarray
+        history = self.history
+        history.mean_loss.append(host(values["loss"]))
+        history.feasible_fraction.append(host(values["feasible"]))
+        history.skipped.append(int(self.skipped) if np.ndim(self.skipped) == 0
+                               else self.skipped.astype(int))
+        history.multiplier_mean.append(host(values["mult_mean"]))
+        history.multiplier_max.append(host(values["mult_max"]))
+        if self.per_epoch:
+            self.bar.advance(1)
+        self.bar.report(epoch + 1, {k: float(np.mean(v)) for k, v in values.items()}
+                        | {"skipped": int(np.max(self.skipped))})
