@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 from collections.abc import Sequence
 
 import jax
@@ -74,8 +75,8 @@ def _tied(config: TiedDropout | None, hidden: Sequence[int]
                                      seed=config.seed)
 
 
-def _batch_norm(features: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
-    return nnx.BatchNorm(features, momentum=_BN_MOMENTUM, epsilon=1e-5, rngs=rngs)
+def _batch_norm(features: int, rngs: nnx.Rngs, dtype: Any = None) -> nnx.BatchNorm:
+    return nnx.BatchNorm(features, momentum=_BN_MOMENTUM, epsilon=1e-5, dtype=dtype, rngs=rngs)
 
 
 class MLP(nnx.Module):
@@ -229,15 +230,16 @@ class BasicBlock(nnx.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, *, stride: int,
-                 rngs: nnx.Rngs) -> None:
-        conv = functools.partial(nnx.Conv, use_bias=False, rngs=rngs)  # BN adds the bias
+                 rngs: nnx.Rngs, dtype: Any = None) -> None:
+        # BN adds the bias; dtype: the computation's (bfloat16: mixed precision, float32 params)
+        conv = functools.partial(nnx.Conv, use_bias=False, dtype=dtype, rngs=rngs)
         self.conv1 = conv(in_features, out_features, (3, 3), strides=stride)
-        self.bn1 = _batch_norm(out_features, rngs)
+        self.bn1 = _batch_norm(out_features, rngs, dtype)
         self.conv2 = conv(out_features, out_features, (3, 3))
-        self.bn2 = _batch_norm(out_features, rngs)
+        self.bn2 = _batch_norm(out_features, rngs, dtype)
         project = stride != 1 or in_features != out_features
         self.project = conv(in_features, out_features, (1, 1), strides=stride) if project else None
-        self.project_bn = _batch_norm(out_features, rngs) if project else None
+        self.project_bn = _batch_norm(out_features, rngs, dtype) if project else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Apply the block to ``(B, H, W, in_features)``; returns ``(B, H', W', out_features)``."""
@@ -261,6 +263,8 @@ class ResNet(nnx.Module):
       widths: channels of the successive stages.
       blocks: number of basic blocks per stage, as long as ``widths``.
       dropout: rate of an ``nnx.Dropout`` before the head, in ``[0, 1)``; 0 adds none.
+      dtype: the computation's dtype (``jnp.bfloat16`` for mixed precision; the parameters
+        stay float32); ``None``: the inputs'.
       rngs: ``nnx.Rngs`` used to initialise the parameters (and to seed dropout).
 
     Example:
@@ -283,6 +287,7 @@ class ResNet(nnx.Module):
         widths: Sequence[int] = (16, 32, 64),
         blocks: Sequence[int] = (2, 2, 2),
         dropout: float = 0.0,
+        dtype: Any = None,
         rngs: nnx.Rngs,
     ) -> None:
         self.image_shape = image_shape = _check_image_shape(image_shape)
@@ -295,16 +300,18 @@ class ResNet(nnx.Module):
                 f"{blocks=}"
             )
         dropout = _check_rate(dropout, "dropout")
-        self.stem = nnx.Conv(image_shape[2], widths[0], (3, 3), use_bias=False, rngs=rngs)
-        self.stem_bn = _batch_norm(widths[0], rngs)
+        self.stem = nnx.Conv(image_shape[2], widths[0], (3, 3), use_bias=False, dtype=dtype,
+                             rngs=rngs)
+        self.stem_bn = _batch_norm(widths[0], rngs, dtype)
         layers, channels = [], widths[0]
         for stage, (width, count) in enumerate(zip(widths, blocks)):
             for i in range(count):
                 stride = 2 if stage > 0 and i == 0 else 1
-                layers.append(BasicBlock(channels, width, stride=stride, rngs=rngs))
+                layers.append(BasicBlock(channels, width, stride=stride, rngs=rngs,
+                                         dtype=dtype))
                 channels = width
         self.layers = nnx.List(layers)
-        self.head = nnx.Linear(widths[-1], out_features, rngs=rngs)
+        self.head = nnx.Linear(widths[-1], out_features, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
