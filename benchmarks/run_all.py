@@ -33,6 +33,8 @@ BENCHMARKS = {
     "bootstrap_vmap": (["--replicas", "100", "--n", "5000"], [], []),
     "scaling": (["--big-n", "1e7", "--reps", "3"], ["--big-n", "1e9"], []),
     "federated_clients": (["--repeats", "7"], ["--repeats", "15"], ["speedup"]),
+    "pipeline_throughput": ([], [], ["pipeline_over_step_speed"]),
+    "resnet_throughput": (["--repeats", "2"], ["--full"], []),  # results.<dtype>/<batch>
 }
 
 
