@@ -40,7 +40,7 @@ class RandomCropFlip:
       (2, 4, 4, 1)
     """
 
-    def __init__(self, pad: int = 4, key: str = "x"):
+    def __init__(self, pad: int = 4, key: str = "x") -> None:
         if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
             raise ValueError(f"pad must be an int >= 0, got {pad=}")
         self.pad, self.key = pad, key
@@ -86,7 +86,7 @@ class Pipeline:
 
     def __init__(self, source: Any, *, batch_size: int, seed: int = 0,
                  transform: Callable[[dict, np.random.Generator], dict] | None = None,
-                 process_index: int | None = None, process_count: int | None = None):
+                 process_index: int | None = None, process_count: int | None = None) -> None:
         self.source = source
         self.num_samples = _length(source)
         count = jax.process_count() if process_count is None else process_count

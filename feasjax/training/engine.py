@@ -42,7 +42,7 @@ from feasjax.training.progress import progress_reporter
 from feasjax.training.run_checkpoints import Checkpoints
 from feasjax.training.steps import solver_step
 from feasjax.training.streamed import train_streamed
-from feasjax.training.tally import History, Tally, empty_history, raise_on_skipped
+from feasjax.training.tally import History, Tally, empty_history, raise_on_skipped, run_epochs
 
 __all__ = [
     "train",
@@ -202,53 +202,27 @@ def train(
                                                        int(per_run_data))
     saver = None if checkpoint_dir is None else Checkpoints(
         checkpoint_dir, data=fingerprinted, key=key, max_to_keep=max_to_keep,
-        async_save=async_save, settings={"num_samples": n, "batch_size": batch_size,
-                                         "epsilon": epsilon, **(config or {})})
-    epoch, pos, tally = 0, 0, None
-    try:
-        if saver is not None:
-            resumed = saver.resume({"state": carry, "key": key}, epochs, resume)
-            if resumed is not None:
-                tree, epoch, pos, partial, skipped, saved = resumed
-                carry, key = tree["state"], tree["key"]
-                tally = Tally(History(*(list(saved[f]) for f in History._fields)), partial,
-                               skipped)
-        carry = unalias(carry, data, key)
-        bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
-        per_epoch = every == steps
-        tally = tally or Tally(empty_history())
-        tally.open(progress_reporter(
-            progress, total=epochs if per_epoch else epochs * steps,
-            initial=epoch if per_epoch else epoch * steps + pos, epochs=epochs,
-            description=description, unit="epoch" if per_epoch else "step"),
-            epsilon, per_epoch=per_epoch, defer=saver is None)
-        while epoch < epochs:
-            length = min(every - pos % every, steps - pos)
-            program = compiled_chunk(step, num_samples=n, batch_size=batch_size, length=length,
-                                     records=on_nonfinite == "raise", runs=runs is not None,
-                                     run_data=per_run_data, carry_sharding=carry_sharding)
-            carry, stats, records = program(carry, data, key, np.int32(epoch), np.int32(pos),
-                                            bound)
-            if records is not None:
-                raise_on_skipped(records, epoch, pos, steps, runs is not None)
-            pos += length
-            tally.chunk(epoch, stats, length, ends_epoch=pos == steps)
-            if pos == steps:
-                epoch, pos = epoch + 1, 0
-                tally.history.evaluations.append(eval_fn(carry) if eval_fn is not None
-                                                 else None)
-            if saver is not None:
-                saver.maybe_save(carry, key, epoch=epoch, pos=pos, steps=steps, every=every,
-                                 partial=tally.partial, skipped=tally.skipped,
-                                 history=tally.history, epochs=epochs, after_save=after_save)
-        tally.flush()
-        carry = unpad_rows(carry, n, padded, lead)
-    finally:  # no bar or Orbax thread outlives the call, whatever happened
-        if tally is not None:
-            tally.close()
-        if saver is not None:
-            saver.close()
-    return carry, tally.history
+        async_save=async_save, resume=resume,
+        settings={"num_samples": n, "batch_size": batch_size, "epsilon": epsilon,
+                  **(config or {})})
+    bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
+
+    def run_chunk(carry, key, epoch, start, length):
+        program = compiled_chunk(step, num_samples=n, batch_size=batch_size, length=length,
+                                 records=on_nonfinite == "raise", runs=runs is not None,
+                                 run_data=per_run_data, carry_sharding=carry_sharding)
+        carry, stats, records = program(carry, data, key, np.int32(epoch), np.int32(start),
+                                        bound)
+        if records is not None:
+            raise_on_skipped(records, epoch, start, steps, runs is not None)
+        return carry, stats
+
+    carry, history = run_epochs(
+        run_chunk, carry, key, epochs=epochs, steps=steps, every=every, saver=saver,
+        prepare=lambda carry, key: unalias(carry, data, key), progress=progress,
+        description=description, epsilon=epsilon, eval_fn=eval_fn, after_save=after_save,
+        per_epoch_bar=True)
+    return unpad_rows(carry, n, padded, lead), history
 
 
 def _on_mesh(carry: Any, data: Any, n: int, mesh: Mesh, lead: int, data_lead: int

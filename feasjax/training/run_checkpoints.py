@@ -102,20 +102,21 @@ class Checkpoints:
     ``checkpoint_every`` global steps, and at the end)."""
 
     def __init__(self, directory: str | os.PathLike, *, data: Any, key: jax.Array,
-                 settings: dict, max_to_keep: int, async_save: bool) -> None:
+                 settings: dict, max_to_keep: int, async_save: bool, resume: bool = True
+                 ) -> None:
         self.directory = str(directory)
         self.config = _run_config(data, key, settings)
         self.manager = checkpoint_manager(directory, max_to_keep=max_to_keep,
                                           async_save=async_save)
-        self.last_saved = 0
+        self.last_saved, self.allow_resume = 0, resume
 
-    def resume(self, target: dict, epochs: int, resume: bool) -> tuple | None:
+    def resume(self, target: dict, epochs: int) -> tuple | None:
         """``(tree, epoch, pos, partial, skipped, history)`` of the latest readable checkpoint
         (``history`` as the dict that was saved), or ``None`` (no checkpoint, or none
         readable)."""
         if not self.manager.all_steps():
             return None
-        if not resume:
+        if not self.allow_resume:
             raise ValueError(f"checkpoint_dir {self.directory} already holds checkpoints "
                              f"{self.manager.all_steps()}; resume, or use an empty directory")
         try:

@@ -17,10 +17,9 @@ import numpy as np
 
 from feasjax.data.pipeline import Pipeline
 from feasjax.training.programs import chunk_stats, multiplier_stats, unalias
-from feasjax.training.progress import progress_reporter
 from feasjax.training.run_checkpoints import Checkpoints
 from feasjax.training.steps import takes_keyword
-from feasjax.training.tally import History, Tally, empty_history, raise_on_skipped
+from feasjax.training.tally import History, raise_on_skipped, run_epochs
 
 __all__: list = []  # the engine's
 
@@ -60,53 +59,27 @@ def train_streamed(step: Callable, carry: Any, pipeline: Pipeline, *, epochs: in
     every = steps if checkpoint_every is None else min(checkpoint_every, steps)
     saver = None if checkpoint_dir is None else Checkpoints(
         checkpoint_dir, data={}, key=key, max_to_keep=max_to_keep, async_save=async_save,
+        resume=resume,
         settings={"pipeline": pipeline.fingerprint(), "epsilon": epsilon, **(config or {})})
-    epoch, pos, tally = 0, 0, None
     program = _step_program(step, on_nonfinite == "raise")
     stats = jax.jit(lambda c: multiplier_stats(c, pipeline.num_samples))
-    try:
-        if saver is not None:
-            resumed = saver.resume({"state": carry, "key": key}, epochs, resume)
-            if resumed is not None:
-                tree, epoch, pos, partial, skipped, saved = resumed
-                carry = tree["state"]
-                tally = Tally(History(*(list(saved[f]) for f in History._fields)), partial,
-                              skipped)
-        carry = unalias(carry, key)
-        bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
-        tally = tally or Tally(empty_history())
-        tally.open(progress_reporter(progress, total=epochs * steps, initial=epoch * steps + pos,
-                                     epochs=epochs, description=description, unit="step"),
-                   epsilon, per_epoch=False, defer=False)
-        while epoch < epochs:
-            length = min(every - pos % every, steps - pos)
-            sums, records = jnp.zeros(5, jnp.float32), []
-            batches = pipeline.batches(epoch, pos)
-            upcoming = jax.device_put(next(batches))
-            for _ in range(length):  # the next batch goes to the device while this step runs
-                batch, upcoming = upcoming, None
-                carry, sums, record = program(carry, sums, batch, bound)
-                if _ + 1 < length:
-                    upcoming = jax.device_put(next(batches))
-                records.append(record)
-            if on_nonfinite == "raise":
-                raise_on_skipped(tuple(np.stack([np.asarray(r[i]) for r in records])
-                                       for i in range(3)), epoch, pos, steps, False)
-            pos += length
-            full = jnp.concatenate([sums, stats(carry)])
-            tally.chunk(epoch, full, length, ends_epoch=pos == steps)
-            if pos == steps:
-                epoch, pos = epoch + 1, 0
-                tally.history.evaluations.append(eval_fn(carry) if eval_fn is not None
-                                                 else None)
-            if saver is not None:
-                saver.maybe_save(carry, key, epoch=epoch, pos=pos, steps=steps, every=every,
-                                 partial=tally.partial, skipped=tally.skipped,
-                                 history=tally.history, epochs=epochs, after_save=after_save)
-        tally.flush()
-    finally:
-        if tally is not None:
-            tally.close()
-        if saver is not None:
-            saver.close()
-    return carry, tally.history
+    bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
+
+    def run_chunk(carry, key, epoch, start, length):
+        del key  # the pipeline's seed orders the batches
+        sums, records = jnp.zeros(5, jnp.float32), []
+        batches = pipeline.batches(epoch, start)
+        upcoming = jax.device_put(next(batches))
+        for i in range(length):  # the next batch goes to the device while this step runs
+            carry, sums, record = program(carry, sums, upcoming, bound)
+            upcoming = jax.device_put(next(batches)) if i + 1 < length else None
+            records.append(record)
+        if on_nonfinite == "raise":
+            raise_on_skipped(tuple(np.stack([np.asarray(r[i]) for r in records])
+                                   for i in range(3)), epoch, start, steps, False)
+        return carry, jnp.concatenate([sums, stats(carry)])
+
+    return run_epochs(run_chunk, carry, key, epochs=epochs, steps=steps, every=every,
+                      saver=saver, prepare=lambda carry, key: unalias(carry, key),
+                      progress=progress, description=description, epsilon=epsilon,
+                      eval_fn=eval_fn, after_save=after_save, per_epoch_bar=False)

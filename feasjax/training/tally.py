@@ -4,7 +4,7 @@ streamed (pipeline) epochs and the 0.1 epoch-runner path.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -116,3 +116,58 @@ class Tally:
             self.bar.advance(1)
         self.bar.report(epoch + 1, {k: float(np.mean(v)) for k, v in values.items()}
                         | {"skipped": int(np.max(self.skipped))})
+
+
+def run_epochs(run_chunk: Callable[[Any, Any, int, int, int], tuple[Any, Any]], carry: Any,
+               key: Any, *, epochs: int, steps: int, every: int, saver: Any,
+               prepare: Callable[[Any, Any], Any], progress: Any, description: str,
+               epsilon: float | None, eval_fn: Callable | None, after_save: Callable | None,
+               per_epoch_bar: bool) -> tuple[Any, History]:
+    """The engine's loop: epochs in chunks of at most ``every`` steps (never across an epoch),
+    the tally, ``eval_fn`` after each epoch and, with a ``saver``
+    (:class:`feasjax.training.run_checkpoints.Checkpoints`), a resume first and a checkpoint
+    after each chunk that reaches a multiple of ``every`` steps.
+
+    ``run_chunk(carry, key, epoch, start, length) -> (carry, stats)`` runs the steps
+    ``start .. start + length - 1`` of an epoch (``stats``: see :class:`Tally`);
+    ``prepare(carry, key)`` readies the (possibly restored) carry for donation.
+    """
+    from feasjax.training.progress import progress_reporter
+
+    epoch, pos, tally = 0, 0, None
+    try:
+        if saver is not None:
+            resumed = saver.resume({"state": carry, "key": key}, epochs)
+            if resumed is not None:
+                tree, epoch, pos, partial, skipped, saved = resumed
+                carry, key = tree["state"], tree["key"]
+                tally = Tally(History(*(list(saved[f]) for f in History._fields)), partial,
+                              skipped)
+        carry = prepare(carry, key)
+        per_epoch = per_epoch_bar and every == steps
+        tally = tally or Tally(empty_history())
+        tally.open(progress_reporter(
+            progress, total=epochs if per_epoch else epochs * steps,
+            initial=epoch if per_epoch else epoch * steps + pos, epochs=epochs,
+            description=description, unit="epoch" if per_epoch else "step"),
+            epsilon, per_epoch=per_epoch, defer=saver is None)
+        while epoch < epochs:
+            length = min(every - pos % every, steps - pos)
+            carry, stats = run_chunk(carry, key, epoch, pos, length)
+            pos += length
+            tally.chunk(epoch, stats, length, ends_epoch=pos == steps)
+            if pos == steps:
+                epoch, pos = epoch + 1, 0
+                tally.history.evaluations.append(eval_fn(carry) if eval_fn is not None
+                                                 else None)
+            if saver is not None:
+                saver.maybe_save(carry, key, epoch=epoch, pos=pos, steps=steps, every=every,
+                                 partial=tally.partial, skipped=tally.skipped,
+                                 history=tally.history, epochs=epochs, after_save=after_save)
+        tally.flush()
+    finally:  # no bar or Orbax thread outlives the call, whatever happened
+        if tally is not None:
+            tally.close()
+        if saver is not None:
+            saver.close()
+    return carry, tally.history
