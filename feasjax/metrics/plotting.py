@@ -99,10 +99,8 @@ def plot_loss_cdfs(per_method: Losses, epsilon: float, path: str | os.PathLike, 
             heights = np.arange(1, finite.size + 1) / max(losses.size, 1)
             ax.step(finite, heights, where="post", label=label)
         ax.axvline(epsilon, color="black", linestyle="--", linewidth=1, label=f"ε = {epsilon:g}")
-        if log_x:
-            ax.set_xscale("log")
-        ax.set_title(f"{split} per-sample losses")
-        ax.set_xlabel("loss")
+        ax.set(xscale="log" if log_x else "linear", title=f"{split} per-sample losses",
+               xlabel="loss")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("fraction of samples with loss ≤ x")
     axes[0].legend(loc="upper left")  # CDFs leave that corner empty
@@ -165,14 +163,11 @@ def loss_survival_figure(per_method: Losses, epsilon: float, *, floor: float = F
             ax.plot(x[-1:], y[-1:], marker=mark, color=color, markersize=7, linestyle="none")
             smallest = min(smallest, 1 / max(losses.size, 1))
         ax.axvline(epsilon, color="black", linestyle="--", linewidth=1, label=f"ε = {epsilon:g}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"{split} ({len(splits[split])} samples)")
-        ax.set_xlabel("per-sample loss t")
+        ax.set(xscale="log", yscale="log", title=f"{split} ({len(splits[split])} samples)",
+               xlabel="per-sample loss t")
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(loc="lower left", fontsize="small")
-    axes[0].set_ylim(smallest / 2, 1.5)
-    axes[0].set_ylabel("fraction of samples with loss > t")
+    axes[0].set(ylim=(smallest / 2, 1.5), ylabel="fraction of samples with loss > t")
     fig.suptitle("Per-sample loss tails" + (f": {title}" if title else ""))
     fig.supxlabel(f"A curve ends (marker) at the method's largest loss; its height at ε is the "
                   f"fraction of samples above ε. Losses below {floor:g} are clipped to "
@@ -226,8 +221,7 @@ def plot_group_accuracy(group_accuracy: Mapping[str, Mapping[str, Sequence[float
         ax.bar(np.arange(len(groups)) + k * width, [np.mean(a) for a in acc], width,
                yerr=[np.std(a) for a in acc], label=name)
     ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [f"group {g}" for g in groups])
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
+    ax.set(ylabel="test accuracy", ylim=(0, 1))
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return _save(fig, path, dpi=120)
@@ -264,10 +258,7 @@ def plot_accuracy_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[Se
         ax.plot(x, np.mean(accuracy, axis=0), style, label=label)
     if mark is not None:
         ax.axvline(mark[0], color="k", ls="--", label=mark[1])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path, dpi=fig.dpi)

@@ -96,9 +96,7 @@ def process_sample_range(layout: ShardLayout, mesh: Mesh) -> tuple[int, int]:
     """The sample ids ``[lo, hi)`` this process must load (those of its devices' blocks).
 
     Example:
-      >>> from feasjax.parallel.distributed import process_sample_range
-      >>> from feasjax.parallel.layout import shard_layout
-      >>> from feasjax.parallel.mesh import data_mesh
+      >>> from feasjax.parallel import process_sample_range, shard_layout, data_mesh
       >>> process_sample_range(shard_layout(10, 2), data_mesh(2))
       (0, 10)
     """
@@ -138,8 +136,7 @@ def global_loss_summary(losses: jax.Array, epsilon: float, layout: ShardLayout) 
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.parallel.distributed import global_loss_summary
-      >>> from feasjax.parallel.mesh import data_mesh, shard_data
+      >>> from feasjax.parallel import global_loss_summary, data_mesh, shard_data
       >>> losses, layout = shard_data(np.arange(5.0), data_mesh(2))
       >>> global_loss_summary(losses, 2.0, layout)["max_loss"]
       4.0

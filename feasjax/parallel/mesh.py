@@ -169,8 +169,7 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
     Example:
       >>> import jax.numpy as jnp, optax
       >>> from feasjax import feasible_learning
-      >>> from feasjax.parallel.layout import shard_layout
-      >>> from feasjax.parallel.mesh import data_mesh, init_sharded
+      >>> from feasjax.parallel import shard_layout, data_mesh, init_sharded
       >>> layout = shard_layout(8, 2)
       >>> fl = feasible_learning(lambda w, b: b * w, optax.sgd(0.1),
       ...                        num_samples=layout.local_size, epsilon=0.1, axis_name="data")
@@ -201,8 +200,7 @@ def local_epoch_fn(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
     the device's own block (``fold_in(key, axis_index)``), never from padding.
 
     Example:
-      >>> from feasjax.parallel.layout import shard_layout
-      >>> from feasjax.parallel.mesh import local_epoch_fn
+      >>> from feasjax.parallel import shard_layout, local_epoch_fn
       >>> callable(local_epoch_fn(None, 4, shard_layout(8, 2)))
       True
     """

@@ -50,8 +50,7 @@ def pmap_epoch(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
     Example:
       >>> import jax, jax.numpy as jnp, numpy as np, optax
       >>> from feasjax import feasible_learning, per_example
-      >>> from feasjax.parallel.mesh import data_mesh, init_sharded, shard_data
-      >>> from feasjax.parallel.pmap import pmap_epoch
+      >>> from feasjax.parallel import data_mesh, init_sharded, shard_data, pmap_epoch
       >>> data, layout = shard_data(np.arange(8.0), data_mesh(2))
       >>> fl = feasible_learning(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1),
       ...                        num_samples=layout.local_size, epsilon=1.0, axis_name="data")
