@@ -1,19 +1,10 @@
-"""The ``feasjax`` command line: ``feasjax demo`` compares ERM, FL and RFL on a bundled dataset.
-
-``feasjax`` alone prints the help, ``feasjax --version`` the version; every option's help shows
-its default. A run prints its configuration and the table's header before training, a row as
-each method finishes, lines that interpret the table, and a line for every file written.
-
-``feasjax train --data FILE.npz`` trains them on the user's own arrays, with checkpoints
-(``--checkpoint-dir``, ``--checkpoint-every``, ``--resume``) and the same JSON schema; every
-method's dict also holds ``"skipped_steps"`` (steps skipped for non-finite values).
-
-``feasjax demo --json PATH`` writes::
+"""The ``feasjax`` command line: ``demo`` (bundled data), ``train`` (the user's arrays, with
+checkpoints), ``federated`` and ``groups``. ``feasjax demo --json PATH`` (and ``train``) writes::
 
     {"dataset": str, "epsilon": float, "seed": int,
      "methods": {"erm"|"fl"|"rfl": {"train": {accuracy, mean_loss, q90_loss, q99_loss,
                                               max_loss, cvar90_loss, feasible_fraction, ...},
-                                    "test": {same keys}, "seconds": float,
+                                    "test": {same keys}, "seconds": float, "skipped_steps": int,
                                     "averaged": {"average": str, "train": {...}, "test": {...}}
                                     (with --average only)}}}
 """
@@ -33,8 +24,7 @@ from feasjax.cli.groups import add_groups_parser
 __all__ = ["build_parser", "main", "compilation_cache_dir"]
 
 
-# One function per subcommand, ``add(commands)`` with the ``add_subparsers`` action: a new
-# command is one more entry (its parser gets the help format, --version and bare-command help).
+# ``add(commands)`` per subcommand, with the ``add_subparsers`` action: a new command is one entry.
 COMMANDS = (add_demo_parser, add_train_parser, add_federated_parser, add_groups_parser)
 
 DESCRIPTION = """\
@@ -70,17 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def compilation_cache_dir(environ: Mapping[str, str] = os.environ) -> str | None:
-    """Where the CLI keeps JAX's persistent compilation cache, or ``None`` when it is off.
-
-    ``$FEASJAX_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/feasjax/jax`` (``~/.cache/feasjax/jax``);
+    """Where the CLI keeps JAX's persistent compilation cache: ``$FEASJAX_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/feasjax/jax`` (``~/.cache/feasjax/jax``); ``None`` when
     ``FEASJAX_NO_COMPILE_CACHE=1`` (or ``--no-compile-cache``) turns it off.
 
     Example:
       >>> from feasjax.cli.app import compilation_cache_dir
       >>> compilation_cache_dir({"FEASJAX_CACHE_DIR": "/tmp/fj-cache"})
       '/tmp/fj-cache'
-      >>> compilation_cache_dir({"FEASJAX_NO_COMPILE_CACHE": "1"}) is None
-      True
     """
     if environ.get("FEASJAX_NO_COMPILE_CACHE", "") not in ("", "0"):
         return None

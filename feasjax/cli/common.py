@@ -1,13 +1,11 @@
-"""What the commands share: the parser class and its help format, the run flags, the
-configuration they describe, the progress mode and the checks of the output paths (the table and
-the files every command writes are in :mod:`feasjax.cli.report`).
-"""
+"""What the commands share: the parser and its help format, the flags, the configuration they
+describe, the progress mode and the checks of the output paths."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from feasjax.cli.report import format_table, write_outputs  # noqa: F401 (their old home)
 from feasjax.experiments.config import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
@@ -17,8 +15,8 @@ __all__ = ["CommandParser", "DefaultsHelpFormatter", "config_from_args", "format
 
 
 class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Help that shows each option's default, unless it is ``None``/``False`` or the help text
-    already says it; descriptions and epilogs keep their line breaks (for examples).
+    """Help that shows each option's default (unless ``None``/``False`` or already in the help
+    text); descriptions and epilogs keep their line breaks.
 
     Example:
       >>> from feasjax.cli.common import CommandParser
@@ -65,43 +63,34 @@ def progress_mode(args: argparse.Namespace) -> bool | str:
     return True
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+def _number(name: str, cast: type, ok: Callable[[Any], bool], what: str) -> Callable[[str], Any]:
+    """An argparse ``type``: ``cast(text)`` that must satisfy ``ok`` (argparse names it in its
+    "invalid ... value" errors)."""
+    def parse(text: str) -> Any:
+        value = cast(text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    parse.__name__ = parse.__qualname__ = name
+    return parse
 
 
-def _nonnegative_float(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
+_INF = float("inf")
+_positive_int = _number("_positive_int", int, lambda v: v >= 1, "a positive integer")
+_nonnegative_float = _number("_nonnegative_float", float, lambda v: 0 <= v < _INF,
+                             "a finite number >= 0")
+_positive_float = _number("_positive_float", float, lambda v: 0 < v < _INF, "a finite number > 0")
+_unit_float = _number("_unit_float", float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+_fraction = _number("_fraction", float, lambda v: 0 < v < 1, "a number in (0, 1)")
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+def run_label(method: str, i: int, methods: tuple) -> str:
+    """The progress label of the ``i``-th of ``methods``: ``"fl (2/3)"``, or the method alone."""
+    return f"{method} ({i + 1}/{len(methods)})" if len(methods) > 1 else method
 
 
-def _unit_float(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
-    return value
-
-
-# ---------------------------------------------------------------- the options every command shares
-# One function per option, so that its name, parsing and help are the same in every command.
+# One function per option shared by several commands: the same name, parsing and help in each.
 
 
 def add_methods(parser: argparse.ArgumentParser, choices: tuple[str, ...],
@@ -157,8 +146,7 @@ def add_plot(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def add_no_progress(parser: argparse.ArgumentParser, shows_progress: bool = True) -> None:
-    """``--no-progress``; a command without a progress bar accepts it too, so that a script can
-    pass the same flags to every command."""
+    """``--no-progress`` (accepted by commands without a bar too, for scripts)."""
     parser.add_argument("--no-progress", action="store_true",
                         help="print plain lines on stderr (every epoch, or every k-th for more "
                              "than 10) instead of a progress bar; also the default when stderr "
@@ -178,11 +166,8 @@ OUTPUT_FLAGS = (("json", "--json"), ("plot", "--plot"), ("save_losses", "--save-
 
 
 def check_outputs(args: argparse.Namespace, command: str) -> None:
-    """Before any training: every output path can be written (missing parents are created).
-
-    Raises ``SystemExit`` with one line ``feasjax COMMAND: error: ...`` when a path is a
-    directory, lies under a regular file, or cannot be written, and when ``--checkpoint-dir``
-    is a regular file, so that no run is lost at its end.
+    """Before any training, check every output path can be written (creating missing parents),
+    else raise ``SystemExit("feasjax COMMAND: error: ...")``, so that no run is lost at its end.
     """
     def fail(message):
         raise SystemExit(f"feasjax {command}: error: {message}")

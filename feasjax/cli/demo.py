@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from feasjax.cli.common import (_positive_int, add_run_arguments, add_seeds, check_outputs,
-                                config_from_args, progress_mode)
+                                config_from_args, progress_mode, run_label)
 from feasjax.cli.report import (config_lines, format_header, format_rows, format_table,
-                                interpret, write_outputs)
+                                interpret, write_json, write_outputs)
 from feasjax.data.datasets import DATASETS
 from feasjax.experiments.config import RunConfig
 
@@ -75,17 +74,13 @@ def demo(args: argparse.Namespace) -> dict:
     curves = {}
     for i, method in enumerate(args.methods):
         result = run_method(dataset, method, config, progress=progress_mode(args),
-                            label=_label(method, i, args.methods))
+                            label=run_label(method, i, args.methods))
         report["methods"][method] = result.metrics
         curves[method] = {"train": result.train_losses, "test": result.test_losses}
         print("\n".join(format_rows(method, result.metrics)), flush=True)
     write_outputs(args, report, curves, table=False,
                   title=f"{args.dataset}, {config.epochs} epochs, seed {config.seed}")
     return report
-
-
-def _label(method: str, i: int, methods: tuple) -> str:
-    return f"{method} ({i + 1}/{len(methods)})" if len(methods) > 1 else method
 
 
 def _check_devices(config: RunConfig, dataset, command: str) -> int:
@@ -108,10 +103,9 @@ def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
 def demo_sweep(args: argparse.Namespace) -> dict:
     """``feasjax demo --seeds ...``: mean ± std over seeds trained in one vmapped program.
 
-    JSON: ``{"dataset", "epsilon", "seeds", "devices", "methods": {m: {"mean": {"train": {...},
-    "test": {...}}, "std": {...}, "runs": [{"train", "test"}, ...], "seconds"}}}``; with
-    ``--average`` also ``"averaged": {"average", "train", "test"}`` in ``mean``, ``std`` and
-    every run.
+    JSON: ``{"dataset", "epsilon", "seeds", "devices", "methods": {m: {"mean": {"train",
+    "test"}, "std", "runs": [{"train", "test"}, ...], "seconds"}}}``; ``--average`` adds
+    ``"averaged": {"average", "train", "test"}`` to ``mean``, ``std`` and every run.
     """
     from feasjax.data.datasets import load_dataset
     from feasjax.experiments.multirun import run_method_sweep
@@ -128,7 +122,8 @@ def demo_sweep(args: argparse.Namespace) -> dict:
               "devices": None, "methods": {}}
     for i, method in enumerate(args.methods):
         res = run_method_sweep(dataset, method, config, args.seeds,
-                               progress=progress_mode(args), label=_label(method, i, args.methods))
+                               progress=progress_mode(args),
+                               label=run_label(method, i, args.methods))
         report["devices"] = res.devices
         report["methods"][method] = {"mean": _pick(res.summary, "mean", config),
                                      "std": _pick(res.summary, "std", config),
@@ -140,9 +135,7 @@ def demo_sweep(args: argparse.Namespace) -> dict:
         print(f"{line} (means over {len(args.seeds)} seeds)" if not line.startswith(" ")
               else line)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"wrote {args.json}: the metrics of every seed, their mean and std, as JSON")
+        write_json(args.json, report, "the metrics of every seed, their mean and std, as JSON")
     return report
 
 

@@ -1,7 +1,5 @@
-"""What the commands print and write: the run's configuration (before training), the results
-table (its header first, a row as each method finishes), lines that interpret the table, and a
-line for every file written.
-"""
+"""What the commands print and write: the configuration, the results table (a row as each
+method finishes), lines that interpret it, and a line for every file written."""
 from __future__ import annotations
 
 import argparse
@@ -16,18 +14,11 @@ if TYPE_CHECKING:
 __all__ = ["config_lines", "format_header", "format_rows", "format_table", "interpret",
            "write_json", "write_outputs"]
 
-TABLE_COLUMNS = (
-    ("train acc", "train", "accuracy"),
-    ("test acc", "test", "accuracy"),
-    ("train mean", "train", "mean_loss"),
-    ("train q99", "train", "q99_loss"),
-    ("train max", "train", "max_loss"),
-    ("train feas", "train", "feasible_fraction"),
-    ("test mean", "test", "mean_loss"),
-    ("test q99", "test", "q99_loss"),
-    ("test max", "test", "max_loss"),
-    ("test feas", "test", "feasible_fraction"),
-)
+# (header, split, metric): accuracies, then each split's mean, q99, max and feasible fraction.
+TABLE_COLUMNS = (("train acc", "train", "accuracy"), ("test acc", "test", "accuracy")) + tuple(
+    (f"{split} {short}", split, key) for split in ("train", "test") for short, key in (
+        ("mean", "mean_loss"), ("q99", "q99_loss"), ("max", "max_loss"),
+        ("feas", "feasible_fraction")))
 NAMES = {"erm": "ERM", "fl": "FL", "rfl": "RFL"}
 
 
@@ -113,8 +104,8 @@ def _num(x: float) -> str:
 
 
 def interpret(methods: dict) -> list[str]:
-    """What the table says: for FL and RFL against ERM, the change of the train max loss at the
-    test accuracy (or test mean loss, for regression), and when the test max loss is worse.
+    """What the table says: FL's and RFL's change of the train max loss against ERM's, at their
+    test accuracy (or mean loss), and whether the test max loss got worse.
 
     Example:
       >>> from feasjax.cli.report import interpret
@@ -175,9 +166,8 @@ def write_json(path: str, report: dict, what: str = "the results as JSON") -> No
 
 def write_outputs(args: argparse.Namespace, report: dict, curves: dict | None = None, *,
                   table: bool = True, title: str | None = None) -> list[str]:
-    """Print the table (unless ``table=False``: it was printed row by row) and what it says,
-    write ``--json`` and ``--plot`` (per-sample loss survival curves) if asked, and print a line
-    for each file written. Returns the paths written.
+    """Print the table (unless ``table=False``) and what it says, write ``--json`` and
+    ``--plot`` (loss survival curves) if asked, with a line each; return the paths written.
 
     Example:
       >>> import argparse, os, tempfile
@@ -200,7 +190,6 @@ def write_outputs(args: argparse.Namespace, report: dict, curves: dict | None = 
         write_json(args.json, report, "the metrics as JSON")
         written.append(args.json)
     if getattr(args, "plot", None) and curves:
-        # Lazy: matplotlib takes seconds to import, and only --plot needs it.
         from feasjax.metrics.plotting import plot_loss_survival
 
         plot_loss_survival(curves, report["epsilon"], args.plot, title=title)

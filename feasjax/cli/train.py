@@ -7,7 +7,8 @@ import os
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_int, _unit_float,
-                                add_run_arguments, check_outputs, config_from_args, progress_mode)
+                                add_run_arguments, check_outputs, config_from_args, progress_mode,
+                                run_label)
 from feasjax.cli.report import config_lines, format_header, format_rows, write_outputs
 from feasjax.data.user_data import load_arrays, name_of, user_dataset
 from feasjax.experiments.config import RunConfig
@@ -88,8 +89,8 @@ def _group_metrics(losses, groups) -> dict:
 
 
 def train_command(args: argparse.Namespace) -> dict:
-    """Run ``feasjax train`` and return the JSON-able report (the schema of ``demo``, plus
-    ``skipped_steps`` per method and, with groups, ``worst_group_mean_loss`` per split).
+    """Run ``feasjax train`` and return the JSON-able report (``demo``'s schema; with groups,
+    ``worst_group_mean_loss`` per split).
 
     Example:
       >>> import os, tempfile, numpy as np
@@ -126,15 +127,10 @@ def train_command(args: argparse.Namespace) -> dict:
     report = {"dataset": name, "epsilon": config.epsilon, "seed": config.seed, "methods": {}}
     curves, saved = {}, {k: v for k, v in extras.items() if v is not None}
     for i, method in enumerate(args.methods):
-        result = _run(args, dataset, method, config, name,
-                      f"{method} ({i + 1}/{len(args.methods)})" if len(args.methods) > 1
-                      else method)
-        if "group_train" in extras:
-            result.metrics["train"].update(_group_metrics(result.train_losses,
-                                                          extras["group_train"]))
-        if "group_test" in extras:
-            result.metrics["test"].update(_group_metrics(result.test_losses,
-                                                         extras["group_test"]))
+        result = _run(args, dataset, method, config, name, run_label(method, i, args.methods))
+        for split, losses in (("train", result.train_losses), ("test", result.test_losses)):
+            if f"group_{split}" in extras:
+                result.metrics[split].update(_group_metrics(losses, extras[f"group_{split}"]))
         report["methods"][method] = result.metrics
         print("\n".join(format_rows(method, result.metrics)), flush=True)
         curves[method] = {"train": result.train_losses, "test": result.test_losses}
@@ -159,12 +155,10 @@ def _run(args: argparse.Namespace, dataset, method: str, config: RunConfig, name
     from feasjax.experiments.runs import run_method
 
     run_config = {k: v for k, v in config._asdict().items() if k != "epochs"}
-    options = dict(
-        on_nonfinite=args.on_nonfinite, resume=args.resume,
-        checkpoint_dir=(os.path.join(args.checkpoint_dir, method) if args.checkpoint_dir
-                        else None),
-        checkpoint_every=args.checkpoint_every, max_to_keep=args.max_to_keep,
-        config={"method": method, "data": name, **run_config})
+    directory = os.path.join(args.checkpoint_dir, method) if args.checkpoint_dir else None
+    options = dict(on_nonfinite=args.on_nonfinite, resume=args.resume, checkpoint_dir=directory,
+                   checkpoint_every=args.checkpoint_every, max_to_keep=args.max_to_keep,
+                   config={"method": method, "data": name, **run_config})
     try:
         return run_method(dataset, method, config, progress=progress_mode(args),
                           train_options=options, label=label)

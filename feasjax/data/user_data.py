@@ -1,8 +1,5 @@
-"""The user's own data for ``feasjax train``: ``.npz`` or ``.npy`` files, checked before training.
-
-Every problem (a missing array, mismatched lengths, NaN or inf inputs, labels out of range, a
-wrong dtype, pickled objects) raises ``ValueError`` naming the file and the array.
-"""
+"""The user's own data for ``feasjax train`` (``.npz`` or ``.npy``), checked before training:
+every problem raises ``ValueError`` naming the file and the array."""
 from __future__ import annotations
 
 import os
@@ -30,11 +27,10 @@ def load_arrays(data: str | None = None, *, x: str | None = None, y: str | None 
 
     Args:
       data: an ``.npz`` with arrays ``x``, ``y`` (and the optional ones); or None.
-      x, y: ``.npy`` paths (memory-mapped), instead of ``data``.
-      group: optional ``.npy`` of integer groups, with ``x``/``y``.
+      x, y, group: ``.npy`` paths (memory-mapped) instead of ``data``; ``group`` optional.
 
     Returns:
-      A dict of numpy arrays (not yet validated: see :func:`user_dataset`).
+      A dict of numpy arrays (validated by :func:`user_dataset`).
 
     Example:
       >>> import numpy as np, tempfile, os
@@ -86,10 +82,8 @@ def user_dataset(arrays: dict, *, task: str = "classification", num_classes: int
                  seed: int = 0, test_fraction: float = 0.3,
                  image_shape: tuple[int, int, int] | None = None,
                  name: str = "user") -> tuple[Dataset, dict]:
-    """Validate and split user arrays as :func:`feasjax.data.from_arrays` does for the demo.
-
-    Without ``x_test``/``y_test`` the split is :func:`feasjax.data.from_arrays`'s (stratified,
-    ``random_state=seed``), so an ``.npz`` of a bundled dataset gives the demo's exact split.
+    """Validate and split user arrays with :func:`feasjax.data.from_arrays` (an ``.npz`` of a
+    bundled dataset without ``x_test``/``y_test`` gives the demo's exact split).
 
     Args:
       arrays: from :func:`load_arrays`.
@@ -141,11 +135,5 @@ def user_dataset(arrays: dict, *, task: str = "classification", num_classes: int
 
 
 def name_of(path: str | None) -> str:
-    """A dataset name from a file path (its stem).
-
-    Example:
-      >>> from feasjax.data.user_data import name_of
-      >>> name_of("runs/mydata.npz"), name_of(None)
-      ('mydata', 'user')
-    """
+    """A dataset name from a file path (its stem), ``"user"`` without one."""
     return os.path.splitext(os.path.basename(path))[0] if path else "user"

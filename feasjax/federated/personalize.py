@@ -1,10 +1,6 @@
-"""Personalization of a federated model per client: local, global, fine-tuned, and the optimal mix
-(Grimberg, Hartley, Karimireddy, Jaggi 2021, https://arxiv.org/abs/2110.12946).
-
-``alpha_k`` (the weight of the global model) is the grid value with the smallest loss on a
-held-out part of the client's training rows, the empirical analogue of ``alpha*``. Mixing is
-meaningful when the models share their initialisation and the loss is nearly convex in them.
-The functions are pure and unjitted: wrap the pipeline in ``jax.jit``.
+"""Personalization per client: local, global, fine-tuned and mixed models (Grimberg, Hartley,
+Karimireddy, Jaggi 2021, https://arxiv.org/abs/2110.12946); ``alpha_k``, the global model's
+weight, is chosen on held-out training rows. Pure and unjitted: wrap the pipeline in ``jax.jit``.
 """
 from __future__ import annotations
 
@@ -30,7 +26,6 @@ def train_clients(train: Callable, params: Any, clients: dict, key: jax.Array, *
       params: the starting model, or per-client models (leading axis K) with ``per_client``.
       clients: ``{"x", "y", "mask"}`` with a leading client axis.
       key: PRNG key, split over clients.
-      per_client: whether ``params`` has a client axis.
 
     Returns:
       Per-client models, leading axis K.
@@ -65,7 +60,6 @@ def client_metrics(predict: Predict, params: Any, data: dict, *,
       predict: ``(params, x) -> logits``.
       params: per-client models (leading axis K), or one shared model (``per_client=False``).
       data: ``{"x", "y", "mask"}`` with a leading client axis.
-      per_client: whether ``params`` has a client axis.
 
     Returns:
       ``(accuracy, loss)``, each of shape ``(K,)``.
@@ -83,14 +77,8 @@ def client_metrics(predict: Predict, params: Any, data: dict, *,
 
 
 def held_out_split(clients: dict, fraction: float = 0.2) -> tuple[dict, dict]:
-    """Split each client's real rows: the first ``1 - fraction`` to fit, the rest held out.
-
-    Only the masks change (the real rows of the fitting part stay first, as local training
-    needs). Every client keeps at least one row on each side when it has two.
-
-    Args:
-      clients: ``{"x", "y", "mask"}`` with a leading client axis, real rows first.
-      fraction: held-out share, in ``(0, 1)``.
+    """Split each client's real rows (first in ``clients["mask"]``): the first ``1 - fraction``
+    to fit, the rest held out, at least one row each side of two. Only the masks change.
 
     Returns:
       ``(fit, held_out)``, the same arrays with their own masks.
@@ -131,8 +119,7 @@ def alpha_curve(predict: Predict, local: Any, global_params: Any, data: dict,
 
     Args:
       predict: ``(params, x) -> logits``.
-      local: per-client local models (leading axis K).
-      global_params: the global model.
+      local, global_params: per-client local models (leading axis K) and the global model.
       data: ``{"x", "y", "mask"}`` per client (held-out or test rows).
       alphas: grid of coefficients in ``[0, 1]``, shape ``(G,)``.
 

@@ -1,10 +1,6 @@
 """Prompt portfolios over a frozen feature extractor (PromptFolio, Pan, Huang, Shi 2024,
-https://arxiv.org/abs/2409.19610).
-
-Logits are scaled cosine similarities of features with class prompts ``P``; each client trains a
-global prompt set (averaged by the server) and a local one, and predicts with
-``P = (1 - theta) P_G + theta P_k``. :func:`random_features` stands in for a foundation model.
-"""
+https://arxiv.org/abs/2409.19610): each client predicts with ``P = (1 - theta) P_G + theta P_k``,
+a global prompt set averaged by the server and a local one."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -20,17 +16,9 @@ __all__ = ["random_features", "prompt_logits", "portfolio_params", "portfolio_pr
 
 
 def random_features(key: jax.Array, in_features: int, num_features: int) -> Callable:
-    """A frozen random feature map ``x -> normalize(tanh(x W / sqrt(d) + b))``, shape ``(B, F)``.
-
-    Stands in for a foundation model's image encoder (documented as such: it is not trained).
-
-    Args:
-      key: PRNG key of ``W ~ N(0, I)`` and ``b ~ N(0, I)``.
-      in_features: ``d``, features of a (flattened) input.
-      num_features: ``F``.
-
-    Returns:
-      ``phi(x)`` for ``x`` of shape ``(B, ...)`` with ``d`` features per row.
+    """A frozen random feature map ``x -> normalize(tanh(x W / sqrt(d) + b))``, shape ``(B, F)``,
+    standing in for a foundation model's encoder (``W, b ~ N(0, I)`` drawn from ``key``; ``d``
+    is ``in_features`` of a flattened input, ``F`` is ``num_features``).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -109,13 +97,13 @@ def portfolio_prompts(global_prompts: jax.Array, personal: dict,
 
 def portfolio_loss(features: Callable, scale: float = 20.0,
                    learn_theta: bool = False) -> Callable[[Any, dict], jax.Array]:
-    """Per-sample cross-entropy of the portfolio, for :func:`feasjax.federated.federated_averaging`
-    with personal parameters: ``loss((global_prompts, personal), batch) -> (B,)``.
+    """Per-sample cross-entropy of the portfolio, ``loss((global_prompts, personal), batch) ->
+    (B,)``, for :func:`feasjax.federated.federated_averaging` with personal parameters.
 
     Args:
-      features: the frozen ``x -> unit-norm features`` (applied to ``batch["x"]``; pass
-        precomputed features and ``lambda f: f`` to extract them once).
-      scale: logit scale ``s`` of the cosine similarities.
+      features: the frozen ``x -> unit-norm features`` of ``batch["x"]`` (``lambda f: f`` for
+        precomputed features).
+      scale: logit scale of the cosine similarities.
       learn_theta: also train ``theta`` (per client) instead of keeping it fixed.
 
     Example:

@@ -16,7 +16,6 @@ __all__ = ["MeanEstimation", "mean_estimation"]
 
 class MeanEstimation(NamedTuple):
     """Result of :func:`mean_estimation` (``K`` clients, ``G`` grid coefficients)."""
-
     alpha_star: jax.Array  # (K,), the closed form alpha*_k
     alpha_mse: jax.Array  # (K,), the Monte Carlo MSE-optimal alpha (minimiser of the MC MSE)
     alpha_estimated: jax.Array  # (R, K), estimate_mixing_alpha per repetition
@@ -33,9 +32,7 @@ def mean_estimation(key: jax.Array, *, num_clients: int = 10, num_samples: int =
 
     Args:
       key: PRNG key (client means, then the samples of every repetition).
-      num_clients: ``K >= 2``.
-      num_samples: ``n >= 2`` samples per client.
-      dim: ``d >= 1``.
+      num_clients, num_samples, dim: ``K >= 2``, ``n >= 2`` samples per client, ``d >= 1``.
       variance: ``sigma^2 > 0`` of each coordinate.
       bias: scale of the client means' spread (0: identical clients).
       repetitions: ``R >= 2`` Monte Carlo draws.
@@ -74,8 +71,8 @@ def _simulate(key, variance, bias, alphas, *, num_clients, num_samples, dim, rep
     target_global = jnp.mean(mu[others], axis=1)  # (K, d), E of the leave-one-out mean
     v_local = variance * dim / num_samples
     v_global = v_local / (num_clients - 1)
-    alpha_star = optimal_mixing_alpha(v_local, v_global,
-                                      jnp.linalg.norm(target_global - mu, axis=-1))
+    gap = jnp.linalg.norm(target_global - mu, axis=-1)  # (K,)
+    alpha_star = optimal_mixing_alpha(v_local, v_global, gap)
 
     def repetition(k):
         x = mu[:, None] + jnp.sqrt(variance) * jax.random.normal(k, (num_clients, num_samples,
@@ -92,6 +89,5 @@ def _simulate(key, variance, bias, alphas, *, num_clients, num_samples, dim, rep
                for u, v in ((err_l, err_l), (err_l, diff), (diff, diff)))  # (K,) each
     alpha_mse = b / c
     mse = a[:, None] - 2 * alphas[None, :] * b[:, None] + alphas[None, :] ** 2 * c[:, None]
-    helps = mixing_helps(alphas[None, :], v_local, v_global,
-                         jnp.linalg.norm(target_global - mu, axis=-1)[:, None])
+    helps = mixing_helps(alphas[None, :], v_local, v_global, gap[:, None])
     return MeanEstimation(alpha_star, alpha_mse, estimated, mse, helps, mse < mse[:, :1])

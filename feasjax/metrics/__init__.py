@@ -1,9 +1,5 @@
-"""Metrics over per-sample losses: tail summaries (quantiles, CVaR, feasible fraction,
-accuracy, worst-class accuracy, multiplier statistics) in ``summary``, group metrics
-(per-group accuracy and loss, worst-group and group-balanced accuracy) in ``groups``, and
-per-sample loss plots in ``plotting`` (imported on first use, so that using the metrics does not
-import matplotlib).
-"""
+"""Metrics over per-sample losses: tail summaries (``summary``), group metrics (``groups``) and
+plots (``plotting``, imported on first use: matplotlib is slow to import)."""
 from typing import TYPE_CHECKING
 
 from feasjax._exports import module_attributes
@@ -23,7 +19,6 @@ __all__ = ["accuracy", "cvar", "feasible_fraction", "group_accuracy", "group_los
            "plot_group_accuracy", "plot_loss_cdfs", "plot_loss_survival", "quantile",
            "worst_class_accuracy", "worst_group_accuracy"]
 
-# matplotlib takes seconds to import: the plotting module is imported on first use only.
 __getattr__, __dir__ = module_attributes(__name__, __all__, lazy={
     "feasjax.metrics.plotting": ("loss_survival_figure", "plot_accuracy_curves",
                                  "plot_group_accuracy", "plot_loss_cdfs", "plot_loss_survival"),

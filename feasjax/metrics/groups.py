@@ -1,9 +1,6 @@
-"""Group metrics for subpopulation shift: per-group accuracy and loss, worst-group, balanced.
-
-Pure, jit-able, with an optional boolean ``mask`` (padding never counts); exact on sharded
-arrays. A group with no sample has ``nan`` accuracy and loss and is left out of the worst-group
-and balanced accuracies (Sagawa et al. 2020).
-"""
+"""Group metrics for subpopulation shift (Sagawa et al. 2020): pure, jit-able, with an optional
+boolean ``mask``. An empty group has ``nan`` accuracy and loss and is left out of the worst-group
+and balanced accuracies."""
 from __future__ import annotations
 
 import jax
@@ -27,10 +24,19 @@ def _check_groups(groups: jax.Array, num_groups: int, mask: jax.Array | None):
     return groups, mask
 
 
+def _correct(logits_or_preds: jax.Array, labels: jax.Array) -> jax.Array:
+    labels = jnp.asarray(labels)
+    return (_predicted_labels(logits_or_preds, labels) == labels).astype(jnp.float32)
+
+
+def _worst(per_group: jax.Array) -> jax.Array:
+    present = ~jnp.isnan(per_group)
+    return jnp.where(jnp.any(present), jnp.min(jnp.where(present, per_group, jnp.inf)), jnp.nan)
+
+
 def group_mean(values: jax.Array, groups: jax.Array, num_groups: int,
                mask: jax.Array | None = None) -> jax.Array:
     """Mean of ``values`` within each group, ``(num_groups,)``; ``nan`` for an empty group.
-
     Groups outside ``[0, num_groups)`` are ignored (like masked samples).
 
     Example:
@@ -69,9 +75,7 @@ def group_accuracy(logits_or_preds: jax.Array, labels: jax.Array, groups: jax.Ar
       >>> [round(a, 4) for a in acc.tolist()]
       [1.0, 0.3333]
     """
-    labels = jnp.asarray(labels)
-    correct = (_predicted_labels(logits_or_preds, labels) == labels).astype(jnp.float32)
-    return group_mean(correct, groups, num_groups, mask)
+    return group_mean(_correct(logits_or_preds, labels), groups, num_groups, mask)
 
 
 def group_loss(losses: jax.Array, groups: jax.Array, num_groups: int,
@@ -98,9 +102,7 @@ def worst_group_accuracy(logits_or_preds: jax.Array, labels: jax.Array, groups: 
       ...                                  jnp.array([0, 1, 1, 1]), 3)), 4)
       0.3333
     """
-    per_group = group_accuracy(logits_or_preds, labels, groups, num_groups, mask)
-    present = ~jnp.isnan(per_group)
-    return jnp.where(jnp.any(present), jnp.min(jnp.where(present, per_group, jnp.inf)), jnp.nan)
+    return _worst(group_accuracy(logits_or_preds, labels, groups, num_groups, mask))
 
 
 def group_summary(logits_or_preds: jax.Array, labels: jax.Array, groups: jax.Array,
@@ -108,8 +110,8 @@ def group_summary(logits_or_preds: jax.Array, labels: jax.Array, groups: jax.Arr
                   mask: jax.Array | None = None) -> dict:
     """Average, worst-group and group-balanced accuracy, per-group accuracy and loss.
 
-    ``balanced_accuracy`` is the mean of the per-group accuracies over the groups present (each
-    group counts once, whatever its size); ``group_loss`` is ``nan`` without ``losses``.
+    ``balanced_accuracy`` is the mean of the accuracies of the groups present (each counts
+    once); ``group_loss`` is ``nan`` without ``losses``.
 
     Returns:
       A dict with the keys of ``GROUP_SUMMARY_KEYS``: scalars, and ``(num_groups,)`` arrays
@@ -123,19 +125,13 @@ def group_summary(logits_or_preds: jax.Array, labels: jax.Array, groups: jax.Arr
       >>> round(float(out["average_accuracy"]), 4), round(float(out["balanced_accuracy"]), 4)
       (0.5, 0.6667)
     """
-    labels = jnp.asarray(labels)
-    correct = (_predicted_labels(logits_or_preds, labels) == labels).astype(jnp.float32)
+    correct = _correct(logits_or_preds, labels)
     per_group = group_mean(correct, groups, num_groups, mask)
     _, full_mask = _prepare(labels, mask, "labels")
     present = ~jnp.isnan(per_group)
-    empty = jnp.zeros(labels.shape, jnp.float32) * jnp.nan
-    return {
-        "average_accuracy": jnp.sum(jnp.where(full_mask, correct, 0)) / jnp.sum(full_mask),
-        "worst_group_accuracy": jnp.where(jnp.any(present),
-                                          jnp.min(jnp.where(present, per_group, jnp.inf)),
-                                          jnp.nan),
-        "balanced_accuracy": jnp.sum(jnp.where(present, per_group, 0)) / jnp.sum(present),
-        "group_accuracy": per_group,
-        "group_loss": group_mean(empty if losses is None else losses, groups, num_groups,
-                                 mask),
-    }
+    losses = jnp.full(jnp.shape(labels), jnp.nan, jnp.float32) if losses is None else losses
+    return {"average_accuracy": jnp.sum(jnp.where(full_mask, correct, 0)) / jnp.sum(full_mask),
+            "worst_group_accuracy": _worst(per_group),
+            "balanced_accuracy": jnp.sum(jnp.where(present, per_group, 0)) / jnp.sum(present),
+            "group_accuracy": per_group,
+            "group_loss": group_mean(losses, groups, num_groups, mask)}

@@ -1,8 +1,5 @@
-"""Plots of per-sample loss distributions and of the commands' accuracies, written to files.
-
-Figures are built with ``matplotlib.figure.Figure`` rather than ``pyplot``: no global state, no
-interactive backend, PNGs rendered by Agg on any headless machine.
-"""
+"""Plots of per-sample losses and of the commands' accuracies, as PNG files (``Figure``, not
+``pyplot``: no global state, Agg on any headless machine)."""
 from __future__ import annotations
 
 import os
@@ -18,53 +15,53 @@ __all__ = ["loss_survival_figure", "plot_accuracy_curves", "plot_group_accuracy"
 SPLITS = ("train", "test")
 FLOOR = 1e-6  # float32 cross-entropy of a confident prediction rounds to 0 or ~1e-7
 STYLES = (("C0", "-", "o"), ("C3", "--", "s"), ("C2", ":", "^"), ("C1", "-.", "D"))
+Losses = Mapping[str, Mapping[str, np.ndarray]]  # {method: {"train": (N,), "test": (N,)}}
+
+
+def _check_number(value: object, name: str, high: float = np.inf) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not (
+            np.isfinite(value) and 0 < value < high):
+        bound = f"in (0, epsilon={high})" if np.isfinite(high) else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {name}={value!r}")
 
 
 def _check_inputs(per_method: object, epsilon: object) -> None:
     if not isinstance(per_method, Mapping) or not per_method:
-        raise ValueError(
-            "per_method must be a non-empty dict {method: {'train': losses, 'test': losses}}"
-        )
+        raise ValueError("per_method must be a non-empty dict {method: {'train': losses, "
+                         "'test': losses}}")
     for method, splits in per_method.items():
         if not isinstance(splits, Mapping) or set(splits) != set(SPLITS):
             keys = sorted(splits) if isinstance(splits, Mapping) else type(splits).__name__
-            raise ValueError(
-                f"per_method[{method!r}] must have exactly the keys {SPLITS}, got {keys}"
-            )
+            raise ValueError(f"per_method[{method!r}] must have exactly the keys {SPLITS}, "
+                             f"got {keys}")
         for split in SPLITS:
             if np.ndim(splits[split]) != 1:
-                raise ValueError(
-                    f"per_method[{method!r}][{split!r}] must be a 1-D array of per-sample losses, "
-                    f"got shape {np.shape(splits[split])}"
-                )
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)) or not (
-        np.isfinite(epsilon) and epsilon > 0
-    ):
-        raise ValueError(f"epsilon must be a finite number > 0, got {epsilon=}")
+                raise ValueError(f"per_method[{method!r}][{split!r}] must be a 1-D array of "
+                                 f"per-sample losses, got shape {np.shape(splits[split])}")
+    _check_number(epsilon, "epsilon")
 
 
-def _use_log_x(per_method: Mapping[str, Mapping[str, np.ndarray]], epsilon: float) -> bool:
+def _save(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=dpi)
+    return path
+
+
+def _use_log_x(per_method: Losses, epsilon: float) -> bool:
     """Log scale when the positive losses (and epsilon) span more than two decades."""
     values = [np.asarray(v, np.float64) for s in per_method.values() for v in s.values()]
     finite = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values] + [np.array([epsilon])])
     return finite.max() / finite.min() > 100
 
 
-def plot_loss_cdfs(
-    per_method: Mapping[str, Mapping[str, np.ndarray]],
-    epsilon: float,
-    path: str | os.PathLike,
-    *,
-    log_x: bool | None = None,
-    title: str | None = None,
-) -> Path:
+def plot_loss_cdfs(per_method: Losses, epsilon: float, path: str | os.PathLike, *,
+                   log_x: bool | None = None, title: str | None = None) -> Path:
     """Write a PNG of the empirical CDFs of per-sample losses: train and test panels.
 
-    Each panel has one curve per method, :math:`F(t) = \\frac{1}{N}\\#\\{i : \\ell_i \\le t\\}`,
-    so the height of a curve at ``epsilon`` (marked by a vertical line) is that method's feasible
-    fraction, and its right end is the maximum loss. Non-finite losses cannot be drawn; they are
-    left out and counted in the legend. On a log x-axis, zero losses are drawn at the smallest
-    plotted value.
+    One curve per method, :math:`F(t) = \\frac{1}{N}\\#\\{i : \\ell_i \\le t\\}`: its height at
+    ``epsilon`` is the feasible fraction. Non-finite losses are left out and counted in the
+    legend; on a log x-axis, zero losses are drawn at the smallest plotted value.
 
     Args:
       per_method: ``{method: {"train": losses (N_train,), "test": losses (N_test,)}}``.
@@ -74,11 +71,10 @@ def plot_loss_cdfs(
       title: optional figure title.
 
     Returns:
-      The path written, as a ``pathlib.Path``.
+      The path written (a ``pathlib.Path``).
 
     Example:
-      >>> import os, tempfile
-      >>> import numpy as np
+      >>> import os, tempfile, numpy as np
       >>> from feasjax.metrics.plotting import plot_loss_cdfs
       >>> losses = {"erm": {"train": np.array([0.01, 0.5, 3.0]), "test": np.array([0.2, 1.0])}}
       >>> out = plot_loss_cdfs(losses, 0.1, os.path.join(tempfile.mkdtemp(), "cdf.png"))
@@ -103,19 +99,14 @@ def plot_loss_cdfs(
             heights = np.arange(1, finite.size + 1) / max(losses.size, 1)
             ax.step(finite, heights, where="post", label=label)
         ax.axvline(epsilon, color="black", linestyle="--", linewidth=1, label=f"ε = {epsilon:g}")
-        if log_x:
-            ax.set_xscale("log")
-        ax.set_title(f"{split} per-sample losses")
-        ax.set_xlabel("loss")
+        ax.set(xscale="log" if log_x else "linear", title=f"{split} per-sample losses",
+               xlabel="loss")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("fraction of samples with loss ≤ x")
     axes[0].legend(loc="upper left")  # CDFs leave that corner empty
     if title:
         fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def _survival(losses: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray, int]:
@@ -130,26 +121,17 @@ def _survival(losses: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray,
     return x, np.concatenate([y[:-1], y[-2:-1]]) if finite.size else y, dropped
 
 
-def loss_survival_figure(
-    per_method: Mapping[str, Mapping[str, np.ndarray]],
-    epsilon: float,
-    *,
-    floor: float = FLOOR,
-    title: str | None = None,
-) -> Figure:
+def loss_survival_figure(per_method: Losses, epsilon: float, *, floor: float = FLOOR,
+                         title: str | None = None) -> Figure:
     """Survival curves of per-sample losses, train and test panels, log-log: the figure.
 
-    Each curve is :math:`S(t) = \\frac{1}{N}\\#\\{i : \\ell_i > t\\}`, so its height at
-    ``epsilon`` (the dashed vertical line) is the infeasible fraction, the tail of large losses
-    spreads over decades instead of squeezing against 1, and the curve ends, at height
-    ``1/N`` (marked), at the method's largest loss. Losses below ``floor`` (zero included) are
-    drawn at ``floor``, as the caption says; non-finite ones are counted in the legend and
-    keep the curve above their fraction.
+    Each curve is :math:`S(t) = \\frac{1}{N}\\#\\{i : \\ell_i > t\\}` (its height at ``epsilon`` is
+    the infeasible fraction), ending at height ``1/N`` (marked) at the largest loss. Losses
+    below ``floor`` are drawn at ``floor``; non-finite ones are counted in the legend.
 
     Args:
-      per_method: ``{method: {"train": losses (N_train,), "test": losses (N_test,)}}``.
-      epsilon: the constraint level, ``> 0``.
-      floor: the smallest loss drawn, ``> 0``.
+      per_method, epsilon: as in :func:`plot_loss_cdfs`.
+      floor: the smallest loss drawn, in ``(0, epsilon)``.
       title: appended to the figure's title, e.g. ``"digits: 30 epochs, seed 0"``.
 
     Returns:
@@ -164,10 +146,7 @@ def loss_survival_figure(
       (['log', 'log'], 'Per-sample loss tails: toy')
     """
     _check_inputs(per_method, epsilon)
-    if isinstance(floor, bool) or not isinstance(floor, (int, float, np.floating)) or not (
-        np.isfinite(floor) and 0 < floor < epsilon
-    ):
-        raise ValueError(f"floor must be a finite number in (0, epsilon={epsilon}), got {floor=}")
+    _check_number(floor, "floor", epsilon)
     fig = Figure(figsize=(11, 4.8), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     smallest = 1.0
@@ -184,14 +163,11 @@ def loss_survival_figure(
             ax.plot(x[-1:], y[-1:], marker=mark, color=color, markersize=7, linestyle="none")
             smallest = min(smallest, 1 / max(losses.size, 1))
         ax.axvline(epsilon, color="black", linestyle="--", linewidth=1, label=f"ε = {epsilon:g}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"{split} ({len(splits[split])} samples)")
-        ax.set_xlabel("per-sample loss t")
+        ax.set(xscale="log", yscale="log", title=f"{split} ({len(splits[split])} samples)",
+               xlabel="per-sample loss t")
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(loc="lower left", fontsize="small")
-    axes[0].set_ylim(smallest / 2, 1.5)
-    axes[0].set_ylabel("fraction of samples with loss > t")
+    axes[0].set(ylim=(smallest / 2, 1.5), ylabel="fraction of samples with loss > t")
     fig.suptitle("Per-sample loss tails" + (f": {title}" if title else ""))
     fig.supxlabel(f"A curve ends (marker) at the method's largest loss; its height at ε is the "
                   f"fraction of samples above ε. Losses below {floor:g} are clipped to "
@@ -199,55 +175,33 @@ def loss_survival_figure(
     return fig
 
 
-def plot_loss_survival(
-    per_method: Mapping[str, Mapping[str, np.ndarray]],
-    epsilon: float,
-    path: str | os.PathLike,
-    *,
-    floor: float = FLOOR,
-    title: str | None = None,
-) -> Path:
-    """Write :func:`loss_survival_figure` as a PNG (parent directories are created).
-
-    Returns:
-      The path written, as a ``pathlib.Path``.
+def plot_loss_survival(per_method: Losses, epsilon: float, path: str | os.PathLike, *,
+                       floor: float = FLOOR, title: str | None = None) -> Path:
+    """Write :func:`loss_survival_figure` as a PNG (parent directories are created); returns
+    the path written.
 
     Example:
-      >>> import os, tempfile
-      >>> import numpy as np
+      >>> import os, tempfile, numpy as np
       >>> from feasjax.metrics.plotting import plot_loss_survival
       >>> losses = {"fl": {"train": np.array([0.01, 0.05]), "test": np.array([0.2, 1.0])}}
       >>> plot_loss_survival(losses, 0.1, os.path.join(tempfile.mkdtemp(), "tail.png")).suffix
       '.png'
     """
-    fig = loss_survival_figure(per_method, epsilon, floor=floor, title=title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=110)
-    return path
+    return _save(loss_survival_figure(per_method, epsilon, floor=floor, title=title), path, 110)
 
 
-def _save(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi)
-    return path
-
-
-def plot_group_accuracy(
-    group_accuracy: Mapping[str, Mapping[str, Sequence[float]]],
-    path: str | os.PathLike,
-) -> Path:
-    """Write a PNG bar chart of per-group accuracy: a bar per method and group, mean ± std over
-    runs (what ``feasjax groups --plot`` draws).
+def plot_group_accuracy(group_accuracy: Mapping[str, Mapping[str, Sequence[float]]],
+                        path: str | os.PathLike) -> Path:
+    """Write a PNG bar chart of per-group accuracy, mean ± std over runs (``feasjax groups
+    --plot``).
 
     Args:
-      group_accuracy: ``{method: {group: accuracies, one per run}}``, every method with the
-        same groups (named by integers, as strings or ints).
+      group_accuracy: ``{method: {group: accuracies, one per run}}``, the same groups (integer
+        names, as strings or ints) for every method.
       path: where to write the PNG (parent directories are created).
 
     Returns:
-      The path written, as a ``pathlib.Path``.
+      The path written (a ``pathlib.Path``).
 
     Example:
       >>> import os, tempfile
@@ -267,34 +221,27 @@ def plot_group_accuracy(
         ax.bar(np.arange(len(groups)) + k * width, [np.mean(a) for a in acc], width,
                yerr=[np.std(a) for a in acc], label=name)
     ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [f"group {g}" for g in groups])
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
+    ax.set(ylabel="test accuracy", ylim=(0, 1))
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return _save(fig, path, dpi=120)
 
 
-def plot_accuracy_curves(
-    curves: Mapping[str, tuple[Sequence[float], Sequence[Sequence[float]]]],
-    path: str | os.PathLike,
-    *,
-    xlabel: str,
-    ylabel: str = "mean client test accuracy",
-    mark: tuple[float, str] | None = None,
-    title: str | None = None,
-) -> Path:
-    """Write a PNG of accuracy curves, each the mean over runs (what ``feasjax federated
-    --plot`` draws: accuracy against the mixing coefficient).
+def plot_accuracy_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[Sequence[float]]]],
+                         path: str | os.PathLike, *, xlabel: str,
+                         ylabel: str = "mean client test accuracy",
+                         mark: tuple[float, str] | None = None, title: str | None = None) -> Path:
+    """Write a PNG of accuracy curves, each the mean over runs (``feasjax federated --plot``).
 
     Args:
       curves: ``{label: (x, accuracy)}`` with ``accuracy`` of shape ``(runs, len(x))``.
       path: where to write the PNG (parent directories are created).
-      xlabel: the x-axis label; ``ylabel`` the y-axis one.
+      xlabel, ylabel: the axis labels.
       mark: ``(x, label)`` of a dashed vertical line, e.g. an estimated optimum.
       title: optional figure title.
 
     Returns:
-      The path written, as a ``pathlib.Path``.
+      The path written (a ``pathlib.Path``).
 
     Example:
       >>> import os, tempfile
@@ -311,10 +258,7 @@ def plot_accuracy_curves(
         ax.plot(x, np.mean(accuracy, axis=0), style, label=label)
     if mark is not None:
         ax.axvline(mark[0], color="k", ls="--", label=mark[1])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path, dpi=fig.dpi)

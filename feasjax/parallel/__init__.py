@@ -1,9 +1,5 @@
-"""Data parallelism and sweeps: FL on a device mesh with sample-sharded multipliers
-(``mesh``), the layout of samples over shards (``layout``), vmapped multi-seed sweeps
-(``sweeps``), multi-host start-up, loading and exact global metrics (``distributed``), the
-``jax.pmap`` compatibility path (``pmap``) and the local multi-process launcher
-(``python -m feasjax.parallel.launch``; its functions are reached as ``feasjax.parallel.launch``).
-"""
+"""Data parallelism and sweeps: ``mesh``, ``layout``, ``sweeps``, multi-host ``distributed``,
+``pmap`` (compatibility) and the local launcher (``python -m feasjax.parallel.launch``)."""
 from feasjax._exports import by_name, module_attributes
 from feasjax.parallel.mesh import (DATA_AXIS, data_mesh, state_partition_specs, shard_data,
                                    replicate, init_sharded, local_epoch_fn, data_parallel_epoch)
@@ -23,8 +19,7 @@ __all__ = ["DATA_AXIS", "data_mesh", "data_parallel_epoch", "ENV_COORDINATOR", "
            "state_partition_specs", "summarize_runs", "sweep_epoch", "SweepHistory", "train_sweep",
            "unpad_samples", "unstack_runs"]
 
-# No longer exported here (helpers, or records only the library builds); until 0.3 they still
-# resolve, with a DeprecationWarning naming the module that defines them.
+# No longer exported; until 0.3 they resolve with a DeprecationWarning naming their module.
 _DEPRECATED = by_name({
     "feasjax.parallel.distributed": ("check_process_args",),
     "feasjax.parallel.layout": ("padded_positions", "shard_counts", "shard_starts"),

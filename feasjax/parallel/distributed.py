@@ -1,9 +1,4 @@
-"""Multi-host data parallelism: start the runtime, load each process's samples, exact metrics.
-
-Arguments default to the environment variables ``FEASJAX_COORDINATOR_ADDRESS`` (``host:port`` of
-process 0), ``FEASJAX_NUM_PROCESSES`` and ``FEASJAX_PROCESS_ID``, which ``python -m
-feasjax.parallel.launch`` sets; with none of them, JAX's own cluster detection is used.
-"""
+"""Multi-host data parallelism: start the runtime, load each process's samples, exact metrics."""
 from __future__ import annotations
 
 import os
@@ -39,13 +34,7 @@ def _as_int(value: Any, name: str) -> int:
 
 def check_process_args(coordinator_address: str | None, num_processes: Any, process_id: Any
                        ) -> tuple[str, int, int]:
-    """Validate ``host:port``, ``num_processes >= 1`` and ``0 <= process_id < num_processes``.
-
-    Example:
-      >>> from feasjax.parallel.distributed import check_process_args
-      >>> check_process_args("127.0.0.1:1234", "2", 1)
-      ('127.0.0.1:1234', 2, 1)
-    """
+    """Validate ``host:port``, ``num_processes >= 1`` and ``0 <= process_id < num_processes``."""
     num = _as_int(num_processes, "num_processes")
     pid = _as_int(process_id, "process_id")
     if num < 1:
@@ -63,19 +52,19 @@ def check_process_args(coordinator_address: str | None, num_processes: Any, proc
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
                process_id: int | None = None, *, local_device_ids: Any = None,
                cpu_collectives: str | None = "gloo", initialization_timeout: int = 120) -> None:
-    """Start JAX's multi-process runtime after checking the arguments; fail fast and clearly.
-
-    Call it first, before any other JAX call. Arguments left ``None`` are read from
-    ``FEASJAX_*`` environment variables; if none is set anywhere, JAX detects the cluster.
-    After start-up, ``jax.process_count()``/``jax.process_index()`` must match, or this raises.
+    """Start JAX's multi-process runtime after checking the arguments (call it before any other
+    JAX call). Arguments left ``None`` are read from ``FEASJAX_COORDINATOR_ADDRESS``,
+    ``FEASJAX_NUM_PROCESSES`` and ``FEASJAX_PROCESS_ID`` (set by ``python -m
+    feasjax.parallel.launch``); with none set, JAX detects the cluster. Raises if the started
+    runtime's process count or index differ.
 
     Args:
       coordinator_address: ``host:port`` of process 0 (reachable from every process).
       num_processes: the number of processes.
       process_id: this process's rank in ``[0, num_processes)``.
       local_device_ids: restrict this process to these local devices.
-      cpu_collectives: ``jax_cpu_collectives_implementation`` to set (``"gloo"``, ``"mpi"``)
-        so that CPU devices of different processes can all-reduce; ``None`` leaves it.
+      cpu_collectives: ``jax_cpu_collectives_implementation`` (``"gloo"``, ``"mpi"``) so that
+        CPU devices of different processes can all-reduce; ``None`` leaves it.
       initialization_timeout: seconds to wait for all processes.
 
     Example:
@@ -86,19 +75,16 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
       ValueError: process_id must be in [0, 2) (num_processes=2), got process_id=2
     """
     given = (coordinator_address, num_processes, process_id)
-    env = (os.environ.get(ENV_COORDINATOR), os.environ.get(ENV_NUM_PROCESSES),
-           os.environ.get(ENV_PROCESS_ID))
-    args = tuple(g if g is not None else e for g, e in zip(given, env))
+    env = (ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID)
+    args = tuple(g if g is not None else os.environ.get(e) for g, e in zip(given, env))
     checked = None if all(a is None for a in args) else check_process_args(*args)
     if cpu_collectives is not None:  # before the runtime starts, or CPUs cannot all-reduce
         jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
-    if checked is None:
-        jax.distributed.initialize(local_device_ids=local_device_ids,
-                                   initialization_timeout=initialization_timeout)
-        return
-    address, num, pid = checked
-    jax.distributed.initialize(address, num, pid, local_device_ids=local_device_ids,
+    jax.distributed.initialize(*(checked or ()), local_device_ids=local_device_ids,
                                initialization_timeout=initialization_timeout)
+    if checked is None:
+        return
+    _, num, pid = checked
     if (jax.process_count(), jax.process_index()) != (num, pid):
         raise RuntimeError(f"this process was started as process {pid} of {num}, but the "
                            f"runtime reports process {jax.process_index()} of "
@@ -110,14 +96,11 @@ def process_sample_range(layout: ShardLayout, mesh: Mesh) -> tuple[int, int]:
     """The sample ids ``[lo, hi)`` this process must load (those of its devices' blocks).
 
     Example:
-      >>> from feasjax.parallel.distributed import process_sample_range
-      >>> from feasjax.parallel.layout import shard_layout
-      >>> from feasjax.parallel.mesh import data_mesh
+      >>> from feasjax.parallel import process_sample_range, shard_layout, data_mesh
       >>> process_sample_range(shard_layout(10, 2), data_mesh(2))
       (0, 10)
     """
-    shards = process_shards(mesh)
-    counts = shard_counts(layout)
+    shards, counts = process_shards(mesh), shard_counts(layout)
     lo = int(counts[: shards.start].sum())
     return lo, lo + int(counts[shards.start: shards.stop].sum())
 
@@ -140,10 +123,8 @@ def gather(tree: Any) -> Any:
 
 
 def global_loss_summary(losses: jax.Array, epsilon: float, layout: ShardLayout) -> dict:
-    """:func:`feasjax.metrics.loss_summary` of a sample-sharded loss vector, exact and global.
-
-    The padded rows are masked out; the vector is gathered onto every device (a sharded jit)
-    and sorted there, so quantiles, max and feasible fraction are those of all ``N`` samples.
+    """:func:`feasjax.metrics.loss_summary` of a sample-sharded loss vector, exact and global:
+    padding masked out, the vector gathered onto every device and summarised there.
 
     Args:
       losses: per-sample losses in the padded layout, shape ``(D * local_size,)``.
@@ -155,8 +136,7 @@ def global_loss_summary(losses: jax.Array, epsilon: float, layout: ShardLayout) 
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.parallel.distributed import global_loss_summary
-      >>> from feasjax.parallel.mesh import data_mesh, shard_data
+      >>> from feasjax.parallel import global_loss_summary, data_mesh, shard_data
       >>> losses, layout = shard_data(np.arange(5.0), data_mesh(2))
       >>> global_loss_summary(losses, 2.0, layout)["max_loss"]
       4.0

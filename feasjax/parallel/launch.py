@@ -1,12 +1,6 @@
 """Start several local processes of one multi-process JAX program (a one-machine "cluster").
 
-::
-
-    python -m feasjax.parallel.launch --processes 2 --devices-per-process 2 -- my_script.py --flag
-
-Each process gets the ``FEASJAX_*`` variables read by :func:`feasjax.parallel.initialize` (and
-with ``--platform cpu``, ``k`` host devices); outputs are prefixed with the process id. If one
-process fails the others are stopped and the launcher exits with the first non-zero status.
+``python -m feasjax.parallel.launch --processes 2 --devices-per-process 2 -- script.py --flag``
 """
 from __future__ import annotations
 
@@ -23,13 +17,7 @@ __all__ = ["launch"]
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago.
-
-    Example:
-      >>> from feasjax.parallel.launch import free_port
-      >>> 0 < free_port() < 65536
-      True
-    """
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -45,6 +33,9 @@ def launch(command: Sequence[str], *, processes: int, devices_per_process: int |
            platform: str = "cpu", port: int | None = None, timeout: float | None = None,
            env: dict | None = None) -> list[int]:
     """Run ``python <command>`` as ``processes`` cooperating processes and wait for them.
+
+    Each gets the ``FEASJAX_*`` variables of :func:`feasjax.parallel.initialize`; output lines
+    are prefixed ``[pid]``. If one fails (or ``timeout`` passes), the others are stopped.
 
     Args:
       command: arguments after the Python interpreter (``["script.py", ...]`` or
@@ -101,8 +92,8 @@ def launch(command: Sequence[str], *, processes: int, devices_per_process: int |
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m feasjax.parallel.launch --processes P [--devices-per-process K] -- <cmd>``."""
-    parser = argparse.ArgumentParser(prog="python -m feasjax.parallel.launch", description=__doc__
-                                     .splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m feasjax.parallel.launch",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, required=True)
     parser.add_argument("--devices-per-process", type=int, default=None)
     parser.add_argument("--platform", choices=("cpu", "native"), default="cpu")

@@ -33,14 +33,7 @@ class ShardLayout(NamedTuple):
 
 
 def shard_layout(num_samples: int, num_shards: int) -> ShardLayout:
-    """The balanced layout of ``num_samples`` samples over ``num_shards`` devices.
-
-    Args:
-      num_samples: ``N >= num_shards``.
-      num_shards: ``D >= 1``.
-
-    Returns:
-      A :class:`ShardLayout`.
+    """The balanced :class:`ShardLayout` of ``num_samples >= num_shards >= 1`` samples.
 
     Example:
       >>> from feasjax.parallel.layout import shard_layout
@@ -58,38 +51,18 @@ def shard_layout(num_samples: int, num_shards: int) -> ShardLayout:
 
 
 def shard_counts(layout: ShardLayout) -> np.ndarray:
-    """Real samples per device, ``N // D + (d < N % D)``, shape ``(D,)``.
-
-    Example:
-      >>> from feasjax.parallel.layout import shard_counts, shard_layout
-      >>> shard_counts(shard_layout(7, 3)).tolist()
-      [3, 2, 2]
-    """
+    """Real samples per device, ``N // D + (d < N % D)``, shape ``(D,)``."""
     base, rem = divmod(layout.num_samples, layout.num_shards)
     return base + (np.arange(layout.num_shards) < rem).astype(np.int64)
 
 
 def shard_starts(layout: ShardLayout) -> np.ndarray:
-    """First sample id of each device's block, shape ``(D,)``.
-
-    Example:
-      >>> from feasjax.parallel.layout import shard_layout, shard_starts
-      >>> shard_starts(shard_layout(7, 3)).tolist()
-      [0, 3, 5]
-    """
-    counts = shard_counts(layout)
-    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    """First sample id of each device's block, shape ``(D,)``."""
+    return np.concatenate([[0], np.cumsum(shard_counts(layout))[:-1]]).astype(np.int64)
 
 
 def padded_positions(layout: ShardLayout, shards: range | None = None) -> np.ndarray:
-    """Row of each real sample in the padded layout (of ``shards`` only, rows counted from the
-    first of them), shape ``(samples in those shards,)``.
-
-    Example:
-      >>> from feasjax.parallel.layout import padded_positions, shard_layout
-      >>> padded_positions(shard_layout(7, 3)).tolist()
-      [0, 1, 2, 3, 4, 6, 7]
-    """
+    """Row of each real sample of ``shards`` (default: all) in their padded layout."""
     shards = range(layout.num_shards) if shards is None else shards
     counts = shard_counts(layout)
     return np.concatenate([(d - shards.start) * layout.local_size + np.arange(counts[d])
@@ -110,10 +83,8 @@ def sample_mask(layout: ShardLayout) -> np.ndarray:
 
 
 def pad_samples(tree: Any, layout: ShardLayout, shards: range | None = None) -> Any:
-    """Host arrays in sample order -> the padded layout of ``shards`` (default: all).
-
-    Padding rows repeat the block's first sample (valid inputs for any model; they are never
-    sampled and are masked out of every metric).
+    """Host arrays in sample order -> the padded layout of ``shards`` (default: all); padding
+    rows repeat their block's first sample (valid model inputs, never sampled or counted).
 
     Args:
       tree: pytree of arrays whose leading axis holds the samples of ``shards``, in order.
@@ -164,10 +135,8 @@ def unpad_samples(tree: Any, layout: ShardLayout) -> Any:
 
 
 def global_indices(local_indices: Any, layout: ShardLayout) -> np.ndarray:
-    """Map recorded minibatch indices to sample ids.
-
-    The data-parallel runners record, per step, ``D`` blocks of ``B / D`` **local** indices
-    along the last axis (block ``d`` from device ``d``); sample id = ``start_d + local``.
+    """Map recorded minibatch indices (``D`` blocks of ``B / D`` **local** indices along the
+    last axis, block ``d`` from device ``d``) to sample ids ``start_d + local``.
 
     Args:
       local_indices: integer array ``(..., B)`` (e.g. ``EpochInfo.indices``).

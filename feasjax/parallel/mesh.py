@@ -1,10 +1,6 @@
-"""Data-parallel Feasible Learning on a 1-D device mesh, multipliers sharded with their samples.
-
-Device ``d`` owns a block of samples and their multipliers, draws its ``B / D`` minibatch from
-that block, updates its multipliers with no communication, and averages only the primal
-gradients (one all-reduce per step). Parameters are replicated (:func:`state_partition_specs`).
-A step equals the one-device step on the union of the local minibatches; padding rows
-(:mod:`feasjax.parallel.layout`) are never sampled. Typical use::
+"""Data-parallel FL on a 1-D mesh: device ``d`` owns a block of samples and their multipliers,
+draws its ``B / D`` minibatch there and all-reduces only the primal gradients, so a step equals
+the one-device step on the union of the local minibatches. Typical use::
 
     mesh = data_mesh()
     data, layout = shard_data({"x": x, "y": y}, mesh)
@@ -39,10 +35,8 @@ DATA_AXIS = "data"
 
 def data_mesh(num_devices: int | None = None, *, axis_name: str = DATA_AXIS,
               devices: list | None = None) -> Mesh:
-    """A 1-D mesh over ``num_devices`` devices (default: all, across every process).
-
-    Devices are ordered by (process, id) so that each process owns a contiguous range of the
-    sample blocks, as :func:`shard_data` and ``jax.make_array_from_process_local_data`` need.
+    """A 1-D mesh over ``num_devices`` devices (default: all, across every process), ordered by
+    (process, id) so that each process owns a contiguous range of the sample blocks.
 
     Example:
       >>> from feasjax.parallel.mesh import data_mesh
@@ -69,10 +63,8 @@ def _axis(mesh: Mesh) -> str:
 
 def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
                           params: Any = None, primal_state: Any = None) -> PrimalDualState:
-    """The ``PartitionSpec`` tree of a state: per-sample leaves sharded, the rest replicated.
-
-    Indexed groups' multipliers and dual states get ``P(axis_name)``; parameters and the primal
-    state ``P()`` unless spec trees are given (the hook for FSDP-style sharding).
+    """The ``PartitionSpec`` tree of a state: indexed groups' multipliers and dual states
+    ``P(axis_name)``, the rest ``P()`` (``params``/``primal_state`` spec trees override).
 
     Example:
       >>> import jax.numpy as jnp, optax
@@ -99,13 +91,7 @@ def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
 
 
 def process_shards(mesh: Mesh) -> range:
-    """The contiguous range of mesh positions (sample blocks) whose devices this process owns.
-
-    Example:
-      >>> from feasjax.parallel.mesh import data_mesh, process_shards
-      >>> process_shards(data_mesh(4))
-      range(0, 4)
-    """
+    """The contiguous range of mesh positions (sample blocks) whose devices this process owns."""
     mine = [i for i, d in enumerate(mesh.devices.flat) if d.process_index == jax.process_index()]
     if not mine or mine != list(range(mine[0], mine[-1] + 1)):
         raise ValueError(f"this process must own a contiguous, non-empty range of the mesh's "
@@ -118,9 +104,8 @@ def shard_data(data: Any, mesh: Mesh, *, num_samples: int | None = None
     """Pad and shard a dataset along the mesh's data axis; each process passes only its part.
 
     Args:
-      data: pytree of host arrays with a leading sample axis: the whole dataset in one process;
-        with several processes, this process's samples, ids
-        ``feasjax.parallel.process_sample_range(layout, mesh)``.
+      data: pytree of host arrays with a leading sample axis: this process's samples
+        (``feasjax.parallel.process_sample_range``), all of them with one process.
       mesh: a 1-D mesh from :func:`data_mesh`.
       num_samples: the global ``N`` (required with several processes).
 
@@ -174,8 +159,7 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
     Args:
       solver: built with ``num_samples=layout.local_size`` and ``axis_name`` the mesh axis.
       params: initial parameters (identical on every process).
-      mesh: the 1-D data mesh.
-      layout: the :class:`feasjax.parallel.ShardLayout` of :func:`shard_data`.
+      mesh, layout: the 1-D data mesh and the layout of :func:`shard_data`.
       runs: ``params`` (and ``model_state``) carry a leading run axis, so does the state.
       model_state: the model's non-parameter state for a stateful solver (replicated).
 
@@ -185,8 +169,7 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
     Example:
       >>> import jax.numpy as jnp, optax
       >>> from feasjax import feasible_learning
-      >>> from feasjax.parallel.layout import shard_layout
-      >>> from feasjax.parallel.mesh import data_mesh, init_sharded
+      >>> from feasjax.parallel import shard_layout, data_mesh, init_sharded
       >>> layout = shard_layout(8, 2)
       >>> fl = feasible_learning(lambda w, b: b * w, optax.sgd(0.1),
       ...                        num_samples=layout.local_size, epsilon=0.1, axis_name="data")
@@ -196,10 +179,8 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
     axis = _axis(mesh)
     params, model_state = replicate((params, model_state), mesh)
 
-    def one(p, m):
-        return solver.init(p, model_state=m)
-
-    init = jax.vmap(one) if runs else one
+    init = lambda p, m: solver.init(p, model_state=m)  # noqa: E731
+    init = jax.vmap(init) if runs else init
     abstract = jax.eval_shape(init, params, model_state)
     for name, lam in abstract.multipliers.items():
         if isinstance(abstract.dual_states[name], IndexedState) and lam.shape[-1:] != (
@@ -219,8 +200,7 @@ def local_epoch_fn(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
     the device's own block (``fold_in(key, axis_index)``), never from padding.
 
     Example:
-      >>> from feasjax.parallel.layout import shard_layout
-      >>> from feasjax.parallel.mesh import local_epoch_fn
+      >>> from feasjax.parallel import shard_layout, local_epoch_fn
       >>> callable(local_epoch_fn(None, 4, shard_layout(8, 2)))
       True
     """
@@ -255,14 +235,12 @@ def data_parallel_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_
     """A compiled ``(state, data, key) -> (state, EpochInfo)`` for ``train(epoch_runner=...)``.
 
     Args:
-      solver: built with ``num_samples=layout.local_size`` and ``axis_name`` the mesh axis.
+      solver: as in :func:`init_sharded`.
       batch_size: the global minibatch ``B`` (``B / D`` per device).
-      mesh: the 1-D data mesh.
-      layout: the :class:`feasjax.parallel.ShardLayout` of the data.
+      mesh, layout: the 1-D data mesh and the data's layout.
       loss_of: see :func:`feasjax.epoch_fn`.
-      runs: vectorise over a leading run axis of the state and of the key (a sweep; see
-        :mod:`feasjax.parallel.sweeps`); ``solver`` may then be ``hparams -> PrimalDual`` and the
-        runner is ``(states, data, keys, hparams=None)``, ``hparams`` with a leading run axis.
+      runs: vectorise over a leading run axis of state and key (a sweep); ``solver`` may then
+        be ``hparams -> PrimalDual``, the runner ``(states, data, keys, hparams=None)``.
 
     Returns:
       A jitted runner (state donated). ``EpochInfo.indices`` are **local** (map them with
@@ -298,9 +276,9 @@ def data_parallel_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_
 
     def run(state, data, key, hparams=None):
         specs = state_partition_specs(state, axis)  # the run axis leaves the structure as is
-        record = P(None, None, axis) if runs else P(None, axis)
+        record = P(None, axis)
         if runs:
-            specs = _with_run_axis(specs)
+            specs, record = _with_run_axis((specs, record))
         info_specs = EpochInfo(indices=record, losses=record, ok=P())
         # check_vma=False: the step averages gradients itself with one pmean (as under pmap);
         # with vma checking, transposes would already sum the replicated parameters' grads.

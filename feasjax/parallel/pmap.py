@@ -1,8 +1,5 @@
-"""The data-parallel epoch through ``jax.pmap`` (in maintenance mode), for code that still uses it.
-
-It runs the same per-device epoch as the mesh path on states in the same global layout, moving
-them through the host: O(N) copies per epoch, a compatibility path, not a scalable one.
-"""
+"""The data-parallel epoch through ``jax.pmap`` (in maintenance mode): the mesh path's epoch on
+the same global layout, moved through the host (O(N) copies per epoch; compatibility only)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -37,17 +34,14 @@ def _records(x: jax.Array) -> jax.Array:  # (D, steps, B/D) -> (steps, B), devic
 def pmap_epoch(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
                devices: list | None = None, axis_name: str = DATA_AXIS,
                loss_of: Callable | None = None) -> Callable:
-    """The data-parallel epoch of :func:`feasjax.parallel.data_parallel_epoch` via ``jax.pmap``.
-
-    Note: ``jax.pmap`` is in maintenance mode; prefer the mesh path.
+    """The epoch of :func:`feasjax.parallel.data_parallel_epoch` via ``jax.pmap`` (in
+    maintenance mode; prefer the mesh path).
 
     Args:
-      solver: built with ``num_samples=layout.local_size`` and ``axis_name``.
-      batch_size: the global minibatch ``B`` (``B / D`` per device).
+      solver, batch_size, loss_of: as in :func:`feasjax.parallel.data_parallel_epoch`.
       layout: the :class:`feasjax.parallel.ShardLayout` of the (padded) data.
       devices: the ``D`` devices (default: the first ``D`` local devices).
       axis_name: the solver's axis name.
-      loss_of: see :func:`feasjax.epoch_fn`.
 
     Returns:
       ``(state, data, key) -> (state, EpochInfo)`` on global-layout states and padded data
@@ -56,8 +50,7 @@ def pmap_epoch(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
     Example:
       >>> import jax, jax.numpy as jnp, numpy as np, optax
       >>> from feasjax import feasible_learning, per_example
-      >>> from feasjax.parallel.mesh import data_mesh, init_sharded, shard_data
-      >>> from feasjax.parallel.pmap import pmap_epoch
+      >>> from feasjax.parallel import data_mesh, init_sharded, shard_data, pmap_epoch
       >>> data, layout = shard_data(np.arange(8.0), data_mesh(2))
       >>> fl = feasible_learning(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1),
       ...                        num_samples=layout.local_size, epsilon=1.0, axis_name="data")

@@ -1,9 +1,5 @@
-"""Vectorised sweeps: several runs (seeds, ε, dual learning rates) in one compiled program.
-
-Runs are stacked along a leading run axis and the epoch is ``jax.vmap``-ed over it; each run is
-the run it would be alone, up to floating-point reassociation. A hyper-parameter sweep passes
-``make_solver(hparams)``, with ``hparams`` arrays with a leading run axis.
-"""
+"""Vectorised sweeps: runs (seeds, ε, dual learning rates) stacked on a leading axis and
+trained in one ``vmap``-ed program, each as it would run alone (up to reassociation)."""
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple, Sequence
@@ -57,11 +53,10 @@ def sweep_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_size: in
     """One epoch of every run, vmapped: ``(states, data, keys, hparams=None) -> (states, info)``.
 
     Args:
-      solver: a :class:`feasjax.PrimalDual`, or ``hparams -> PrimalDual`` for hyper-parameter
-        sweeps (called inside ``vmap`` with one run's ``hparams``).
+      solver: a :class:`feasjax.PrimalDual`, or ``hparams -> PrimalDual`` (called inside
+        ``vmap`` with one run's ``hparams``).
       batch_size: the (global) minibatch size.
-      mesh: optional 1-D data mesh (with ``layout``): runs vectorised inside ``shard_map``.
-      layout: the data layout of :func:`feasjax.parallel.shard_data`.
+      mesh, layout: optional 1-D data mesh and data layout: runs vectorised in ``shard_map``.
       loss_of: see :func:`feasjax.epoch_fn`.
 
     Returns:
@@ -103,7 +98,7 @@ def train_sweep(runner: Callable, states: Any, data: Any, *, epochs: int, keys: 
                 hparams: Any = None, progress: bool | str = True, description: str = "sweep"
                 ) -> tuple[Any, SweepHistory]:
     """Train every run for ``epochs`` epochs; run ``r``, epoch ``e`` uses ``fold_in(keys[r], e)``
-    (exactly the keys :func:`feasjax.train` gives a lone run with ``key=keys[r]``).
+    (the keys :func:`feasjax.train` gives a lone run with ``key=keys[r]``).
 
     Args:
       runner: from :func:`sweep_epoch`.
@@ -112,9 +107,7 @@ def train_sweep(runner: Callable, states: Any, data: Any, *, epochs: int, keys: 
       epochs: number of epochs ``>= 1``.
       keys: ``(R,)`` key array, one per run.
       hparams: optional per-run hyper-parameters (leading run axis).
-      progress: a bar over epochs (mean over runs of the loss in its postfix), ``"lines"``
-        or ``False``, as in :func:`feasjax.train`.
-      description: the bar's label.
+      progress, description: the bar (mean loss over runs), as in :func:`feasjax.train`.
 
     Returns:
       ``(states, history)``.

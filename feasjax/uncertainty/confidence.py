@@ -1,15 +1,4 @@
-"""Bootstrap confidence sets from a centre ``θ̄`` and replicas ``θ̄_b`` (see
-:mod:`feasjax.uncertainty.bootstrap`).
-
-With ``q_p`` the ``p``-quantile of the replicas (numpy's default linear interpolation) and
-``α = 1 − level``, the per-coordinate intervals are
-
-- percentile: ``[q_{α/2}, q_{1−α/2}]``;
-- basic: ``[2θ̄ − q_{1−α/2}, 2θ̄ − q_{α/2}]`` (reflects ``θ̄_b − θ̄`` onto ``θ* − θ̄``);
-- normal: ``θ̄ ± z_{1−α/2} sd(θ̄_b)``, the replicas' standard deviation with ``ddof=1``;
-
-and the ball is ``{θ : ||θ̄ − θ||_2 <= q̂}`` with ``q̂`` the ``level``-quantile of ``||θ̄_b − θ̄||_2``.
-"""
+"""Bootstrap confidence sets from a centre ``θ̄`` and replicas ``θ̄_b``."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -25,7 +14,6 @@ METHODS = ("percentile", "basic", "normal")
 
 class Interval(NamedTuple):
     """Closed intervals ``[lower, upper]``, elementwise."""
-
     lower: jax.Array  # shape like the centre
     upper: jax.Array  # shape like the centre
 
@@ -36,7 +24,6 @@ class Interval(NamedTuple):
 
 class ConfidenceBall(NamedTuple):
     """The Euclidean ball ``{θ : ||θ − center||_2 <= radius}``."""
-
     center: jax.Array  # shape=(d,)
     radius: jax.Array  # shape=()
 
@@ -48,16 +35,20 @@ class ConfidenceBall(NamedTuple):
 def _check(center: jax.Array, replicas: jax.Array, level: float) -> None:
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level=}")
-    if replicas.ndim != center.ndim + 1 or replicas.shape[1:] != center.shape or replicas.shape[0] < 2:
-        raise ValueError(
-            f"replicas must have shape (B >= 2, *center.shape), got {replicas.shape=} and {center.shape=}"
-        )
+    if (replicas.ndim != center.ndim + 1 or replicas.shape[1:] != center.shape
+            or replicas.shape[0] < 2):
+        raise ValueError(f"replicas must have shape (B >= 2, *center.shape), got "
+                         f"{replicas.shape=} and {center.shape=}")
 
 
-def coordinate_intervals(
-    center: jax.Array, replicas: jax.Array, *, level: float = 0.95, method: str = "percentile"
-) -> Interval:
-    """Per-coordinate bootstrap intervals (percentile, basic or normal; see the module docstring).
+def coordinate_intervals(center: jax.Array, replicas: jax.Array, *, level: float = 0.95,
+                         method: str = "percentile") -> Interval:
+    """Per-coordinate bootstrap intervals. With ``q_p`` the replicas' ``p``-quantile (linear
+    interpolation) and ``α = 1 − level``:
+
+    - percentile: ``[q_{α/2}, q_{1−α/2}]``;
+    - basic: ``[2θ̄ − q_{1−α/2}, 2θ̄ − q_{α/2}]`` (reflects ``θ̄_b − θ̄`` onto ``θ* − θ̄``);
+    - normal: ``θ̄ ± z_{1−α/2} sd(θ̄_b)``, the replicas' standard deviation with ``ddof=1``.
 
     Args:
       center: the main estimate ``θ̄``, any shape ``S`` (usually ``(d,)``).
@@ -91,12 +82,12 @@ def coordinate_intervals(
     return Interval(2 * center - high, 2 * center - low)
 
 
-def confidence_ball(center: jax.Array, replicas: jax.Array, *, level: float = 0.95) -> ConfidenceBall:
+def confidence_ball(center: jax.Array, replicas: jax.Array, *,
+                    level: float = 0.95) -> ConfidenceBall:
     """The ball ``{θ : ||θ̄ − θ||_2 <= q̂}``, ``q̂`` the ``level``-quantile of ``||θ̄_b − θ̄||_2``.
 
     Args:
-      center: the main estimate ``θ̄``, shape ``(d,)``.
-      replicas: bootstrap estimates ``θ̄_b``, shape ``(B, d)``.
+      center, replicas: ``θ̄``, shape ``(d,)``, and ``θ̄_b``, shape ``(B, d)``.
       level: nominal coverage in ``(0, 1)``.
 
     Returns:
@@ -117,22 +108,14 @@ def confidence_ball(center: jax.Array, replicas: jax.Array, *, level: float = 0.
     return ConfidenceBall(center, jnp.quantile(distances, level))
 
 
-def linear_functional_interval(
-    center: jax.Array,
-    replicas: jax.Array,
-    v: jax.Array,
-    *,
-    level: float = 0.95,
-    method: str = "percentile",
-) -> Interval:
+def linear_functional_interval(center: jax.Array, replicas: jax.Array, v: jax.Array, *,
+                               level: float = 0.95, method: str = "percentile") -> Interval:
     """Bootstrap interval for ``vᵀθ`` (e.g. a prediction ``xᵀθ``) from the projected replicas.
 
     Args:
-      center: ``θ̄``, shape ``(d,)``.
-      replicas: ``θ̄_b``, shape ``(B, d)``.
+      center, replicas: ``θ̄``, shape ``(d,)``, and ``θ̄_b``, shape ``(B, d)``.
       v: one functional, shape ``(d,)``, or ``k`` of them, shape ``(k, d)``.
-      level: nominal coverage in ``(0, 1)``.
-      method: as in :func:`coordinate_intervals`.
+      level, method: as in :func:`coordinate_intervals`.
 
     Returns:
       An :class:`Interval` of shape ``()`` (or ``(k,)``) for ``vᵀθ``.
@@ -141,13 +124,16 @@ def linear_functional_interval(
       >>> import jax.numpy as jnp
       >>> from feasjax.uncertainty.confidence import linear_functional_interval
       >>> reps = jnp.stack([jnp.arange(11.0), jnp.zeros(11)], axis=1)
-      >>> lo, hi = linear_functional_interval(jnp.zeros(2), reps, jnp.array([2.0, 1.0]), level=0.8)
+      >>> lo, hi = linear_functional_interval(jnp.zeros(2), reps, jnp.array([2.0, 1.0]),
+      ...                                     level=0.8)
       >>> float(lo), float(hi)
       (2.0, 18.0)
     """
     center, replicas, v = jnp.asarray(center), jnp.asarray(replicas), jnp.asarray(v)
     _check(center, replicas, level)
     if v.ndim not in (1, 2) or v.shape[-1] != center.shape[-1] or center.ndim != 1:
-        raise ValueError(f"v must have shape (d,) or (k, d) with d={center.shape[-1]}, got {v.shape=}")
-    project = lambda theta: v @ theta
-    return coordinate_intervals(project(center), jax.vmap(project)(replicas), level=level, method=method)
+        raise ValueError(f"v must have shape (d,) or (k, d) with d={center.shape[-1]}, got "
+                         f"{v.shape=}")
+    project = lambda theta: v @ theta  # noqa: E731
+    return coordinate_intervals(project(center), jax.vmap(project)(replicas), level=level,
+                                method=method)
