@@ -1,7 +1,8 @@
 """Datasets: the bundled scikit-learn datasets and the ``Dataset`` record (``datasets``),
 loading and checking the user's own ``.npz``/``.npy`` arrays (``user_data``), datasets split
 over federated clients with label skew and padding masks (``federated``), and data with
-groups: the spurious-digits benchmark and the class-conditional Gaussian model (``spurious``).
+groups: the spurious-digits benchmark and the class-conditional Gaussian model (``spurious``), and
+a tabular benchmark with a spurious feature (``tabular``).
 """
 from typing import TYPE_CHECKING
 
@@ -14,11 +15,12 @@ if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run ti
     from feasjax.data.federated import (FederatedData, dirichlet_partition, federated_dataset,
                                         from_client_arrays, pad_clients)
     from feasjax.data.spurious import GroupDataset, spurious_digits, group_dataset, gaussian_classes
+    from feasjax.data.tabular import spurious_tabular
 
 __all__ = ["Dataset", "gaussian_classes", "group_dataset", "GroupDataset", "DATASETS",
            "dirichlet_partition", "FederatedData", "federated_dataset", "from_arrays",
            "from_client_arrays", "load_arrays", "load_dataset", "pad_clients", "spurious_digits",
-           "TASKS", "user_dataset", "validate_arrays"]
+           "spurious_tabular", "TASKS", "user_dataset", "validate_arrays"]
 
 # No longer exported here (helpers, or records only the library builds); until 0.3 they still
 # resolve, with a DeprecationWarning naming the module that defines them.
@@ -37,4 +39,5 @@ __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECAT
         "pad_clients"),
     "feasjax.data.spurious": (
         "GroupDataset", "spurious_digits", "group_dataset", "gaussian_classes"),
+    "feasjax.data.tabular": ("spurious_tabular",),
 })
