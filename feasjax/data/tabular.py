@@ -43,9 +43,10 @@ def spurious_tabular(seed: int = 0, *, train_size: int = 400, val_size: int = 20
     """Tabular rows ``[core, spurious, noise...]``: the spurious feature is easier to read.
 
     Labels are balanced. Feature 0 is ``(2y - 1) c + N(0, 1)`` with ``c = Φ^{-1}(core_accuracy)``:
-    the best rule on it alone is right with probability ``core_accuracy``, on every split. Feature 1 is ``(2a - 1) s + N(0, 1)`` with the attribute ``a``; each split
-    has exact group sizes: ``P(a = y) = correlation`` on the training split (e.g. 400 rows at 0.95:
-    10 rows in each minority group) and ``1/2`` on validation and test (balanced groups). The
+    the best rule on it alone is right with probability ``core_accuracy``, on every split.
+    Feature 1 is ``(2a - 1) s + N(0, 1)`` with the attribute ``a``; each split has exact group
+    sizes: ``P(a = y) = correlation`` on the training split (e.g. 400 rows at 0.95: 10 rows in
+    each minority group) and ``1/2`` on validation and test (balanced groups). The
     ``noise_features`` further columns are ``N(0, 1)`` (room to memorise the minority rows).
     Inputs are standardised with training statistics.
 
