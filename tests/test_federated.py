@@ -202,3 +202,71 @@ def test_bad_flags_are_rejected(argv, message, capsys):
 def test_too_many_clients_fail_in_one_line():
     with pytest.raises(SystemExit, match="feasjax federated: error: .*clients"):
         cli.main(["federated", "--dataset", "breast_cancer", "--clients", "400"])
+
+
+def _client_file(path, *, test=True, **override):
+    rng = np.random.default_rng(0)
+    client = np.repeat([0, 1, 2], 12)
+    y = (np.arange(36) + client) % 2
+    arrays = {"x": rng.normal(size=(36, 4)) + y[:, None], "y": y, "client": client}
+    if test:
+        client_test = np.repeat([0, 1, 2], 4)
+        y_test = np.arange(12) % 2
+        arrays.update(x_test=rng.normal(size=(12, 4)) + y_test[:, None], y_test=y_test,
+                      client_test=client_test)
+    arrays.update(override)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path
+
+
+@pytest.mark.parametrize("test", [True, False])
+def test_cli_runs_on_a_user_file_with_client_ids(tmp_path, capsys, test):
+    data, out = _client_file(tmp_path / "clients.npz", test=test), tmp_path / "fed.json"
+    assert cli.main(["federated", "--dataset", str(data), "--rounds", "1", "--local-steps", "1",
+                     "--methods", "local,global", "--seeds", "0", "--json", str(out)]) == 0
+    origin = "given" if test else "split per client"
+    assert f"{data}, 3 clients, test rows {origin}" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["clients"] == 3 and report["beta"] is None and report["test_rows"] == origin
+    assert report["rows"] == ({"train": 36 if test else 24, "test": 12})
+    assert set(report["methods"]) == {"local", "global"}
+
+
+def test_given_test_rows_are_each_clients_own():
+    client_test = np.array([0, 1, 1, 2])
+    fed = from_client_arrays(np.zeros((6, 2)), np.arange(6) % 2, np.arange(6) // 2,
+                             x_test=np.arange(8.0).reshape(4, 2), y_test=np.array([0, 1, 0, 1]),
+                             client_test=client_test)
+    assert fed.train_counts.tolist() == [2, 2, 2]
+    assert fed.test["mask"].sum(axis=1).tolist() == [1, 2, 1]
+    np.testing.assert_array_equal(fed.test["x"][1][:2], [[2.0, 3.0], [4.0, 5.0]])
+    with pytest.raises(ValueError, match="client 2 has no test rows"):
+        from_client_arrays(np.zeros((6, 2)), np.arange(6) % 2, np.arange(6) // 2,
+                           x_test=np.zeros((2, 2)), y_test=np.zeros(2, int),
+                           client_test=np.array([0, 1]))
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"client": None}, "has no array 'client'"),
+    ({"y": np.zeros(35, int)}, "y must have one entry per sample of x"),
+    ({"client": np.zeros(30, int)}, "client must hold one integer id"),
+    ({"x": np.full((36, 4), np.nan)}, "x must be finite"),
+    ({"x_test": np.zeros((12, 3))}, "x_test must have the feature shape of x"),
+    ({"client_test": None}, "given test rows need all of"),
+    ({"client_test": np.repeat([0, 1], 6)}, "client 2 has no test rows"),
+])
+def test_a_bad_client_file_is_rejected_in_one_line(tmp_path, override, message):
+    data = _client_file(tmp_path / "bad.npz", **override)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["federated", "--dataset", str(data), "--rounds", "1"])
+    text = str(info.value.code)
+    assert text.startswith("feasjax federated: error: ") and message in text
+    assert "\n" not in text
+
+
+def test_partition_flags_are_refused_with_a_file(tmp_path):
+    data = _client_file(tmp_path / "c.npz")
+    with pytest.raises(SystemExit, match="--clients/--beta partition a bundled dataset"):
+        cli.main(["federated", "--dataset", str(data), "--clients", "3", "--beta", "1"])
+    with pytest.raises(SystemExit, match="cannot read"):
+        cli.main(["federated", "--dataset", str(tmp_path / "missing.npz")])

@@ -1,4 +1,10 @@
-"""``feasjax federated``: personalized federated learning on a bundled dataset split over clients.
+"""``feasjax federated``: personalized federated learning on a dataset split over clients.
+
+``--dataset`` is a bundled dataset (``digits``, ``breast_cancer``) partitioned over ``--clients``
+with Dirichlet label skew ``--beta``, or your ``.npz`` with arrays ``x``, ``y`` and ``client``
+(an integer id per row) and, optionally, test rows ``x_test``, ``y_test``, ``client_test``;
+without them each client's rows are split 70/30 (``--data-seed``). The file is checked before
+any training: a problem is one ``feasjax federated: error:`` line.
 
 FedAvg rounds of all clients in one compiled program, then local-only, global-only, fine-tuned,
 optimally mixed (Grimberg et al. 2021) and prompt-portfolio (PromptFolio, Pan et al. 2024)
@@ -7,7 +13,8 @@ the data over clients is fixed by ``--data-seed``; the seeds vary initialisation
 
 ``--json PATH`` writes::
 
-    {"dataset", "clients", "beta", "seeds",
+    {"dataset", "clients", "beta" (null for a file), "seeds",
+     "rows": {"train": int, "test": int}, "test_rows": "given" | "split per client",
      "methods": {NAME: {"mean_client_accuracy": [per seed], "worst_client_accuracy": [per seed],
                         "seconds": float, ...}}}
 
@@ -26,10 +33,15 @@ from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_float, 
                                 add_json, add_methods, add_no_compile_cache, add_no_progress,
                                 add_plot, add_seeds, check_outputs)
 from feasjax.cli.report import write_json
-from feasjax.data.federated import federated_dataset
+from feasjax.data._npz import read_npz
+from feasjax.data.federated import federated_dataset, from_client_arrays
 from feasjax.federated.config import METHODS, FederatedConfig
 
 __all__ = ["add_federated_parser", "federated_command"]
+
+BUNDLED = ("digits", "breast_cancer")
+CLIENT_ARRAYS = ("client", "x_test", "y_test", "client_test")
+PARTITION_DEFAULTS = {"clients": 10, "beta": 0.3, "feature_shift": 0.0}  # bundled data only
 
 
 def add_federated_parser(commands: argparse._SubParsersAction) -> None:
@@ -38,18 +50,21 @@ def add_federated_parser(commands: argparse._SubParsersAction) -> None:
     Example:
       >>> from feasjax.cli.app import build_parser
       >>> args = build_parser().parse_args(["federated", "--clients", "4", "--seeds", "0-1"])
-      >>> args.clients, args.beta, args.seeds, args.methods[-1]
-      (4, 0.3, (0, 1), 'portfolio')
+      >>> args.clients, args.beta, args.seeds, args.methods[-1]  # beta: 0.3 unless a file
+      (4, None, (0, 1), 'portfolio')
     """
     cfg = FederatedConfig()
     p = commands.add_parser("federated", help="personalized federated learning over clients")
-    p.add_argument("--dataset", choices=("digits", "breast_cancer"), default="digits",
-                   help="bundled dataset partitioned over the clients")
-    p.add_argument("--clients", type=_positive_int, default=10, help="number of clients K")
-    p.add_argument("--beta", type=_positive_float, default=0.3,
-                   help="Dirichlet label skew (small: few classes per client)")
-    p.add_argument("--feature-shift", type=_nonnegative_float, default=0.0,
-                   help="scale of a random per-client input offset")
+    p.add_argument("--dataset", type=_dataset, default="digits",
+                   help="digits or breast_cancer (partitioned over --clients), or an .npz with "
+                        "arrays x, y, client [, x_test, y_test, client_test]")
+    p.add_argument("--clients", type=_positive_int, help="number of clients K (default 10; "
+                                                         "bundled data only)")
+    p.add_argument("--beta", type=_positive_float, help="Dirichlet label skew (small: few "
+                   "classes per client; default 0.3; bundled data only)")
+    p.add_argument("--feature-shift", type=_nonnegative_float,
+                   help="scale of a random per-client input offset (default 0; bundled data "
+                        "only)")
     p.add_argument("--rounds", type=_positive_int, default=cfg.rounds,
                    help="federated rounds (server updates)")
     p.add_argument("--local-steps", type=_positive_int, default=cfg.local_steps,
@@ -61,12 +76,48 @@ def add_federated_parser(commands: argparse._SubParsersAction) -> None:
                    help="the portfolio's reported theta (a multiple of 0.1)")
     add_methods(p, METHODS)
     add_seeds(p, (0, 1, 2), "e.g. 0-2 or 0,3")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the client partition")
+    p.add_argument("--data-seed", type=int, default=0,
+                   help="seed of the client partition (of a file: of its per-client splits)")
     add_json(p)
     add_plot(p, "PNG: accuracy against the mixing coefficient")
     add_no_progress(p, shows_progress=False)
     add_no_compile_cache(p)
     p.set_defaults(handler=federated_command)
+
+
+def _dataset(text: str) -> str:
+    if text not in BUNDLED and not text.endswith(".npz"):
+        raise argparse.ArgumentTypeError(f"must be digits, breast_cancer or an .npz file, "
+                                         f"got {text!r}")
+    return text
+
+
+def _load(args: argparse.Namespace) -> tuple:
+    """``(data, test_rows)``: the clients of ``--dataset`` and where their test rows come from;
+    every problem of the data is raised as one error line, before any training."""
+    try:
+        if args.dataset in BUNDLED:
+            for key, value in PARTITION_DEFAULTS.items():
+                if getattr(args, key) is None:
+                    setattr(args, key, value)
+            return federated_dataset(args.dataset, args.clients, args.beta,
+                                     feature_shift=args.feature_shift,
+                                     seed=args.data_seed), "split per client"
+        flags = [f"--{k.replace('_', '-')}" for k in PARTITION_DEFAULTS if getattr(args, k)
+                 is not None]
+        if flags:
+            raise ValueError(f"{'/'.join(flags)} partition a bundled dataset; {args.dataset} "
+                             f"gives each row's client")
+        arrays = read_npz(args.dataset, CLIENT_ARRAYS)
+        if "client" not in arrays:
+            raise ValueError(f"{args.dataset!r} has no array 'client' (an integer client id "
+                             f"per row of x)")
+        data = from_client_arrays(**{k: arrays[k] for k in ("x", "y", *CLIENT_ARRAYS)
+                                     if k in arrays}, seed=args.data_seed, name=args.dataset)
+        args.clients = data.num_clients
+        return data, "given" if "x_test" in arrays else "split per client"
+    except ValueError as e:
+        raise SystemExit(f"feasjax federated: error: {e}") from None
 
 
 def _fraction_or_end(text: str) -> float:
@@ -78,9 +129,11 @@ def _fraction_or_end(text: str) -> float:
     return round(value, 1)
 
 
-def _report(args: argparse.Namespace, runs: dict) -> dict:
+def _report(args: argparse.Namespace, data, test_rows: str, runs: dict) -> dict:
     report = {"dataset": args.dataset, "clients": args.clients, "beta": args.beta,
-              "seeds": list(args.seeds), "methods": {}}
+              "seeds": list(args.seeds),
+              "rows": {s: int(getattr(data, s)["mask"].sum()) for s in ("train", "test")},
+              "test_rows": test_rows, "methods": {}}
     for name, per_seed in runs.items():
         entry = {key: [r[key] for r in per_seed]
                  for key in ("mean_client_accuracy", "worst_client_accuracy")}
@@ -132,8 +185,8 @@ def _plot(report: dict, path: str) -> None:
         pf = methods["portfolio"]
         curves["portfolio, α = 1 − θ"] = (1 - np.asarray(pf["thetas"]), pf["accuracy_by_theta"])
     plot_accuracy_curves(curves, path, xlabel="mixing coefficient α (weight of the global model)",
-                         mark=mark, title=f"{report['dataset']}, {report['clients']} clients, "
-                                          f"β={report['beta']}")
+                         mark=mark, title=f"{report['dataset']}, {report['clients']} clients"
+                         + (f", β={report['beta']}" if report["beta"] is not None else ""))
 
 
 def federated_command(args: argparse.Namespace) -> dict:
@@ -153,16 +206,13 @@ def federated_command(args: argparse.Namespace) -> dict:
     from feasjax.federated.experiment import run_federated
 
     check_outputs(args, "federated")
-    try:
-        data = federated_dataset(args.dataset, args.clients, args.beta,
-                                 feature_shift=args.feature_shift, seed=args.data_seed)
-    except ValueError as e:
-        raise SystemExit(f"feasjax federated: error: {e}") from None
+    data, test_rows = _load(args)
     config = FederatedConfig(rounds=args.rounds, local_steps=args.local_steps,
                              learning_rate=args.lr, batch_size=args.batch_size, theta=args.theta)
-    print(f"feasjax federated: {args.dataset}, {args.clients} clients, beta={args.beta}, "
+    skew = f"beta={args.beta}" if args.dataset in BUNDLED else f"test rows {test_rows}"
+    print(f"feasjax federated: {args.dataset}, {args.clients} clients, {skew}, "
           f"rounds={args.rounds}, local steps={args.local_steps}, seeds={list(args.seeds)}")
-    report = _report(args, run_federated(data, args.methods, args.seeds, config))
+    report = _report(args, data, test_rows, run_federated(data, args.methods, args.seeds, config))
     _print(report)
     if args.json:
         write_json(args.json, report)

@@ -2,7 +2,8 @@
 loading and checking the user's own ``.npz``/``.npy`` arrays (``user_data``), datasets split
 over federated clients with label skew and padding masks (``federated``), and data with
 groups: the spurious-digits benchmark and the class-conditional Gaussian model (``spurious``),
-and a Grain pipeline of minibatches that carry their dataset rows (``pipeline``).
+a tabular benchmark with a spurious feature (``tabular``), and a Grain pipeline of minibatches
+that carry their dataset rows (``pipeline``).
 """
 from typing import TYPE_CHECKING
 
@@ -16,11 +17,13 @@ if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run ti
                                         from_client_arrays, pad_clients)
     from feasjax.data.spurious import GroupDataset, spurious_digits, group_dataset, gaussian_classes
     from feasjax.data.pipeline import Pipeline, RandomCropFlip
+    from feasjax.data.tabular import spurious_tabular
 
 __all__ = ["Dataset", "gaussian_classes", "group_dataset", "GroupDataset", "DATASETS",
            "dirichlet_partition", "FederatedData", "federated_dataset", "from_arrays",
            "from_client_arrays", "load_arrays", "load_dataset", "pad_clients", "Pipeline",
-           "RandomCropFlip", "spurious_digits", "TASKS", "user_dataset", "validate_arrays"]
+           "RandomCropFlip", "spurious_digits", "spurious_tabular", "TASKS", "user_dataset",
+           "validate_arrays"]
 
 # No longer exported here (helpers, or records only the library builds); until 0.3 they still
 # resolve, with a DeprecationWarning naming the module that defines them.
@@ -40,4 +43,5 @@ __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECAT
     "feasjax.data.spurious": (
         "GroupDataset", "spurious_digits", "group_dataset", "gaussian_classes"),
     "feasjax.data.pipeline": ("Pipeline", "RandomCropFlip"),
+    "feasjax.data.tabular": ("spurious_tabular",),
 })

@@ -180,16 +180,52 @@ def federated_dataset(name: str = "digits", num_clients: int = 10, beta: float =
                           name, ds.num_classes)
 
 
-def from_client_arrays(x: object, y: object, client: object, *, num_classes: int | None = None,
-                       test_fraction: float = 0.3, seed: int = 0,
-                       name: str = "arrays") -> FederatedData:
+def _check_clients(client: object, y: np.ndarray, name: str) -> np.ndarray:
+    client = np.asarray(client)
+    if (client.shape != y.shape or client.dtype.kind not in "iu"
+            or (client.size and client.min() < 0)):
+        raise ValueError(f"{name} must hold one integer id >= 0 per sample ({len(y)}), got "
+                         f"shape {client.shape} and dtype {client.dtype}")
+    return client
+
+
+def _given_test(x, y, client, x_test, y_test, client_test, num_classes, name):
+    """Every row of ``x`` trains and the given rows test, client by client."""
+    x_test, y_test = validate_arrays(x_test, y_test, num_classes=num_classes,
+                                     names=("x_test", "y_test"))
+    if x_test.shape[1:] != x.shape[1:]:
+        raise ValueError(f"x_test must have the feature shape of x {x.shape[1:]}, got "
+                         f"{x_test.shape[1:]}")
+    client_test = _check_clients(client_test, y_test, "client_test")
+    rows = {"train": [], "test": []}
+    for k in range(int(max(client.max(), client_test.max())) + 1):
+        for split, (xs, ys, cs) in (("train", (x, y, client)),
+                                    ("test", (x_test, y_test, client_test))):
+            if not (cs == k).any():
+                raise ValueError(f"client {k} has no {split} rows; every client needs >= 1 "
+                                 f"(client ids are 0..K-1)")
+            rows[split].append((xs[cs == k], ys[cs == k]))
+    num_classes = int(max(y.max(), y_test.max())) + 1 if num_classes is None else num_classes
+    return FederatedData(train=pad_clients(rows["train"]), test=pad_clients(rows["test"]),
+                         num_classes=num_classes, name=name)
+
+
+def from_client_arrays(x: object, y: object, client: object, *, x_test: object | None = None,
+                       y_test: object | None = None, client_test: object | None = None,
+                       num_classes: int | None = None, test_fraction: float = 0.3,
+                       seed: int = 0, name: str = "arrays") -> FederatedData:
     """Your arrays with a ``client`` id per sample -> :class:`FederatedData` (per-client splits).
 
-    Inputs are used as given (standardise them beforehand if needed).
+    Inputs are used as given (standardise them beforehand if needed). With ``x_test``,
+    ``y_test`` and ``client_test`` every row of ``x`` trains and those rows test; without them
+    each client's rows are split (``test_fraction``, ``seed``).
 
     Args:
       x: inputs ``(N, ...)``; y: integer labels ``(N,)``.
-      client: integer client ids ``(N,)`` in ``[0, K)``, every client with >= 2 samples.
+      client: integer client ids ``(N,)`` in ``[0, K)``, every client with >= 2 samples (>= 1
+        with given test rows).
+      x_test, y_test, client_test: optional test rows with their client ids (all three or
+        none), every client with >= 1.
       num_classes: classes (default: ``max(y) + 1``).
       test_fraction: fraction of each client's samples held out, in ``(0, 1)``.
       seed: seed of the per-client splits.
@@ -204,12 +240,19 @@ def from_client_arrays(x: object, y: object, client: object, *, num_classes: int
       >>> fed = from_client_arrays(np.zeros((8, 2)), np.arange(8) % 2, np.arange(8) // 4)
       >>> fed.num_clients, fed.train_counts.tolist()
       (2, [3, 3])
+      >>> fed = from_client_arrays(np.zeros((8, 2)), np.arange(8) % 2, np.arange(8) // 4,
+      ...     x_test=np.ones((3, 2)), y_test=np.array([0, 1, 1]), client_test=np.array([0, 1, 1]))
+      >>> fed.train_counts.tolist(), fed.test["mask"].sum(axis=1).tolist()
+      ([4, 4], [1, 2])
     """
     x, y = validate_arrays(x, y, num_classes=num_classes)
-    client = np.asarray(client)
-    if client.shape != y.shape or client.dtype.kind not in "iu" or client.min() < 0:
-        raise ValueError(f"client must hold one integer id >= 0 per sample ({len(y)}), got "
-                         f"shape {client.shape} and dtype {client.dtype}")
+    client = _check_clients(client, y, "client")
+    test = {"x_test": x_test, "y_test": y_test, "client_test": client_test}
+    if any(v is not None for v in test.values()):
+        if any(v is None for v in test.values()):
+            raise ValueError(f"given test rows need all of {list(test)}, got only "
+                             f"{[k for k, v in test.items() if v is not None]}")
+        return _given_test(x, y, client, x_test, y_test, client_test, num_classes, name)
     num_classes = int(y.max()) + 1 if num_classes is None else num_classes
     return _split_clients(x, y, client, int(client.max()) + 1, _check_fraction(test_fraction),
                           seed, 0.0, name, num_classes)

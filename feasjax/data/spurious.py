@@ -40,6 +40,12 @@ class GroupDataset:
     num_groups: int
     name: str
     image_shape: tuple[int, int, int] | None = None
+    given: tuple[str, ...] = ()  # the splits ("val", "test") taken as the user gave them
+
+    def group_counts(self) -> dict[str, list[int]]:
+        """Samples per group in each split, ``{"train": [...], "val": [...], "test": [...]}``."""
+        return {s: np.bincount(getattr(self, f"g_{s}"), minlength=self.num_groups).tolist()
+                for s in ("train", "val", "test")}
 
     def as_dataset(self) -> Dataset:
         """The train/test part as a :class:`feasjax.data.Dataset` (for the model builders)."""
@@ -119,13 +125,52 @@ def spurious_digits(seed: int = 0, *, correlation: float = 0.95, threshold: int 
                         name="spurious_digits", image_shape=(8, 8, 1))
 
 
-def group_dataset(x: np.ndarray, y: np.ndarray, group: np.ndarray, *, seed: int = 0,
-                  fractions: tuple[float, float, float] = (0.5, 0.2, 0.3),
-                  name: str = "arrays") -> GroupDataset:
-    """Split your arrays with a ``group`` per sample into train / validation / test.
+def _given_split(arrays: dict, split: str, features: tuple) -> tuple | None:
+    """The user's ``x_<split>``, ``y_<split>``, ``group_<split>``, checked; None if absent."""
+    names = (f"x_{split}", f"y_{split}", f"group_{split}")
+    given = [arrays[k] is not None for k in names]
+    if not any(given):
+        return None
+    if not all(given):
+        raise ValueError(f"a given {split} split needs all of {list(names)}, got only "
+                         f"{[k for k, g in zip(names, given) if g]}")
+    x, y = validate_arrays(arrays[names[0]], arrays[names[1]], names=names[:2])
+    if x.shape[1:] != features:
+        raise ValueError(f"{names[0]} must have the feature shape of x {features}, got "
+                         f"{x.shape[1:]}")
+    return x, y, _check_group(arrays[names[2]], y, names[2])
 
-    The split is stratified by group (``random_state=seed``) and the inputs are standardised
-    with training statistics.
+
+def _check_group(group: object, y: np.ndarray, name: str) -> np.ndarray:
+    group = np.asarray(group)
+    if group.shape != y.shape or group.dtype.kind not in "iu" or (group.size and group.min() < 0):
+        raise ValueError(f"{name} must hold one int >= 0 per sample, shape {y.shape}, got "
+                         f"shape {group.shape} and dtype {group.dtype}")
+    return group.astype(np.int32)
+
+
+def group_dataset(x: np.ndarray, y: np.ndarray, group: np.ndarray, *,
+                  x_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
+                  group_val: np.ndarray | None = None, x_test: np.ndarray | None = None,
+                  y_test: np.ndarray | None = None, group_test: np.ndarray | None = None,
+                  seed: int = 0, fractions: tuple[float, float, float] = (0.5, 0.2, 0.3),
+                  name: str = "arrays") -> GroupDataset:
+    """Your arrays with a ``group`` per sample as train / validation / test splits.
+
+    A split you give (``x_val``, ``y_val``, ``group_val``; ``x_test``, ``y_test``,
+    ``group_test``) is used as it is; only a missing one is cut from ``x`` (stratified by group,
+    ``random_state=seed``, in the proportions of ``fractions``), and the rest of ``x`` trains.
+    ``GroupDataset.given`` names the splits you gave. Inputs are standardised with training
+    statistics.
+
+    Args:
+      x, y, group: inputs ``(N, ...)``, integer labels and integer groups ``(N,)``.
+      x_val, y_val, group_val: an optional validation split (all three, or none).
+      x_test, y_test, group_test: an optional test split (all three, or none).
+      seed: seed of the split of what is missing.
+      fractions: train, validation, test fractions of ``x`` when both splits are missing
+        (with one given, the other takes its share of ``train + it``).
+      name: the dataset's name.
 
     Example:
       >>> import numpy as np
@@ -134,24 +179,35 @@ def group_dataset(x: np.ndarray, y: np.ndarray, group: np.ndarray, *, seed: int 
       >>> data = group_dataset(x, y, group=np.arange(40) % 4)
       >>> len(data.y_train), len(data.y_val), len(data.y_test), data.num_groups
       (19, 9, 12, 4)
+      >>> data = group_dataset(x, y, np.arange(40) % 4, x_test=x[:8], y_test=y[:8],
+      ...                      group_test=np.arange(8) % 4)
+      >>> len(data.y_train), len(data.y_val), len(data.y_test), data.given
+      (28, 12, 8, ('test',))
     """
     x, y = validate_arrays(x, y)
-    group = np.asarray(group)
-    if group.shape != y.shape or group.dtype.kind not in "iu" or group.min() < 0:
-        raise ValueError(f"group must hold one int >= 0 per sample, shape {y.shape}, got "
-                         f"shape {group.shape} and dtype {group.dtype}")
+    group = _check_group(group, y, "group")
+    arrays = {"x_val": x_val, "y_val": y_val, "group_val": group_val, "x_test": x_test,
+              "y_test": y_test, "group_test": group_test}
+    given = {s: _given_split(arrays, s, x.shape[1:]) for s in ("val", "test")}
     train_f, val_f, test_f = _split_fractions(fractions)
     from sklearn.model_selection import train_test_split
 
-    index = np.arange(len(y))
-    rest, i_test = train_test_split(index, test_size=test_f, random_state=seed, stratify=group)
-    i_train, i_val = train_test_split(rest, test_size=val_f / (train_f + val_f),
-                                      random_state=seed, stratify=group[rest])
-    (xt, xv, xe), _, _ = _standardise(x[i_train], x[i_val], x[i_test])
-    g = group.astype(np.int32)
-    return GroupDataset(xt, y[i_train], g[i_train], xv, y[i_val], g[i_val], xe, y[i_test],
-                        g[i_test], num_classes=int(y.max()) + 1,
-                        num_groups=int(group.max()) + 1, name=name)
+    index, cut = np.arange(len(y)), {}
+    if given["test"] is None:  # as a fraction of what is left to split
+        rest = train_f + test_f + (val_f if given["val"] is None else 0.0)
+        index, cut["test"] = train_test_split(index, test_size=test_f / rest,
+                                              random_state=seed, stratify=group[index])
+    if given["val"] is None:
+        index, cut["val"] = train_test_split(index, test_size=val_f / (train_f + val_f),
+                                             random_state=seed, stratify=group[index])
+    splits = [(x[index], y[index], group[index])]
+    splits += [given[s] or (x[cut[s]], y[cut[s]], group[cut[s]]) for s in ("val", "test")]
+    (xt, xv, xe), _, _ = _standardise(*(s[0] for s in splits))
+    (_, yt, gt), (_, yv, gv), (_, ye, ge) = splits
+    return GroupDataset(xt, yt, gt, xv, yv, gv, xe, ye, ge,
+                        num_classes=int(max(s[1].max() for s in splits)) + 1,
+                        num_groups=int(max(s[2].max(initial=0) for s in splits)) + 1, name=name,
+                        given=tuple(s for s in ("val", "test") if given[s] is not None))
 
 
 def gaussian_classes(key: jax.Array, n: int, d: int, *, pi_plus: float, snr: float = 1.0

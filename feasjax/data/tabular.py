@@ -1,0 +1,96 @@
+"""A tabular group-robustness benchmark: a weak core feature and a strong spurious one.
+
+Groups are ``2 * label + attribute``, as in ``spurious_digits``; the attribute is a spurious
+*feature* of the row instead of a frame drawn on an image.
+"""
+from __future__ import annotations
+
+import numbers
+import statistics
+
+import numpy as np
+
+from feasjax.data.datasets import _standardise
+from feasjax.data.spurious import GroupDataset
+
+__all__ = ["spurious_tabular"]
+
+
+def _group_sizes(n: int, p_agree: float) -> np.ndarray:
+    """Rows per group ``2 * y + a`` for balanced labels and ``P(a = y) = p_agree``, summing to n."""
+    minority = int(round(n / 2 * (1 - p_agree)))  # per label
+    sizes = np.array([n // 2 - minority, minority, minority, n - n // 2 - minority])
+    if sizes.min() < 1:
+        raise ValueError(f"{n} rows with P(attribute = label) = {p_agree} leave a group empty")
+    return sizes
+
+
+def _rows(rng: np.random.Generator, sizes: np.ndarray, core_shift: float,
+          spurious_shift: float, noise_features: int) -> tuple:
+    group = np.repeat(np.arange(4, dtype=np.int32), sizes)
+    group = group[rng.permutation(len(group))]
+    y, a = group // 2, group % 2
+    core = (2 * y - 1) * core_shift + rng.standard_normal(len(y))
+    spurious = (2 * a - 1) * spurious_shift + rng.standard_normal(len(y))
+    noise = rng.standard_normal((len(y), noise_features))
+    x = np.column_stack([core, spurious, noise]).astype(np.float32)
+    return x, y.astype(np.int32), group
+
+
+def spurious_tabular(seed: int = 0, *, train_size: int = 400, val_size: int = 200,
+                     test_size: int = 400, correlation: float = 0.95, core_accuracy: float = 0.85,
+                     spurious_shift: float = 3.0, noise_features: int = 8) -> GroupDataset:
+    """Tabular rows ``[core, spurious, noise...]``: the spurious feature is easier to read.
+
+    Labels are balanced. Feature 0 is ``(2y - 1) c + N(0, 1)`` with ``c = Φ^{-1}(core_accuracy)``:
+    the best rule on it alone is right with probability ``core_accuracy``, on every split.
+    Feature 1 is ``(2a - 1) s + N(0, 1)`` with the attribute ``a``; each split has exact group
+    sizes: ``P(a = y) = correlation`` on the training split (e.g. 400 rows at 0.95: 10 rows in
+    each minority group) and ``1/2`` on validation and test (balanced groups). The
+    ``noise_features`` further columns are ``N(0, 1)`` (room to memorise the minority rows).
+    Inputs are standardised with training statistics.
+
+    Args:
+      seed: seed of the numpy generator that draws every row.
+      train_size, val_size, test_size: rows per split, each >= 4.
+      correlation: ``P(attribute = label)`` on the training split, in ``[0.5, 1)``.
+      core_accuracy: accuracy of the best rule on the core feature alone, in ``(0.5, 1)``.
+      spurious_shift: ``s``, the margin of the spurious feature (the attribute is read with
+        accuracy ``Φ(s)``).
+      noise_features: number of pure-noise columns, ``>= 0``.
+
+    Returns:
+      A :class:`GroupDataset` with ``2 + noise_features`` features, 2 classes and groups
+      ``2 * label + attribute``.
+
+    Example:
+      >>> import numpy as np
+      >>> from feasjax.data import spurious_tabular
+      >>> data = spurious_tabular(seed=0)
+      >>> data.group_counts()
+      {'train': [190, 10, 10, 190], 'val': [50, 50, 50, 50], 'test': [100, 100, 100, 100]}
+      >>> # the core feature predicts the label on every split, the spurious one on train only
+      >>> agree = lambda x, y, col: float(np.mean((x[:, col] > 0) == (y == 1)))
+      >>> [round(agree(data.x_train, data.y_train, col), 2) for col in (0, 1)]
+      [0.87, 0.95]
+      >>> [round(agree(data.x_test, data.y_test, col), 2) for col in (0, 1)]
+      [0.85, 0.5]
+    """
+    if not 0.5 <= correlation < 1:
+        raise ValueError(f"correlation must be in [0.5, 1), got {correlation=}")
+    if not 0.5 < core_accuracy < 1:
+        raise ValueError(f"core_accuracy must be in (0.5, 1), got {core_accuracy=}")
+    if not (isinstance(spurious_shift, numbers.Real) and 0 < spurious_shift < float("inf")):
+        raise ValueError(f"spurious_shift must be a finite number > 0, got {spurious_shift=}")
+    for name, value, low in (("train_size", train_size, 4), ("val_size", val_size, 4),
+                             ("test_size", test_size, 4), ("noise_features", noise_features, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {name}={value!r}")
+    core_shift = statistics.NormalDist().inv_cdf(core_accuracy)
+    rng = np.random.default_rng(seed)
+    splits = [_rows(rng, _group_sizes(n, p), core_shift, float(spurious_shift), noise_features)
+              for n, p in ((train_size, correlation), (val_size, 0.5), (test_size, 0.5))]
+    (xt, xv, xe), _, _ = _standardise(*(s[0] for s in splits))
+    (_, yt, gt), (_, yv, gv), (_, ye, ge) = splits
+    return GroupDataset(xt, yt, gt, xv, yv, gv, xe, ye, ge, num_classes=2, num_groups=4,
+                        name="spurious_tabular")
