@@ -24,15 +24,14 @@ from feasjax.core.formulations import resilient
 from feasjax.core.learning import empirical_risk, feasible_learning
 from feasjax.data.datasets import Dataset
 from feasjax.experiments.builders import ModelFns, model_fns
-from feasjax.experiments.presets import PaperPreset
+from feasjax.experiments.presets import DATA_FILES, PaperPreset
+from feasjax.metrics.tensorboard import EventLog
 from feasjax.models.nets import MLP, ResNet
 from feasjax.parallel.sweeps import stack_runs
 from feasjax.training.engine import train
 
-__all__ = ["DATA_FILES", "load_paper_data", "learning_rate_fn", "build_paper_solver",
-           "run_paper_method", "split_losses"]
-
-DATA_FILES = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
+__all__ = ["load_paper_data", "learning_rate_fn", "build_paper_solver", "run_paper_method",
+           "split_losses", "summarize", "tensorboard_hook"]
 
 
 def load_paper_data(preset: PaperPreset, seed: int, data_dir: str | None = None) -> Dataset:
@@ -222,3 +221,34 @@ def run_paper_method(method: str, preset: PaperPreset, datasets: Sequence[Datase
         results.append({s: summarize(*split[s], preset.epsilon, classification) for s in split})
         losses.append((split["train"][0], split["test"][0]))
     return {"runs": results, "losses": losses, "seconds": seconds, "states": states, "fns": fns}
+
+
+def tensorboard_hook(log: EventLog, method: str, preset: PaperPreset, datasets: Sequence[Dataset],
+                     seeds: Sequence[int]) -> Callable:
+    """An ``epoch_hook`` of :func:`run_paper_method` that writes, per seed (run ``METHOD/seedS``),
+    the training set's eval-mode loss mean/q99/max, feasible fraction and accuracy, the
+    multipliers' mean/max/quantiles, the learning rate and the skipped steps as scalars, and the
+    losses and multipliers as histograms."""
+    classification = preset.task == "classification"
+
+    def hook(epoch: int, states: Any, fns: ModelFns, lr: float) -> None:
+        multipliers = states.multipliers.get("samples") if isinstance(states.multipliers,
+                                                                     dict) else None
+        for r, seed in enumerate(seeds):
+            d, run = datasets[0 if len(datasets) == 1 else r], f"{method}/seed{seed}"
+            params, mstate = jax.tree.map(lambda a: a[r], (states.params, states.model_state))
+            losses, correct = split_losses(fns, params, mstate, d.x_train, d.y_train,
+                                           classification)
+            stats = summarize(losses, correct, preset.epsilon, classification)
+            values = {f"train/{k}": v for k, v in stats.items()}
+            values.update({"learning_rate": lr, "skipped_steps": int(states.skipped[r])})
+            if multipliers is not None:
+                lam = np.asarray(multipliers[r])
+                values.update({"multipliers/mean": lam.mean(), "multipliers/max": lam.max(),
+                               **{f"multipliers/q{q}": np.quantile(lam, q / 100)
+                                  for q in (50, 90, 99)}})
+                log.histogram(run, epoch, "multipliers", lam)
+            log.histogram(run, epoch, "train/losses", losses)
+            log.scalars(run, epoch, values)
+
+    return hook

@@ -38,9 +38,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
-__all__ = ["PaperPreset", "PRESETS", "PAPER_METHODS", "override"]
+__all__ = ["PaperPreset", "PRESETS", "PAPER_METHODS", "DATA_FILES", "override"]
 
 PAPER_METHODS = ("erm", "cserm", "fl", "rfl")
+# What --data-dir holds for cifar10 and utkface (feasjax.experiments.paper.load_paper_data).
+DATA_FILES = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
 
 
 @dataclasses.dataclass(frozen=True)
