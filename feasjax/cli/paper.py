@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import os
 
 import numpy as np
@@ -29,7 +30,6 @@ from feasjax.cli.common import (add_json, add_methods, add_no_compile_cache, add
                                 add_plot, add_seeds, check_outputs, progress_mode)
 from feasjax.cli.report import write_json
 from feasjax.experiments.presets import DATA_FILES, PAPER_METHODS, PRESETS, override
-from feasjax.metrics.tensorboard import TENSORBOARD_HINT, tensorboard_available
 
 __all__ = ["add_paper_parser", "paper_command", "format_paper_table"]
 
@@ -103,8 +103,10 @@ def _checked_preset(args: argparse.Namespace):
             raise fail(f"{args.name} reads its data from --data-dir DIR, which must hold "
                        f"{', '.join(DATA_FILES)} (.npy: images (N, H, W, C) uint8, labels (N,)); "
                        f"{'no --data-dir given' if not where else where + ' lacks ' + ', '.join(missing)}")
-    if args.logdir and not tensorboard_available():
-        raise fail(f"--logdir: {TENSORBOARD_HINT}")
+    # The package import of feasjax.metrics would import JAX: the check is spelled out here.
+    if args.logdir and importlib.util.find_spec("tensorboardX") is None:
+        raise fail('--logdir needs tensorboardX, which is not installed: pip install '
+                   '"feasjax[tensorboard]"')
     check_outputs(args, "paper")
     return preset
 
