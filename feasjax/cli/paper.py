@@ -100,9 +100,10 @@ def _checked_preset(args: argparse.Namespace):
         where = args.data_dir
         missing = [f for f in DATA_FILES if not (where and os.path.isfile(os.path.join(where, f)))]
         if missing:
+            found = f"{where} lacks {', '.join(missing)}" if where else "no --data-dir given"
             raise fail(f"{args.name} reads its data from --data-dir DIR, which must hold "
                        f"{', '.join(DATA_FILES)} (.npy: images (N, H, W, C) uint8, labels (N,)); "
-                       f"{'no --data-dir given' if not where else where + ' lacks ' + ', '.join(missing)}")
+                       f"{found}")
     # The package import of feasjax.metrics would import JAX: the check is spelled out here.
     if args.logdir and importlib.util.find_spec("tensorboardX") is None:
         raise fail('--logdir needs tensorboardX, which is not installed: pip install '
@@ -154,7 +155,8 @@ def _plots(path: str, preset, data, outcomes: dict) -> None:
 
     from feasjax.metrics.plotting import plot_loss_survival
 
-    losses = {m: {"train": o["losses"][0][0], "test": o["losses"][0][1]} for m, o in outcomes.items()}
+    losses = {m: {"train": o["losses"][0][0], "test": o["losses"][0][1]}
+              for m, o in outcomes.items()}
     plot_loss_survival(losses, max(preset.epsilon, 1e-3), path, floor=1e-6,
                        title=f"{preset.name}, seed 0")
     print(f"wrote {path}: per-sample loss survival curves of seed 0 (PNG)")
