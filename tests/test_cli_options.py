@@ -7,7 +7,7 @@ import pytest
 from feasjax.cli.app import build_parser
 
 SHARED = ("--methods", "--seeds", "--no-progress", "--no-compile-cache", "--json", "--plot")
-COMMANDS = ("demo", "train", "groups", "federated")
+COMMANDS = ("demo", "train", "groups", "federated", "paper")
 
 
 def _subparser(command):

@@ -20,12 +20,14 @@ from feasjax.cli.demo import add_demo_parser
 from feasjax.cli.federated import add_federated_parser
 from feasjax.cli.train import add_train_parser
 from feasjax.cli.groups import add_groups_parser
+from feasjax.cli.paper import add_paper_parser
 
 __all__ = ["build_parser", "main", "compilation_cache_dir"]
 
 
 # ``add(commands)`` per subcommand, with the ``add_subparsers`` action: a new command is one entry.
-COMMANDS = (add_demo_parser, add_train_parser, add_federated_parser, add_groups_parser)
+COMMANDS = (add_demo_parser, add_train_parser, add_federated_parser, add_groups_parser,
+            add_paper_parser)
 
 DESCRIPTION = """\
 feasjax: Feasible Learning in JAX. Train with one Lagrange multiplier per training sample, so

@@ -1,0 +1,178 @@
+"""``feasjax paper NAME``: the Feasible Learning paper's experiments (ERM, CSERM, FL, RFL over
+seeds) from the presets of :mod:`feasjax.experiments.presets`.
+
+``two_moons`` draws its data with scikit-learn; ``cifar10_resnet18`` and ``utkface_resnet18``
+read ``--data-dir DIR`` holding ``x_train.npy`` ``(N, 32, 32, 3)`` uint8 (any ``H, W, C``),
+``y_train.npy`` ``(N,)`` int labels (CIFAR-10) or float targets (UTKFace), and ``x_test.npy``,
+``y_test.npy`` alike; nothing is downloaded. ``--set key=value`` overrides preset fields
+(``--set width=8 --set epochs=2 --set num_train=512`` for a quick CIFAR-shaped run).
+
+``--json PATH`` writes::
+
+    {"preset": str, "seeds": [int], "epsilon": float, "config": {preset fields},
+     "methods": {NAME: {"train": {"max_loss": [per seed], "q99_loss": [...], "mean_loss": [...],
+                                  "feasible_fraction": [...], "accuracy": [...]},
+                        "test": {same keys}, "seconds": float}}}
+
+(``accuracy`` for classification only). ``--logdir DIR`` writes TensorBoard event files, one
+run per ``METHOD/seedS`` (needs ``pip install "feasjax[tensorboard]"``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import os
+
+import numpy as np
+
+from feasjax.cli.common import (add_json, add_methods, add_no_compile_cache, add_no_progress,
+                                add_plot, add_seeds, check_outputs, progress_mode)
+from feasjax.cli.report import write_json
+from feasjax.experiments.presets import DATA_FILES, PAPER_METHODS, PRESETS, override
+
+__all__ = ["add_paper_parser", "paper_command", "format_paper_table"]
+
+
+def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``feasjax paper`` on the subparsers of :func:`feasjax.cli.build_parser`.
+
+    Example:
+      >>> from feasjax.cli.app import build_parser
+      >>> args = build_parser().parse_args(["paper", "two_moons", "--set", "epochs=3"])
+      >>> args.name, args.seeds, args.assignments
+      ('two_moons', (0, 1, 2, 3, 4), ['epochs=3'])
+    """
+    p = commands.add_parser("paper", help="the Feasible Learning paper's experiments: ERM, "
+                                          "CSERM, FL, RFL over seeds")
+    p.add_argument("name", choices=tuple(PRESETS), help="the preset")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help=f"cifar10/utkface arrays: {', '.join(DATA_FILES)}")
+    add_methods(p, PAPER_METHODS)
+    add_seeds(p, (0, 1, 2, 3, 4), "e.g. 0-4 or 0,3")
+    p.add_argument("--set", dest="assignments", action="append", default=[],
+                   metavar="KEY=VALUE", help="override a preset field (repeatable), e.g. "
+                                             "epochs=2, width=8, num_train=512, p=1.0")
+    add_json(p)
+    add_plot(p, "per-sample loss survival curves (seed 0) as PNG; for 2-D data also the "
+                "decision boundaries, next to it as *-boundaries.png")
+    p.add_argument("--logdir", metavar="DIR", help="write TensorBoard event files here "
+                                                   "(needs feasjax[tensorboard])")
+    add_no_progress(p)
+    add_no_compile_cache(p)
+    p.set_defaults(handler=paper_command)
+    return p
+
+
+def format_paper_table(methods: dict) -> str:
+    """Train max / q99 loss and train / test accuracy, mean ± std over seeds, per method.
+
+    Example:
+      >>> from feasjax.cli.paper import format_paper_table
+      >>> print(format_paper_table({"fl": {"train": {"max_loss": [1.0, 2.0],
+      ...     "q99_loss": [0.5, 0.5], "accuracy": [1.0, 1.0]},
+      ...     "test": {"accuracy": [0.9, 1.0]}, "seconds": 2.0}}))
+      method    train max loss   train q99 loss       train acc        test acc  seconds
+      fl         1.500 ± 0.500    0.500 ± 0.000   1.000 ± 0.000   0.950 ± 0.050      2.0
+    """
+    keys = (("train", "max_loss"), ("train", "q99_loss"), ("train", "accuracy"),
+            ("test", "accuracy"))
+    lines = [f"{'method':<8}{'train max loss':>16}{'train q99 loss':>17}{'train acc':>16}"
+             f"{'test acc':>16}{'seconds':>9}"]
+    for name, res in methods.items():
+        cells = [f"{np.mean(res[s][k]):.3f} ± {np.std(res[s][k]):.3f}" if k in res[s] else "-"
+                 for s, k in keys]
+        lines.append(f"{name:<8}{cells[0]:>16}{cells[1]:>17}{cells[2]:>16}{cells[3]:>16}"
+                     f"{res['seconds']:>9.1f}")
+    return "\n".join(lines)
+
+
+def _checked_preset(args: argparse.Namespace):
+    """The preset with ``--set`` applied, and every input checked before JAX is imported."""
+    def fail(message):
+        return SystemExit(f"feasjax paper: error: {message}")
+
+    try:
+        preset = override(PRESETS[args.name], args.assignments)
+    except (TypeError, ValueError) as e:
+        raise fail(e) from None
+    if preset.dataset != "two_moons":
+        where = args.data_dir
+        missing = [f for f in DATA_FILES if not (where and os.path.isfile(os.path.join(where, f)))]
+        if missing:
+            found = f"{where} lacks {', '.join(missing)}" if where else "no --data-dir given"
+            raise fail(f"{args.name} reads its data from --data-dir DIR, which must hold "
+                       f"{', '.join(DATA_FILES)} (.npy: images (N, H, W, C) uint8, labels (N,)); "
+                       f"{found}")
+    # The package import of feasjax.metrics would import JAX: the check is spelled out here.
+    if args.logdir and importlib.util.find_spec("tensorboardX") is None:
+        raise fail('--logdir needs tensorboardX, which is not installed: pip install '
+                   '"feasjax[tensorboard]"')
+    check_outputs(args, "paper")
+    return preset
+
+
+def paper_command(args: argparse.Namespace) -> dict:
+    """Run ``feasjax paper``: every method for every seed, print the table, write the outputs."""
+    preset = _checked_preset(args)
+    from feasjax.experiments.paper import load_paper_data, run_paper_method, tensorboard_hook
+    from feasjax.metrics.tensorboard import EventLog
+
+    seeds = list(args.seeds)
+    datasets = ([load_paper_data(preset, s) for s in seeds] if preset.dataset == "two_moons"
+                else [load_paper_data(preset, 0, args.data_dir)])
+    print(f"feasjax paper: {preset.name}, epsilon={preset.epsilon:.4g}, seeds={seeds}, "
+          f"epochs={preset.epochs}, batch size={preset.batch_size}, "
+          f"{len(datasets[0].y_train)} train / {len(datasets[0].y_test)} test", flush=True)
+    log = EventLog(args.logdir) if args.logdir else None
+    methods, outcomes = {}, {}
+    try:
+        for m in args.methods:
+            hook = tensorboard_hook(log, m, preset, datasets, seeds) if log else None
+            out = run_paper_method(m, preset, datasets, seeds, progress=progress_mode(args),
+                                   epoch_hook=hook)
+            outcomes[m] = out
+            methods[m] = {s: {k: [r[s][k] for r in out["runs"]] for k in out["runs"][0][s]}
+                          for s in ("train", "test")}
+            methods[m]["seconds"] = out["seconds"]
+    finally:
+        if log is not None:
+            log.close()
+    print(format_paper_table(methods))
+    report = {"preset": preset.name, "seeds": seeds, "epsilon": preset.epsilon,
+              "config": dataclasses.asdict(preset), "methods": methods}
+    if args.json:
+        write_json(args.json, report)
+    if args.logdir:
+        print(f"wrote {args.logdir}: TensorBoard event files (tensorboard --logdir {args.logdir})")
+    if args.plot:
+        _plots(args.plot, preset, datasets[0], outcomes)
+    return report
+
+
+def _plots(path: str, preset, data, outcomes: dict) -> None:
+    import jax
+
+    from feasjax.metrics.plotting import plot_loss_survival
+
+    losses = {m: {"train": o["losses"][0][0], "test": o["losses"][0][1]}
+              for m, o in outcomes.items()}
+    plot_loss_survival(losses, max(preset.epsilon, 1e-3), path, floor=1e-6,
+                       title=f"{preset.name}, seed 0")
+    print(f"wrote {path}: per-sample loss survival curves of seed 0 (PNG)")
+    if data.x_train.shape[1] != 2 or data.num_classes != 2:
+        return
+    from feasjax.metrics.boundaries import plot_decision_boundaries
+
+    lo, hi = data.x_train.min(0) - 0.5, data.x_train.max(0) + 0.5
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    points = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
+    probs = {}
+    for m, o in outcomes.items():
+        params, mstate = jax.tree.map(lambda a: a[0], (o["states"].params, o["states"].model_state))
+        logits = np.asarray(o["fns"].predict(params, points, mstate))
+        probs[m] = np.asarray(jax.nn.softmax(logits, -1))[:, 1].reshape(gx.shape)
+    target = os.path.splitext(path)[0] + "-boundaries.png"
+    plot_decision_boundaries((gx, gy), probs, data.x_train, data.y_train, target,
+                             title=f"{preset.name}, seed 0")
+    print(f"wrote {target}: decision boundaries of seed 0 (PNG)")
