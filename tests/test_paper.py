@@ -128,3 +128,26 @@ def test_logdir_writes_event_files_tensorboard_reads(tmp_path):
     assert {"multipliers", "train/losses"} <= set(tags["histograms"])
     erm = accumulator(os.path.join(tmp_path, "erm", "seed0")).Reload()
     assert "multipliers/mean" not in erm.Tags()["scalars"]
+
+
+def test_utkface_converter_parses_ages_splits_and_standardises(tmp_path):
+    import importlib.util
+
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location(
+        "utkface_to_npy", os.path.join(os.path.dirname(__file__), "..", "scripts",
+                                       "utkface_to_npy.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    source = tmp_path / "UTKFace"
+    source.mkdir()
+    ages = list(range(10, 50))
+    for i, age in enumerate(ages):
+        Image.new("RGB", (20, 24), (i, 2 * i, 3 * i)).save(source / f"{age}_0_1_2017{i:05d}.jpg")
+    (source / "bad_name.jpg").write_bytes(b"")  # skipped: not [age]_[gender]_[race]_[date]
+    sizes = script.convert(str(source), str(tmp_path / "out"), size=8, seed=0)
+    assert sizes == {"train": 8, "test": 8}  # 32 / 4 training, 8 test
+    x, y = (np.load(tmp_path / "out" / f) for f in ("x_train.npy", "y_train.npy"))
+    assert x.shape == (8, 8, 8, 3) and x.dtype == np.uint8 and y.dtype == np.float32
+    assert set(np.round(y * script.AGE_STD + script.AGE_MEAN).astype(int)) <= set(ages)
