@@ -166,6 +166,10 @@ def test_no_thread_outlives_a_failed_resume(tmp_path):
         _run(tmp_path, config={"lr": 0.1})
     with pytest.raises(Stop):  # a failure in the middle of training
         _run(tmp_path / "other", stop_at=4, progress=True)  # its bar is closed too
+    # A thread that is ending (Orbax's executor, on a loaded machine) gets a few seconds; one
+    # that leaked never ends.
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=10)
     assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
 
 

@@ -31,7 +31,7 @@ from feasjax.cli.common import (add_json, add_methods, add_no_compile_cache, add
 from feasjax.cli.report import write_json
 from feasjax.experiments.presets import DATA_FILES, PAPER_METHODS, PRESETS, override
 
-__all__ = ["add_paper_parser", "paper_command", "format_paper_table"]
+__all__ = ["add_paper_parser"]
 
 
 def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:

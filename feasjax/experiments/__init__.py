@@ -30,12 +30,20 @@ if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run ti
     from feasjax.experiments.groups import run_group_method
     from feasjax.experiments.llr import cross_validated_head
     from feasjax.experiments.llr import retrain_last_layer
+    from feasjax.experiments.presets import PAPER_METHODS
+    from feasjax.experiments.presets import PRESETS
+    from feasjax.experiments.presets import PaperPreset
+    from feasjax.experiments.presets import override
 
 __all__ = [
     "GROUP_METHODS",
     "GroupConfig",
     "retrain_last_layer",
     "cross_validated_head",
+    "PaperPreset",
+    "PRESETS",
+    "PAPER_METHODS",
+    "override",
     "run_group_method",
     "AVERAGES",
     "build_model",
@@ -75,4 +83,5 @@ __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECAT
     "feasjax.experiments.runs": ("MethodResult", "run_method"),
     "feasjax.experiments.groups": ("GroupConfig", "run_group_method"),
     "feasjax.experiments.llr": ("retrain_last_layer", "cross_validated_head"),
+    "feasjax.experiments.presets": ("PaperPreset", "PRESETS", "PAPER_METHODS", "override"),
 })

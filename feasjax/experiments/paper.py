@@ -30,8 +30,7 @@ from feasjax.models.nets import MLP, ResNet
 from feasjax.parallel.sweeps import stack_runs
 from feasjax.training.engine import train
 
-__all__ = ["load_paper_data", "learning_rate_fn", "build_paper_solver", "run_paper_method",
-           "split_losses", "summarize", "tensorboard_hook"]
+__all__: list = []  # the runner of feasjax paper (presets: feasjax.experiments.presets)
 
 
 def load_paper_data(preset: PaperPreset, seed: int, data_dir: str | None = None) -> Dataset:

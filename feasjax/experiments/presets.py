@@ -38,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-__all__ = ["PaperPreset", "PRESETS", "PAPER_METHODS", "DATA_FILES", "override"]
+__all__ = ["PaperPreset", "PRESETS", "PAPER_METHODS", "override"]
 
 PAPER_METHODS = ("erm", "cserm", "fl", "rfl")
 # What --data-dir holds for cifar10 and utkface (feasjax.experiments.paper.load_paper_data).

@@ -10,7 +10,7 @@ from typing import Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["decision_boundary_figure", "plot_decision_boundaries"]
+__all__: list = []  # helpers of feasjax paper's --plot
 
 
 def decision_boundary_figure(grid: tuple[np.ndarray, np.ndarray],

@@ -10,7 +10,7 @@ from typing import Mapping
 
 import numpy as np
 
-__all__ = ["TENSORBOARD_HINT", "tensorboard_available", "EventLog"]
+__all__: list = []  # helpers of feasjax paper's --logdir
 
 TENSORBOARD_HINT = 'tensorboardX is not installed: pip install "feasjax[tensorboard]"'
 
