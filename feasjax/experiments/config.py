@@ -43,7 +43,8 @@ class RunConfig(NamedTuple):
     model: str = "mlp"  # one of MODELS
     hidden: tuple = (64,)
     batch_norm: bool = True  # cnn: BatchNorm after each convolution (resnet always has it)
-    dropout: float = 0.1  # cnn and resnet: dropout before the last layer
+    dropout: float = 0.0  # cnn and resnet: dropout rate before the last layer
+    fl_dropout: bool = False  # FL/RFL weight a loss with dropout (True) or without (remedy)
     average: str = "none"  # one of AVERAGES: parameter averaging evaluated beside the raw model
     devices: int | None = None  # data-parallel devices; None: all that divide the batch size
 

@@ -211,6 +211,7 @@ def stateful_loss_fn(
     loss: str | SingleLoss = "cross_entropy",
     *,
     axis_name: Hashable | None = None,
+    dropout: bool = True,
 ) -> Callable[[Any, Batch, Any], tuple[jax.Array, Any]]:
     """Build ``f(params, batch, model_state) -> (losses, new_model_state)`` in training mode.
 
@@ -225,6 +226,8 @@ def stateful_loss_fn(
       loss: ``"cross_entropy"`` (integer labels), ``"squared_error"``, or a callable
         ``loss(output, target) -> scalar`` for one example.
       axis_name: the mapped data axis inside ``shard_map``/``pmap``, else ``None``.
+      dropout: ``False`` turns the ``nnx.Dropout`` layers off in this training-mode pass
+        (BatchNorm still normalises with the batch; the dropout RNG counts do not advance).
 
     Returns:
       A pure function of ``(params, batch, model_state)`` returning ``(B,)`` per-sample losses
@@ -258,6 +261,8 @@ def stateful_loss_fn(
         # copy: without it an eager call would update the caller's Variables in place.
         model = nnx.merge(graphdef, params, local_keys, rest, copy=True)
         model.train()
+        if not dropout:
+            model.set_attributes(nnx.Dropout, deterministic=True, raise_if_not_found=False)
         losses = jax.vmap(single)(model(batch["x"]), batch["y"])
         # The stored keys are the caller's (a forward pass only advances the counts).
         _, _, stats, _, others = nnx.split(model, nnx.Param, nnx.BatchStat, nnx.RngKey, ...)
