@@ -57,11 +57,13 @@ def test_fl_trains_as_without_dropout_and_erm_keeps_it(method):
                            erm_plain.params["head"]["kernel"][...])
 
 
-def test_cli_dropout_flags_reach_the_config():
+def test_cli_dropout_flags_reach_the_config_with_per_model_defaults():
     parse = cli.app.build_parser().parse_args
     config = cli.common.config_from_args(parse(["demo", "--model", "cnn", "--dropout", "0.1"]))
-    assert (config.dropout, config.fl_dropout) == (0.1, False)
-    config = cli.common.config_from_args(parse(["demo", "--model", "resnet", "--fl-dropout"]))
-    assert (config.dropout, config.fl_dropout) == (0.0, True)
+    assert (config.dropout, config.fl_dropout, config.fl_keeps_dropout) == (0.1, None, False)
+    config = cli.common.config_from_args(parse(["demo", "--model", "resnet"]))
+    assert (config.dropout, config.fl_keeps_dropout) == (0.0, True)
+    config = cli.common.config_from_args(parse(["demo", "--model", "cnn", "--fl-dropout", "on"]))
+    assert config.fl_keeps_dropout is True
     with pytest.raises(SystemExit, match="no dropout layer"):
         cli.common.config_from_args(parse(["demo", "--dropout", "0.1"]))

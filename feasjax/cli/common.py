@@ -229,12 +229,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mlp, cnn (BatchNorm, optional Dropout) or resnet (image data)")
     parser.add_argument("--dropout", type=_unit_float, default=defaults.dropout,
                         help="dropout rate before the last layer of the cnn and resnet (ERM "
-                             "trains with it; FL/RFL weight their losses without it, see "
-                             "--fl-dropout)")
-    parser.add_argument("--fl-dropout", action="store_true",
-                        help="let FL/RFL weight losses computed with dropout too (noisy: a "
-                             "multiplier of 3-4.5 on a dropout-noisy gradient can blow one "
-                             "sample's loss up)")
+                             "trains with it; FL/RFL as --fl-dropout says)")
+    parser.add_argument("--fl-dropout", choices=("on", "off"), default=None,
+                        help="whether FL/RFL weight losses computed with dropout (default: off "
+                             "for the cnn, where a multiplier of 3-4.5 on a dropout-noisy "
+                             "gradient can blow one sample's loss up; on for the resnet)")
     parser.add_argument("--average", choices=AVERAGES, default=defaults.average,
                         help="also evaluate an average of the parameters (reported beside "
                              "the raw model, as METHOD+AVERAGE rows and 'averaged' in JSON)")
@@ -261,4 +260,5 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                      seed=args.seed, learning_rate=args.lr,
                      dual_learning_rate=args.dual_lr, alpha=args.alpha, model=args.model,
                      average=args.average, devices=getattr(args, "devices", None),
-                     dropout=args.dropout, fl_dropout=args.fl_dropout)
+                     dropout=args.dropout,
+                     fl_dropout=None if args.fl_dropout is None else args.fl_dropout == "on")
