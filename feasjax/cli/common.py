@@ -211,7 +211,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=_positive_float, default=defaults.alpha,
                         help="RFL slack cost")
     parser.add_argument("--model", choices=MODELS, default=defaults.model,
-                        help="mlp, cnn (BatchNorm and Dropout) or resnet (image data)")
+                        help="mlp, cnn (BatchNorm, optional Dropout) or resnet (image data)")
+    parser.add_argument("--dropout", type=_unit_float, default=defaults.dropout,
+                        help="dropout rate before the last layer of the cnn and resnet (ERM "
+                             "trains with it; FL/RFL as --fl-dropout says)")
+    parser.add_argument("--fl-dropout", choices=("on", "off"), default=None,
+                        help="whether FL/RFL weight losses computed with dropout (default: off "
+                             "for the cnn, where a multiplier of 3-4.5 on a dropout-noisy "
+                             "gradient can blow one sample's loss up; on for the resnet)")
     parser.add_argument("--average", choices=AVERAGES, default=defaults.average,
                         help="also evaluate an average of the parameters (reported beside "
                              "the raw model, as METHOD+AVERAGE rows and 'averaged' in JSON)")
@@ -231,7 +238,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
       0.02
     """
     epsilon = default_epsilon(args.model) if args.epsilon is None else args.epsilon
+    if args.dropout and args.model == "mlp":
+        raise SystemExit(f"error: --dropout {args.dropout:g}: the mlp has no dropout layer "
+                         f"(use --model cnn or resnet)")
     return RunConfig(epochs=args.epochs, batch_size=args.batch_size, epsilon=epsilon,
                      seed=args.seed, learning_rate=args.lr,
                      dual_learning_rate=args.dual_lr, alpha=args.alpha, model=args.model,
-                     average=args.average, devices=getattr(args, "devices", None))
+                     average=args.average, devices=getattr(args, "devices", None),
+                     dropout=args.dropout,
+                     fl_dropout=None if args.fl_dropout is None else args.fl_dropout == "on")

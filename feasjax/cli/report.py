@@ -43,6 +43,9 @@ def config_lines(command: str, name: str, config: RunConfig, *, methods: tuple,
                else " (regression)")
     model = config.model + (f" (hidden {','.join(map(str, config.hidden))})"
                             if config.model == "mlp" else "")
+    if config.dropout:
+        model += (f" (dropout {config.dropout:g}"
+                  f"{'' if config.fl_keeps_dropout else ', off in FL/RFL losses'})")
     second = (f"  data {len(dataset.y_train)} train / {len(dataset.y_test)} test{classes}, "
               f"model {model}, lr {config.learning_rate:g}, momentum {config.momentum:g}, "
               f"dual lr {config.dual_learning_rate:g}")

@@ -115,7 +115,8 @@ def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Se
     runs = [model_fns(build_model(dataset, config._replace(seed=s)), dataset.task)
             for s in seeds]
     fns = runs[0]
-    solver = build_solver(method, fns.train_loss, n, config, steps_per_epoch=n // batch,
+    solver = build_solver(method, fns.weighted_loss(method, config.fl_keeps_dropout), n, config,
+                          steps_per_epoch=n // batch,
                           measurement_fn=fns.dual_measurement)
     states = stack_runs([solver.init(r.params, model_state=r.model_state) for r in runs])
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))

@@ -70,7 +70,8 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     if trainer is not None and devices > 1:
         raise ValueError(f"a custom trainer runs on one device; got devices={devices} "
                          f"(pass devices=1, or train_options=... to feasjax.train)")
-    solver = build_solver(method, fns.train_loss, len(dataset.y_train), config,
+    solver = build_solver(method, fns.weighted_loss(method, config.fl_keeps_dropout),
+                          len(dataset.y_train), config,
                           steps_per_epoch=len(dataset.y_train) // batch_size,
                           measurement_fn=fns.dual_measurement)
     options = dict(train_options or {})

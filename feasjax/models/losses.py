@@ -114,7 +114,7 @@ def _single_loss(loss: str | SingleLoss) -> SingleLoss:
 
 def per_sample_loss_fn(
     graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy", *, train: bool = True,
-    axis_name: Hashable | None = None,
+    axis_name: Hashable | None = None, dropout: bool = True,
 ) -> Callable[..., Any]:
     """Build ``f(params, batch, model_state=None)``: the per-sample losses of a model.
 
@@ -139,6 +139,9 @@ def per_sample_loss_fn(
         ``loss(output, target) -> scalar`` for one example.
       train: training mode (with a model state) or evaluation mode.
       axis_name: the mapped data axis inside ``shard_map``/``pmap``, else ``None``.
+      dropout: ``False`` turns the ``nnx.Dropout`` layers off in the training-mode pass
+        (BatchNorm still normalises with the batch; the dropout RNG counts do not advance):
+        the loss that Feasible Learning weights by its multipliers on a model with dropout.
 
     Returns:
       A pure, jittable function of ``(params, batch, model_state=None)``, ``batch = {"x":
@@ -170,12 +173,12 @@ def per_sample_loss_fn(
             return jax.vmap(single)(outputs, batch["y"])
         if model_state is None:
             return jax.vmap(single)(nnx.merge(graphdef, params)(batch["x"]), batch["y"])
-        return _train_losses(graphdef, single, params, batch, model_state, axis_name)
+        return _train_losses(graphdef, single, params, batch, model_state, axis_name, dropout)
 
     return per_sample_loss
 
 
-def _train_losses(graphdef, single, params, batch, model_state, axis_name):
+def _train_losses(graphdef, single, params, batch, model_state, axis_name, dropout=True):
     """Losses in training mode and the updated model state (:func:`per_sample_loss_fn`)."""
     keys, rest = nnx.split_state(model_state, nnx.RngKey, ...)
     local_keys = keys
@@ -185,6 +188,8 @@ def _train_losses(graphdef, single, params, batch, model_state, axis_name):
     # copy: without it an eager call would update the caller's Variables in place.
     model = nnx.merge(graphdef, params, local_keys, rest, copy=True)
     model.train()
+    if not dropout:
+        model.set_attributes(nnx.Dropout, deterministic=True, raise_if_not_found=False)
     losses = jax.vmap(single)(model(batch["x"]), batch["y"])
     # The stored keys are the caller's (a forward pass only advances the counts).
     _, _, stats, _, others = nnx.split(model, nnx.Param, nnx.BatchStat, nnx.RngKey, ...)
@@ -233,7 +238,8 @@ def _eval_outputs(graphdef: nnx.GraphDef, params: Any, model_state: Any, x: jax.
 
 
 def stateful_loss_fn(graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy", *,
-                     axis_name: Hashable | None = None) -> Callable[..., tuple[jax.Array, Any]]:
+                     axis_name: Hashable | None = None, dropout: bool = True
+                     ) -> Callable[..., tuple[jax.Array, Any]]:
     """(0.1) ``f(params, batch, model_state) -> (losses, new_model_state)`` in training mode:
     :func:`per_sample_loss_fn` given a model state (``None`` returns ``(losses, None)``).
 
@@ -247,7 +253,7 @@ def stateful_loss_fn(graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_ent
       >>> stateful_loss_fn(graphdef)(params, batch, None)[0].shape
       (5,)
     """
-    losses = per_sample_loss_fn(graphdef, loss, axis_name=axis_name)
+    losses = per_sample_loss_fn(graphdef, loss, axis_name=axis_name, dropout=dropout)
 
     def stateful_loss(params: Any, batch: Batch, model_state: Any) -> tuple[jax.Array, Any]:
         if model_state is None:
