@@ -37,7 +37,7 @@ def _train(dropout, method, fl_dropout):
     fns = _fns(dropout)  # fresh arrays: train donates the state it is given
     config = RunConfig(epsilon=0.02, learning_rate=0.1)
     solver = build_solver(method, fns.weighted_loss(method, fl_dropout), N, config,
-                          stateful=True, measurement_fn=fns.dual_measurement)
+                          measurement_fn=fns.dual_measurement)
     state, _ = fj.train(solver, solver.init(fns.params, model_state=fns.model_state), _data(),
                         epochs=3, batch_size=16, key=jax.random.key(0), progress=False)
     return state

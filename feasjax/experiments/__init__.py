@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run ti
     from feasjax.experiments.config import AVERAGES
     from feasjax.experiments.config import RunConfig
     from feasjax.experiments.config import default_epsilon
+    from feasjax.experiments.config import default_fl_dropout
     from feasjax.experiments.builders import ModelFns
     from feasjax.experiments.builders import build_model
     from feasjax.experiments.builders import model_fns
@@ -50,6 +51,7 @@ __all__ = [
     "build_primal_optimizer",
     "build_solver",
     "default_epsilon",
+    "default_fl_dropout",
     "evaluate",
     "MethodResult",
     "METHODS",
@@ -75,7 +77,8 @@ _DEPRECATED = {
 # its parser from it before anything heavy is imported.
 __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECATED, lazy={
     "feasjax.experiments.config": (
-        "METHODS", "MODELS", "AVERAGES", "RunConfig", "default_epsilon", "GROUP_METHODS"),
+        "METHODS", "MODELS", "AVERAGES", "RunConfig", "default_epsilon", "default_fl_dropout",
+        "GROUP_METHODS"),
     "feasjax.experiments.builders": (
         "ModelFns", "build_model", "model_fns", "build_primal_optimizer", "build_solver",
         "evaluate"),
