@@ -144,26 +144,34 @@ def _program(step: Callable, n: int, batch_size: int, length: int, records: bool
     return run
 
 
-def compiled_chunk(step: Callable, *, num_samples: int, batch_size: int, length: int,
-              records: bool, runs: bool, run_data: bool, carry_sharding: Any) -> Callable:
-    """The jitted program, kept on the step function itself (no global cache keeps a user's
-    closure alive; a second :func:`train` with the same step compiles nothing)."""
-    cache_key = (num_samples, batch_size, length, records, runs, run_data,
-                 _sharding_key(carry_sharding))
+def cached_program(step: Callable, key: Any, build: Callable[[], Callable]) -> Callable:
+    """``build()``'s program, kept on the step function itself under ``key``: no global cache
+    keeps a user's closure alive, and a second :func:`feasjax.train` with the same step
+    compiles nothing (a step without ``__dict__`` builds anew)."""
     cache = getattr(step, "__dict__", None)
     programs = cache.setdefault("_feasjax_programs", {}) if cache is not None else {}
-    if cache_key not in programs:
+    if key not in programs:
+        programs[key] = build()
+    return programs[key]
+
+
+def compiled_chunk(step: Callable, *, num_samples: int, batch_size: int, length: int,
+                   records: bool, runs: bool, run_data: bool, carry_sharding: Any) -> Callable:
+    """The jitted chunk of ``length`` steps (:func:`cached_program`)."""
+    def build():
         run = _program(step, num_samples, batch_size, length, records)
         if runs:
             run = jax.vmap(run, in_axes=(0, 0 if run_data else None, 0, None, None, None))
         out = None if carry_sharding is None else (carry_sharding, _replicated(carry_sharding),
                                                    _replicated(carry_sharding))
         if not getattr(step, "checked", False):
-            programs[cache_key] = jax.jit(run, donate_argnums=0, out_shardings=out)
-        else:  # a 0.1 solver built with checked=True: its checkify checks raise after the chunk
-            programs[cache_key] = _throwing(jax.jit(checkify.checkify(
-                run, errors=checkify.user_checks), donate_argnums=0))
-    return programs[cache_key]
+            return jax.jit(run, donate_argnums=0, out_shardings=out)
+        # a 0.1 solver built with checked=True: its checkify checks raise after the chunk
+        return _throwing(jax.jit(checkify.checkify(run, errors=checkify.user_checks),
+                                 donate_argnums=0))
+
+    return cached_program(step, ("chunk", num_samples, batch_size, length, records, runs,
+                                 run_data, _sharding_key(carry_sharding)), build)
 
 
 def _throwing(checked: Callable) -> Callable:

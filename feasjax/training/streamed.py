@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from feasjax.data.pipeline import Pipeline
-from feasjax.training.programs import chunk_stats, multiplier_stats, unalias
+from feasjax.training.programs import cached_program, chunk_stats, multiplier_stats, unalias
 from feasjax.training.run_checkpoints import Checkpoints
 from feasjax.training.steps import takes_keyword
 from feasjax.training.tally import History, raise_on_skipped, run_epochs
@@ -26,26 +26,23 @@ __all__: list = []  # the engine's
 
 def _step_program(step: Callable, records: bool) -> Callable:
     """``(carry, sums, batch, bound) -> (carry, sums, record)``, jitted with ``carry`` and
-    ``sums`` donated; kept on the step function (no global cache)."""
-    cache = getattr(step, "__dict__", {})
-    key = ("streamed", records)
-    if key in cache.get("_feasjax_programs", {}):
-        return cache["_feasjax_programs"][key]
-    if takes_keyword(step, "unique_indices"):  # a batch of a permutation never repeats a row
-        step = functools.partial(step, unique_indices=True)
+    ``sums`` donated (:func:`feasjax.training.programs.cached_program`)."""
+    def build():
+        one = step
+        if takes_keyword(step, "unique_indices"):  # a permutation's batch never repeats a row
+            one = functools.partial(step, unique_indices=True)
 
-    def run(carry, sums, batch, bound):
-        idx = batch.pop("index")
-        carry, report = step(carry, batch, idx)
-        losses = report.get("losses", jnp.full(idx.shape, jnp.nan, jnp.float32))
-        ok = jnp.asarray(report.get("ok", True))
-        sums = sums + chunk_stats(losses[None], ok[None], bound)
-        return carry, sums, ((ok, idx, losses) if records else None)
+        def run(carry, sums, batch, bound):
+            idx = batch.pop("index")
+            carry, report = one(carry, batch, idx)
+            losses = report.get("losses", jnp.full(idx.shape, jnp.nan, jnp.float32))
+            ok = jnp.asarray(report.get("ok", True))
+            sums = sums + chunk_stats(losses, ok, bound)
+            return carry, sums, ((ok, idx, losses) if records else None)
 
-    program = jax.jit(run, donate_argnums=(0, 1))
-    if hasattr(cache, "setdefault"):
-        cache.setdefault("_feasjax_programs", {})[key] = program
-    return program
+        return jax.jit(run, donate_argnums=(0, 1))
+
+    return cached_program(step, ("streamed", records), build)
 
 
 def train_streamed(step: Callable, carry: Any, pipeline: Pipeline, *, epochs: int,
@@ -62,7 +59,9 @@ def train_streamed(step: Callable, carry: Any, pipeline: Pipeline, *, epochs: in
         resume=resume,
         settings={"pipeline": pipeline.fingerprint(), "epsilon": epsilon, **(config or {})})
     program = _step_program(step, on_nonfinite == "raise")
-    stats = jax.jit(lambda c: multiplier_stats(c, pipeline.num_samples))
+    n = pipeline.num_samples
+    stats = cached_program(step, ("multipliers", n),
+                           lambda: jax.jit(lambda carry: multiplier_stats(carry, n)))
     bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
 
     def run_chunk(carry, key, epoch, start, length):
