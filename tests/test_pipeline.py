@@ -1,5 +1,6 @@
 """The Grain pipeline: minibatches carry their source rows, processes split the rows, augmented
 batches are reproducible, and a run over a pipeline resumes bit for bit (kill -9 included)."""
+import json
 import os
 import pathlib
 import signal
@@ -179,3 +180,48 @@ def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_run(tmp_path):
     final = np.load(out)
     for name in expected:
         np.testing.assert_array_equal(final[name], expected[name], err_msg=name, strict=True)
+
+
+_PROCESS_SCRIPT = """
+import json, sys
+import numpy as np
+import feasjax as fj
+from feasjax.data.pipeline import Pipeline
+
+fj.parallel.initialize()  # the launcher's FEASJAX_* variables: 2 processes on 127.0.0.1
+import jax
+
+class Recording:  # Grain's random-access protocol, remembering every row it was asked for
+    def __init__(self, n):
+        self.n, self.read = n, set()
+    def __len__(self):
+        return self.n
+    def __getitem__(self, i):
+        self.read.add(int(i))
+        return {"x": np.array([i, -i], np.float32), "y": np.int32(i % 3)}
+
+source = Recording(48)
+pipe = Pipeline(source, batch_size=4, seed=5)  # process index and count from jax
+batches = [b["index"].tolist() for b in pipe.batches(2)]
+out = {"process": jax.process_index(), "count": jax.process_count(), "rows": list(pipe.rows),
+       "read": sorted(source.read), "indices": [i for b in batches for i in b]}
+with open(f"{sys.argv[1]}.{jax.process_index()}.json", "w") as f:
+    json.dump(out, f)
+"""
+
+
+@pytest.mark.slow
+def test_two_real_processes_read_only_their_rows_and_together_every_row_once(tmp_path):
+    from feasjax.parallel.launch import launch
+
+    script = tmp_path / "worker.py"
+    script.write_text(_PROCESS_SCRIPT)
+    codes = launch([str(script), str(tmp_path / "out")], processes=2, timeout=600)
+    assert codes == [0, 0]
+    got = [json.loads((tmp_path / f"out.{p}.json").read_text()) for p in (0, 1)]
+    assert [(g["process"], g["count"]) for g in got] == [(0, 2), (1, 2)]
+    assert [g["rows"] for g in got] == [[0, 24], [24, 48]]
+    for g in got:  # each process touched only its own block, and read it whole
+        assert g["read"] == list(range(*g["rows"]))
+        assert sorted(g["indices"]) == g["read"]
+    assert sorted(got[0]["indices"] + got[1]["indices"]) == list(range(48))
