@@ -4,7 +4,8 @@ Executing the notebooks (``.ci/notebooks.py``) and building the site (``mkdocs b
 --strict``, then ``.ci/docs_check.py``) happen in CI's docs job, which installs the
 ``notebooks`` and ``docs`` extras; here: the notebooks are committed without outputs, each
 opens with its Colab badge and the install cell for the repository of pyproject.toml, uses only
-public names, and the site's navigation has every notebook and a page per subpackage.
+public names, and the site's navigation has every notebook and a page per subpackage; the site
+renders an executed copy of each notebook (docs/notebooks/) whose cells are the notebook's.
 """
 import json
 import pathlib
@@ -70,13 +71,30 @@ def test_notebook_code_uses_only_public_names(path):
 def test_the_site_lists_every_notebook_and_a_page_per_subpackage():
     for path in NOTEBOOKS:
         assert f"notebooks/{path.name}" in MKDOCS, f"{path.name} is not in mkdocs.yml's nav"
-        link = ROOT / "docs" / "notebooks" / path.name
-        assert link.resolve() == path.resolve(), f"docs/notebooks/{path.name} must link {path}"
     for sub in (*SUBPACKAGES, "cli"):
         page = ROOT / "docs" / "api" / f"{sub}.md"
         assert f"api/{sub}.md" in MKDOCS, f"no API page for feasjax.{sub} in the nav"
         assert page.read_text().strip() == f"::: feasjax.{sub}", page
     assert "strict: true" in MKDOCS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_site_shows_each_notebook_executed_from_its_current_cells(path):
+    # docs/notebooks/<name> is colab/<name> with the outputs of a run (colab/generate.py
+    # --execute writes it): the same cells, every code cell executed, a figure somewhere
+    executed = ROOT / "docs" / "notebooks" / path.name
+    assert executed.is_file() and not executed.is_symlink(), \
+        f"no executed copy {executed}: run python colab/generate.py --execute"
+    cells, ran = _cells(path), _cells(executed)
+    assert [(c["cell_type"], _source(c)) for c in cells] == \
+        [(c["cell_type"], _source(c)) for c in ran], \
+        f"{executed} is stale: run python colab/generate.py --execute"
+    code = [c for c in ran if c["cell_type"] == "code"]
+    assert all(c["execution_count"] is not None for c in code), f"{executed}: not executed"
+    assert not [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+    assert any(o["output_type"] in ("display_data", "execute_result", "stream")
+               for c in code for o in c["outputs"]), f"{executed} shows no output"
+    assert executed.stat().st_size < 400_000, f"{executed} is large: figures at low dpi"
 
 
 def test_every_top_level_name_is_documented_in_a_subpackage():
