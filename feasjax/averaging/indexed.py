@@ -94,9 +94,9 @@ def indexed_averaged(
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.averaging.wrappers import averaged_params
-      >>> from feasjax.averaging.averagers import polyak
-      >>> from feasjax.averaging.indexed import indexed_averaged
+      >>> from feasjax.averaging import averaged_params
+      >>> from feasjax.averaging import polyak
+      >>> from feasjax.averaging import indexed_averaged
       >>> from feasjax.core import indexed
       >>> tx = indexed_averaged(indexed(optax.sgd(1.0)), polyak())
       >>> lam, idx = jnp.zeros(4), jnp.array([1])

@@ -92,7 +92,7 @@ def default_fl_dropout(model: str) -> bool:
     broke down.
 
     Example:
-      >>> from feasjax.experiments.config import default_fl_dropout
+      >>> from feasjax.experiments import default_fl_dropout
       >>> default_fl_dropout("cnn"), default_fl_dropout("resnet")
       (False, True)
     """

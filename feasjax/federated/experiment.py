@@ -156,7 +156,7 @@ def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
       value); ``portfolio`` adds ``theta``, ``accuracy_by_theta`` and ``best_theta``.
 
     Example:
-      >>> from feasjax.data.federated import federated_dataset
+      >>> from feasjax.data import federated_dataset
       >>> from feasjax.federated import FederatedConfig, run_federated
       >>> data = federated_dataset("breast_cancer", num_clients=2, beta=1.0)
       >>> cfg = FederatedConfig(rounds=1, local_steps=1, num_features=4, alphas=(0.0, 1.0),

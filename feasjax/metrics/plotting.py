@@ -75,7 +75,7 @@ def plot_loss_cdfs(per_method: Losses, epsilon: float, path: str | os.PathLike, 
 
     Example:
       >>> import os, tempfile, numpy as np
-      >>> from feasjax.metrics.plotting import plot_loss_cdfs
+      >>> from feasjax.metrics import plot_loss_cdfs
       >>> losses = {"erm": {"train": np.array([0.01, 0.5, 3.0]), "test": np.array([0.2, 1.0])}}
       >>> out = plot_loss_cdfs(losses, 0.1, os.path.join(tempfile.mkdtemp(), "cdf.png"))
       >>> out.read_bytes()[:4]
@@ -139,7 +139,7 @@ def loss_survival_figure(per_method: Losses, epsilon: float, *, floor: float = F
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.metrics.plotting import loss_survival_figure
+      >>> from feasjax.metrics import loss_survival_figure
       >>> losses = {"erm": {"train": np.array([0.0, 0.5, 3.0]), "test": np.array([0.2, 1.0])}}
       >>> fig = loss_survival_figure(losses, 0.1, title="toy")
       >>> [ax.get_yscale() for ax in fig.axes], fig.get_suptitle()
@@ -182,7 +182,7 @@ def plot_loss_survival(per_method: Losses, epsilon: float, path: str | os.PathLi
 
     Example:
       >>> import os, tempfile, numpy as np
-      >>> from feasjax.metrics.plotting import plot_loss_survival
+      >>> from feasjax.metrics import plot_loss_survival
       >>> losses = {"fl": {"train": np.array([0.01, 0.05]), "test": np.array([0.2, 1.0])}}
       >>> plot_loss_survival(losses, 0.1, os.path.join(tempfile.mkdtemp(), "tail.png")).suffix
       '.png'

@@ -150,7 +150,7 @@ class CNN(nnx.Module):
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import CNN
+      >>> from feasjax.models import CNN
       >>> CNN((8, 8, 1), 10, batch_norm=True, dropout=0.5, rngs=nnx.Rngs(0))(
       ...     jnp.ones((3, 8, 8))).shape
       (3, 10)
@@ -223,7 +223,7 @@ class BasicBlock(nnx.Module):
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import BasicBlock
+      >>> from feasjax.models import BasicBlock
       >>> block = BasicBlock(4, 4, stride=1, rngs=nnx.Rngs(0))  # identity shortcut
       >>> block(jnp.ones((2, 8, 8, 4))).shape, block.project is None
       ((2, 8, 8, 4), True)
@@ -270,7 +270,7 @@ class ResNet(nnx.Module):
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import ResNet
+      >>> from feasjax.models import ResNet
       >>> model = ResNet((8, 8, 1), 10, widths=(4,), blocks=(1,), rngs=nnx.Rngs(0))
       >>> model(jnp.ones((3, 64))).shape
       (3, 10)

@@ -39,7 +39,7 @@ def data_mesh(num_devices: int | None = None, *, axis_name: str = DATA_AXIS,
     (process, id) so that each process owns a contiguous range of the sample blocks.
 
     Example:
-      >>> from feasjax.parallel.mesh import data_mesh
+      >>> from feasjax.parallel import data_mesh
       >>> dict(data_mesh(2).shape)
       {'data': 2}
     """
@@ -69,7 +69,7 @@ def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
     Example:
       >>> import jax.numpy as jnp, optax
       >>> from feasjax import feasible_learning
-      >>> from feasjax.parallel.mesh import state_partition_specs
+      >>> from feasjax.parallel import state_partition_specs
       >>> fl = feasible_learning(lambda w, b: b * w, optax.sgd(0.1), num_samples=4, epsilon=0.1)
       >>> specs = state_partition_specs(fl.init(jnp.zeros(())))
       >>> specs.multipliers, specs.params
@@ -114,7 +114,7 @@ def shard_data(data: Any, mesh: Mesh, *, num_samples: int | None = None
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.parallel.mesh import data_mesh, shard_data
+      >>> from feasjax.parallel import data_mesh, shard_data
       >>> data, layout = shard_data({"x": np.arange(10.0)}, data_mesh(4))
       >>> data["x"].shape, layout.local_size
       ((12,), 3)
@@ -136,7 +136,7 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.parallel.mesh import data_mesh, replicate
+      >>> from feasjax.parallel import data_mesh, replicate
       >>> replicate(jnp.ones(2), data_mesh(2)).sharding.is_fully_replicated
       True
     """
@@ -249,7 +249,7 @@ def data_parallel_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_
     Example:
       >>> import jax, jax.numpy as jnp, numpy as np, optax
       >>> from feasjax import feasible_learning, per_example
-      >>> from feasjax.parallel.mesh import data_mesh, data_parallel_epoch, init_sharded, shard_data
+      >>> from feasjax.parallel import data_mesh, data_parallel_epoch, init_sharded, shard_data
       >>> mesh = data_mesh(2)
       >>> data, layout = shard_data(np.arange(8.0), mesh)
       >>> fl = feasible_learning(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1),

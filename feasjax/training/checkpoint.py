@@ -71,7 +71,7 @@ def checkpoint_manager(directory: str | os.PathLike, *, max_to_keep: int | None 
 
     Example:
       >>> import tempfile
-      >>> from feasjax.training.checkpoint import checkpoint_manager
+      >>> from feasjax.training import checkpoint_manager
       >>> with checkpoint_manager(tempfile.mkdtemp(), max_to_keep=2) as manager:
       ...     manager.all_steps()
       []
@@ -120,7 +120,7 @@ def save_checkpoint(manager: ocp.CheckpointManager, step: int, tree: Any, *,
 
     Example:
       >>> import tempfile, jax.numpy as jnp
-      >>> from feasjax.training.checkpoint import checkpoint_manager, save_checkpoint
+      >>> from feasjax.training import checkpoint_manager, save_checkpoint
       >>> with checkpoint_manager(tempfile.mkdtemp()) as manager:
       ...     save_checkpoint(manager, 3, {"w": jnp.ones(2)}, meta={"epoch": 0})
       ...     manager.wait_until_finished()
@@ -155,7 +155,7 @@ def check_compatible(saved: Any, target: Any) -> None:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.training.checkpoint import check_compatible
+      >>> from feasjax.training import check_compatible
       >>> check_compatible({"w": jnp.zeros(3)}, {"w": jnp.zeros(4)})
       Traceback (most recent call last):
       ...

@@ -127,7 +127,7 @@ def chunk_fn(
     Example:
       >>> import jax, jax.numpy as jnp, optax
       >>> from feasjax import empirical_risk, epoch_indices, per_example
-      >>> from feasjax.training.loop import chunk_fn
+      >>> from feasjax.training import chunk_fn
       >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
       >>> batches = epoch_indices(jax.random.key(0), 8, 2)
       >>> state, info = jax.jit(chunk_fn(erm, 3))(erm.init(jnp.zeros(())), jnp.arange(8.0),

@@ -52,7 +52,7 @@ def train_resumable(
     Example:
       >>> import tempfile, jax, jax.numpy as jnp, optax
       >>> from feasjax import empirical_risk, per_example
-      >>> from feasjax.training.resume import train_resumable
+      >>> from feasjax.training import train_resumable
       >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
       >>> kw = dict(epochs=3, batch_size=2, key=jax.random.key(0), progress=False,
       ...           checkpoint_dir=tempfile.mkdtemp(), checkpoint_every=1)
