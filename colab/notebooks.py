@@ -404,8 +404,8 @@ print(f"raw λ: mean {raw.mean():.3f}, max {raw.max():.3f}; "
       f"averaged λ (visits {EPOCHS_DUAL // 2}+ of each sample): mean {avg.mean():.3f}, "
       f"max {avg.max():.3f}")
 top = 20
-print(f"of the {top} largest raw multipliers, {len(set(np.argsort(raw)[-top:]) & set(np.argsort(avg)[-top:]))} "
-      f"are among the {top} largest averaged ones")
+shared = len(set(np.argsort(raw)[-top:]) & set(np.argsort(avg)[-top:]))
+print(f"of the {top} largest raw multipliers, {shared} are among the {top} largest averaged ones")
 """),
         ("md", """
 The averaged multipliers are the dual analogue of Polyak averaging (ergodic averages are what
@@ -479,8 +479,8 @@ prediction at a new input `x₀`:
         ("code", """
 x0 = jnp.array([1.0, 1.0, 1.0])
 lo, hi = fj.uncertainty.linear_functional_interval(center, replicas, x0, level=0.95)
-print(f"prediction at x0: {float(x0 @ center):.3f}, 95% interval [{float(lo):.3f}, {float(hi):.3f}], "
-      f"true {float(x0 @ theta_star):.3f}")
+print(f"prediction at x0: {float(x0 @ center):.3f}, "
+      f"95% interval [{float(lo):.3f}, {float(hi):.3f}], true {float(x0 @ theta_star):.3f}")
 """),
         ("md", """
 ## Do the intervals cover?

@@ -159,7 +159,7 @@ def check_compatible(saved: Any, target: Any) -> None:
       >>> check_compatible({"w": jnp.zeros(3)}, {"w": jnp.zeros(4)})
       Traceback (most recent call last):
       ...
-      ValueError: checkpoint does not fit the target: leaf 'w': checkpoint shape=(3,) dtype=float32, target shape=(4,) dtype=float32
+      ValueError: checkpoint does not fit the target: leaf 'w': checkpoint shape=(3,) ...
     """
     saved_leaves, target_leaves = _leaves(saved), _leaves(_storable(target))
     only_saved = sorted(set(saved_leaves) - set(target_leaves))

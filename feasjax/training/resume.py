@@ -41,10 +41,10 @@ def train_resumable(
 ) -> tuple[PrimalDualState, History]:
     """:func:`feasjax.train` with checkpoints (the same engine; kept for 0.1 programs).
 
-    Args:
-      solver, state, data, epochs, batch_size, key, epsilon, progress, description,
-        checkpoint_dir, checkpoint_every, max_to_keep, resume, config, on_nonfinite,
-        async_save, after_save: as in :func:`feasjax.train`.
+    Its arguments (``solver``, ``state``, ``data``, ``epochs``, ``batch_size``, ``key``,
+    ``epsilon``, ``progress``, ``description``, ``checkpoint_dir``, ``checkpoint_every``,
+    ``max_to_keep``, ``resume``, ``config``, ``on_nonfinite``, ``async_save``, ``after_save``)
+    mean what they mean for :func:`feasjax.train`.
 
     Returns:
       ``(state, history)``; the history of epochs run before a resume is restored too.
