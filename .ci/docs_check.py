@@ -167,6 +167,10 @@ def main(argv: list[str]) -> int:
     problems = {"names": [f"{m}: not documented" for m in missing_names(site)],
                 "width": [], "anchors": [], "offline": [],
                 "notebooks": notebook_problems(site)}
+    css = site / "stylesheets" / "extra.css"
+    if not css.exists() or "max-width: 76rem" not in css.read_text():
+        problems["width"].append("stylesheets/extra.css does not widen the grid to 76rem: "
+                                 f"the {COLUMNS}-column budget does not hold")
     pages, ids_of = sorted(site.rglob("*.html")), {}
     for path in pages:
         page, where = path.read_text(), path.relative_to(site)

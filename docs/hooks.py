@@ -4,6 +4,9 @@
   colab/README.md (one source for the repository and the site). In the README, links to files
   of the repository that are not part of the site (``benchmarks/README.md``) point to the
   repository, and links to the notebooks point to their rendered pages.
+- Cross-references to Python, NumPy, JAX, Optax and Flax: the inventories that
+  docs/inventories.py lists are written to a temporary directory and given to mkdocstrings
+  (``file://`` URLs) before it loads its inventories; nothing is downloaded.
 - ``<!-- feasjax-top-level -->`` in a page is replaced by a table of ``feasjax.__all__``, each
   name linked to its documentation in a subpackage (a cross-reference: a name documented
   nowhere fails the strict build), with an anchor ``feasjax.<name>`` that docstrings can
@@ -26,15 +29,32 @@ from __future__ import annotations
 import html
 import importlib
 import re
+import sys
+import tempfile
 import tomllib
 import types
 from pathlib import Path
 
 import latex2mathml.converter
+from mkdocs.plugins import event_priority
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
 MARKER = "<!-- feasjax-top-level -->"
+
+
+_INVENTORIES = tempfile.TemporaryDirectory(prefix="feasjax-docs-inventories-")
+
+
+@event_priority(100)  # before mkdocstrings' on_config, which loads the inventories
+def on_config(config):
+    sys.path.insert(0, str(Path(__file__).parent))
+    import inventories
+
+    python = config.plugins["mkdocstrings"].config.handlers.setdefault("python", {})
+    python["inventories"] = [*python.get("inventories", []),
+                             *inventories.write(Path(_INVENTORIES.name))]
+    return config
 
 
 def _where(name: str, value: object) -> str:
