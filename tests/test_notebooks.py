@@ -7,6 +7,7 @@ opens with its Colab badge and the install cell for the repository of pyproject.
 public names, and the site's navigation has every notebook and a page per subpackage; the site
 renders an executed copy of each notebook (docs/notebooks/) whose cells are the notebook's.
 """
+import importlib.util
 import json
 import pathlib
 import re
@@ -105,3 +106,30 @@ def test_every_top_level_name_is_documented_in_a_subpackage():
             continue
         assert any(name in getattr(fj, s).__all__ and getattr(getattr(fj, s), name) is value
                    for s in SUBPACKAGES), f"fj.{name} is in no subpackage's __all__"
+
+
+def _docs_check():
+    spec = importlib.util.spec_from_file_location("docs_check", ROOT / ".ci" / "docs_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_site_check_finds_what_a_reader_would_hit(tmp_path):
+    # .ci/docs_check.py on the built site (CI): each of its checks, on HTML it must reject
+    check = _docs_check()
+    long_line = "x" * (check.COLUMNS + 1)
+    assert check.too_wide(f"<pre><code>{long_line}</code></pre>")
+    assert not check.too_wide(f'<div class="highlight">\n<pre><code>{long_line}</code></pre>')
+    wide_table = f"<table><tr><td>{'a' * 60}</td><td>{'b' * 60}</td></tr></table>"
+    assert check.too_wide(wide_table) and not check.too_wide("<table><tr><td>a b</td></tr></table>")
+    page = tmp_path / "index.html"
+    html = '<h2 id="here">x</h2><a href="#here">ok</a><a href="#gone">broken</a>'
+    page.write_text(html)
+    assert [p for p in check.broken_anchors(tmp_path, page, html, {}) if "gone" in p] == \
+        check.broken_anchors(tmp_path, page, html, {})
+    assert check.fetched_remotely('<script src="https://unpkg.com/mathjax@3/tex.js"></script>')
+    assert check.fetched_remotely('<script src=""> </script>')
+    assert check.fetched_remotely('<link rel="stylesheet" href="https://fonts.googleapis.com/x">')
+    assert check.fetched_remotely('<span class="arithmatex">\\(x\\)</span>')
+    assert not check.fetched_remotely('<a href="https://github.com/x">a link</a><math></math>')
