@@ -282,7 +282,8 @@ def restore_checkpoint(manager: ocp.CheckpointManager, target: Any, *,
 
     Example:
       >>> import tempfile, jax.numpy as jnp
-      >>> from feasjax.training import checkpoint_manager, restore_checkpoint, save_checkpoint
+      >>> from feasjax.training import checkpoint_manager
+      >>> from feasjax.training import restore_checkpoint, save_checkpoint
       >>> with checkpoint_manager(tempfile.mkdtemp()) as manager:
       ...     _ = save_checkpoint(manager, 1, {"w": jnp.ones(2)}, meta={"epoch": 4})
       ...     manager.wait_until_finished()

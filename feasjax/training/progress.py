@@ -90,7 +90,8 @@ def progress_reporter(progress: bool | str, *, total: int, description: str,
     Example:
       >>> from feasjax.training import progress_reporter
       >>> p = progress_reporter("lines", total=2, description="fl")
-      >>> p.advance(1); p.report(1, {"loss": 0.5})  # prints "fl epoch 1/2  loss 0.5000" to stderr
+      >>> # prints "fl epoch 1/2  loss 0.5000" to stderr
+      >>> p.advance(1); p.report(1, {"loss": 0.5})
       >>> p.close()
     """
     if not any(progress is m or (isinstance(progress, str) and progress == m) for m in MODES):

@@ -56,9 +56,10 @@ def train_resumable(
       >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
       >>> kw = dict(epochs=3, batch_size=2, key=jax.random.key(0), progress=False,
       ...           checkpoint_dir=tempfile.mkdtemp(), checkpoint_every=1)
-      >>> state, _ = train_resumable(erm, erm.init(jnp.zeros(())), jnp.arange(4.0), **kw)
-      >>> again, _ = train_resumable(erm, erm.init(jnp.zeros(())), jnp.arange(4.0), **kw)
-      >>> int(again.step), bool(again.params == state.params)  # restored, nothing re-run
+      >>> fresh, data = lambda: erm.init(jnp.zeros(())), jnp.arange(4.0)
+      >>> state, _ = train_resumable(erm, fresh(), data, **kw)
+      >>> again, _ = train_resumable(erm, fresh(), data, **kw)  # restored, not re-run
+      >>> int(again.step), bool(again.params == state.params)
       (6, True)
     """
     return train(solver, state, data, epochs=epochs, batch_size=batch_size, key=key,
