@@ -14,8 +14,8 @@ Checks, on the HTML of the built site (no browser; what a reader at 1400 px woul
   content column between the two 12.1rem sidebars, less 1.2rem margins, is 868 px; code is set
   at 13.6 px (0.85 x 0.8rem), about 8.2 px a character in a monospace font, inside 16 px of
   padding a side: 102 columns, so 100. A longer line is cut (scrolled out of sight) at that
-  width. Blocks that extra.css wraps (a notebook's printed output, code blocks without a
-  language: console output) are not counted;
+  width. Blocks that extra.css wraps (a notebook's printed output, the guide's console
+  output, of class ``output``) are not counted;
 - **anchors**: every ``href="#id"`` of a page (its table of contents included) names an id of
   that page, and every link to ``page/#id`` in the site names an id of that page;
 - **offline**: nothing is loaded from another host when a page is read (no ``<script src>``,
@@ -39,8 +39,8 @@ import urllib.parse
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COLUMNS = 100
 # <pre> blocks that docs/stylesheets/extra.css wraps: a notebook's printed output, a fenced
-# block without a language (mkdocs writes <div class="highlight">, no language-* class).
-WRAPPED = re.compile(r'<div class="(?:[^"]*\bjp-OutputArea-output\b[^"]*|highlight)"[^>]*>\s*$')
+# block of class output (the guide's console output).
+WRAPPED = re.compile(r'<div class="[^"]*\b(?:jp-OutputArea-output|output)\b[^"]*"[^>]*>\s*$')
 
 TAG = re.compile(r"<[^>]+>")
 PRE = re.compile(r"<pre[^>]*>(.*?)</pre>", re.S)

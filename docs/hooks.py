@@ -12,7 +12,8 @@
   nowhere fails the strict build), with an anchor ``feasjax.<name>`` that docstrings can
   reference.
 - The guide (the README) is titled "Guide", not "feasjax" like the home page; its Colab badges
-  (images from Google's servers) become the text "Open in Colab".
+  (images from Google's servers) become the text "Open in Colab", and its fenced blocks
+  without a language (console output) get the class ``output``, which the stylesheet wraps.
 - Math: the TeX that ``pymdownx.arithmatex`` marks up (``$...$``, ``$$...$$``, ``.. math::``
   in docstrings) becomes MathML at build time (``latex2mathml``), which browsers draw
   natively: no MathJax, no script, no network when the site is read.
@@ -147,8 +148,21 @@ def on_page_content(content: str, page, config, files) -> str:
     return BADGE_IMAGE.sub("Open in Colab", content)
 
 
+def _output_blocks(markdown: str) -> str:
+    """Fenced blocks without a language (console output) get the class ``output``, which the
+    site's stylesheet wraps rather than let wide output run off the column."""
+    lines, inside = markdown.split("\n"), False
+    for i, line in enumerate(lines):
+        if line.startswith("```"):
+            if not inside and line.strip() == "```":
+                lines[i] = "```{.text .output}"
+            inside = not inside
+    return "\n".join(lines)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
     readme = re.sub(r"\A# feasjax\n", "# Guide\n", (ROOT / "README.md").read_text())
+    readme = _output_blocks(readme)
     markdown = markdown.replace("<!-- feasjax-readme -->", _repository_links(readme))
     markdown = markdown.replace("<!-- feasjax-colab-readme -->",
                                 (ROOT / "colab" / "README.md").read_text())
