@@ -14,7 +14,9 @@ Checks, on the HTML of the built site (no browser; what a reader at 1400 px woul
   content column between the two 12.1rem sidebars, less 1.2rem margins, is 868 px; code is set
   at 13.6 px (0.85 x 0.8rem), about 8.2 px a character in a monospace font, inside 16 px of
   padding a side: 102 columns, so 100. A longer line is cut (scrolled out of sight) at that
-  width. Blocks that extra.css wraps (a notebook's printed output, the guide's console
+  width. The API pages keep to ``API_COLUMNS`` = 80 (mkdocstrings' signature line_length):
+  they fit the 688 px column of material's default 61rem grid too (80 columns), so windows
+  narrower than 1400 px do not cut them either. Blocks that extra.css wraps (a notebook's printed output, the guide's console
   output, of class ``output``) are not counted;
 - **anchors**: every ``href="#id"`` of a page (its table of contents included) names an id of
   that page, and every link to ``page/#id`` in the site names an id of that page;
@@ -38,6 +40,7 @@ import urllib.parse
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COLUMNS = 100
+API_COLUMNS = 80
 # <pre> blocks that docs/stylesheets/extra.css wraps: a notebook's printed output, a fenced
 # block of class output (the guide's console output).
 WRAPPED = re.compile(r'<div class="[^"]*\b(?:jp-OutputArea-output|output)\b[^"]*"[^>]*>\s*$')
@@ -90,14 +93,14 @@ def missing_names(site: pathlib.Path) -> list[str]:
     return missing
 
 
-def too_wide(page: str) -> list[str]:
-    """Code lines and tables wider than ``COLUMNS``."""
+def too_wide(page: str, columns: int = COLUMNS) -> list[str]:
+    """Code lines and tables wider than ``columns``."""
     problems = []
     for match in PRE.finditer(page):
         if WRAPPED.search(page[max(0, match.start() - 300):match.start()]):
             continue
         for line in _text(match.group(1)).splitlines():
-            if len(line.rstrip()) > COLUMNS:
+            if len(line.rstrip()) > columns:
                 problems.append(f"{len(line.rstrip())} columns: {line.strip()[:60]}")
     for table in TABLE.findall(page):
         widths: dict[int, int] = {}
@@ -105,7 +108,7 @@ def too_wide(page: str) -> list[str]:
             for i, cell in enumerate(CELL.findall(row)):
                 words = _text(cell).split() or [""]
                 widths[i] = max(widths.get(i, 0), max(map(len, words)))
-        if sum(widths.values()) > COLUMNS:
+        if sum(widths.values()) > columns:
             head = _text(ROW.findall(table)[0]).split() if ROW.findall(table) else []
             problems.append(f"table needs {sum(widths.values())} columns: {' '.join(head)[:60]}")
     return problems
@@ -174,7 +177,8 @@ def main(argv: list[str]) -> int:
     pages, ids_of = sorted(site.rglob("*.html")), {}
     for path in pages:
         page, where = path.read_text(), path.relative_to(site)
-        problems["width"] += [f"{where}: {p}" for p in too_wide(page)]
+        columns = API_COLUMNS if where.parts[0] == "api" else COLUMNS
+        problems["width"] += [f"{where}: {p}" for p in too_wide(page, columns)]
         problems["anchors"] += [f"{where}: {p}"
                                 for p in broken_anchors(site, path, page, ids_of)]
         problems["offline"] += [f"{where}: {p}" for p in fetched_remotely(page)]
@@ -184,8 +188,8 @@ def main(argv: list[str]) -> int:
         for problem in found:
             print(f"  {problem}")
     print(f"{len(pages)} pages in {site}: {total} problem(s) (code and tables within "
-          f"{COLUMNS} columns, anchors, nothing fetched from another host, notebooks with "
-          f"outputs, every public name documented)")
+          f"{COLUMNS} columns, {API_COLUMNS} on the API pages; anchors; nothing fetched from "
+          f"another host; notebooks with outputs; every public name documented)")
     return 1 if total else 0
 
 

@@ -101,7 +101,9 @@ def estimate_mixing_alpha(local_samples: jax.Array, global_samples: jax.Array, *
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.averaging import estimate_mixing_alpha
-      >>> a = estimate_mixing_alpha(jnp.array([0.0, 2.0]), jnp.array([3.0, 5.0]), debiased=True)
+      >>> a = estimate_mixing_alpha(
+      ...     jnp.array([0.0, 2.0]), jnp.array([3.0, 5.0]), debiased=True
+      ... )
       >>> round(float(a), 3)  # v_L = v_G = 1, Delta^2 = 9 - 2 = 7
       0.111
     """
@@ -140,8 +142,9 @@ def mix(local_tree: Any, global_tree: Any, alpha: Any) -> Any:
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.averaging import mix
-      >>> m = mix({"w": jnp.zeros(2), "p": jnp.zeros(1)}, {"w": jnp.ones(2), "p": jnp.ones(1)},
-      ...         {"w": 0.25, "p": 1.0})
+      >>> local = {"w": jnp.zeros(2), "p": jnp.zeros(1)}
+      >>> global_ = {"w": jnp.ones(2), "p": jnp.ones(1)}
+      >>> m = mix(local, global_, {"w": 0.25, "p": 1.0})
       >>> m["w"], m["p"]
       (Array([0.25, 0.25], dtype=float32), Array([1.], dtype=float32))
     """

@@ -34,7 +34,8 @@ class Dataset:
     Example:
       >>> from feasjax.data import load_dataset
       >>> data = load_dataset("digits")
-      >>> data.task, data.num_classes, data.x_train.dtype, len(data.y_train) + len(data.y_test)
+      >>> rows = len(data.y_train) + len(data.y_test)
+      >>> data.task, data.num_classes, data.x_train.dtype, rows
       ('classification', 10, dtype('float32'), 1797)
     """
 
@@ -174,7 +175,9 @@ def from_arrays(
     Example:
       >>> import numpy as np
       >>> from feasjax.data import from_arrays
-      >>> ds = from_arrays(np.arange(20.0).reshape(10, 2), np.arange(10) % 2, test_fraction=0.4)
+      >>> ds = from_arrays(
+      ...     np.arange(20.0).reshape(10, 2), np.arange(10) % 2, test_fraction=0.4
+      ... )
       >>> ds.x_train.shape, ds.x_test.shape, ds.num_classes
       ((6, 2), (4, 2), 2)
     """

@@ -224,8 +224,8 @@ def evaluate(fns: ModelFns, params: Any, model_state: Any, x: jax.typing.ArrayLi
       >>> from feasjax.experiments import RunConfig, build_model, evaluate, model_fns
       >>> data = load_dataset("digits")
       >>> fns = model_fns(build_model(data, RunConfig()), data.task)
-      >>> losses, metrics = evaluate(fns, fns.params, fns.model_state, data.x_test, data.y_test,
-      ...                            data, epsilon=0.1)
+      >>> losses, metrics = evaluate(fns, fns.params, fns.model_state, data.x_test,
+      ...                            data.y_test, data, epsilon=0.1)
       >>> losses.shape == data.y_test.shape, 0.0 <= metrics["accuracy"] <= 1.0
       (True, True)
     """

@@ -101,8 +101,9 @@ def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Se
       >>> from feasjax.data import load_dataset
       >>> from feasjax.experiments import RunConfig
       >>> from feasjax.experiments import run_method_sweep
-      >>> res = run_method_sweep(load_dataset("digits"), "fl", RunConfig(epochs=1, devices=1),
-      ...                        [0, 1], progress=False)
+      >>> config = RunConfig(epochs=1, devices=1)
+      >>> res = run_method_sweep(load_dataset("digits"), "fl", config, [0, 1],
+      ...                        progress=False)
       >>> len(res.runs), sorted(res.summary["test"]["accuracy"])
       (2, ['mean', 'std'])
     """

@@ -132,7 +132,9 @@ def override(preset: PaperPreset, assignments: list[str] | tuple[str, ...]) -> P
 
     Example:
       >>> from feasjax.experiments import PRESETS, override
-      >>> new = override(PRESETS["cifar10_resnet18"], ["width=8", "epochs=2", "p=1.0"])
+      >>> new = override(
+      ...     PRESETS["cifar10_resnet18"], ["width=8", "epochs=2", "p=1.0"]
+      ... )
       >>> new.width, new.epochs, new.epsilon
       (8, 2, 0.0)
     """

@@ -211,7 +211,9 @@ def per_class_accuracy(
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.metrics import per_class_accuracy
-      >>> acc = per_class_accuracy(jnp.array([0, 1, 0, 0]), jnp.array([0, 1, 1, 1]), 3)
+      >>> acc = per_class_accuracy(
+      ...     jnp.array([0, 1, 0, 0]), jnp.array([0, 1, 1, 1]), 3
+      ... )
       >>> [round(a, 4) for a in acc.tolist()]
       [1.0, 0.3333, nan]
     """
@@ -244,7 +246,8 @@ def worst_class_accuracy(
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.metrics import worst_class_accuracy
-      >>> float(worst_class_accuracy(jnp.array([0, 1, 0, 1]), jnp.array([0, 1, 1, 1]), 3))
+      >>> pred, labels = jnp.array([0, 1, 0, 1]), jnp.array([0, 1, 1, 1])
+      >>> float(worst_class_accuracy(pred, labels, 3))
       0.6666666...
     """
     per_class = per_class_accuracy(logits, labels, num_classes, mask)
@@ -261,7 +264,8 @@ def multiplier_stats(
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.metrics import multiplier_stats
-      >>> {k: float(v) for k, v in multiplier_stats(jnp.array([0.0, 1.0, 3.0, 0.0])).items()}
+      >>> stats = multiplier_stats(jnp.array([0.0, 1.0, 3.0, 0.0]))
+      >>> {k: float(v) for k, v in stats.items()}
       {'mean': 1.0, 'max': 3.0, 'nonzero_fraction': 0.5}
     """
     multipliers, mask = _prepare(multipliers, mask, "multipliers", pad_empty=True)
@@ -286,8 +290,10 @@ def loss_summary(
       >>> import jax.numpy as jnp
       >>> from feasjax.metrics import loss_summary
       >>> s = loss_summary(jnp.arange(11.0), epsilon=2.0)
-      >>> float(s["q50_loss"]), float(s["max_loss"]), round(float(s["feasible_fraction"]), 3)
-      (5.0, 10.0, 0.273)
+      >>> float(s["q50_loss"]), float(s["max_loss"])
+      (5.0, 10.0)
+      >>> round(float(s["feasible_fraction"]), 3)
+      0.273
     """
     losses, mask = _prepare(losses, mask, "losses", pad_empty=True)
     q50, q90, q99 = quantile(losses, jnp.array([0.5, 0.9, 0.99]), mask)

@@ -119,8 +119,8 @@ def train_sweep(runner: Callable, states: Any, data: Any, *, epochs: int, keys: 
       >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
       >>> states = stack_runs([erm.init(jnp.zeros(()))] * 3)
       >>> keys = jax.random.split(jax.random.key(0), 3)
-      >>> states, hist = train_sweep(sweep_epoch(erm, 2), states, jnp.arange(4.0), epochs=30,
-      ...                            keys=keys, progress=False)
+      >>> states, hist = train_sweep(sweep_epoch(erm, 2), states, jnp.arange(4.0),
+      ...                            epochs=30, keys=keys, progress=False)
       >>> [abs(float(p) - 1.5) < 0.2 for p in states.params], hist.mean_loss[-1].shape
       ([True, True, True], (3,))
     """
@@ -150,7 +150,8 @@ def summarize_runs(results: Sequence[dict]) -> dict:
 
     Example:
       >>> from feasjax.parallel import summarize_runs
-      >>> summarize_runs([{"train": {"acc": 0.5}}, {"train": {"acc": 0.7}}])["train"]["acc"]
+      >>> runs = [{"train": {"acc": 0.5}}, {"train": {"acc": 0.7}}]
+      >>> summarize_runs(runs)["train"]["acc"]
       {'mean': 0.6, 'std': 0.1}
     """
     first = results[0]
