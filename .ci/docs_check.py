@@ -16,8 +16,8 @@ Checks, on the HTML of the built site (no browser; what a reader at 1400 px woul
   padding a side: 102 columns, so 100. A longer line is cut (scrolled out of sight) at that
   width. The API pages keep to ``API_COLUMNS`` = 80 (mkdocstrings' signature line_length):
   they fit the 688 px column of material's default 61rem grid too (80 columns), so windows
-  narrower than 1400 px do not cut them either. Blocks that extra.css wraps (a notebook's printed output, the guide's console
-  output, of class ``output``) are not counted;
+  narrower than 1400 px do not cut them either. Blocks that extra.css wraps (a notebook's
+  printed output, the guide's console output, of class ``output``) are not counted;
 - **anchors**: every ``href="#id"`` of a page (its table of contents included) names an id of
   that page, and every link to ``page/#id`` in the site names an id of that page;
 - **offline**: nothing is loaded from another host when a page is read (no ``<script src>``,

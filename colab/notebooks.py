@@ -374,8 +374,8 @@ for average in ("ema", "lawa", "swa"):
 """),
         ("md", """
 On digits the 30-epoch run has converged: at full size the averaged models match the raw
-model's test accuracy (97.4% here; SWA's 97.6%) and their train max loss is a little larger than the raw
-one's (the multipliers steer the *current* iterate below ε; an average of past iterates
+model's test accuracy (97.4% here; SWA's 97.6%) and their train max loss is a little larger
+than the raw one's (the multipliers steer the *current* iterate below ε; an average of past iterates
 inherits their larger losses). Averaging pays off with noisier training: larger steps,
 smaller batches, or a cyclic schedule for SWA.
 
@@ -406,7 +406,7 @@ print(f"raw λ: mean {raw.mean():.3f}, max {raw.max():.3f}; "
       f"max {avg.max():.3f}")
 top = 20
 shared = len(set(np.argsort(raw)[-top:]) & set(np.argsort(avg)[-top:]))
-print(f"of the {top} largest raw multipliers, {shared} are among the {top} largest averaged ones")
+print(f"of the {top} largest raw multipliers, {shared} are among the {top} largest averaged")
 """),
         ("md", """
 The averaged multipliers are the dual analogue of Polyak averaging (ergodic averages are what

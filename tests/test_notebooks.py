@@ -122,7 +122,8 @@ def test_the_site_check_finds_what_a_reader_would_hit(tmp_path):
     assert check.too_wide(f"<pre><code>{long_line}</code></pre>")
     assert not check.too_wide(f'<div class="output highlight"><pre>{long_line}</pre>')
     # a docstring example (a block without a language) is not console output: it counts
-    assert check.too_wide(f'<div class="highlight"><pre><code>&gt;&gt;&gt; {long_line}</code></pre>')
+    example = f'<div class="highlight"><pre><code>&gt;&gt;&gt; {long_line}</code></pre>'
+    assert check.too_wide(example)
     wide_table = f"<table><tr><td>{'a' * 60}</td><td>{'b' * 60}</td></tr></table>"
     assert check.too_wide(wide_table) and not check.too_wide("<table><tr><td>a b</td></tr></table>")
     page = tmp_path / "index.html"
