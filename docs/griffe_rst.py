@@ -10,9 +10,9 @@ feasjax writes Google-style docstrings with reST inline markup. Before they are 
 - ``.. math::`` blocks and ``:math:`...``` become MathJax (``$$ ... $$``, ``$...$``);
 - an ``Example:`` section heading becomes ``Examples:``, the name Google style gives it.
 
-And after they are loaded: a parameter whose default is a named constant shows its value
-(``scheme: str = 'simultaneous'``, not ``defaults.SCHEME``), read from the imported function;
-a class's ``__slots__`` is not documented.
+And after they are loaded: a parameter or a NamedTuple/dataclass field whose default is a
+named constant shows its value (``scheme: str = 'simultaneous'``, not ``defaults.SCHEME``),
+read from the imported object; a class's ``__slots__`` is not documented.
 """
 from __future__ import annotations
 
@@ -108,6 +108,25 @@ def show_default_values(func: griffe.Function) -> None:
             param.default = repr(value)
 
 
+def _field_default(cls: object, name: str) -> object:
+    """The default of field ``name`` of a NamedTuple or dataclass ``cls`` (empty if none)."""
+    defaults = dict(getattr(cls, "_field_defaults", {}))
+    for field in getattr(cls, "__dataclass_fields__", {}).values():
+        defaults.setdefault(field.name, field.default)
+    return defaults.get(name, inspect.Parameter.empty)
+
+
+def show_field_value(attr: griffe.Attribute) -> None:
+    """A class field whose default is written as a name shows the value instead."""
+    if not isinstance(attr.value, griffe.Expr) or attr.parent is None or \
+            not attr.parent.is_class or \
+            not any(isinstance(e, griffe.ExprName) for e in attr.value.iterate()):
+        return
+    value = _field_default(_runtime(attr.parent.path), attr.name)
+    if value is not inspect.Parameter.empty and _literal(value):
+        attr.value = repr(value)
+
+
 class RestToMarkdown(griffe.Extension):
     """Apply :func:`convert` to every docstring griffe loads, show constant defaults by value
     and leave ``__slots__`` out."""
@@ -122,6 +141,8 @@ class RestToMarkdown(griffe.Extension):
                 del obj.members["__slots__"]
             elif obj.is_function:
                 show_default_values(obj)
+            elif obj.is_attribute:
+                show_field_value(obj)
 
 
 def _walk(obj: griffe.Object):
