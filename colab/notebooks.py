@@ -65,9 +65,10 @@ print(f"On the test set the bound is not enforced: FL's test max loss is "
       f"{fl['test']['max_loss']:.3f} (ERM {erm['test']['max_loss']:.3f}).")
 """),
         ("md", """
-With the full 30 epochs FL typically cuts the largest training loss about threefold at the
-same test accuracy, and the feasible fraction (samples with loss ≤ ε) reaches about 100%:
-FL changes *which* samples the model fits, not how well it fits on average. The constraint is
+With the full 30 epochs FL cuts the largest training loss more than threefold at the same test
+accuracy (3.5x, and 97.4% for both, in the run above), and every training sample ends feasible
+(loss ≤ ε; ERM leaves a few above): FL changes *which* samples the model fits, not how well it
+fits on average. The constraint is
 a statement about the training set: the test tail need not shrink (it often does not).
 
 ## The loss tail
@@ -373,8 +374,8 @@ for average in ("ema", "lawa", "swa"):
 """),
         ("md", """
 On digits the 30-epoch run has converged: at full size the averaged models match the raw
-model's test accuracy (97.4% here) and their train max loss is a little larger than the raw
-one's (the multipliers steer the *current* iterate below ε; an average of past iterates
+model's test accuracy (97.4% here; SWA's 97.6%) and their train max loss is a little larger
+than the raw one's (the multipliers steer the *current* iterate below ε; an average of past iterates
 inherits their larger losses). Averaging pays off with noisier training: larger steps,
 smaller batches, or a cyclic schedule for SWA.
 
@@ -404,8 +405,8 @@ print(f"raw λ: mean {raw.mean():.3f}, max {raw.max():.3f}; "
       f"averaged λ (visits {EPOCHS_DUAL // 2}+ of each sample): mean {avg.mean():.3f}, "
       f"max {avg.max():.3f}")
 top = 20
-print(f"of the {top} largest raw multipliers, {len(set(np.argsort(raw)[-top:]) & set(np.argsort(avg)[-top:]))} "
-      f"are among the {top} largest averaged ones")
+shared = len(set(np.argsort(raw)[-top:]) & set(np.argsort(avg)[-top:]))
+print(f"of the {top} largest raw multipliers, {shared} are among the {top} largest averaged")
 """),
         ("md", """
 The averaged multipliers are the dual analogue of Polyak averaging (ergodic averages are what
@@ -479,8 +480,8 @@ prediction at a new input `x₀`:
         ("code", """
 x0 = jnp.array([1.0, 1.0, 1.0])
 lo, hi = fj.uncertainty.linear_functional_interval(center, replicas, x0, level=0.95)
-print(f"prediction at x0: {float(x0 @ center):.3f}, 95% interval [{float(lo):.3f}, {float(hi):.3f}], "
-      f"true {float(x0 @ theta_star):.3f}")
+print(f"prediction at x0: {float(x0 @ center):.3f}, "
+      f"95% interval [{float(lo):.3f}, {float(hi):.3f}], true {float(x0 @ theta_star):.3f}")
 """),
         ("md", """
 ## Do the intervals cover?

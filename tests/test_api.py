@@ -417,6 +417,46 @@ def _doctest_sources():
                     yield f"{module}:{name}", source, not name or name in public
 
 
+def _submodule_paths(source: str) -> list[str]:
+    """The ``feasjax`` paths in ``source`` that go through a module below a subpackage
+    (``from feasjax.metrics.summary import quantile``, ``fj.core.transform.feasible``)."""
+    tree = ast.parse(source)
+    paths, aliases = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "feasjax":
+                    paths.append(a.name)
+                    aliases[a.asname or "feasjax"] = a.name if a.asname else "feasjax"
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "feasjax":
+            paths += [f"{node.module}.{a.name}" for a in node.names]
+            aliases.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+    for node in ast.walk(tree):
+        chain = []
+        while isinstance(node, ast.Attribute):
+            chain.insert(0, node.attr)
+            node = node.value
+        if chain and isinstance(node, ast.Name) and node.id in aliases:
+            paths.append(".".join([aliases[node.id], *chain]))
+    return [p for p in paths if any(
+        _is_module(m) and m.count(".") >= 2 and m not in OWN_ALL
+        for m in (".".join(p.split(".")[:i]) for i in range(3, len(p.split(".")) + 1)))]
+
+
+def test_examples_in_the_api_reference_import_only_public_paths():
+    # What a reader copies from the site: `import feasjax as fj`, `fj.metrics.quantile` or
+    # `from feasjax.metrics import quantile`, never the module that defines the name.
+    def shown(where: str) -> bool:  # a subpackage's docstring, or a name of its __all__
+        module, name = where.split(":")
+        subpackage = ".".join(module.split(".")[:2])
+        return module == subpackage if not name else \
+            name in importlib.import_module(subpackage).__all__
+
+    bad = [f"{where}: {path}" for where, source, _ in _doctest_sources() if shown(where)
+           for path in _submodule_paths(source)]
+    assert not bad, "examples that import a module below a subpackage:\n" + "\n".join(bad)
+
+
 README = (ROOT / "README.md").read_text()
 
 

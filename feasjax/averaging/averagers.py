@@ -80,7 +80,7 @@ def polyak(start_step: int = 0, *, every: int = 1) -> Averager:
       An :class:`Averager` for :func:`feasjax.averaged`.
 
     Example:
-      >>> from feasjax.averaging.averagers import polyak
+      >>> from feasjax.averaging import polyak
       >>> avg = polyak(start_step=10, every=2)
       >>> (avg.first, avg.every)
       (10, 2)
@@ -103,7 +103,7 @@ def tail_polyak(horizon: int, fraction: float, *, every: int = 1) -> Averager:
       every: average one iterate every ``every`` steps, ``>= 1``.
 
     Example:
-      >>> from feasjax.averaging.averagers import tail_polyak
+      >>> from feasjax.averaging import tail_polyak
       >>> tail_polyak(horizon=1000, fraction=0.1).first
       901
     """
@@ -129,7 +129,7 @@ def swa(cycle_length: int, start_step: int, *, every_cycles: int = 1) -> Average
       every_cycles: average one cycle end in ``every_cycles``, ``>= 1``.
 
     Example:
-      >>> from feasjax.averaging.averagers import swa
+      >>> from feasjax.averaging import swa
       >>> avg = swa(cycle_length=5, start_step=100)
       >>> (avg.first, avg.every)
       (105, 5)
@@ -175,7 +175,7 @@ def ema(
       warmup_gamma, warmup_power: ``gamma > 0`` and ``p > 0`` of the timm warm-up.
 
     Example:
-      >>> from feasjax.averaging.averagers import ema
+      >>> from feasjax.averaging import ema
       >>> ema(0.999, warmup="linear").name
       'ema'
     """
@@ -219,7 +219,7 @@ def lawa(k: int, every: int, burn_in: int = 0) -> Averager:
       burn_in: steps before the snapshot clock starts, ``>= 0``.
 
     Example:
-      >>> from feasjax.averaging.averagers import lawa
+      >>> from feasjax.averaging import lawa
       >>> lawa(k=5, every=100, burn_in=1000).first
       1100
     """

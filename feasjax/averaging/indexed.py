@@ -78,8 +78,8 @@ def indexed_averaged(
     ``update(updates, state, params, *, indices, **extra_args)`` runs ``inner`` (``indices`` is
     forwarded), then folds the rows ``theta[indices] + u[indices]`` into their averages with
     per-row ``(N,)`` counters; changes ``inner`` makes outside ``indices`` are not folded. Over
-    :func:`feasjax.indexed`, updates are the batch's ``B`` rows (applied with
-    :func:`feasjax.core.rows.apply_row_updates`). A repeated index is folded once per step;
+    :func:`feasjax.indexed`, updates are the batch's ``B`` rows (added to those rows of the
+    parameters). A repeated index is folded once per step;
     ``indices`` must lie in ``[0, N)``. Averaged multipliers can weight FL's primal step: in
     ``benchmarks/averaging_speedup.py`` a per-row ``ema(0.5)`` made FL stable on every seed (plain
     FL diverged on 1 in 5), as fast.
@@ -94,9 +94,9 @@ def indexed_averaged(
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.averaging.wrappers import averaged_params
-      >>> from feasjax.averaging.averagers import polyak
-      >>> from feasjax.averaging.indexed import indexed_averaged
+      >>> from feasjax.averaging import averaged_params
+      >>> from feasjax.averaging import polyak
+      >>> from feasjax.averaging import indexed_averaged
       >>> from feasjax.core import indexed
       >>> tx = indexed_averaged(indexed(optax.sgd(1.0)), polyak())
       >>> lam, idx = jnp.zeros(4), jnp.array([1])

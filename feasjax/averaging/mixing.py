@@ -44,7 +44,7 @@ def mixing_mse(alpha: Any, v_local: Any, v_global: Any, bias: Any, cov: Any = 0.
       cov: covariance ``c`` of the two estimators, ``c**2 <= v_L v_G``.
 
     Example:
-      >>> from feasjax.averaging.mixing import mixing_mse
+      >>> from feasjax.averaging import mixing_mse
       >>> float(mixing_mse(0.5, v_local=1.0, v_global=1.0, bias=0.0))
       0.5
     """
@@ -59,7 +59,7 @@ def optimal_mixing_alpha(v_local: Any, v_global: Any, bias: Any, cov: Any = 0.0)
     0 where the denominator vanishes. Arguments as for :func:`mixing_mse`.
 
     Example:
-      >>> from feasjax.averaging.mixing import optimal_mixing_alpha
+      >>> from feasjax.averaging import optimal_mixing_alpha
       >>> float(optimal_mixing_alpha(v_local=1.0, v_global=0.5, bias=0.5))
       0.5714285969734192
     """
@@ -76,7 +76,7 @@ def mixing_helps(alpha: Any, v_local: Any, v_global: Any, bias: Any, cov: Any = 
     Arguments as for :func:`mixing_mse`.
 
     Example:
-      >>> from feasjax.averaging.mixing import mixing_helps
+      >>> from feasjax.averaging import mixing_helps
       >>> [bool(mixing_helps(a, 1.0, 1.0, 0.0)) for a in (0.0, 0.5, 0.99, 1.01)]
       [False, True, True, False]
     """
@@ -100,8 +100,10 @@ def estimate_mixing_alpha(local_samples: jax.Array, global_samples: jax.Array, *
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.averaging.mixing import estimate_mixing_alpha
-      >>> a = estimate_mixing_alpha(jnp.array([0.0, 2.0]), jnp.array([3.0, 5.0]), debiased=True)
+      >>> from feasjax.averaging import estimate_mixing_alpha
+      >>> a = estimate_mixing_alpha(
+      ...     jnp.array([0.0, 2.0]), jnp.array([3.0, 5.0]), debiased=True
+      ... )
       >>> round(float(a), 3)  # v_L = v_G = 1, Delta^2 = 9 - 2 = 7
       0.111
     """
@@ -139,9 +141,10 @@ def mix(local_tree: Any, global_tree: Any, alpha: Any) -> Any:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.averaging.mixing import mix
-      >>> m = mix({"w": jnp.zeros(2), "p": jnp.zeros(1)}, {"w": jnp.ones(2), "p": jnp.ones(1)},
-      ...         {"w": 0.25, "p": 1.0})
+      >>> from feasjax.averaging import mix
+      >>> local = {"w": jnp.zeros(2), "p": jnp.zeros(1)}
+      >>> global_ = {"w": jnp.ones(2), "p": jnp.ones(1)}
+      >>> m = mix(local, global_, {"w": 0.25, "p": 1.0})
       >>> m["w"], m["p"]
       (Array([0.25, 0.25], dtype=float32), Array([1.], dtype=float32))
     """

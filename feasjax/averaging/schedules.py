@@ -37,8 +37,10 @@ def swa_schedule(
       min_lr: the low rate at each cycle end, ``>= 0``; ``None`` for a constant phase.
 
     Example:
-      >>> from feasjax.averaging.schedules import swa_schedule
-      >>> sched = swa_schedule(1.0, start_step=2, swa_lr=0.5, cycle_length=2, min_lr=0.1)
+      >>> from feasjax.averaging import swa_schedule
+      >>> sched = swa_schedule(
+      ...     1.0, start_step=2, swa_lr=0.5, cycle_length=2, min_lr=0.1
+      ... )
       >>> [round(float(sched(t)), 3) for t in range(6)]
       [1.0, 1.0, 0.3, 0.1, 0.3, 0.1]
     """

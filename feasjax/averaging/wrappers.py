@@ -80,8 +80,8 @@ def averaged(
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.averaging.wrappers import averaged, averaged_params
-      >>> from feasjax.averaging.averagers import polyak
+      >>> from feasjax.averaging import averaged, averaged_params
+      >>> from feasjax.averaging import polyak
       >>> tx = averaged(optax.sgd(1.0), polyak())
       >>> params = jnp.array([0.0]); state = tx.init(params)
       >>> for g in (-1.0, -1.0):
@@ -123,8 +123,8 @@ def find_averaged_states(state: optax.OptState) -> list[AveragedState]:
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.averaging.wrappers import averaged, find_averaged_states
-      >>> from feasjax.averaging.averagers import ema
+      >>> from feasjax.averaging import averaged, find_averaged_states
+      >>> from feasjax.averaging import ema
       >>> tx = optax.chain(optax.clip(1.0), averaged(optax.sgd(0.1), ema(0.9)))
       >>> len(find_averaged_states(tx.init(jnp.zeros(3))))
       1
@@ -173,8 +173,8 @@ def averaged_params(state: optax.OptState, params: Any) -> Any:
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.averaging.wrappers import averaged, averaged_params
-      >>> from feasjax.averaging.averagers import ema
+      >>> from feasjax.averaging import averaged, averaged_params
+      >>> from feasjax.averaging import ema
       >>> tx = averaged(optax.sgd(1.0), ema(0.5))
       >>> params = jnp.array([0.0]); state = tx.init(params)
       >>> u, state = tx.update(jnp.array([-2.0]), state, params)

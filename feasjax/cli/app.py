@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Example:
       >>> from feasjax.cli import main
-      >>> main(["demo", "--methods", "erm", "--epochs", "1", "--devices", "1", "--no-progress"])
+      >>> main(["demo", "--methods", "erm", "--epochs", "1", "--devices", "1",
+      ...       "--no-progress"])
       feasjax demo: digits, epsilon=0.1, seed=0, epochs=1, batch size=64
         data 1257 train / 540 test (10 classes), model mlp ...
       method ...

@@ -29,7 +29,7 @@ def config_lines(command: str, name: str, config: RunConfig, *, methods: tuple,
 
     Example:
       >>> from feasjax.cli.report import config_lines
-      >>> from feasjax.data.datasets import load_dataset
+      >>> from feasjax.data import load_dataset
       >>> from feasjax.experiments import RunConfig
       >>> print("\\n".join(config_lines("demo", "digits", RunConfig(), methods=("erm", "fl"),
       ...                               dataset=load_dataset("digits"), devices=1)))

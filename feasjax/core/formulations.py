@@ -62,7 +62,8 @@ def lagrangian() -> Formulation:
       >>> import jax.numpy as jnp
       >>> from feasjax import lagrangian
       >>> form = lagrangian()
-      >>> form.dual_gradient(jnp.array([1.0]), jnp.array([0.5]), form.init(), "inequality")
+      >>> lam, g = jnp.array([1.0]), jnp.array([0.5])
+      >>> form.dual_gradient(lam, g, form.init(), "inequality")
       Array([0.5], dtype=float32)
     """
     return Formulation(
@@ -91,7 +92,8 @@ def resilient(alpha: float) -> Formulation:
       >>> import jax.numpy as jnp
       >>> from feasjax import resilient
       >>> form = resilient(alpha=2.0)
-      >>> form.dual_gradient(jnp.array([1.0]), jnp.array([0.5]), form.init(), "inequality")
+      >>> lam, g = jnp.array([1.0]), jnp.array([0.5])
+      >>> form.dual_gradient(lam, g, form.init(), "inequality")
       Array([0.], dtype=float32)
 
     References:
@@ -131,7 +133,8 @@ def quadratic_penalty(penalty: float) -> Formulation:
       >>> import jax.numpy as jnp
       >>> from feasjax import quadratic_penalty
       >>> form = quadratic_penalty(2.0)
-      >>> form.primal_term(None, jnp.array([-1.0, 3.0]), form.init(), "inequality").tolist()
+      >>> g = jnp.array([-1.0, 3.0])
+      >>> form.primal_term(None, g, form.init(), "inequality").tolist()
       [0.0, 9.0]
     """
     checks.check_positive(penalty, "penalty")
@@ -183,7 +186,8 @@ def augmented_lagrangian(
       >>> from feasjax import augmented_lagrangian
       >>> form = augmented_lagrangian(1.0, growth=2.0, patience=1)
       >>> state = form.init()
-      >>> for g in (1.0, 0.9, 0.1):  # first window sets r; no decrease: grow; decrease: keep
+      >>> # the first window sets r; no decrease: grow; a decrease: keep
+      >>> for g in (1.0, 0.9, 0.1):
       ...     state = form.update_state(state, jnp.array([g]), "equality")
       ...     print(float(state.penalty))
       1.0

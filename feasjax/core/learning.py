@@ -181,7 +181,8 @@ def empirical_risk(
     Example:
       >>> import jax, jax.numpy as jnp, optax
       >>> from feasjax import empirical_risk, per_example
-      >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.25))
+      >>> loss = per_example(lambda w, y: (w - y) ** 2)
+      >>> erm = empirical_risk(loss, optax.sgd(0.25))
       >>> state, step = erm.init(jnp.zeros(())), jax.jit(erm.step)
       >>> for _ in range(50):
       ...     state, _ = step(state, jnp.array([1.0, 3.0]))

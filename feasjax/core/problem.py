@@ -29,7 +29,8 @@ class ConstraintValue(NamedTuple):
     Example:
       >>> import jax.numpy as jnp
       >>> import feasjax as fj
-      >>> value = fj.ConstraintValue(jnp.array([0.5, -0.1]))  # g_i(θ) on a batch of two
+      >>> # g_i(θ) on a batch of two
+      >>> value = fj.ConstraintValue(jnp.array([0.5, -0.1]))
       >>> value.measurement is None  # so the dual step uses the violation itself
       True
     """
@@ -45,7 +46,8 @@ class ProblemOutput(NamedTuple):
       >>> import jax.numpy as jnp
       >>> import feasjax as fj
       >>> def problem_fn(w, batch):  # min ||w||² subject to 1 - w_0 <= 0
-      ...     return fj.ProblemOutput(jnp.sum(w**2), {"c": fj.ConstraintValue(1.0 - w[:1])})
+      ...     c = fj.ConstraintValue(1.0 - w[:1])
+      ...     return fj.ProblemOutput(jnp.sum(w**2), {"c": c})
       >>> sorted(problem_fn(jnp.zeros(2), None).constraints)
       ['c']
     """
@@ -74,7 +76,8 @@ class ConstraintGroup(NamedTuple):
 
     Example:
       >>> import feasjax as fj
-      >>> group = fj.ConstraintGroup(size=100, indexed=True)  # one multiplier per sample
+      >>> # one multiplier per sample
+      >>> group = fj.ConstraintGroup(size=100, indexed=True)
       >>> group.kind, group.resolved_reduction(), group.init_multiplier
       ('inequality', 'mean', 1.0)
     """

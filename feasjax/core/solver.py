@@ -108,15 +108,18 @@ def primal_dual(
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
-      >>> from feasjax import primal_dual, ConstraintGroup, ConstraintValue, ProblemOutput
+      >>> from feasjax import primal_dual, ConstraintGroup, ConstraintValue
+      >>> from feasjax import ProblemOutput
       >>> def problem(x, batch):  # min ||x||^2  s.t.  x_0 + x_1 = 1
-      ...     return ProblemOutput(jnp.sum(x**2), {"eq": ConstraintValue(x[:1] + x[1:] - 1)})
-      >>> solver = primal_dual(problem, optax.sgd(0.1), {"eq": ConstraintGroup(size=1,
-      ...                                                                    kind="equality")})
+      ...     eq = ConstraintValue(x[:1] + x[1:] - 1)
+      ...     return ProblemOutput(jnp.sum(x**2), {"eq": eq})
+      >>> groups = {"eq": ConstraintGroup(size=1, kind="equality")}
+      >>> solver = primal_dual(problem, optax.sgd(0.1), groups)
       >>> state, step = solver.init(jnp.zeros(2)), jax.jit(solver.step)
       >>> for _ in range(1000):
       ...     state, info = step(state, None)
-      >>> [round(float(v), 3) for v in state.params], round(float(state.multipliers["eq"][0]), 3)
+      >>> lam = state.multipliers["eq"][0]
+      >>> [round(float(v), 3) for v in state.params], round(float(lam), 3)
       ([0.5, 0.5], -1.0)
     """
     groups = dict(constraints or {})

@@ -135,7 +135,8 @@ def constrained(
       ... def step(x, state):
       ...     lam = fj.multipliers(state)
       ...     grad = jax.grad(lambda x: x**2 + jnp.mean(lam * (1 - x)))(x)
-      ...     updates, state = tx.update(grad, state, x, violations=jnp.array([1 - x]))
+      ...     violations = jnp.array([1 - x])
+      ...     updates, state = tx.update(grad, state, x, violations=violations)
       ...     return optax.apply_updates(x, updates), state
       >>> for _ in range(500):
       ...     x, state = step(x, state)
@@ -253,7 +254,8 @@ def feasible(
       ...     return jnp.mean(lam * (losses - 0.1)), losses
       >>> @jax.jit
       ... def step(w, state):
-      ...     grads, losses = jax.grad(objective, has_aux=True)(w, fj.multipliers(state, idx))
+      ...     lam = fj.multipliers(state, idx)
+      ...     grads, losses = jax.grad(objective, has_aux=True)(w, lam)
       ...     updates, state = tx.update(grads, state, w, losses=losses, indices=idx)
       ...     return optax.apply_updates(w, updates), state
       >>> for _ in range(300):
@@ -334,7 +336,8 @@ def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None
 
     Example:
       >>> import jax.numpy as jnp, optax, feasjax as fj
-      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=0.1, init_multiplier=2.0)
+      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=0.1,
+      ...                  init_multiplier=2.0)
       >>> fj.multipliers(tx.init(jnp.zeros(1)), jnp.array([3, 0])).tolist()
       [2.0, 2.0]
     """
@@ -372,7 +375,8 @@ def dual_update(tx: optax.GradientTransformationExtraArgs, opt_state: Any, **bat
       ...                  scheme="dual_then_primal")
       >>> state = fj.dual_update(fl, fl.init(jnp.zeros(1)), losses=jnp.array([2.5]),
       ...                        indices=jnp.array([1]))
-      >>> [round(float(v), 6) for v in fj.multipliers(state)]   # 1 + 0.1 * (2.5 - 0.5)
+      >>> # 1 + 0.1 * (2.5 - 0.5)
+      >>> [round(float(v), 6) for v in fj.multipliers(state)]
       [1.0, 1.2, 1.0]
     """
     optimizer = opt_state if hasattr(opt_state, "opt_state") else None

@@ -34,7 +34,8 @@ class Dataset:
     Example:
       >>> from feasjax.data import load_dataset
       >>> data = load_dataset("digits")
-      >>> data.task, data.num_classes, data.x_train.dtype, len(data.y_train) + len(data.y_test)
+      >>> rows = len(data.y_train) + len(data.y_test)
+      >>> data.task, data.num_classes, data.x_train.dtype, rows
       ('classification', 10, dtype('float32'), 1797)
     """
 
@@ -114,7 +115,7 @@ def validate_arrays(
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.data.datasets import validate_arrays
+      >>> from feasjax.data import validate_arrays
       >>> x, y = validate_arrays(np.zeros((3, 2)), np.array([0.0, 1.0, 1.0]))
       >>> x.dtype, y.dtype
       (dtype('float32'), dtype('int32'))
@@ -173,8 +174,10 @@ def from_arrays(
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.data.datasets import from_arrays
-      >>> ds = from_arrays(np.arange(20.0).reshape(10, 2), np.arange(10) % 2, test_fraction=0.4)
+      >>> from feasjax.data import from_arrays
+      >>> ds = from_arrays(
+      ...     np.arange(20.0).reshape(10, 2), np.arange(10) % 2, test_fraction=0.4
+      ... )
       >>> ds.x_train.shape, ds.x_test.shape, ds.num_classes
       ((6, 2), (4, 2), 2)
     """
@@ -231,7 +234,7 @@ def load_dataset(name: str = "digits", seed: int = 0, test_fraction: float = 0.3
     standardisation as in :func:`from_arrays`.
 
     Example:
-      >>> from feasjax.data.datasets import load_dataset
+      >>> from feasjax.data import load_dataset
       >>> ds = load_dataset("digits")
       >>> ds.x_train.shape, ds.x_test.shape, ds.num_classes, ds.image_shape
       ((1257, 64), (540, 64), 10, (8, 8, 1))

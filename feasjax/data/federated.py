@@ -26,7 +26,7 @@ class FederatedData:
     int32 and ``"mask"`` to ``(K, n_max)`` bool (real rows first).
 
     Example:
-      >>> from feasjax.data.federated import federated_dataset
+      >>> from feasjax.data import federated_dataset
       >>> fed = federated_dataset("digits", num_clients=4, beta=0.5)
       >>> fed.num_clients, int(fed.train_counts.sum() + fed.test["mask"].sum())
       (4, 1797)
@@ -66,8 +66,10 @@ def dirichlet_partition(labels: np.ndarray, num_clients: int, beta: float, *, se
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.data.federated import dirichlet_partition
-      >>> ids = dirichlet_partition(np.repeat(np.arange(3), 20), num_clients=4, beta=0.5)
+      >>> from feasjax.data import dirichlet_partition
+      >>> ids = dirichlet_partition(
+      ...     np.repeat(np.arange(3), 20), num_clients=4, beta=0.5
+      ... )
       >>> ids.shape, int(np.bincount(ids, minlength=4).min()) >= 2
       ((60,), True)
     """
@@ -109,8 +111,10 @@ def pad_clients(rows: list, *, length: int | None = None) -> dict:
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.data.federated import pad_clients
-      >>> d = pad_clients([(np.ones((2, 3)), np.array([0, 1])), (np.zeros((1, 3)), np.array([2]))])
+      >>> from feasjax.data import pad_clients
+      >>> d = pad_clients(
+      ...     [(np.ones((2, 3)), np.array([0, 1])), (np.zeros((1, 3)), np.array([2]))]
+      ... )
       >>> d["x"].shape, d["y"].tolist(), d["mask"].tolist()
       ((2, 2, 3), [[0, 1], [2, 2]], [[True, True], [True, False]])
     """
@@ -163,7 +167,7 @@ def federated_dataset(name: str = "digits", num_clients: int = 10, beta: float =
     into train and test (``test_fraction``); ``seed`` seeds all three.
 
     Example:
-      >>> from feasjax.data.federated import federated_dataset
+      >>> from feasjax.data import federated_dataset
       >>> fed = federated_dataset("breast_cancer", num_clients=3, beta=10.0)
       >>> fed.num_classes, fed.train["x"].shape[-1]
       (2, 30)
@@ -236,12 +240,16 @@ def from_client_arrays(x: object, y: object, client: object, *, x_test: object |
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.data.federated import from_client_arrays
-      >>> fed = from_client_arrays(np.zeros((8, 2)), np.arange(8) % 2, np.arange(8) // 4)
+      >>> from feasjax.data import from_client_arrays
+      >>> fed = from_client_arrays(
+      ...     np.zeros((8, 2)), np.arange(8) % 2, np.arange(8) // 4
+      ... )
       >>> fed.num_clients, fed.train_counts.tolist()
       (2, [3, 3])
-      >>> fed = from_client_arrays(np.zeros((8, 2)), np.arange(8) % 2, np.arange(8) // 4,
-      ...     x_test=np.ones((3, 2)), y_test=np.array([0, 1, 1]), client_test=np.array([0, 1, 1]))
+      >>> fed = from_client_arrays(
+      ...     np.zeros((8, 2)), np.arange(8) % 2, np.arange(8) // 4,
+      ...     x_test=np.ones((3, 2)), y_test=np.array([0, 1, 1]),
+      ...     client_test=np.array([0, 1, 1]))
       >>> fed.train_counts.tolist(), fed.test["mask"].sum(axis=1).tolist()
       ([4, 4], [1, 2])
     """

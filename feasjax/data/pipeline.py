@@ -34,7 +34,7 @@ class RandomCropFlip:
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.data.pipeline import RandomCropFlip
+      >>> from feasjax.data import RandomCropFlip
       >>> batch = {"x": np.ones((2, 4, 4, 1), np.float32)}
       >>> RandomCropFlip(pad=1)(batch, np.random.default_rng(0))["x"].shape
       (2, 4, 4, 1)
@@ -76,7 +76,7 @@ class Pipeline:
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.data.pipeline import Pipeline
+      >>> from feasjax.data import Pipeline
       >>> rows = {"x": np.arange(10.0)[:, None], "y": np.arange(10)}
       >>> pipe = Pipeline(rows, batch_size=4, seed=0)
       >>> batch = pipe.epoch(0)[0]

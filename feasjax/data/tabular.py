@@ -67,9 +67,13 @@ def spurious_tabular(seed: int = 0, *, train_size: int = 400, val_size: int = 20
       >>> import numpy as np
       >>> from feasjax.data import spurious_tabular
       >>> data = spurious_tabular(seed=0)
-      >>> data.group_counts()
-      {'train': [190, 10, 10, 190], 'val': [50, 50, 50, 50], 'test': [100, 100, 100, 100]}
-      >>> # the core feature predicts the label on every split, the spurious one on train only
+      >>> for split, counts in data.group_counts().items():
+      ...     print(split, counts)
+      train [190, 10, 10, 190]
+      val [50, 50, 50, 50]
+      test [100, 100, 100, 100]
+      >>> # the core feature predicts the label on every split,
+      >>> # the spurious one on train only
       >>> agree = lambda x, y, col: float(np.mean((x[:, col] > 0) == (y == 1)))
       >>> [round(agree(data.x_train, data.y_train, col), 2) for col in (0, 1)]
       [0.87, 0.95]

@@ -34,7 +34,7 @@ def load_arrays(data: str | None = None, *, x: str | None = None, y: str | None 
 
     Example:
       >>> import numpy as np, tempfile, os
-      >>> from feasjax.data.user_data import load_arrays
+      >>> from feasjax.data import load_arrays
       >>> path = os.path.join(tempfile.mkdtemp(), "d.npz")
       >>> np.savez(path, x=np.zeros((4, 2)), y=np.arange(4) % 2)
       >>> sorted(load_arrays(path))
@@ -97,7 +97,7 @@ def user_dataset(arrays: dict, *, task: str = "classification", num_classes: int
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.data.user_data import user_dataset
+      >>> from feasjax.data import user_dataset
       >>> arrays = {"x": np.arange(20.0).reshape(10, 2), "y": np.arange(10) % 2}
       >>> ds, extras = user_dataset(arrays, test_fraction=0.4)
       >>> ds.x_train.shape, extras["train_index"].shape

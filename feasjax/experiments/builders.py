@@ -41,7 +41,7 @@ def build_model(dataset: Dataset, config: RunConfig) -> nnx.Module:
     """The model of ``config.model`` sized for ``dataset``, initialised from ``config.seed``.
 
     Example:
-      >>> from feasjax.data.datasets import load_dataset
+      >>> from feasjax.data import load_dataset
       >>> from feasjax.experiments import RunConfig, build_model
       >>> build_model(load_dataset("digits"), RunConfig()).out_features
       10
@@ -113,8 +113,8 @@ def model_fns(model: nnx.Module, task: str, *, axis_name: str | None = None) -> 
 
     Example:
       >>> from flax import nnx
-      >>> from feasjax.experiments.builders import model_fns
-      >>> from feasjax.models.nets import CNN
+      >>> from feasjax.experiments import model_fns
+      >>> from feasjax.models import CNN
       >>> fns = model_fns(CNN((8, 8, 1), 3, batch_norm=True, rngs=nnx.Rngs(0)),
       ...                 "classification")
       >>> fns.stateful
@@ -224,8 +224,8 @@ def evaluate(fns: ModelFns, params: Any, model_state: Any, x: jax.typing.ArrayLi
       >>> from feasjax.experiments import RunConfig, build_model, evaluate, model_fns
       >>> data = load_dataset("digits")
       >>> fns = model_fns(build_model(data, RunConfig()), data.task)
-      >>> losses, metrics = evaluate(fns, fns.params, fns.model_state, data.x_test, data.y_test,
-      ...                            data, epsilon=0.1)
+      >>> losses, metrics = evaluate(fns, fns.params, fns.model_state, data.x_test,
+      ...                            data.y_test, data, epsilon=0.1)
       >>> losses.shape == data.y_test.shape, 0.0 <= metrics["accuracy"] <= 1.0
       (True, True)
     """

@@ -56,7 +56,10 @@ class RunConfig(NamedTuple):
 
         Example:
           >>> from feasjax.experiments import RunConfig
-          >>> RunConfig(model="cnn").fl_keeps_dropout, RunConfig(model="resnet").fl_keeps_dropout
+          >>> (
+          ...     RunConfig(model="cnn").fl_keeps_dropout,
+          ...     RunConfig(model="resnet").fl_keeps_dropout,
+          ... )
           (False, True)
         """
         return default_fl_dropout(self.model) if self.fl_dropout is None else self.fl_dropout
@@ -92,7 +95,7 @@ def default_fl_dropout(model: str) -> bool:
     broke down.
 
     Example:
-      >>> from feasjax.experiments.config import default_fl_dropout
+      >>> from feasjax.experiments import default_fl_dropout
       >>> default_fl_dropout("cnn"), default_fl_dropout("resnet")
       (False, True)
     """

@@ -99,10 +99,12 @@ def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.experiments.llr import retrain_last_layer
+      >>> from feasjax.experiments import retrain_last_layer
       >>> f = jnp.array([[1.0], [-1.0], [1.0], [-1.0]])
       >>> y, g = jnp.array([1, 0, 1, 0]), jnp.array([1, 0, 1, 0])
-      >>> head, gamma, worst = retrain_last_layer((f, f), (y, y), (g, g), 2, 2, steps=50)
+      >>> head, gamma, worst = retrain_last_layer(
+      ...     (f, f), (y, y), (g, g), 2, 2, steps=50
+      ... )
       >>> worst.tolist()
       [1.0, 1.0, 1.0, 1.0, 1.0]
     """
@@ -154,7 +156,7 @@ def cross_validated_head(features: jax.Array, labels: jax.Array, groups: jax.Arr
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.experiments.llr import cross_validated_head
+      >>> from feasjax.experiments import cross_validated_head
       >>> f = jnp.array([[1.0], [-1.0]] * 6)
       >>> y = g = jnp.array([1, 0] * 6)
       >>> head, gamma, worst = cross_validated_head(f, y, g, 2, 2, folds=3, steps=50)

@@ -55,7 +55,7 @@ def sample_order_state(state: Any, layout: ShardLayout, *, runs: bool = False) -
       >>> import jax.numpy as jnp, numpy as np, optax
       >>> from feasjax import feasible_learning
       >>> from feasjax.experiments.multirun import sample_order_state
-      >>> from feasjax.parallel.mesh import data_mesh, init_sharded, shard_data
+      >>> from feasjax.parallel import data_mesh, init_sharded, shard_data
       >>> _, layout = shard_data(np.arange(5.0), data_mesh(2))
       >>> fl = feasible_learning(lambda w, b: b, optax.sgd(0.1), num_samples=3, epsilon=0.1,
       ...                        axis_name="data")
@@ -98,11 +98,12 @@ def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Se
     mean and std (``summary["averaged"]``).
 
     Example:
-      >>> from feasjax.data.datasets import load_dataset
+      >>> from feasjax.data import load_dataset
       >>> from feasjax.experiments import RunConfig
-      >>> from feasjax.experiments.multirun import run_method_sweep
-      >>> res = run_method_sweep(load_dataset("digits"), "fl", RunConfig(epochs=1, devices=1),
-      ...                        [0, 1], progress=False)
+      >>> from feasjax.experiments import run_method_sweep
+      >>> config = RunConfig(epochs=1, devices=1)
+      >>> res = run_method_sweep(load_dataset("digits"), "fl", config, [0, 1],
+      ...                        progress=False)
       >>> len(res.runs), sorted(res.summary["test"]["accuracy"])
       (2, ['mean', 'std'])
     """

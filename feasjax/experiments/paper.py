@@ -42,7 +42,7 @@ def load_paper_data(preset: PaperPreset, seed: int, data_dir: str | None = None)
     means and standard deviations.
 
     Example:
-      >>> from feasjax.experiments.presets import PRESETS
+      >>> from feasjax.experiments import PRESETS
       >>> from feasjax.experiments.paper import load_paper_data
       >>> data = load_paper_data(PRESETS["two_moons"], seed=0)
       >>> data.x_train.shape, data.x_test.shape, data.num_classes

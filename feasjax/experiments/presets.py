@@ -50,7 +50,7 @@ class PaperPreset:
     """One experiment of the paper (field comments give the units and choices).
 
     Example:
-      >>> from feasjax.experiments.presets import PRESETS
+      >>> from feasjax.experiments import PRESETS
       >>> preset = PRESETS["two_moons"]
       >>> round(preset.epsilon, 4), preset.batch_size, preset.rfl_alpha
       (0.5108, 512, 1.0)
@@ -131,8 +131,10 @@ def override(preset: PaperPreset, assignments: list[str] | tuple[str, ...]) -> P
     """``preset`` with ``key=value`` assignments applied (values parsed as the field's type).
 
     Example:
-      >>> from feasjax.experiments.presets import PRESETS, override
-      >>> new = override(PRESETS["cifar10_resnet18"], ["width=8", "epochs=2", "p=1.0"])
+      >>> from feasjax.experiments import PRESETS, override
+      >>> new = override(
+      ...     PRESETS["cifar10_resnet18"], ["width=8", "epochs=2", "p=1.0"]
+      ... )
       >>> new.width, new.epochs, new.epsilon
       (8, 2, 0.0)
     """

@@ -156,11 +156,11 @@ def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
       value); ``portfolio`` adds ``theta``, ``accuracy_by_theta`` and ``best_theta``.
 
     Example:
-      >>> from feasjax.data.federated import federated_dataset
+      >>> from feasjax.data import federated_dataset
       >>> from feasjax.federated import FederatedConfig, run_federated
       >>> data = federated_dataset("breast_cancer", num_clients=2, beta=1.0)
-      >>> cfg = FederatedConfig(rounds=1, local_steps=1, num_features=4, alphas=(0.0, 1.0),
-      ...                       thetas=(0.5,), theta=0.5)
+      >>> cfg = FederatedConfig(rounds=1, local_steps=1, num_features=4,
+      ...                       alphas=(0.0, 1.0), thetas=(0.5,), theta=0.5)
       >>> out = run_federated(data, ["global"], seeds=[0], config=cfg)
       >>> sorted(out["global"][0])
       ['client_accuracy', 'mean_client_accuracy', 'seconds', 'worst_client_accuracy']

@@ -98,8 +98,9 @@ def worst_group_accuracy(logits_or_preds: jax.Array, labels: jax.Array, groups: 
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.metrics import worst_group_accuracy
-      >>> round(float(worst_group_accuracy(jnp.array([0, 1, 1, 1]), jnp.array([0, 1, 0, 0]),
-      ...                                  jnp.array([0, 1, 1, 1]), 3)), 4)
+      >>> pred, labels = jnp.array([0, 1, 1, 1]), jnp.array([0, 1, 0, 0])
+      >>> groups = jnp.array([0, 1, 1, 1])
+      >>> round(float(worst_group_accuracy(pred, labels, groups, 3)), 4)
       0.3333
     """
     return _worst(group_accuracy(logits_or_preds, labels, groups, num_groups, mask))
@@ -120,9 +121,13 @@ def group_summary(logits_or_preds: jax.Array, labels: jax.Array, groups: jax.Arr
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from feasjax.metrics import group_summary
-      >>> out = jax.jit(group_summary, static_argnums=3)(
-      ...     jnp.array([0, 1, 1, 1]), jnp.array([0, 1, 0, 0]), jnp.array([0, 1, 1, 1]), 2)
-      >>> round(float(out["average_accuracy"]), 4), round(float(out["balanced_accuracy"]), 4)
+      >>> pred, labels = jnp.array([0, 1, 1, 1]), jnp.array([0, 1, 0, 0])
+      >>> groups = jnp.array([0, 1, 1, 1])
+      >>> out = jax.jit(group_summary, static_argnums=3)(pred, labels, groups, 2)
+      >>> (
+      ...     round(float(out["average_accuracy"]), 4),
+      ...     round(float(out["balanced_accuracy"]), 4),
+      ... )
       (0.5, 0.6667)
     """
     correct = _correct(logits_or_preds, labels)

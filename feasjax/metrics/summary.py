@@ -92,7 +92,7 @@ def quantile(losses: jax.Array, q: jax.Array | float, mask: jax.Array | None = N
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.metrics.summary import quantile
+      >>> from feasjax.metrics import quantile
       >>> mask = jnp.array([True, True, True, False])
       >>> float(quantile(jnp.array([1.0, 2.0, 3.0, 100.0]), 0.5, mask=mask))
       2.0
@@ -134,7 +134,7 @@ def cvar(losses: jax.Array, level: jax.Array | float, mask: jax.Array | None = N
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.metrics.summary import cvar
+      >>> from feasjax.metrics import cvar
       >>> float(cvar(jnp.arange(10.0), 0.8))  # mean of the two largest
       8.5
     """
@@ -162,7 +162,7 @@ def feasible_fraction(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.metrics.summary import feasible_fraction
+      >>> from feasjax.metrics import feasible_fraction
       >>> float(feasible_fraction(jnp.array([0.05, 0.1, 0.2, 0.5]), 0.1))
       0.5
     """
@@ -191,7 +191,7 @@ def accuracy(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.metrics.summary import accuracy
+      >>> from feasjax.metrics import accuracy
       >>> logits = jnp.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
       >>> round(float(accuracy(logits, jnp.array([0, 1, 1]))), 4)
       0.6667
@@ -210,8 +210,10 @@ def per_class_accuracy(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.metrics.summary import per_class_accuracy
-      >>> acc = per_class_accuracy(jnp.array([0, 1, 0, 0]), jnp.array([0, 1, 1, 1]), 3)
+      >>> from feasjax.metrics import per_class_accuracy
+      >>> acc = per_class_accuracy(
+      ...     jnp.array([0, 1, 0, 0]), jnp.array([0, 1, 1, 1]), 3
+      ... )
       >>> [round(a, 4) for a in acc.tolist()]
       [1.0, 0.3333, nan]
     """
@@ -243,8 +245,9 @@ def worst_class_accuracy(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.metrics.summary import worst_class_accuracy
-      >>> float(worst_class_accuracy(jnp.array([0, 1, 0, 1]), jnp.array([0, 1, 1, 1]), 3))
+      >>> from feasjax.metrics import worst_class_accuracy
+      >>> pred, labels = jnp.array([0, 1, 0, 1]), jnp.array([0, 1, 1, 1])
+      >>> float(worst_class_accuracy(pred, labels, 3))
       0.6666666...
     """
     per_class = per_class_accuracy(logits, labels, num_classes, mask)
@@ -260,8 +263,9 @@ def multiplier_stats(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.metrics.summary import multiplier_stats
-      >>> {k: float(v) for k, v in multiplier_stats(jnp.array([0.0, 1.0, 3.0, 0.0])).items()}
+      >>> from feasjax.metrics import multiplier_stats
+      >>> stats = multiplier_stats(jnp.array([0.0, 1.0, 3.0, 0.0]))
+      >>> {k: float(v) for k, v in stats.items()}
       {'mean': 1.0, 'max': 3.0, 'nonzero_fraction': 0.5}
     """
     multipliers, mask = _prepare(multipliers, mask, "multipliers", pad_empty=True)
@@ -284,10 +288,12 @@ def loss_summary(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.metrics.summary import loss_summary
+      >>> from feasjax.metrics import loss_summary
       >>> s = loss_summary(jnp.arange(11.0), epsilon=2.0)
-      >>> float(s["q50_loss"]), float(s["max_loss"]), round(float(s["feasible_fraction"]), 3)
-      (5.0, 10.0, 0.273)
+      >>> float(s["q50_loss"]), float(s["max_loss"])
+      (5.0, 10.0)
+      >>> round(float(s["feasible_fraction"]), 3)
+      0.273
     """
     losses, mask = _prepare(losses, mask, "losses", pad_empty=True)
     q50, q90, q99 = quantile(losses, jnp.array([0.5, 0.9, 0.99]), mask)

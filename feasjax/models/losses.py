@@ -34,7 +34,7 @@ def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.models.losses import cross_entropy
+      >>> from feasjax.models import cross_entropy
       >>> round(float(cross_entropy(jnp.array([0.0, 0.0]), jnp.array(1))), 4)  # log 2
       0.6931
     """
@@ -58,7 +58,7 @@ def squared_error(prediction: jax.Array, target: jax.Array) -> jax.Array:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.models.losses import squared_error
+      >>> from feasjax.models import squared_error
       >>> float(squared_error(jnp.array([3.0]), jnp.array(1.0)))
       4.0
     """
@@ -150,8 +150,8 @@ def per_sample_loss_fn(
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import CNN, MLP
-      >>> from feasjax.models.losses import per_sample_loss_fn, split_model
+      >>> from feasjax.models import CNN, MLP
+      >>> from feasjax.models import per_sample_loss_fn, split_model
       >>> batch = {"x": jnp.ones((5, 64)), "y": jnp.zeros(5, jnp.int32)}
       >>> graphdef, params = nnx.split(MLP(64, [8], 3, rngs=nnx.Rngs(0)))
       >>> jax.jit(per_sample_loss_fn(graphdef))(params, batch).shape
@@ -159,7 +159,9 @@ def per_sample_loss_fn(
       >>> graphdef, params, model_state = split_model(
       ...     CNN((8, 8, 1), 3, features=(4,), hidden=8, batch_norm=True, dropout=0.5,
       ...         rngs=nnx.Rngs(0)))
-      >>> losses, model_state = jax.jit(per_sample_loss_fn(graphdef))(params, batch, model_state)
+      >>> losses, model_state = jax.jit(per_sample_loss_fn(graphdef))(
+      ...     params, batch, model_state
+      ... )
       >>> losses.shape, int(model_state["dropout"]["rngs"]["count"][...])
       ((5,), 1)
     """
@@ -207,8 +209,8 @@ def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
 
     Example:
       >>> from flax import nnx
-      >>> from feasjax.models.nets import CNN
-      >>> from feasjax.models.losses import has_model_state, split_model
+      >>> from feasjax.models import CNN
+      >>> from feasjax.models import has_model_state, split_model
       >>> model = CNN((8, 8, 1), 3, batch_norm=True, rngs=nnx.Rngs(0))
       >>> has_model_state(split_model(model)[2])
       True
@@ -223,7 +225,7 @@ def has_model_state(model_state: Any) -> bool:
 
     Example:
       >>> from flax import nnx
-      >>> from feasjax.models.losses import has_model_state
+      >>> from feasjax.models import has_model_state
       >>> has_model_state(nnx.State({}))
       False
     """
@@ -246,7 +248,7 @@ def stateful_loss_fn(graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_ent
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import MLP
+      >>> from feasjax.models import MLP
       >>> from feasjax.models.losses import split_model, stateful_loss_fn
       >>> graphdef, params, state = split_model(MLP(4, [8], 3, rngs=nnx.Rngs(0)))
       >>> batch = {"x": jnp.ones((5, 4)), "y": jnp.zeros(5, jnp.int32)}
@@ -271,7 +273,7 @@ def eval_loss_fn(graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import MLP
+      >>> from feasjax.models import MLP
       >>> from feasjax.models.losses import eval_loss_fn, split_model
       >>> graphdef, params, state = split_model(MLP(4, [8], 3, rngs=nnx.Rngs(0)))
       >>> batch = {"x": jnp.ones((5, 4)), "y": jnp.zeros(5, jnp.int32)}
@@ -290,8 +292,8 @@ def predict_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import CNN
-      >>> from feasjax.models.losses import predict_fn, split_model
+      >>> from feasjax.models import CNN
+      >>> from feasjax.models import predict_fn, split_model
       >>> graphdef, params, model_state = split_model(
       ...     CNN((8, 8, 1), 3, batch_norm=True, rngs=nnx.Rngs(0)))
       >>> predict_fn(graphdef)(params, jnp.ones((2, 64)), model_state).shape

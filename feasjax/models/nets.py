@@ -97,7 +97,9 @@ class MLP(nnx.Module):
       >>> import jax.numpy as jnp
       >>> from flax import nnx
       >>> from feasjax.models import MLP, TiedDropout
-      >>> tied = MLP(64, [32], 10, tied_dropout=TiedDropout(0.5, 0.2), rngs=nnx.Rngs(0))
+      >>> tied = MLP(
+      ...     64, [32], 10, tied_dropout=TiedDropout(0.5, 0.2), rngs=nnx.Rngs(0)
+      ... )
       >>> tied(jnp.ones((5, 64)), indices=jnp.arange(5)).shape
       (5, 10)
     """
@@ -150,7 +152,7 @@ class CNN(nnx.Module):
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import CNN
+      >>> from feasjax.models import CNN
       >>> CNN((8, 8, 1), 10, batch_norm=True, dropout=0.5, rngs=nnx.Rngs(0))(
       ...     jnp.ones((3, 8, 8))).shape
       (3, 10)
@@ -223,7 +225,7 @@ class BasicBlock(nnx.Module):
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import BasicBlock
+      >>> from feasjax.models import BasicBlock
       >>> block = BasicBlock(4, 4, stride=1, rngs=nnx.Rngs(0))  # identity shortcut
       >>> block(jnp.ones((2, 8, 8, 4))).shape, block.project is None
       ((2, 8, 8, 4), True)
@@ -270,7 +272,7 @@ class ResNet(nnx.Module):
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models.nets import ResNet
+      >>> from feasjax.models import ResNet
       >>> model = ResNet((8, 8, 1), 10, widths=(4,), blocks=(1,), rngs=nnx.Rngs(0))
       >>> model(jnp.ones((3, 64))).shape
       (3, 10)

@@ -68,7 +68,7 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
       initialization_timeout: seconds to wait for all processes.
 
     Example:
-      >>> from feasjax.parallel.distributed import initialize
+      >>> from feasjax.parallel import initialize
       >>> initialize("127.0.0.1:1234", num_processes=2, process_id=2)
       Traceback (most recent call last):
       ...
@@ -110,7 +110,7 @@ def gather(tree: Any) -> Any:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.parallel.distributed import gather
+      >>> from feasjax.parallel import gather
       >>> gather({"a": jnp.arange(3)})["a"].tolist()
       [0, 1, 2]
     """

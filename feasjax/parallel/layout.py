@@ -36,7 +36,7 @@ def shard_layout(num_samples: int, num_shards: int) -> ShardLayout:
     """The balanced :class:`ShardLayout` of ``num_samples >= num_shards >= 1`` samples.
 
     Example:
-      >>> from feasjax.parallel.layout import shard_layout
+      >>> from feasjax.parallel import shard_layout
       >>> layout = shard_layout(10, 4)
       >>> layout.local_size, layout.padded_size
       (3, 12)
@@ -73,7 +73,7 @@ def sample_mask(layout: ShardLayout) -> np.ndarray:
     """``True`` at real samples, ``False`` at padding, shape ``(D * local_size,)``.
 
     Example:
-      >>> from feasjax.parallel.layout import sample_mask, shard_layout
+      >>> from feasjax.parallel import sample_mask, shard_layout
       >>> sample_mask(shard_layout(5, 2)).tolist()
       [True, True, True, True, True, False]
     """
@@ -96,7 +96,7 @@ def pad_samples(tree: Any, layout: ShardLayout, shards: range | None = None) -> 
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.parallel.layout import pad_samples, shard_layout
+      >>> from feasjax.parallel import pad_samples, shard_layout
       >>> pad_samples(np.arange(5), shard_layout(5, 2)).tolist()
       [0, 1, 2, 3, 4, 3]
     """
@@ -126,7 +126,7 @@ def unpad_samples(tree: Any, layout: ShardLayout) -> Any:
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.parallel.layout import unpad_samples, shard_layout
+      >>> from feasjax.parallel import unpad_samples, shard_layout
       >>> unpad_samples(np.array([0, 1, 2, 3, 4, -1]), shard_layout(5, 2)).tolist()
       [0, 1, 2, 3, 4]
     """
@@ -147,7 +147,7 @@ def global_indices(local_indices: Any, layout: ShardLayout) -> np.ndarray:
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.parallel.layout import global_indices, shard_layout
+      >>> from feasjax.parallel import global_indices, shard_layout
       >>> global_indices(np.array([[0, 1, 0, 1]]), shard_layout(7, 2)).tolist()
       [[0, 1, 4, 5]]
     """

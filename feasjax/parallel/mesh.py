@@ -39,7 +39,7 @@ def data_mesh(num_devices: int | None = None, *, axis_name: str = DATA_AXIS,
     (process, id) so that each process owns a contiguous range of the sample blocks.
 
     Example:
-      >>> from feasjax.parallel.mesh import data_mesh
+      >>> from feasjax.parallel import data_mesh
       >>> dict(data_mesh(2).shape)
       {'data': 2}
     """
@@ -69,8 +69,10 @@ def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
     Example:
       >>> import jax.numpy as jnp, optax
       >>> from feasjax import feasible_learning
-      >>> from feasjax.parallel.mesh import state_partition_specs
-      >>> fl = feasible_learning(lambda w, b: b * w, optax.sgd(0.1), num_samples=4, epsilon=0.1)
+      >>> from feasjax.parallel import state_partition_specs
+      >>> fl = feasible_learning(
+      ...     lambda w, b: b * w, optax.sgd(0.1), num_samples=4, epsilon=0.1
+      ... )
       >>> specs = state_partition_specs(fl.init(jnp.zeros(())))
       >>> specs.multipliers, specs.params
       ({'samples': P('data',)}, P())
@@ -114,7 +116,7 @@ def shard_data(data: Any, mesh: Mesh, *, num_samples: int | None = None
 
     Example:
       >>> import numpy as np
-      >>> from feasjax.parallel.mesh import data_mesh, shard_data
+      >>> from feasjax.parallel import data_mesh, shard_data
       >>> data, layout = shard_data({"x": np.arange(10.0)}, data_mesh(4))
       >>> data["x"].shape, layout.local_size
       ((12,), 3)
@@ -136,7 +138,7 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.parallel.mesh import data_mesh, replicate
+      >>> from feasjax.parallel import data_mesh, replicate
       >>> replicate(jnp.ones(2), data_mesh(2)).sharding.is_fully_replicated
       True
     """
@@ -172,8 +174,10 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
       >>> from feasjax.parallel import shard_layout, data_mesh, init_sharded
       >>> layout = shard_layout(8, 2)
       >>> fl = feasible_learning(lambda w, b: b * w, optax.sgd(0.1),
-      ...                        num_samples=layout.local_size, epsilon=0.1, axis_name="data")
-      >>> init_sharded(fl, jnp.zeros(()), data_mesh(2), layout).multipliers["samples"].shape
+      ...                        num_samples=layout.local_size, epsilon=0.1,
+      ...                        axis_name="data")
+      >>> state = init_sharded(fl, jnp.zeros(()), data_mesh(2), layout)
+      >>> state.multipliers["samples"].shape
       (8,)
     """
     axis = _axis(mesh)
@@ -249,11 +253,13 @@ def data_parallel_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_
     Example:
       >>> import jax, jax.numpy as jnp, numpy as np, optax
       >>> from feasjax import feasible_learning, per_example
-      >>> from feasjax.parallel.mesh import data_mesh, data_parallel_epoch, init_sharded, shard_data
+      >>> from feasjax.parallel import data_mesh, data_parallel_epoch
+      >>> from feasjax.parallel import init_sharded, shard_data
       >>> mesh = data_mesh(2)
       >>> data, layout = shard_data(np.arange(8.0), mesh)
-      >>> fl = feasible_learning(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1),
-      ...                        num_samples=layout.local_size, epsilon=1.0, axis_name="data")
+      >>> loss = per_example(lambda w, y: (w - y) ** 2)
+      >>> fl = feasible_learning(loss, optax.sgd(0.1), num_samples=layout.local_size,
+      ...                        epsilon=1.0, axis_name="data")
       >>> run = data_parallel_epoch(fl, 4, mesh, layout)
       >>> state, info = run(init_sharded(fl, jnp.zeros(()), mesh, layout), data,
       ...                   jax.random.key(0))

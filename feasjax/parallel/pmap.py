@@ -52,9 +52,11 @@ def pmap_epoch(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
       >>> from feasjax import feasible_learning, per_example
       >>> from feasjax.parallel import data_mesh, init_sharded, shard_data, pmap_epoch
       >>> data, layout = shard_data(np.arange(8.0), data_mesh(2))
-      >>> fl = feasible_learning(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1),
-      ...                        num_samples=layout.local_size, epsilon=1.0, axis_name="data")
-      >>> state = init_sharded(fl, jnp.zeros(()), data_mesh(2), layout)  # the global layout
+      >>> loss = per_example(lambda w, y: (w - y) ** 2)
+      >>> fl = feasible_learning(loss, optax.sgd(0.1), num_samples=layout.local_size,
+      ...                        epsilon=1.0, axis_name="data")
+      >>> # the global layout
+      >>> state = init_sharded(fl, jnp.zeros(()), data_mesh(2), layout)
       >>> state, info = pmap_epoch(fl, 4, layout)(state, data, jax.random.key(0))
       >>> state.multipliers["samples"].shape, info.indices.shape
       ((8,), (2, 4))

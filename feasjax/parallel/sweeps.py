@@ -23,7 +23,7 @@ def stack_runs(trees: Sequence[Any]) -> Any:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.parallel.sweeps import stack_runs
+      >>> from feasjax.parallel import stack_runs
       >>> stack_runs([{"w": jnp.zeros(2)}, {"w": jnp.ones(2)}])["w"].shape
       (2, 2)
     """
@@ -37,7 +37,7 @@ def unstack_runs(tree: Any) -> list:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from feasjax.parallel.sweeps import unstack_runs
+      >>> from feasjax.parallel import unstack_runs
       >>> [float(t["w"]) for t in unstack_runs({"w": jnp.array([1.0, 2.0])})]
       [1.0, 2.0]
     """
@@ -65,7 +65,7 @@ def sweep_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_size: in
     Example:
       >>> import jax, jax.numpy as jnp, optax
       >>> from feasjax import empirical_risk, per_example
-      >>> from feasjax.parallel.sweeps import stack_runs, sweep_epoch
+      >>> from feasjax.parallel import stack_runs, sweep_epoch
       >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
       >>> states = stack_runs([erm.init(jnp.zeros(())), erm.init(jnp.ones(()))])
       >>> keys = jax.random.split(jax.random.key(0), 2)
@@ -115,12 +115,12 @@ def train_sweep(runner: Callable, states: Any, data: Any, *, epochs: int, keys: 
     Example:
       >>> import jax, jax.numpy as jnp, optax
       >>> from feasjax import empirical_risk, per_example
-      >>> from feasjax.parallel.sweeps import stack_runs, sweep_epoch, train_sweep
+      >>> from feasjax.parallel import stack_runs, sweep_epoch, train_sweep
       >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
       >>> states = stack_runs([erm.init(jnp.zeros(()))] * 3)
       >>> keys = jax.random.split(jax.random.key(0), 3)
-      >>> states, hist = train_sweep(sweep_epoch(erm, 2), states, jnp.arange(4.0), epochs=30,
-      ...                            keys=keys, progress=False)
+      >>> states, hist = train_sweep(sweep_epoch(erm, 2), states, jnp.arange(4.0),
+      ...                            epochs=30, keys=keys, progress=False)
       >>> [abs(float(p) - 1.5) < 0.2 for p in states.params], hist.mean_loss[-1].shape
       ([True, True, True], (3,))
     """
@@ -149,8 +149,9 @@ def summarize_runs(results: Sequence[dict]) -> dict:
       \\bar x = \\tfrac1R \\sum_r x_r, \\qquad s = \\sqrt{\\tfrac1R \\sum_r (x_r - \\bar x)^2}
 
     Example:
-      >>> from feasjax.parallel.sweeps import summarize_runs
-      >>> summarize_runs([{"train": {"acc": 0.5}}, {"train": {"acc": 0.7}}])["train"]["acc"]
+      >>> from feasjax.parallel import summarize_runs
+      >>> runs = [{"train": {"acc": 0.5}}, {"train": {"acc": 0.7}}]
+      >>> summarize_runs(runs)["train"]["acc"]
       {'mean': 0.6, 'std': 0.1}
     """
     first = results[0]

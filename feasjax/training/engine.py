@@ -151,19 +151,20 @@ def train(
       >>> import jax, jax.numpy as jnp, optax
       >>> import feasjax as fj
       >>> tx = fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=2.5)
-      >>> def step(carry, y, idx):               # a plain step over (params, opt_state)
+      >>> loss_and_grad = jax.value_and_grad(lambda w, y: (w - y) ** 2)
+      >>> def step(carry, y, idx):  # a plain step over (params, opt_state)
       ...     w, state = carry
       ...     weights = fj.multipliers(state, idx)
-      ...     losses, grad = jax.vmap(jax.value_and_grad(lambda w, y: (w - y) ** 2),
-      ...                             (None, 0))(w, y)
-      ...     updates, state = tx.update(jnp.mean(weights * grad), state, w, losses=losses,
-      ...                                indices=idx)
+      ...     losses, grad = jax.vmap(loss_and_grad, (None, 0))(w, y)
+      ...     updates, state = tx.update(jnp.mean(weights * grad), state, w,
+      ...                                losses=losses, indices=idx)
       ...     return (w + updates, state), {"losses": losses}
       >>> w0 = jnp.zeros(())
-      >>> (w, state), hist = fj.train(step, (w0, tx.init(w0)), jnp.arange(4.0), epochs=200,
-      ...                             batch_size=2, key=jax.random.key(0), epsilon=2.5,
-      ...                             progress=False)
-      >>> round(float(w), 2), hist.feasible_fraction[-1]   # every loss (w - y)^2 <= 2.5
+      >>> (w, state), hist = fj.train(
+      ...     step, (w0, tx.init(w0)), jnp.arange(4.0), epochs=200, batch_size=2,
+      ...     key=jax.random.key(0), epsilon=2.5, progress=False)
+      >>> # every loss (w - y)^2 <= 2.5
+      >>> round(float(w), 2), hist.feasible_fraction[-1]
       (1.56, 1.0)
     """
     _check_args(epochs, on_nonfinite, checkpoint_every, runs)

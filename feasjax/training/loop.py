@@ -72,7 +72,8 @@ def epoch_fn(
       >>> from feasjax import empirical_risk, epoch_fn, per_example
       >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
       >>> run = jax.jit(epoch_fn(erm, batch_size=2))
-      >>> state, info = run(erm.init(jnp.zeros(())), jnp.arange(4.0), jax.random.key(0))
+      >>> state0 = erm.init(jnp.zeros(()))
+      >>> state, info = run(state0, jnp.arange(4.0), jax.random.key(0))
       >>> info.indices.shape, info.losses.shape
       ((2, 2), (2, 2))
     """
@@ -127,11 +128,11 @@ def chunk_fn(
     Example:
       >>> import jax, jax.numpy as jnp, optax
       >>> from feasjax import empirical_risk, epoch_indices, per_example
-      >>> from feasjax.training.loop import chunk_fn
+      >>> from feasjax.training import chunk_fn
       >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
       >>> batches = epoch_indices(jax.random.key(0), 8, 2)
-      >>> state, info = jax.jit(chunk_fn(erm, 3))(erm.init(jnp.zeros(())), jnp.arange(8.0),
-      ...                                         batches, 1)
+      >>> chunk = jax.jit(chunk_fn(erm, 3))
+      >>> state, info = chunk(erm.init(jnp.zeros(())), jnp.arange(8.0), batches, 1)
       >>> info.indices.tolist() == batches[1:4].tolist(), int(state.step)
       (True, 3)
     """

@@ -29,7 +29,7 @@ class Progress(NamedTuple):
     epoch (``epoch`` counts from 1), and ``close()`` at the end (also on error).
 
     Example:
-      >>> from feasjax.training.progress import Progress, progress_reporter
+      >>> from feasjax.training import Progress, progress_reporter
       >>> isinstance(progress_reporter(False, total=3, description="fl"), Progress)
       True
     """
@@ -88,9 +88,10 @@ def progress_reporter(progress: bool | str, *, total: int, description: str,
       and every ``ceil(E / 10)``-th epoch.
 
     Example:
-      >>> from feasjax.training.progress import progress_reporter
+      >>> from feasjax.training import progress_reporter
       >>> p = progress_reporter("lines", total=2, description="fl")
-      >>> p.advance(1); p.report(1, {"loss": 0.5})  # prints "fl epoch 1/2  loss 0.5000" to stderr
+      >>> # prints "fl epoch 1/2  loss 0.5000" to stderr
+      >>> p.advance(1); p.report(1, {"loss": 0.5})
       >>> p.close()
     """
     if not any(progress is m or (isinstance(progress, str) and progress == m) for m in MODES):

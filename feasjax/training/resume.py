@@ -41,10 +41,10 @@ def train_resumable(
 ) -> tuple[PrimalDualState, History]:
     """:func:`feasjax.train` with checkpoints (the same engine; kept for 0.1 programs).
 
-    Args:
-      solver, state, data, epochs, batch_size, key, epsilon, progress, description,
-        checkpoint_dir, checkpoint_every, max_to_keep, resume, config, on_nonfinite,
-        async_save, after_save: as in :func:`feasjax.train`.
+    Its arguments (``solver``, ``state``, ``data``, ``epochs``, ``batch_size``, ``key``,
+    ``epsilon``, ``progress``, ``description``, ``checkpoint_dir``, ``checkpoint_every``,
+    ``max_to_keep``, ``resume``, ``config``, ``on_nonfinite``, ``async_save``, ``after_save``)
+    mean what they mean for :func:`feasjax.train`.
 
     Returns:
       ``(state, history)``; the history of epochs run before a resume is restored too.
@@ -52,13 +52,14 @@ def train_resumable(
     Example:
       >>> import tempfile, jax, jax.numpy as jnp, optax
       >>> from feasjax import empirical_risk, per_example
-      >>> from feasjax.training.resume import train_resumable
+      >>> from feasjax.training import train_resumable
       >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
       >>> kw = dict(epochs=3, batch_size=2, key=jax.random.key(0), progress=False,
       ...           checkpoint_dir=tempfile.mkdtemp(), checkpoint_every=1)
-      >>> state, _ = train_resumable(erm, erm.init(jnp.zeros(())), jnp.arange(4.0), **kw)
-      >>> again, _ = train_resumable(erm, erm.init(jnp.zeros(())), jnp.arange(4.0), **kw)
-      >>> int(again.step), bool(again.params == state.params)  # restored, nothing re-run
+      >>> fresh, data = lambda: erm.init(jnp.zeros(())), jnp.arange(4.0)
+      >>> state, _ = train_resumable(erm, fresh(), data, **kw)
+      >>> again, _ = train_resumable(erm, fresh(), data, **kw)  # restored, not re-run
+      >>> int(again.step), bool(again.params == state.params)
       (6, True)
     """
     return train(solver, state, data, epochs=epochs, batch_size=batch_size, key=key,

@@ -75,9 +75,10 @@ def solver_step(solver: PrimalDual, *, loss_of: Callable[[Any], jax.Array] | Non
     Example:
       >>> import jax.numpy as jnp, optax
       >>> from feasjax import empirical_risk, per_example
-      >>> from feasjax.training.steps import solver_step
+      >>> from feasjax.training import solver_step
       >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
-      >>> state, report = solver_step(erm)(erm.init(jnp.zeros(())), jnp.ones(2), jnp.arange(2))
+      >>> state0 = erm.init(jnp.zeros(()))
+      >>> state, report = solver_step(erm)(state0, jnp.ones(2), jnp.arange(2))
       >>> report["losses"].tolist(), bool(report["ok"])
       ([1.0, 1.0], True)
     """
@@ -134,10 +135,10 @@ def nnx_step(train_step: Callable[..., Any], model: Any, optimizer: Any
       >>> import jax, jax.numpy as jnp, optax
       >>> from flax import nnx
       >>> import feasjax as fj
-      >>> from feasjax.training.steps import nnx_step, nnx_update
+      >>> from feasjax.training import nnx_step, nnx_update
       >>> model = nnx.Linear(1, 1, rngs=nnx.Rngs(0))
-      >>> opt = nnx.Optimizer(model, fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=0.01),
-      ...                     wrt=nnx.Param)
+      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=0.01)
+      >>> opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
       >>> def train_step(model, optimizer, batch, idx):
       ...     weights = fj.multipliers(optimizer, idx)
       ...     def loss_fn(model):
@@ -184,7 +185,7 @@ def nnx_update(model: Any, optimizer: Any, carry: Any) -> None:
     Example:
       >>> import jax.numpy as jnp, optax
       >>> from flax import nnx
-      >>> from feasjax.training.steps import nnx_update
+      >>> from feasjax.training import nnx_update
       >>> model = nnx.Linear(1, 1, rngs=nnx.Rngs(0))
       >>> opt = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
       >>> _, carry = nnx.split((model, opt))

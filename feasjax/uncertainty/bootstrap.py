@@ -61,7 +61,7 @@ def power_decay_schedule(learning_rate: float, gamma: float = 2 / 3) -> optax.Sc
     """Step sizes ``η_k = η_0 k^(−γ)``, ``γ`` in ``(1/2, 1]``, as an optax schedule of ``count = k − 1``.
 
     Example:
-      >>> from feasjax.uncertainty.bootstrap import power_decay_schedule
+      >>> from feasjax.uncertainty import power_decay_schedule
       >>> float(power_decay_schedule(1.0, gamma=1.0)(3))  # eta_4 = 1 / 4
       0.25
     """
@@ -167,11 +167,13 @@ def multiplier_bootstrap(
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from feasjax.uncertainty.bootstrap import multiplier_bootstrap, bootstrap_estimates
+      >>> from feasjax.uncertainty import multiplier_bootstrap, bootstrap_estimates
       >>> loss = lambda theta, z: 0.5 * (z[0] - theta[0]) ** 2
       >>> boot = multiplier_bootstrap(loss, 4, learning_rate=0.5, burn_in=10)
       >>> stream = jax.random.normal(jax.random.key(0), (200, 1, 1)) + 3.0
-      >>> state = jax.jit(boot.run)(boot.init(jnp.zeros(1), jax.random.key(1)), stream)
+      >>> state = jax.jit(boot.run)(
+      ...     boot.init(jnp.zeros(1), jax.random.key(1)), stream
+      ... )
       >>> center, replicas = bootstrap_estimates(state)
       >>> center.shape, replicas.shape
       ((1,), (4, 1))
@@ -289,7 +291,7 @@ def bootstrap_estimates(state: BootstrapState) -> tuple[jax.Array, jax.Array]:
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from feasjax.uncertainty.bootstrap import multiplier_bootstrap, bootstrap_estimates
+      >>> from feasjax.uncertainty import multiplier_bootstrap, bootstrap_estimates
       >>> boot = multiplier_bootstrap(lambda p, z: p["w"] @ z, 3, learning_rate=0.1)
       >>> state = boot.init({"w": jnp.ones(2)}, jax.random.key(0))
       >>> [x.shape for x in bootstrap_estimates(state)]
