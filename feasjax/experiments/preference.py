@@ -13,6 +13,7 @@ all seeds (``runs=R``).
 """
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Callable, Sequence
 
@@ -97,7 +98,17 @@ def pair_data(model: nnx.Module, pairs: dict) -> dict:
     """The pairs' tokens and masks with the frozen reference's log-probabilities (``model``
     as it is now: fine-tuned, adapters at zero), computed once."""
     data = {k: jnp.asarray(pairs[k]) for k in PAIR_KEYS}
-    return {**data, **nnx.jit(reference_logprobs)(model, data)}
+    return {**data, **_reference_program()(model, data)}
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_program() -> Callable:
+    return nnx.jit(reference_logprobs)
+
+
+@functools.lru_cache(maxsize=8)
+def _metrics_program(loss: str, beta: float) -> Callable:
+    return nnx.jit(preference_loss_fn(loss, beta=beta, with_margins=True))
 
 
 def _objective_step(method: str, loss_fn: Callable, epsilon: float) -> Callable:
@@ -140,7 +151,7 @@ def preference_optimizer(method: str, preset: PreferencePreset,
 def pair_metrics(model: nnx.Module, data: dict, preset: PreferencePreset,
                  hard: np.ndarray) -> tuple[dict, np.ndarray]:
     """One split's metrics (the JSON's keys) and its per-pair losses."""
-    evaluate = nnx.jit(preference_loss_fn(preset.loss, beta=preset.beta, with_margins=True))
+    evaluate = _metrics_program(preset.loss, preset.beta)
     losses, margins, more_likely = (np.asarray(a) for a in evaluate(model, data))
     tail = {k: float(v) for k, v in loss_summary(jnp.asarray(losses), preset.epsilon).items()}
     hard = np.asarray(hard, bool)
