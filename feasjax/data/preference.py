@@ -33,6 +33,12 @@ class PreferenceTask:
     continuation and ``EOS``); ``train`` and ``test`` map ``chosen``, ``rejected`` ``(N, T)``
     int32, ``chosen_mask``, ``rejected_mask`` ``(N, T)`` float32, and ``hard``, ``noisy``
     ``(N,)`` bool (which pairs are hard, which had their labels exchanged).
+
+    Example:
+      >>> import feasjax as fj
+      >>> task = fj.data.sorting_preferences(0, num_sft=4, num_train=8, num_test=4)
+      >>> sorted(task.train), task.max_length
+      (['chosen', 'chosen_mask', 'hard', 'noisy', 'rejected', 'rejected_mask'], 19)
     """
 
     sft: dict
