@@ -206,7 +206,7 @@ def _preference_command(args: argparse.Namespace, preset: PreferencePreset) -> d
         write_json(args.json, report)
     if args.plot:
         losses = {m: {"train": v[0][0], "test": v[0][1]} for m, v in out["losses"].items()}
-        plot_loss_survival(losses, preset.epsilon, args.plot, floor=1e-6,
+        plot_loss_survival(losses, preset.epsilon, args.plot, floor=1e-3,
                            title=f"{preset.name}: per-pair losses, seed {seeds[0]}")
         print(f"wrote {args.plot}: per-pair loss survival curves of seed {seeds[0]} (PNG)")
     return report
