@@ -213,6 +213,8 @@ def test_paper_dpo_rejects_the_other_presets_methods_and_options(tmp_path):
     assert "drop --logdir" in _error(["paper", "dpo", "--logdir", str(tmp_path)])
     assert "must be a subset of erm,cserm,fl,rfl" in _error(
         ["paper", "two_moons", "--methods", "rfl-dpo"])
+    assert _error(["paper", "dpo", "--set", "loss=kto"]) == (
+        "feasjax paper: error: --set loss= takes dpo or ipo, got 'kto'")
     assert _error(["paper", "dpo", "--set", "lora_rank=x"]).startswith(
         "feasjax paper: error: --set lora_rank=x")
 

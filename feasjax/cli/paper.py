@@ -65,7 +65,9 @@ def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     p.add_argument("name", choices=tuple(PRESETS), help="the preset")
     p.add_argument("--data-dir", metavar="DIR",
                    help=f"cifar10/utkface arrays: {', '.join(DATA_FILES)}")
-    add_methods(p, PAPER_METHODS + PREFERENCE_METHODS, default=())  # () : the preset's
+    add_methods(p, PAPER_METHODS + PREFERENCE_METHODS, default=(),
+                default_help=f"the preset's: {','.join(PAPER_METHODS)}, or for dpo "
+                             f"{','.join(PREFERENCE_METHODS)}")
     add_seeds(p, (0, 1, 2, 3, 4), "e.g. 0-4 or 0,3")
     p.add_argument("--set", dest="assignments", action="append", default=[],
                    metavar="KEY=VALUE", help="override a preset field (repeatable), e.g. "
@@ -129,6 +131,8 @@ def _checked_preset(args: argparse.Namespace):
         raise fail(f"--methods of {args.name} must be a subset of {','.join(allowed)}, got "
                    f"{','.join(wrong)}")
     args.methods = args.methods or allowed
+    if preference and preset.loss not in ("dpo", "ipo"):
+        raise fail(f"--set loss= takes dpo or ipo, got {preset.loss!r}")
     if preference and (args.data_dir or args.logdir):
         raise fail(f"{args.name} generates its data and writes no TensorBoard logs: drop "
                    f"{'--data-dir' if args.data_dir else '--logdir'}")

@@ -183,8 +183,8 @@ def run_preference(preset: PreferencePreset, seeds: Sequence[int],
     splits = [{s: pair_data(b, getattr(t, s)) for s in ("train", "test")}
               for b, t in zip(bases, tasks)]
     data = stack_runs([d["train"] for d in splits])
-    steps = preset.epochs * (preset.num_train // preset.batch_size)
     batch = min(preset.batch_size, preset.num_train)
+    steps = preset.epochs * (preset.num_train // batch)
 
     def evaluate(models):
         out, losses = {s: [] for s in ("train", "test")}, []
