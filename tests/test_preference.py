@@ -3,7 +3,6 @@
 task, and ``feasjax paper dpo`` (its JSON; the acceptance run is slow-marked)."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import subprocess
@@ -147,7 +146,7 @@ def test_only_the_adapters_train_and_the_reference_is_never_updated():
 
 
 def test_fl_dpo_keeps_one_multiplier_per_pair_from_one():
-    preset, task, model = _tiny()
+    preset, _, model = _tiny()
     tx = preference_optimizer("fl-dpo", preset, 4)
     opt = nnx.Optimizer(model, tx, wrt=nnx.LoRAParam)
     np.testing.assert_array_equal(fj.multipliers(opt.opt_state), np.ones(32))
