@@ -144,7 +144,7 @@ def preference_optimizer(method: str, preset: PreferencePreset,
         return primal
     return feasible(primal, num_samples=preset.num_train, epsilon=preset.epsilon,
                     dual_optimizer=ascent(optax.sgd(preset.dual_learning_rate)),
-                    formulation=resilient(preset.resilient_alpha) if method == "rfl-dpo"
+                    formulation=resilient(preset.rfl_alpha) if method == "rfl-dpo"
                     else None, init_multiplier=preset.init_multiplier)
 
 

@@ -145,6 +145,11 @@ class PreferencePreset:
         """The per-pair loss bound, ``loss_tolerance``."""
         return float(self.loss_tolerance)
 
+    @property
+    def rfl_alpha(self) -> float:
+        """:func:`feasjax.resilient`'s slack cost for RFL-DPO, ``resilient_alpha``."""
+        return float(self.resilient_alpha)
+
 
 PRESETS = {
     "two_moons": PaperPreset(
