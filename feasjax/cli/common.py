@@ -94,8 +94,10 @@ def run_label(method: str, i: int, methods: tuple) -> str:
 
 
 def add_methods(parser: argparse.ArgumentParser, choices: tuple[str, ...],
-                default: tuple[str, ...] | None = None) -> None:
-    """``--methods``: a comma-separated subset of ``choices`` (default: all of them).
+                default: tuple[str, ...] | None = None, default_help: str | None = None
+                ) -> None:
+    """``--methods``: a comma-separated subset of ``choices`` (default: all of them; the help
+    says ``default_help`` when given, for a default the command resolves itself).
 
     Example:
       >>> from feasjax.cli.common import CommandParser, add_methods
@@ -112,7 +114,8 @@ def add_methods(parser: argparse.ArgumentParser, choices: tuple[str, ...],
         return picked
 
     parser.add_argument("--methods", type=methods, default=choices if default is None else default,
-                        help=f"comma-separated subset of {','.join(choices)}")
+                        help=f"comma-separated subset of {','.join(choices)}"
+                        + (f" (default: {default_help})" if default_help else ""))
 
 
 def _seeds(text: str) -> tuple[int, ...]:

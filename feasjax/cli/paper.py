@@ -1,5 +1,5 @@
 """``feasjax paper NAME``: the Feasible Learning paper's experiments (ERM, CSERM, FL, RFL over
-seeds) from the presets of :mod:`feasjax.experiments.presets`.
+seeds; DPO, FL-DPO, RFL-DPO for ``dpo``) from the presets of :mod:`feasjax.experiments.presets`.
 
 ``two_moons`` draws its data with scikit-learn; ``cifar10_resnet18`` and ``utkface_resnet18``
 read ``--data-dir DIR`` holding ``x_train.npy`` ``(N, 32, 32, 3)`` uint8 (any ``H, W, C``),
@@ -16,6 +16,22 @@ read ``--data-dir DIR`` holding ``x_train.npy`` ``(N, 32, 32, 3)`` uint8 (any ``
 
 (``accuracy`` for classification only). ``--logdir DIR`` writes TensorBoard event files, one
 run per ``METHOD/seedS`` (needs ``pip install "feasjax[tensorboard]"``).
+
+``feasjax paper dpo`` runs the preference experiment instead (DPO, FL-DPO, RFL-DPO with LoRA
+on a small transformer, :mod:`feasjax.experiments.preference`; nothing to download); its
+``--json PATH`` writes::
+
+    {"preset": "dpo", "seeds": [int], "epsilon": float, "config": {preset fields},
+     "sft_seconds": float, "reference": {"train": {...}, "test": {...}},
+     "methods": {NAME: {"train": {"pair_loss_max": [per seed], "pair_loss_q99": [...],
+                                  "pair_loss_mean": [...], "fraction_above_epsilon": [...],
+                                  "preference_accuracy": [...], "reward_accuracy": [...],
+                                  "hard_preference_accuracy": [...], "reward_margin_mean": [...],
+                                  "reward_margin_q01" ... "reward_margin_q99": [...]},
+                        "test": {same keys}, "seconds": float}}}
+
+(``reference``: the fine-tuned base before any preference training; preference accuracy is the
+fraction of pairs whose chosen continuation the model finds more likely than the rejected one).
 """
 from __future__ import annotations
 
@@ -29,7 +45,8 @@ import numpy as np
 from feasjax.cli.common import (add_json, add_methods, add_no_compile_cache, add_no_progress,
                                 add_plot, add_seeds, check_outputs, progress_mode)
 from feasjax.cli.report import write_json
-from feasjax.experiments.presets import DATA_FILES, PAPER_METHODS, PRESETS, override
+from feasjax.experiments.presets import (DATA_FILES, PAPER_METHODS, PREFERENCE_METHODS, PRESETS,
+                                         PreferencePreset, override)
 
 __all__ = ["add_paper_parser"]
 
@@ -44,11 +61,13 @@ def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
       ('two_moons', (0, 1, 2, 3, 4), ['epochs=3'])
     """
     p = commands.add_parser("paper", help="the Feasible Learning paper's experiments: ERM, "
-                                          "CSERM, FL, RFL over seeds")
+                                          "CSERM, FL, RFL over seeds; DPO, FL-DPO, RFL-DPO")
     p.add_argument("name", choices=tuple(PRESETS), help="the preset")
     p.add_argument("--data-dir", metavar="DIR",
                    help=f"cifar10/utkface arrays: {', '.join(DATA_FILES)}")
-    add_methods(p, PAPER_METHODS)
+    add_methods(p, PAPER_METHODS + PREFERENCE_METHODS, default=(),
+                default_help=f"the preset's: {','.join(PAPER_METHODS)}, or for dpo "
+                             f"{','.join(PREFERENCE_METHODS)}")
     add_seeds(p, (0, 1, 2, 3, 4), "e.g. 0-4 or 0,3")
     p.add_argument("--set", dest="assignments", action="append", default=[],
                    metavar="KEY=VALUE", help="override a preset field (repeatable), e.g. "
@@ -64,8 +83,17 @@ def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     return p
 
 
-def format_paper_table(methods: dict) -> str:
-    """Train max / q99 loss and train / test accuracy, mean ± std over seeds, per method.
+PAPER_COLUMNS = (("train", "max_loss", "train max loss"), ("train", "q99_loss", "train q99 loss"),
+                 ("train", "accuracy", "train acc"), ("test", "accuracy", "test acc"))
+PREFERENCE_COLUMNS = (("train", "pair_loss_max", "train max loss"),
+                      ("train", "pair_loss_q99", "train q99 loss"),
+                      ("train", "preference_accuracy", "train pref acc"),
+                      ("test", "preference_accuracy", "test pref acc"),
+                      ("test", "pair_loss_q99", "test q99 loss"))
+
+
+def format_paper_table(methods: dict, columns: tuple = PAPER_COLUMNS) -> str:
+    """Per method, each of ``columns`` (``(split, key, header)``) as mean ± std over seeds.
 
     Example:
       >>> from feasjax.cli.paper import format_paper_table
@@ -75,15 +103,15 @@ def format_paper_table(methods: dict) -> str:
       method    train max loss   train q99 loss       train acc        test acc  seconds
       fl         1.500 ± 0.500    0.500 ± 0.000   1.000 ± 0.000   0.950 ± 0.050      2.0
     """
-    keys = (("train", "max_loss"), ("train", "q99_loss"), ("train", "accuracy"),
-            ("test", "accuracy"))
-    lines = [f"{'method':<8}{'train max loss':>16}{'train q99 loss':>17}{'train acc':>16}"
-             f"{'test acc':>16}{'seconds':>9}"]
+    widths = [max(16, len(header) + 1) for _, _, header in columns]
+    widths[1:2] = [w + 1 for w in widths[1:2]]
+    lines = ["method  " + "".join(f"{h:>{w}}" for (_, _, h), w in zip(columns, widths))
+             + f"{'seconds':>9}"]
     for name, res in methods.items():
         cells = [f"{np.mean(res[s][k]):.3f} ± {np.std(res[s][k]):.3f}" if k in res[s] else "-"
-                 for s, k in keys]
-        lines.append(f"{name:<8}{cells[0]:>16}{cells[1]:>17}{cells[2]:>16}{cells[3]:>16}"
-                     f"{res['seconds']:>9.1f}")
+                 for s, k, _ in columns]
+        lines.append(f"{name:<8}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths))
+                     + f"{res['seconds']:>9.1f}")
     return "\n".join(lines)
 
 
@@ -96,7 +124,19 @@ def _checked_preset(args: argparse.Namespace):
         preset = override(PRESETS[args.name], args.assignments)
     except (TypeError, ValueError) as e:
         raise fail(e) from None
-    if preset.dataset != "two_moons":
+    preference = isinstance(preset, PreferencePreset)
+    allowed = PREFERENCE_METHODS if preference else PAPER_METHODS
+    wrong = [m for m in args.methods if m not in allowed]
+    if wrong:
+        raise fail(f"--methods of {args.name} must be a subset of {','.join(allowed)}, got "
+                   f"{','.join(wrong)}")
+    args.methods = args.methods or allowed
+    if preference and preset.loss not in ("dpo", "ipo"):
+        raise fail(f"--set loss= takes dpo or ipo, got {preset.loss!r}")
+    if preference and (args.data_dir or args.logdir):
+        raise fail(f"{args.name} generates its data and writes no TensorBoard logs: drop "
+                   f"{'--data-dir' if args.data_dir else '--logdir'}")
+    if not preference and preset.dataset != "two_moons":
         where = args.data_dir
         missing = [f for f in DATA_FILES if not (where and os.path.isfile(os.path.join(where, f)))]
         if missing:
@@ -115,6 +155,8 @@ def _checked_preset(args: argparse.Namespace):
 def paper_command(args: argparse.Namespace) -> dict:
     """Run ``feasjax paper``: every method for every seed, print the table, write the outputs."""
     preset = _checked_preset(args)
+    if isinstance(preset, PreferencePreset):
+        return _preference_command(args, preset)
     from feasjax.experiments.paper import load_paper_data, run_paper_method, tensorboard_hook
     from feasjax.metrics.tensorboard import EventLog
 
@@ -147,6 +189,30 @@ def paper_command(args: argparse.Namespace) -> dict:
         print(f"wrote {args.logdir}: TensorBoard event files (tensorboard --logdir {args.logdir})")
     if args.plot:
         _plots(args.plot, preset, datasets[0], outcomes)
+    return report
+
+
+def _preference_command(args: argparse.Namespace, preset: PreferencePreset) -> dict:
+    from feasjax.experiments.preference import run_preference
+    from feasjax.metrics.plotting import plot_loss_survival
+
+    seeds = list(args.seeds)
+    print(f"feasjax paper: {preset.name}, {preset.loss} beta={preset.beta}, "
+          f"epsilon={preset.epsilon:.4g}, seeds={seeds}, epochs={preset.epochs} (fine-tuning "
+          f"{preset.sft_epochs}), {preset.num_train} train / {preset.num_test} test pairs",
+          flush=True)
+    out = run_preference(preset, seeds, args.methods, progress=progress_mode(args))
+    print(format_paper_table(out["methods"], PREFERENCE_COLUMNS))
+    report = {"preset": preset.name, "seeds": seeds, "epsilon": preset.epsilon,
+              "config": dataclasses.asdict(preset), "sft_seconds": out["sft_seconds"],
+              "reference": out["reference"], "methods": out["methods"]}
+    if args.json:
+        write_json(args.json, report)
+    if args.plot:
+        losses = {m: {"train": v[0][0], "test": v[0][1]} for m, v in out["losses"].items()}
+        plot_loss_survival(losses, preset.epsilon, args.plot, floor=1e-3,
+                           title=f"{preset.name}: per-pair losses, seed {seeds[0]}")
+        print(f"wrote {args.plot}: per-pair loss survival curves of seed {seeds[0]} (PNG)")
     return report
 
 

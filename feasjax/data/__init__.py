@@ -2,8 +2,9 @@
 loading and checking the user's own ``.npz``/``.npy`` arrays (``user_data``), datasets split
 over federated clients with label skew and padding masks (``federated``), and data with
 groups: the spurious-digits benchmark and the class-conditional Gaussian model (``spurious``),
-a tabular benchmark with a spurious feature (``tabular``), and a Grain pipeline of minibatches
-that carry their dataset rows (``pipeline``).
+a tabular benchmark with a spurious feature (``tabular``), a Grain pipeline of minibatches
+that carry their dataset rows (``pipeline``), and a generated preference task for language models
+(``preference``: sorting, correct vs corrupted continuations).
 """
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,13 @@ if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run ti
     from feasjax.data.spurious import GroupDataset, spurious_digits, group_dataset, gaussian_classes
     from feasjax.data.pipeline import Pipeline, RandomCropFlip
     from feasjax.data.tabular import spurious_tabular
+    from feasjax.data.preference import PreferenceTask, sorting_preferences
 
 __all__ = ["Dataset", "gaussian_classes", "group_dataset", "GroupDataset", "DATASETS",
            "dirichlet_partition", "FederatedData", "federated_dataset", "from_arrays",
            "from_client_arrays", "load_arrays", "load_dataset", "pad_clients", "Pipeline",
-           "RandomCropFlip", "spurious_digits", "spurious_tabular", "TASKS", "user_dataset",
-           "validate_arrays"]
+           "PreferenceTask", "RandomCropFlip", "sorting_preferences", "spurious_digits",
+           "spurious_tabular", "TASKS", "user_dataset", "validate_arrays"]
 
 # No longer exported here (helpers, or records only the library builds); until 0.3 they still
 # resolve, with a DeprecationWarning naming the module that defines them.
@@ -44,4 +46,5 @@ __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECAT
         "GroupDataset", "spurious_digits", "group_dataset", "gaussian_classes"),
     "feasjax.data.pipeline": ("Pipeline", "RandomCropFlip"),
     "feasjax.data.tabular": ("spurious_tabular",),
+    "feasjax.data.preference": ("PreferenceTask", "sorting_preferences"),
 })

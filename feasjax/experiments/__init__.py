@@ -3,7 +3,8 @@ from the model, solver and evaluation builders of ``builders``, and the same run
 several seeds in one vmapped program (``multirun``). ``feasjax demo`` and ``feasjax train`` are
 thin layers over ``run_method``. Group robustness (``groups``: ERM, re-weighting, last-layer
 retraining of ``llr``, FairDropout, group DRO, FL, RFL with worst-group metrics) backs
-``feasjax groups``.
+``feasjax groups``. The paper's experiments (``presets``, ``paper``, and ``preference``: DPO,
+FL-DPO, RFL-DPO with LoRA on a small transformer) back ``feasjax paper``.
 """
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run ti
     from feasjax.experiments.presets import PAPER_METHODS
     from feasjax.experiments.presets import PRESETS
     from feasjax.experiments.presets import PaperPreset
+    from feasjax.experiments.presets import PreferencePreset
+    from feasjax.experiments.presets import PREFERENCE_METHODS
     from feasjax.experiments.presets import override
 
 __all__ = [
@@ -44,6 +47,8 @@ __all__ = [
     "PaperPreset",
     "PRESETS",
     "PAPER_METHODS",
+    "PreferencePreset",
+    "PREFERENCE_METHODS",
     "override",
     "run_group_method",
     "AVERAGES",
@@ -86,5 +91,6 @@ __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECAT
     "feasjax.experiments.runs": ("MethodResult", "run_method"),
     "feasjax.experiments.groups": ("GroupConfig", "run_group_method"),
     "feasjax.experiments.llr": ("retrain_last_layer", "cross_validated_head"),
-    "feasjax.experiments.presets": ("PaperPreset", "PRESETS", "PAPER_METHODS", "override"),
+    "feasjax.experiments.presets": ("PaperPreset", "PreferencePreset", "PRESETS", "PAPER_METHODS",
+                                    "PREFERENCE_METHODS", "override"),
 })

@@ -1,8 +1,9 @@
 """The Feasible Learning paper's experiments as presets: frozen dataclasses, importable without JAX.
 
 ``feasjax paper NAME`` reads one of :data:`PRESETS` (``two_moons``, ``cifar10_resnet18``,
-``utkface_resnet18``), overrides fields with ``--set key=value`` (:func:`override`) and runs
-ERM, CSERM, FL and RFL for every seed (:mod:`feasjax.experiments.paper`).
+``utkface_resnet18``, ``dpo``), overrides fields with ``--set key=value`` (:func:`override`) and
+runs ERM, CSERM, FL and RFL for every seed (:mod:`feasjax.experiments.paper`); for ``dpo`` (a
+:class:`PreferencePreset`) DPO, FL-DPO and RFL-DPO (:mod:`feasjax.experiments.preference`).
 
 Where the values come from: the official code of Ramirez et al. (github.com/juan43ramirez/
 feasible-learning, commit 864a585), read for this module and not copied:
@@ -32,15 +33,25 @@ torchvision's); the model is initialised from the run's seed (the paper fixes in
 and varies the data order and, for two moons, the data: here ``make_moons`` draws train and
 test sets from the seed as well); the two-moons CSERM learning rate is not in the scripts (we
 use the primal one); the learning-rate schedule steps every minibatch, not every epoch.
+
+The preference experiment (the paper's DPO runs, ``trl/trainer/dpo_trainer_feas.py`` and
+``examples/scripts/paper_experiments/`` of the same repository): ``loss_tolerance`` 0.3, dual lr
+1.0, ``resilient_alpha`` 1.0 (the dual update ``λ_i ← max(0, λ_i + η (ℓ_i − ε − λ_i/α))``),
+multipliers from 1, DPO's ``β = 0.1``, LoRA adapters, AdamW on a cosine schedule. Differences
+(ours, for a 2-core CPU): a 2-layer transformer of width 32 fine-tuned on a generated sorting
+task instead of a 3B chat model and Orca pairs; LoRA rank 4 on every linear layer of the blocks;
+the learning rate, epochs and batch size chosen for the small model; no warm-up.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 
-__all__ = ["PaperPreset", "PRESETS", "PAPER_METHODS", "override"]
+__all__ = ["PaperPreset", "PreferencePreset", "PRESETS", "PAPER_METHODS", "PREFERENCE_METHODS",
+           "override"]
 
 PAPER_METHODS = ("erm", "cserm", "fl", "rfl")
+PREFERENCE_METHODS = ("dpo", "fl-dpo", "rfl-dpo")
 # What --data-dir holds for cifar10 and utkface (feasjax.experiments.paper.load_paper_data).
 DATA_FILES = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
 
@@ -92,6 +103,54 @@ class PaperPreset:
         return 1.0 / self.rfl_dual_weight_decay
 
 
+@dataclasses.dataclass(frozen=True)
+class PreferencePreset:
+    """The preference experiment: a small transformer, LoRA, DPO / FL-DPO / RFL-DPO.
+
+    Example:
+      >>> from feasjax.experiments.presets import PRESETS
+      >>> preset = PRESETS["dpo"]
+      >>> preset.epsilon, preset.dual_learning_rate, preset.resilient_alpha, preset.init_multiplier
+      (0.3, 1.0, 1.0, 1.0)
+    """
+
+    name: str
+    dataset: str = "sorting"  # feasjax.data.sorting_preferences
+    loss: str = "dpo"  # "dpo" | "ipo" (the per-pair loss)
+    beta: float = 0.1  # DPO's KL strength
+    loss_tolerance: float = 0.3  # ε, the bound on every pair's loss
+    dual_learning_rate: float = 1.0  # η of the multipliers' ascent
+    resilient_alpha: float = 1.0  # RFL's α
+    init_multiplier: float = 1.0
+    epochs: int = 30  # preference epochs (adapters only)
+    batch_size: int = 32
+    learning_rate: float = 1e-2  # AdamW on a cosine schedule to 0
+    weight_decay: float = 0.0
+    lora_rank: int = 4
+    sft_epochs: int = 30  # supervised fine-tuning of the base (adapters frozen)
+    sft_batch_size: int = 64
+    sft_learning_rate: float = 3e-3
+    dim: int = 32
+    heads: int = 2
+    layers: int = 2
+    num_sft: int = 2048
+    num_train: int = 512  # training pairs
+    num_test: int = 512  # held-out pairs (no label noise)
+    hard_fraction: float = 0.15  # long prompts, subtle corruptions
+    sft_long_fraction: float = 0.05
+    label_noise: float = 0.05  # training pairs with chosen and rejected exchanged
+
+    @property
+    def epsilon(self) -> float:
+        """The per-pair loss bound, ``loss_tolerance``."""
+        return float(self.loss_tolerance)
+
+    @property
+    def rfl_alpha(self) -> float:
+        """:func:`feasjax.resilient`'s slack cost for RFL-DPO, ``resilient_alpha``."""
+        return float(self.resilient_alpha)
+
+
 PRESETS = {
     "two_moons": PaperPreset(
         name="two_moons", dataset="two_moons", task="classification", model="mlp",
@@ -106,6 +165,7 @@ PRESETS = {
         name="utkface_resnet18", dataset="utkface", task="regression", model="resnet18",
         epochs=150, batch_size=128, optimizer="adamw", learning_rate=1e-4, weight_decay=0.01,
         dual_learning_rate=1e-3, cserm_learning_rate=1e-5, loss_bound=0.02),
+    "dpo": PreferencePreset(name="dpo"),
 }
 
 
@@ -127,7 +187,8 @@ def _parse(text: str, current: object) -> object:
     return text
 
 
-def override(preset: PaperPreset, assignments: list[str] | tuple[str, ...]) -> PaperPreset:
+def override(preset: PaperPreset | PreferencePreset,
+             assignments: list[str] | tuple[str, ...]) -> PaperPreset | PreferencePreset:
     """``preset`` with ``key=value`` assignments applied (values parsed as the field's type).
 
     Example:
@@ -138,7 +199,7 @@ def override(preset: PaperPreset, assignments: list[str] | tuple[str, ...]) -> P
       >>> new.width, new.epochs, new.epsilon
       (8, 2, 0.0)
     """
-    fields = {f.name for f in dataclasses.fields(PaperPreset)} - {"name"}
+    fields = {f.name for f in dataclasses.fields(preset)} - {"name"}
     changes = {}
     for item in assignments:
         key, sep, text = item.partition("=")
