@@ -108,9 +108,10 @@ class PreferencePreset:
     """The preference experiment: a small transformer, LoRA, DPO / FL-DPO / RFL-DPO.
 
     Example:
-      >>> from feasjax.experiments.presets import PRESETS
+      >>> from feasjax.experiments import PRESETS
       >>> preset = PRESETS["dpo"]
-      >>> preset.epsilon, preset.dual_learning_rate, preset.resilient_alpha, preset.init_multiplier
+      >>> (preset.epsilon, preset.dual_learning_rate,
+      ...  preset.resilient_alpha, preset.init_multiplier)
       (0.3, 1.0, 1.0, 1.0)
     """
 

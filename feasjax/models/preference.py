@@ -47,7 +47,8 @@ def sequence_logprobs(logits: jax.Array, tokens: jax.Array, mask: jax.Array) -> 
       >>> import jax.numpy as jnp
       >>> import feasjax as fj
       >>> logits = jnp.log(jnp.array([[[0.25, 0.75], [0.5, 0.5], [0.9, 0.1]]]))
-      >>> lp = fj.models.sequence_logprobs(logits, jnp.array([[0, 1, 0]]), jnp.array([[0, 1, 1]]))
+      >>> tokens, mask = jnp.array([[0, 1, 0]]), jnp.array([[0, 1, 1]])
+      >>> lp = fj.models.sequence_logprobs(logits, tokens, mask)
       >>> round(float(jnp.exp(lp[0])), 4)  # 0.75 * 0.5
       0.375
     """
@@ -138,8 +139,10 @@ def reference_logprobs(model: Callable, batch: Mapping[str, jax.Array]) -> dict:
       >>> import jax.numpy as jnp
       >>> import feasjax as fj
       >>> uniform = lambda tokens: jnp.zeros((*tokens.shape, 2))
-      >>> pair = {"chosen": jnp.array([[0, 1, 1]]), "rejected": jnp.array([[0, 0, 1]]),
-      ...         "chosen_mask": jnp.array([[0, 1, 1]]), "rejected_mask": jnp.array([[0, 1, 1]])}
+      >>> mask = jnp.array([[0, 1, 1]])
+      >>> pair = {"chosen": jnp.array([[0, 1, 1]]),
+      ...         "rejected": jnp.array([[0, 0, 1]]),
+      ...         "chosen_mask": mask, "rejected_mask": mask}
       >>> ref = fj.models.reference_logprobs(uniform, pair)
       >>> round(float(ref["ref_chosen"][0]), 4)  # 2 log(1/2)
       -1.3863
@@ -168,11 +171,14 @@ def preference_loss_fn(kind: str = "dpo", *, beta: float = 0.1,
       >>> import jax.numpy as jnp
       >>> import feasjax as fj
       >>> policy = lambda tokens: jnp.zeros((*tokens.shape, 2)).at[..., 1].set(1.0)
-      >>> pair = {"chosen": jnp.array([[0, 1, 1]]), "rejected": jnp.array([[0, 0, 1]]),
-      ...         "chosen_mask": jnp.array([[0, 1, 1]]), "rejected_mask": jnp.array([[0, 1, 1]]),
-      ...         "ref_chosen": jnp.log(jnp.array([0.25])), "ref_rejected": jnp.log(jnp.array([0.25]))}
+      >>> mask, ref = jnp.array([[0, 1, 1]]), jnp.log(jnp.array([0.25]))
+      >>> pair = {"chosen": jnp.array([[0, 1, 1]]),
+      ...         "rejected": jnp.array([[0, 0, 1]]),
+      ...         "chosen_mask": mask, "rejected_mask": mask,
+      ...         "ref_chosen": ref, "ref_rejected": ref}
       >>> loss = fj.models.preference_loss_fn("dpo", beta=1.0)(policy, pair)
-      >>> round(float(loss[0]), 4)  # softplus(-1): the chosen gains one nat over the rejected
+      >>> # softplus(-1): the chosen gains one nat over the rejected
+      >>> round(float(loss[0]), 4)
       0.3133
     """
     if kind not in PREFERENCE_LOSSES:
