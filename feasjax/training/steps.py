@@ -129,7 +129,10 @@ def nnx_step(train_step: Callable[..., Any], model: Any, optimizer: Any
 
     Returns:
       ``(step, carry)``; after training, :func:`nnx_update` writes a carry back into
-      ``model`` and ``optimizer``.
+      ``model`` and ``optimizer``. The carry holds the model's own arrays and ``fj.train``
+      donates it: until :func:`nnx_update`, ``model``, ``optimizer`` and anything sharing
+      their arrays (an ``nnx.clone`` of the model, e.g. a reference model) are invalid; copy
+      what must survive first (``jax.tree.map(jnp.copy, nnx.state(model))``).
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
