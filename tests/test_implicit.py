@@ -151,7 +151,7 @@ def test_nnx_optimizer_and_nnx_step_count_skipped_steps():
 def test_mesh_equals_one_device():
     assert len(jax.devices()) == 8  # tests/conftest.py simulates eight CPU devices
     data = _data(32)
-    make = lambda: fj.feasible(optax.sgd(0.01), multipliers=_linear(32), epsilon=EPS)  # noqa
+    make = lambda: fj.feasible(optax.sgd(0.01), multipliers=_linear(32), epsilon=EPS)
     (w1, s1), _ = _run(make(), True, data, epochs=3)
     (w8, s8), _ = _run(make(), True, data, epochs=3, mesh=fj.data_mesh())
     np.testing.assert_allclose(w8, w1, atol=1e-5)
@@ -161,11 +161,11 @@ def test_mesh_equals_one_device():
 
 def test_resume_is_bit_exact(tmp_path):
     data = _data()
-    make = lambda: fj.feasible(optax.adam(1e-2), multipliers=fj.implicit_multipliers(  # noqa
+    make = lambda: fj.feasible(optax.adam(1e-2), multipliers=fj.implicit_multipliers(
         lambda p, z: z @ p["w"] + p["b"], {"w": jnp.zeros(N), "b": jnp.zeros(())},
         optimizer=fj.ascent(optax.adam(1e-2))), epsilon=EPS)
     (w_full, s_full), _ = _run(make(), True, data, epochs=4)
-    options = dict(checkpoint_dir=tmp_path / "ck", checkpoint_every=3, async_save=False)
+    options = {"checkpoint_dir": tmp_path / "ck", "checkpoint_every": 3, "async_save": False}
     _run(make(), True, data, epochs=2, **options)
     (w_res, s_res), _ = _run(make(), True, data, epochs=4, **options)
     np.testing.assert_array_equal(w_res, w_full)

@@ -94,7 +94,8 @@ def implicit_multipliers(
 
     .. math::
       \\phi \\leftarrow \\mathrm{proj}\\big(\\phi + \\mathrm{dual}(\\nabla_\\phi
-      \\textstyle\\sum_{i \\in B} \\lambda_\\phi(z_i)\\, g_i)\\big), \\qquad g_i = \\ell_i - \\epsilon
+      \\textstyle\\sum_{i \\in B} \\lambda_\\phi(z_i)\\, g_i)\\big),
+      \\qquad g_i = \\ell_i - \\epsilon
 
     Pass the result to :func:`feasjax.feasible` as ``multipliers=``; its ``update`` then takes
     ``losses=`` and ``features=`` (the batch's ``(B, ...)`` features) instead of ``indices``,
@@ -194,6 +195,9 @@ def propose(spec: ImplicitMultipliers, dual: ImplicitState, fstate: Any, formula
     """
     lam, pullback = jax.vjp(lambda p: dual.predict(p, features), dual.params)
     direction = formulation.dual_gradient(lam, violations, fstate, "inequality")
+    # Projected ascent leaves λ_i = 0 where g_i < 0 (the bound is active): such samples exert
+    # no pull on φ, or the many feasible samples would drag every shared multiplier down.
+    direction = jnp.where((lam <= 0) & (direction < 0), 0, direction)
     if spec.reduction == "mean":
         direction = direction / direction.shape[0]
     (grads,) = pullback(direction.astype(lam.dtype))
