@@ -54,7 +54,7 @@ def multiplier_model(size: str, in_features: int, args: argparse.Namespace):
             fj.MLP(in_features, [width], 1, rngs=nnx.Rngs(args.seed + 1)),
             optimizer=fj.ascent(optax.adam(args.mlp_lr)), reduction="mean",
             link=lambda h: jax.nn.softplus(h + SOFTPLUS_ONE))
-    kw, kb = jax.random.split(jax.random.key(args.seed + 1))
+    kw, kb = jax.random.split(jax.random.key(args.seed + 1 + args.rff_seed))
     w = jax.random.normal(kw, (in_features, width)) / args.rff_bandwidth
     b = jax.random.uniform(kb, (width,), maxval=2 * np.pi)
 
@@ -229,6 +229,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--dual-lr", type=float, default=0.1)
     parser.add_argument("--rff-bandwidth", type=float, default=1.5)
+    parser.add_argument("--rff-seed", type=int, default=0, help="offset of the features' key")
     parser.add_argument("--mlp-lr", type=float, default=1e-4, help="adam of the MLP's φ")
     parser.add_argument("--epsilon", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)

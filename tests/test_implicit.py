@@ -224,3 +224,18 @@ def test_nonfinite_losses_skip_the_step_and_leave_the_state():
     assert updates.tolist() == [0.0] * D and int(fj.constrained_state(new).skipped) == 1
     np.testing.assert_array_equal(fj.multipliers(new, features=z),
                                   fj.multipliers(state, features=z))
+
+
+def test_readme_example_runs_and_prints_what_the_readme_says():
+    import contextlib
+    import io
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Which multipliers when: stored or implicit", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    assert out.getvalue().strip() == re.search(r"It prints `(.*?)`", section).group(1)
