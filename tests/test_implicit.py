@@ -150,8 +150,8 @@ def test_nnx_optimizer_and_nnx_step_count_skipped_steps():
 
 def test_mesh_equals_one_device():
     assert len(jax.devices()) == 8  # tests/conftest.py simulates eight CPU devices
-    data = _data(32)
-    make = lambda: fj.feasible(optax.sgd(0.01), multipliers=_linear(32), epsilon=EPS)
+    data = _data(30)  # padded to 32 rows on the mesh: φ (30 weights) stays replicated
+    make = lambda: fj.feasible(optax.sgd(0.01), multipliers=_linear(30), epsilon=EPS)
     (w1, s1), _ = _run(make(), True, data, epochs=3)
     (w8, s8), _ = _run(make(), True, data, epochs=3, mesh=fj.data_mesh())
     np.testing.assert_allclose(w8, w1, atol=1e-5)
