@@ -186,9 +186,8 @@ def init_state(spec: ImplicitMultipliers) -> ImplicitState:
 
 
 def propose(spec: ImplicitMultipliers, dual: ImplicitState, fstate: Any, formulation: Any,
-            violations: jax.Array, features: Any, axis_name: str | None
-            ) -> tuple[ImplicitState, jax.Array]:
-    """The dual step in ``φ``, not yet committed: ``(new state, λ of the batch before it)``.
+            violations: jax.Array, features: Any, axis_name: str | None) -> ImplicitState:
+    """The dual step in ``φ``, not yet committed (the caller selects it if the step is kept).
 
     The per-sample dual direction (``g_i`` for FL, ``g_i − λ_i/α`` for RFL) is pulled back
     through the model: the gradient of ``Σ_i λ_φ(z_i) d_i`` (``"mean"``: divided by ``B``).
@@ -208,7 +207,7 @@ def propose(spec: ImplicitMultipliers, dual: ImplicitState, fstate: Any, formula
     params = optax.apply_updates(dual.params, updates)
     if spec.project is not None:
         params = spec.project(params)
-    return ImplicitState(params, opt_state, dual.predict), lam
+    return ImplicitState(params, opt_state, dual.predict)
 
 
 def _check_batch(losses: Any, features: Any, epsilon: float, name: str) -> jax.Array:
@@ -241,8 +240,8 @@ def _feasible(spec: ImplicitMultipliers, primal_optimizer: optax.GradientTransfo
         g = _check_batch(losses if measurements is None else measurements, features, epsilon,
                          "losses" if measurements is None else "measurements")
         fstate = state.formulation_states[SAMPLES]
-        new, _ = propose(spec, state.dual_states[SAMPLES], fstate, formulation, g, features,
-                         axis_name)
+        new = propose(spec, state.dual_states[SAMPLES], fstate, formulation, g, features,
+                      axis_name)
         new_fstate = formulation.update_state(fstate, g, "inequality")
         return (new, new_fstate), dual_step.all_finite(g, new.params, new.opt_state)
 
