@@ -127,7 +127,8 @@ def implicit_multipliers(
       >>> z = jnp.ones((4, 2))                     # the batch's features
       >>> fj.multipliers(state, features=z).shape
       (4,)
-      >>> _, state = tx.update(jnp.zeros(2), state, jnp.zeros(2), losses=jnp.ones(4), features=z)
+      >>> _, state = tx.update(jnp.zeros(2), state, jnp.zeros(2),
+      ...                      losses=jnp.ones(4), features=z)
       >>> int(fj.constrained_state(state).count)
       1
     """
