@@ -35,6 +35,12 @@ BENCHMARKS = {
     "federated_clients": (["--repeats", "7"], ["--repeats", "15"], ["speedup"]),
     "pipeline_throughput": ([], [], ["pipeline_over_step_speed"]),
     "resnet_throughput": (["--repeats", "2"], ["--full"], []),  # results.<dtype>/<batch>
+    "implicit_multipliers": (["--stream", "1e8"], ["--stream", "1e9"],
+                             ["datasets.digits.explicit.train_max_loss",
+                              "datasets.digits.implicit.rff4096.train_max_loss",
+                              "datasets.digits.implicit.rff4096.test_multiplier_loss_spearman",
+                              "datasets.digits.baselines.erm_entropy", "stream.seconds",
+                              "stream.peak_rss_mib"]),
 }
 
 

@@ -138,6 +138,69 @@ for ax, i in zip(axes, hardest):
 plt.show()
 """),
         ("md", """
+## Implicit multipliers: a model of the samples instead of a vector
+
+`fj.implicit_multipliers(model, ...)` replaces the N stored multipliers by a model of
+per-sample features, `λ(x) = max(0, 1 + ψ(x)·φ)` here over 4096 random Fourier features of the
+inputs: its state does not grow with N, `update` takes `features=` instead of `indices`, and
+`fj.multipliers(state, features=x_test)` predicts multipliers of samples it never trained on.
+Below: both kinds with Adam, 2 × `EPOCHS` epochs; then how well the predicted test multipliers
+rank the test losses (Spearman), beside the model's own predictive entropy (README, "Which
+multipliers when": the entropy wins by far; the multipliers' gain is memory, not prediction).
+How close the implicit run's max loss comes to the stored one's depends on the random features
+drawn (the README reports seven draws).
+"""),
+        ("code", """
+import optax
+from flax import nnx
+
+x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+proj = jax.random.normal(jax.random.key(1), (64, 4096)) / 1.5
+phase = jax.random.uniform(jax.random.key(2), (4096,), maxval=2 * np.pi)
+def lam_model(phi, z):  # 1 at the start, as the stored multipliers
+    return 1.0 + jnp.sqrt(2 / 4096) * jnp.cos(z @ proj + phase) @ phi
+
+def fl_run(tx, implicit):
+    graphdef, params = nnx.split(fj.MLP(64, [64], 10, rngs=nnx.Rngs(0)))
+    def step(carry, batch, idx):
+        params, state = carry
+        lam = (fj.multipliers(state, features=batch["x"]) if implicit
+               else fj.multipliers(state, idx))
+        def objective(p):
+            logits = nnx.merge(graphdef, p)(batch["x"])
+            losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
+            return jnp.mean(lam * (losses - EPSILON)), losses
+        grads, losses = jax.grad(objective, has_aux=True)(params)
+        where = {"features": batch["x"]} if implicit else {"indices": idx}
+        updates, state = tx.update(grads, state, params, losses=losses, **where)
+        return (optax.apply_updates(params, updates), state), {"losses": losses}
+    (params, state), _ = fj.train(step, (params, tx.init(params)), {"x": x, "y": y},
+                                  epochs=2 * EPOCHS, batch_size=64, key=jax.random.key(0),
+                                  progress=False)
+    return nnx.merge(graphdef, params), state
+
+rank = lambda v: np.argsort(np.argsort(np.asarray(v)))
+spearman = lambda a, b: np.corrcoef(rank(a), rank(b))[0, 1]
+im = fj.implicit_multipliers(lam_model, jnp.zeros(4096), link="projected",
+                             optimizer=fj.ascent(optax.sgd(0.1)))
+runs = {"stored": fj.feasible(optax.adam(1e-3), num_samples=len(y), epsilon=EPSILON),
+        "implicit": fj.feasible(optax.adam(1e-3), multipliers=im, epsilon=EPSILON)}
+xt, yt = jnp.asarray(data.x_test), jnp.asarray(data.y_test)
+for name, tx in runs.items():
+    model, state = fl_run(tx, name == "implicit")
+    train = optax.softmax_cross_entropy_with_integer_labels(model(x), y)
+    cs = fj.constrained_state(state)
+    size = sum(a.nbytes for a in jax.tree.leaves((cs.multipliers, cs.dual_states)))
+    print(f"{name:8} train max loss {train.max():.3f}, test accuracy "
+          f"{(model(xt).argmax(-1) == yt).mean():.1%}, multiplier state {size:,} bytes")
+test_losses = optax.softmax_cross_entropy_with_integer_labels(model(xt), yt)
+probs = jax.nn.softmax(model(xt))
+entropy = -jnp.sum(probs * jnp.log(probs + 1e-12), axis=-1)
+print(f"Spearman with the implicit run's test losses: predicted multipliers "
+      f"{spearman(test_losses, fj.multipliers(state, features=xt)):.2f}, the model's own "
+      f"predictive entropy {spearman(test_losses, entropy):.2f}")
+"""),
+        ("md", """
 ## Where to go next
 
 - `02_optax_and_flax.ipynb`: FL as an optax transformation in your own train step, with

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on f
     from feasjax.core.transform import (feasible, constrained, multipliers, dual_update,
                                         constrained_state, ConstrainedState, SAMPLES)
     from feasjax.core.learning import feasible_learning, empirical_risk, per_example
+    from feasjax.core.implicit import implicit_multipliers
     from feasjax.core.solver import primal_dual, PrimalDual, PrimalDualState
     from feasjax.core.problem import ConstraintGroup, ConstraintValue, ProblemOutput
     from feasjax.core.dual import ascent, nupi, optimistic
@@ -65,6 +66,7 @@ __all__ = [
     "feasible",
     "constrained",
     "multipliers",
+    "implicit_multipliers",
     "dual_update",
     "constrained_state",
     "ConstrainedState",
@@ -157,7 +159,7 @@ _MOVED = by_name({
 # costs no more than importing JAX, and ``feasjax --help`` imports no JAX at all.
 __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_MOVED, lazy={
     "feasjax.core": (
-        "core", "feasible", "constrained", "multipliers", "dual_update", "constrained_state",
+        "core", "feasible", "constrained", "multipliers", "implicit_multipliers", "dual_update", "constrained_state",
         "ConstrainedState", "feasible_learning", "empirical_risk", "per_example", "primal_dual",
         "PrimalDual", "PrimalDualState", "ConstraintGroup", "ConstraintValue", "ProblemOutput",
         "SAMPLES", "ascent", "nupi", "optimistic", "lagrangian", "resilient",

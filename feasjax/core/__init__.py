@@ -1,6 +1,7 @@
 """The constrained core: per-sample (or per-constraint) losses to multipliers, a Lagrangian and
 a primal-dual step (``transform``: the Optax transformations; ``solver``: ``primal_dual``;
-``learning``: Feasible Learning and ERM; ``dual``, ``formulations``, ``problem``, ``rows``,
+``learning``: Feasible Learning and ERM; ``implicit``: multipliers predicted by a model of the
+samples' features; ``dual``, ``formulations``, ``problem``, ``rows``,
 ``dual_step``; ``reweighting`` and ``robust`` for subpopulation shift). Helpers live in their
 modules (``feasjax.core.rows.unique_rows``) and are not API; names 0.1 exported here resolve
 until 0.3 with a ``DeprecationWarning``.
@@ -17,11 +18,12 @@ from feasjax.core.transform import (SAMPLES, ConstrainedState, constrained, feas
                                     constrained_state, multipliers, dual_update)
 from feasjax.core.solver import PrimalDual, PrimalDualState, StepInfo, primal_dual
 from feasjax.core.learning import feasible_learning, empirical_risk, per_example
+from feasjax.core.implicit import implicit_multipliers
 
 __all__ = ["exponentiated_gradient", "group_dro", "group_weights", "reweighted", "ascent",
            "augmented_lagrangian", "constrained", "constrained_state", "ConstrainedState",
            "ConstraintGroup", "ConstraintValue", "dual_update", "empirical_risk", "feasible",
-           "feasible_learning", "indexed", "IndexedState", "lagrangian", "multipliers", "nupi",
+           "feasible_learning", "implicit_multipliers", "indexed", "IndexedState", "lagrangian", "multipliers", "nupi",
            "optimistic", "per_example", "primal_dual", "PrimalDual", "PrimalDualState",
            "ProblemOutput", "quadratic_penalty", "resilient", "SAMPLES", "StepInfo", "weighted_sum"]
 

@@ -213,8 +213,9 @@ def constrained(
 def feasible(
     primal_optimizer: optax.GradientTransformation,
     *,
-    num_samples: int,
+    num_samples: int | None = None,
     epsilon: float,
+    multipliers: Any = None,
     dual_optimizer: optax.GradientTransformation | None = None,
     formulation: Formulation | None = None,
     scheme: str = defaults.SCHEME,
@@ -232,8 +233,13 @@ def feasible(
 
     Args:
       primal_optimizer: any optax optimizer.
-      num_samples: ``N``, the number of training samples (per device under ``axis_name``).
+      num_samples: ``N``, the number of training samples (per device under ``axis_name``);
+        not with ``multipliers``.
       epsilon: the loss bound ``ε >= 0``.
+      multipliers: implicit multipliers from :func:`feasjax.implicit_multipliers` instead of
+        one stored per sample: ``λ(z)`` is a model of the samples' features, ``update`` takes
+        ``losses=`` and ``features=`` (no ``indices``), and the state's size does not depend on
+        N. Its optimizer replaces ``dual_optimizer`` and ``init_multiplier``.
       dual_optimizer: ascent optimizer for the batch's multipliers (default
         ``fj.ascent(optax.sgd(0.1))``).
       formulation: :func:`feasjax.lagrangian` (FL, default) or :func:`feasjax.resilient` (RFL).
@@ -264,6 +270,13 @@ def feasible(
       True
     """
     checks.check_positive(epsilon, "epsilon", allow_zero=True)
+    if multipliers is not None:
+        return _implicit(primal_optimizer, multipliers, num_samples, dual_optimizer,
+                         init_multiplier, epsilon=epsilon, formulation=formulation or lagrangian(),
+                         scheme=scheme, axis_name=axis_name)
+    if num_samples is None:
+        raise ValueError("num_samples is required (the number of training samples, one "
+                         "multiplier each), or pass multipliers=fj.implicit_multipliers(...)")
     group = ConstraintGroup(
         size=checks.check_count(num_samples, "num_samples"), kind="inequality",
         formulation=formulation or lagrangian(),
@@ -281,6 +294,22 @@ def feasible(
                             measurements=measurements, indices=indices, **extra)
 
     return optax.GradientTransformationExtraArgs(inner.init, update_fn)
+
+
+def _implicit(primal_optimizer: optax.GradientTransformation, spec: Any, num_samples: Any,
+              dual_optimizer: Any, init_multiplier: float, **options: Any
+              ) -> optax.GradientTransformationExtraArgs:
+    # fj.implicit_multipliers builds the transformation (core/implicit.py, which imports this
+    # module: no import back).
+    if not callable(getattr(spec, "transformation", None)):
+        raise TypeError(f"multipliers must be built by fj.implicit_multipliers(...), got "
+                        f"{type(spec).__name__}")
+    if num_samples is not None or dual_optimizer is not None or \
+            init_multiplier != defaults.INIT_MULTIPLIER:
+        raise ValueError("with implicit multipliers, num_samples, dual_optimizer and "
+                         "init_multiplier do not apply: the multiplier model, its parameters "
+                         "and fj.implicit_multipliers(..., optimizer=) replace them")
+    return spec.transformation(primal_optimizer, **options)
 
 
 def _violations(values: Any, epsilon: Any, indices: Any, name: str) -> jax.Array:
@@ -326,13 +355,17 @@ def constrained_state(opt_state: Any) -> ConstrainedState:
     return _pure(found[0])
 
 
-def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None) -> jax.Array:
+def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None,
+                features: Any = None) -> jax.Array:
     """The multipliers of one group without gradient: the batch's rows, or all of them.
 
     Args:
       opt_state: any state holding a :class:`ConstrainedState` (see :func:`constrained_state`).
       indices: the batch's ``(B,)`` sample indices, or ``None`` for the whole vector.
       group: the group's name; default the only one (``"samples"`` for :func:`feasible`).
+      features: with implicit multipliers (:func:`feasjax.implicit_multipliers`), the
+        ``(B, ...)`` features of the samples whose ``λ`` to predict (seen or not) instead of
+        ``indices``.
 
     Example:
       >>> import jax.numpy as jnp, optax, feasjax as fj
@@ -342,6 +375,9 @@ def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None
       [2.0, 2.0]
     """
     state = constrained_state(opt_state)
+    implicit = {k: d for k, d in state.dual_states.items() if hasattr(d, "predict")}
+    if implicit or features is not None:
+        return _predicted(implicit, indices, group, features)
     if group is None:
         if len(state.multipliers) != 1:
             raise ValueError(f"group is required with several constraint groups "
@@ -354,6 +390,19 @@ def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None
         indices = checks.check_indices(indices, lam.shape[0], "indices")
         lam = lam.at[indices].get(mode="fill")
     return jax.lax.stop_gradient(lam)
+
+
+def _predicted(implicit: dict, indices: Any, group: str | None, features: Any) -> jax.Array:
+    if not implicit:
+        raise ValueError("features= reads implicit multipliers (fj.implicit_multipliers); "
+                         "this state stores one per sample: pass indices= instead")
+    if features is None or indices is not None:
+        raise ValueError("implicit multipliers are read with features= (the samples' (B, ...) "
+                         "features), not indices: there is no stored vector to index")
+    if group not in (None, *implicit):
+        raise ValueError(f"group must be one of {sorted(implicit)}, got {group=}")
+    dual = next(iter(implicit.values())) if group is None else implicit[group]
+    return jax.lax.stop_gradient(dual.predict(dual.params, features))
 
 
 def dual_update(tx: optax.GradientTransformationExtraArgs, opt_state: Any, **batch: Any) -> Any:

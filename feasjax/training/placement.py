@@ -27,10 +27,19 @@ def auto_mesh(mesh: Mesh) -> Mesh:
 
 def _rows_of(path: tuple, leaf: Any, n: int, lead: int, everything: bool) -> bool:
     """Whether ``leaf`` holds one row per sample on axis ``lead``: every data leaf, and the
-    carry's leaves under ``multipliers`` or ``dual_states`` whose axis has ``n`` rows."""
+    carry's leaves under ``multipliers`` or a per-sample dual state whose axis has ``n`` rows."""
     shape = np.shape(leaf)
     return (len(shape) > lead and shape[lead] == n
-            and (everything or bool({"multipliers", "dual_states"} & set(path_names(path)))))
+            and (everything or _per_sample(path_names(path))))
+
+
+def _per_sample(names: list) -> bool:
+    # A per-sample dual state is an IndexedState (fields `inner`, `rows`) under its group's
+    # name; implicit multipliers' model parameters are replicated, whatever their shape.
+    if "multipliers" in names:
+        return True
+    at = names.index("dual_states") if "dual_states" in names else None
+    return at is not None and len(names) > at + 2 and names[at + 2] in ("inner", "rows")
 
 
 def pad_rows(tree: Any, n: int, padded: int, lead: int, everything: bool) -> Any:
