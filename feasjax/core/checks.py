@@ -131,15 +131,3 @@ def check_finite_tree(tree: Any, name: str) -> None:
         if not bool(jnp.all(jnp.isfinite(leaf))):
             raise ValueError(f"{name} must be finite, got non-finite values in "
                              f"{jax.tree_util.keystr(path) or 'the leaf'}")
-
-
-def check_same_structure(expected: Any, actual: Any, name: str) -> None:
-    """Raise ``ValueError`` unless ``actual`` has the tree structure and shapes of ``expected``."""
-    expected_def, actual_def = jax.tree.structure(expected), jax.tree.structure(actual)
-    if expected_def != actual_def:
-        raise ValueError(f"{name} has tree structure {actual_def}, expected {expected_def}")
-    for path_leaf, leaf in zip(jax.tree.leaves_with_path(expected), jax.tree.leaves(actual)):
-        path, ref = path_leaf
-        if jnp.shape(ref) != jnp.shape(leaf):
-            raise ValueError(f"{name}{jax.tree_util.keystr(path)} has shape {jnp.shape(leaf)}, "
-                             f"expected {jnp.shape(ref)}")
