@@ -162,10 +162,11 @@ def check_violations(groups: Mapping[str, ConstraintGroup], values: Mapping, idx
             expected = (checks.leading_size(idx[key], "features"),)
             if len(shape) == 1 and shape != expected:
                 raise ValueError(f"constraint group {key!r}: features must have a leading axis "
-                                 f"of {shape[0]} (one row per value of {name}), got "
+                                 f"of {shape[0]} (one row per sample of the batch), got "
                                  f"{expected[0]}")
         if shape != expected:
-            what = "one per sample" if g.per_sample else "one per constraint"
+            what = ("one per index" if g.indexed else "one per sample" if g.implicit
+                    else "one per constraint")
             raise ValueError(f"constraint group {key!r}: {name} must have shape {expected} "
                              f"({what}), got {shape}")
         if not jnp.issubdtype(jnp.result_type(values[key]), jnp.floating):
