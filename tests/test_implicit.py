@@ -2,6 +2,7 @@
 stored multiplier per sample.
 
 - one-hot features and a linear model reproduce explicit FL's multipliers and parameters;
+- fj.constrained mixes an implicit group with a stored (dense) one;
 - the state's size does not depend on N;
 - the transformation works under optax.chain, nnx.Optimizer (with fj.nnx_step), the mesh and a
   bit-exact resume, skips and counts non-finite steps, and refuses bad input by name.
@@ -49,9 +50,10 @@ def _linear(n=N):
                                    project="nonnegative")
 
 
-def _run(tx, implicit, data, epochs=15, **options):
+def _run(tx, implicit, data, epochs=15, step=None, **options):
     w0 = jnp.zeros(D)
-    return fj.train(_step(tx, implicit), (w0, tx.init(w0)), data, epochs=epochs, batch_size=B,
+    step = step or _step(tx, implicit)
+    return fj.train(step, (w0, tx.init(w0)), data, epochs=epochs, batch_size=B,
                     key=jax.random.key(1), epsilon=EPS, progress=False, **options)
 
 
@@ -89,6 +91,50 @@ def test_dual_then_primal_matches_explicit_with_dual_update():
                                atol=1e-6)
     with pytest.raises(ValueError, match="fj.dual_update"):
         implicit.update(jnp.zeros(D), s_i, jnp.zeros(D), losses=losses, features=z)
+
+
+def test_constrained_mixes_an_implicit_group_with_a_dense_one():
+    # FL's per-sample constraints (implicit) and ||w||^2 <= R (dense, stored): with R large the
+    # norm constraint stays inactive, its multiplier at 0, and the run is implicit FL's.
+    data, radius = _data(), 100.0
+    groups = {"samples": fj.ConstraintGroup(multipliers=_linear()),
+              "norm": fj.ConstraintGroup(size=1, init_multiplier=0.0)}
+    tx = fj.constrained(optax.sgd(0.01), groups)
+
+    def step(carry, batch, idx):
+        w, state = carry
+        lam = fj.multipliers(state, features=batch["z"])  # the only implicit group
+        mu = fj.multipliers(state, group="norm")
+
+        def objective(w):
+            losses = (batch["x"] @ w - batch["y"]) ** 2
+            norm = jnp.sum(w**2, keepdims=True) - radius
+            return jnp.mean(lam * (losses - EPS)) + jnp.mean(mu * norm), (losses, norm)
+
+        grads, (losses, norm) = jax.grad(objective, has_aux=True)(w)
+        violations = {"samples": losses - EPS, "norm": norm}
+        updates, state = tx.update(grads, state, w, violations=violations,
+                                   features={"samples": batch["z"]})
+        return (optax.apply_updates(w, updates), state), {"losses": losses}
+
+    (w_m, s_m), _ = _run(tx, True, data, step=step)
+    (w_i, s_i), _ = _run(fj.feasible(optax.sgd(0.01), multipliers=_linear(), epsilon=EPS),
+                         True, data)
+    state = fj.constrained_state(s_m)
+    assert set(state.multipliers) == {"norm"} and float(state.multipliers["norm"][0]) == 0.0
+    assert float(jnp.sum(w_m**2)) < radius
+    # equal up to rounding: the objective's extra 0 * (||w||^2 - R) term is fused differently
+    np.testing.assert_allclose(w_m, w_i, atol=1e-6)
+    np.testing.assert_allclose(fj.multipliers(s_m, features=data["z"], group="samples"),
+                               fj.multipliers(s_i, features=data["z"]), atol=1e-6)
+    with pytest.raises(ValueError, match="group is required"):
+        fj.multipliers(s_m)
+    with pytest.raises(ValueError, match="pass indices= instead"):
+        fj.multipliers(s_m, group="norm", features=data["z"])
+    with pytest.raises(ValueError, match="implicit multipliers, size do not apply"):
+        fj.constrained(optax.sgd(0.1), {"s": fj.ConstraintGroup(size=N, multipliers=_linear())})
+    with pytest.raises(ValueError, match="not fj.primal_dual"):
+        fj.primal_dual(lambda w, b: None, optax.sgd(0.1), {"s": groups["samples"]})
 
 
 def test_state_size_does_not_depend_on_n():

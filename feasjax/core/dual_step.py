@@ -1,9 +1,13 @@
 """The dual step of constraint groups: the one implementation every entry point calls.
 
-A step checks the batch's indices and reads their multipliers (:func:`batch_indices`,
-:func:`read_rows`), proposes new ones from the violations (:func:`propose`) and commits them once
-the caller knows whether the step is kept (:func:`commit`; a dropped step is an O(B) scatter to
-an out-of-range row). :func:`feasjax.constrained` and :func:`feasjax.primal_dual` both call these.
+A step checks the batch's indices (or an implicit group's features) and reads their
+multipliers (:func:`batch_indices`, :func:`read_rows`), proposes new ones from the violations
+(:func:`propose`) and commits them once the caller knows whether the step is kept (:func:`commit`;
+a dropped step is an O(B) scatter to an out-of-range row). :func:`feasjax.constrained` and
+:func:`feasjax.primal_dual` both call these. Three kinds of group: dense (a stored vector, all
+of it read), indexed (a stored vector, the batch's rows read and written, O(B)) and implicit
+(:mod:`feasjax.core.implicit`: a model of the features, its parameters ascended, independent
+of N).
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from feasjax.core import checks
+from feasjax.core import checks, implicit
 from feasjax.core.problem import ConstraintGroup
 from feasjax.core.rows import (IndexedState, gather_rows, indexed, scatter_rows, update_rows,
                                write_rows)
@@ -26,21 +30,21 @@ class Proposal(NamedTuple):
     """New multipliers and dual states of the batch's rows, not yet written back."""
 
     rows: dict  # name -> (B,) or (size,) proposed multipliers
-    dual: dict  # name -> proposed dual-state rows (indexed) or dual state (dense)
+    dual: dict  # name -> proposed dual-state rows (indexed) or dual state (dense, implicit)
     formulation: dict  # name -> new formulation state
 
 
-def dual_transformations(groups: Mapping[str, ConstraintGroup]) -> dict:
-    """The dual optimizer of every group, wrapped in :func:`feasjax.indexed` where indexed."""
-    return {name: indexed(g.dual_optimizer) if g.indexed else g.dual_optimizer
-            for name, g in groups.items()}
+def stored(groups: Mapping[str, ConstraintGroup]) -> dict:
+    """The groups whose multipliers are stored (dense and indexed ones, not implicit ones)."""
+    return {name: g for name, g in groups.items() if not g.implicit}
 
 
 def init_parts(groups: Mapping[str, ConstraintGroup], multipliers: dict | None = None
                ) -> tuple[dict, dict, dict]:
     """``(multipliers, dual_states, formulation_states)`` of fresh groups.
 
-    ``multipliers``: optional initial multipliers, name -> ``(size,)`` finite floats.
+    ``multipliers``: optional initial multipliers, name -> ``(size,)`` finite floats, one per
+    stored group (implicit groups have none: their dual state holds the model's parameters).
 
     Example:
       >>> import feasjax as fj
@@ -50,16 +54,17 @@ def init_parts(groups: Mapping[str, ConstraintGroup], multipliers: dict | None =
       [0.5, 0.5]
     """
     if multipliers is None:  # filled on the host and copied once: no program to compile
-        for name, g in groups.items():
+        for name, g in stored(groups).items():
             checks.check_finite(np.float32(g.init_multiplier), f"{name}.init_multiplier")
         multipliers = {name: jax.device_put(np.full((g.size,), g.init_multiplier, np.float32))
-                       for name, g in groups.items()}
+                       for name, g in stored(groups).items()}
         check_multipliers(groups, multipliers, values=False)
     else:
         check_multipliers(groups, multipliers)
-    txs = dual_transformations(groups)
-    return (dict(multipliers), {name: txs[name].init(multipliers[name]) for name in groups},
-            {name: g.formulation.init() for name, g in groups.items()})
+    duals = {name: implicit.init_state(g.multipliers) if g.implicit else
+             (indexed(g.dual_optimizer) if g.indexed else g.dual_optimizer).init(
+                 multipliers[name]) for name, g in groups.items()}
+    return dict(multipliers), duals, {name: g.formulation.init() for name, g in groups.items()}
 
 
 def zero_count() -> jax.Array:
@@ -69,11 +74,12 @@ def zero_count() -> jax.Array:
 
 def check_multipliers(groups: Mapping[str, ConstraintGroup], multipliers: Any, *,
                       values: bool = True, padded: bool = False) -> None:
-    """Raise unless ``multipliers`` has one finite float ``(size,)`` vector per group.
+    """Raise unless ``multipliers`` has one finite float ``(size,)`` vector per stored group.
 
     With ``padded``, an indexed group's vector may have more rows than ``size`` (a mesh's
     padding, which no valid index reaches).
     """
+    groups = stored(groups)
     if not isinstance(multipliers, Mapping) or set(multipliers) != set(groups):
         got = sorted(multipliers) if isinstance(multipliers, Mapping) else type(multipliers)
         raise ValueError(f"multipliers must be a dict with keys {sorted(groups)}, got {got}")
@@ -91,19 +97,22 @@ def check_multipliers(groups: Mapping[str, ConstraintGroup], multipliers: Any, *
             checks.check_finite(lam, f"multipliers[{name!r}]")
 
 
-def batch_indices(groups: Mapping[str, ConstraintGroup], indices: Any
+def batch_indices(groups: Mapping[str, ConstraintGroup], indices: Any, features: Any = None
                   ) -> tuple[dict, jax.Array]:
     """Checked indices of every indexed group and whether all of them are in range.
 
     Args:
       groups: name -> :class:`feasjax.ConstraintGroup`.
       indices: one int array for every indexed group, or a dict name -> int array.
+      features: the batch's features for implicit groups: a dict whose keys are implicit
+        groups' names, or else one array or pytree (leading axis ``B``) for the only one.
 
     Returns:
-      ``(indices, valid)``: name -> ``(B,)`` int array (indexed groups only), and a bool
-      scalar (concrete out-of-range indices raise; traced ones make ``valid`` false).
+      ``(where, valid)``: name -> ``(B,)`` int array (indexed groups) or the batch's features
+      (implicit groups), and a bool scalar (concrete out-of-range indices raise; traced ones
+      make ``valid`` false).
     """
-    out, valid = {}, jnp.array(True)
+    out, valid = _features(groups, features), jnp.array(True)
     for name, g in groups.items():
         if not g.indexed:
             continue
@@ -121,6 +130,25 @@ def batch_indices(groups: Mapping[str, ConstraintGroup], indices: Any
     return out, valid
 
 
+def _features(groups: Mapping[str, ConstraintGroup], features: Any) -> dict:
+    names = [name for name, g in groups.items() if g.implicit]
+    if not names:
+        return {}
+    if features is None:
+        raise ValueError(f"implicit multipliers (groups {names}) need the batch's features: pass "
+                         f"features= (an array or pytree with a leading axis of B) to update, "
+                         f"not indices")
+    if isinstance(features, Mapping) and set(features) and set(features) <= set(names):
+        if set(features) != set(names):
+            raise ValueError(f"features must name every implicit group {sorted(names)}, got "
+                             f"{sorted(features)}")
+        return dict(features)
+    if len(names) != 1:
+        raise ValueError(f"features must be a dict name -> features with several implicit "
+                         f"groups {sorted(names)}")
+    return {names[0]: features}
+
+
 def check_violations(groups: Mapping[str, ConstraintGroup], values: Mapping, idx: dict,
                      name: str = "violations") -> None:
     """Raise ``ValueError`` unless every group's values have the shape the group expects."""
@@ -128,10 +156,17 @@ def check_violations(groups: Mapping[str, ConstraintGroup], values: Mapping, idx
         got = sorted(values) if isinstance(values, Mapping) else type(values).__name__
         raise ValueError(f"{name} must name the constraint groups {sorted(groups)}, got {got}")
     for key, g in groups.items():
-        expected = idx[key].shape if g.indexed else (g.size,)
         shape = jnp.shape(values[key])
+        expected = idx[key].shape if g.indexed else (g.size,)
+        if g.implicit:
+            expected = (checks.leading_size(idx[key], "features"),)
+            if len(shape) == 1 and shape != expected:
+                raise ValueError(f"constraint group {key!r}: features must have a leading axis "
+                                 f"of {shape[0]} (one row per sample of the batch), got "
+                                 f"{expected[0]}")
         if shape != expected:
-            what = "one per index" if g.indexed else "one per constraint"
+            what = ("one per index" if g.indexed else "one per sample" if g.implicit
+                    else "one per constraint")
             raise ValueError(f"constraint group {key!r}: {name} must have shape {expected} "
                              f"({what}), got {shape}")
         if not jnp.issubdtype(jnp.result_type(values[key]), jnp.floating):
@@ -139,19 +174,28 @@ def check_violations(groups: Mapping[str, ConstraintGroup], values: Mapping, idx
                             f"violation), got dtype {jnp.result_type(values[key])}")
 
 
-def read_rows(groups: Mapping[str, ConstraintGroup], multipliers: dict, idx: dict) -> dict:
-    """The multipliers the batch names: rows ``idx`` of indexed groups, all of dense ones."""
-    return {name: gather_rows(multipliers[name], idx[name]) if g.indexed
-            else multipliers[name] for name, g in groups.items()}
+def read_rows(groups: Mapping[str, ConstraintGroup], multipliers: dict, dual_states: dict,
+              idx: dict) -> dict:
+    """The multipliers the batch names: rows ``idx`` of indexed groups, all of dense ones, and
+    implicit groups' predictions for the batch's features (no gradient)."""
+    def read(name, g):
+        if g.implicit:
+            dual = dual_states[name]
+            return jax.lax.stop_gradient(dual.predict(dual.params, idx[name]))
+        return gather_rows(multipliers[name], idx[name]) if g.indexed else multipliers[name]
+
+    return {name: read(name, g) for name, g in groups.items()}
 
 
 def propose(groups: Mapping[str, ConstraintGroup], dual_states: dict, formulation_states: dict,
-            rows: dict, measured: dict, idx: dict, *, unique_indices: bool = False
-            ) -> Proposal:
+            rows: dict, measured: dict, idx: dict, *, unique_indices: bool = False,
+            axis_name: str | None = None) -> Proposal:
     """The dual step of every group on the batch's rows, not yet written back.
 
     ``λ ← proj(λ + dual_opt(dual_gradient(λ, g)))``, projected onto ``λ >= 0`` for inequality
     groups; duplicate indices share one update unless ``unique_indices`` promises none repeats.
+    An implicit group ascends its model's parameters instead (:func:`implicit.propose`; its
+    gradient is summed over ``axis_name``) and proposes the new model's predictions.
 
     Example:
       >>> import jax.numpy as jnp, optax, feasjax as fj
@@ -170,6 +214,12 @@ def propose(groups: Mapping[str, ConstraintGroup], dual_states: dict, formulatio
             new_dual[name] = (gather_rows(dual_states[name].inner, idx[name]) if g.indexed
                               else dual_states[name])
             continue
+        if g.implicit:
+            new = implicit.propose(g.multipliers, dual_states[name], fstate, form,
+                                   measured[name], idx[name], axis_name)
+            new_dual[name] = new
+            new_rows[name] = jax.lax.stop_gradient(new.predict(new.params, idx[name]))
+            continue
         direction = form.dual_gradient(rows[name], measured[name], fstate, g.kind)
         if g.indexed:
             upd, new_dual[name] = update_rows(g.dual_optimizer, direction, dual_states[name],
@@ -186,7 +236,8 @@ def propose(groups: Mapping[str, ConstraintGroup], dual_states: dict, formulatio
 def commit(groups: Mapping[str, ConstraintGroup], multipliers: dict, dual_states: dict,
            formulation_states: dict, proposal: Proposal, idx: dict, ok: jax.Array
            ) -> tuple[dict, dict, dict]:
-    """Write a proposal back if ``ok``: O(B) scatters for indexed groups, selects for dense.
+    """Write a proposal back if ``ok``: O(B) scatters for indexed groups, selects for dense
+    ones and for implicit ones' model parameters (they store no multipliers).
 
     Returns:
       The new ``(multipliers, dual_states, formulation_states)``.
@@ -199,7 +250,8 @@ def commit(groups: Mapping[str, ConstraintGroup], multipliers: dict, dual_states
             new_lam[name] = scatter_rows(multipliers[name], proposal.rows[name], write)
             new_dual[name] = write_rows(dual_states[name], proposal.dual[name], write)
         else:
-            new_lam[name] = jnp.where(ok, proposal.rows[name], multipliers[name])
+            if not g.implicit:
+                new_lam[name] = jnp.where(ok, proposal.rows[name], multipliers[name])
             new_dual[name] = select(ok, proposal.dual[name], dual_states[name])
     return new_lam, new_dual, select(ok, proposal.formulation, formulation_states)
 

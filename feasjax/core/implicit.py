@@ -24,9 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from feasjax.core import checks, defaults, dual_step
+from feasjax.core import checks, defaults
 from feasjax.core.dual import check_ascent
-from feasjax.core.transform import SAMPLES, ConstrainedState, check_scheme, primal_step
 
 __all__ = ["implicit_multipliers"]
 
@@ -43,19 +42,14 @@ REDUCTIONS = ("sum", "mean")
 
 
 class ImplicitMultipliers(NamedTuple):
-    """What :func:`implicit_multipliers` returns: give it to ``fj.feasible(multipliers=...)``."""
+    """What :func:`implicit_multipliers` returns: give it to ``fj.feasible(multipliers=...)``
+    or ``fj.ConstraintGroup(multipliers=...)``."""
 
     predict: Callable  # (φ, features) -> (B,) multipliers >= 0, differentiable in φ
     params: Any  # the initial φ
     optimizer: optax.GradientTransformation  # the ascent optimizer of φ
     project: Callable | None  # φ -> φ after each dual step, or None
     reduction: str  # "sum" (explicit FL's per-sample step) or "mean" over the batch
-
-    def transformation(self, primal_optimizer: optax.GradientTransformation, *, epsilon: float,
-                       formulation: Any, scheme: str, axis_name: str | None
-                       ) -> optax.GradientTransformationExtraArgs:
-        """What ``fj.feasible(primal_optimizer, multipliers=self, ...)`` returns."""
-        return _feasible(self, primal_optimizer, epsilon, formulation, scheme, axis_name)
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["params", "opt_state"],
@@ -97,8 +91,10 @@ def implicit_multipliers(
       \\textstyle\\sum_{i \\in B} \\lambda_\\phi(z_i)\\, g_i)\\big),
       \\qquad g_i = \\ell_i - \\epsilon
 
-    Pass the result to :func:`feasjax.feasible` as ``multipliers=``; its ``update`` then takes
-    ``losses=`` and ``features=`` (the batch's ``(B, ...)`` features) instead of ``indices``,
+    Pass the result to :func:`feasjax.feasible` as ``multipliers=`` (or to
+    :class:`feasjax.ConstraintGroup` as ``multipliers=``, a group of :func:`feasjax.constrained`
+    beside stored ones); ``update`` then takes ``features=`` (the batch's ``(B, ...)``
+    features) instead of ``indices``,
     and ``fj.multipliers(state, features=z)`` reads ``λ`` for the primal weights, or for samples
     never trained on. The state holds ``φ`` and its optimizer state: memory does not depend on N.
 
@@ -177,7 +173,7 @@ def _predict(apply: Callable, link: Callable, params: Any, features: Any) -> jax
     return link(h)
 
 
-# ------------------------------------------------------------------ the transformation
+# ------------------------------------------------------- the dual step (core/dual_step.py)
 
 
 def init_state(spec: ImplicitMultipliers) -> ImplicitState:
@@ -209,76 +205,6 @@ def propose(spec: ImplicitMultipliers, dual: ImplicitState, fstate: Any, formula
     if spec.project is not None:
         params = spec.project(params)
     return ImplicitState(params, opt_state, dual.predict)
-
-
-def _check_batch(losses: Any, features: Any, epsilon: float, name: str) -> jax.Array:
-    losses = jnp.asarray(losses)
-    if losses.ndim != 1 or not jnp.issubdtype(losses.dtype, jnp.floating):
-        raise ValueError(f"{name} must be a 1-D float array of per-sample values (B,), got "
-                         f"shape {losses.shape} dtype {losses.dtype}")
-    if features is None:
-        raise ValueError("implicit multipliers need the batch's features: pass features= (an "
-                         "array or pytree with a leading axis of B) to update, not indices")
-    batch = checks.leading_size(features, "features")
-    if batch != losses.shape[0]:
-        raise ValueError(f"features must have a leading axis of {losses.shape[0]} (one row per "
-                         f"loss), got {batch}")
-    return jax.lax.stop_gradient(losses - jnp.asarray(epsilon, losses.dtype))
-
-
-def _feasible(spec: ImplicitMultipliers, primal_optimizer: optax.GradientTransformation,
-              epsilon: float, formulation: Any, scheme: str, axis_name: str | None
-              ) -> optax.GradientTransformationExtraArgs:
-    check_scheme(scheme)
-    primal = optax.with_extra_args_support(primal_optimizer)
-
-    def init_fn(params):
-        return ConstrainedState(primal.init(params), {}, {SAMPLES: init_state(spec)},
-                                {SAMPLES: formulation.init()}, dual_step.zero_count(),
-                                dual_step.zero_count())
-
-    def dual(state, losses, measurements, features):
-        g = _check_batch(losses if measurements is None else measurements, features, epsilon,
-                         "losses" if measurements is None else "measurements")
-        fstate = state.formulation_states[SAMPLES]
-        new = propose(spec, state.dual_states[SAMPLES], fstate, formulation, g, features,
-                      axis_name)
-        new_fstate = formulation.update_state(fstate, g, "inequality")
-        return (new, new_fstate), dual_step.all_finite(g, new.params, new.opt_state)
-
-    def finish(state, proposal, ok, inner_state, counted):
-        duals, forms = state.dual_states, state.formulation_states
-        if proposal is not None:
-            new, new_fstate = proposal
-            duals = {SAMPLES: dual_step.select(ok, new, duals[SAMPLES])}
-            forms = {SAMPLES: dual_step.select(ok, new_fstate, forms[SAMPLES])}
-        return ConstrainedState(inner_state, {}, duals, forms, state.count + counted,
-                                state.skipped + (~ok).astype(jnp.int32))
-
-    def update_fn(updates, state, params=None, *, losses=None, features=None,
-                  measurements=None, dual_only=False, **extra_args):
-        extra = {k: v for k, v in extra_args.items()
-                 if k not in ("indices", "unique_indices", "violations")}
-        given = losses is not None or measurements is not None
-        if dual_only or scheme == "simultaneous":
-            if not given:
-                raise ValueError("implicit multipliers take their dual step from the batch's "
-                                 "losses= and features=")
-            proposal, ok = dual(state, losses, measurements, features)
-            if dual_only:
-                if axis_name is not None:
-                    ok = jax.lax.pmax((~ok).astype(jnp.int32), axis_name) == 0
-                return updates, finish(state, proposal, ok, state.inner_state, 0)
-        elif given:
-            raise ValueError(f"under scheme {scheme!r} update takes the primal step only: pass "
-                             f"the losses and features to fj.dual_update(tx, state, ...)")
-        else:
-            proposal, ok = None, jnp.array(True)
-        updates, inner_state, ok = primal_step(primal, updates, state.inner_state, params, ok,
-                                               axis_name, extra)
-        return updates, finish(state, proposal, ok, inner_state, 1)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 def state_bytes(tree: Any) -> int:

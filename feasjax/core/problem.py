@@ -15,6 +15,7 @@ import optax
 from feasjax.core import checks, defaults
 from feasjax.core.dual import check_ascent
 from feasjax.core.formulations import Formulation, check_kind, lagrangian
+from feasjax.core.implicit import ImplicitMultipliers
 from feasjax.core.weighting import check_reduction
 
 __all__ = ["ConstraintValue", "ProblemOutput", "ConstraintGroup"]
@@ -60,8 +61,13 @@ class ProblemOutput(NamedTuple):
 class ConstraintGroup(NamedTuple):
     """Static description of one group of constraints (defaults: :mod:`feasjax.core.defaults`).
 
+    Three kinds: dense (all ``size`` multipliers stored, every step sees every constraint),
+    indexed (one stored multiplier per sample, the batch names its rows) and implicit
+    (``multipliers=``: a model predicts each sample's multiplier from its features, nothing is
+    stored per sample; the batch passes its features).
+
     Attributes:
-      size: number of constraints ``N`` (indexed) or ``m`` (dense).
+      size: number of constraints ``N`` (indexed) or ``m`` (dense); ``None`` for implicit ones.
       kind: ``"inequality"`` (multipliers projected onto ``λ >= 0``) or ``"equality"``.
       formulation: e.g. :func:`feasjax.core.resilient` (default: the Lagrangian).
       dual_optimizer: an ascent optimizer (default ``ascent(optax.sgd(0.1))``); it must be
@@ -73,6 +79,9 @@ class ConstraintGroup(NamedTuple):
         over ``m`` dense constraints makes the multipliers ``m`` times the textbook ones; the
         Feasible Learning paper's code sums over the batch.
       init_multiplier: initial value of every multiplier (default 1.0).
+      multipliers: :func:`feasjax.implicit_multipliers` for an implicit group of per-sample
+        inequality constraints (no ``size``; its optimizer and model replace
+        ``dual_optimizer`` and ``init_multiplier``), or ``None`` to store them.
 
     Example:
       >>> import feasjax as fj
@@ -82,13 +91,25 @@ class ConstraintGroup(NamedTuple):
       ('inequality', 'mean', 1.0)
     """
 
-    size: int
+    size: int | None = None
     kind: str = "inequality"
     formulation: Formulation = lagrangian()
     dual_optimizer: optax.GradientTransformation = defaults.dual_optimizer()
     indexed: bool = False
     reduction: str | None = None
     init_multiplier: float = defaults.INIT_MULTIPLIER
+    multipliers: ImplicitMultipliers | None = None
+
+    @property
+    def implicit(self) -> bool:
+        """Whether a model predicts the multipliers (``multipliers=``) instead of a vector."""
+        return self.multipliers is not None
+
+    @property
+    def per_sample(self) -> bool:
+        """Whether the batch holds its own samples' values (indexed or implicit): not averaged
+        over devices, unlike a dense group's."""
+        return self.indexed or self.implicit
 
     def resolved_reduction(self) -> str:
         """The reduction in force (``reduction``, or ``defaults.REDUCTION`` when ``None``)."""
@@ -96,6 +117,9 @@ class ConstraintGroup(NamedTuple):
 
     def validate(self, name: str) -> None:
         """Raise ``ValueError`` naming ``name`` if the description is inconsistent."""
+        if self.implicit:
+            self._validate_implicit(name)
+            return
         if not isinstance(self.size, int) or self.size < 1:
             raise ValueError(f"constraint group {name!r}: size must be a positive int, "
                              f"got size={self.size!r}")
@@ -106,3 +130,24 @@ class ConstraintGroup(NamedTuple):
         if self.kind == "inequality":
             checks.check_positive(self.init_multiplier, f"{name}.init_multiplier",
                                   allow_zero=True)
+
+    def _validate_implicit(self, name: str) -> None:
+        if not isinstance(self.multipliers, ImplicitMultipliers):
+            raise TypeError(f"constraint group {name!r}: multipliers must be built by "
+                            f"fj.implicit_multipliers(...), got {type(self.multipliers).__name__}")
+        stored = {"size": self.size is not None, "indexed": self.indexed,
+                  "dual_optimizer": self.dual_optimizer is not _DEFAULTS["dual_optimizer"],
+                  "init_multiplier": self.init_multiplier != defaults.INIT_MULTIPLIER}
+        if any(stored.values()):
+            raise ValueError(f"constraint group {name!r}: with implicit multipliers, "
+                             f"{', '.join(k for k, v in stored.items() if v)} do not apply: the "
+                             f"multiplier model, its parameters and fj.implicit_multipliers(..., "
+                             f"optimizer=) replace them")
+        if self.kind != "inequality" or not self.formulation.has_multipliers:
+            raise ValueError(f"constraint group {name!r}: implicit multipliers (λ >= 0) are for "
+                             f"inequality groups with multipliers, got kind={self.kind!r}, "
+                             f"formulation={self.formulation.name!r}")
+        check_reduction(self.resolved_reduction())
+
+
+_DEFAULTS = ConstraintGroup._field_defaults

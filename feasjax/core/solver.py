@@ -137,6 +137,10 @@ def primal_dual(
     check_scheme(scheme)
     for name, group in groups.items():
         group.validate(name)
+        if group.implicit:  # its step would need the batch's features: no argument for them
+            raise ValueError(f"constraint group {name!r}: implicit multipliers plug into "
+                             f"fj.constrained / fj.feasible (update(..., features=)), not "
+                             f"fj.primal_dual")
     primal = optax.with_extra_args_support(primal_optimizer)
 
     def init(params: Any, multipliers: dict | None = None, model_state: Any = ()
@@ -214,7 +218,7 @@ def primal_dual(
             measured = _pmean_dense(measured)
         if on_nonfinite == "raise":
             raise_if_nonfinite(objective, measured, idx)
-        rows = dual_step.read_rows(groups, state.multipliers, idx)
+        rows = dual_step.read_rows(groups, state.multipliers, state.dual_states, idx)
         proposal = None
         if scheme != "primal_then_dual":
             proposal = dual_step.propose(groups, state.dual_states, state.formulation_states,

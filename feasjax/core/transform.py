@@ -2,6 +2,8 @@
 
 ``tx.update(grads, state, params, violations=g, indices=idx, **extra)`` takes the dual step on
 the batch's rows (O(B)), then passes ``grads`` and the other extra args to the wrapped optimizer.
+Implicit groups (``fj.ConstraintGroup(multipliers=fj.implicit_multipliers(...))``) take the
+batch's ``features=`` instead of ``indices=`` and store no multipliers.
 The caller differentiates ``f + reduce(λ_B · g_B)`` with the batch's multipliers read by
 :func:`multipliers`. It composes with ``optax.chain``, ``inject_hyperparams``, ``MultiSteps``
 (put the transformation *around* it so that every micro-batch takes its dual step) and
@@ -23,6 +25,7 @@ import optax
 
 from feasjax.core import checks, defaults, dual_step
 from feasjax.core.formulations import Formulation, lagrangian
+from feasjax.core.implicit import ImplicitState
 from feasjax.core.problem import ConstraintGroup
 
 __all__ = ["SAMPLES", "ConstrainedState", "constrained", "feasible", "constrained_state",
@@ -30,7 +33,7 @@ __all__ = ["SAMPLES", "ConstrainedState", "constrained", "feasible", "constraine
 
 SAMPLES = "samples"  # name of Feasible Learning's per-sample constraint group
 SCHEMES = ("simultaneous", "dual_then_primal", "primal_then_dual")
-_OWN_ARGS = ("violations", "measurements", "indices", "losses", "dual_only",
+_OWN_ARGS = ("violations", "measurements", "indices", "features", "losses", "dual_only",
              "unique_indices")
 
 
@@ -38,8 +41,8 @@ class ConstrainedState(NamedTuple):
     """State of :func:`constrained` and :func:`feasible`."""
 
     inner_state: optax.OptState  # the wrapped (primal) optimizer's state
-    multipliers: dict  # name -> (size,) float multipliers
-    dual_states: dict  # name -> dual optimizer state (IndexedState for per-sample groups)
+    multipliers: dict  # name -> (size,) float multipliers (stored groups only)
+    dual_states: dict  # name -> dual state (IndexedState: indexed, ImplicitState: implicit)
     formulation_states: dict  # name -> formulation state
     count: jax.Array  # shape=(), int32: primal updates taken (skipped ones included)
     skipped: jax.Array  # shape=(), int32: steps skipped (non-finite values, bad indices)
@@ -120,11 +123,12 @@ def constrained(
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` with ``update(grads, state, params, *,
-      violations, measurements=None, indices, unique_indices=False, **extra)``: ``violations``
-      (dict name -> ``(B,)`` or ``(size,)``, or one array for one group) drive the dual step,
-      or ``measurements`` when given; ``indices`` name the rows of indexed groups;
-      ``unique_indices=True`` promises no index repeats in the batch. Under the other schemes
-      ``update`` takes no violations.
+      violations, measurements=None, indices, features=None, unique_indices=False, **extra)``:
+      ``violations`` (dict name -> ``(B,)`` or ``(size,)``, or one array for one group) drive
+      the dual step, or ``measurements`` when given; ``indices`` name the rows of indexed
+      groups, ``features`` (one array or pytree, or a dict name -> features) are implicit
+      groups' batch; ``unique_indices=True`` promises no index repeats in the batch. Under the
+      other schemes ``update`` takes no violations.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax, feasjax as fj
@@ -160,19 +164,21 @@ def constrained(
         return ConstrainedState(primal.init(params), lam, dual, form,
                                 dual_step.zero_count(), dual_step.zero_count())
 
-    def dual(state, violations, measurements, indices, unique_indices):
-        idx, valid = dual_step.batch_indices(groups, indices)
+    def dual(state, violations, measurements, indices, features, unique_indices):
+        idx, valid = dual_step.batch_indices(groups, indices, features)
         violations = _as_group_dict(violations, groups, "violations")
         measured = _as_group_dict(measurements, groups, "measurements") or violations
         dual_step.check_violations(groups, measured, idx)
         measured = {k: jax.lax.stop_gradient(v) for k, v in measured.items()}
         if axis_name is not None:
-            measured = {k: v if groups[k].indexed else jax.lax.pmean(v, axis_name)
+            measured = {k: v if groups[k].per_sample else jax.lax.pmean(v, axis_name)
                         for k, v in measured.items()}
-        rows = dual_step.read_rows(groups, state.multipliers, idx)
+        rows = dual_step.read_rows(groups, state.multipliers, state.dual_states, idx)
         proposal = dual_step.propose(groups, state.dual_states, state.formulation_states, rows,
-                                     measured, idx, unique_indices=unique_indices)
-        return proposal, idx, valid & dual_step.all_finite(measured)
+                                     measured, idx, unique_indices=unique_indices,
+                                     axis_name=axis_name)
+        models = {k: proposal.dual[k] for k, g in groups.items() if g.implicit}
+        return proposal, idx, valid & dual_step.all_finite(measured, models)
 
     def finish(state, proposal, idx, ok, inner_state, counted):
         lam, duals, forms = (state.multipliers, state.dual_states, state.formulation_states)
@@ -182,26 +188,31 @@ def constrained(
                                 state.count + counted, state.skipped + (~ok).astype(jnp.int32))
 
     def update_fn(updates, state, params=None, *, violations=None, measurements=None,
-                  indices=None, dual_only=False, unique_indices=False, **extra_args):
+                  indices=None, features=None, dual_only=False, unique_indices=False,
+                  **extra_args):
         extra = {k: v for k, v in extra_args.items() if k not in _OWN_ARGS}
         given = violations is not None or measurements is not None
         if dual_only:  # fj.dual_update: the dual step alone
             if not given:
                 raise ValueError("dual_update needs the batch's violations (or losses)")
-            proposal, idx, ok = dual(state, violations, measurements, indices, unique_indices)
+            proposal, idx, ok = dual(state, violations, measurements, indices, features,
+                                     unique_indices)
             if axis_name is not None:
                 ok = jax.lax.pmax((~ok).astype(jnp.int32), axis_name) == 0
             return updates, finish(state, proposal, idx, ok, state.inner_state, 0)
         if scheme == "simultaneous":
             if not given:
                 raise ValueError("scheme 'simultaneous' takes its dual step in update: pass "
-                                 "violations= (losses= for fj.feasible) and indices=")
-            proposal, idx, ok = dual(state, violations, measurements, indices, unique_indices)
+                                 "violations= (losses= for fj.feasible) and indices= (features= "
+                                 "for implicit multipliers)")
+            proposal, idx, ok = dual(state, violations, measurements, indices, features,
+                                     unique_indices)
         else:
             if given:
                 when = "before the gradient" if scheme == "dual_then_primal" else "after the update"
                 raise ValueError(f"under scheme {scheme!r} update takes the primal step only: "
-                                 f"pass the violations to fj.dual_update(tx, state, ...) {when}")
+                                 f"pass the violations (losses) to fj.dual_update(tx, state, "
+                                 f"...) {when}")
             proposal, idx, ok = None, {}, jnp.array(True)
         updates, inner_state, ok = primal_step(primal, updates, state.inner_state, params, ok,
                                                axis_name, extra)
@@ -239,7 +250,8 @@ def feasible(
       multipliers: implicit multipliers from :func:`feasjax.implicit_multipliers` instead of
         one stored per sample: ``λ(z)`` is a model of the samples' features, ``update`` takes
         ``losses=`` and ``features=`` (no ``indices``), and the state's size does not depend on
-        N. Its optimizer replaces ``dual_optimizer`` and ``init_multiplier``.
+        N. Its optimizer replaces ``dual_optimizer`` and ``init_multiplier``. The same as
+        :func:`constrained` with ``{"samples": fj.ConstraintGroup(multipliers=...)}``.
       dual_optimizer: ascent optimizer for the batch's multipliers (default
         ``fj.ascent(optax.sgd(0.1))``).
       formulation: :func:`feasjax.lagrangian` (FL, default) or :func:`feasjax.resilient` (RFL).
@@ -248,7 +260,8 @@ def feasible(
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose ``update(grads, state, params, *,
-      losses, indices, measurements=None, **extra)`` takes the batch's ``(B,)`` losses.
+      losses, indices, measurements=None, **extra)`` takes the batch's ``(B,)`` losses (and
+      ``features=`` instead of ``indices`` with implicit multipliers).
 
     Example:
       >>> import jax, jax.numpy as jnp, optax, feasjax as fj
@@ -270,18 +283,23 @@ def feasible(
       True
     """
     checks.check_positive(epsilon, "epsilon", allow_zero=True)
+    formulation = formulation or lagrangian()
     if multipliers is not None:
-        return _implicit(primal_optimizer, multipliers, num_samples, dual_optimizer,
-                         init_multiplier, epsilon=epsilon, formulation=formulation or lagrangian(),
-                         scheme=scheme, axis_name=axis_name)
-    if num_samples is None:
+        if num_samples is not None or dual_optimizer is not None or \
+                init_multiplier != defaults.INIT_MULTIPLIER:
+            raise ValueError("with implicit multipliers, num_samples, dual_optimizer and "
+                             "init_multiplier do not apply: the multiplier model, its "
+                             "parameters and fj.implicit_multipliers(..., optimizer=) replace "
+                             "them")
+        group = ConstraintGroup(formulation=formulation, multipliers=multipliers)
+    elif num_samples is None:
         raise ValueError("num_samples is required (the number of training samples, one "
                          "multiplier each), or pass multipliers=fj.implicit_multipliers(...)")
-    group = ConstraintGroup(
-        size=checks.check_count(num_samples, "num_samples"), kind="inequality",
-        formulation=formulation or lagrangian(),
-        dual_optimizer=dual_optimizer or defaults.dual_optimizer(), indexed=True,
-        init_multiplier=init_multiplier)
+    else:
+        group = ConstraintGroup(
+            size=checks.check_count(num_samples, "num_samples"), kind="inequality",
+            formulation=formulation, dual_optimizer=dual_optimizer or defaults.dual_optimizer(),
+            indexed=True, init_multiplier=init_multiplier)
     inner = constrained(primal_optimizer, {SAMPLES: group}, scheme=scheme, axis_name=axis_name)
 
     def update_fn(updates, state, params=None, *, losses=None, measurements=None,
@@ -294,22 +312,6 @@ def feasible(
                             measurements=measurements, indices=indices, **extra)
 
     return optax.GradientTransformationExtraArgs(inner.init, update_fn)
-
-
-def _implicit(primal_optimizer: optax.GradientTransformation, spec: Any, num_samples: Any,
-              dual_optimizer: Any, init_multiplier: float, **options: Any
-              ) -> optax.GradientTransformationExtraArgs:
-    # fj.implicit_multipliers builds the transformation (core/implicit.py, which imports this
-    # module: no import back).
-    if not callable(getattr(spec, "transformation", None)):
-        raise TypeError(f"multipliers must be built by fj.implicit_multipliers(...), got "
-                        f"{type(spec).__name__}")
-    if num_samples is not None or dual_optimizer is not None or \
-            init_multiplier != defaults.INIT_MULTIPLIER:
-        raise ValueError("with implicit multipliers, num_samples, dual_optimizer and "
-                         "init_multiplier do not apply: the multiplier model, its parameters "
-                         "and fj.implicit_multipliers(..., optimizer=) replace them")
-    return spec.transformation(primal_optimizer, **options)
 
 
 def _violations(values: Any, epsilon: Any, indices: Any, name: str) -> jax.Array:
@@ -362,7 +364,8 @@ def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None
     Args:
       opt_state: any state holding a :class:`ConstrainedState` (see :func:`constrained_state`).
       indices: the batch's ``(B,)`` sample indices, or ``None`` for the whole vector.
-      group: the group's name; default the only one (``"samples"`` for :func:`feasible`).
+      group: the group's name; default the only one (``"samples"`` for :func:`feasible`), or
+        with ``features`` the only implicit one.
       features: with implicit multipliers (:func:`feasjax.implicit_multipliers`), the
         ``(B, ...)`` features of the samples whose ``λ`` to predict (seen or not) instead of
         ``indices``.
@@ -375,34 +378,28 @@ def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None
       [2.0, 2.0]
     """
     state = constrained_state(opt_state)
-    implicit = {k: d for k, d in state.dual_states.items() if hasattr(d, "predict")}
-    if implicit or features is not None:
-        return _predicted(implicit, indices, group, features)
+    models = {k: d for k, d in state.dual_states.items() if isinstance(d, ImplicitState)}
     if group is None:
-        if len(state.multipliers) != 1:
-            raise ValueError(f"group is required with several constraint groups "
-                             f"{sorted(state.multipliers)}")
-        group = next(iter(state.multipliers))
-    if group not in state.multipliers:
-        raise ValueError(f"group must be one of {sorted(state.multipliers)}, got {group=}")
+        names = sorted(models) if features is not None and len(models) == 1 else \
+            sorted(state.dual_states)
+        if len(names) != 1:
+            raise ValueError(f"group is required with several constraint groups {names}")
+        group = names[0]
+    if group not in state.dual_states:
+        raise ValueError(f"group must be one of {sorted(state.dual_states)}, got {group=}")
+    if group in models:
+        if features is None or indices is not None:
+            raise ValueError("implicit multipliers are read with features= (the samples' (B, "
+                             "...) features), not indices: there is no stored vector to index")
+        return jax.lax.stop_gradient(models[group].predict(models[group].params, features))
+    if features is not None:
+        raise ValueError(f"features= reads implicit multipliers (fj.implicit_multipliers); "
+                         f"group {group!r} stores one per sample: pass indices= instead")
     lam = state.multipliers[group]
     if indices is not None:
         indices = checks.check_indices(indices, lam.shape[0], "indices")
         lam = lam.at[indices].get(mode="fill")
     return jax.lax.stop_gradient(lam)
-
-
-def _predicted(implicit: dict, indices: Any, group: str | None, features: Any) -> jax.Array:
-    if not implicit:
-        raise ValueError("features= reads implicit multipliers (fj.implicit_multipliers); "
-                         "this state stores one per sample: pass indices= instead")
-    if features is None or indices is not None:
-        raise ValueError("implicit multipliers are read with features= (the samples' (B, ...) "
-                         "features), not indices: there is no stored vector to index")
-    if group not in (None, *implicit):
-        raise ValueError(f"group must be one of {sorted(implicit)}, got {group=}")
-    dual = next(iter(implicit.values())) if group is None else implicit[group]
-    return jax.lax.stop_gradient(dual.predict(dual.params, features))
 
 
 def dual_update(tx: optax.GradientTransformationExtraArgs, opt_state: Any, **batch: Any) -> Any:
@@ -412,8 +409,8 @@ def dual_update(tx: optax.GradientTransformationExtraArgs, opt_state: Any, **bat
       tx: the transformation built by :func:`constrained` or :func:`feasible` (not a chain).
       opt_state: any state that holds its :class:`ConstrainedState`, or an ``nnx.Optimizer``
         (updated in place and returned).
-      **batch: ``losses=`` (:func:`feasible`) or ``violations=``, ``indices=``, optionally
-        ``measurements=`` and ``unique_indices=``.
+      **batch: ``losses=`` (:func:`feasible`) or ``violations=``, ``indices=`` (``features=``
+        for implicit multipliers), optionally ``measurements=`` and ``unique_indices=``.
 
     Returns:
       ``opt_state`` with the dual step taken.
