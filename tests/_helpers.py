@@ -66,3 +66,53 @@ def _is_key(x):
 
 def _key_data(x):
     return jax.random.key_data(x) if _is_key(x) else x
+
+
+_KILL_CHILD_HEADER = """
+import os, sys, json, signal
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"  # as conftest.py
+os.environ["JAX_PLATFORMS"] = "cpu"
+import jax
+jax.config.update("jax_threefry_partitionable", True)
+# The children compile the same programs as each other and as the suite: they share the
+# session's persistent cache (conftest.py), or one of their own outside the suite.
+jax.config.update("jax_compilation_cache_dir", {cache!r})
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
+import numpy as np
+from tests._helpers import host_leaves
+import {module} as t
+directory, out, die_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+def after_save(step):
+    print("saved", step, flush=True)
+    if step == die_after:  # the async save has started, not necessarily finished
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def kill_child(tmp_path, module, body, *, die_after=-1, wait=True):
+    """Run a child that trains (``body``, with ``t`` = the test module ``module``, and
+    ``directory``, ``out`` and ``after_save`` defined) and SIGKILLs itself right after the save
+    of step ``die_after`` (-1: never), as the kill -9 resume tests do.
+
+    Returns ``(process, out)``: a finished ``CompletedProcess`` (output captured) if ``wait``,
+    else a running ``Popen`` whose stdout is a pipe; ``out`` is the path the body writes to.
+    """
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    tests = pathlib.Path(__file__).parent
+    script = tmp_path / "child.py"
+    script.write_text(_KILL_CHILD_HEADER.format(
+        tests=str(tests), root=str(tests.parent), module=module,
+        cache=os.environ.get("FEASJAX_TEST_COMPILATION_CACHE", str(tmp_path / "jax-cache")))
+        + body)
+    out = str(tmp_path / "final.npz")
+    args = [sys.executable, str(script), str(tmp_path / "ckpt"), out, str(die_after)]
+    if wait:
+        return subprocess.run(args, capture_output=True, text=True, timeout=900), out
+    return subprocess.Popen(args, stdout=subprocess.PIPE, text=True), out

@@ -1,14 +1,8 @@
 """The engine runs any step: the README's nnx.Optimizer model (BatchNorm + Dropout) with its own
 train step gets compiled epochs, a bit-exact resume after kill -9, the mesh and seed sweeps; a
 plain fj.feasible step and a PrimalDual go through the same loop."""
-import json
-import os
-import pathlib
 import signal
-import subprocess
-import sys
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +11,7 @@ import pytest
 from flax import nnx
 
 import feasjax as fj
+from tests._helpers import kill_child
 
 N, B, EPOCHS, EPSILON = 256, 32, 3, 0.1
 
@@ -208,23 +203,6 @@ def test_bad_arguments_are_named():
 
 
 CHILD = """
-import os, sys, signal
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-os.environ["JAX_PLATFORMS"] = "cpu"
-import jax
-jax.config.update("jax_threefry_partitionable", True)
-jax.config.update("jax_compilation_cache_dir", {cache!r})
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-import numpy as np
-import test_engine as t
-directory, out, die_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
-
-def after_save(step):
-    print("saved", step, flush=True)
-    if step == die_after:  # the async save has started, not necessarily finished
-        os.kill(os.getpid(), signal.SIGKILL)
-
 model, optimizer, hist = t._train(checkpoint_dir=directory, checkpoint_every=5,
                                   after_save=after_save)
 np.savez(out, **t._flat((model, optimizer)))
@@ -233,15 +211,7 @@ print("done", flush=True)
 
 
 def _child(tmp_path, die_after):
-    script = tmp_path / "child.py"
-    tests = pathlib.Path(__file__).parent
-    script.write_text(CHILD.format(tests=str(tests), root=str(tests.parent),
-                                   cache=os.environ.get("FEASJAX_TEST_COMPILATION_CACHE",
-                                                        str(tmp_path / "jax-cache"))))
-    out = str(tmp_path / "final.npz")
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "ckpt"), out,
-                           str(die_after)], capture_output=True, text=True, timeout=900)
-    return proc, out
+    return kill_child(tmp_path, "test_engine", CHILD, die_after=die_after)
 
 
 @pytest.mark.slow

@@ -1,11 +1,7 @@
 """The Grain pipeline: minibatches carry their source rows, processes split the rows, augmented
 batches are reproducible, and a run over a pipeline resumes bit for bit (kill -9 included)."""
 import json
-import os
-import pathlib
 import signal
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +11,7 @@ import pytest
 
 import feasjax as fj
 from feasjax.data.pipeline import Pipeline, RandomCropFlip
-from tests._helpers import assert_bit_identical
+from tests._helpers import assert_bit_identical, host_leaves, kill_child
 
 N, B = 50, 8
 
@@ -136,46 +132,23 @@ def test_training_over_a_pipeline_learns_and_resumes_bit_for_bit(tmp_path):
 
 
 CHILD = """
-import os, sys, signal
-os.environ["JAX_PLATFORMS"] = "cpu"
-import jax
-jax.config.update("jax_compilation_cache_dir", {cache!r})
-sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-import numpy as np
-import test_pipeline as t
-from tests._helpers import host_leaves
-
-def after_save(step):
-    print("saved", step, flush=True)
-    if step == int(sys.argv[2]):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-state, _ = t._run(sys.argv[1], after_save=after_save)
-np.savez(sys.argv[3], **host_leaves(state))
+state, _ = t._run(directory, after_save=after_save)
+np.savez(out, **host_leaves(state))
 print("done", flush=True)
 """
 
 
 @pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_run(tmp_path):
-    script = tmp_path / "child.py"
-    tests = pathlib.Path(__file__).parent
-    script.write_text(CHILD.format(tests=str(tests), root=str(tests.parent),
-                                   cache=os.environ.get("FEASJAX_TEST_COMPILATION_CACHE",
-                                                        str(tmp_path / "cache"))))
-    out = str(tmp_path / "final.npz")
-
     def child(die_after):
-        return subprocess.run([sys.executable, str(script), str(tmp_path / "ck"),
-                               str(die_after), out], capture_output=True, text=True,
-                              timeout=600)
+        return kill_child(tmp_path, "test_pipeline", CHILD, die_after=die_after)[0]
 
+    out = str(tmp_path / "final.npz")
     killed = child(11)  # epoch 1, step 3 (chunks of 3 within 8-step epochs)
     assert killed.returncode == -signal.SIGKILL and "saved 11" in killed.stdout
     finished = child(-1)
     assert finished.returncode == 0 and "done" in finished.stdout, finished.stderr[-2000:]
     assert "saved 3\n" not in finished.stdout
-    from tests._helpers import host_leaves
     expected = host_leaves(_run(tmp_path / "whole")[0])
     final = np.load(out)
     for name in expected:

@@ -1,12 +1,10 @@
 """Exact resume: chunked runs equal whole epochs, and killed runs resume bit for bit."""
 import json
 import os
-import pathlib
 import random
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -18,8 +16,8 @@ import pytest
 import feasjax as fj
 from feasjax.training.loop import chunk_fn
 from feasjax.training.resume import train_resumable
-from tests._helpers import (assert_bit_identical, host_leaves, linear_data, schedule_free_fl,
-                            squared_errors)
+from tests._helpers import (assert_bit_identical, host_leaves, kill_child, linear_data,
+                            schedule_free_fl, squared_errors)
 
 N, D, B, EPOCHS = 30, 3, 4, 3  # 7 steps per epoch (2 samples left out each epoch)
 EVERY = 2  # chunks of 2, 2, 2, 1 steps per epoch
@@ -125,28 +123,8 @@ def test_injected_nan_is_skipped_and_counted(tmp_path):
 
 
 CHILD = """
-import os, sys, json, signal
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-os.environ["JAX_PLATFORMS"] = "cpu"
-import jax
-jax.config.update("jax_threefry_partitionable", True)
-# The children compile the same programs as each other and as the other kill tests: they share
-# the session's persistent cache (conftest.py), or one of their own outside the suite.
-jax.config.update("jax_compilation_cache_dir", {cache!r})
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-import numpy as np
-import test_resume as t
-directory, out, die_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
-
-def after_save(step):
-    print("saved", step, flush=True)
-    if step == die_after:  # the async save has started, not necessarily finished
-        os.kill(os.getpid(), signal.SIGKILL)
-
 state, hist = t._run(directory, after_save=after_save)
-np.savez(out, **t.host_leaves(state))
+np.savez(out, **host_leaves(state))
 with open(out + ".json", "w") as f:
     json.dump(hist._asdict(), f)
 print("done", flush=True)
@@ -154,14 +132,7 @@ print("done", flush=True)
 
 
 def _child(tmp_path, die_after=-1):
-    script = tmp_path / "child.py"
-    tests = pathlib.Path(__file__).parent
-    script.write_text(CHILD.format(tests=str(tests), root=str(tests.parent),
-                                   cache=os.environ.get("FEASJAX_TEST_COMPILATION_CACHE",
-                                                        str(tmp_path / "jax-cache"))))
-    out = str(tmp_path / "final.npz")
-    return subprocess.Popen([sys.executable, str(script), str(tmp_path / "ckpt"), out,
-                             str(die_after)], stdout=subprocess.PIPE, text=True), out
+    return kill_child(tmp_path, "test_resume", CHILD, die_after=die_after, wait=False)
 
 
 def _limit(seconds: float) -> float:
