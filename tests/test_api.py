@@ -377,28 +377,8 @@ def _resolve(path: str, where: str, internal: bool = False) -> object:
 
 
 def _check_source(source: str, where: str, internal: bool = False) -> None:
-    tree = ast.parse(source)
-    aliases = {}  # local name -> feasjax module path
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                if a.name.split(".")[0] == "feasjax":
-                    _resolve(a.name, where, internal)
-                    aliases[a.asname or "feasjax"] = a.name if a.asname else "feasjax"
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "feasjax":
-            _resolve(node.module, where, internal)
-            for a in node.names:
-                obj = _resolve(f"{node.module}.{a.name}", f"{where}: from {node.module} import",
-                               internal)
-                if isinstance(obj, types.ModuleType):
-                    aliases[a.asname or a.name] = obj.__name__
-    for node in ast.walk(tree):
-        chain = []
-        while isinstance(node, ast.Attribute):
-            chain.insert(0, node.attr)
-            node = node.value
-        if chain and isinstance(node, ast.Name) and node.id in aliases:
-            _resolve(".".join([aliases[node.id], *chain]), where, internal)
+    for path in _feasjax_paths(source):
+        _resolve(path, where, internal)
 
 
 def _doctest_sources():
@@ -417,9 +397,10 @@ def _doctest_sources():
                     yield f"{module}:{name}", source, not name or name in public
 
 
-def _submodule_paths(source: str) -> list[str]:
-    """The ``feasjax`` paths in ``source`` that go through a module below a subpackage
-    (``from feasjax.metrics.summary import quantile``, ``fj.core.transform.feasible``)."""
+def _feasjax_paths(source: str) -> list[str]:
+    """Every ``feasjax`` path ``source`` names: its imports (``from feasjax.metrics import
+    quantile`` names ``feasjax.metrics`` and ``feasjax.metrics.quantile``) and the attribute
+    chains on the names they bind (``fj.core.feasible``)."""
     tree = ast.parse(source)
     paths, aliases = [], {}
     for node in ast.walk(tree):
@@ -429,7 +410,7 @@ def _submodule_paths(source: str) -> list[str]:
                     paths.append(a.name)
                     aliases[a.asname or "feasjax"] = a.name if a.asname else "feasjax"
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "feasjax":
-            paths += [f"{node.module}.{a.name}" for a in node.names]
+            paths += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             aliases.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
     for node in ast.walk(tree):
         chain = []
@@ -438,6 +419,13 @@ def _submodule_paths(source: str) -> list[str]:
             node = node.value
         if chain and isinstance(node, ast.Name) and node.id in aliases:
             paths.append(".".join([aliases[node.id], *chain]))
+    return paths
+
+
+def _submodule_paths(source: str) -> list[str]:
+    """The ``feasjax`` paths in ``source`` that go through a module below a subpackage
+    (``from feasjax.metrics.summary import quantile``, ``fj.core.transform.feasible``)."""
+    paths = _feasjax_paths(source)
     return [p for p in paths if any(
         _is_module(m) and m.count(".") >= 2 and m not in OWN_ALL
         for m in (".".join(p.split(".")[:i]) for i in range(3, len(p.split(".")) + 1)))]
