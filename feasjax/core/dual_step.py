@@ -133,6 +133,10 @@ def batch_indices(groups: Mapping[str, ConstraintGroup], indices: Any, features:
 def _features(groups: Mapping[str, ConstraintGroup], features: Any) -> dict:
     names = [name for name, g in groups.items() if g.implicit]
     if not names:
+        if features is not None:
+            raise ValueError("features= is for implicit multipliers (fj.implicit_multipliers) "
+                             "and no constraint group here has them: pass indices= for stored "
+                             "per-sample multipliers")
         return {}
     if features is None:
         raise ValueError(f"implicit multipliers (groups {names}) need the batch's features: pass "
