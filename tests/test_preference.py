@@ -81,6 +81,18 @@ def test_preference_losses_reject_bad_arguments():
     with pytest.raises(ValueError, match="missing rejected_mask"):
         fj.models.preference_loss_fn()(_policy(THETA), {k: v for k, v in PAIR.items()
                                                         if k != "rejected_mask"})
+    with pytest.raises(ValueError, match=r"must be \(B,\) sequence log-probabilities of one "
+                                         r"shape.*'rejected': \(2,\)"):
+        fj.models.dpo_loss(jnp.zeros(3), jnp.zeros(2), jnp.zeros(3), jnp.zeros(3))
+    logits, mask = jnp.zeros((1, 3, 2)), jnp.ones((1, 3))
+    with pytest.raises(ValueError, match=r"tokens must be in \[0, 2\).*got values in \[0, 5\]"):
+        fj.models.sequence_logprobs(logits, jnp.array([[0, 5, 1]]), mask)  # not read silently
+    with pytest.raises(ValueError, match="tokens must be integer token ids, got dtype float32"):
+        fj.models.sequence_logprobs(logits, jnp.array([[0.0, 1.0, 1.0]]), mask)
+    model = fj.models.Transformer(vocab_size=4, max_length=3, dim=8, heads=2, layers=1,
+                                  rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="tokens must be integer token ids"):
+        model(jnp.zeros((1, 3)))
 
 
 def _leaves(model, filt):

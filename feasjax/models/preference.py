@@ -23,6 +23,8 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from feasjax.core.checks import is_concrete
+
 __all__ = ["sequence_logprobs", "dpo_loss", "ipo_loss", "preference_loss_fn",
            "reference_logprobs"]
 
@@ -55,6 +57,12 @@ def sequence_logprobs(logits: jax.Array, tokens: jax.Array, mask: jax.Array) -> 
     if logits.ndim != 3 or tokens.shape != logits.shape[:2] or mask.shape != tokens.shape:
         raise ValueError(f"expected logits (B, T, V) with tokens and mask (B, T), got "
                          f"{logits.shape=}, {tokens.shape=}, {mask.shape=}")
+    if not jnp.issubdtype(tokens.dtype, jnp.integer):
+        raise ValueError(f"tokens must be integer token ids, got dtype {tokens.dtype}")
+    if is_concrete(tokens) and tokens.size and not 0 <= int(tokens.min()) <= int(
+            tokens.max()) < logits.shape[-1]:  # JAX would read out of range silently
+        raise ValueError(f"tokens must be in [0, {logits.shape[-1]}) (the logits' vocabulary), "
+                         f"got values in [{int(tokens.min())}, {int(tokens.max())}]")
     logp = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)
     picked = jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
     return jnp.sum(picked * mask[:, 1:].astype(picked.dtype), axis=-1)
@@ -62,6 +70,12 @@ def sequence_logprobs(logits: jax.Array, tokens: jax.Array, mask: jax.Array) -> 
 
 def _margin(chosen: jax.Array, rejected: jax.Array, ref_chosen: jax.Array,
             ref_rejected: jax.Array) -> jax.Array:
+    values = {"chosen": chosen, "rejected": rejected, "ref_chosen": ref_chosen,
+              "ref_rejected": ref_rejected}
+    shapes = {name: jnp.shape(v) for name, v in values.items()}
+    if len(set(shapes.values())) != 1 or len(shapes["chosen"]) != 1:
+        raise ValueError(f"chosen, rejected, ref_chosen and ref_rejected must be (B,) sequence "
+                         f"log-probabilities of one shape, got shapes {shapes}")
     return (chosen - ref_chosen) - (rejected - ref_rejected)
 
 

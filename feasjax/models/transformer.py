@@ -102,6 +102,8 @@ class Transformer(nnx.Module):
         if tokens.ndim != 2 or tokens.shape[1] > self.max_length:
             raise ValueError(f"tokens must have shape (B, T) with T <= {self.max_length}, got "
                              f"{tokens.shape}")
+        if not jnp.issubdtype(tokens.dtype, jnp.integer):
+            raise ValueError(f"tokens must be integer token ids, got dtype {tokens.dtype}")
         x = self.embed(tokens) + self.position(jnp.arange(tokens.shape[1]))[None]
         for block in self.blocks:
             x = block(x)
