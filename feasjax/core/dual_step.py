@@ -29,7 +29,7 @@ __all__: list[str] = []  # helpers of the core only: import them from here
 class Proposal(NamedTuple):
     """New multipliers and dual states of the batch's rows, not yet written back."""
 
-    rows: dict  # name -> (B,) or (size,) proposed multipliers
+    rows: dict  # name -> (B,) or (size,) proposed multipliers (stored groups)
     dual: dict  # name -> proposed dual-state rows (indexed) or dual state (dense, implicit)
     formulation: dict  # name -> new formulation state
 
@@ -178,17 +178,11 @@ def check_violations(groups: Mapping[str, ConstraintGroup], values: Mapping, idx
                             f"violation), got dtype {jnp.result_type(values[key])}")
 
 
-def read_rows(groups: Mapping[str, ConstraintGroup], multipliers: dict, dual_states: dict,
-              idx: dict) -> dict:
-    """The multipliers the batch names: rows ``idx`` of indexed groups, all of dense ones, and
-    implicit groups' predictions for the batch's features (no gradient)."""
-    def read(name, g):
-        if g.implicit:
-            dual = dual_states[name]
-            return jax.lax.stop_gradient(dual.predict(dual.params, idx[name]))
-        return gather_rows(multipliers[name], idx[name]) if g.indexed else multipliers[name]
-
-    return {name: read(name, g) for name, g in groups.items()}
+def read_rows(groups: Mapping[str, ConstraintGroup], multipliers: dict, idx: dict) -> dict:
+    """The multipliers the batch names: rows ``idx`` of indexed groups, all of dense ones
+    (implicit groups store none: :func:`propose` predicts theirs from the features)."""
+    return {name: gather_rows(multipliers[name], idx[name]) if g.indexed
+            else multipliers[name] for name, g in stored(groups).items()}
 
 
 def propose(groups: Mapping[str, ConstraintGroup], dual_states: dict, formulation_states: dict,
@@ -199,7 +193,7 @@ def propose(groups: Mapping[str, ConstraintGroup], dual_states: dict, formulatio
     ``λ ← proj(λ + dual_opt(dual_gradient(λ, g)))``, projected onto ``λ >= 0`` for inequality
     groups; duplicate indices share one update unless ``unique_indices`` promises none repeats.
     An implicit group ascends its model's parameters instead (:func:`implicit.propose`; its
-    gradient is summed over ``axis_name``) and proposes the new model's predictions.
+    gradient is summed over ``axis_name``): its proposal is the new model, no rows.
 
     Example:
       >>> import jax.numpy as jnp, optax, feasjax as fj
@@ -219,10 +213,8 @@ def propose(groups: Mapping[str, ConstraintGroup], dual_states: dict, formulatio
                               else dual_states[name])
             continue
         if g.implicit:
-            new = implicit.propose(g.multipliers, dual_states[name], fstate, form,
-                                   measured[name], idx[name], axis_name)
-            new_dual[name] = new
-            new_rows[name] = jax.lax.stop_gradient(new.predict(new.params, idx[name]))
+            new_dual[name] = implicit.propose(g.multipliers, dual_states[name], fstate, form,
+                                              measured[name], idx[name], axis_name)
             continue
         direction = form.dual_gradient(rows[name], measured[name], fstate, g.kind)
         if g.indexed:

@@ -218,7 +218,7 @@ def primal_dual(
             measured = _pmean_dense(measured)
         if on_nonfinite == "raise":
             raise_if_nonfinite(objective, measured, idx)
-        rows = dual_step.read_rows(groups, state.multipliers, state.dual_states, idx)
+        rows = dual_step.read_rows(groups, state.multipliers, idx)
         proposal = None
         if scheme != "primal_then_dual":
             proposal = dual_step.propose(groups, state.dual_states, state.formulation_states,

@@ -173,7 +173,7 @@ def constrained(
         if axis_name is not None:
             measured = {k: v if groups[k].per_sample else jax.lax.pmean(v, axis_name)
                         for k, v in measured.items()}
-        rows = dual_step.read_rows(groups, state.multipliers, state.dual_states, idx)
+        rows = dual_step.read_rows(groups, state.multipliers, idx)
         proposal = dual_step.propose(groups, state.dual_states, state.formulation_states, rows,
                                      measured, idx, unique_indices=unique_indices,
                                      axis_name=axis_name)
