@@ -26,6 +26,7 @@ import optax
 
 from feasjax.core import checks, defaults
 from feasjax.core.dual import check_ascent
+from feasjax.core.weighting import check_reduction
 
 __all__ = ["implicit_multipliers"]
 
@@ -38,7 +39,6 @@ def _projected(h: jax.Array) -> jax.Array:
 
 LINKS = {"softplus": jax.nn.softplus, "exp": jnp.exp, "projected": _projected}
 PROJECTIONS = {"nonnegative": lambda params: jax.tree.map(lambda p: jnp.maximum(p, 0), params)}
-REDUCTIONS = ("sum", "mean")
 
 
 class ImplicitMultipliers(NamedTuple):
@@ -143,8 +143,7 @@ def implicit_multipliers(
     check_ascent(optimizer, "optimizer")
     link_fn = _choose(link, LINKS, "link")
     project_fn = None if project is None else _choose(project, PROJECTIONS, "project")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction=}")
+    check_reduction(reduction)
     return ImplicitMultipliers(functools.partial(_predict, apply, link_fn), params, optimizer,
                                project_fn, reduction)
 

@@ -26,6 +26,7 @@ from flax import nnx
 from feasjax.core.dual import ascent
 from feasjax.core.formulations import resilient
 from feasjax.core.transform import feasible, multipliers
+from feasjax.core.weighting import weighted_sum
 from feasjax.data.preference import PreferenceTask, sorting_preferences
 from feasjax.experiments.presets import PREFERENCE_METHODS, PreferencePreset
 from feasjax.metrics.summary import loss_summary
@@ -119,7 +120,7 @@ def _objective_step(method: str, loss_fn: Callable, epsilon: float) -> Callable:
             losses = loss_fn(model, batch)
             if weights is None:
                 return jnp.mean(losses), losses
-            return jnp.mean(weights * (losses - epsilon)), losses  # the Lagrangian
+            return weighted_sum(losses - epsilon, weights), losses  # the Lagrangian
 
         grad_fn = nnx.value_and_grad(objective, has_aux=True,
                                      argnums=nnx.DiffState(0, nnx.LoRAParam))
