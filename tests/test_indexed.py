@@ -176,3 +176,23 @@ def test_unique_indices_promise_gives_the_same_rows_without_grouping(name):
     broken = tx.update(grads, tx.init(params), params, indices=repeated, unique_indices=True)[0]
     assert float(honest[0]) == float(honest[1]) == -float(grads[0] + grads[1])
     assert float(broken[0]) == -float(grads[0])
+
+
+def test_row_helpers():
+    # The cases the helpers' docstrings showed before they became one-line private docs.
+    from feasjax.core import rows
+
+    first, is_first = rows.unique_rows(jnp.array([4, 2, 4]))
+    assert first.tolist() == [0, 1, 0] and is_first.tolist() == [True, True, False]
+    combined = rows.combine_duplicates(jnp.array([1.0, 2.0, 3.0]), jnp.array([7, 5, 7]))
+    assert combined.tolist() == [4.0, 2.0, 4.0]
+    assert rows.in_range(jnp.array([-1, 0, 3, 4]), 4).tolist() == [4, 0, 3, 4]
+    assert rows.gather_rows({"a": jnp.arange(5.0)}, jnp.array([3, -1]))["a"][0] == 3.0
+    assert jnp.isnan(rows.gather_rows(jnp.arange(5.0), jnp.array([-1]))[0])
+    scattered = rows.scatter_rows(jnp.zeros(4), jnp.array([5.0, 6.0]), jnp.array([0, 2]))
+    assert scattered.tolist() == [5.0, 0.0, 6.0, 0.0]
+    added = apply_row_updates(jnp.ones(3), jnp.array([2.0, 2.0]), jnp.array([1, 1]))
+    assert added.tolist() == [1.0, 3.0, 1.0]
+    state = fj.indexed(optax.adam(0.1)).init(jnp.zeros(3))
+    _, new = rows.update_rows(optax.adam(0.1), jnp.ones(1), state, jnp.array([2]))
+    assert rows.write_rows(state, new, jnp.array([2])).inner[0].count.tolist() == [0, 0, 1]

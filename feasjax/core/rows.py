@@ -34,19 +34,8 @@ class IndexedState(NamedTuple):
 
 
 def unique_rows(indices: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Group duplicate indices in O(B log B).
-
-    Returns:
-      ``(first, is_first)``: ``first[j]`` is the smallest ``k`` with ``indices[k] ==
-      indices[j]``, and ``is_first[j]`` says whether ``j`` is that position.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.rows import unique_rows
-      >>> first, is_first = unique_rows(jnp.array([4, 2, 4]))
-      >>> first.tolist(), is_first.tolist()
-      ([0, 1, 0], [True, True, False])
-    """
+    """``(first, is_first)`` in O(B log B): ``first[j]`` is the smallest ``k`` with
+    ``indices[k] == indices[j]``; ``is_first[j]`` whether ``j == first[j]``."""
     order = jnp.argsort(indices, stable=True)
     sorted_indices = indices[order]
     starts = jnp.concatenate([jnp.array([True]), sorted_indices[1:] != sorted_indices[:-1]])
@@ -58,94 +47,37 @@ def unique_rows(indices: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def combine_duplicates(row_values: Any, indices: jax.Array) -> Any:
-    """Sum the rows (leading axis ``B``) that share an index; every occurrence gets the sum.
-
-    This is what a dense gradient does: ``d/dλ_i Σ_j λ_{idx_j} g_j`` sums over ``j`` with
-    ``idx_j = i``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.rows import combine_duplicates
-      >>> combine_duplicates(jnp.array([1.0, 2.0, 3.0]), jnp.array([7, 5, 7])).tolist()
-      [4.0, 2.0, 4.0]
-    """
+    """Sum the rows (leading axis ``B``) that share an index; every occurrence gets the sum,
+    as a dense gradient of ``Σ_j λ_{idx_j} g_j`` would."""
     first, _ = unique_rows(indices)
-    batch = indices.shape[0]
-
-    def combine(leaf):
-        sums = jax.ops.segment_sum(leaf, first, num_segments=batch)
-        return sums[first]
-
-    return jax.tree.map(combine, row_values)
+    return jax.tree.map(
+        lambda leaf: jax.ops.segment_sum(leaf, first, num_segments=indices.shape[0])[first],
+        row_values)
 
 
 def in_range(indices: jax.Array, num_rows: int) -> jax.Array:
-    """``indices`` with every value outside ``[0, num_rows)`` replaced by ``num_rows``.
-
-    Instead of JAX's wrapping (``-1`` is the last row) or clamping, an invalid index reads as the
-    fill value and is never written (``mode="drop"``), so inside ``jit`` it cannot touch a row.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.rows import in_range
-      >>> in_range(jnp.array([-1, 0, 3, 4]), 4).tolist()
-      [4, 0, 3, 4]
-    """
+    """``indices`` with values outside ``[0, num_rows)`` set to ``num_rows``: read as the fill
+    value and never written (``mode="drop"``), instead of JAX's wrapping of ``-1``."""
     return jnp.where((indices >= 0) & (indices < num_rows), indices, num_rows)
 
 
 def gather_rows(tree: Any, indices: jax.Array) -> Any:
-    """Rows ``indices`` of every leaf of ``tree``; out-of-range rows read the fill value (NaN).
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.rows import gather_rows
-      >>> gather_rows({"a": jnp.arange(5.0)}, jnp.array([3, 1]))["a"].tolist()
-      [3.0, 1.0]
-    """
-    # Out-of-range rows (negative ones included) read as the fill value (NaN for floats),
-    # never as a wrapped or clamped neighbour.
+    """Rows ``indices`` of every leaf of ``tree``; out-of-range rows read the fill value (NaN)."""
     return jax.tree.map(
         lambda leaf: leaf.at[in_range(indices, leaf.shape[0])].get(mode="fill"), tree)
 
 
 def scatter_rows(tree: Any, rows: Any, indices: jax.Array) -> Any:
-    """Write ``rows`` (leading axis ``B``) into rows ``indices`` of ``tree``.
-
-    Duplicate indices must carry identical rows (:func:`combine_duplicates`) so that the result
-    does not depend on the scatter order; out-of-range rows are not written (:func:`in_range`).
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.rows import scatter_rows
-      >>> scatter_rows(jnp.zeros(4), jnp.array([5.0, 6.0]), jnp.array([0, 2])).tolist()
-      [5.0, 0.0, 6.0, 0.0]
-    """
-    return jax.tree.map(
-        lambda leaf, row: leaf.at[in_range(indices, leaf.shape[0])].set(
-            row.astype(leaf.dtype), mode="drop"),
-        tree,
-        rows,
-    )
+    """Write ``rows`` (leading axis ``B``) into rows ``indices`` of ``tree``; out-of-range rows
+    are not written. Duplicate indices must carry identical rows (:func:`combine_duplicates`)."""
+    return jax.tree.map(lambda leaf, row: leaf.at[in_range(indices, leaf.shape[0])].set(
+        row.astype(leaf.dtype), mode="drop"), tree, rows)
 
 
 def apply_row_updates(params: Any, row_updates: Any, indices: jax.Array) -> Any:
-    """``params[indices] += row_updates`` with set semantics, safe under duplicate indices.
-
-    Args:
-      params: dense pytree, leading axis ``N``.
-      row_updates: updates of the named rows, leading axis ``B`` (from :func:`indexed`).
-      indices: integer array of shape ``(B,)``.
-
-    Returns:
-      The new dense pytree; rows not named are bit-for-bit unchanged.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.rows import apply_row_updates
-      >>> apply_row_updates(jnp.ones(3), jnp.array([2.0, 2.0]), jnp.array([1, 1])).tolist()
-      [1.0, 3.0, 1.0]
-    """
+    """``params[indices] += row_updates`` (leading axes ``N`` and ``B``, updates from
+    :func:`indexed`) with set semantics, so a duplicate index adds its update once; rows not
+    named are bit-for-bit unchanged."""
     indices = checks.check_indices(indices, checks.leading_size(params, "params"), "indices")
     new_rows = jax.tree.map(lambda p, u: p + u, gather_rows(params, indices), row_updates)
     return scatter_rows(params, new_rows, indices)
@@ -212,30 +144,9 @@ def update_rows(
     *,
     unique_indices: bool = False,
 ) -> tuple[Any, Any]:
-    """The row-level half of :func:`indexed`'s update, without writing the state back.
-
-    A caller that decides after the update whether to keep it calls :func:`write_rows` with the
-    indices masked out of range to drop the write (O(B), not an O(N) select).
-
-    Args:
-      inner: the element-wise optimizer given to :func:`indexed`.
-      row_grads: gradients of the named rows, leading axis ``B``.
-      state: the :class:`IndexedState`.
-      indices: integer array of shape ``(B,)``, already checked.
-      row_params: the named rows of the parameters, or ``None``.
-      unique_indices: no index repeats, so repeated rows' gradients are not combined.
-
-    Returns:
-      ``(row_updates, new_row_states)``, both with leading axis ``B``.
-
-    Example:
-      >>> import jax.numpy as jnp, optax
-      >>> from feasjax.core.rows import indexed, update_rows
-      >>> state = indexed(optax.sgd(1.0)).init(jnp.zeros(3))
-      >>> upd, _ = update_rows(optax.sgd(1.0), jnp.array([2.0]), state, jnp.array([1]))
-      >>> upd.tolist()
-      [-2.0]
-    """
+    """``(row_updates, new_row_states)`` (leading axis ``B``) of :func:`indexed`'s update for
+    checked ``indices``, not written back: a caller that drops the step passes the indices
+    masked out of range to :func:`write_rows` (O(B), not an O(N) select)."""
     if not unique_indices:
         row_grads = combine_duplicates(row_grads, indices)
     rows_state = gather_rows(state.inner, indices)
@@ -245,15 +156,5 @@ def update_rows(
 
 
 def write_rows(state: IndexedState, new_rows: Any, indices: jax.Array) -> IndexedState:
-    """Write rows returned by :func:`update_rows` back; out-of-range indices are not written.
-
-    Example:
-      >>> import jax.numpy as jnp, optax
-      >>> from feasjax.core.rows import indexed, update_rows, write_rows
-      >>> tx = indexed(optax.adam(0.1))
-      >>> state = tx.init(jnp.zeros(3))
-      >>> _, rows = update_rows(optax.adam(0.1), jnp.ones(1), state, jnp.array([2]))
-      >>> write_rows(state, rows, jnp.array([2])).inner[0].count.tolist()
-      [0, 0, 1]
-    """
+    """Write rows returned by :func:`update_rows` back; out-of-range indices are not written."""
     return state._replace(inner=scatter_rows(state.inner, new_rows, indices))
