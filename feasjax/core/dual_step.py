@@ -1,13 +1,9 @@
-"""The dual step of constraint groups: the one implementation every entry point calls.
-
-A step checks the batch's indices (or an implicit group's features) and reads their
-multipliers (:func:`batch_indices`, :func:`read_rows`), proposes new ones from the violations
-(:func:`propose`) and commits them once the caller knows whether the step is kept (:func:`commit`;
-a dropped step is an O(B) scatter to an out-of-range row). :func:`feasjax.constrained` and
-:func:`feasjax.primal_dual` both call these. Three kinds of group: dense (a stored vector, all
-of it read), indexed (a stored vector, the batch's rows read and written, O(B)) and implicit
-(:mod:`feasjax.core.implicit`: a model of the features, its parameters ascended, independent
-of N).
+"""The dual step of constraint groups, shared by :func:`feasjax.constrained` and
+:func:`feasjax.primal_dual`: check the batch's indices (:func:`batch_indices`), read their
+multipliers (:func:`read_rows`), :func:`propose` new ones and :func:`commit` them once the caller
+knows whether the step is kept (a dropped step is an O(B) scatter to an out-of-range row).
+Groups are dense (a stored vector, all read), indexed (the batch's rows read and written) or
+implicit (:mod:`feasjax.core.implicit`: a model of the features, independent of N).
 """
 from __future__ import annotations
 
@@ -16,7 +12,6 @@ from typing import Any, Mapping, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from feasjax.core import checks, implicit
 from feasjax.core.problem import ConstraintGroup
@@ -41,18 +36,8 @@ def stored(groups: Mapping[str, ConstraintGroup]) -> dict:
 
 def init_parts(groups: Mapping[str, ConstraintGroup], multipliers: dict | None = None
                ) -> tuple[dict, dict, dict]:
-    """``(multipliers, dual_states, formulation_states)`` of fresh groups.
-
-    ``multipliers``: optional initial multipliers, name -> ``(size,)`` finite floats, one per
-    stored group (implicit groups have none: their dual state holds the model's parameters).
-
-    Example:
-      >>> import feasjax as fj
-      >>> from feasjax.core.dual_step import init_parts
-      >>> lam, _, _ = init_parts({"c": fj.ConstraintGroup(size=2, init_multiplier=0.5)})
-      >>> lam["c"].tolist()
-      [0.5, 0.5]
-    """
+    """``(multipliers, dual_states, formulation_states)`` of fresh groups, from the given
+    ``multipliers`` (name -> finite ``(size,)`` floats per stored group) or the groups' own."""
     if multipliers is None:  # filled on the host and copied once: no program to compile
         for name, g in stored(groups).items():
             checks.check_finite(np.float32(g.init_multiplier), f"{name}.init_multiplier")
@@ -99,19 +84,9 @@ def check_multipliers(groups: Mapping[str, ConstraintGroup], multipliers: Any, *
 
 def batch_indices(groups: Mapping[str, ConstraintGroup], indices: Any, features: Any = None
                   ) -> tuple[dict, jax.Array]:
-    """Checked indices of every indexed group and whether all of them are in range.
-
-    Args:
-      groups: name -> :class:`feasjax.ConstraintGroup`.
-      indices: one int array for every indexed group, or a dict name -> int array.
-      features: the batch's features for implicit groups: a dict whose keys are implicit
-        groups' names, or else one array or pytree (leading axis ``B``) for the only one.
-
-    Returns:
-      ``(where, valid)``: name -> ``(B,)`` int array (indexed groups) or the batch's features
-      (implicit groups), and a bool scalar (concrete out-of-range indices raise; traced ones
-      make ``valid`` false).
-    """
+    """``(where, valid)``: name -> checked ``(B,)`` indices (indexed groups; ``indices`` is one
+    array or a dict by name) or the batch's features (implicit groups; one pytree or a dict by
+    name), and whether every index is in range (concrete out-of-range ones raise)."""
     out, valid = _features(groups, features), jnp.array(True)
     for name, g in groups.items():
         if not g.indexed:
@@ -120,13 +95,8 @@ def batch_indices(groups: Mapping[str, ConstraintGroup], indices: Any, features:
         if idx is None:
             raise ValueError(f"indices are required for the indexed constraint group {name!r} "
                              f"(the batch's sample indices, an int array of shape (B,))")
-        idx = checks.check_indices(idx, g.size, "indices")
-        bounds = np.iinfo(idx.dtype)
-        lowest, highest = jax.lax.reduce(  # one reduction for both bounds
-            (idx, idx), (idx.dtype.type(bounds.max), idx.dtype.type(bounds.min)),
-            lambda a, b: (jnp.minimum(a[0], b[0]), jnp.maximum(a[1], b[1])), (0,))
-        valid = valid & (lowest >= 0) & (highest < g.size)
-        out[name] = idx
+        out[name] = checks.check_indices(idx, g.size, "indices")
+        valid = valid & jnp.all((out[name] >= 0) & (out[name] < g.size))
     return out, valid
 
 
@@ -188,21 +158,8 @@ def read_rows(groups: Mapping[str, ConstraintGroup], multipliers: dict, idx: dic
 def propose(groups: Mapping[str, ConstraintGroup], dual_states: dict, formulation_states: dict,
             rows: dict, measured: dict, idx: dict, *, unique_indices: bool = False,
             axis_name: str | None = None) -> Proposal:
-    """The dual step of every group on the batch's rows, not yet written back.
-
-    ``λ ← proj(λ + dual_opt(dual_gradient(λ, g)))``, projected onto ``λ >= 0`` for inequality
-    groups; duplicate indices share one update unless ``unique_indices`` promises none repeats.
-    An implicit group ascends its model's parameters instead (:func:`implicit.propose`; its
-    gradient is summed over ``axis_name``): its proposal is the new model, no rows.
-
-    Example:
-      >>> import jax.numpy as jnp, optax, feasjax as fj
-      >>> from feasjax.core.dual_step import init_parts, propose
-      >>> g = {"c": fj.ConstraintGroup(size=1, dual_optimizer=fj.ascent(optax.sgd(0.5)))}
-      >>> lam, dual, form = init_parts(g, {"c": jnp.zeros(1)})
-      >>> propose(g, dual, form, lam, {"c": jnp.array([-4.0])}, {}).rows["c"].tolist()
-      [0.0]
-    """
+    """The dual step ``λ ← proj(λ + dual_opt(dual_gradient(λ, g)))`` of every group on the
+    batch's rows, not yet written back (an implicit group proposes its new model instead)."""
     new_rows, new_dual, new_form = {}, {}, {}
     for name, g in groups.items():
         form, fstate = g.formulation, formulation_states[name]
@@ -253,17 +210,8 @@ def commit(groups: Mapping[str, ConstraintGroup], multipliers: dict, dual_states
 
 
 def all_finite(*trees: Any) -> jax.Array:
-    """Whether every inexact leaf of ``trees`` is finite (a bool scalar).
-
-    ``x * 0`` is NaN exactly for a non-finite ``x`` and zeros cannot overflow, so one sum of
-    ``x * 0`` per shape (:func:`sums`) decides, which keeps the compiled step small.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.dual_step import all_finite
-      >>> bool(all_finite({"a": jnp.array([1.0, jnp.nan])})), bool(all_finite(jnp.ones(2)))
-      (False, True)
-    """
+    """Whether every inexact leaf of ``trees`` is finite: ``x * 0`` is NaN exactly for a
+    non-finite ``x`` and cannot overflow, so one :func:`sums` per shape decides (a small step)."""
     by_shape: dict = {}
     for x in jax.tree.leaves(trees):
         if jnp.issubdtype(jnp.result_type(x), jnp.inexact):
@@ -275,22 +223,16 @@ def all_finite(*trees: Any) -> jax.Array:
 
 
 def sums(*operands: jax.Array) -> tuple[jax.Array, ...]:
-    """The sum of each operand (all of one shape) over all axes, in one variadic reduction.
-
-    XLA compiles one reduction of ``k`` operands much faster than ``k`` ``jnp.sum`` calls (tens of
-    milliseconds each on a CPU cold start). No reshape, so sharded operands stay as they are.
-    """
+    """The sum of each operand (all of one shape) over all axes in one variadic reduction: XLA
+    compiles it much faster than ``k`` ``jnp.sum`` calls; no reshape, so shardings stay."""
     axes = tuple(range(jnp.ndim(operands[0])))
     return tuple(jax.lax.reduce(operands, tuple(x.dtype.type(0) for x in operands),
                                 lambda a, b: tuple(x + y for x, y in zip(a, b)), axes))
 
 
 def select(ok: jax.Array, new: Any, old: Any) -> Any:
-    """``new`` where the scalar ``ok`` else ``old``, leaf by leaf.
-
-    Leaves of one shape and dtype take ``lax.select`` directly (``jnp.where`` is one more nested
-    jitted function to trace and lower per leaf).
-    """
+    """``new`` where the scalar ``ok`` else ``old``, leaf by leaf (``lax.select`` where it can:
+    ``jnp.where`` is one more nested jitted function to trace per leaf)."""
     ok = jnp.asarray(ok)
 
     def pick(n, o):
@@ -300,6 +242,20 @@ def select(ok: jax.Array, new: Any, old: Any) -> Any:
         return jnp.where(ok, n, o)
 
     return jax.tree.map(pick, new, old)
+
+
+def pmean_dense(groups: Mapping[str, ConstraintGroup], measured: dict,
+                axis_name: str | None) -> dict:
+    """Dense groups' values averaged over ``axis_name``; per-sample ones stay on their shard."""
+    if axis_name is None:
+        return measured
+    return {k: v if groups[k].per_sample else jax.lax.pmean(v, axis_name)
+            for k, v in measured.items()}
+
+
+def everywhere(ok: jax.Array, axis_name: str | None) -> jax.Array:
+    """Whether ``ok`` holds on every device of ``axis_name`` (``ok`` itself without one)."""
+    return ok if axis_name is None else jax.lax.pmax((~ok).astype(jnp.int32), axis_name) == 0
 
 
 def is_per_sample(dual_state: Any) -> bool:

@@ -1,11 +1,9 @@
-"""The closed primal-dual solver: one forward pass, a dual step, a primal step.
+"""The closed primal-dual solver, Cooper's ``roll()`` for users who hand over the forward pass.
 
 ``step`` does one forward pass with ``jax.vjp``, the dual step of every group
-(:mod:`feasjax.core.dual_step`, shared with :func:`feasjax.constrained`) and the primal step on
-``objective + Σ_groups reduce(primal_term(λ, g))`` through the same ``vjp``. It is the
-Cooper-style ``roll()`` for users who hand over the forward pass; users who keep their own train
-step use :func:`feasjax.constrained` / :func:`feasjax.feasible`. A step with non-finite values
-or out-of-range indices is skipped at O(B) cost. Under ``jax.jit``, donate the state.
+(:mod:`feasjax.core.dual_step`) and the primal step on ``objective + Σ_groups
+reduce(primal_term(λ, g))`` through the same ``vjp``. A step with non-finite values or
+out-of-range indices is skipped at O(B) cost. Under ``jax.jit``, donate the state.
 """
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from jax.experimental import checkify
 
 from feasjax.core import checks, defaults, dual_step
 from feasjax.core.problem import ConstraintGroup, ConstraintValue, ProblemOutput
-from feasjax.core.transform import SCHEMES, check_scheme, primal_step
+from feasjax.core.transform import check_scheme, primal_step
 from feasjax.core.weighting import weighted_sum
 
 __all__ = ["PrimalDual", "PrimalDualState", "StepInfo", "primal_dual"]
@@ -153,6 +151,7 @@ def primal_dual(
                                dual_step.zero_count(), dual_step.zero_count(), model_state)
 
     def evaluate(params, batch, model_state):
+        """``((objective, values), vjp_fn, (measured, aux, new_model_state))`` at ``params``."""
         def split(p):
             with_state = bool(stateful) or bool(jax.tree.leaves(model_state))
             out = problem_fn(p, batch, model_state) if with_state else problem_fn(p, batch)
@@ -163,13 +162,12 @@ def primal_dual(
                 raise ValueError(f"problem_fn returned constraint groups "
                                  f"{sorted(out.constraints)}, expected {sorted(groups)}")
             values = {k: _violation(c) for k, c in out.constraints.items()}
-            measured = {k: jax.lax.stop_gradient(values[k] if c.measurement is None
-                                                 else c.measurement)
-                        for k, c in out.constraints.items()}
+            measured = jax.lax.stop_gradient({k: values[k] if c.measurement is None
+                                              else c.measurement
+                                              for k, c in out.constraints.items()})
             return (out.objective, values), (measured, out.aux, new_model_state)
 
-        (objective, values), vjp_fn, rest = jax.vjp(split, params, has_aux=True)
-        return objective, values, vjp_fn, rest
+        return jax.vjp(split, params, has_aux=True)
 
     def raise_if_nonfinite(objective, measured, idx):
         checks.check_finite(objective, "objective")
@@ -185,37 +183,21 @@ def primal_dual(
 
     def cotangents(rows, values, form_states):
         def penalty_sum(vals):
-            total = 0.0
-            for name, g in groups.items():
-                terms = g.formulation.primal_term(rows[name], vals[name], form_states[name],
-                                                  g.kind)
-                total = total + weighted_sum(terms, jnp.ones_like(terms),
-                                             g.resolved_reduction())
-            return total
+            terms = {k: g.formulation.primal_term(rows[k], vals[k], form_states[k], g.kind)
+                     for k, g in groups.items()}
+            return sum((weighted_sum(t, jnp.ones_like(t), groups[k].resolved_reduction())
+                        for k, t in terms.items()), 0.0)
 
         return jax.grad(penalty_sum)(values)
-
-    def remeasure(params, batch, model_state):
-        _, _, _, (measured, _, _) = evaluate(params, batch, model_state)
-        ok = dual_step.all_finite(measured)
-        if axis_name is not None:
-            measured = _pmean_dense(measured)
-            ok = jax.lax.pmax((~ok).astype(jnp.int32), axis_name) == 0
-        return measured, ok
-
-    def _pmean_dense(measured):
-        return {k: v if groups[k].indexed else jax.lax.pmean(v, axis_name)
-                for k, v in measured.items()}
 
     def step(state: PrimalDualState, batch: Any, indices: Any = None, *,
              unique_indices: bool = False, padded: bool = False):
         dual_step.check_multipliers(groups, state.multipliers, values=False, padded=padded)
         idx, indices_valid = dual_step.batch_indices(groups, indices)
-        objective, values, vjp_fn, (measured, aux, model_state) = evaluate(
+        (objective, values), vjp_fn, (measured, aux, model_state) = evaluate(
             state.params, batch, state.model_state)
         dual_step.check_violations(groups, values, idx)
-        if axis_name is not None:
-            measured = _pmean_dense(measured)
+        measured = dual_step.pmean_dense(groups, measured, axis_name)
         if on_nonfinite == "raise":
             raise_if_nonfinite(objective, measured, idx)
         rows = dual_step.read_rows(groups, state.multipliers, idx)
@@ -234,13 +216,13 @@ def primal_dual(
                                                 axis_name, {}, zero_skipped=False)
         params = optax.apply_updates(state.params, updates)
         if proposal is None:  # primal_then_dual: the dual step sees the new parameters
-            measured, remeasured_ok = remeasure(params, batch, model_state)
-            ok = ok & remeasured_ok
+            _, _, (measured, _, _) = evaluate(params, batch, model_state)
+            ok = ok & dual_step.everywhere(dual_step.all_finite(measured), axis_name)
+            measured = dual_step.pmean_dense(groups, measured, axis_name)
             primal_state = dual_step.select(ok, primal_state, state.primal_state)
             proposal = dual_step.propose(groups, state.dual_states, state.formulation_states,
                                          rows, measured, idx, unique_indices=unique_indices)
-        if axis_name is not None:
-            indices_valid = jax.lax.pmax((~indices_valid).astype(jnp.int32), axis_name) == 0
+        indices_valid = dual_step.everywhere(indices_valid, axis_name)
         finite = ok | ~indices_valid  # values are not judged on a step with bad indices
         if checked:
             checkify.check(indices_valid, "indices out of range at step {s}", s=state.step)
@@ -254,9 +236,8 @@ def primal_dual(
             multipliers=multipliers, dual_states=dual_states, formulation_states=form_states,
             step=state.step + 1, skipped=state.skipped + (~ok).astype(jnp.int32),
             model_state=dual_step.select(ok, model_state, state.model_state))
-        info = StepInfo(objective=objective, measurements=measured, aux=aux, ok=ok,
-                        finite=finite, indices_valid=indices_valid)
-        return new_state, info
+        return new_state, StepInfo(objective=objective, measurements=measured, aux=aux, ok=ok,
+                                   finite=finite, indices_valid=indices_valid)
 
     return PrimalDual(init=init, step=step, checked=checked)
 

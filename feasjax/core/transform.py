@@ -1,19 +1,13 @@
 """Primal-dual updates as an Optax transformation: multipliers in the optimizer state.
 
 ``tx.update(grads, state, params, violations=g, indices=idx, **extra)`` takes the dual step on
-the batch's rows (O(B)), then passes ``grads`` and the other extra args to the wrapped optimizer.
-Implicit groups (``fj.ConstraintGroup(multipliers=fj.implicit_multipliers(...))``) take the
-batch's ``features=`` instead of ``indices=`` and store no multipliers.
-The caller differentiates ``f + reduce(λ_B · g_B)`` with the batch's multipliers read by
-:func:`multipliers`. It composes with ``optax.chain``, ``inject_hyperparams``, ``MultiSteps``
+the batch's rows (O(B); implicit groups take ``features=`` instead), then the wrapped
+optimizer's step. The caller differentiates ``f + reduce(λ_B · g_B)`` with the multipliers read
+by :func:`multipliers`. It composes with ``optax.chain``, ``inject_hyperparams``, ``MultiSteps``
 (put the transformation *around* it so that every micro-batch takes its dual step) and
-``nnx.Optimizer``.
-
-Schemes: ``"simultaneous"`` (default) does both steps in ``update``; under
-``"dual_then_primal"`` (the paper's) call :func:`dual_update` before taking the gradient, under
-``"primal_then_dual"`` after ``update``, with losses re-evaluated at the new parameters. A step
-with non-finite values or out-of-range indices is skipped: zero updates, state unchanged,
-``state.skipped`` incremented.
+``nnx.Optimizer``. Under ``"dual_then_primal"`` call :func:`dual_update` before the gradient,
+under ``"primal_then_dual"`` after ``update``. A step with non-finite values or out-of-range
+indices is skipped: zero updates, state unchanged, ``state.skipped`` incremented.
 """
 from __future__ import annotations
 
@@ -49,12 +43,7 @@ class ConstrainedState(NamedTuple):
 
 
 def check_scheme(scheme: str) -> None:
-    """Raise ``ValueError`` unless ``scheme`` is one of :data:`SCHEMES`.
-
-    Example:
-      >>> from feasjax.core.transform import check_scheme
-      >>> check_scheme("simultaneous")
-    """
+    """Raise ``ValueError`` unless ``scheme`` is one of :data:`SCHEMES`."""
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme=}")
 
@@ -62,24 +51,9 @@ def check_scheme(scheme: str) -> None:
 def primal_step(primal: optax.GradientTransformationExtraArgs, grads: Any, inner_state: Any,
                 params: Any, ok: jax.Array, axis_name: str | None, extra: dict, *,
                 zero_skipped: bool = True) -> tuple[Any, Any, jax.Array]:
-    """The wrapped optimizer's step, skipped unless ``ok`` and gradients/updates are finite.
-
-    With ``axis_name``, gradients are averaged in the same all-reduce that carries every
-    device's ``ok``, so all devices decide alike. ``zero_skipped=False`` returns the updates as
-    they are, for a caller that selects the old parameters itself.
-
-    Returns:
-      ``(updates, inner_state, ok)``: the old state (and zero updates) when skipped.
-
-    Example:
-      >>> import jax.numpy as jnp, optax
-      >>> from feasjax.core.transform import primal_step
-      >>> tx = optax.with_extra_args_support(optax.sgd(1.0))
-      >>> upd, _, ok = primal_step(tx, jnp.array([jnp.nan]), tx.init(jnp.zeros(1)),
-      ...                          jnp.zeros(1), jnp.array(True), None, {})
-      >>> upd.tolist(), bool(ok)
-      ([0.0], False)
-    """
+    """``(updates, inner_state, ok)`` of the wrapped optimizer, skipped (old state, and zero
+    updates unless ``zero_skipped=False``) unless ``ok`` and gradients and updates are finite.
+    With ``axis_name``, one all-reduce averages the gradients and carries every device's ``ok``."""
     if axis_name is not None:
         grads, bad = jax.lax.pmean((grads, (~ok).astype(jnp.float32)), axis_name)
         ok = bad == 0
@@ -124,11 +98,10 @@ def constrained(
     Returns:
       An ``optax.GradientTransformationExtraArgs`` with ``update(grads, state, params, *,
       violations, measurements=None, indices, features=None, unique_indices=False, **extra)``:
-      ``violations`` (dict name -> ``(B,)`` or ``(size,)``, or one array for one group) drive
-      the dual step, or ``measurements`` when given; ``indices`` name the rows of indexed
-      groups, ``features`` (one array or pytree, or a dict name -> features) are implicit
-      groups' batch; ``unique_indices=True`` promises no index repeats in the batch. Under the
-      other schemes ``update`` takes no violations.
+      ``violations`` (name -> ``(B,)`` or ``(size,)``; one array for one group), or
+      ``measurements`` when given, drive the dual step; ``indices`` name indexed groups' rows,
+      ``features`` (one pytree, or a dict by name) are implicit groups' batch;
+      ``unique_indices=True`` promises no repeated index. Other schemes take no violations.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax, feasjax as fj
@@ -169,10 +142,7 @@ def constrained(
         violations = _as_group_dict(violations, groups, "violations")
         measured = _as_group_dict(measurements, groups, "measurements") or violations
         dual_step.check_violations(groups, measured, idx)
-        measured = {k: jax.lax.stop_gradient(v) for k, v in measured.items()}
-        if axis_name is not None:
-            measured = {k: v if groups[k].per_sample else jax.lax.pmean(v, axis_name)
-                        for k, v in measured.items()}
+        measured = dual_step.pmean_dense(groups, jax.lax.stop_gradient(measured), axis_name)
         rows = dual_step.read_rows(groups, state.multipliers, idx)
         proposal = dual_step.propose(groups, state.dual_states, state.formulation_states, rows,
                                      measured, idx, unique_indices=unique_indices,
@@ -192,28 +162,24 @@ def constrained(
                   **extra_args):
         extra = {k: v for k, v in extra_args.items() if k not in _OWN_ARGS}
         given = violations is not None or measurements is not None
-        if dual_only:  # fj.dual_update: the dual step alone
-            if not given:
-                raise ValueError("dual_update needs the batch's violations (or losses)")
+        if dual_only and not given:  # fj.dual_update: the dual step alone
+            raise ValueError("dual_update needs the batch's violations (or losses)")
+        if scheme == "simultaneous" and not given:
+            raise ValueError("scheme 'simultaneous' takes its dual step in update: pass "
+                             "violations= (losses= for fj.feasible) and indices= (features= "
+                             "for implicit multipliers)")
+        if given and not dual_only and scheme != "simultaneous":
+            when = "before the gradient" if scheme == "dual_then_primal" else "after the update"
+            raise ValueError(f"under scheme {scheme!r} update takes the primal step only: "
+                             f"pass the violations (losses) to fj.dual_update(tx, state, "
+                             f"...) {when}")
+        proposal, idx, ok = None, {}, jnp.array(True)
+        if given:
             proposal, idx, ok = dual(state, violations, measurements, indices, features,
                                      unique_indices)
-            if axis_name is not None:
-                ok = jax.lax.pmax((~ok).astype(jnp.int32), axis_name) == 0
-            return updates, finish(state, proposal, idx, ok, state.inner_state, 0)
-        if scheme == "simultaneous":
-            if not given:
-                raise ValueError("scheme 'simultaneous' takes its dual step in update: pass "
-                                 "violations= (losses= for fj.feasible) and indices= (features= "
-                                 "for implicit multipliers)")
-            proposal, idx, ok = dual(state, violations, measurements, indices, features,
-                                     unique_indices)
-        else:
-            if given:
-                when = "before the gradient" if scheme == "dual_then_primal" else "after the update"
-                raise ValueError(f"under scheme {scheme!r} update takes the primal step only: "
-                                 f"pass the violations (losses) to fj.dual_update(tx, state, "
-                                 f"...) {when}")
-            proposal, idx, ok = None, {}, jnp.array(True)
+        if dual_only:
+            return updates, finish(state, proposal, idx, dual_step.everywhere(ok, axis_name),
+                                   state.inner_state, 0)
         updates, inner_state, ok = primal_step(primal, updates, state.inner_state, params, ok,
                                                axis_name, extra)
         return updates, finish(state, proposal, idx, ok, inner_state, 1)
@@ -247,11 +213,10 @@ def feasible(
       num_samples: ``N``, the number of training samples (per device under ``axis_name``);
         not with ``multipliers``.
       epsilon: the loss bound ``ε >= 0``.
-      multipliers: implicit multipliers from :func:`feasjax.implicit_multipliers` instead of
-        one stored per sample: ``λ(z)`` is a model of the samples' features, ``update`` takes
-        ``losses=`` and ``features=`` (no ``indices``), and the state's size does not depend on
-        N. Its optimizer replaces ``dual_optimizer`` and ``init_multiplier``. The same as
-        :func:`constrained` with ``{"samples": fj.ConstraintGroup(multipliers=...)}``.
+      multipliers: :func:`feasjax.implicit_multipliers` instead of one stored per sample:
+        ``update`` takes ``features=`` (no ``indices``); its optimizer replaces
+        ``dual_optimizer`` and ``init_multiplier`` (:func:`constrained` with
+        ``{"samples": fj.ConstraintGroup(multipliers=...)}``).
       dual_optimizer: ascent optimizer for the batch's multipliers (default
         ``fj.ascent(optax.sgd(0.1))``).
       formulation: :func:`feasjax.lagrangian` (FL, default) or :func:`feasjax.resilient` (RFL).
@@ -264,23 +229,14 @@ def feasible(
       ``features=`` instead of ``indices`` with implicit multipliers).
 
     Example:
-      >>> import jax, jax.numpy as jnp, optax, feasjax as fj
-      >>> x, y = jnp.array([1.0, 2.0]), jnp.array([1.0, 2.5])
-      >>> tx = fj.feasible(optax.sgd(0.05), num_samples=2, epsilon=0.1)
-      >>> w, state, idx = jnp.zeros(()), tx.init(jnp.zeros(())), jnp.array([0, 1])
-      >>> def objective(w, lam):
-      ...     losses = (x * w - y) ** 2
-      ...     return jnp.mean(lam * (losses - 0.1)), losses
-      >>> @jax.jit
-      ... def step(w, state):
-      ...     lam = fj.multipliers(state, idx)
-      ...     grads, losses = jax.grad(objective, has_aux=True)(w, lam)
-      ...     updates, state = tx.update(grads, state, w, losses=losses, indices=idx)
-      ...     return optax.apply_updates(w, updates), state
-      >>> for _ in range(300):
-      ...     w, state = step(w, state)
-      >>> bool(jnp.all((x * w - y) ** 2 <= 0.1 + 1e-3))
-      True
+      >>> import jax.numpy as jnp, optax, feasjax as fj
+      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=3, epsilon=0.5)
+      >>> w = jnp.zeros(2)
+      >>> _, state = tx.update(jnp.ones(2), tx.init(w), w, losses=jnp.array([2.5, 0.0]),
+      ...                      indices=jnp.array([2, 0]))
+      >>> # λ_i ← max(0, λ_i + 0.1 (ℓ_i − 0.5)) on the batch's rows 2 and 0
+      >>> [round(float(v), 6) for v in fj.multipliers(state)]
+      [0.95, 1.0, 1.2]
     """
     checks.check_positive(epsilon, "epsilon", allow_zero=True)
     formulation = formulation or lagrangian()
@@ -330,10 +286,11 @@ def _is_state(x: Any) -> bool:
 
 
 def _pure(tree: Any) -> Any:
-    # nnx.Optimizer keeps its state as nnx Variables; read their values.
-    def value(v):
-        return v.get_value() if hasattr(v, "get_value") else v
-    return jax.tree.map(value, tree, is_leaf=lambda v: hasattr(v, "get_value"))
+    """``tree`` with the nnx Variables of an ``nnx.Optimizer``'s state read as their values."""
+    def is_variable(v):
+        return hasattr(v, "get_value")
+    return jax.tree.map(lambda v: v.get_value() if is_variable(v) else v, tree,
+                        is_leaf=is_variable)
 
 
 def constrained_state(opt_state: Any) -> ConstrainedState:
@@ -366,14 +323,12 @@ def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None
       indices: the batch's ``(B,)`` sample indices, or ``None`` for the whole vector.
       group: the group's name; default the only one (``"samples"`` for :func:`feasible`), or
         with ``features`` the only implicit one.
-      features: with implicit multipliers (:func:`feasjax.implicit_multipliers`), the
-        ``(B, ...)`` features of the samples whose ``λ`` to predict (seen or not) instead of
-        ``indices``.
+      features: instead of ``indices``, for implicit multipliers: the ``(B, ...)`` features of
+        the samples (seen or not) whose ``λ`` to predict.
 
     Example:
       >>> import jax.numpy as jnp, optax, feasjax as fj
-      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=0.1,
-      ...                  init_multiplier=2.0)
+      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=0.1, init_multiplier=2.0)
       >>> fj.multipliers(tx.init(jnp.zeros(1)), jnp.array([3, 0])).tolist()
       [2.0, 2.0]
     """
@@ -425,19 +380,16 @@ def dual_update(tx: optax.GradientTransformationExtraArgs, opt_state: Any, **bat
       >>> [round(float(v), 6) for v in fj.multipliers(state)]
       [1.0, 1.2, 1.0]
     """
-    optimizer = opt_state if hasattr(opt_state, "opt_state") else None
-    tree = optimizer.opt_state if optimizer is not None else opt_state
-
     def step(node):
         if not _is_state(node):
             return node
         return tx.update(None, _pure(node), None, dual_only=True, **batch)[1]
 
-    if optimizer is None:
-        constrained_state(tree)  # exactly one
-        return jax.tree.map(step, tree, is_leaf=_is_state)
+    if not hasattr(opt_state, "opt_state"):
+        constrained_state(opt_state)  # exactly one
+        return jax.tree.map(step, opt_state, is_leaf=_is_state)
     from flax import nnx  # only for nnx.Optimizer
 
-    new = jax.tree.map(step, _pure(tree), is_leaf=_is_state)
-    nnx.update(optimizer.opt_state, nnx.state(new))
-    return optimizer
+    new = jax.tree.map(step, _pure(opt_state.opt_state), is_leaf=_is_state)
+    nnx.update(opt_state.opt_state, nnx.state(new))
+    return opt_state
