@@ -39,10 +39,6 @@ class Formulation(NamedTuple):
     update_state: Callable[[Any, jax.Array, str], Any]
 
 
-def _no_state() -> tuple:
-    return ()
-
-
 def _keep_state(state: Any, violation: jax.Array, kind: str) -> Any:
     del violation, kind
     return state
@@ -69,7 +65,7 @@ def lagrangian() -> Formulation:
     return Formulation(
         name="lagrangian",
         has_multipliers=True,
-        init=_no_state,
+        init=tuple,
         primal_term=lambda lam, g, state, kind: lam * g,
         dual_gradient=lambda lam, g, state, kind: g,
         update_state=_keep_state,
@@ -100,25 +96,12 @@ def resilient(alpha: float) -> Formulation:
       Hounie, Ribeiro, Chamon, *Resilient constrained learning*, NeurIPS 2023.
     """
     checks.check_positive(alpha, "alpha")
-    return Formulation(
-        name="resilient",
-        has_multipliers=True,
-        init=_no_state,
-        primal_term=lambda lam, g, state, kind: lam * g,
-        dual_gradient=lambda lam, g, state, kind: g - lam / alpha,
-        update_state=_keep_state,
-    )
+    return lagrangian()._replace(name="resilient",
+                                 dual_gradient=lambda lam, g, state, kind: g - lam / alpha)
 
 
 def slack(multipliers: jax.Array, alpha: float) -> jax.Array:
-    """The optimal resilient slack ``u = λ / α`` of :func:`resilient`.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.formulations import slack
-      >>> slack(jnp.array([1.0, 0.0]), alpha=4.0).tolist()
-      [0.25, 0.0]
-    """
+    """The optimal resilient slack ``u = λ / α`` of :func:`resilient`."""
     checks.check_positive(alpha, "alpha")
     return multipliers / alpha
 
@@ -141,7 +124,7 @@ def quadratic_penalty(penalty: float) -> Formulation:
     return Formulation(
         name="quadratic_penalty",
         has_multipliers=False,
-        init=_no_state,
+        init=tuple,
         primal_term=lambda lam, g, state, kind: 0.5 * penalty * _positive_part(g, kind) ** 2,
         dual_gradient=lambda lam, g, state, kind: jnp.zeros_like(g),
         update_state=_keep_state,
