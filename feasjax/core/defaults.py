@@ -24,14 +24,5 @@ DUAL_LEARNING_RATE = 0.1
 
 
 def dual_optimizer() -> AscentTransformation:
-    """The default dual optimizer, ``ascent(optax.sgd(DUAL_LEARNING_RATE))``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core import defaults
-      >>> tx = defaults.dual_optimizer()
-      >>> upd, _ = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
-      >>> [round(float(u), 6) for u in upd]
-      [0.2]
-    """
+    """The default dual optimizer, ``ascent(optax.sgd(DUAL_LEARNING_RATE))``."""
     return ascent(optax.sgd(DUAL_LEARNING_RATE))

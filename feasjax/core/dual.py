@@ -1,9 +1,8 @@
 """Dual optimizers for Lagrange multipliers: gradient ascent, nuPI and optimistic ascent.
 
-Multipliers *maximise* the Lagrangian, so every dual optimizer here ascends along the violation
-``g``. :func:`ascent` marks an optax optimizer as an :class:`AscentTransformation` so that a
-constraint group can refuse a plain one, which would silently descend (:func:`check_ascent`).
-All are element-wise, so they also work per sample under :func:`feasjax.indexed`.
+Multipliers *maximise* the Lagrangian: every optimizer here ascends along the violation ``g``
+and is marked as an :class:`AscentTransformation`, so that a constraint group can refuse a plain
+optax one, which would silently descend. All are element-wise (per sample under ``indexed``).
 """
 from __future__ import annotations
 
@@ -20,10 +19,7 @@ __all__ = ["ascent", "nupi", "optimistic"]
 
 class AscentTransformation(optax.GradientTransformationExtraArgs):
     """An optax transformation marked as an *ascent* (moves along ``+g``); see :func:`ascent`.
-
-    It is the same ``(init, update)`` pair, so optax treats it as any other transformation; only
-    :func:`is_ascent` reads the mark.
-    """
+    Optax treats it as any other ``(init, update)`` pair; only :func:`is_ascent` reads the mark."""
 
     __slots__ = ()
 
@@ -34,8 +30,7 @@ def ascent(inner: optax.GradientTransformation, *,
 
     .. math:: \\lambda_{t+1} = \\lambda_t + \\mathrm{inner}(-g_t)
 
-    Idempotent: a marked ``inner`` (``ascent(...)``, :func:`nupi`, :func:`optimistic`) is
-    returned unchanged.
+    A marked ``inner`` (``ascent(...)``, :func:`nupi`, :func:`optimistic`) is returned as is.
 
     Args:
       inner: any optax optimizer, e.g. ``optax.sgd(0.1)``.
@@ -63,29 +58,12 @@ def ascent(inner: optax.GradientTransformation, *,
 
 
 def is_ascent(tx: object) -> bool:
-    """Whether ``tx`` is marked as an ascent (built by :func:`ascent`, :func:`nupi`, ...).
-
-    Example:
-      >>> import optax
-      >>> from feasjax.core.dual import ascent, is_ascent
-      >>> is_ascent(optax.sgd(0.1)), is_ascent(ascent(optax.sgd(0.1)))
-      (False, True)
-    """
+    """Whether ``tx`` is marked as an ascent (built by :func:`ascent`, :func:`nupi`, ...)."""
     return isinstance(tx, AscentTransformation)
 
 
 def check_ascent(tx: object, name: str) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``tx`` is a marked ascent transformation.
-
-    Example:
-      >>> import optax
-      >>> from feasjax.core.dual import ascent, check_ascent
-      >>> check_ascent(ascent(optax.sgd(0.1)), "dual_optimizer")
-      >>> check_ascent(optax.sgd(0.1), "dual_optimizer")
-      Traceback (most recent call last):
-      ...
-      ValueError: dual_optimizer must be an ascent optimizer (the multipliers maximise ...
-    """
+    """Raise ``ValueError`` naming ``name`` unless ``tx`` is a marked ascent transformation."""
     if is_ascent(tx):
         return
     if not isinstance(tx, optax.GradientTransformation):
@@ -98,14 +76,7 @@ def check_ascent(tx: object, name: str) -> None:
 
 
 def project_nonnegative(multipliers: jax.Array) -> jax.Array:
-    """Projection of inequality multipliers onto ``λ >= 0``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.dual import project_nonnegative
-      >>> project_nonnegative(jnp.array([-1.0, 2.0])).tolist()
-      [0.0, 2.0]
-    """
+    """Projection of inequality multipliers onto ``λ >= 0``."""
     return jnp.maximum(multipliers, 0)
 
 
@@ -127,9 +98,9 @@ def nupi(
       \\xi_t = \\nu \\xi_{t-1} + (1-\\nu) e_t, \\quad \\xi_{-1} = 0 \\\\
       \\theta_{t+1} = \\theta_t + \\eta\\,(K_I e_t + K_P (\\xi_t - \\xi_{t-1}))
 
-    The first step has no proportional term, so the controller does not kick at start-up;
-    ``K_P = 0`` is gradient ascent with learning rate ``η K_I``. Under
-    ``optax.inject_hyperparams`` the result is unmarked: use ``ascent(..., negate=False)``.
+    The first step has no proportional term (no kick at start-up); ``K_P = 0`` is gradient
+    ascent with rate ``η K_I``. Under ``optax.inject_hyperparams``, mark the result with
+    ``ascent(..., negate=False)``.
 
     Args:
       learning_rate: ``η > 0``.
@@ -146,8 +117,7 @@ def nupi(
       >>> tx = nupi(0.1, kp=1.0, ki=1.0, nu=0.0)
       >>> state = tx.init(jnp.zeros(1))
       >>> upd, state = tx.update(jnp.array([1.0]), state)   # first step: +η K_I e_0
-      >>> # +η (K_I e_1 + K_P (e_1 - e_0))
-      >>> upd, state = tx.update(jnp.array([3.0]), state)
+      >>> upd, state = tx.update(jnp.array([3.0]), state)   # +η (K_I e_1 + K_P (e_1 - e_0))
       >>> [round(float(u), 6) for u in upd]
       [0.5]
 
@@ -191,9 +161,9 @@ def optimistic(learning_rate: float, alpha: float = 1.0) -> AscentTransformation
 
     .. math:: \\theta_{t+1} = \\theta_t + \\eta\\,((1+\\alpha) g_t - \\alpha g_{t-1})
 
-    The first step is plain ascent (``g_{-1} = g_0``). Predicting the next gradient by the last
-    damps the oscillations of simultaneous descent-ascent on bilinear problems, for one extra
-    buffer. Under ``optax.inject_hyperparams``, mark with ``ascent(..., negate=False)``.
+    The first step is plain ascent (``g_{-1} = g_0``). It damps the oscillations of
+    simultaneous descent-ascent on bilinear problems for one extra buffer. Under
+    ``optax.inject_hyperparams``, mark with ``ascent(..., negate=False)``.
 
     Args:
       learning_rate: ``η > 0``.

@@ -57,14 +57,7 @@ def exponentiated_gradient(step_size: float) -> AscentTransformation:
 
 
 def group_mean_losses(losses: jax.Array, groups: jax.Array, num_groups: int) -> jax.Array:
-    """Mean loss of each group on a batch, ``(num_groups,)``; 0 for a group absent from it.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.robust import group_mean_losses
-      >>> group_mean_losses(jnp.array([1.0, 3.0, 5.0]), jnp.array([0, 0, 2]), 3).tolist()
-      [2.0, 0.0, 5.0]
-    """
+    """Mean loss of each group on a batch, ``(num_groups,)``; 0 for a group absent from it."""
     total = jax.ops.segment_sum(losses, groups, num_segments=num_groups)
     count = jax.ops.segment_sum(jnp.ones_like(losses), groups, num_segments=num_groups)
     return total / jnp.maximum(count, 1.0)
