@@ -1,8 +1,5 @@
-"""Input checks shared by every public entry point.
-
-Concrete values raise ``ValueError``/``TypeError`` at once, naming the argument. Values only
-known inside ``jit`` cannot raise there: the step skips a step with out-of-range indices or
-non-finite losses and counts it, and with ``checked=True`` also emits ``checkify`` checks.
+"""Input checks shared by every public entry point: concrete values raise ``ValueError`` or
+``TypeError`` naming the argument; inside ``jit`` the step skips (and counts) a bad step instead.
 """
 from __future__ import annotations
 
@@ -22,27 +19,19 @@ def is_concrete(x: Any) -> bool:
 
 def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:
     """Raise ``ValueError`` unless the static ``value`` is finite and ``> 0`` (``>= 0``)."""
-    if isinstance(value, jax.core.Tracer):
+    if not is_concrete(value):
         return
     bound = ">= 0" if allow_zero else "> 0"
     if isinstance(value, (bool, np.bool_)) or not np.issubdtype(np.asarray(value).dtype,
                                                                 np.number):
         raise ValueError(f"{name} must be a finite number {bound}, got {name}={value!r}")
-    ok = np.all(np.isfinite(value)) and (np.all(np.asarray(value) >= 0) if allow_zero
-                                         else np.all(np.asarray(value) > 0))
-    if not ok:
+    values = np.asarray(value)
+    if not (np.all(np.isfinite(values)) and np.all(values >= 0 if allow_zero else values > 0)):
         raise ValueError(f"{name} must be finite and {bound}, got {name}={value!r}")
 
 
 def check_count(value: Any, name: str) -> int:
-    """Return ``value`` as an ``int`` if it is an integer ``>= 1``; floats and bools raise.
-
-    Example:
-      >>> import numpy as np
-      >>> from feasjax.core.checks import check_count
-      >>> check_count(np.int64(3), "num_samples")
-      3
-    """
+    """Return ``value`` as an ``int`` if it is an integer ``>= 1``; floats and bools raise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer >= 1, got {name}={value!r} "
                         f"({type(value).__name__})")
@@ -52,10 +41,8 @@ def check_count(value: Any, name: str) -> int:
 
 
 def check_unit_interval(value: float, name: str) -> None:
-    """Raise ``ValueError`` unless the static ``value`` is in ``[0, 1)``; tracers (from
-    ``optax.inject_hyperparams``, checked when concrete) pass.
-    """
-    if isinstance(value, jax.core.Tracer):
+    """Raise ``ValueError`` unless the static ``value`` is in ``[0, 1)``; tracers pass."""
+    if not is_concrete(value):
         return
     if not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {name}={value!r}")
@@ -64,16 +51,12 @@ def check_unit_interval(value: float, name: str) -> None:
 def leading_size(tree: Any, name: str) -> int | None:
     """The common leading-axis size of all leaves of ``tree`` (``None`` if it has no leaves)."""
     leaves = jax.tree.leaves(tree)
-    if not leaves:
-        return None
-    sizes = set()
-    for leaf in leaves:
-        if jnp.ndim(leaf) == 0:
-            raise ValueError(f"{name} must have a leading per-sample axis, got a scalar leaf")
-        sizes.add(jnp.shape(leaf)[0])
-    if len(sizes) != 1:
+    if any(jnp.ndim(leaf) == 0 for leaf in leaves):
+        raise ValueError(f"{name} must have a leading per-sample axis, got a scalar leaf")
+    sizes = {jnp.shape(leaf)[0] for leaf in leaves}
+    if len(sizes) > 1:
         raise ValueError(f"{name} leaves must share one leading axis size, got {sorted(sizes)}")
-    return sizes.pop()
+    return sizes.pop() if sizes else None
 
 
 def check_leading_size(tree: Any, size: int, name: str) -> None:
@@ -85,17 +68,8 @@ def check_leading_size(tree: Any, size: int, name: str) -> None:
 
 
 def check_indices(indices: Any, num_rows: int | None, name: str = "indices") -> jax.Array:
-    """Check that ``indices`` is a 1-D integer array with values in ``[0, num_rows)``.
-
-    The range is checked when the values are concrete (and ``num_rows`` is not ``None``); inside
-    ``jit`` only dtype and rank are. Returns ``indices`` as a ``jax.Array``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.checks import check_indices
-      >>> check_indices(jnp.array([0, 3]), 4).tolist()
-      [0, 3]
-    """
+    """``indices`` as a ``jax.Array`` once checked to be 1-D integers, in ``[0, num_rows)``
+    when concrete (inside ``jit`` only dtype and rank are checked)."""
     dtype = getattr(indices, "dtype", None) or np.asarray(indices).dtype
     if not jnp.issubdtype(dtype, jnp.integer):
         raise TypeError(f"{name} must be an integer array, got dtype {dtype}")

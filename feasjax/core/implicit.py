@@ -1,13 +1,9 @@
 """Implicit (model-based) multipliers: ``λ(z) = link(h_φ(z)) >= 0`` from per-sample features.
 
 Instead of one stored multiplier per sample (O(N) memory), a small model ``h_φ`` maps a
-sample's features ``z`` (its inputs, or stop-gradient features of the primal model) to its
-multiplier. The dual step ascends the Lagrangian in ``φ``: the gradient of
-``Σ_{i∈B} λ_φ(z_i) g_i`` (``g_i = loss_i − ε``), i.e. the pull-back of the per-sample dual
-direction through the model, then the dual optimizer's update and an optional projection of
-``φ``. The state holds ``φ`` and its optimizer state only, so memory does not depend on N, no
-``indices`` are needed, and the model predicts multipliers of samples it never saw (which ones
-the trained model will find hard). Cooper's ``ImplicitMultiplier`` is the same idea.
+sample's features ``z`` to its multiplier, and the dual step ascends the Lagrangian in ``φ``
+(Cooper's ``ImplicitMultiplier`` is the same idea). The state holds ``φ`` and its optimizer
+state only, no ``indices`` are needed, and the model predicts multipliers of unseen samples.
 
 With one-hot features, a linear model without bias, ``link="projected"`` and
 ``project="nonnegative"``, ``h_φ(e_i) = φ_i`` and the dual step is explicit FL's projected
@@ -91,12 +87,10 @@ def implicit_multipliers(
       \\textstyle\\sum_{i \\in B} \\lambda_\\phi(z_i)\\, g_i)\\big),
       \\qquad g_i = \\ell_i - \\epsilon
 
-    Pass the result to :func:`feasjax.feasible` as ``multipliers=`` (or to
-    :class:`feasjax.ConstraintGroup` as ``multipliers=``, a group of :func:`feasjax.constrained`
-    beside stored ones); ``update`` then takes ``features=`` (the batch's ``(B, ...)``
-    features) instead of ``indices``,
-    and ``fj.multipliers(state, features=z)`` reads ``λ`` for the primal weights, or for samples
-    never trained on. The state holds ``φ`` and its optimizer state: memory does not depend on N.
+    Pass the result as ``multipliers=`` to :func:`feasjax.feasible` or to a
+    :class:`feasjax.ConstraintGroup` of :func:`feasjax.constrained`; ``update`` then takes
+    ``features=`` (the batch's ``(B, ...)`` features) instead of ``indices``, and
+    ``fj.multipliers(state, features=z)`` reads ``λ``, also of samples never trained on.
 
     Args:
       model: an ``nnx.Module`` mapping ``(B, ...)`` features to ``(B,)`` or ``(B, 1)`` outputs
@@ -172,9 +166,6 @@ def _predict(apply: Callable, link: Callable, params: Any, features: Any) -> jax
     return link(h)
 
 
-# ------------------------------------------------------- the dual step (core/dual_step.py)
-
-
 def init_state(spec: ImplicitMultipliers) -> ImplicitState:
     """A fresh dual state; ``φ`` is copied so that a donated state never aliases ``spec``."""
     params = jax.tree.map(lambda p: jnp.array(p, copy=True), spec.params)
@@ -207,13 +198,6 @@ def propose(spec: ImplicitMultipliers, dual: ImplicitState, fstate: Any, formula
 
 
 def state_bytes(tree: Any) -> int:
-    """Bytes of every array leaf of ``tree`` (e.g. a state: independent of N when implicit).
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.core.implicit import state_bytes
-      >>> state_bytes({"a": jnp.zeros(3), "b": jnp.zeros((), jnp.int32)})
-      16
-    """
-    return int(sum(np.asarray(x).nbytes if not hasattr(x, "nbytes") else x.nbytes
+    """Bytes of every array leaf of ``tree`` (e.g. a state: independent of N when implicit)."""
+    return int(sum(getattr(x, "nbytes", None) or np.asarray(x).nbytes
                    for x in jax.tree.leaves(tree)))
