@@ -23,9 +23,10 @@ from feasjax.core.implicit import implicit_multipliers
 __all__ = ["exponentiated_gradient", "group_dro", "group_weights", "reweighted", "ascent",
            "augmented_lagrangian", "constrained", "constrained_state", "ConstrainedState",
            "ConstraintGroup", "ConstraintValue", "dual_update", "empirical_risk", "feasible",
-           "feasible_learning", "implicit_multipliers", "indexed", "IndexedState", "lagrangian", "multipliers", "nupi",
-           "optimistic", "per_example", "primal_dual", "PrimalDual", "PrimalDualState",
-           "ProblemOutput", "quadratic_penalty", "resilient", "SAMPLES", "StepInfo", "weighted_sum"]
+           "feasible_learning", "implicit_multipliers", "indexed", "IndexedState", "lagrangian",
+           "multipliers", "nupi", "optimistic", "per_example", "primal_dual", "PrimalDual",
+           "PrimalDualState", "ProblemOutput", "quadratic_penalty", "resilient", "SAMPLES",
+           "StepInfo", "weighted_sum"]
 
 # No longer exported here (helpers, or records only the library builds); until 0.3 they still
 # resolve, with a DeprecationWarning naming the module that defines them.

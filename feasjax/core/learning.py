@@ -1,9 +1,8 @@
-"""Feasible Learning (Ramirez et al., AISTATS 2025, arXiv 2501.14912) and ERM on one primal-dual
-machinery.
+"""Feasible Learning (Ramirez et al., AISTATS 2025, arXiv 2501.14912) and ERM as
+:func:`feasjax.primal_dual` solvers of per-sample losses.
 
-feasjax **averages** over the minibatch by default (``reduction="mean"``); the paper's code sums,
-which multiplies the primal gradient by ``B``: use ``"sum"``, or a primal learning rate ``B``
-times larger, to reproduce its runs. The dual step does not depend on the reduction.
+feasjax **averages** over the minibatch (``reduction="mean"``); the paper's code sums, which
+multiplies the primal gradient by ``B``: pass ``"sum"`` to reproduce its runs.
 """
 from __future__ import annotations
 
@@ -58,9 +57,8 @@ def _checked_losses(losses: Any) -> jax.Array:
 
 
 def _losses_problem(per_sample_loss: Callable, make: Callable) -> Callable:
-    """``problem_fn`` of a per-sample loss; ``make(params, batch, losses, model_state)``
-    returns the ``ProblemOutput``. With a model state (the solver's ``init`` was given one)
-    the loss takes it and returns ``(losses, new_model_state)``."""
+    """``problem_fn`` of a per-sample loss, ``make(params, batch, losses, model_state)`` its
+    ``ProblemOutput``; with a model state the loss returns ``(losses, new_model_state)``."""
     def problem(params, batch, model_state=None):
         if model_state is None:
             return make(params, batch, _checked_losses(per_sample_loss(params, batch)), None)
@@ -106,17 +104,14 @@ def feasible_learning(
       primal_optimizer: optax optimizer for the parameters.
       num_samples: ``N``, the number of training samples (multipliers), an integer.
       epsilon: the loss bound ``ε >= 0``.
-      dual_optimizer: element-wise ascent optimizer (default ``ascent(optax.sgd(0.1))``); a
-        descent optimizer (without :func:`feasjax.ascent`) is an error.
+      dual_optimizer: element-wise ascent optimizer (default ``ascent(optax.sgd(0.1))``).
       formulation: :func:`feasjax.lagrangian` (FL, default) or :func:`feasjax.resilient` (RFL).
       scheme: see :func:`feasjax.primal_dual` (``"dual_then_primal"`` is the paper's).
       reduction: ``"mean"`` (default) or ``"sum"`` over the minibatch (module docstring).
       init_multiplier: initial ``λ_i`` (1.0: the first step is an ERM step).
       measurement_fn: optional non-differentiable per-sample measurement for the dual step (a
         proxy constraint, e.g. the 0-1 error); ``(params, batch[, model_state])``.
-      axis_name, checked, on_nonfinite: see :func:`feasjax.primal_dual`.
-      stateful: (deprecated) the state is threaded whenever ``init`` is given a
-        ``model_state``.
+      axis_name, checked, on_nonfinite, stateful: see :func:`feasjax.primal_dual`.
 
     Returns:
       A :class:`feasjax.PrimalDual`; ``step(state, batch, indices)`` needs the batch's sample

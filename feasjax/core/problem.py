@@ -1,9 +1,5 @@
-"""Constrained problems: what a primal-dual step minimises and which constraints it keeps.
-
-A problem is a pure function ``problem_fn(params, batch) -> ProblemOutput``: a scalar
-objective, a dict of constraint groups (each a :class:`ConstraintValue`) and any auxiliary
-output (per-sample losses, logits). The static description of each group (size, kind,
-formulation, dual optimizer, whether it is sampled by index) is a :class:`ConstraintGroup`.
+"""Constrained problems: ``problem_fn(params, batch) -> ProblemOutput`` (an objective and the
+batch's :class:`ConstraintValue` of each group) and each group's static :class:`ConstraintGroup`.
 """
 from __future__ import annotations
 
@@ -28,11 +24,8 @@ class ConstraintValue(NamedTuple):
     the dual step instead and is never differentiated (a *proxy constraint*, e.g. the 0-1 error).
 
     Example:
-      >>> import jax.numpy as jnp
-      >>> import feasjax as fj
-      >>> # g_i(θ) on a batch of two
-      >>> value = fj.ConstraintValue(jnp.array([0.5, -0.1]))
-      >>> value.measurement is None  # so the dual step uses the violation itself
+      >>> import jax.numpy as jnp, feasjax as fj
+      >>> fj.ConstraintValue(jnp.array([0.5, -0.1])).measurement is None  # dual step: violation
       True
     """
 
@@ -44,8 +37,7 @@ class ProblemOutput(NamedTuple):
     """What ``problem_fn(params, batch)`` returns.
 
     Example:
-      >>> import jax.numpy as jnp
-      >>> import feasjax as fj
+      >>> import jax.numpy as jnp, feasjax as fj
       >>> def problem_fn(w, batch):  # min ||w||² subject to 1 - w_0 <= 0
       ...     c = fj.ConstraintValue(1.0 - w[:1])
       ...     return fj.ProblemOutput(jnp.sum(w**2), {"c": c})
@@ -61,23 +53,21 @@ class ProblemOutput(NamedTuple):
 class ConstraintGroup(NamedTuple):
     """Static description of one group of constraints (defaults: :mod:`feasjax.core.defaults`).
 
-    Three kinds: dense (all ``size`` multipliers stored, every step sees every constraint),
-    indexed (one stored multiplier per sample, the batch names its rows) and implicit
-    (``multipliers=``: a model predicts each sample's multiplier from its features, nothing is
-    stored per sample; the batch passes its features).
+    Three kinds: dense (all ``size`` multipliers stored and seen every step), indexed (one
+    stored per sample, the batch names its rows) and implicit (``multipliers=``: a model
+    predicts each sample's multiplier from the features the batch passes).
 
     Attributes:
       size: number of constraints ``N`` (indexed) or ``m`` (dense); ``None`` for implicit ones.
       kind: ``"inequality"`` (multipliers projected onto ``λ >= 0``) or ``"equality"``.
       formulation: e.g. :func:`feasjax.core.resilient` (default: the Lagrangian).
-      dual_optimizer: an ascent optimizer (default ``ascent(optax.sgd(0.1))``); it must be
-        marked (:func:`feasjax.ascent`, :func:`feasjax.nupi`, ...): a plain optax optimizer is
-        refused because it would descend. Element-wise when ``indexed``.
+      dual_optimizer: a marked ascent optimizer (default ``ascent(optax.sgd(0.1))``;
+        :func:`feasjax.ascent`, :func:`feasjax.nupi`, ...): a plain optax one would descend.
+        Element-wise when ``indexed``.
       indexed: the batch names which of the ``size`` constraints it evaluates (``indices``);
         only their multipliers and dual state are read and written (O(B) per step).
-      reduction: ``"mean"`` (``None``, the default) or ``"sum"`` of the primal terms. A mean
-        over ``m`` dense constraints makes the multipliers ``m`` times the textbook ones; the
-        Feasible Learning paper's code sums over the batch.
+      reduction: ``"mean"`` (``None``, the default) or ``"sum"`` of the primal terms (a mean
+        over ``m`` dense constraints makes the multipliers ``m`` times the textbook ones).
       init_multiplier: initial value of every multiplier (default 1.0).
       multipliers: :func:`feasjax.implicit_multipliers` for an implicit group of per-sample
         inequality constraints (no ``size``; its optimizer and model replace
@@ -85,8 +75,7 @@ class ConstraintGroup(NamedTuple):
 
     Example:
       >>> import feasjax as fj
-      >>> # one multiplier per sample
-      >>> group = fj.ConstraintGroup(size=100, indexed=True)
+      >>> group = fj.ConstraintGroup(size=100, indexed=True)  # one multiplier per sample
       >>> group.kind, group.resolved_reduction(), group.init_multiplier
       ('inequality', 'mean', 1.0)
     """
