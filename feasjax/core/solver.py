@@ -98,11 +98,10 @@ def primal_dual(
 
     Returns:
       A :class:`PrimalDual` with ``init(params, multipliers=None, model_state=())`` and
-      ``step(state, batch, indices=None, *, unique_indices=False, padded=False)``; ``indices``
-      is an int array for every indexed group, or a dict name -> int array;
-      ``unique_indices=True`` promises no index repeats within the batch (skips an O(B log B)
-      combine); ``padded=True`` accepts per-sample multipliers with more rows than
-      ``num_samples`` (the padding :func:`feasjax.train` adds on a mesh).
+      ``step(state, batch, indices=None, *, unique_indices=False, padded=False)``: ``indices``
+      (one int array, or a dict by indexed group); ``unique_indices=True`` promises no repeated
+      index (skips an O(B log B) combine); ``padded=True`` accepts per-sample multipliers with
+      more rows than ``num_samples`` (the padding :func:`feasjax.train` adds on a mesh).
 
     Example:
       >>> import jax, jax.numpy as jnp, optax

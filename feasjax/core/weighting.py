@@ -1,8 +1,5 @@
-"""Per-sample weighting: the one place where per-sample losses become a scalar objective.
-
-Feasible Learning weights each sample's loss by its Lagrange multiplier, the multiplier bootstrap
-weights each sample's loss by a random multiplier, group re-weighting by a group weight. All of
-them reduce ``weights * values`` the same way, so they share this function.
+"""Per-sample weighting: the one place where per-sample losses become a scalar objective, for
+Lagrange multipliers (Feasible Learning), bootstrap weights and group weights alike.
 """
 from __future__ import annotations
 
