@@ -145,13 +145,12 @@ def augmented_lagrangian(
 
     and the dual gradient ``ρ g``: with ``ascent(optax.sgd(1.0))`` and the projection this is
     ``λ ← max(0, λ + ρ g)``. Penalty growth (Bertsekas 1982, ch. 2; Nocedal & Wright 2006, Alg.
-    17.4): an outer iteration is a window of ``patience`` dual steps. At the end of each window,
-    with ``v`` its largest violation norm (``||max(0, g)||`` for inequalities) and ``r`` the last
-    window's, ρ is kept if ``v <= tolerance · r`` or ``v <= atol``, else
-    ``ρ ← min(growth · ρ, max_penalty)``; then ``r ← v`` (the first window only sets ``r``).
-    ``growth = 1`` (default) keeps ρ fixed, the sensible choice for noisy per-sample batches. The
-    rule assumes the primal player converges within a window; cap ρ where the primal step stays
-    stable (SGD with step ``η`` needs about ``η ρ ||∇g||² < 2``) or lengthen ``patience``.
+    17.4): at the end of each window of ``patience`` dual steps, with ``v`` its largest violation
+    norm (``||max(0, g)||`` for inequalities) and ``r`` the last window's, ρ is kept if
+    ``v <= tolerance · r`` or ``v <= atol``, else ``ρ ← min(growth · ρ, max_penalty)``; then
+    ``r ← v`` (the first window only sets ``r``). ``growth = 1`` (default) keeps ρ fixed, the
+    sensible choice for noisy per-sample batches. Cap ρ where the primal step stays stable (SGD
+    with step ``η`` needs about ``η ρ ||∇g||² < 2``) or lengthen ``patience``.
 
     Args:
       penalty: initial ``ρ > 0``.

@@ -88,10 +88,10 @@ def indexed(inner: optax.GradientTransformation) -> optax.GradientTransformation
 
     ``init(params)`` builds one inner state per row of the dense per-sample pytree (leading axis
     ``N``); ``update(row_grads, state, params=None, *, indices, unique_indices=False)`` takes the
-    ``B`` named rows' gradients and returns their updates (leading axis ``B``). Duplicate
-    indices: their gradients are summed, the row's state advances once, and every occurrence
-    gets the same update; ``unique_indices=True`` skips that O(B log B) grouping for batches
-    whose indices never repeat. Out-of-range rows get NaN updates and are never written.
+    ``B`` named rows' gradients and returns their updates (leading axis ``B``). A duplicate
+    index sums its gradients, advances its row's state once and gets one update everywhere
+    (``unique_indices=True`` skips that O(B log B) grouping). Out-of-range rows get NaN
+    updates and are never written.
 
     Args:
       inner: an element-wise optimizer (per-element or scalar state: sgd, momentum, adam,

@@ -260,17 +260,19 @@ def feasible(
 
     def update_fn(updates, state, params=None, *, losses=None, measurements=None,
                   indices=None, **extra):
-        violations = None if losses is None else _violations(losses, epsilon, indices,
-                                                              "losses")
-        if measurements is not None:
-            measurements = _violations(measurements, epsilon, indices, "measurements")
-        return inner.update(updates, state, params, violations=violations,
-                            measurements=measurements, indices=indices, **extra)
+        return inner.update(updates, state, params,
+                            violations=_violations(losses, epsilon, indices, "losses"),
+                            measurements=_violations(measurements, epsilon, indices,
+                                                     "measurements"),
+                            indices=indices, **extra)
 
     return optax.GradientTransformationExtraArgs(inner.init, update_fn)
 
 
-def _violations(values: Any, epsilon: Any, indices: Any, name: str) -> jax.Array:
+def _violations(values: Any, epsilon: Any, indices: Any, name: str) -> jax.Array | None:
+    """``values - epsilon`` once checked to be one float per index (``None`` stays ``None``)."""
+    if values is None:
+        return None
     values = jnp.asarray(values)
     if values.ndim != 1 or not jnp.issubdtype(values.dtype, jnp.floating):
         raise ValueError(f"{name} must be a 1-D float array of per-sample values (B,), got "
