@@ -7,7 +7,7 @@ from feasjax.cli.common import (_positive_int, add_run_arguments, add_seeds, che
                                 config_from_args, progress_mode, run_label)
 from feasjax.cli.report import (config_lines, format_header, format_rows, format_table,
                                 interpret, write_json, write_outputs)
-from feasjax.data.datasets import DATASETS
+from feasjax.data.datasets import DATASETS, Dataset
 from feasjax.experiments.config import RunConfig
 
 __all__ = ["add_demo_parser", "demo"]
@@ -59,15 +59,9 @@ def demo(args: argparse.Namespace) -> dict:
         if args.plot:
             raise SystemExit("feasjax demo: error: --plot draws one run; use it without --seeds")
         return demo_sweep(args)
-    from feasjax.data.datasets import load_dataset
     from feasjax.experiments.runs import run_method
 
-    check_outputs(args, "demo")
-    config = config_from_args(args)
-    dataset = load_dataset(args.dataset)  # fixed split (seed 0); --seed varies the training
-    devices = _check_devices(config, dataset, "demo")
-    print("\n".join(config_lines("demo", args.dataset, config, methods=args.methods,
-                                  dataset=dataset, devices=devices)))
+    config, dataset = _start(args)
     print(format_header(), flush=True)
     report = {"dataset": args.dataset, "epsilon": config.epsilon, "seed": config.seed,
               "methods": {}}
@@ -78,18 +72,26 @@ def demo(args: argparse.Namespace) -> dict:
         report["methods"][method] = result.metrics
         curves[method] = {"train": result.train_losses, "test": result.test_losses}
         print("\n".join(format_rows(method, result.metrics)), flush=True)
-    write_outputs(args, report, curves, table=False,
-                  title=f"{args.dataset}, {config.epochs} epochs, seed {config.seed}")
+    write_outputs(args, report, curves, config.epochs)
     return report
 
 
-def _check_devices(config: RunConfig, dataset, command: str) -> int:
+def _start(args: argparse.Namespace) -> tuple[RunConfig, Dataset]:
+    """Check the flags and output paths, load the dataset and print the configuration."""
+    from feasjax.data.datasets import load_dataset
     from feasjax.experiments.multirun import resolve_devices
 
+    check_outputs(args, "demo")
+    config = config_from_args(args)
+    dataset = load_dataset(args.dataset)  # fixed split (seed 0); --seed varies the training
     try:
-        return resolve_devices(config.devices, min(config.batch_size, len(dataset.y_train)))
+        devices = resolve_devices(config.devices, min(config.batch_size, len(dataset.y_train)))
     except ValueError as e:
-        raise SystemExit(f"feasjax {command}: error: --devices: {e}") from None
+        raise SystemExit(f"feasjax demo: error: --devices: {e}") from None
+    seeds = args.seeds and f"{args.seeds[0]}..{args.seeds[-1]} ({len(args.seeds)} runs, vmapped)"
+    print("\n".join(config_lines("demo", args.dataset, config, methods=args.methods,
+                                  dataset=dataset, devices=devices, seeds=seeds)))
+    return config, dataset
 
 
 def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,16 +109,9 @@ def demo_sweep(args: argparse.Namespace) -> dict:
     "test"}, "std", "runs": [{"train", "test"}, ...], "seconds"}}}``; ``--average`` adds
     ``"averaged": {"average", "train", "test"}`` to ``mean``, ``std`` and every run.
     """
-    from feasjax.data.datasets import load_dataset
     from feasjax.experiments.multirun import run_method_sweep
 
-    check_outputs(args, "demo")
-    config = config_from_args(args)
-    dataset = load_dataset(args.dataset)
-    devices = _check_devices(config, dataset, "demo")
-    seeds = f"{args.seeds[0]}..{args.seeds[-1]} ({len(args.seeds)} runs, vmapped)"
-    print("\n".join(config_lines("demo", args.dataset, config, methods=args.methods,
-                                  dataset=dataset, devices=devices, seeds=seeds)))
+    config, dataset = _start(args)
     print("mean over seeds:\n" + format_header(), flush=True)
     report = {"dataset": args.dataset, "epsilon": config.epsilon, "seeds": list(args.seeds),
               "devices": None, "methods": {}}

@@ -19,7 +19,6 @@ TABLE_COLUMNS = (("train acc", "train", "accuracy"), ("test acc", "test", "accur
     (f"{split} {short}", split, key) for split in ("train", "test") for short, key in (
         ("mean", "mean_loss"), ("q99", "q99_loss"), ("max", "max_loss"),
         ("feas", "feasible_fraction")))
-NAMES = {"erm": "ERM", "fl": "FL", "rfl": "RFL"}
 
 
 def config_lines(command: str, name: str, config: RunConfig, *, methods: tuple,
@@ -80,14 +79,12 @@ def format_rows(method: str, result: dict) -> list[str]:
     rows = [(method, result)]
     if "averaged" in result:
         rows.append((f"{method}+{result['averaged']['average']}", result["averaged"]))
-    lines = []
-    for name, res in rows:
-        cells = []
-        for _, split, key in TABLE_COLUMNS:
-            value = res[split].get(key)
-            cells.append(f"{value:>11.4f}" if value is not None else f"{'-':>11}")
-        lines.append(f"{name:<10}" + "".join(cells))
-    return lines
+    return [f"{name:<10}" + "".join(_cell(res[split].get(key)) for _, split, key in TABLE_COLUMNS)
+            for name, res in rows]
+
+
+def _cell(value: float | None) -> str:
+    return f"{'-':>11}" if value is None else f"{value:>11.4f}"
 
 
 def format_table(methods: dict) -> str:
@@ -118,18 +115,13 @@ def interpret(methods: dict) -> list[str]:
       FL cut the train max loss 3.3x (0.190 -> 0.057) at test accuracy 97.2% vs ERM's 97.4%.
         FL's test max loss is higher (9.100 vs 5.200): ε bounds the training losses only.
     """
-    base = methods.get("erm")
-    if base is None:
-        return []
-    lines = []
+    base, lines = methods.get("erm"), []
     for method in ("fl", "rfl"):
-        result = methods.get(method)
-        if result is None:
+        result, name = methods.get(method), method.upper()
+        if base is None or result is None:
             continue
-        name = NAMES[method]
         before, after = base["train"].get("max_loss"), result["train"].get("max_loss")
-        if before is None or after is None or not (math.isfinite(before)
-                                                    and math.isfinite(after)):
+        if None in (before, after) or not all(map(math.isfinite, (before, after))):
             continue
         if math.isclose(after, before, rel_tol=0.05):  # "1.0x" says nothing
             verb = "left the train max loss about as it was"
@@ -147,7 +139,7 @@ def interpret(methods: dict) -> list[str]:
                   f"{_num(base['test']['mean_loss'])}")
         lines.append(f"{name} {verb} ({_num(before)} -> {_num(after)}) {at}.")
         test_before, test_after = base["test"].get("max_loss"), result["test"].get("max_loss")
-        if test_before is not None and test_after is not None and test_after > test_before:
+        if None not in (test_before, test_after) and test_after > test_before:
             lines.append(f"  {name}'s test max loss is higher ({_num(test_after)} vs "
                          f"{_num(test_before)}): ε bounds the training losses only.")
     return lines
@@ -167,35 +159,25 @@ def write_json(path: str, report: dict, what: str = "the results as JSON") -> No
     print(f"wrote {path}: {what}")
 
 
-def write_outputs(args: argparse.Namespace, report: dict, curves: dict | None = None, *,
-                  table: bool = True, title: str | None = None) -> list[str]:
-    """Print the table (unless ``table=False``) and what it says, write ``--json`` and
-    ``--plot`` (loss survival curves) if asked, with a line each; return the paths written.
+def write_outputs(args: argparse.Namespace, report: dict, curves: dict, epochs: int) -> None:
+    """Print what the table says, write ``--json`` and ``--plot`` (loss survival curves of
+    ``curves`` after ``epochs``) if asked, with a line each.
 
     Example:
       >>> import argparse, os, tempfile
       >>> from feasjax.cli.report import write_outputs
       >>> path = os.path.join(tempfile.mkdtemp(), "m.json")
       >>> report = {"epsilon": 0.1, "methods": {"erm": {"train": {}, "test": {}}}}
-      >>> written = write_outputs(argparse.Namespace(json=path), report)
-      method ...
-      erm ...
+      >>> write_outputs(argparse.Namespace(json=path, plot=None), report, {}, 1)
       wrote ...m.json: the metrics as JSON
-      >>> written == [path]
-      True
     """
-    if table:
-        print(format_table(report["methods"]))
     for line in interpret(report["methods"]):
         print(line)
-    written = []
-    if getattr(args, "json", None):
+    if args.json:
         write_json(args.json, report, "the metrics as JSON")
-        written.append(args.json)
-    if getattr(args, "plot", None) and curves:
+    if args.plot:
         from feasjax.metrics.plotting import plot_loss_survival
 
+        title = f"{report['dataset']}, {epochs} epochs, seed {report['seed']}"
         plot_loss_survival(curves, report["epsilon"], args.plot, title=title)
-        written.append(args.plot)
         print(f"wrote {args.plot}: per-sample loss survival curves, train and test (PNG)")
-    return written

@@ -83,11 +83,6 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=train_command)
 
 
-def _group_metrics(losses, groups) -> dict:
-    means = [float(losses[groups == g].mean()) for g in np.unique(groups)]
-    return {"worst_group_mean_loss": max(means)}
-
-
 def train_command(args: argparse.Namespace) -> dict:
     """Run ``feasjax train`` and return the JSON-able report (``demo``'s schema; with groups,
     ``worst_group_mean_loss`` per split).
@@ -128,18 +123,18 @@ def train_command(args: argparse.Namespace) -> dict:
     curves, saved = {}, {k: v for k, v in extras.items() if v is not None}
     for i, method in enumerate(args.methods):
         result = _run(args, dataset, method, config, name, run_label(method, i, args.methods))
-        for split, losses in (("train", result.train_losses), ("test", result.test_losses)):
-            if f"group_{split}" in extras:
-                result.metrics[split].update(_group_metrics(losses, extras[f"group_{split}"]))
+        curves[method] = {"train": result.train_losses, "test": result.test_losses}
+        for split, losses in curves[method].items():
+            saved[f"{method}_{split}_losses"] = losses
+            groups = extras.get(f"group_{split}")
+            if groups is not None:
+                result.metrics[split]["worst_group_mean_loss"] = max(
+                    float(losses[groups == g].mean()) for g in np.unique(groups))
         report["methods"][method] = result.metrics
         print("\n".join(format_rows(method, result.metrics)), flush=True)
-        curves[method] = {"train": result.train_losses, "test": result.test_losses}
-        saved[f"{method}_train_losses"] = result.train_losses
-        saved[f"{method}_test_losses"] = result.test_losses
         if "samples" in result.state.multipliers:  # FL/RFL: one multiplier per train sample
             saved[f"{method}_multipliers"] = np.asarray(result.state.multipliers["samples"])
-    write_outputs(args, report, curves, table=False,
-                  title=f"{name}, {config.epochs} epochs, seed {config.seed}")
+    write_outputs(args, report, curves, config.epochs)
     if args.save_losses:
         np.savez_compressed(args.save_losses, **saved)
         print(f"wrote {args.save_losses}: per-sample losses, multipliers and split indices")
