@@ -1,13 +1,4 @@
-"""The ``feasjax`` command line: ``demo`` (bundled data), ``train`` (the user's arrays, with
-checkpoints), ``federated`` and ``groups``. ``feasjax demo --json PATH`` (and ``train``) writes::
-
-    {"dataset": str, "epsilon": float, "seed": int,
-     "methods": {"erm"|"fl"|"rfl": {"train": {accuracy, mean_loss, q90_loss, q99_loss,
-                                              max_loss, cvar90_loss, feasible_fraction, ...},
-                                    "test": {same keys}, "seconds": float, "skipped_steps": int,
-                                    "averaged": {"average": str, "train": {...}, "test": {...}}
-                                    (with --average only)}}}
-"""
+"""The ``feasjax`` command line: the parser of every command, and the entry point."""
 from __future__ import annotations
 
 import argparse
@@ -25,7 +16,7 @@ from feasjax.cli.paper import add_paper_parser
 __all__ = ["build_parser", "main", "compilation_cache_dir"]
 
 
-# ``add(commands)`` per subcommand, with the ``add_subparsers`` action: a new command is one entry.
+# ``add(commands)`` per command, given the ``add_subparsers`` action: a new command is one entry.
 COMMANDS = (add_demo_parser, add_train_parser, add_federated_parser, add_groups_parser,
             add_paper_parser)
 
@@ -34,12 +25,6 @@ feasjax: Feasible Learning in JAX. Train with one Lagrange multiplier per traini
 that every sample's loss is bounded by epsilon, and compare with ERM on the loss tail.
 
 run 'feasjax COMMAND --help' for a command's options."""
-
-
-def _version() -> str:
-    # The top level is imported before any of its subpackages (``feasjax.cli`` included), and
-    # an import of it here would reach above the cli layer.
-    return sys.modules["feasjax"].__version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
       ('demo', 2, ('erm', 'fl'))
     """
     parser = CommandParser(prog="feasjax", description=DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"feasjax {_version()}",
+    # The top level, imported before any subpackage, is read from sys.modules: an import of it
+    # here would reach above the cli layer.
+    version = sys.modules["feasjax"].__version__
+    parser.add_argument("--version", action="version", version=f"feasjax {version}",
                         help="print feasjax's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
                                      parser_class=CommandParser)

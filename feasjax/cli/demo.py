@@ -1,4 +1,14 @@
-"""``feasjax demo``: ERM, FL and RFL on a bundled dataset, one run or a vmapped sweep over seeds."""
+"""``feasjax demo``: ERM, FL and RFL on a bundled dataset, one run or a vmapped sweep over seeds.
+
+``feasjax demo --json PATH`` (and ``train``) writes::
+
+    {"dataset": str, "epsilon": float, "seed": int,
+     "methods": {"erm"|"fl"|"rfl": {"train": {accuracy, mean_loss, q90_loss, q99_loss,
+                                              max_loss, cvar90_loss, feasible_fraction, ...},
+                                    "test": {same keys}, "seconds": float, "skipped_steps": int,
+                                    "averaged": {"average": str, "train": {...}, "test": {...}}
+                                    (with --average only)}}}
+"""
 from __future__ import annotations
 
 import argparse

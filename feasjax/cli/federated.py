@@ -1,17 +1,10 @@
 """``feasjax federated``: personalized federated learning on a dataset split over clients.
 
-``--dataset`` is a bundled dataset (``digits``, ``breast_cancer``) partitioned over ``--clients``
-with Dirichlet label skew ``--beta``, or your ``.npz`` with arrays ``x``, ``y`` and ``client``
-(an integer id per row) and, optionally, test rows ``x_test``, ``y_test``, ``client_test``;
-without them each client's rows are split 70/30 (``--data-seed``). The file is checked before
-any training: a problem is one ``feasjax federated: error:`` line.
-
 FedAvg rounds of all clients in one compiled program, then local-only, global-only, fine-tuned,
 optimally mixed (Grimberg et al. 2021) and prompt-portfolio (PromptFolio, Pan et al. 2024)
-models, scored by their mean and worst client test accuracy over ``--seeds``. The partition of
-the data over clients is fixed by ``--data-seed``; the seeds vary initialisation and sampling.
-
-``--json PATH`` writes::
+models, scored by their mean and worst client test accuracy over ``--seeds``. The data (bundled
+and partitioned, or the user's ``.npz``) is checked before any training: a problem is one
+``feasjax federated: error:`` line. ``--json PATH`` writes::
 
     {"dataset", "clients", "beta" (null for a file), "seeds",
      "rows": {"train": int, "test": int}, "test_rows": "given" | "split per client",
@@ -135,20 +128,19 @@ def _report(args: argparse.Namespace, data, test_rows: str, runs: dict) -> dict:
               "rows": {s: int(getattr(data, s)["mask"].sum()) for s in ("train", "test")},
               "test_rows": test_rows, "methods": {}}
     for name, per_seed in runs.items():
-        entry = {key: [r[key] for r in per_seed]
-                 for key in ("mean_client_accuracy", "worst_client_accuracy")}
-        entry["seconds"] = float(sum(r["seconds"] for r in per_seed))
+        def listed(*keys: str) -> dict:
+            return {key: [r[key] for r in per_seed] for key in keys}
+
+        entry = {**listed("mean_client_accuracy", "worst_client_accuracy"),
+                 "seconds": float(sum(r["seconds"] for r in per_seed))}
         if name == "mix":
-            entry["alpha"] = np.mean([r["alpha"] for r in per_seed], axis=0).tolist()
-            entry["alpha_per_seed"] = [r["alpha"] for r in per_seed]
-            entry["alphas"] = list(FederatedConfig().alphas)
-            for key in ("accuracy_by_alpha", "best_alpha_accuracy", "best_alpha"):
-                entry[key] = [r[key] for r in per_seed]
+            alphas = listed("alpha")["alpha"]
+            entry.update(alpha=np.mean(alphas, axis=0).tolist(), alpha_per_seed=alphas,
+                         alphas=list(FederatedConfig().alphas),
+                         **listed("accuracy_by_alpha", "best_alpha_accuracy", "best_alpha"))
         if name == "portfolio":
-            entry["theta"] = per_seed[0]["theta"]
-            entry["thetas"] = list(FederatedConfig().thetas)
-            entry["accuracy_by_theta"] = [r["accuracy_by_theta"] for r in per_seed]
-            entry["best_theta"] = [r["best_theta"] for r in per_seed]
+            entry.update(theta=per_seed[0]["theta"], thetas=list(FederatedConfig().thetas),
+                         **listed("accuracy_by_theta", "best_theta"))
         report["methods"][name] = entry
     return report
 

@@ -14,15 +14,13 @@ FL and RFL on a spurious-correlation benchmark (or your arrays with a ``group`` 
                         "selected": {...}, "seconds": float}
                        | {"skipped": str}}}
 
-``given`` lists the splits taken from the file (``x_val``/``y_val``/``group_val``,
-``x_test``/``y_test``/``group_test``); a missing one is cut from ``x``. ``group_counts`` are
-those of the first seed's split. A group with no test row has accuracy ``null`` and the
-worst-group and balanced accuracies are over the other groups; a method that selects its
-hyper-parameters on validation (``reweight``, ``groupdro``, ``llr``) is skipped, with the reason,
-when a group has no validation row.
-
-Groups of ``spurious_digits`` are ``2 * label + attribute`` (label ``digit >= 5``, attribute:
-the frame); those of ``spurious_tabular`` are ``2 * label + attribute`` with a spurious feature.
+``given``: the splits taken from the file (``x_val``/``y_val``/``group_val``, ``x_test``/
+``y_test``/``group_test``; a missing one is cut from ``x``); ``group_counts``: the first seed's.
+A group without test rows has accuracy ``null`` (worst-group and balanced accuracies are over
+the others); a method that selects on validation (``reweight``, ``groupdro``, ``llr``) is
+skipped, with the reason, when a group has no validation row. The benchmarks' groups are
+``2 * label + attribute`` (``spurious_digits``: label ``digit >= 5``, attribute the frame;
+``spurious_tabular``: a spurious feature).
 """
 from __future__ import annotations
 
@@ -89,14 +87,12 @@ def _datasets(name: str, seeds) -> list:
 
 def _splits(datasets: list) -> dict:
     """Sizes, origin and group counts of the splits, and the groups absent from one."""
-    data, absent = datasets[0], {}
-    for d in datasets:
-        for split, counts in d.group_counts().items():
-            absent[split] = sorted(set(absent.get(split, [])) | {g for g, c in enumerate(counts)
-                                                                if c == 0})
+    data = datasets[0]
+    absent = {s: sorted({g for d in datasets for g, c in enumerate(d.group_counts()[s]) if c == 0})
+              for s in ("val", "test")}
     return {"splits": {s: len(getattr(data, f"y_{s}")) for s in ("train", "val", "test")},
             "given": list(data.given), "group_counts": data.group_counts(),
-            "absent_groups": {s: g for s, g in absent.items() if g and s != "train"}}
+            "absent_groups": {s: g for s, g in absent.items() if g}}
 
 
 def _print_splits(info: dict, seeds: list, benchmark: bool) -> None:
