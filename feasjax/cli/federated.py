@@ -128,21 +128,23 @@ def _report(args: argparse.Namespace, data, test_rows: str, runs: dict) -> dict:
               "rows": {s: int(getattr(data, s)["mask"].sum()) for s in ("train", "test")},
               "test_rows": test_rows, "methods": {}}
     for name, per_seed in runs.items():
-        def listed(*keys: str) -> dict:
-            return {key: [r[key] for r in per_seed] for key in keys}
-
-        entry = {**listed("mean_client_accuracy", "worst_client_accuracy"),
+        entry = {**_listed(per_seed, "mean_client_accuracy", "worst_client_accuracy"),
                  "seconds": float(sum(r["seconds"] for r in per_seed))}
         if name == "mix":
-            alphas = listed("alpha")["alpha"]
+            alphas = _listed(per_seed, "alpha")["alpha"]
             entry.update(alpha=np.mean(alphas, axis=0).tolist(), alpha_per_seed=alphas,
                          alphas=list(FederatedConfig().alphas),
-                         **listed("accuracy_by_alpha", "best_alpha_accuracy", "best_alpha"))
+                         **_listed(per_seed, "accuracy_by_alpha", "best_alpha_accuracy",
+                                   "best_alpha"))
         if name == "portfolio":
             entry.update(theta=per_seed[0]["theta"], thetas=list(FederatedConfig().thetas),
-                         **listed("accuracy_by_theta", "best_theta"))
+                         **_listed(per_seed, "accuracy_by_theta", "best_theta"))
         report["methods"][name] = entry
     return report
+
+
+def _listed(per_seed: list, *keys: str) -> dict:
+    return {key: [r[key] for r in per_seed] for key in keys}
 
 
 def _print(report: dict) -> None:

@@ -22,8 +22,7 @@ TABLE_COLUMNS = (("train acc", "train", "accuracy"), ("test acc", "test", "accur
 
 
 def config_lines(command: str, name: str, config: RunConfig, *, methods: tuple,
-                 dataset: Dataset, devices: int | str | None = None,
-                 seeds: str | None = None) -> list[str]:
+                 dataset: Dataset, devices: int, seeds: str | None = None) -> list[str]:
     """The run's configuration, printed before any training.
 
     Example:
@@ -52,9 +51,7 @@ def config_lines(command: str, name: str, config: RunConfig, *, methods: tuple,
         second += f", alpha {config.alpha:g}"
     if config.average != "none":
         second += f", average {config.average}"
-    second += f", devices {devices if devices is not None else 'auto'}"
-    second += f", methods {','.join(methods)}"
-    return [first, second]
+    return [first, second + f", devices {devices}, methods {','.join(methods)}"]
 
 
 def format_header() -> str:
