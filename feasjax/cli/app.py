@@ -13,7 +13,7 @@ from feasjax.cli.train import add_train_parser
 from feasjax.cli.groups import add_groups_parser
 from feasjax.cli.paper import add_paper_parser
 
-__all__ = ["build_parser", "main", "compilation_cache_dir"]
+__all__ = ["main"]
 
 
 # ``add(commands)`` per command, given the ``add_subparsers`` action: a new command is one entry.
@@ -28,14 +28,7 @@ run 'feasjax COMMAND --help' for a command's options."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``feasjax`` argument parser.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> args = build_parser().parse_args(["demo", "--epochs", "2", "--methods", "erm,fl"])
-      >>> args.command, args.epochs, args.methods
-      ('demo', 2, ('erm', 'fl'))
-    """
+    """The ``feasjax`` argument parser, with every command of ``COMMANDS``."""
     parser = CommandParser(prog="feasjax", description=DESCRIPTION)
     # The top level, imported before any subpackage, is read from sys.modules: an import of it
     # here would reach above the cli layer.
@@ -52,13 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def compilation_cache_dir(environ: Mapping[str, str] = os.environ) -> str | None:
     """Where the CLI keeps JAX's persistent compilation cache: ``$FEASJAX_CACHE_DIR``, else
     ``$XDG_CACHE_HOME/feasjax/jax`` (``~/.cache/feasjax/jax``); ``None`` when
-    ``FEASJAX_NO_COMPILE_CACHE=1`` (or ``--no-compile-cache``) turns it off.
-
-    Example:
-      >>> from feasjax.cli.app import compilation_cache_dir
-      >>> compilation_cache_dir({"FEASJAX_CACHE_DIR": "/tmp/fj-cache"})
-      '/tmp/fj-cache'
-    """
+    ``FEASJAX_NO_COMPILE_CACHE=1`` (or ``--no-compile-cache``) turns it off."""
     if environ.get("FEASJAX_NO_COMPILE_CACHE", "") not in ("", "0"):
         return None
     if environ.get("FEASJAX_CACHE_DIR"):

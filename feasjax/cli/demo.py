@@ -20,7 +20,7 @@ from feasjax.cli.report import (config_lines, format_header, format_rows, format
 from feasjax.data.datasets import DATASETS, Dataset
 from feasjax.experiments.config import RunConfig
 
-__all__ = ["add_demo_parser", "demo"]
+__all__ = []
 
 DESCRIPTION = """\
 Compare ERM, Feasible Learning (FL: one Lagrange multiplier per training sample, every loss
@@ -36,13 +36,7 @@ examples:
 
 
 def add_demo_parser(commands: argparse._SubParsersAction) -> None:
-    """The ``feasjax demo`` subcommand (``commands``: the ``add_subparsers`` action).
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> build_parser().parse_args(["demo", "--dataset", "diabetes"]).dataset
-      'diabetes'
-    """
+    """The ``feasjax demo`` command (``commands``: the ``add_subparsers`` action)."""
     p = commands.add_parser("demo", help="compare ERM, FL and RFL on bundled data",
                             description=DESCRIPTION)
     p.add_argument("--dataset", choices=DATASETS, default="digits",
@@ -53,18 +47,7 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def demo(args: argparse.Namespace) -> dict:
-    """Run ``feasjax demo`` and return the JSON-able report.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> from feasjax.cli.demo import demo
-      >>> args = build_parser().parse_args(["demo", "--methods", "erm", "--epochs", "1",
-      ...                                   "--devices", "1", "--no-progress"])
-      >>> report = demo(args)
-      feasjax demo: digits, ...
-      >>> sorted(report["methods"]["erm"])
-      ['seconds', 'skipped_steps', 'test', 'train']
-    """
+    """Run ``feasjax demo`` and return the JSON-able report."""
     if getattr(args, "seeds", None):
         if args.plot:
             raise SystemExit("feasjax demo: error: --plot draws one run; use it without --seeds")

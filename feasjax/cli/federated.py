@@ -30,7 +30,7 @@ from feasjax.data._npz import read_npz
 from feasjax.data.federated import federated_dataset, from_client_arrays
 from feasjax.federated.config import METHODS, FederatedConfig
 
-__all__ = ["add_federated_parser", "federated_command"]
+__all__ = []
 
 BUNDLED = ("digits", "breast_cancer")
 CLIENT_ARRAYS = ("client", "x_test", "y_test", "client_test")
@@ -38,14 +38,8 @@ PARTITION_DEFAULTS = {"clients": 10, "beta": 0.3, "feature_shift": 0.0}  # bundl
 
 
 def add_federated_parser(commands: argparse._SubParsersAction) -> None:
-    """The ``feasjax federated`` subcommand and its flags.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> args = build_parser().parse_args(["federated", "--clients", "4", "--seeds", "0-1"])
-      >>> args.clients, args.beta, args.seeds, args.methods[-1]  # beta: 0.3 unless a file
-      (4, None, (0, 1), 'portfolio')
-    """
+    """The ``feasjax federated`` command; ``--clients``, ``--beta`` and ``--feature-shift``
+    default to ``None`` (their defaults apply to bundled data only)."""
     cfg = FederatedConfig()
     p = commands.add_parser("federated", help="personalized federated learning over clients")
     p.add_argument("--dataset", type=_dataset, default="digits",
@@ -184,19 +178,7 @@ def _plot(report: dict, path: str) -> None:
 
 
 def federated_command(args: argparse.Namespace) -> dict:
-    """Run ``feasjax federated`` and return the JSON-able report.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> from feasjax.cli.federated import federated_command
-      >>> args = build_parser().parse_args(["federated", "--dataset", "breast_cancer",
-      ...     "--clients", "2", "--rounds", "1", "--local-steps", "1", "--methods",
-      ...     "global", "--seeds", "0"])
-      >>> report = federated_command(args)
-      feasjax federated: breast_cancer, 2 clients, beta=0.3, ...
-      >>> sorted(report["methods"]["global"])
-      ['mean_client_accuracy', 'seconds', 'worst_client_accuracy']
-    """
+    """Run ``feasjax federated`` and return the JSON-able report."""
     from feasjax.federated.experiment import run_federated
 
     check_outputs(args, "federated")

@@ -34,7 +34,7 @@ from feasjax.cli.report import write_json
 from feasjax.data._npz import read_npz
 from feasjax.experiments.config import GROUP_METHODS, RunConfig
 
-__all__ = ["add_groups_parser", "groups_command", "format_groups_table"]
+__all__ = []
 
 BENCHMARKS = ("spurious_digits", "spurious_tabular")
 SPLIT_ARRAYS = ("group", "x_val", "y_val", "group_val", "x_test", "y_test", "group_test")
@@ -44,14 +44,7 @@ SELECT_ON_VAL = ("reweight", "groupdro", "llr")
 
 
 def add_groups_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``feasjax groups`` on the subparsers of :func:`feasjax.cli.build_parser`.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> args = build_parser().parse_args(["groups", "--methods", "erm,groupdro"])
-      >>> args.methods, args.seeds, args.dataset
-      (('erm', 'groupdro'), (0, 1, 2, 3, 4), 'spurious_digits')
-    """
+    """The ``feasjax groups`` command."""
     p = commands.add_parser("groups", help="worst-group accuracy on a spurious-correlation "
                                            "benchmark")
     p.add_argument("--dataset", default="spurious_digits",
@@ -132,19 +125,7 @@ def format_groups_table(methods: dict) -> str:
 
 
 def groups_command(args: argparse.Namespace) -> dict:
-    """Run ``feasjax groups``: train every method for every seed, print the table.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> args = build_parser().parse_args(["groups", "--methods", "groupdro", "--seeds", "0",
-      ...                                   "--epochs", "1"])
-      >>> report = groups_command(args)  # doctest: +ELLIPSIS
-      train split: ...
-      method ...
-      groupdro ...
-      >>> report["seeds"]
-      [0]
-    """
+    """Run ``feasjax groups``: train every method for every seed, print the table."""
     from feasjax.experiments.groups import GroupConfig
 
     check_outputs(args, "groups")

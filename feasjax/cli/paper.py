@@ -36,18 +36,11 @@ from feasjax.cli.report import write_json
 from feasjax.experiments.presets import (DATA_FILES, PAPER_METHODS, PREFERENCE_METHODS, PRESETS,
                                          PreferencePreset, override)
 
-__all__ = ["add_paper_parser"]
+__all__ = []
 
 
 def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``feasjax paper`` on the subparsers of :func:`feasjax.cli.build_parser`.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> args = build_parser().parse_args(["paper", "two_moons", "--set", "epochs=3"])
-      >>> args.name, args.seeds, args.assignments
-      ('two_moons', (0, 1, 2, 3, 4), ['epochs=3'])
-    """
+    """The ``feasjax paper`` command."""
     p = commands.add_parser("paper", help="the Feasible Learning paper's experiments: ERM, "
                                           "CSERM, FL, RFL over seeds; DPO, FL-DPO, RFL-DPO")
     p.add_argument("name", choices=tuple(PRESETS), help="the preset")

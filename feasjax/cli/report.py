@@ -11,8 +11,7 @@ if TYPE_CHECKING:
     from feasjax.data.datasets import Dataset
     from feasjax.experiments.config import RunConfig
 
-__all__ = ["config_lines", "format_header", "format_rows", "format_table", "interpret",
-           "write_json", "write_outputs"]
+__all__ = []
 
 # (header, split, metric): accuracies, then each split's mean, q99, max and feasible fraction.
 TABLE_COLUMNS = (("train acc", "train", "accuracy"), ("test acc", "test", "accuracy")) + tuple(
@@ -23,17 +22,7 @@ TABLE_COLUMNS = (("train acc", "train", "accuracy"), ("test acc", "test", "accur
 
 def config_lines(command: str, name: str, config: RunConfig, *, methods: tuple,
                  dataset: Dataset, devices: int, seeds: str | None = None) -> list[str]:
-    """The run's configuration, printed before any training.
-
-    Example:
-      >>> from feasjax.cli.report import config_lines
-      >>> from feasjax.data import load_dataset
-      >>> from feasjax.experiments import RunConfig
-      >>> print("\\n".join(config_lines("demo", "digits", RunConfig(), methods=("erm", "fl"),
-      ...                               dataset=load_dataset("digits"), devices=1)))
-      feasjax demo: digits, epsilon=0.1, seed=0, epochs=30, batch size=64
-        data 1257 train / 540 test (10 classes), model mlp (hidden 64), lr 0.05, momentum 0.9, ...
-    """
+    """The run's configuration, printed before any training."""
     run = f"seeds={seeds}" if seeds else f"seed={config.seed}"
     first = (f"feasjax {command}: {name}, epsilon={config.epsilon}, {run}, "
              f"epochs={config.epochs}, batch size={config.batch_size}")
@@ -55,13 +44,7 @@ def config_lines(command: str, name: str, config: RunConfig, *, methods: tuple,
 
 
 def format_header() -> str:
-    """The table's header line.
-
-    Example:
-      >>> from feasjax.cli.report import format_header
-      >>> format_header().split()[:3]
-      ['method', 'train', 'acc']
-    """
+    """The table's header line."""
     return "method    " + "".join(f"{name:>11}" for name, _, _ in TABLE_COLUMNS)
 
 
@@ -85,13 +68,7 @@ def _cell(value: float | None) -> str:
 
 
 def format_table(methods: dict) -> str:
-    """One row per method, the columns of ``TABLE_COLUMNS``.
-
-    Example:
-      >>> from feasjax.cli.report import format_table
-      >>> print(format_table({"erm": {"train": {"max_loss": 1.0}, "test": {}}}).splitlines()[0])
-      method       train acc   test acc ...
-    """
+    """One row per method, the columns of ``TABLE_COLUMNS``."""
     return "\n".join([format_header()] + [row for method, result in methods.items()
                                           for row in format_rows(method, result)])
 
@@ -102,16 +79,7 @@ def _num(x: float) -> str:
 
 def interpret(methods: dict) -> list[str]:
     """What the table says: FL's and RFL's change of the train max loss against ERM's, at their
-    test accuracy (or mean loss), and whether the test max loss got worse.
-
-    Example:
-      >>> from feasjax.cli.report import interpret
-      >>> erm = {"train": {"max_loss": 0.19}, "test": {"accuracy": 0.974, "max_loss": 5.2}}
-      >>> fl = {"train": {"max_loss": 0.057}, "test": {"accuracy": 0.972, "max_loss": 9.1}}
-      >>> print("\\n".join(interpret({"erm": erm, "fl": fl})))
-      FL cut the train max loss 3.3x (0.190 -> 0.057) at test accuracy 97.2% vs ERM's 97.4%.
-        FL's test max loss is higher (9.100 vs 5.200): ε bounds the training losses only.
-    """
+    test accuracy (or mean loss), and whether the test max loss got worse."""
     base, lines = methods.get("erm"), []
     for method in ("fl", "rfl"):
         result, name = methods.get(method), method.upper()
@@ -143,14 +111,7 @@ def interpret(methods: dict) -> list[str]:
 
 
 def write_json(path: str, report: dict, what: str = "the results as JSON") -> None:
-    """Write ``report`` to ``path`` as indented JSON and print the written-file line.
-
-    Example:
-      >>> import os, tempfile
-      >>> from feasjax.cli.report import write_json
-      >>> write_json(os.path.join(tempfile.mkdtemp(), "r.json"), {"seeds": [0]})
-      wrote ...r.json: the results as JSON
-    """
+    """Write ``report`` to ``path`` as indented JSON and print the written-file line."""
     with open(path, "w") as f:
         json.dump(report, f, indent=2)
     print(f"wrote {path}: {what}")
@@ -158,16 +119,7 @@ def write_json(path: str, report: dict, what: str = "the results as JSON") -> No
 
 def write_outputs(args: argparse.Namespace, report: dict, curves: dict, epochs: int) -> None:
     """Print what the table says, write ``--json`` and ``--plot`` (loss survival curves of
-    ``curves`` after ``epochs``) if asked, with a line each.
-
-    Example:
-      >>> import argparse, os, tempfile
-      >>> from feasjax.cli.report import write_outputs
-      >>> path = os.path.join(tempfile.mkdtemp(), "m.json")
-      >>> report = {"epsilon": 0.1, "methods": {"erm": {"train": {}, "test": {}}}}
-      >>> write_outputs(argparse.Namespace(json=path, plot=None), report, {}, 1)
-      wrote ...m.json: the metrics as JSON
-    """
+    ``curves`` after ``epochs``) if asked, with a line each."""
     for line in interpret(report["methods"]):
         print(line)
     if args.json:

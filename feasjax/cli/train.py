@@ -13,7 +13,7 @@ from feasjax.cli.report import config_lines, format_header, format_rows, write_o
 from feasjax.data.user_data import load_arrays, name_of, user_dataset
 from feasjax.experiments.config import RunConfig
 
-__all__ = ["add_train_parser", "train_command"]
+__all__ = []
 
 DESCRIPTION = """\
 Train ERM, FL and RFL on your own arrays (an .npz with x, y and optionally group, x_test,
@@ -39,13 +39,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def add_train_parser(commands: argparse._SubParsersAction) -> None:
-    """The ``feasjax train`` subcommand: ERM/FL/RFL on the user's own arrays.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> build_parser().parse_args(["train", "--data", "d.npz", "--resume"]).resume
-      True
-    """
+    """The ``feasjax train`` command: ERM/FL/RFL on the user's own arrays."""
     p = commands.add_parser("train", help="train ERM/FL/RFL on your own .npz/.npy data",
                             description=DESCRIPTION)
     src = p.add_argument_group("data (.npz with x, y [, group, x_test, y_test], or .npy files)")
@@ -85,22 +79,7 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
 
 def train_command(args: argparse.Namespace) -> dict:
     """Run ``feasjax train`` and return the JSON-able report (``demo``'s schema; with groups,
-    ``worst_group_mean_loss`` per split).
-
-    Example:
-      >>> import os, tempfile, numpy as np
-      >>> from feasjax.cli.app import build_parser
-      >>> from feasjax.cli.train import train_command
-      >>> path = os.path.join(tempfile.mkdtemp(), "blobs.npz")
-      >>> rng = np.random.default_rng(0)
-      >>> np.savez(path, x=rng.normal(size=(40, 3)), y=np.arange(40) % 2)
-      >>> args = build_parser().parse_args(["train", "--data", path, "--methods", "fl",
-      ...                                   "--epochs", "1", "--batch-size", "8", "--no-progress"])
-      >>> report = train_command(args)
-      feasjax train: blobs, ...
-      >>> report["methods"]["fl"]["skipped_steps"]
-      0
-    """
+    ``worst_group_mean_loss`` per split)."""
     check_outputs(args, "train")
     name = name_of(args.data or args.x)
     try:  # every data problem is reported before any training starts
