@@ -36,9 +36,7 @@ class CommandParser(argparse.ArgumentParser):
 
 def progress_mode(args: argparse.Namespace) -> bool | str:
     """A tqdm bar on a terminal, else (``--no-progress``, logs, pipes) a line per epoch."""
-    if getattr(args, "no_progress", False) or not sys.stderr.isatty():
-        return "lines"
-    return True
+    return "lines" if getattr(args, "no_progress", False) or not sys.stderr.isatty() else True
 
 
 def _number(name: str, cast: type, ok: Callable[[Any], bool], what: str) -> Callable[[str], Any]:
@@ -118,18 +116,15 @@ def add_plot(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--plot", metavar="PATH", help=help)
 
 
-def add_no_progress(parser: argparse.ArgumentParser, shows_progress: bool = True) -> None:
-    """``--no-progress`` (accepted by commands without a bar too, for scripts)."""
+def add_script_flags(parser: argparse.ArgumentParser, shows_progress: bool = True) -> None:
+    """``--no-progress`` (accepted by commands without a bar too, for scripts) and
+    ``--no-compile-cache`` (read by :func:`feasjax.cli.main` before the command runs)."""
     parser.add_argument("--no-progress", action="store_true",
                         help="print plain lines on stderr (every epoch, or every k-th for more "
                              "than 10) instead of a progress bar; also the default when stderr "
                              "is not a terminal" if shows_progress else
                              "accepted for scripts that pass it to every command (this command "
                              "draws no progress bar)")
-
-
-def add_no_compile_cache(parser: argparse.ArgumentParser) -> None:
-    """``--no-compile-cache`` (read by :func:`feasjax.cli.main` before the command runs)."""
     parser.add_argument("--no-compile-cache", action="store_true",
                         help="do not use JAX's persistent compilation cache (kept under "
                              "~/.cache/feasjax/jax, or $FEASJAX_CACHE_DIR)")
@@ -197,8 +192,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "the raw model, as METHOD+AVERAGE rows and 'averaged' in JSON)")
     add_json(parser, "the metrics")
     add_plot(parser, "write per-sample loss survival curves (train and test) as PNG")
-    add_no_progress(parser)
-    add_no_compile_cache(parser)
+    add_script_flags(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

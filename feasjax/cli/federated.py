@@ -23,8 +23,8 @@ import argparse
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_float, _positive_int,
-                                add_json, add_methods, add_no_compile_cache, add_no_progress,
-                                add_plot, add_seeds, check_outputs)
+                                add_json, add_methods, add_plot, add_script_flags, add_seeds,
+                                check_outputs)
 from feasjax.cli.report import write_json
 from feasjax.data._npz import read_npz
 from feasjax.data.federated import federated_dataset, from_client_arrays
@@ -67,8 +67,7 @@ def add_federated_parser(commands: argparse._SubParsersAction) -> None:
                    help="seed of the client partition (of a file: of its per-client splits)")
     add_json(p)
     add_plot(p, "PNG: accuracy against the mixing coefficient")
-    add_no_progress(p, shows_progress=False)
-    add_no_compile_cache(p)
+    add_script_flags(p, shows_progress=False)
     p.set_defaults(handler=federated_command)
 
 

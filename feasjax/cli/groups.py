@@ -28,8 +28,8 @@ import argparse
 
 import numpy as np
 
-from feasjax.cli.common import (_positive_int, add_json, add_methods, add_no_compile_cache,
-                                add_no_progress, add_plot, add_seeds, check_outputs)
+from feasjax.cli.common import (_positive_int, add_json, add_methods, add_plot, add_script_flags,
+                                add_seeds, check_outputs)
 from feasjax.cli.report import write_json
 from feasjax.data._npz import read_npz
 from feasjax.experiments.config import GROUP_METHODS, RunConfig
@@ -56,8 +56,7 @@ def add_groups_parser(commands: argparse._SubParsersAction) -> argparse.Argument
                    help="training epochs of every method")
     add_json(p)
     add_plot(p, "bar chart of per-group test accuracy")
-    add_no_progress(p, shows_progress=False)
-    add_no_compile_cache(p)
+    add_script_flags(p, shows_progress=False)
     p.set_defaults(handler=groups_command)
     return p
 

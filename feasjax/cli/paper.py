@@ -30,8 +30,8 @@ import os
 
 import numpy as np
 
-from feasjax.cli.common import (add_json, add_methods, add_no_compile_cache, add_no_progress,
-                                add_plot, add_seeds, check_outputs, progress_mode)
+from feasjax.cli.common import (add_json, add_methods, add_plot, add_script_flags, add_seeds,
+                                check_outputs, progress_mode)
 from feasjax.cli.report import write_json
 from feasjax.experiments.presets import (DATA_FILES, PAPER_METHODS, PREFERENCE_METHODS, PRESETS,
                                          PreferencePreset, override)
@@ -58,8 +58,7 @@ def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
                 "decision boundaries, next to it as *-boundaries.png")
     p.add_argument("--logdir", metavar="DIR", help="write TensorBoard event files here "
                                                    "(needs feasjax[tensorboard])")
-    add_no_progress(p)
-    add_no_compile_cache(p)
+    add_script_flags(p)
     p.set_defaults(handler=paper_command)
     return p
 
