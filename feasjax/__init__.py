@@ -4,14 +4,11 @@ Feasible Learning (one Lagrange multiplier per training sample), its resilient r
 dual optimizers, indexed (per-row) optimizer states, averaging and robustness metrics, as pure
 Optax-style transformations that compile with ``jit`` and scale over devices.
 
-The top level holds the names the README uses. Everything else lives in a subpackage per concept
-(``feasjax.core``, ``averaging``, ``uncertainty``, ``models``, ``data``, ``metrics``,
-``training``, ``parallel``, ``experiments``, ``federated``), reachable from here so that
-``fj.parallel.pad_samples`` works after ``import feasjax as fj``. Subpackages and names are
-imported on first use: ``import feasjax`` itself imports no JAX (so the command line answers
-``feasjax --help`` at once), and ``fj.feasible`` costs what importing ``feasjax.core`` costs.
-Names that were at the top level in 0.1 and now live only in a subpackage still resolve here,
-with a ``DeprecationWarning``, until 0.3.
+The top level holds the names the README uses; everything else lives in a subpackage per
+concept (``fj.parallel.pad_samples``). Subpackages and names are imported on first use, so
+``import feasjax`` imports no JAX (``feasjax --help`` answers at once). Names that were at the
+top level in 0.1 and now live only in a subpackage resolve here, with a ``DeprecationWarning``,
+until 0.3.
 """
 from typing import TYPE_CHECKING
 

@@ -42,7 +42,10 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="bundled scikit-learn dataset (fixed 70/30 split)")
     add_run_arguments(p)
-    add_scale_arguments(p)
+    p.add_argument("--devices", type=_positive_int, default=None,
+                   help="data-parallel devices (default: all that divide the batch size)")
+    add_seeds(p, None, "train every seed of e.g. 0-7 in one vmapped program and report mean ± "
+                       "std (overrides --seed)")
     p.set_defaults(handler=demo)
 
 
@@ -85,14 +88,6 @@ def _start(args: argparse.Namespace) -> tuple[RunConfig, Dataset]:
     print("\n".join(config_lines("demo", args.dataset, config, methods=args.methods,
                                   dataset=dataset, devices=devices, seeds=seeds)))
     return config, dataset
-
-
-def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--devices`` and ``--seeds`` (data parallelism and vectorised sweeps)."""
-    parser.add_argument("--devices", type=_positive_int, default=None,
-                        help="data-parallel devices (default: all that divide the batch size)")
-    add_seeds(parser, None, "train every seed of e.g. 0-7 in one vmapped program and report "
-                            "mean ± std (overrides --seed)")
 
 
 def demo_sweep(args: argparse.Namespace) -> dict:
