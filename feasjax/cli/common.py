@@ -7,7 +7,6 @@ import os
 import sys
 from typing import Any, Callable
 
-from feasjax.cli.report import format_table, write_outputs  # noqa: F401 (their old home)
 from feasjax.experiments.config import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
 
 __all__ = []

@@ -16,7 +16,7 @@ import argparse
 from feasjax.cli.common import (_positive_int, add_run_arguments, add_seeds, check_outputs,
                                 config_from_args, progress_mode, run_label)
 from feasjax.cli.report import (config_lines, format_header, format_rows, format_table,
-                                interpret, write_json, write_outputs)
+                                interpret, run_methods, write_json)
 from feasjax.data.datasets import DATASETS, Dataset
 from feasjax.experiments.config import RunConfig
 
@@ -58,18 +58,8 @@ def demo(args: argparse.Namespace) -> dict:
     from feasjax.experiments.runs import run_method
 
     config, dataset = _start(args)
-    print(format_header(), flush=True)
-    report = {"dataset": args.dataset, "epsilon": config.epsilon, "seed": config.seed,
-              "methods": {}}
-    curves = {}
-    for i, method in enumerate(args.methods):
-        result = run_method(dataset, method, config, progress=progress_mode(args),
-                            label=run_label(method, i, args.methods))
-        report["methods"][method] = result.metrics
-        curves[method] = {"train": result.train_losses, "test": result.test_losses}
-        print("\n".join(format_rows(method, result.metrics)), flush=True)
-    write_outputs(args, report, curves, config.epochs)
-    return report
+    return run_methods(args, args.dataset, config, lambda method, label: run_method(
+        dataset, method, config, progress=progress_mode(args), label=label))
 
 
 def _start(args: argparse.Namespace) -> tuple[RunConfig, Dataset]:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from feasjax.cli.common import run_label
 
 if TYPE_CHECKING:
     from feasjax.data.datasets import Dataset
     from feasjax.experiments.config import RunConfig
+    from feasjax.experiments.runs import MethodResult
 
 __all__ = []
 
@@ -117,9 +121,19 @@ def write_json(path: str, report: dict, what: str = "the results as JSON") -> No
     print(f"wrote {path}: {what}")
 
 
-def write_outputs(args: argparse.Namespace, report: dict, curves: dict, epochs: int) -> None:
-    """Print what the table says, write ``--json`` and ``--plot`` (loss survival curves of
-    ``curves`` after ``epochs``) if asked, with a line each."""
+def run_methods(args: argparse.Namespace, name: str, config: RunConfig,
+                run: Callable[[str, str], MethodResult]) -> dict:
+    """``demo``'s and ``train``'s table: the header, then the rows of each method of ``--methods``
+    as ``run(method, label)`` returns its result; then what the table says, ``--json`` and
+    ``--plot`` (loss survival curves) if asked, with a line each. Returns the JSON report."""
+    print(format_header(), flush=True)
+    report = {"dataset": name, "epsilon": config.epsilon, "seed": config.seed, "methods": {}}
+    curves = {}
+    for i, method in enumerate(args.methods):
+        result = run(method, run_label(method, i, args.methods))
+        report["methods"][method] = result.metrics
+        curves[method] = {"train": result.train_losses, "test": result.test_losses}
+        print("\n".join(format_rows(method, result.metrics)), flush=True)
     for line in interpret(report["methods"]):
         print(line)
     if args.json:
@@ -127,6 +141,7 @@ def write_outputs(args: argparse.Namespace, report: dict, curves: dict, epochs: 
     if args.plot:
         from feasjax.metrics.plotting import plot_loss_survival
 
-        title = f"{report['dataset']}, {epochs} epochs, seed {report['seed']}"
-        plot_loss_survival(curves, report["epsilon"], args.plot, title=title)
+        plot_loss_survival(curves, config.epsilon, args.plot,
+                           title=f"{name}, {config.epochs} epochs, seed {config.seed}")
         print(f"wrote {args.plot}: per-sample loss survival curves, train and test (PNG)")
+    return report

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_int, _unit_float,
-                                add_run_arguments, check_outputs, config_from_args, progress_mode,
-                                run_label)
-from feasjax.cli.report import config_lines, format_header, format_rows, write_outputs
+                                add_run_arguments, check_outputs, config_from_args, progress_mode)
+from feasjax.cli.report import config_lines, run_methods
 from feasjax.data.user_data import load_arrays, name_of, user_dataset
 from feasjax.experiments.config import RunConfig
+
+if TYPE_CHECKING:
+    from feasjax.experiments.runs import MethodResult
 
 __all__ = []
 
@@ -97,23 +100,33 @@ def train_command(args: argparse.Namespace) -> dict:
         raise SystemExit("feasjax train: error: --resume needs --checkpoint-dir")
     print("\n".join(config_lines("train", name, config, methods=args.methods, dataset=dataset,
                                   devices=1)))
-    print(format_header(), flush=True)
-    report = {"dataset": name, "epsilon": config.epsilon, "seed": config.seed, "methods": {}}
-    curves, saved = {}, {k: v for k, v in extras.items() if v is not None}
-    for i, method in enumerate(args.methods):
-        result = _run(args, dataset, method, config, name, run_label(method, i, args.methods))
-        curves[method] = {"train": result.train_losses, "test": result.test_losses}
-        for split, losses in curves[method].items():
+    saved = {k: v for k, v in extras.items() if v is not None}
+    run_config = {k: v for k, v in config._asdict().items() if k != "epochs"}
+
+    def run(method: str, label: str) -> MethodResult:
+        from feasjax.experiments.runs import run_method
+
+        directory = os.path.join(args.checkpoint_dir, method) if args.checkpoint_dir else None
+        options = {"on_nonfinite": args.on_nonfinite, "resume": args.resume,
+                   "checkpoint_dir": directory, "checkpoint_every": args.checkpoint_every,
+                   "max_to_keep": args.max_to_keep,
+                   "config": {"method": method, "data": name, **run_config}}
+        try:
+            result = run_method(dataset, method, config, progress=progress_mode(args),
+                                train_options=options, label=label)
+        except (ValueError, FloatingPointError) as e:
+            raise SystemExit(f"feasjax train: error: {method}: {e}") from None
+        for split, losses in (("train", result.train_losses), ("test", result.test_losses)):
             saved[f"{method}_{split}_losses"] = losses
             groups = extras.get(f"group_{split}")
             if groups is not None:
                 result.metrics[split]["worst_group_mean_loss"] = max(
                     float(losses[groups == g].mean()) for g in np.unique(groups))
-        report["methods"][method] = result.metrics
-        print("\n".join(format_rows(method, result.metrics)), flush=True)
         if "samples" in result.state.multipliers:  # FL/RFL: one multiplier per train sample
             saved[f"{method}_multipliers"] = np.asarray(result.state.multipliers["samples"])
-    write_outputs(args, report, curves, config.epochs)
+        return result
+
+    report = run_methods(args, name, config, run)
     if args.save_losses:
         np.savez_compressed(args.save_losses, **saved)
         print(f"wrote {args.save_losses}: per-sample losses, multipliers and split indices")
@@ -122,19 +135,3 @@ def train_command(args: argparse.Namespace) -> dict:
             print(f"wrote {os.path.join(args.checkpoint_dir, method)}: checkpoints of {method} "
                   f"(resume with --resume)")
     return report
-
-
-def _run(args: argparse.Namespace, dataset, method: str, config: RunConfig, name: str,
-         label: str):
-    from feasjax.experiments.runs import run_method
-
-    run_config = {k: v for k, v in config._asdict().items() if k != "epochs"}
-    directory = os.path.join(args.checkpoint_dir, method) if args.checkpoint_dir else None
-    options = dict(on_nonfinite=args.on_nonfinite, resume=args.resume, checkpoint_dir=directory,
-                   checkpoint_every=args.checkpoint_every, max_to_keep=args.max_to_keep,
-                   config={"method": method, "data": name, **run_config})
-    try:
-        return run_method(dataset, method, config, progress=progress_mode(args),
-                          train_options=options, label=label)
-    except (ValueError, FloatingPointError) as e:
-        raise SystemExit(f"feasjax train: error: {method}: {e}") from None
