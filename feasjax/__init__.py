@@ -4,128 +4,66 @@ Feasible Learning (one Lagrange multiplier per training sample), its resilient r
 dual optimizers, indexed (per-row) optimizer states, averaging and robustness metrics, as pure
 Optax-style transformations that compile with ``jit`` and scale over devices.
 
-The top level holds the names the README uses. Everything else lives in a subpackage per concept
-(``feasjax.core``, ``averaging``, ``uncertainty``, ``models``, ``data``, ``metrics``,
-``training``, ``parallel``, ``experiments``, ``federated``), reachable from here so that
-``fj.parallel.pad_samples`` works after ``import feasjax as fj``. Subpackages and names are
-imported on first use: ``import feasjax`` itself imports no JAX (so the command line answers
-``feasjax --help`` at once), and ``fj.feasible`` costs what importing ``feasjax.core`` costs.
-Names that were at the top level in 0.1 and now live only in a subpackage still resolve here,
-with a ``DeprecationWarning``, until 0.3.
+The top level holds the names the README uses; everything else lives in a subpackage per
+concept (``fj.parallel.pad_samples``). Subpackages and names are imported on first use, so
+``import feasjax`` imports no JAX (``feasjax --help`` answers at once). Names that were at the
+top level in 0.1 and now live only in a subpackage resolve here, with a ``DeprecationWarning``,
+until 0.3.
 """
 from typing import TYPE_CHECKING
 
-from feasjax._exports import by_name, module_attributes
+from feasjax._exports import by_name, module_attributes, subpackage_groups
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first use
     from feasjax import (averaging, core, data, experiments, federated, metrics, models, parallel,
                          training, uncertainty)
-    from feasjax.core.transform import (feasible, constrained, multipliers, dual_update,
-                                        constrained_state, ConstrainedState, SAMPLES)
-    from feasjax.core.learning import feasible_learning, empirical_risk, per_example
-    from feasjax.core.implicit import implicit_multipliers
-    from feasjax.core.solver import primal_dual, PrimalDual, PrimalDualState
-    from feasjax.core.problem import ConstraintGroup, ConstraintValue, ProblemOutput
-    from feasjax.core.dual import ascent, nupi, optimistic
-    from feasjax.core.formulations import (lagrangian, resilient, augmented_lagrangian,
-                                           quadratic_penalty)
-    from feasjax.core.rows import indexed
-    from feasjax.averaging.wrappers import averaged, averaged_params
-    from feasjax.averaging.averagers import ema, polyak, tail_polyak, lawa, swa
-    from feasjax.averaging.schedules import swa_schedule
-    from feasjax.averaging.indexed import indexed_averaged
-    from feasjax.averaging.mixing import mix
-    from feasjax.uncertainty.bootstrap import multiplier_bootstrap
-    from feasjax.uncertainty.confidence import coordinate_intervals, confidence_ball
-    from feasjax.training.engine import train
-    from feasjax.training.steps import nnx_step, nnx_update
-    from feasjax.training.resume import train_resumable
-    from feasjax.training.loop import epoch_fn, epoch_indices
-    from feasjax.parallel.mesh import (data_mesh, shard_data, init_sharded, data_parallel_epoch,
-                                       DATA_AXIS)
-    from feasjax.models.nets import MLP, CNN, ResNet
-    from feasjax.models.losses import per_sample_loss_fn
-    from feasjax.data.datasets import load_dataset
-    from feasjax.metrics.summary import loss_summary
+    from feasjax.core import (feasible, constrained, multipliers, implicit_multipliers,
+                              dual_update, constrained_state, ConstrainedState, feasible_learning,
+                              empirical_risk, per_example, primal_dual, PrimalDual,
+                              PrimalDualState, ConstraintGroup, ConstraintValue, ProblemOutput,
+                              SAMPLES, ascent, nupi, optimistic, lagrangian, resilient,
+                              augmented_lagrangian, quadratic_penalty, indexed)
+    from feasjax.averaging import (averaged, averaged_params, ema, polyak, tail_polyak, lawa, swa,
+                                   swa_schedule, indexed_averaged, mix)
+    from feasjax.uncertainty import multiplier_bootstrap, coordinate_intervals, confidence_ball
+    from feasjax.training import (train, nnx_step, nnx_update, train_resumable, epoch_fn,
+                                  epoch_indices)
+    from feasjax.parallel import data_mesh, shard_data, init_sharded, data_parallel_epoch, DATA_AXIS
+    from feasjax.models import MLP, CNN, ResNet, per_sample_loss_fn
+    from feasjax.data import load_dataset
+    from feasjax.metrics import loss_summary
 
 __version__ = "0.1.0"
 
+_SUBPACKAGES = ("core", "averaging", "uncertainty", "training", "parallel", "models", "data",
+                "metrics", "experiments", "federated")
+
+# Each subpackage, then the names it exports here: the order is the map of the lazy imports.
 __all__ = [
-    # the subpackages
+    "__version__",
     "core",
+    "feasible", "constrained", "multipliers", "implicit_multipliers", "dual_update",
+    "constrained_state", "ConstrainedState", "feasible_learning", "empirical_risk", "per_example",
+    "primal_dual", "PrimalDual", "PrimalDualState", "ConstraintGroup", "ConstraintValue",
+    "ProblemOutput", "SAMPLES", "ascent", "nupi", "optimistic", "lagrangian", "resilient",
+    "augmented_lagrangian", "quadratic_penalty", "indexed",
     "averaging",
+    "averaged", "averaged_params", "ema", "polyak", "tail_polyak", "lawa", "swa", "swa_schedule",
+    "indexed_averaged", "mix",
     "uncertainty",
-    "models",
-    "data",
-    "metrics",
+    "multiplier_bootstrap", "coordinate_intervals", "confidence_ball",
     "training",
+    "train", "nnx_step", "nnx_update", "train_resumable", "epoch_fn", "epoch_indices",
     "parallel",
+    "data_mesh", "shard_data", "init_sharded", "data_parallel_epoch", "DATA_AXIS",
+    "models",
+    "MLP", "CNN", "ResNet", "per_sample_loss_fn",
+    "data",
+    "load_dataset",
+    "metrics",
+    "loss_summary",
     "experiments",
     "federated",
-    # the constrained core (feasjax.core)
-    "feasible",
-    "constrained",
-    "multipliers",
-    "implicit_multipliers",
-    "dual_update",
-    "constrained_state",
-    "ConstrainedState",
-    "feasible_learning",
-    "empirical_risk",
-    "per_example",
-    "primal_dual",
-    "PrimalDual",
-    "PrimalDualState",
-    "ConstraintGroup",
-    "ConstraintValue",
-    "ProblemOutput",
-    "SAMPLES",
-    "ascent",
-    "nupi",
-    "optimistic",
-    "lagrangian",
-    "resilient",
-    "augmented_lagrangian",
-    "quadratic_penalty",
-    "indexed",
-    # averaging (feasjax.averaging)
-    "averaged",
-    "averaged_params",
-    "ema",
-    "polyak",
-    "tail_polyak",
-    "lawa",
-    "swa",
-    "swa_schedule",
-    "indexed_averaged",
-    "mix",
-    # uncertainty (feasjax.uncertainty)
-    "multiplier_bootstrap",
-    "coordinate_intervals",
-    "confidence_ball",
-    # training (feasjax.training)
-    "train",
-    "nnx_step",
-    "nnx_update",
-    "train_resumable",
-    "epoch_fn",
-    "epoch_indices",
-    # data parallelism (feasjax.parallel)
-    "data_mesh",
-    "shard_data",
-    "init_sharded",
-    "data_parallel_epoch",
-    "DATA_AXIS",
-    # models and losses (feasjax.models)
-    "MLP",
-    "CNN",
-    "ResNet",
-    "per_sample_loss_fn",
-    # data (feasjax.data)
-    "load_dataset",
-    # metrics (feasjax.metrics)
-    "loss_summary",
-    "__version__",
 ]
 
 # Top-level names of 0.1 that now live only in a subpackage: name -> the subpackage exporting it,
@@ -157,24 +95,5 @@ _MOVED = by_name({
 
 # Each public name is imported on first use, from its subpackage (PEP 562): ``import feasjax``
 # costs no more than importing JAX, and ``feasjax --help`` imports no JAX at all.
-__getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_MOVED, lazy={
-    "feasjax.core": (
-        "core", "feasible", "constrained", "multipliers", "implicit_multipliers", "dual_update", "constrained_state",
-        "ConstrainedState", "feasible_learning", "empirical_risk", "per_example", "primal_dual",
-        "PrimalDual", "PrimalDualState", "ConstraintGroup", "ConstraintValue", "ProblemOutput",
-        "SAMPLES", "ascent", "nupi", "optimistic", "lagrangian", "resilient",
-        "augmented_lagrangian", "quadratic_penalty", "indexed"),
-    "feasjax.averaging": ("averaging", "averaged", "averaged_params", "ema", "polyak",
-                          "tail_polyak", "lawa", "swa", "swa_schedule", "indexed_averaged", "mix"),
-    "feasjax.uncertainty": ("uncertainty", "multiplier_bootstrap", "coordinate_intervals",
-                            "confidence_ball"),
-    "feasjax.training": ("training", "train", "nnx_step", "nnx_update", "train_resumable",
-                         "epoch_fn", "epoch_indices"),
-    "feasjax.parallel": ("parallel", "data_mesh", "shard_data", "init_sharded",
-                         "data_parallel_epoch", "DATA_AXIS"),
-    "feasjax.models": ("models", "MLP", "CNN", "ResNet", "per_sample_loss_fn"),
-    "feasjax.data": ("data", "load_dataset"),
-    "feasjax.metrics": ("metrics", "loss_summary"),
-    "feasjax.experiments": ("experiments",),
-    "feasjax.federated": ("federated",),
-})
+__getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_MOVED,
+                                         lazy=subpackage_groups(__name__, __all__, _SUBPACKAGES))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 REMOVED_IN = "0.3"
 
@@ -20,6 +20,19 @@ def by_name(modules: Mapping[str, Sequence[str]]) -> dict[str, str]:
     if any(isinstance(names, str) for names in modules.values()):
         raise TypeError(f"expected a map of modules to sequences of names, got {modules=}")
     return {name: module for module, names in modules.items() for name in names}
+
+
+def subpackage_groups(package: str, names: Sequence[str], subpackages: Collection[str]
+                      ) -> dict[str, list[str]]:
+    """``{f"{package}.{sub}": [sub, *names after it]}`` for ``names`` that list each subpackage
+    followed by the names it exports (names before the first subpackage are in no group)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        if name in subpackages:
+            group = groups.setdefault(f"{package}.{name}", [])
+        if groups:
+            group.append(name)
+    return groups
 
 
 def module_attributes(package: str, public: Sequence[str], *,

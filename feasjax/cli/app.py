@@ -1,13 +1,4 @@
-"""The ``feasjax`` command line: ``demo`` (bundled data), ``train`` (the user's arrays, with
-checkpoints), ``federated`` and ``groups``. ``feasjax demo --json PATH`` (and ``train``) writes::
-
-    {"dataset": str, "epsilon": float, "seed": int,
-     "methods": {"erm"|"fl"|"rfl": {"train": {accuracy, mean_loss, q90_loss, q99_loss,
-                                              max_loss, cvar90_loss, feasible_fraction, ...},
-                                    "test": {same keys}, "seconds": float, "skipped_steps": int,
-                                    "averaged": {"average": str, "train": {...}, "test": {...}}
-                                    (with --average only)}}}
-"""
+"""The ``feasjax`` command line: the parser of every command, and the entry point."""
 from __future__ import annotations
 
 import argparse
@@ -22,10 +13,10 @@ from feasjax.cli.train import add_train_parser
 from feasjax.cli.groups import add_groups_parser
 from feasjax.cli.paper import add_paper_parser
 
-__all__ = ["build_parser", "main", "compilation_cache_dir"]
+__all__ = ["main"]
 
 
-# ``add(commands)`` per subcommand, with the ``add_subparsers`` action: a new command is one entry.
+# ``add(commands)`` per command, given the ``add_subparsers`` action: a new command is one entry.
 COMMANDS = (add_demo_parser, add_train_parser, add_federated_parser, add_groups_parser,
             add_paper_parser)
 
@@ -36,23 +27,13 @@ that every sample's loss is bounded by epsilon, and compare with ERM on the loss
 run 'feasjax COMMAND --help' for a command's options."""
 
 
-def _version() -> str:
-    # The top level is imported before any of its subpackages (``feasjax.cli`` included), and
-    # an import of it here would reach above the cli layer.
-    return sys.modules["feasjax"].__version__
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The ``feasjax`` argument parser.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> args = build_parser().parse_args(["demo", "--epochs", "2", "--methods", "erm,fl"])
-      >>> args.command, args.epochs, args.methods
-      ('demo', 2, ('erm', 'fl'))
-    """
+    """The ``feasjax`` argument parser, with every command of ``COMMANDS``."""
     parser = CommandParser(prog="feasjax", description=DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"feasjax {_version()}",
+    # The top level, imported before any subpackage, is read from sys.modules: an import of it
+    # here would reach above the cli layer.
+    version = sys.modules["feasjax"].__version__
+    parser.add_argument("--version", action="version", version=f"feasjax {version}",
                         help="print feasjax's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
                                      parser_class=CommandParser)
@@ -64,13 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def compilation_cache_dir(environ: Mapping[str, str] = os.environ) -> str | None:
     """Where the CLI keeps JAX's persistent compilation cache: ``$FEASJAX_CACHE_DIR``, else
     ``$XDG_CACHE_HOME/feasjax/jax`` (``~/.cache/feasjax/jax``); ``None`` when
-    ``FEASJAX_NO_COMPILE_CACHE=1`` (or ``--no-compile-cache``) turns it off.
-
-    Example:
-      >>> from feasjax.cli.app import compilation_cache_dir
-      >>> compilation_cache_dir({"FEASJAX_CACHE_DIR": "/tmp/fj-cache"})
-      '/tmp/fj-cache'
-    """
+    ``FEASJAX_NO_COMPILE_CACHE=1`` (or ``--no-compile-cache``) turns it off."""
     if environ.get("FEASJAX_NO_COMPILE_CACHE", "") not in ("", "0"):
         return None
     if environ.get("FEASJAX_CACHE_DIR"):

@@ -7,24 +7,14 @@ import os
 import sys
 from typing import Any, Callable
 
-from feasjax.cli.report import format_table, write_outputs  # noqa: F401 (their old home)
 from feasjax.experiments.config import AVERAGES, METHODS, MODELS, RunConfig, default_epsilon
 
-__all__ = ["CommandParser", "DefaultsHelpFormatter", "config_from_args", "format_table",
-           "progress_mode"]
+__all__ = []
 
 
 class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Help that shows each option's default (unless ``None``/``False`` or already in the help
-    text); descriptions and epilogs keep their line breaks.
-
-    Example:
-      >>> from feasjax.cli.common import CommandParser
-      >>> parser = CommandParser(prog="x")
-      >>> _ = parser.add_argument("--epochs", type=int, default=30, help="training epochs")
-      >>> "training epochs (default: 30)" in parser.format_help()
-      True
-    """
+    text); descriptions and epilogs keep their line breaks."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text, default = action.help or "", action.default
@@ -36,13 +26,7 @@ class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 class CommandParser(argparse.ArgumentParser):
-    """The parser of ``feasjax`` and of each of its subcommands (their help format).
-
-    Example:
-      >>> from feasjax.cli.common import CommandParser
-      >>> CommandParser(prog="feasjax").formatter_class.__name__
-      'DefaultsHelpFormatter'
-    """
+    """The parser of ``feasjax`` and of each of its commands (their help format)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
@@ -50,17 +34,8 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def progress_mode(args: argparse.Namespace) -> bool | str:
-    """A tqdm bar on a terminal, else (``--no-progress``, logs, pipes) one plain line per epoch.
-
-    Example:
-      >>> import argparse
-      >>> from feasjax.cli.common import progress_mode
-      >>> progress_mode(argparse.Namespace(no_progress=True))
-      'lines'
-    """
-    if getattr(args, "no_progress", False) or not sys.stderr.isatty():
-        return "lines"
-    return True
+    """A tqdm bar on a terminal, else (``--no-progress``, logs, pipes) a line per epoch."""
+    return "lines" if getattr(args, "no_progress", False) or not sys.stderr.isatty() else True
 
 
 def _number(name: str, cast: type, ok: Callable[[Any], bool], what: str) -> Callable[[str], Any]:
@@ -97,15 +72,7 @@ def add_methods(parser: argparse.ArgumentParser, choices: tuple[str, ...],
                 default: tuple[str, ...] | None = None, default_help: str | None = None
                 ) -> None:
     """``--methods``: a comma-separated subset of ``choices`` (default: all of them; the help
-    says ``default_help`` when given, for a default the command resolves itself).
-
-    Example:
-      >>> from feasjax.cli.common import CommandParser, add_methods
-      >>> parser = CommandParser(prog="x")
-      >>> add_methods(parser, ("erm", "fl"))
-      >>> parser.parse_args(["--methods", "fl"]).methods
-      ('fl',)
-    """
+    says ``default_help`` when given, for a default the command resolves itself)."""
     def methods(text: str) -> tuple[str, ...]:
         picked = tuple(m.strip() for m in text.split(",") if m.strip())
         if not picked or any(m not in choices for m in picked):
@@ -148,18 +115,15 @@ def add_plot(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--plot", metavar="PATH", help=help)
 
 
-def add_no_progress(parser: argparse.ArgumentParser, shows_progress: bool = True) -> None:
-    """``--no-progress`` (accepted by commands without a bar too, for scripts)."""
+def add_script_flags(parser: argparse.ArgumentParser, shows_progress: bool = True) -> None:
+    """``--no-progress`` (accepted by commands without a bar too, for scripts) and
+    ``--no-compile-cache`` (read by :func:`feasjax.cli.main` before the command runs)."""
     parser.add_argument("--no-progress", action="store_true",
                         help="print plain lines on stderr (every epoch, or every k-th for more "
                              "than 10) instead of a progress bar; also the default when stderr "
                              "is not a terminal" if shows_progress else
                              "accepted for scripts that pass it to every command (this command "
                              "draws no progress bar)")
-
-
-def add_no_compile_cache(parser: argparse.ArgumentParser) -> None:
-    """``--no-compile-cache`` (read by :func:`feasjax.cli.main` before the command runs)."""
     parser.add_argument("--no-compile-cache", action="store_true",
                         help="do not use JAX's persistent compilation cache (kept under "
                              "~/.cache/feasjax/jax, or $FEASJAX_CACHE_DIR)")
@@ -227,19 +191,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "the raw model, as METHOD+AVERAGE rows and 'averaged' in JSON)")
     add_json(parser, "the metrics")
     add_plot(parser, "write per-sample loss survival curves (train and test) as PNG")
-    add_no_progress(parser)
-    add_no_compile_cache(parser)
+    add_script_flags(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The :class:`RunConfig` the parsed flags describe.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> from feasjax.cli.common import config_from_args
-      >>> config_from_args(build_parser().parse_args(["demo", "--model", "cnn"])).epsilon
-      0.02
-    """
+    """The :class:`RunConfig` the parsed flags of ``demo`` or ``train`` describe."""
     epsilon = default_epsilon(args.model) if args.epsilon is None else args.epsilon
     if args.dropout and args.model == "mlp":
         raise SystemExit(f"error: --dropout {args.dropout:g}: the mlp has no dropout layer "

@@ -1,4 +1,14 @@
-"""``feasjax demo``: ERM, FL and RFL on a bundled dataset, one run or a vmapped sweep over seeds."""
+"""``feasjax demo``: ERM, FL and RFL on a bundled dataset, one run or a vmapped sweep over seeds.
+
+``feasjax demo --json PATH`` (and ``train``) writes::
+
+    {"dataset": str, "epsilon": float, "seed": int,
+     "methods": {"erm"|"fl"|"rfl": {"train": {accuracy, mean_loss, q90_loss, q99_loss,
+                                              max_loss, cvar90_loss, feasible_fraction, ...},
+                                    "test": {same keys}, "seconds": float, "skipped_steps": int,
+                                    "averaged": {"average": str, "train": {...}, "test": {...}}
+                                    (with --average only)}}}
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,11 +16,11 @@ import argparse
 from feasjax.cli.common import (_positive_int, add_run_arguments, add_seeds, check_outputs,
                                 config_from_args, progress_mode, run_label)
 from feasjax.cli.report import (config_lines, format_header, format_rows, format_table,
-                                interpret, write_json, write_outputs)
-from feasjax.data.datasets import DATASETS
+                                interpret, run_methods, write_json)
+from feasjax.data.datasets import DATASETS, Dataset
 from feasjax.experiments.config import RunConfig
 
-__all__ = ["add_demo_parser", "demo"]
+__all__ = []
 
 DESCRIPTION = """\
 Compare ERM, Feasible Learning (FL: one Lagrange multiplier per training sample, every loss
@@ -26,78 +36,48 @@ examples:
 
 
 def add_demo_parser(commands: argparse._SubParsersAction) -> None:
-    """The ``feasjax demo`` subcommand (``commands``: the ``add_subparsers`` action).
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> build_parser().parse_args(["demo", "--dataset", "diabetes"]).dataset
-      'diabetes'
-    """
+    """The ``feasjax demo`` command (``commands``: the ``add_subparsers`` action)."""
     p = commands.add_parser("demo", help="compare ERM, FL and RFL on bundled data",
                             description=DESCRIPTION)
     p.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="bundled scikit-learn dataset (fixed 70/30 split)")
     add_run_arguments(p)
-    add_scale_arguments(p)
+    p.add_argument("--devices", type=_positive_int, default=None,
+                   help="data-parallel devices (default: all that divide the batch size)")
+    add_seeds(p, None, "train every seed of e.g. 0-7 in one vmapped program and report mean ± "
+                       "std (overrides --seed)")
     p.set_defaults(handler=demo)
 
 
 def demo(args: argparse.Namespace) -> dict:
-    """Run ``feasjax demo`` and return the JSON-able report.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> from feasjax.cli.demo import demo
-      >>> args = build_parser().parse_args(["demo", "--methods", "erm", "--epochs", "1",
-      ...                                   "--devices", "1", "--no-progress"])
-      >>> report = demo(args)
-      feasjax demo: digits, ...
-      >>> sorted(report["methods"]["erm"])
-      ['seconds', 'skipped_steps', 'test', 'train']
-    """
+    """Run ``feasjax demo`` and return the JSON-able report."""
     if getattr(args, "seeds", None):
         if args.plot:
             raise SystemExit("feasjax demo: error: --plot draws one run; use it without --seeds")
         return demo_sweep(args)
-    from feasjax.data.datasets import load_dataset
     from feasjax.experiments.runs import run_method
+
+    config, dataset = _start(args)
+    return run_methods(args, args.dataset, config, lambda method, label: run_method(
+        dataset, method, config, progress=progress_mode(args), label=label))
+
+
+def _start(args: argparse.Namespace) -> tuple[RunConfig, Dataset]:
+    """Check the flags and output paths, load the dataset and print the configuration."""
+    from feasjax.data.datasets import load_dataset
+    from feasjax.experiments.multirun import resolve_devices
 
     check_outputs(args, "demo")
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)  # fixed split (seed 0); --seed varies the training
-    devices = _check_devices(config, dataset, "demo")
-    print("\n".join(config_lines("demo", args.dataset, config, methods=args.methods,
-                                  dataset=dataset, devices=devices)))
-    print(format_header(), flush=True)
-    report = {"dataset": args.dataset, "epsilon": config.epsilon, "seed": config.seed,
-              "methods": {}}
-    curves = {}
-    for i, method in enumerate(args.methods):
-        result = run_method(dataset, method, config, progress=progress_mode(args),
-                            label=run_label(method, i, args.methods))
-        report["methods"][method] = result.metrics
-        curves[method] = {"train": result.train_losses, "test": result.test_losses}
-        print("\n".join(format_rows(method, result.metrics)), flush=True)
-    write_outputs(args, report, curves, table=False,
-                  title=f"{args.dataset}, {config.epochs} epochs, seed {config.seed}")
-    return report
-
-
-def _check_devices(config: RunConfig, dataset, command: str) -> int:
-    from feasjax.experiments.multirun import resolve_devices
-
     try:
-        return resolve_devices(config.devices, min(config.batch_size, len(dataset.y_train)))
+        devices = resolve_devices(config.devices, min(config.batch_size, len(dataset.y_train)))
     except ValueError as e:
-        raise SystemExit(f"feasjax {command}: error: --devices: {e}") from None
-
-
-def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--devices`` and ``--seeds`` (data parallelism and vectorised sweeps)."""
-    parser.add_argument("--devices", type=_positive_int, default=None,
-                        help="data-parallel devices (default: all that divide the batch size)")
-    add_seeds(parser, None, "train every seed of e.g. 0-7 in one vmapped program and report "
-                            "mean ± std (overrides --seed)")
+        raise SystemExit(f"feasjax demo: error: --devices: {e}") from None
+    seeds = args.seeds and f"{args.seeds[0]}..{args.seeds[-1]} ({len(args.seeds)} runs, vmapped)"
+    print("\n".join(config_lines("demo", args.dataset, config, methods=args.methods,
+                                  dataset=dataset, devices=devices, seeds=seeds)))
+    return config, dataset
 
 
 def demo_sweep(args: argparse.Namespace) -> dict:
@@ -107,16 +87,9 @@ def demo_sweep(args: argparse.Namespace) -> dict:
     "test"}, "std", "runs": [{"train", "test"}, ...], "seconds"}}}``; ``--average`` adds
     ``"averaged": {"average", "train", "test"}`` to ``mean``, ``std`` and every run.
     """
-    from feasjax.data.datasets import load_dataset
     from feasjax.experiments.multirun import run_method_sweep
 
-    check_outputs(args, "demo")
-    config = config_from_args(args)
-    dataset = load_dataset(args.dataset)
-    devices = _check_devices(config, dataset, "demo")
-    seeds = f"{args.seeds[0]}..{args.seeds[-1]} ({len(args.seeds)} runs, vmapped)"
-    print("\n".join(config_lines("demo", args.dataset, config, methods=args.methods,
-                                  dataset=dataset, devices=devices, seeds=seeds)))
+    config, dataset = _start(args)
     print("mean over seeds:\n" + format_header(), flush=True)
     report = {"dataset": args.dataset, "epsilon": config.epsilon, "seeds": list(args.seeds),
               "devices": None, "methods": {}}

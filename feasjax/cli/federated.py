@@ -1,17 +1,10 @@
 """``feasjax federated``: personalized federated learning on a dataset split over clients.
 
-``--dataset`` is a bundled dataset (``digits``, ``breast_cancer``) partitioned over ``--clients``
-with Dirichlet label skew ``--beta``, or your ``.npz`` with arrays ``x``, ``y`` and ``client``
-(an integer id per row) and, optionally, test rows ``x_test``, ``y_test``, ``client_test``;
-without them each client's rows are split 70/30 (``--data-seed``). The file is checked before
-any training: a problem is one ``feasjax federated: error:`` line.
-
 FedAvg rounds of all clients in one compiled program, then local-only, global-only, fine-tuned,
 optimally mixed (Grimberg et al. 2021) and prompt-portfolio (PromptFolio, Pan et al. 2024)
-models, scored by their mean and worst client test accuracy over ``--seeds``. The partition of
-the data over clients is fixed by ``--data-seed``; the seeds vary initialisation and sampling.
-
-``--json PATH`` writes::
+models, scored by their mean and worst client test accuracy over ``--seeds``. The data (bundled
+and partitioned, or the user's ``.npz``) is checked before any training: a problem is one
+``feasjax federated: error:`` line. ``--json PATH`` writes::
 
     {"dataset", "clients", "beta" (null for a file), "seeds",
      "rows": {"train": int, "test": int}, "test_rows": "given" | "split per client",
@@ -30,14 +23,14 @@ import argparse
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_float, _positive_int,
-                                add_json, add_methods, add_no_compile_cache, add_no_progress,
-                                add_plot, add_seeds, check_outputs)
+                                add_json, add_methods, add_plot, add_script_flags, add_seeds,
+                                check_outputs)
 from feasjax.cli.report import write_json
 from feasjax.data._npz import read_npz
 from feasjax.data.federated import federated_dataset, from_client_arrays
 from feasjax.federated.config import METHODS, FederatedConfig
 
-__all__ = ["add_federated_parser", "federated_command"]
+__all__ = []
 
 BUNDLED = ("digits", "breast_cancer")
 CLIENT_ARRAYS = ("client", "x_test", "y_test", "client_test")
@@ -45,14 +38,8 @@ PARTITION_DEFAULTS = {"clients": 10, "beta": 0.3, "feature_shift": 0.0}  # bundl
 
 
 def add_federated_parser(commands: argparse._SubParsersAction) -> None:
-    """The ``feasjax federated`` subcommand and its flags.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> args = build_parser().parse_args(["federated", "--clients", "4", "--seeds", "0-1"])
-      >>> args.clients, args.beta, args.seeds, args.methods[-1]  # beta: 0.3 unless a file
-      (4, None, (0, 1), 'portfolio')
-    """
+    """The ``feasjax federated`` command; ``--clients``, ``--beta`` and ``--feature-shift``
+    default to ``None`` (their defaults apply to bundled data only)."""
     cfg = FederatedConfig()
     p = commands.add_parser("federated", help="personalized federated learning over clients")
     p.add_argument("--dataset", type=_dataset, default="digits",
@@ -80,8 +67,7 @@ def add_federated_parser(commands: argparse._SubParsersAction) -> None:
                    help="seed of the client partition (of a file: of its per-client splits)")
     add_json(p)
     add_plot(p, "PNG: accuracy against the mixing coefficient")
-    add_no_progress(p, shows_progress=False)
-    add_no_compile_cache(p)
+    add_script_flags(p, shows_progress=False)
     p.set_defaults(handler=federated_command)
 
 
@@ -135,22 +121,23 @@ def _report(args: argparse.Namespace, data, test_rows: str, runs: dict) -> dict:
               "rows": {s: int(getattr(data, s)["mask"].sum()) for s in ("train", "test")},
               "test_rows": test_rows, "methods": {}}
     for name, per_seed in runs.items():
-        entry = {key: [r[key] for r in per_seed]
-                 for key in ("mean_client_accuracy", "worst_client_accuracy")}
-        entry["seconds"] = float(sum(r["seconds"] for r in per_seed))
+        entry = {**_listed(per_seed, "mean_client_accuracy", "worst_client_accuracy"),
+                 "seconds": float(sum(r["seconds"] for r in per_seed))}
         if name == "mix":
-            entry["alpha"] = np.mean([r["alpha"] for r in per_seed], axis=0).tolist()
-            entry["alpha_per_seed"] = [r["alpha"] for r in per_seed]
-            entry["alphas"] = list(FederatedConfig().alphas)
-            for key in ("accuracy_by_alpha", "best_alpha_accuracy", "best_alpha"):
-                entry[key] = [r[key] for r in per_seed]
+            alphas = _listed(per_seed, "alpha")["alpha"]
+            entry.update(alpha=np.mean(alphas, axis=0).tolist(), alpha_per_seed=alphas,
+                         alphas=list(FederatedConfig().alphas),
+                         **_listed(per_seed, "accuracy_by_alpha", "best_alpha_accuracy",
+                                   "best_alpha"))
         if name == "portfolio":
-            entry["theta"] = per_seed[0]["theta"]
-            entry["thetas"] = list(FederatedConfig().thetas)
-            entry["accuracy_by_theta"] = [r["accuracy_by_theta"] for r in per_seed]
-            entry["best_theta"] = [r["best_theta"] for r in per_seed]
+            entry.update(theta=per_seed[0]["theta"], thetas=list(FederatedConfig().thetas),
+                         **_listed(per_seed, "accuracy_by_theta", "best_theta"))
         report["methods"][name] = entry
     return report
+
+
+def _listed(per_seed: list, *keys: str) -> dict:
+    return {key: [r[key] for r in per_seed] for key in keys}
 
 
 def _print(report: dict) -> None:
@@ -190,19 +177,7 @@ def _plot(report: dict, path: str) -> None:
 
 
 def federated_command(args: argparse.Namespace) -> dict:
-    """Run ``feasjax federated`` and return the JSON-able report.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> from feasjax.cli.federated import federated_command
-      >>> args = build_parser().parse_args(["federated", "--dataset", "breast_cancer",
-      ...     "--clients", "2", "--rounds", "1", "--local-steps", "1", "--methods",
-      ...     "global", "--seeds", "0"])
-      >>> report = federated_command(args)
-      feasjax federated: breast_cancer, 2 clients, beta=0.3, ...
-      >>> sorted(report["methods"]["global"])
-      ['mean_client_accuracy', 'seconds', 'worst_client_accuracy']
-    """
+    """Run ``feasjax federated`` and return the JSON-able report."""
     from feasjax.federated.experiment import run_federated
 
     check_outputs(args, "federated")

@@ -14,15 +14,13 @@ FL and RFL on a spurious-correlation benchmark (or your arrays with a ``group`` 
                         "selected": {...}, "seconds": float}
                        | {"skipped": str}}}
 
-``given`` lists the splits taken from the file (``x_val``/``y_val``/``group_val``,
-``x_test``/``y_test``/``group_test``); a missing one is cut from ``x``. ``group_counts`` are
-those of the first seed's split. A group with no test row has accuracy ``null`` and the
-worst-group and balanced accuracies are over the other groups; a method that selects its
-hyper-parameters on validation (``reweight``, ``groupdro``, ``llr``) is skipped, with the reason,
-when a group has no validation row.
-
-Groups of ``spurious_digits`` are ``2 * label + attribute`` (label ``digit >= 5``, attribute:
-the frame); those of ``spurious_tabular`` are ``2 * label + attribute`` with a spurious feature.
+``given``: the splits taken from the file (``x_val``/``y_val``/``group_val``, ``x_test``/
+``y_test``/``group_test``; a missing one is cut from ``x``); ``group_counts``: the first seed's.
+A group without test rows has accuracy ``null`` (worst-group and balanced accuracies are over
+the others); a method that selects on validation (``reweight``, ``groupdro``, ``llr``) is
+skipped, with the reason, when a group has no validation row. The benchmarks' groups are
+``2 * label + attribute`` (``spurious_digits``: label ``digit >= 5``, attribute the frame;
+``spurious_tabular``: a spurious feature).
 """
 from __future__ import annotations
 
@@ -30,13 +28,13 @@ import argparse
 
 import numpy as np
 
-from feasjax.cli.common import (_positive_int, add_json, add_methods, add_no_compile_cache,
-                                add_no_progress, add_plot, add_seeds, check_outputs)
+from feasjax.cli.common import (_positive_int, add_json, add_methods, add_plot, add_script_flags,
+                                add_seeds, check_outputs)
 from feasjax.cli.report import write_json
 from feasjax.data._npz import read_npz
 from feasjax.experiments.config import GROUP_METHODS, RunConfig
 
-__all__ = ["add_groups_parser", "groups_command", "format_groups_table"]
+__all__ = []
 
 BENCHMARKS = ("spurious_digits", "spurious_tabular")
 SPLIT_ARRAYS = ("group", "x_val", "y_val", "group_val", "x_test", "y_test", "group_test")
@@ -46,14 +44,7 @@ SELECT_ON_VAL = ("reweight", "groupdro", "llr")
 
 
 def add_groups_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``feasjax groups`` on the subparsers of :func:`feasjax.cli.build_parser`.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> args = build_parser().parse_args(["groups", "--methods", "erm,groupdro"])
-      >>> args.methods, args.seeds, args.dataset
-      (('erm', 'groupdro'), (0, 1, 2, 3, 4), 'spurious_digits')
-    """
+    """The ``feasjax groups`` command."""
     p = commands.add_parser("groups", help="worst-group accuracy on a spurious-correlation "
                                            "benchmark")
     p.add_argument("--dataset", default="spurious_digits",
@@ -65,8 +56,7 @@ def add_groups_parser(commands: argparse._SubParsersAction) -> argparse.Argument
                    help="training epochs of every method")
     add_json(p)
     add_plot(p, "bar chart of per-group test accuracy")
-    add_no_progress(p, shows_progress=False)
-    add_no_compile_cache(p)
+    add_script_flags(p, shows_progress=False)
     p.set_defaults(handler=groups_command)
     return p
 
@@ -89,14 +79,12 @@ def _datasets(name: str, seeds) -> list:
 
 def _splits(datasets: list) -> dict:
     """Sizes, origin and group counts of the splits, and the groups absent from one."""
-    data, absent = datasets[0], {}
-    for d in datasets:
-        for split, counts in d.group_counts().items():
-            absent[split] = sorted(set(absent.get(split, [])) | {g for g, c in enumerate(counts)
-                                                                if c == 0})
+    data = datasets[0]
+    absent = {s: sorted({g for d in datasets for g, c in enumerate(d.group_counts()[s]) if c == 0})
+              for s in ("val", "test")}
     return {"splits": {s: len(getattr(data, f"y_{s}")) for s in ("train", "val", "test")},
             "given": list(data.given), "group_counts": data.group_counts(),
-            "absent_groups": {s: g for s, g in absent.items() if g and s != "train"}}
+            "absent_groups": {s: g for s, g in absent.items() if g}}
 
 
 def _print_splits(info: dict, seeds: list, benchmark: bool) -> None:
@@ -136,19 +124,7 @@ def format_groups_table(methods: dict) -> str:
 
 
 def groups_command(args: argparse.Namespace) -> dict:
-    """Run ``feasjax groups``: train every method for every seed, print the table.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> args = build_parser().parse_args(["groups", "--methods", "groupdro", "--seeds", "0",
-      ...                                   "--epochs", "1"])
-      >>> report = groups_command(args)  # doctest: +ELLIPSIS
-      train split: ...
-      method ...
-      groupdro ...
-      >>> report["seeds"]
-      [0]
-    """
+    """Run ``feasjax groups``: train every method for every seed, print the table."""
     from feasjax.experiments.groups import GroupConfig
 
     check_outputs(args, "groups")

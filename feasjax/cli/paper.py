@@ -1,25 +1,13 @@
 """``feasjax paper NAME``: the Feasible Learning paper's experiments (ERM, CSERM, FL, RFL over
-seeds; DPO, FL-DPO, RFL-DPO for ``dpo``) from the presets of :mod:`feasjax.experiments.presets`.
-
-``two_moons`` draws its data with scikit-learn; ``cifar10_resnet18`` and ``utkface_resnet18``
-read ``--data-dir DIR`` holding ``x_train.npy`` ``(N, 32, 32, 3)`` uint8 (any ``H, W, C``),
-``y_train.npy`` ``(N,)`` int labels (CIFAR-10) or float targets (UTKFace), and ``x_test.npy``,
-``y_test.npy`` alike; nothing is downloaded. ``--set key=value`` overrides preset fields
-(``--set width=8 --set epochs=2 --set num_train=512`` for a quick CIFAR-shaped run).
-
-``--json PATH`` writes::
+seeds; DPO, FL-DPO, RFL-DPO for ``dpo``) from the presets of :mod:`feasjax.experiments.presets`,
+whose fields ``--set key=value`` overrides. ``--json PATH`` writes::
 
     {"preset": str, "seeds": [int], "epsilon": float, "config": {preset fields},
      "methods": {NAME: {"train": {"max_loss": [per seed], "q99_loss": [...], "mean_loss": [...],
                                   "feasible_fraction": [...], "accuracy": [...]},
                         "test": {same keys}, "seconds": float}}}
 
-(``accuracy`` for classification only). ``--logdir DIR`` writes TensorBoard event files, one
-run per ``METHOD/seedS`` (needs ``pip install "feasjax[tensorboard]"``).
-
-``feasjax paper dpo`` runs the preference experiment instead (DPO, FL-DPO, RFL-DPO with LoRA
-on a small transformer, :mod:`feasjax.experiments.preference`; nothing to download); its
-``--json PATH`` writes::
+(``accuracy`` for classification only), and for ``dpo`` (:mod:`feasjax.experiments.preference`)::
 
     {"preset": "dpo", "seeds": [int], "epsilon": float, "config": {preset fields},
      "sft_seconds": float, "reference": {"train": {...}, "test": {...}},
@@ -42,24 +30,17 @@ import os
 
 import numpy as np
 
-from feasjax.cli.common import (add_json, add_methods, add_no_compile_cache, add_no_progress,
-                                add_plot, add_seeds, check_outputs, progress_mode)
+from feasjax.cli.common import (add_json, add_methods, add_plot, add_script_flags, add_seeds,
+                                check_outputs, progress_mode)
 from feasjax.cli.report import write_json
 from feasjax.experiments.presets import (DATA_FILES, PAPER_METHODS, PREFERENCE_METHODS, PRESETS,
                                          PreferencePreset, override)
 
-__all__ = ["add_paper_parser"]
+__all__ = []
 
 
 def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``feasjax paper`` on the subparsers of :func:`feasjax.cli.build_parser`.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> args = build_parser().parse_args(["paper", "two_moons", "--set", "epochs=3"])
-      >>> args.name, args.seeds, args.assignments
-      ('two_moons', (0, 1, 2, 3, 4), ['epochs=3'])
-    """
+    """The ``feasjax paper`` command."""
     p = commands.add_parser("paper", help="the Feasible Learning paper's experiments: ERM, "
                                           "CSERM, FL, RFL over seeds; DPO, FL-DPO, RFL-DPO")
     p.add_argument("name", choices=tuple(PRESETS), help="the preset")
@@ -77,8 +58,7 @@ def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
                 "decision boundaries, next to it as *-boundaries.png")
     p.add_argument("--logdir", metavar="DIR", help="write TensorBoard event files here "
                                                    "(needs feasjax[tensorboard])")
-    add_no_progress(p)
-    add_no_compile_cache(p)
+    add_script_flags(p)
     p.set_defaults(handler=paper_command)
     return p
 
@@ -171,12 +151,10 @@ def paper_command(args: argparse.Namespace) -> dict:
     try:
         for m in args.methods:
             hook = tensorboard_hook(log, m, preset, datasets, seeds) if log else None
-            out = run_paper_method(m, preset, datasets, seeds, progress=progress_mode(args),
-                                   epoch_hook=hook)
-            outcomes[m] = out
-            methods[m] = {s: {k: [r[s][k] for r in out["runs"]] for k in out["runs"][0][s]}
-                          for s in ("train", "test")}
-            methods[m]["seconds"] = out["seconds"]
+            outcomes[m] = out = run_paper_method(m, preset, datasets, seeds, epoch_hook=hook,
+                                                 progress=progress_mode(args))
+            methods[m] = {**{s: {k: [r[s][k] for r in out["runs"]] for k in out["runs"][0][s]}
+                             for s in ("train", "test")}, "seconds": out["seconds"]}
     finally:
         if log is not None:
             log.close()

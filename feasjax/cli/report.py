@@ -5,37 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from feasjax.cli.common import run_label
 
 if TYPE_CHECKING:
     from feasjax.data.datasets import Dataset
     from feasjax.experiments.config import RunConfig
+    from feasjax.experiments.runs import MethodResult
 
-__all__ = ["config_lines", "format_header", "format_rows", "format_table", "interpret",
-           "write_json", "write_outputs"]
+__all__ = []
 
 # (header, split, metric): accuracies, then each split's mean, q99, max and feasible fraction.
 TABLE_COLUMNS = (("train acc", "train", "accuracy"), ("test acc", "test", "accuracy")) + tuple(
     (f"{split} {short}", split, key) for split in ("train", "test") for short, key in (
         ("mean", "mean_loss"), ("q99", "q99_loss"), ("max", "max_loss"),
         ("feas", "feasible_fraction")))
-NAMES = {"erm": "ERM", "fl": "FL", "rfl": "RFL"}
 
 
 def config_lines(command: str, name: str, config: RunConfig, *, methods: tuple,
-                 dataset: Dataset, devices: int | str | None = None,
-                 seeds: str | None = None) -> list[str]:
-    """The run's configuration, printed before any training.
-
-    Example:
-      >>> from feasjax.cli.report import config_lines
-      >>> from feasjax.data import load_dataset
-      >>> from feasjax.experiments import RunConfig
-      >>> print("\\n".join(config_lines("demo", "digits", RunConfig(), methods=("erm", "fl"),
-      ...                               dataset=load_dataset("digits"), devices=1)))
-      feasjax demo: digits, epsilon=0.1, seed=0, epochs=30, batch size=64
-        data 1257 train / 540 test (10 classes), model mlp (hidden 64), lr 0.05, momentum 0.9, ...
-    """
+                 dataset: Dataset, devices: int, seeds: str | None = None) -> list[str]:
+    """The run's configuration, printed before any training."""
     run = f"seeds={seeds}" if seeds else f"seed={config.seed}"
     first = (f"feasjax {command}: {name}, epsilon={config.epsilon}, {run}, "
              f"epochs={config.epochs}, batch size={config.batch_size}")
@@ -53,19 +44,11 @@ def config_lines(command: str, name: str, config: RunConfig, *, methods: tuple,
         second += f", alpha {config.alpha:g}"
     if config.average != "none":
         second += f", average {config.average}"
-    second += f", devices {devices if devices is not None else 'auto'}"
-    second += f", methods {','.join(methods)}"
-    return [first, second]
+    return [first, second + f", devices {devices}, methods {','.join(methods)}"]
 
 
 def format_header() -> str:
-    """The table's header line.
-
-    Example:
-      >>> from feasjax.cli.report import format_header
-      >>> format_header().split()[:3]
-      ['method', 'train', 'acc']
-    """
+    """The table's header line."""
     return "method    " + "".join(f"{name:>11}" for name, _, _ in TABLE_COLUMNS)
 
 
@@ -80,24 +63,16 @@ def format_rows(method: str, result: dict) -> list[str]:
     rows = [(method, result)]
     if "averaged" in result:
         rows.append((f"{method}+{result['averaged']['average']}", result["averaged"]))
-    lines = []
-    for name, res in rows:
-        cells = []
-        for _, split, key in TABLE_COLUMNS:
-            value = res[split].get(key)
-            cells.append(f"{value:>11.4f}" if value is not None else f"{'-':>11}")
-        lines.append(f"{name:<10}" + "".join(cells))
-    return lines
+    return [f"{name:<10}" + "".join(_cell(res[split].get(key)) for _, split, key in TABLE_COLUMNS)
+            for name, res in rows]
+
+
+def _cell(value: float | None) -> str:
+    return f"{'-':>11}" if value is None else f"{value:>11.4f}"
 
 
 def format_table(methods: dict) -> str:
-    """One row per method, the columns of ``TABLE_COLUMNS``.
-
-    Example:
-      >>> from feasjax.cli.report import format_table
-      >>> print(format_table({"erm": {"train": {"max_loss": 1.0}, "test": {}}}).splitlines()[0])
-      method       train acc   test acc ...
-    """
+    """One row per method, the columns of ``TABLE_COLUMNS``."""
     return "\n".join([format_header()] + [row for method, result in methods.items()
                                           for row in format_rows(method, result)])
 
@@ -108,28 +83,14 @@ def _num(x: float) -> str:
 
 def interpret(methods: dict) -> list[str]:
     """What the table says: FL's and RFL's change of the train max loss against ERM's, at their
-    test accuracy (or mean loss), and whether the test max loss got worse.
-
-    Example:
-      >>> from feasjax.cli.report import interpret
-      >>> erm = {"train": {"max_loss": 0.19}, "test": {"accuracy": 0.974, "max_loss": 5.2}}
-      >>> fl = {"train": {"max_loss": 0.057}, "test": {"accuracy": 0.972, "max_loss": 9.1}}
-      >>> print("\\n".join(interpret({"erm": erm, "fl": fl})))
-      FL cut the train max loss 3.3x (0.190 -> 0.057) at test accuracy 97.2% vs ERM's 97.4%.
-        FL's test max loss is higher (9.100 vs 5.200): ε bounds the training losses only.
-    """
-    base = methods.get("erm")
-    if base is None:
-        return []
-    lines = []
+    test accuracy (or mean loss), and whether the test max loss got worse."""
+    base, lines = methods.get("erm"), []
     for method in ("fl", "rfl"):
-        result = methods.get(method)
-        if result is None:
+        result, name = methods.get(method), method.upper()
+        if base is None or result is None:
             continue
-        name = NAMES[method]
         before, after = base["train"].get("max_loss"), result["train"].get("max_loss")
-        if before is None or after is None or not (math.isfinite(before)
-                                                    and math.isfinite(after)):
+        if None in (before, after) or not all(map(math.isfinite, (before, after))):
             continue
         if math.isclose(after, before, rel_tol=0.05):  # "1.0x" says nothing
             verb = "left the train max loss about as it was"
@@ -147,55 +108,40 @@ def interpret(methods: dict) -> list[str]:
                   f"{_num(base['test']['mean_loss'])}")
         lines.append(f"{name} {verb} ({_num(before)} -> {_num(after)}) {at}.")
         test_before, test_after = base["test"].get("max_loss"), result["test"].get("max_loss")
-        if test_before is not None and test_after is not None and test_after > test_before:
+        if None not in (test_before, test_after) and test_after > test_before:
             lines.append(f"  {name}'s test max loss is higher ({_num(test_after)} vs "
                          f"{_num(test_before)}): ε bounds the training losses only.")
     return lines
 
 
 def write_json(path: str, report: dict, what: str = "the results as JSON") -> None:
-    """Write ``report`` to ``path`` as indented JSON and print the written-file line.
-
-    Example:
-      >>> import os, tempfile
-      >>> from feasjax.cli.report import write_json
-      >>> write_json(os.path.join(tempfile.mkdtemp(), "r.json"), {"seeds": [0]})
-      wrote ...r.json: the results as JSON
-    """
+    """Write ``report`` to ``path`` as indented JSON and print the written-file line."""
     with open(path, "w") as f:
         json.dump(report, f, indent=2)
     print(f"wrote {path}: {what}")
 
 
-def write_outputs(args: argparse.Namespace, report: dict, curves: dict | None = None, *,
-                  table: bool = True, title: str | None = None) -> list[str]:
-    """Print the table (unless ``table=False``) and what it says, write ``--json`` and
-    ``--plot`` (loss survival curves) if asked, with a line each; return the paths written.
-
-    Example:
-      >>> import argparse, os, tempfile
-      >>> from feasjax.cli.report import write_outputs
-      >>> path = os.path.join(tempfile.mkdtemp(), "m.json")
-      >>> report = {"epsilon": 0.1, "methods": {"erm": {"train": {}, "test": {}}}}
-      >>> written = write_outputs(argparse.Namespace(json=path), report)
-      method ...
-      erm ...
-      wrote ...m.json: the metrics as JSON
-      >>> written == [path]
-      True
-    """
-    if table:
-        print(format_table(report["methods"]))
+def run_methods(args: argparse.Namespace, name: str, config: RunConfig,
+                run: Callable[[str, str], MethodResult]) -> dict:
+    """``demo``'s and ``train``'s table: the header, then the rows of each method of ``--methods``
+    as ``run(method, label)`` returns its result; then what the table says, ``--json`` and
+    ``--plot`` (loss survival curves) if asked, with a line each. Returns the JSON report."""
+    print(format_header(), flush=True)
+    report = {"dataset": name, "epsilon": config.epsilon, "seed": config.seed, "methods": {}}
+    curves = {}
+    for i, method in enumerate(args.methods):
+        result = run(method, run_label(method, i, args.methods))
+        report["methods"][method] = result.metrics
+        curves[method] = {"train": result.train_losses, "test": result.test_losses}
+        print("\n".join(format_rows(method, result.metrics)), flush=True)
     for line in interpret(report["methods"]):
         print(line)
-    written = []
-    if getattr(args, "json", None):
+    if args.json:
         write_json(args.json, report, "the metrics as JSON")
-        written.append(args.json)
-    if getattr(args, "plot", None) and curves:
+    if args.plot:
         from feasjax.metrics.plotting import plot_loss_survival
 
-        plot_loss_survival(curves, report["epsilon"], args.plot, title=title)
-        written.append(args.plot)
+        plot_loss_survival(curves, config.epsilon, args.plot,
+                           title=f"{name}, {config.epochs} epochs, seed {config.seed}")
         print(f"wrote {args.plot}: per-sample loss survival curves, train and test (PNG)")
-    return written
+    return report

@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_int, _unit_float,
-                                add_run_arguments, check_outputs, config_from_args, progress_mode,
-                                run_label)
-from feasjax.cli.report import config_lines, format_header, format_rows, write_outputs
+                                add_run_arguments, check_outputs, config_from_args, progress_mode)
+from feasjax.cli.report import config_lines, run_methods
 from feasjax.data.user_data import load_arrays, name_of, user_dataset
 from feasjax.experiments.config import RunConfig
 
-__all__ = ["add_train_parser", "train_command"]
+if TYPE_CHECKING:
+    from feasjax.experiments.runs import MethodResult
+
+__all__ = []
 
 DESCRIPTION = """\
 Train ERM, FL and RFL on your own arrays (an .npz with x, y and optionally group, x_test,
@@ -39,13 +42,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def add_train_parser(commands: argparse._SubParsersAction) -> None:
-    """The ``feasjax train`` subcommand: ERM/FL/RFL on the user's own arrays.
-
-    Example:
-      >>> from feasjax.cli.app import build_parser
-      >>> build_parser().parse_args(["train", "--data", "d.npz", "--resume"]).resume
-      True
-    """
+    """The ``feasjax train`` command: ERM/FL/RFL on the user's own arrays."""
     p = commands.add_parser("train", help="train ERM/FL/RFL on your own .npz/.npy data",
                             description=DESCRIPTION)
     src = p.add_argument_group("data (.npz with x, y [, group, x_test, y_test], or .npy files)")
@@ -83,29 +80,9 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=train_command)
 
 
-def _group_metrics(losses, groups) -> dict:
-    means = [float(losses[groups == g].mean()) for g in np.unique(groups)]
-    return {"worst_group_mean_loss": max(means)}
-
-
 def train_command(args: argparse.Namespace) -> dict:
     """Run ``feasjax train`` and return the JSON-able report (``demo``'s schema; with groups,
-    ``worst_group_mean_loss`` per split).
-
-    Example:
-      >>> import os, tempfile, numpy as np
-      >>> from feasjax.cli.app import build_parser
-      >>> from feasjax.cli.train import train_command
-      >>> path = os.path.join(tempfile.mkdtemp(), "blobs.npz")
-      >>> rng = np.random.default_rng(0)
-      >>> np.savez(path, x=rng.normal(size=(40, 3)), y=np.arange(40) % 2)
-      >>> args = build_parser().parse_args(["train", "--data", path, "--methods", "fl",
-      ...                                   "--epochs", "1", "--batch-size", "8", "--no-progress"])
-      >>> report = train_command(args)
-      feasjax train: blobs, ...
-      >>> report["methods"]["fl"]["skipped_steps"]
-      0
-    """
+    ``worst_group_mean_loss`` per split)."""
     check_outputs(args, "train")
     name = name_of(args.data or args.x)
     try:  # every data problem is reported before any training starts
@@ -123,23 +100,33 @@ def train_command(args: argparse.Namespace) -> dict:
         raise SystemExit("feasjax train: error: --resume needs --checkpoint-dir")
     print("\n".join(config_lines("train", name, config, methods=args.methods, dataset=dataset,
                                   devices=1)))
-    print(format_header(), flush=True)
-    report = {"dataset": name, "epsilon": config.epsilon, "seed": config.seed, "methods": {}}
-    curves, saved = {}, {k: v for k, v in extras.items() if v is not None}
-    for i, method in enumerate(args.methods):
-        result = _run(args, dataset, method, config, name, run_label(method, i, args.methods))
+    saved = {k: v for k, v in extras.items() if v is not None}
+    run_config = {k: v for k, v in config._asdict().items() if k != "epochs"}
+
+    def run(method: str, label: str) -> MethodResult:
+        from feasjax.experiments.runs import run_method
+
+        directory = os.path.join(args.checkpoint_dir, method) if args.checkpoint_dir else None
+        options = {"on_nonfinite": args.on_nonfinite, "resume": args.resume,
+                   "checkpoint_dir": directory, "checkpoint_every": args.checkpoint_every,
+                   "max_to_keep": args.max_to_keep,
+                   "config": {"method": method, "data": name, **run_config}}
+        try:
+            result = run_method(dataset, method, config, progress=progress_mode(args),
+                                train_options=options, label=label)
+        except (ValueError, FloatingPointError) as e:
+            raise SystemExit(f"feasjax train: error: {method}: {e}") from None
         for split, losses in (("train", result.train_losses), ("test", result.test_losses)):
-            if f"group_{split}" in extras:
-                result.metrics[split].update(_group_metrics(losses, extras[f"group_{split}"]))
-        report["methods"][method] = result.metrics
-        print("\n".join(format_rows(method, result.metrics)), flush=True)
-        curves[method] = {"train": result.train_losses, "test": result.test_losses}
-        saved[f"{method}_train_losses"] = result.train_losses
-        saved[f"{method}_test_losses"] = result.test_losses
+            saved[f"{method}_{split}_losses"] = losses
+            groups = extras.get(f"group_{split}")
+            if groups is not None:
+                result.metrics[split]["worst_group_mean_loss"] = max(
+                    float(losses[groups == g].mean()) for g in np.unique(groups))
         if "samples" in result.state.multipliers:  # FL/RFL: one multiplier per train sample
             saved[f"{method}_multipliers"] = np.asarray(result.state.multipliers["samples"])
-    write_outputs(args, report, curves, table=False,
-                  title=f"{name}, {config.epochs} epochs, seed {config.seed}")
+        return result
+
+    report = run_methods(args, name, config, run)
     if args.save_losses:
         np.savez_compressed(args.save_losses, **saved)
         print(f"wrote {args.save_losses}: per-sample losses, multipliers and split indices")
@@ -148,19 +135,3 @@ def train_command(args: argparse.Namespace) -> dict:
             print(f"wrote {os.path.join(args.checkpoint_dir, method)}: checkpoints of {method} "
                   f"(resume with --resume)")
     return report
-
-
-def _run(args: argparse.Namespace, dataset, method: str, config: RunConfig, name: str,
-         label: str):
-    from feasjax.experiments.runs import run_method
-
-    run_config = {k: v for k, v in config._asdict().items() if k != "epochs"}
-    directory = os.path.join(args.checkpoint_dir, method) if args.checkpoint_dir else None
-    options = dict(on_nonfinite=args.on_nonfinite, resume=args.resume, checkpoint_dir=directory,
-                   checkpoint_every=args.checkpoint_every, max_to_keep=args.max_to_keep,
-                   config={"method": method, "data": name, **run_config})
-    try:
-        return run_method(dataset, method, config, progress=progress_mode(args),
-                          train_options=options, label=label)
-    except (ValueError, FloatingPointError) as e:
-        raise SystemExit(f"feasjax train: error: {method}: {e}") from None
