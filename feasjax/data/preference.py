@@ -1,17 +1,5 @@
-"""A generated preference task: sorting digits, with a correct and a corrupted continuation.
-
-Every sequence is ``BOS x_1..x_k SEP y_1..y_k EOS`` right-padded with ``PAD``, where ``y`` is
-``x`` sorted. The task has two parts, drawn from one seed (numpy only, nothing downloaded):
-
-* ``sft``: correct sequences to fine-tune a base model on (supervised, next-token loss on the
-  continuation); long prompts are rare there;
-* ``train`` and ``test``: preference pairs, the chosen continuation the sorted one and the
-  rejected one a corruption of it (two adjacent unequal digits swapped, or one digit changed).
-  A minority of pairs (``hard_fraction``) are *hard*: long prompts, the pattern the base model
-  saw least, corrupted by swapping two neighbours that differ by one (the subtlest error).
-  A fraction ``label_noise`` of the training pairs have chosen and rejected exchanged; the
-  test pairs are clean, so held-out accuracy measures the true preference.
-"""
+"""A generated preference task for language models: sorting digits, with a correct and a
+corrupted continuation (numpy only, nothing downloaded)."""
 from __future__ import annotations
 
 import dataclasses
@@ -111,7 +99,15 @@ def sorting_preferences(seed: int = 0, *, num_sft: int = 2048, num_train: int = 
                         long: tuple = (7, 8), hard_fraction: float = 0.15,
                         sft_long_fraction: float = 0.05,
                         label_noise: float = 0.05) -> PreferenceTask:
-    """Sorting sequences to fine-tune on and preference pairs (see the module docstring).
+    """Sorting sequences to fine-tune on, and preference pairs.
+
+    Every sequence is ``BOS x_1..x_k SEP y_1..y_k EOS`` right-padded with ``PAD``, ``y`` being
+    ``x`` sorted. ``sft`` holds correct sequences (long prompts rare) to fine-tune a base model
+    on. In the ``train`` and ``test`` pairs the chosen continuation is the sorted one and the
+    rejected one a corruption of it (two adjacent unequal digits swapped, or one digit
+    changed); *hard* pairs have long prompts (what the base model saw least) and swap two
+    neighbours that differ by one (the subtlest error). Test pairs are clean (no label noise),
+    so held-out accuracy measures the true preference.
 
     Args:
       seed: seed of the numpy generator that draws everything.

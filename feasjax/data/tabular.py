@@ -10,8 +10,8 @@ import statistics
 
 import numpy as np
 
-from feasjax.data.datasets import _standardise
-from feasjax.data.spurious import GroupDataset
+from feasjax.data.datasets import _check_int
+from feasjax.data.spurious import GroupDataset, _group_splits
 
 __all__ = ["spurious_tabular"]
 
@@ -88,13 +88,9 @@ def spurious_tabular(seed: int = 0, *, train_size: int = 400, val_size: int = 20
         raise ValueError(f"spurious_shift must be a finite number > 0, got {spurious_shift=}")
     for name, value, low in (("train_size", train_size, 4), ("val_size", val_size, 4),
                              ("test_size", test_size, 4), ("noise_features", noise_features, 0)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {name}={value!r}")
+        _check_int(value, name, low)
     core_shift = statistics.NormalDist().inv_cdf(core_accuracy)
     rng = np.random.default_rng(seed)
     splits = [_rows(rng, _group_sizes(n, p), core_shift, float(spurious_shift), noise_features)
               for n, p in ((train_size, correlation), (val_size, 0.5), (test_size, 0.5))]
-    (xt, xv, xe), _, _ = _standardise(*(s[0] for s in splits))
-    (_, yt, gt), (_, yv, gv), (_, ye, ge) = splits
-    return GroupDataset(xt, yt, gt, xv, yv, gv, xe, ye, ge, num_classes=2, num_groups=4,
-                        name="spurious_tabular")
+    return _group_splits(splits, num_classes=2, num_groups=4, name="spurious_tabular")
