@@ -13,11 +13,8 @@ __all__ = ["TASKS", "DATASETS", "Dataset", "validate_arrays", "from_arrays", "lo
 TASKS = ("classification", "regression")
 # name -> (task, image shape of one sample or None); the loader is sklearn.datasets.load_<name>
 # (scikit-learn takes ~0.5 s to import: it is imported when a dataset is loaded, not before).
-_BUNDLED = {
-    "digits": ("classification", (8, 8, 1)),
-    "breast_cancer": ("classification", None),
-    "diabetes": ("regression", None),
-}
+_BUNDLED = {"digits": ("classification", (8, 8, 1)), "breast_cancer": ("classification", None),
+            "diabetes": ("regression", None)}
 DATASETS = tuple(_BUNDLED)
 
 
@@ -28,9 +25,8 @@ class Dataset:
     Example:
       >>> from feasjax.data import load_dataset
       >>> data = load_dataset("digits")
-      >>> rows = len(data.y_train) + len(data.y_test)
-      >>> data.task, data.num_classes, data.x_train.dtype, rows
-      ('classification', 10, dtype('float32'), 1797)
+      >>> data.task, data.num_classes, data.x_train.dtype
+      ('classification', 10, dtype('float32'))
     """
 
     x_train: np.ndarray  # shape=(N_train, ...), float32, standardised with train statistics
@@ -90,7 +86,7 @@ def _check_x(x: object, name: str) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _check_y(y: object, n: int, task: str, num_classes: int | None, name: str, x_name: str):
+def _check_y(y: object, n: int, task: str, num_classes: int | None, x_name: str, name: str):
     y = np.asarray(y)
     if y.ndim == 0 or y.shape[0] != n:
         raise ValueError(f"{name} must have one entry per sample of {x_name} ({n}), got "
@@ -113,14 +109,9 @@ def _check_y(y: object, n: int, task: str, num_classes: int | None, name: str, x
     return y.astype(np.int32)
 
 
-def validate_arrays(
-    x: object,
-    y: object,
-    *,
-    task: str = "classification",
-    num_classes: int | None = None,
-    names: tuple[str, str] = ("x", "y"),
-) -> tuple[np.ndarray, np.ndarray]:
+def validate_arrays(x: object, y: object, *, task: str = "classification",
+                    num_classes: int | None = None, names: tuple[str, str] = ("x", "y")
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Check user arrays and cast them: ``float32`` inputs, ``int32`` labels or ``float32`` targets.
 
     Args:
@@ -146,9 +137,8 @@ def validate_arrays(
     if num_classes is not None and (isinstance(num_classes, bool) or num_classes < 1
                                     or not isinstance(num_classes, numbers.Integral)):
         raise ValueError(f"num_classes must be a positive int or None, got {num_classes=}")
-    x_name, y_name = names
-    x_arr = _check_x(x, x_name)
-    return x_arr, _check_y(y, x_arr.shape[0], task, num_classes, y_name, x_name)
+    x = _check_x(x, names[0])
+    return x, _check_y(y, x.shape[0], task, num_classes, *names)
 
 
 def _standardise(train: np.ndarray, *others: np.ndarray):
@@ -176,20 +166,10 @@ def _split_rows(y: np.ndarray, task: str, seed: int, test_fraction: object):
                             stratify=stratify)
 
 
-def from_arrays(
-    x: object,
-    y: object,
-    x_test: object | None = None,
-    y_test: object | None = None,
-    *,
-    task: str = "classification",
-    num_classes: int | None = None,
-    seed: int = 0,
-    test_fraction: float = 0.3,
-    standardize: bool = True,
-    name: str = "arrays",
-    image_shape: tuple[int, int, int] | None = None,
-) -> Dataset:
+def from_arrays(x: object, y: object, x_test: object | None = None, y_test: object | None = None,
+                *, task: str = "classification", num_classes: int | None = None, seed: int = 0,
+                test_fraction: float = 0.3, standardize: bool = True, name: str = "arrays",
+                image_shape: tuple[int, int, int] | None = None) -> Dataset:
     """Validate arrays and build a :class:`Dataset`, splitting off a test set if none is given.
 
     The split is stratified for classification (``random_state=seed``); inputs (and regression
@@ -224,9 +204,8 @@ def from_arrays(
         train, test = _split_rows(y, task, seed, test_fraction)
         x, x_test, y, y_test = x[train], x[test], y[train], y[test]
     else:
-        x_test, y_test = validate_arrays(
-            x_test, y_test, task=task, num_classes=num_classes, names=("x_test", "y_test")
-        )
+        x_test, y_test = validate_arrays(x_test, y_test, task=task, num_classes=num_classes,
+                                         names=("x_test", "y_test"))
         if x_test.shape[1:] != x.shape[1:] or y_test.shape[1:] != y.shape[1:]:
             raise ValueError(f"test arrays must match the training sample shapes, got {x.shape=}, "
                              f"{x_test.shape=}, {y.shape=}, {y_test.shape=}")
