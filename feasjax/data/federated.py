@@ -172,14 +172,13 @@ def _given_test(x, y, client, x_test, y_test, client_test, num_classes, name):
         raise ValueError(f"x_test must have the feature shape of x {x.shape[1:]}, got "
                          f"{x_test.shape[1:]}")
     client_test = _check_ids(client_test, y_test, "client_test")
-    rows = {"train": [], "test": []}
-    for k in range(int(max(client.max(), client_test.max())) + 1):
-        for split, (xs, ys, cs) in (("train", (x, y, client)),
-                                    ("test", (x_test, y_test, client_test))):
-            if not (cs == k).any():
-                raise ValueError(f"client {k} has no {split} rows; every client needs >= 1 "
-                                 f"(client ids are 0..K-1)")
-            rows[split].append((xs[cs == k], ys[cs == k]))
+    clients = np.arange(max(client.max(), client_test.max()) + 1)
+    rows = {}
+    for split, xs, ys, cs in (("train", x, y, client), ("test", x_test, y_test, client_test)):
+        if (missing := np.setdiff1d(clients, cs)).size:
+            raise ValueError(f"client {missing[0]} has no {split} rows; every client needs >= 1 "
+                             f"(client ids are 0..K-1)")
+        rows[split] = [(xs[cs == k], ys[cs == k]) for k in clients]
     num_classes = int(max(y.max(), y_test.max())) + 1 if num_classes is None else num_classes
     return FederatedData(train=pad_clients(rows["train"]), test=pad_clients(rows["test"]),
                          num_classes=num_classes, name=name)

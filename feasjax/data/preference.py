@@ -65,9 +65,10 @@ def _prompt(rng: np.random.Generator, k: int, digits: int, hard: bool) -> np.nda
 
 
 def _lengths(rng: np.random.Generator, n: int, short: tuple, long: tuple, rare: float):
+    """Prompt lengths, long for a fraction ``rare`` of the rows (``hard``)."""
     hard = rng.permutation(n) < int(round(rare * n))
-    k = np.where(hard, rng.integers(long[0], long[1] + 1, n), rng.integers(short[0],
-                                                                         short[1] + 1, n))
+    k = np.where(hard, rng.integers(long[0], long[1] + 1, n),
+                 rng.integers(short[0], short[1] + 1, n))
     return k, hard
 
 

@@ -1,7 +1,5 @@
-"""Data with groups: a spurious-correlation benchmark and a class-conditional Gaussian model.
-
-Groups of ``spurious_digits`` are ``2 * label + attribute``; ``gaussian_classes`` is the model of
-Stromberg, Thrampoulidis and Sankar (2025, arXiv 2506.20025).
+"""Data with groups: the spurious-digits benchmark, your arrays with groups, and the
+class-conditional Gaussian model of Stromberg, Thrampoulidis and Sankar (2025, arXiv 2506.20025).
 """
 from __future__ import annotations
 
@@ -158,11 +156,9 @@ def group_dataset(x: np.ndarray, y: np.ndarray, group: np.ndarray, *,
                   name: str = "arrays") -> GroupDataset:
     """Your arrays with a ``group`` per sample as train / validation / test splits.
 
-    A split you give (``x_val``, ``y_val``, ``group_val``; ``x_test``, ``y_test``,
-    ``group_test``) is used as it is; only a missing one is cut from ``x`` (stratified by group,
-    ``random_state=seed``, in the proportions of ``fractions``), and the rest of ``x`` trains.
-    ``GroupDataset.given`` names the splits you gave. Inputs are standardised with training
-    statistics.
+    A split you give is used as it is (``GroupDataset.given`` names it); a missing one is cut
+    from ``x`` (stratified by group), and the rest of ``x`` trains. Inputs are standardised with
+    training statistics.
 
     Args:
       x, y, group: inputs ``(N, ...)``, integer labels and integer groups ``(N,)``.
@@ -202,8 +198,7 @@ def gaussian_classes(key: jax.Array, n: int, d: int, *, pi_plus: float, snr: flo
 
     Args:
       key: a ``jax.random`` key.
-      n: number of samples (static).
-      d: dimension (static).
+      n, d: number of samples and dimension (static).
       pi_plus: ``P(y = +1)``, in ``(0, 1)``.
       snr: ``||μ||``.
 
