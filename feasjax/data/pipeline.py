@@ -115,8 +115,7 @@ class Pipeline:
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[dict]:
         """Minibatches ``start, start + 1, ...`` of epoch ``epoch``."""
-        dataset = self.epoch(epoch)
-        return (dataset[s] for s in range(start, self.steps_per_epoch))
+        return map(self.epoch(epoch).__getitem__, range(start, self.steps_per_epoch))
 
     def _read(self, rows: np.ndarray) -> dict:
         if isinstance(self.source, dict):

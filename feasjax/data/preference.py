@@ -124,10 +124,8 @@ def sorting_preferences(seed: int = 0, *, num_sft: int = 2048, num_train: int = 
 
     Example:
       >>> import feasjax as fj
-      >>> task = fj.data.sorting_preferences(
-      ...     0, num_sft=8, num_train=20, num_test=4)
-      >>> train = task.train
-      >>> train["chosen"].shape, task.vocab_size, int(train["noisy"].sum())
+      >>> task = fj.data.sorting_preferences(0, num_sft=8, num_train=20, num_test=4)
+      >>> task.train["chosen"].shape, task.vocab_size, int(task.train["noisy"].sum())
       ((20, 19), 14, 1)
       >>> # BOS 3 8 5 0 SEP 0 3 5 8 EOS (digit d is token d + 4)
       >>> task.sft["tokens"][0, :11].tolist()
