@@ -1,11 +1,6 @@
-"""Datasets: the bundled scikit-learn datasets and the ``Dataset`` record (``datasets``),
-loading and checking the user's own ``.npz``/``.npy`` arrays (``user_data``), datasets split
-over federated clients with label skew and padding masks (``federated``), and data with
-groups: the spurious-digits benchmark and the class-conditional Gaussian model (``spurious``),
-a tabular benchmark with a spurious feature (``tabular``), a Grain pipeline of minibatches
-that carry their dataset rows (``pipeline``), and a generated preference task for language models
-(``preference``: sorting, correct vs corrupted continuations).
-"""
+"""Datasets: bundled (``datasets``), the user's own files (``user_data``), split over federated
+clients (``federated``), with groups (``spurious``, ``tabular``), a Grain pipeline of minibatches
+that carry their rows (``pipeline``) and a generated preference task (``preference``)."""
 from typing import TYPE_CHECKING
 
 from feasjax._exports import by_name, module_attributes
@@ -27,14 +22,12 @@ __all__ = ["Dataset", "gaussian_classes", "group_dataset", "GroupDataset", "DATA
            "PreferenceTask", "RandomCropFlip", "sorting_preferences", "spurious_digits",
            "spurious_tabular", "TASKS", "user_dataset", "validate_arrays"]
 
-# No longer exported here (helpers, or records only the library builds); until 0.3 they still
-# resolve, with a DeprecationWarning naming the module that defines them.
+# Helpers no longer exported here: until 0.3 they resolve with a DeprecationWarning.
 _DEPRECATED = by_name({
     "feasjax.data.user_data": ("name_of",),
 })
 
-# Imported on first use: ``feasjax.data.datasets`` (numpy only) does not pull in JAX through
-# ``spurious``, so the command line lists the bundled datasets without importing JAX.
+# Imported on first use, so the command line lists the bundled datasets without importing JAX.
 __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECATED, lazy={
     "feasjax.data.datasets": (
         "TASKS", "DATASETS", "Dataset", "validate_arrays", "from_arrays", "load_dataset"),

@@ -7,9 +7,8 @@ from feasjax.data.user_data import load_arrays
 
 
 def read_npz(path: str, optional: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """``x`` and ``y`` as :func:`feasjax.data.load_arrays` reads them (a readable file without
-    pickles, both arrays present, or a ``ValueError`` naming the file), and every array of
-    ``optional`` that the file holds. Nothing is validated beyond that."""
+    """``x`` and ``y`` as :func:`feasjax.data.load_arrays` reads them, and every array of
+    ``optional`` that the file holds (not validated)."""
     arrays = load_arrays(path)
     with np.load(path, allow_pickle=False) as npz:
         arrays.update({k: npz[k] for k in optional if k in npz.files})

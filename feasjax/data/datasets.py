@@ -1,10 +1,6 @@
-"""Datasets: scikit-learn's bundled real datasets, and validation of user-supplied arrays.
-
-Everything here is host-side numpy: a :class:`Dataset` is split, standardised with training
-statistics and cast (``float32`` inputs; ``int32`` labels or ``float32`` targets) once, before it
-is put on the device by the training loop. No network access is needed: ``digits``,
-``breast_cancer`` and ``diabetes`` ship inside scikit-learn.
-"""
+"""scikit-learn's bundled datasets (no network) and checks of user arrays, in host numpy: a
+:class:`Dataset` is split, standardised with training statistics and cast once, before the
+training loop puts it on the device."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,26 +13,20 @@ __all__ = ["TASKS", "DATASETS", "Dataset", "validate_arrays", "from_arrays", "lo
 TASKS = ("classification", "regression")
 # name -> (task, image shape of one sample or None); the loader is sklearn.datasets.load_<name>
 # (scikit-learn takes ~0.5 s to import: it is imported when a dataset is loaded, not before).
-_BUNDLED = {
-    "digits": ("classification", (8, 8, 1)),
-    "breast_cancer": ("classification", None),
-    "diabetes": ("regression", None),
-}
+_BUNDLED = {"digits": ("classification", (8, 8, 1)), "breast_cancer": ("classification", None),
+            "diabetes": ("regression", None)}
 DATASETS = tuple(_BUNDLED)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
-    """A train/test split ready for training (standardised inputs, cast dtypes).
-
-    Made by :func:`load_dataset` (bundled data) or :func:`from_arrays` (your arrays).
+    """A train/test split ready for training, made by :func:`load_dataset` or :func:`from_arrays`.
 
     Example:
       >>> from feasjax.data import load_dataset
       >>> data = load_dataset("digits")
-      >>> rows = len(data.y_train) + len(data.y_test)
-      >>> data.task, data.num_classes, data.x_train.dtype, rows
-      ('classification', 10, dtype('float32'), 1797)
+      >>> data.task, data.num_classes, data.x_train.dtype
+      ('classification', 10, dtype('float32'))
     """
 
     x_train: np.ndarray  # shape=(N_train, ...), float32, standardised with train statistics
@@ -53,6 +43,36 @@ class Dataset:
     target_std: float = 1.0
 
 
+def _check_int(value: object, name: str, low: int) -> int:
+    """``value`` as an int (not a bool) >= ``low``, or a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {name}={value!r}")
+    return int(value)
+
+
+def _check_fraction(test_fraction: object) -> float:
+    if not (isinstance(test_fraction, numbers.Real) and 0 < test_fraction < 1):
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction=}")
+    return float(test_fraction)
+
+
+def _check_ids(ids: object, y: np.ndarray, name: str) -> np.ndarray:
+    """One integer id >= 0 per sample of ``y`` (a group or a client), as ``int32``."""
+    ids = np.asarray(ids)
+    if ids.shape != y.shape or ids.dtype.kind not in "iu" or (ids.size and ids.min() < 0):
+        raise ValueError(f"{name} must hold one integer id >= 0 per sample ({len(y)}), got "
+                         f"shape {ids.shape} and dtype {ids.dtype}")
+    return ids.astype(np.int32)
+
+
+def _all_or_none(arrays: dict, need: str) -> bool:
+    """Whether ``arrays`` are given: all of them or none (else "``{need}`` all of ...")."""
+    given = [k for k, v in arrays.items() if v is not None]
+    if given and len(given) < len(arrays):
+        raise ValueError(f"{need} all of {list(arrays)}, got only {given}")
+    return bool(given)
+
+
 def _check_x(x: object, name: str) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "biuf":
@@ -61,19 +81,16 @@ def _check_x(x: object, name: str) -> np.ndarray:
         raise ValueError(f"{name} must have shape (N, features...) with N >= 1, got {x.shape=}")
     bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
     if bad.any():
-        raise ValueError(
-            f"{name} must be finite, got nan or inf in {bad.sum()} samples "
-            f"(first at index {np.flatnonzero(bad)[0]})"
-        )
+        raise ValueError(f"{name} must be finite, got nan or inf in {bad.sum()} samples "
+                         f"(first at index {np.flatnonzero(bad)[0]})")
     return x.astype(np.float32)
 
 
-def _check_y(y: object, n: int, task: str, num_classes: int | None, name: str, x_name: str):
+def _check_y(y: object, n: int, task: str, num_classes: int | None, x_name: str, name: str):
     y = np.asarray(y)
     if y.ndim == 0 or y.shape[0] != n:
-        raise ValueError(
-            f"{name} must have one entry per sample of {x_name} ({n}), got {name}.shape={y.shape}"
-        )
+        raise ValueError(f"{name} must have one entry per sample of {x_name} ({n}), got "
+                         f"{name}.shape={y.shape}")
     if y.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold numbers, got dtype {y.dtype}")
     if task == "regression":
@@ -87,23 +104,15 @@ def _check_y(y: object, n: int, task: str, num_classes: int | None, name: str, x
     if y.min() < 0:
         raise ValueError(f"{name} labels must be >= 0, got minimum {y.min()}")
     if num_classes is not None and y.max() >= num_classes:
-        raise ValueError(
-            f"{name} labels must be in [0, {num_classes}) for {num_classes=}, got max {y.max()}"
-        )
+        raise ValueError(f"{name} labels must be in [0, {num_classes}) for {num_classes=}, got "
+                         f"max {y.max()}")
     return y.astype(np.int32)
 
 
-def validate_arrays(
-    x: object,
-    y: object,
-    *,
-    task: str = "classification",
-    num_classes: int | None = None,
-    names: tuple[str, str] = ("x", "y"),
-) -> tuple[np.ndarray, np.ndarray]:
+def validate_arrays(x: object, y: object, *, task: str = "classification",
+                    num_classes: int | None = None, names: tuple[str, str] = ("x", "y")
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Check user arrays and cast them: ``float32`` inputs, ``int32`` labels or ``float32`` targets.
-
-    Raises ``ValueError`` naming the array (``names``) and the problem.
 
     Args:
       x: inputs, shape ``(N, ...)``, real and finite.
@@ -111,7 +120,10 @@ def validate_arrays(
         ``task="classification"``; finite targets ``(N, ...)`` for ``task="regression"``.
       task: ``"classification"`` or ``"regression"``.
       num_classes: if given, labels must be below it.
-      names: names of the two arrays in error messages (e.g. ``("x_train", "y_train")``).
+      names: names of the two arrays in the ``ValueError`` of bad input.
+
+    Returns:
+      ``(x, y)``, cast.
 
     Example:
       >>> import numpy as np
@@ -122,14 +134,11 @@ def validate_arrays(
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task=}")
-    if num_classes is not None and (
-        isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral)
-        or num_classes < 1
-    ):
+    if num_classes is not None and (isinstance(num_classes, bool) or num_classes < 1
+                                    or not isinstance(num_classes, numbers.Integral)):
         raise ValueError(f"num_classes must be a positive int or None, got {num_classes=}")
-    x_name, y_name = names
-    x_arr = _check_x(x, x_name)
-    return x_arr, _check_y(y, x_arr.shape[0], task, num_classes, y_name, x_name)
+    x = _check_x(x, names[0])
+    return x, _check_y(y, x.shape[0], task, num_classes, *names)
 
 
 def _standardise(train: np.ndarray, *others: np.ndarray):
@@ -141,43 +150,48 @@ def _standardise(train: np.ndarray, *others: np.ndarray):
     return scaled, mean, std
 
 
-def from_arrays(
-    x: object,
-    y: object,
-    x_test: object | None = None,
-    y_test: object | None = None,
-    *,
-    task: str = "classification",
-    num_classes: int | None = None,
-    seed: int = 0,
-    test_fraction: float = 0.3,
-    standardize: bool = True,
-    name: str = "arrays",
-    image_shape: tuple[int, int, int] | None = None,
-) -> Dataset:
+def _split_rows(y: np.ndarray, task: str, seed: int, test_fraction: object):
+    """The train and test rows of :func:`from_arrays`' split of ``y`` (validated labels)."""
+    test_fraction = _check_fraction(test_fraction)
+    stratify = None
+    if task == "classification":
+        counts = np.bincount(y)
+        if (sparse := np.flatnonzero(counts == 1)).size:
+            raise ValueError(f"y: class {sparse[0]} has a single sample; a stratified split "
+                             f"needs >= 2")
+        stratify = y
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(np.arange(len(y)), test_size=test_fraction, random_state=seed,
+                            stratify=stratify)
+
+
+def from_arrays(x: object, y: object, x_test: object | None = None, y_test: object | None = None,
+                *, task: str = "classification", num_classes: int | None = None, seed: int = 0,
+                test_fraction: float = 0.3, standardize: bool = True, name: str = "arrays",
+                image_shape: tuple[int, int, int] | None = None) -> Dataset:
     """Validate arrays and build a :class:`Dataset`, splitting off a test set if none is given.
 
-    Without ``x_test``/``y_test`` the data is split ``1 - test_fraction`` / ``test_fraction``
-    (stratified for classification, ``random_state=seed``); inputs (and regression targets) are
-    standardised per feature with training statistics.
+    The split is stratified for classification (``random_state=seed``); inputs (and regression
+    targets) are standardised per feature with training statistics.
 
     Args:
       x, y: training (or all) inputs and labels/targets, see :func:`validate_arrays`.
-      x_test, y_test: an explicit test set (both or neither).
+      x_test, y_test: an explicit test set (both or neither) instead of a split.
       task: ``"classification"`` or ``"regression"``.
       num_classes: number of classes; default ``max label + 1`` (classification).
-      seed: seed of the train/test split.
-      test_fraction: fraction of samples held out, in ``(0, 1)``.
+      seed, test_fraction: seed of the split and fraction held out, in ``(0, 1)``.
       standardize: standardise with training statistics.
       name: the dataset's name.
       image_shape: ``(H, W, C)`` of one sample if it is an image (for a CNN), else None.
 
+    Returns:
+      The :class:`Dataset`.
+
     Example:
       >>> import numpy as np
       >>> from feasjax.data import from_arrays
-      >>> ds = from_arrays(
-      ...     np.arange(20.0).reshape(10, 2), np.arange(10) % 2, test_fraction=0.4
-      ... )
+      >>> ds = from_arrays(np.arange(20.0).reshape(10, 2), np.arange(10) % 2, test_fraction=0.4)
       >>> ds.x_train.shape, ds.x_test.shape, ds.num_classes
       ((6, 2), (4, 2), 2)
     """
@@ -187,30 +201,14 @@ def from_arrays(
         raise ValueError(f"seed must be an int in [0, 2**32), got {seed=}")
     x, y = validate_arrays(x, y, task=task, num_classes=num_classes)
     if x_test is None:
-        if not (isinstance(test_fraction, numbers.Real) and 0 < test_fraction < 1):
-            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction=}")
-        stratify = None
-        if task == "classification":
-            counts = np.bincount(y)
-            if (sparse := np.flatnonzero((counts > 0) & (counts < 2))).size:
-                raise ValueError(
-                    f"y: class {sparse[0]} has a single sample; a stratified split needs >= 2"
-                )
-            stratify = y
-        from sklearn.model_selection import train_test_split
-
-        x, x_test, y, y_test = train_test_split(
-            x, y, test_size=test_fraction, random_state=seed, stratify=stratify
-        )
+        train, test = _split_rows(y, task, seed, test_fraction)
+        x, x_test, y, y_test = x[train], x[test], y[train], y[test]
     else:
-        x_test, y_test = validate_arrays(
-            x_test, y_test, task=task, num_classes=num_classes, names=("x_test", "y_test")
-        )
+        x_test, y_test = validate_arrays(x_test, y_test, task=task, num_classes=num_classes,
+                                         names=("x_test", "y_test"))
         if x_test.shape[1:] != x.shape[1:] or y_test.shape[1:] != y.shape[1:]:
-            raise ValueError(
-                "test arrays must match the training sample shapes, got "
-                f"{x.shape=}, {x_test.shape=}, {y.shape=}, {y_test.shape=}"
-            )
+            raise ValueError(f"test arrays must match the training sample shapes, got {x.shape=}, "
+                             f"{x_test.shape=}, {y.shape=}, {y_test.shape=}")
     if task == "classification" and num_classes is None:
         num_classes = int(max(y.max(), y_test.max())) + 1
     target_mean, target_std = 0.0, 1.0
@@ -219,19 +217,23 @@ def from_arrays(
         if task == "regression":
             (y, y_test), mean, std = _standardise(y, y_test)
             target_mean, target_std = float(np.mean(mean)), float(np.mean(std))
-    return Dataset(
-        x_train=x, y_train=y, x_test=x_test, y_test=y_test, task=task,
-        num_classes=int(num_classes) if task == "classification" else 0, name=name,
-        image_shape=image_shape, target_mean=target_mean, target_std=target_std,
-    )
+    return Dataset(x, y, x_test, y_test, task,
+                   int(num_classes) if task == "classification" else 0, name,
+                   image_shape=image_shape, target_mean=target_mean, target_std=target_std)
 
 
 def load_dataset(name: str = "digits", seed: int = 0, test_fraction: float = 0.3) -> Dataset:
-    """Load one of scikit-learn's bundled datasets (no network), split and standardised.
+    """Load a scikit-learn bundled dataset, split and standardised as by :func:`from_arrays`.
 
     ``digits`` (1797 8x8 images, 10 classes) and ``breast_cancer`` (569 x 30, 2 classes) are
-    classification; ``diabetes`` (442 x 10) is regression with a standardised target. Split and
-    standardisation as in :func:`from_arrays`.
+    classification; ``diabetes`` (442 x 10) is regression with a standardised target.
+
+    Args:
+      name: one of :data:`DATASETS`.
+      seed, test_fraction: as in :func:`from_arrays`.
+
+    Returns:
+      The :class:`Dataset`.
 
     Example:
       >>> from feasjax.data import load_dataset
@@ -245,7 +247,5 @@ def load_dataset(name: str = "digits", seed: int = 0, test_fraction: float = 0.3
 
     task, image_shape = _BUNDLED[name]
     x, y = getattr(sk_datasets, f"load_{name}")(return_X_y=True)
-    return from_arrays(
-        x, y, task=task, seed=seed, test_fraction=test_fraction, name=name,
-        image_shape=image_shape,
-    )
+    return from_arrays(x, y, task=task, seed=seed, test_fraction=test_fraction, name=name,
+                       image_shape=image_shape)

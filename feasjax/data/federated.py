@@ -1,8 +1,7 @@
-"""Federated data: a classification dataset split over K clients, each with its own train/test.
+"""A classification dataset split over K clients, each with its own train/test split.
 
-Label skew follows Hsu, Qi, Brown 2019 (Dirichlet proportions per class); a feature shift adds a
-fixed random offset per client. Clients are padded to a common length with masks: padding rows
-repeat the client's first row and have ``mask == False``, so they never count.
+Label skew follows Hsu, Qi, Brown 2019 (Dirichlet proportions per class). Clients are padded to
+a common length: real rows first, then copies of the client's first row with ``mask == False``.
 """
 from __future__ import annotations
 
@@ -11,7 +10,8 @@ import numbers
 
 import numpy as np
 
-from feasjax.data.datasets import load_dataset, validate_arrays
+from feasjax.data.datasets import (_all_or_none, _check_fraction, _check_ids, _check_int,
+                                   load_dataset, validate_arrays)
 
 __all__ = ["FederatedData", "dirichlet_partition", "federated_dataset", "from_client_arrays",
            "pad_clients"]
@@ -21,9 +21,6 @@ __all__ = ["FederatedData", "dirichlet_partition", "federated_dataset", "from_cl
 class FederatedData:
     """K clients' padded train and test arrays (host numpy), made by :func:`federated_dataset`
     or :func:`from_client_arrays`.
-
-    ``train`` and ``test`` map ``"x"`` to ``(K, n_max, ...)`` float32, ``"y"`` to ``(K, n_max)``
-    int32 and ``"mask"`` to ``(K, n_max)`` bool (real rows first).
 
     Example:
       >>> from feasjax.data import federated_dataset
@@ -48,12 +45,6 @@ class FederatedData:
         return self.train["mask"].sum(axis=1)
 
 
-def _check_int(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {name}={value!r}")
-    return int(value)
-
-
 def dirichlet_partition(labels: np.ndarray, num_clients: int, beta: float, *, seed: int = 0,
                         min_size: int = 2, max_tries: int = 1000) -> np.ndarray:
     """Client id of every sample: each class split over clients by ``Dirichlet(beta)`` proportions.
@@ -67,9 +58,7 @@ def dirichlet_partition(labels: np.ndarray, num_clients: int, beta: float, *, se
     Example:
       >>> import numpy as np
       >>> from feasjax.data import dirichlet_partition
-      >>> ids = dirichlet_partition(
-      ...     np.repeat(np.arange(3), 20), num_clients=4, beta=0.5
-      ... )
+      >>> ids = dirichlet_partition(np.repeat(np.arange(3), 20), num_clients=4, beta=0.5)
       >>> ids.shape, int(np.bincount(ids, minlength=4).min()) >= 2
       ((60,), True)
     """
@@ -112,26 +101,23 @@ def pad_clients(rows: list, *, length: int | None = None) -> dict:
     Example:
       >>> import numpy as np
       >>> from feasjax.data import pad_clients
-      >>> d = pad_clients(
-      ...     [(np.ones((2, 3)), np.array([0, 1])), (np.zeros((1, 3)), np.array([2]))]
-      ... )
+      >>> d = pad_clients([(np.ones((2, 3)), [0, 1]), (np.zeros((1, 3)), [2])])
       >>> d["x"].shape, d["y"].tolist(), d["mask"].tolist()
       ((2, 2, 3), [[0, 1], [2, 2]], [[True, True], [True, False]])
     """
     if not rows or len(rows[0][0]) == 0:
         raise ValueError("rows must hold at least one client, the first with >= 1 sample")
     length = max(len(y) for _, y in rows) if length is None else length
-    xs, ys, masks = [], [], []
+    padded = []
     for x, y in rows:
-        n = len(y)
-        if n > length:
-            raise ValueError(f"length={length} is below a client's {n} samples")
-        x, y = (np.asarray(x), np.asarray(y)) if n else (rows[0][0][:1], rows[0][1][:1])
-        fill = np.concatenate([np.arange(len(y)), np.zeros(length - len(y), int)])
-        xs.append(np.asarray(x)[fill])
-        ys.append(np.asarray(y)[fill])
-        masks.append(np.arange(length) < n)
-    return {"x": np.stack(xs), "y": np.stack(ys), "mask": np.stack(masks)}
+        if len(y) > length:
+            raise ValueError(f"length={length} is below a client's {len(y)} samples")
+        mask = np.arange(length) < len(y)
+        fill = np.where(mask, np.arange(length), 0)  # padding repeats row 0
+        x, y = (x, y) if len(y) else rows[0]
+        padded.append((np.asarray(x)[fill], np.asarray(y)[fill], mask))
+    x, y, mask = (np.stack(parts) for parts in zip(*padded))
+    return {"x": x, "y": y, "mask": mask}
 
 
 def _split_clients(x, y, client, num_clients, test_fraction, seed, shift, name, num_classes):
@@ -149,12 +135,6 @@ def _split_clients(x, y, client, num_clients, test_fraction, seed, shift, name, 
         test.append((xk[:n_test], y[idx[:n_test]]))
     return FederatedData(train=pad_clients(train), test=pad_clients(test),
                          num_classes=num_classes, name=name)
-
-
-def _check_fraction(test_fraction: object) -> float:
-    if not (isinstance(test_fraction, numbers.Real) and 0 < test_fraction < 1):
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction=}")
-    return float(test_fraction)
 
 
 def federated_dataset(name: str = "digits", num_clients: int = 10, beta: float = 0.3, *,
@@ -184,15 +164,6 @@ def federated_dataset(name: str = "digits", num_clients: int = 10, beta: float =
                           name, ds.num_classes)
 
 
-def _check_clients(client: object, y: np.ndarray, name: str) -> np.ndarray:
-    client = np.asarray(client)
-    if (client.shape != y.shape or client.dtype.kind not in "iu"
-            or (client.size and client.min() < 0)):
-        raise ValueError(f"{name} must hold one integer id >= 0 per sample ({len(y)}), got "
-                         f"shape {client.shape} and dtype {client.dtype}")
-    return client
-
-
 def _given_test(x, y, client, x_test, y_test, client_test, num_classes, name):
     """Every row of ``x`` trains and the given rows test, client by client."""
     x_test, y_test = validate_arrays(x_test, y_test, num_classes=num_classes,
@@ -200,15 +171,14 @@ def _given_test(x, y, client, x_test, y_test, client_test, num_classes, name):
     if x_test.shape[1:] != x.shape[1:]:
         raise ValueError(f"x_test must have the feature shape of x {x.shape[1:]}, got "
                          f"{x_test.shape[1:]}")
-    client_test = _check_clients(client_test, y_test, "client_test")
-    rows = {"train": [], "test": []}
-    for k in range(int(max(client.max(), client_test.max())) + 1):
-        for split, (xs, ys, cs) in (("train", (x, y, client)),
-                                    ("test", (x_test, y_test, client_test))):
-            if not (cs == k).any():
-                raise ValueError(f"client {k} has no {split} rows; every client needs >= 1 "
-                                 f"(client ids are 0..K-1)")
-            rows[split].append((xs[cs == k], ys[cs == k]))
+    client_test = _check_ids(client_test, y_test, "client_test")
+    clients = np.arange(max(client.max(), client_test.max()) + 1)
+    rows = {}
+    for split, xs, ys, cs in (("train", x, y, client), ("test", x_test, y_test, client_test)):
+        if (missing := np.setdiff1d(clients, cs)).size:
+            raise ValueError(f"client {missing[0]} has no {split} rows; every client needs >= 1 "
+                             f"(client ids are 0..K-1)")
+        rows[split] = [(xs[cs == k], ys[cs == k]) for k in clients]
     num_classes = int(max(y.max(), y_test.max())) + 1 if num_classes is None else num_classes
     return FederatedData(train=pad_clients(rows["train"]), test=pad_clients(rows["test"]),
                          num_classes=num_classes, name=name)
@@ -220,9 +190,9 @@ def from_client_arrays(x: object, y: object, client: object, *, x_test: object |
                        seed: int = 0, name: str = "arrays") -> FederatedData:
     """Your arrays with a ``client`` id per sample -> :class:`FederatedData` (per-client splits).
 
-    Inputs are used as given (standardise them beforehand if needed). With ``x_test``,
-    ``y_test`` and ``client_test`` every row of ``x`` trains and those rows test; without them
-    each client's rows are split (``test_fraction``, ``seed``).
+    Inputs are used as given (not standardised). With ``x_test``, ``y_test`` and
+    ``client_test`` every row of ``x`` trains and those rows test; without them each client's
+    rows are split.
 
     Args:
       x: inputs ``(N, ...)``; y: integer labels ``(N,)``.
@@ -241,25 +211,14 @@ def from_client_arrays(x: object, y: object, client: object, *, x_test: object |
     Example:
       >>> import numpy as np
       >>> from feasjax.data import from_client_arrays
-      >>> fed = from_client_arrays(
-      ...     np.zeros((8, 2)), np.arange(8) % 2, np.arange(8) // 4
-      ... )
+      >>> fed = from_client_arrays(np.zeros((8, 2)), np.arange(8) % 2, np.arange(8) // 4)
       >>> fed.num_clients, fed.train_counts.tolist()
       (2, [3, 3])
-      >>> fed = from_client_arrays(
-      ...     np.zeros((8, 2)), np.arange(8) % 2, np.arange(8) // 4,
-      ...     x_test=np.ones((3, 2)), y_test=np.array([0, 1, 1]),
-      ...     client_test=np.array([0, 1, 1]))
-      >>> fed.train_counts.tolist(), fed.test["mask"].sum(axis=1).tolist()
-      ([4, 4], [1, 2])
     """
     x, y = validate_arrays(x, y, num_classes=num_classes)
-    client = _check_clients(client, y, "client")
+    client = _check_ids(client, y, "client")
     test = {"x_test": x_test, "y_test": y_test, "client_test": client_test}
-    if any(v is not None for v in test.values()):
-        if any(v is None for v in test.values()):
-            raise ValueError(f"given test rows need all of {list(test)}, got only "
-                             f"{[k for k, v in test.items() if v is not None]}")
+    if _all_or_none(test, "given test rows need"):
         return _given_test(x, y, client, x_test, y_test, client_test, num_classes, name)
     num_classes = int(y.max()) + 1 if num_classes is None else num_classes
     return _split_clients(x, y, client, int(client.max()) + 1, _check_fraction(test_fraction),

@@ -1,19 +1,7 @@
-"""A Grain data pipeline whose minibatches carry their dataset rows, for data beyond memory.
-
-Feasible Learning indexes its multipliers by dataset row, so every minibatch must say which
-rows it holds. :class:`Pipeline` turns any random-access source (a dict of arrays, ``.npy``
-memmaps, an ArrayRecord or TFDS ``data_source``: anything with ``len`` and ``[i]``) into
-per-epoch shuffled minibatches ``{"index": (B,) int32 global rows, **the rows' fields}`` built
-with Grain's ``MapDataset`` (random access: batch ``s`` of epoch ``e`` is a pure function of the
-seed, ``e`` and ``s``). The position in the run is the iterator's whole state, so a resume
-continues the same data order. With several processes each reads only its contiguous block of
-rows (``process_index`` of ``process_count``) and the global indices stay global. Image
-augmentation (random crop with padding, horizontal flip) is a Grain ``RandomMap`` seeded per
-batch, so augmented runs resume exactly too.
-
-``fj.train(step, carry, pipeline, ...)`` runs a pipeline through the engine (a jitted step per
-minibatch, the next batch put on the device while the step runs); in-memory arrays keep the
-fully compiled epochs.
+"""A Grain pipeline for data beyond memory whose minibatches carry their dataset rows (the
+multipliers' indices). Batch ``s`` of epoch ``e`` is a pure function of the seed, ``e`` and
+``s`` (augmentation included), so the position in the run is the whole state and a resume
+continues the same data order; ``fj.train(step, carry, pipeline, ...)`` runs one.
 """
 from __future__ import annotations
 
@@ -60,12 +48,14 @@ class RandomCropFlip:
 
 
 class Pipeline:
-    """Per-epoch shuffled minibatches of a source, with the global row of every example.
+    """Per-epoch shuffled minibatches ``{"index": (B,) int32 global rows, **fields}``.
+
+    With several processes each reads only its contiguous block of rows; indices stay global.
 
     Args:
-      source: a dict of arrays with a leading row axis (numpy arrays or ``np.load(...,
-        mmap_mode="r")`` memmaps: rows are gathered a batch at a time), or any random-access
-        source of Grain's (``len(source)``, ``source[i]`` -> a dict of arrays).
+      source: a dict of arrays with a leading row axis (numpy arrays or ``.npy`` memmaps), or
+        any random-access source (``len(source)``, ``source[i]`` -> a dict of arrays: an
+        ArrayRecord or TFDS ``data_source``).
       batch_size: rows per minibatch *of this process* (the global batch is
         ``batch_size * process_count``); an epoch drops the last incomplete batch.
       seed: the shuffling (and augmentation) seed.
@@ -125,8 +115,7 @@ class Pipeline:
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[dict]:
         """Minibatches ``start, start + 1, ...`` of epoch ``epoch``."""
-        dataset = self.epoch(epoch)
-        return (dataset[s] for s in range(start, self.steps_per_epoch))
+        return map(self.epoch(epoch).__getitem__, range(start, self.steps_per_epoch))
 
     def _read(self, rows: np.ndarray) -> dict:
         if isinstance(self.source, dict):

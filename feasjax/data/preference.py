@@ -1,17 +1,5 @@
-"""A generated preference task: sorting digits, with a correct and a corrupted continuation.
-
-Every sequence is ``BOS x_1..x_k SEP y_1..y_k EOS`` right-padded with ``PAD``, where ``y`` is
-``x`` sorted. The task has two parts, drawn from one seed (numpy only, nothing downloaded):
-
-* ``sft``: correct sequences to fine-tune a base model on (supervised, next-token loss on the
-  continuation); long prompts are rare there;
-* ``train`` and ``test``: preference pairs, the chosen continuation the sorted one and the
-  rejected one a corruption of it (two adjacent unequal digits swapped, or one digit changed).
-  A minority of pairs (``hard_fraction``) are *hard*: long prompts, the pattern the base model
-  saw least, corrupted by swapping two neighbours that differ by one (the subtlest error).
-  A fraction ``label_noise`` of the training pairs have chosen and rejected exchanged; the
-  test pairs are clean, so held-out accuracy measures the true preference.
-"""
+"""A generated preference task for language models: sorting digits, with a correct and a
+corrupted continuation (numpy only, nothing downloaded)."""
 from __future__ import annotations
 
 import dataclasses
@@ -77,9 +65,10 @@ def _prompt(rng: np.random.Generator, k: int, digits: int, hard: bool) -> np.nda
 
 
 def _lengths(rng: np.random.Generator, n: int, short: tuple, long: tuple, rare: float):
+    """Prompt lengths, long for a fraction ``rare`` of the rows (``hard``)."""
     hard = rng.permutation(n) < int(round(rare * n))
-    k = np.where(hard, rng.integers(long[0], long[1] + 1, n), rng.integers(short[0],
-                                                                         short[1] + 1, n))
+    k = np.where(hard, rng.integers(long[0], long[1] + 1, n),
+                 rng.integers(short[0], short[1] + 1, n))
     return k, hard
 
 
@@ -111,7 +100,15 @@ def sorting_preferences(seed: int = 0, *, num_sft: int = 2048, num_train: int = 
                         long: tuple = (7, 8), hard_fraction: float = 0.15,
                         sft_long_fraction: float = 0.05,
                         label_noise: float = 0.05) -> PreferenceTask:
-    """Sorting sequences to fine-tune on and preference pairs (see the module docstring).
+    """Sorting sequences to fine-tune on, and preference pairs.
+
+    Every sequence is ``BOS x_1..x_k SEP y_1..y_k EOS`` right-padded with ``PAD``, ``y`` being
+    ``x`` sorted. ``sft`` holds correct sequences (long prompts rare) to fine-tune a base model
+    on. In the ``train`` and ``test`` pairs the chosen continuation is the sorted one and the
+    rejected one a corruption of it (two adjacent unequal digits swapped, or one digit
+    changed); *hard* pairs have long prompts (what the base model saw least) and swap two
+    neighbours that differ by one (the subtlest error). Test pairs are clean (no label noise),
+    so held-out accuracy measures the true preference.
 
     Args:
       seed: seed of the numpy generator that draws everything.
@@ -127,10 +124,8 @@ def sorting_preferences(seed: int = 0, *, num_sft: int = 2048, num_train: int = 
 
     Example:
       >>> import feasjax as fj
-      >>> task = fj.data.sorting_preferences(
-      ...     0, num_sft=8, num_train=20, num_test=4)
-      >>> train = task.train
-      >>> train["chosen"].shape, task.vocab_size, int(train["noisy"].sum())
+      >>> task = fj.data.sorting_preferences(0, num_sft=8, num_train=20, num_test=4)
+      >>> task.train["chosen"].shape, task.vocab_size, int(task.train["noisy"].sum())
       ((20, 19), 14, 1)
       >>> # BOS 3 8 5 0 SEP 0 3 5 8 EOS (digit d is token d + 4)
       >>> task.sft["tokens"][0, :11].tolist()

@@ -1,7 +1,5 @@
-"""Data with groups: a spurious-correlation benchmark and a class-conditional Gaussian model.
-
-Groups of ``spurious_digits`` are ``2 * label + attribute``; ``gaussian_classes`` is the model of
-Stromberg, Thrampoulidis and Sankar (2025, arXiv 2506.20025).
+"""Data with groups: the spurious-digits benchmark, your arrays with groups, and the
+class-conditional Gaussian model of Stromberg, Thrampoulidis and Sankar (2025, arXiv 2506.20025).
 """
 from __future__ import annotations
 
@@ -11,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from feasjax.data.datasets import Dataset, _standardise, validate_arrays
+from feasjax.data.datasets import (Dataset, _all_or_none, _check_ids, _standardise,
+                                   validate_arrays)
 
 __all__ = ["GroupDataset", "spurious_digits", "group_dataset", "gaussian_classes"]
 
@@ -53,21 +52,43 @@ class GroupDataset:
                        self.num_classes, self.name, self.image_shape)
 
 
+def _group_splits(splits: list, **fields) -> GroupDataset:
+    """A :class:`GroupDataset` of ``(x, y, group)`` train, val and test splits, the inputs
+    standardised with training statistics."""
+    xs, _, _ = _standardise(*(x for x, _, _ in splits))
+    return GroupDataset(*(a for x, (_, y, g) in zip(xs, splits) for a in (x, y, g)), **fields)
+
+
 def _frame(images: np.ndarray, on: np.ndarray, value: float) -> np.ndarray:
     """Draw a one-pixel frame of brightness ``value`` around the 8x8 images where ``on``."""
     out = images.reshape(-1, 8, 8).copy()
-    border = np.zeros((8, 8), bool)
-    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
+    border = np.ones((8, 8), bool)
+    border[1:-1, 1:-1] = False
     out[on[:, None, None] & border[None]] = value
     return out.reshape(images.shape)
 
 
-def _split_fractions(fractions: tuple[float, float, float]) -> tuple[float, float, float]:
+def _cut(strata: np.ndarray, seed: int, fractions: tuple, *, test: bool = True,
+         val: bool = True) -> tuple[np.ndarray, dict]:
+    """The rows left to train and those cut off as ``"test"`` and ``"val"`` (as asked), in the
+    proportions of ``fractions`` and stratified by ``strata``."""
     if (len(fractions) != 3 or any(not 0 < f < 1 for f in fractions)
             or abs(sum(fractions) - 1) > 1e-9):
         raise ValueError(f"fractions must be three numbers in (0, 1) summing to 1 (train, val, "
                          f"test), got {fractions=}")
-    return fractions
+    train_f, val_f, test_f = fractions
+    # scikit-learn takes ~0.5 s to import: only when data is split.
+    from sklearn.model_selection import train_test_split
+
+    index, cut = np.arange(len(strata)), {}
+    if test:  # as a fraction of what is left to split
+        rest = train_f + test_f + (val_f if val else 0.0)
+        index, cut["test"] = train_test_split(index, test_size=test_f / rest,
+                                              random_state=seed, stratify=strata[index])
+    if val:
+        index, cut["val"] = train_test_split(index, test_size=val_f / (train_f + val_f),
+                                             random_state=seed, stratify=strata[index])
+    return index, cut
 
 
 def spurious_digits(seed: int = 0, *, correlation: float = 0.95, threshold: int = 5,
@@ -75,11 +96,9 @@ def spurious_digits(seed: int = 0, *, correlation: float = 0.95, threshold: int 
                     brightness: float = 16.0) -> GroupDataset:
     """The spurious-digits benchmark: label ``digit >= threshold``, a frame as the attribute.
 
-    The 1797 digits are split (stratified by digit, ``random_state=seed``) into train /
-    validation / test ``fractions``; the attribute is drawn with ``P(a = y) = correlation`` on
-    train and ``1/2`` on validation and test (a seeded numpy generator), then the frame
-    (brightness 16, the digits' maximum) is drawn and the pixels are standardised with
-    training statistics.
+    The 1797 digits are split (stratified by digit) into train / validation / test; the
+    attribute is drawn with ``P(a = y) = correlation`` on train and ``1/2`` on validation and
+    test, then the frame is drawn and the pixels are standardised with training statistics.
 
     Args:
       seed: seed of the split and of the attributes.
@@ -103,50 +122,30 @@ def spurious_digits(seed: int = 0, *, correlation: float = 0.95, threshold: int 
         raise ValueError(f"correlation must be in [0.5, 1), got {correlation=}")
     if not (isinstance(threshold, int) and 1 <= threshold <= 9):
         raise ValueError(f"threshold must be an int in [1, 9], got {threshold=}")
-    train_f, val_f, test_f = _split_fractions(fractions)
-    # scikit-learn takes ~0.5 s to import: only when data is loaded.
     from sklearn import datasets as sk_datasets
-    from sklearn.model_selection import train_test_split
 
     x, digit = sk_datasets.load_digits(return_X_y=True)
-    index = np.arange(len(digit))
-    rest, i_test = train_test_split(index, test_size=test_f, random_state=seed, stratify=digit)
-    i_train, i_val = train_test_split(rest, test_size=val_f / (train_f + val_f),
-                                      random_state=seed, stratify=digit[rest])
+    i_train, cut = _cut(digit, seed, fractions)
     rng = np.random.default_rng(seed)
     splits = []
-    for idx, p in ((i_train, correlation), (i_val, 0.5), (i_test, 0.5)):
+    for idx, p in ((i_train, correlation), (cut["val"], 0.5), (cut["test"], 0.5)):
         y = (digit[idx] >= threshold).astype(np.int32)
         attribute = np.where(rng.random(len(idx)) < p, y, 1 - y).astype(np.int32)
         splits.append((_frame(x[idx], attribute == 1, brightness), y, 2 * y + attribute))
-    (xs, _, _) = _standardise(*(s[0] for s in splits))
-    return GroupDataset(xs[0], splits[0][1], splits[0][2], xs[1], splits[1][1], splits[1][2],
-                        xs[2], splits[2][1], splits[2][2], num_classes=2, num_groups=4,
-                        name="spurious_digits", image_shape=(8, 8, 1))
+    return _group_splits(splits, num_classes=2, num_groups=4, name="spurious_digits",
+                         image_shape=(8, 8, 1))
 
 
-def _given_split(arrays: dict, split: str, features: tuple) -> tuple | None:
+def _given_split(split: str, features: tuple, x: object, y: object, group: object):
     """The user's ``x_<split>``, ``y_<split>``, ``group_<split>``, checked; None if absent."""
     names = (f"x_{split}", f"y_{split}", f"group_{split}")
-    given = [arrays[k] is not None for k in names]
-    if not any(given):
+    if not _all_or_none(dict(zip(names, (x, y, group))), f"a given {split} split needs"):
         return None
-    if not all(given):
-        raise ValueError(f"a given {split} split needs all of {list(names)}, got only "
-                         f"{[k for k, g in zip(names, given) if g]}")
-    x, y = validate_arrays(arrays[names[0]], arrays[names[1]], names=names[:2])
+    x, y = validate_arrays(x, y, names=names[:2])
     if x.shape[1:] != features:
         raise ValueError(f"{names[0]} must have the feature shape of x {features}, got "
                          f"{x.shape[1:]}")
-    return x, y, _check_group(arrays[names[2]], y, names[2])
-
-
-def _check_group(group: object, y: np.ndarray, name: str) -> np.ndarray:
-    group = np.asarray(group)
-    if group.shape != y.shape or group.dtype.kind not in "iu" or (group.size and group.min() < 0):
-        raise ValueError(f"{name} must hold one int >= 0 per sample, shape {y.shape}, got "
-                         f"shape {group.shape} and dtype {group.dtype}")
-    return group.astype(np.int32)
+    return x, y, _check_ids(group, y, names[2])
 
 
 def group_dataset(x: np.ndarray, y: np.ndarray, group: np.ndarray, *,
@@ -157,11 +156,9 @@ def group_dataset(x: np.ndarray, y: np.ndarray, group: np.ndarray, *,
                   name: str = "arrays") -> GroupDataset:
     """Your arrays with a ``group`` per sample as train / validation / test splits.
 
-    A split you give (``x_val``, ``y_val``, ``group_val``; ``x_test``, ``y_test``,
-    ``group_test``) is used as it is; only a missing one is cut from ``x`` (stratified by group,
-    ``random_state=seed``, in the proportions of ``fractions``), and the rest of ``x`` trains.
-    ``GroupDataset.given`` names the splits you gave. Inputs are standardised with training
-    statistics.
+    A split you give is used as it is (``GroupDataset.given`` names it); a missing one is cut
+    from ``x`` (stratified by group), and the rest of ``x`` trains. Inputs are standardised with
+    training statistics.
 
     Args:
       x, y, group: inputs ``(N, ...)``, integer labels and integer groups ``(N,)``.
@@ -179,35 +176,18 @@ def group_dataset(x: np.ndarray, y: np.ndarray, group: np.ndarray, *,
       >>> data = group_dataset(x, y, group=np.arange(40) % 4)
       >>> len(data.y_train), len(data.y_val), len(data.y_test), data.num_groups
       (19, 9, 12, 4)
-      >>> data = group_dataset(x, y, np.arange(40) % 4, x_test=x[:8], y_test=y[:8],
-      ...                      group_test=np.arange(8) % 4)
-      >>> len(data.y_train), len(data.y_val), len(data.y_test), data.given
-      (28, 12, 8, ('test',))
     """
     x, y = validate_arrays(x, y)
-    group = _check_group(group, y, "group")
-    arrays = {"x_val": x_val, "y_val": y_val, "group_val": group_val, "x_test": x_test,
-              "y_test": y_test, "group_test": group_test}
-    given = {s: _given_split(arrays, s, x.shape[1:]) for s in ("val", "test")}
-    train_f, val_f, test_f = _split_fractions(fractions)
-    from sklearn.model_selection import train_test_split
-
-    index, cut = np.arange(len(y)), {}
-    if given["test"] is None:  # as a fraction of what is left to split
-        rest = train_f + test_f + (val_f if given["val"] is None else 0.0)
-        index, cut["test"] = train_test_split(index, test_size=test_f / rest,
-                                              random_state=seed, stratify=group[index])
-    if given["val"] is None:
-        index, cut["val"] = train_test_split(index, test_size=val_f / (train_f + val_f),
-                                             random_state=seed, stratify=group[index])
+    group = _check_ids(group, y, "group")
+    given = {"val": _given_split("val", x.shape[1:], x_val, y_val, group_val),
+             "test": _given_split("test", x.shape[1:], x_test, y_test, group_test)}
+    index, cut = _cut(group, seed, fractions, test=given["test"] is None,
+                      val=given["val"] is None)
     splits = [(x[index], y[index], group[index])]
     splits += [given[s] or (x[cut[s]], y[cut[s]], group[cut[s]]) for s in ("val", "test")]
-    (xt, xv, xe), _, _ = _standardise(*(s[0] for s in splits))
-    (_, yt, gt), (_, yv, gv), (_, ye, ge) = splits
-    return GroupDataset(xt, yt, gt, xv, yv, gv, xe, ye, ge,
-                        num_classes=int(max(s[1].max() for s in splits)) + 1,
-                        num_groups=int(max(s[2].max(initial=0) for s in splits)) + 1, name=name,
-                        given=tuple(s for s in ("val", "test") if given[s] is not None))
+    return _group_splits(splits, num_classes=int(max(s[1].max() for s in splits)) + 1,
+                         num_groups=int(max(s[2].max(initial=0) for s in splits)) + 1, name=name,
+                         given=tuple(s for s in ("val", "test") if given[s] is not None))
 
 
 def gaussian_classes(key: jax.Array, n: int, d: int, *, pi_plus: float, snr: float = 1.0
@@ -218,8 +198,7 @@ def gaussian_classes(key: jax.Array, n: int, d: int, *, pi_plus: float, snr: flo
 
     Args:
       key: a ``jax.random`` key.
-      n: number of samples (static).
-      d: dimension (static).
+      n, d: number of samples and dimension (static).
       pi_plus: ``P(y = +1)``, in ``(0, 1)``.
       snr: ``||μ||``.
 

@@ -1,8 +1,5 @@
-"""A tabular group-robustness benchmark: a weak core feature and a strong spurious one.
-
-Groups are ``2 * label + attribute``, as in ``spurious_digits``; the attribute is a spurious
-*feature* of the row instead of a frame drawn on an image.
-"""
+"""A tabular group-robustness benchmark: a weak core feature and a strong spurious one (groups
+``2 * label + attribute``, as in ``spurious_digits``)."""
 from __future__ import annotations
 
 import numbers
@@ -10,8 +7,8 @@ import statistics
 
 import numpy as np
 
-from feasjax.data.datasets import _standardise
-from feasjax.data.spurious import GroupDataset
+from feasjax.data.datasets import _check_int
+from feasjax.data.spurious import GroupDataset, _group_splits
 
 __all__ = ["spurious_tabular"]
 
@@ -27,14 +24,14 @@ def _group_sizes(n: int, p_agree: float) -> np.ndarray:
 
 def _rows(rng: np.random.Generator, sizes: np.ndarray, core_shift: float,
           spurious_shift: float, noise_features: int) -> tuple:
-    group = np.repeat(np.arange(4, dtype=np.int32), sizes)
-    group = group[rng.permutation(len(group))]
+    """Shuffled rows ``[core, spurious, noise...]`` of the groups' sizes, with labels and groups."""
+    group = rng.permutation(np.repeat(np.arange(4, dtype=np.int32), sizes))
     y, a = group // 2, group % 2
     core = (2 * y - 1) * core_shift + rng.standard_normal(len(y))
     spurious = (2 * a - 1) * spurious_shift + rng.standard_normal(len(y))
     noise = rng.standard_normal((len(y), noise_features))
     x = np.column_stack([core, spurious, noise]).astype(np.float32)
-    return x, y.astype(np.int32), group
+    return x, y, group
 
 
 def spurious_tabular(seed: int = 0, *, train_size: int = 400, val_size: int = 200,
@@ -44,9 +41,8 @@ def spurious_tabular(seed: int = 0, *, train_size: int = 400, val_size: int = 20
 
     Labels are balanced. Feature 0 is ``(2y - 1) c + N(0, 1)`` with ``c = Φ^{-1}(core_accuracy)``:
     the best rule on it alone is right with probability ``core_accuracy``, on every split.
-    Feature 1 is ``(2a - 1) s + N(0, 1)`` with the attribute ``a``; each split has exact group
-    sizes: ``P(a = y) = correlation`` on the training split (e.g. 400 rows at 0.95: 10 rows in
-    each minority group) and ``1/2`` on validation and test (balanced groups). The
+    Feature 1 is ``(2a - 1) s + N(0, 1)`` with the attribute ``a``, and the group sizes are
+    exact: ``P(a = y) = correlation`` on train, ``1/2`` on validation and test. The
     ``noise_features`` further columns are ``N(0, 1)`` (room to memorise the minority rows).
     Inputs are standardised with training statistics.
 
@@ -67,13 +63,9 @@ def spurious_tabular(seed: int = 0, *, train_size: int = 400, val_size: int = 20
       >>> import numpy as np
       >>> from feasjax.data import spurious_tabular
       >>> data = spurious_tabular(seed=0)
-      >>> for split, counts in data.group_counts().items():
-      ...     print(split, counts)
-      train [190, 10, 10, 190]
-      val [50, 50, 50, 50]
-      test [100, 100, 100, 100]
-      >>> # the core feature predicts the label on every split,
-      >>> # the spurious one on train only
+      >>> data.group_counts()["train"]  # 400 rows at correlation 0.95
+      [190, 10, 10, 190]
+      >>> # the core feature predicts the label on every split, the spurious one on train only
       >>> agree = lambda x, y, col: float(np.mean((x[:, col] > 0) == (y == 1)))
       >>> [round(agree(data.x_train, data.y_train, col), 2) for col in (0, 1)]
       [0.87, 0.95]
@@ -88,13 +80,9 @@ def spurious_tabular(seed: int = 0, *, train_size: int = 400, val_size: int = 20
         raise ValueError(f"spurious_shift must be a finite number > 0, got {spurious_shift=}")
     for name, value, low in (("train_size", train_size, 4), ("val_size", val_size, 4),
                              ("test_size", test_size, 4), ("noise_features", noise_features, 0)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {name}={value!r}")
+        _check_int(value, name, low)
     core_shift = statistics.NormalDist().inv_cdf(core_accuracy)
     rng = np.random.default_rng(seed)
     splits = [_rows(rng, _group_sizes(n, p), core_shift, float(spurious_shift), noise_features)
               for n, p in ((train_size, correlation), (val_size, 0.5), (test_size, 0.5))]
-    (xt, xv, xe), _, _ = _standardise(*(s[0] for s in splits))
-    (_, yt, gt), (_, yv, gv), (_, ye, ge) = splits
-    return GroupDataset(xt, yt, gt, xv, yv, gv, xe, ye, ge, num_classes=2, num_groups=4,
-                        name="spurious_tabular")
+    return _group_splits(splits, num_classes=2, num_groups=4, name="spurious_tabular")

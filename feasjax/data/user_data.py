@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 
-from feasjax.data.datasets import Dataset, from_arrays, validate_arrays
+from feasjax.data.datasets import Dataset, _split_rows, from_arrays, validate_arrays
 
 __all__ = ["load_arrays", "user_dataset"]
 
@@ -15,6 +15,7 @@ OPTIONAL = ("group", "x_test", "y_test")
 
 
 def _load(path: str, what: str) -> np.ndarray:
+    """A memory-mapped ``.npy``, or a ``ValueError`` naming it."""
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -30,7 +31,7 @@ def load_arrays(data: str | None = None, *, x: str | None = None, y: str | None 
       x, y, group: ``.npy`` paths (memory-mapped) instead of ``data``; ``group`` optional.
 
     Returns:
-      A dict of numpy arrays (validated by :func:`user_dataset`).
+      A dict of numpy arrays, for :func:`user_dataset` to validate.
 
     Example:
       >>> import numpy as np, tempfile, os
@@ -45,30 +46,27 @@ def load_arrays(data: str | None = None, *, x: str | None = None, y: str | None 
     if data is None:
         if x is None or y is None:
             raise ValueError("--x and --y must be given together")
-        arrays = {"x": _load(x, "x"), "y": _load(y, "y")}
-        if group is not None:
-            arrays["group"] = _load(group, "group")
-        return arrays
+        paths = {"x": x, "y": y, "group": group}
+        return {k: _load(path, k) for k, path in paths.items() if path is not None}
     if group is not None:
         raise ValueError("--group goes with --x/--y; put 'group' inside the .npz instead")
     try:
         with np.load(data, allow_pickle=False) as npz:
             names = list(npz.files)
-            missing = [k for k in ("x", "y") if k not in names]
-            if missing:
-                raise ValueError(f"{data!r} has no array {missing[0]!r} (found {names}); an "
-                                 f".npz needs arrays 'x' and 'y' (optional {list(OPTIONAL)})")
-            return {k: npz[k] for k in ("x", "y", *OPTIONAL) if k in names}
+            arrays = {k: npz[k] for k in ("x", "y", *OPTIONAL) if k in names}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        if isinstance(e, ValueError) and str(e).startswith(repr(data)):
-            raise
-        hint = " (truncated or corrupted?)" if isinstance(e, (zipfile.BadZipFile,
-                                                              EOFError)) else ""
-        raise ValueError(f"cannot read {data!r} as an .npz of numeric arrays{hint} "
+        corrupt = isinstance(e, (zipfile.BadZipFile, EOFError))
+        raise ValueError(f"cannot read {data!r} as an .npz of numeric arrays"
+                         f"{' (truncated or corrupted?)' if corrupt else ''} "
                          f"({type(e).__name__}: {e})") from None
+    if missing := [k for k in ("x", "y") if k not in names]:
+        raise ValueError(f"{data!r} has no array {missing[0]!r} (found {names}); an .npz needs "
+                         f"arrays 'x' and 'y' (optional {list(OPTIONAL)})")
+    return arrays
 
 
 def _check_group(group: np.ndarray, n: int) -> np.ndarray:
+    """One integer group >= 0 per sample, as ``int32``."""
     group = np.asarray(group)
     if group.shape != (n,):
         raise ValueError(f"group must have one entry per sample of x ({n}), got "
@@ -82,8 +80,9 @@ def user_dataset(arrays: dict, *, task: str = "classification", num_classes: int
                  seed: int = 0, test_fraction: float = 0.3,
                  image_shape: tuple[int, int, int] | None = None,
                  name: str = "user") -> tuple[Dataset, dict]:
-    """Validate and split user arrays with :func:`feasjax.data.from_arrays` (an ``.npz`` of a
-    bundled dataset without ``x_test``/``y_test`` gives the demo's exact split).
+    """Validate and split user arrays with :func:`feasjax.data.from_arrays`, keeping their rows.
+
+    An ``.npz`` of a bundled dataset without ``x_test``/``y_test`` gives the demo's exact split.
 
     Args:
       arrays: from :func:`load_arrays`.
@@ -108,29 +107,19 @@ def user_dataset(arrays: dict, *, task: str = "classification", num_classes: int
     if image_shape is None and x.ndim == 4:
         image_shape = tuple(x.shape[1:])
     group = _check_group(arrays["group"], n) if "group" in arrays else None
-    extras: dict = {}
-    if "x_test" in arrays or "y_test" in arrays:
-        if "x_test" not in arrays or "y_test" not in arrays:
-            raise ValueError("an explicit test set needs both 'x_test' and 'y_test'")
-        dataset = from_arrays(x, y, arrays["x_test"], arrays["y_test"], task=task,
-                              num_classes=num_classes, name=name, image_shape=image_shape)
-        extras["train_index"], extras["test_index"] = np.arange(n), None
-    else:
-        dataset = from_arrays(x, y, task=task, num_classes=num_classes, seed=seed,
-                              test_fraction=test_fraction, name=name, image_shape=image_shape)
-        # The same call on row numbers recovers which rows went where (same n, y and seed).
-        from sklearn.model_selection import train_test_split
-
-        train_index, test_index = train_test_split(
-            np.arange(n), test_size=test_fraction, random_state=seed,
-            stratify=y if task == "classification" else None)
-        if task == "classification" and not np.array_equal(y[train_index], dataset.y_train):
-            raise RuntimeError("the recovered train/test rows do not match from_arrays' split")
-        extras["train_index"], extras["test_index"] = train_index, test_index
-        if group is not None:
-            extras["group_test"] = group[test_index]
+    given = "x_test" in arrays or "y_test" in arrays
+    if given and not {"x_test", "y_test"} <= arrays.keys():
+        raise ValueError("an explicit test set needs both 'x_test' and 'y_test'")
+    dataset = from_arrays(x, y, arrays.get("x_test"), arrays.get("y_test"), task=task,
+                          num_classes=num_classes, seed=seed if not given else 0,
+                          test_fraction=test_fraction, name=name, image_shape=image_shape)
+    # from_arrays' split of the same labels: the rows of the original arrays.
+    train, test = (np.arange(n), None) if given else _split_rows(y, task, seed, test_fraction)
+    extras = {"train_index": train, "test_index": test}
     if group is not None:
-        extras["group_train"] = group[extras["train_index"]]
+        if test is not None:
+            extras["group_test"] = group[test]
+        extras["group_train"] = group[train]
     return dataset, extras
 
 
