@@ -16,13 +16,6 @@ from typing import Sequence
 __all__ = ["launch"]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _pipe(stream, prefix: str) -> None:
     for line in iter(stream.readline, ""):
         sys.stdout.write(f"{prefix}{line}")
@@ -65,7 +58,11 @@ def launch(command: Sequence[str], *, processes: int, devices_per_process: int |
                          f"{devices_per_process=}")
     if platform not in ("cpu", "native"):
         raise ValueError(f"platform must be 'cpu' or 'native', got {platform=}")
-    address = f"127.0.0.1:{port or free_port()}"
+    if not port:  # a free one, a moment ago
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    address = f"127.0.0.1:{port}"
     children = []
     for pid in range(processes):
         child_env = dict(os.environ, **(env or {}), FEASJAX_COORDINATOR_ADDRESS=address,
@@ -101,13 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=None)
     parser.add_argument("command", nargs=argparse.REMAINDER,
                         help="after --: a script and its arguments, or -m module ...")
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    options = vars(parser.parse_args(argv))
+    command = options.pop("command")
+    command = command[1:] if command[:1] == ["--"] else command
     if not command:
         parser.error("give the command to run after --")
-    codes = launch(command, processes=args.processes,
-                   devices_per_process=args.devices_per_process, platform=args.platform,
-                   port=args.port, timeout=args.timeout)
+    codes = launch(command, **options)  # the other options are launch's keyword arguments
     return next((c for c in codes if c != 0), 0)
 
 
