@@ -1,16 +1,7 @@
 """Data-parallel FL on a 1-D mesh: device ``d`` owns a block of samples and their multipliers,
 draws its ``B / D`` minibatch there and all-reduces only the primal gradients, so a step equals
-the one-device step on the union of the local minibatches. Typical use::
-
-    mesh = data_mesh()
-    data, layout = shard_data({"x": x, "y": y}, mesh)
-    solver = feasible_learning(loss, opt, num_samples=layout.local_size, epsilon=0.1,
-                               axis_name=DATA_AXIS)
-    state = init_sharded(solver, params, mesh, layout)
-    runner = data_parallel_epoch(solver, batch_size, mesh, layout)
-    state, history = train(solver, state, data, epochs=10, batch_size=batch_size, key=key,
-                           epoch_runner=runner)
-"""
+the one-device step on the union of the local minibatches (``data_parallel_epoch`` shows the
+whole flow)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -70,9 +61,8 @@ def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
       >>> import jax.numpy as jnp, optax
       >>> from feasjax import feasible_learning
       >>> from feasjax.parallel import state_partition_specs
-      >>> fl = feasible_learning(
-      ...     lambda w, b: b * w, optax.sgd(0.1), num_samples=4, epsilon=0.1
-      ... )
+      >>> fl = feasible_learning(lambda w, b: b * w, optax.sgd(0.1), num_samples=4,
+      ...                        epsilon=0.1)
       >>> specs = state_partition_specs(fl.init(jnp.zeros(())))
       >>> specs.multipliers, specs.params
       ({'samples': P('data',)}, P())
@@ -186,13 +176,12 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
     init = lambda p, m: solver.init(p, model_state=m)  # noqa: E731
     init = jax.vmap(init) if runs else init
     abstract = jax.eval_shape(init, params, model_state)
+    specs = state_partition_specs(abstract, axis)
     for name, lam in abstract.multipliers.items():
-        if isinstance(abstract.dual_states[name], IndexedState) and lam.shape[-1:] != (
-                layout.local_size,):
+        if specs.multipliers[name] != P() and lam.shape[-1:] != (layout.local_size,):
             raise ValueError(f"build the solver with num_samples=layout.local_size="
                              f"{layout.local_size} (rows per device), got multipliers[{name!r}] "
                              f"of shape {lam.shape}")
-    specs = state_partition_specs(abstract, axis)
     specs = _with_run_axis(specs) if runs else specs
     return jax.jit(jax.shard_map(init, mesh=mesh, in_specs=(P(), P()), out_specs=specs,
                                  check_vma=False))(params, model_state)
