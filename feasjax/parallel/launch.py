@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import subprocess
@@ -75,14 +76,11 @@ def launch(command: Sequence[str], *, processes: int, devices_per_process: int |
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         threading.Thread(target=_pipe, args=(proc.stdout, f"[{pid}] "), daemon=True).start()
         children.append(proc)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = time.monotonic() + (math.inf if timeout is None else timeout)
     while any(p.poll() is None for p in children):
-        failed = any(p.poll() not in (None, 0) for p in children)
-        late = deadline is not None and time.monotonic() > deadline
-        if failed or late:
-            for p in children:  # only the processes started here
-                if p.poll() is None:
-                    p.kill()
+        if time.monotonic() > deadline or any(p.poll() not in (None, 0) for p in children):
+            for p in children:  # only the processes started here (kill skips exited ones)
+                p.kill()
         time.sleep(0.05)
     return [p.wait() for p in children]
 
