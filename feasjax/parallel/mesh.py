@@ -219,7 +219,7 @@ def local_epoch_fn(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
 
 
 def _with_run_axis(specs: Any) -> Any:
-    return jax.tree.map(lambda s: P(None, *s), specs, is_leaf=lambda s: isinstance(s, P))
+    return jax.tree.map(lambda s: P(None, *s), specs)  # PartitionSpecs are pytree leaves
 
 
 def data_parallel_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_size: int,

@@ -167,9 +167,8 @@ def multiplier_bootstrap(
       >>> loss = lambda theta, z: 0.5 * (z[0] - theta[0]) ** 2
       >>> boot = multiplier_bootstrap(loss, 4, learning_rate=0.5, burn_in=10)
       >>> stream = jax.random.normal(jax.random.key(0), (200, 1, 1)) + 3.0
-      >>> state = jax.jit(boot.run)(
-      ...     boot.init(jnp.zeros(1), jax.random.key(1)), stream
-      ... )
+      >>> init = boot.init(jnp.zeros(1), jax.random.key(1))
+      >>> state = jax.jit(boot.run)(init, stream)
       >>> center, replicas = bootstrap_estimates(state)
       >>> center.shape, replicas.shape
       ((1,), (4, 1))
