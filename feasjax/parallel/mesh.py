@@ -67,19 +67,15 @@ def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
       >>> specs.multipliers, specs.params
       ({'samples': P('data',)}, P())
     """
-    def like(tree, spec):
-        return jax.tree.map(lambda _: spec, tree)
-
-    per_sample = {name: isinstance(s, IndexedState) for name, s in state.dual_states.items()}
-    return PrimalDualState(
-        params=like(state.params, P()) if params is None else params,
-        primal_state=like(state.primal_state, P()) if primal_state is None else primal_state,
-        multipliers={k: P(axis_name) if per_sample[k] else P() for k in state.multipliers},
-        dual_states={k: like(s, P(axis_name) if per_sample[k] else P())
-                     for k, s in state.dual_states.items()},
-        formulation_states=like(state.formulation_states, P()),
-        step=P(), skipped=P(),
-        model_state=like(state.model_state, P()))  # batch statistics: kept equal by pmean
+    specs = jax.tree.map(lambda _: P(), state)  # model_state too: pmean keeps it equal
+    per_sample = {k: P(axis_name) if isinstance(s, IndexedState) else P()
+                  for k, s in state.dual_states.items()}
+    return specs._replace(
+        params=specs.params if params is None else params,
+        primal_state=specs.primal_state if primal_state is None else primal_state,
+        multipliers={k: per_sample[k] for k in state.multipliers},
+        dual_states={k: jax.tree.map(lambda _: per_sample[k], s)
+                     for k, s in state.dual_states.items()})
 
 
 def process_shards(mesh: Mesh) -> range:
