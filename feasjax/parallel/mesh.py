@@ -74,7 +74,7 @@ def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
         params=specs.params if params is None else params,
         primal_state=specs.primal_state if primal_state is None else primal_state,
         multipliers={k: per_sample[k] for k in state.multipliers},
-        dual_states={k: jax.tree.map(lambda _: per_sample[k], s)
+        dual_states={k: jax.tree.map(lambda _, spec=per_sample[k]: spec, s)
                      for k, s in state.dual_states.items()})
 
 
