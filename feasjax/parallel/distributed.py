@@ -23,13 +23,11 @@ ENV_PROCESS_ID = "FEASJAX_PROCESS_ID"
 
 
 def _as_int(value: Any, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an integer, got {name}={value!r}") from None
-    if str(number) != str(value).strip() and not isinstance(value, (int, np.integer)):
+    text = str(value).strip()
+    if not (isinstance(value, (int, np.integer))
+            or text.removeprefix("-").isdecimal() and str(int(text)) == text):
         raise ValueError(f"{name} must be an integer, got {name}={value!r}")
-    return number
+    return int(value)
 
 
 def check_process_args(coordinator_address: str | None, num_processes: Any, process_id: Any
@@ -82,10 +80,8 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
         jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
     jax.distributed.initialize(*(checked or ()), local_device_ids=local_device_ids,
                                initialization_timeout=initialization_timeout)
-    if checked is None:
-        return
-    _, num, pid = checked
-    if (jax.process_count(), jax.process_index()) != (num, pid):
+    if checked and (jax.process_count(), jax.process_index()) != checked[1:]:
+        _, num, pid = checked
         raise RuntimeError(f"this process was started as process {pid} of {num}, but the "
                            f"runtime reports process {jax.process_index()} of "
                            f"{jax.process_count()}: every process must get the same "

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import subprocess
@@ -14,13 +15,6 @@ import time
 from typing import Sequence
 
 __all__ = ["launch"]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _pipe(stream, prefix: str) -> None:
@@ -65,7 +59,11 @@ def launch(command: Sequence[str], *, processes: int, devices_per_process: int |
                          f"{devices_per_process=}")
     if platform not in ("cpu", "native"):
         raise ValueError(f"platform must be 'cpu' or 'native', got {platform=}")
-    address = f"127.0.0.1:{port or free_port()}"
+    if not port:  # a free one, a moment ago
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    address = f"127.0.0.1:{port}"
     children = []
     for pid in range(processes):
         child_env = dict(os.environ, **(env or {}), FEASJAX_COORDINATOR_ADDRESS=address,
@@ -78,14 +76,11 @@ def launch(command: Sequence[str], *, processes: int, devices_per_process: int |
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         threading.Thread(target=_pipe, args=(proc.stdout, f"[{pid}] "), daemon=True).start()
         children.append(proc)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = time.monotonic() + (math.inf if timeout is None else timeout)
     while any(p.poll() is None for p in children):
-        failed = any(p.poll() not in (None, 0) for p in children)
-        late = deadline is not None and time.monotonic() > deadline
-        if failed or late:
-            for p in children:  # only the processes started here
-                if p.poll() is None:
-                    p.kill()
+        if time.monotonic() > deadline or any(p.poll() not in (None, 0) for p in children):
+            for p in children:  # only the processes started here (kill skips exited ones)
+                p.kill()
         time.sleep(0.05)
     return [p.wait() for p in children]
 
@@ -101,13 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=None)
     parser.add_argument("command", nargs=argparse.REMAINDER,
                         help="after --: a script and its arguments, or -m module ...")
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    options = vars(parser.parse_args(argv))
+    command = options.pop("command")
+    command = command[1:] if command[:1] == ["--"] else command
     if not command:
         parser.error("give the command to run after --")
-    codes = launch(command, processes=args.processes,
-                   devices_per_process=args.devices_per_process, platform=args.platform,
-                   port=args.port, timeout=args.timeout)
+    codes = launch(command, **options)  # the other options are launch's keyword arguments
     return next((c for c in codes if c != 0), 0)
 
 

@@ -64,9 +64,8 @@ def shard_starts(layout: ShardLayout) -> np.ndarray:
 def padded_positions(layout: ShardLayout, shards: range | None = None) -> np.ndarray:
     """Row of each real sample of ``shards`` (default: all) in their padded layout."""
     shards = range(layout.num_shards) if shards is None else shards
-    counts = shard_counts(layout)
-    return np.concatenate([(d - shards.start) * layout.local_size + np.arange(counts[d])
-                           for d in shards]).astype(np.int64)
+    counts = shard_counts(layout)[shards.start:shards.stop]
+    return np.flatnonzero(np.arange(layout.local_size) < counts[:, None])
 
 
 def sample_mask(layout: ShardLayout) -> np.ndarray:
@@ -77,9 +76,7 @@ def sample_mask(layout: ShardLayout) -> np.ndarray:
       >>> sample_mask(shard_layout(5, 2)).tolist()
       [True, True, True, True, True, False]
     """
-    mask = np.zeros(layout.padded_size, bool)
-    mask[padded_positions(layout)] = True
-    return mask
+    return (np.arange(layout.local_size) < shard_counts(layout)[:, None]).ravel()
 
 
 def pad_samples(tree: Any, layout: ShardLayout, shards: range | None = None) -> Any:
@@ -101,22 +98,17 @@ def pad_samples(tree: Any, layout: ShardLayout, shards: range | None = None) -> 
       [0, 1, 2, 3, 4, 3]
     """
     shards = range(layout.num_shards) if shards is None else shards
-    positions = padded_positions(layout, shards)
-    # Each padded row copies its block's first real row.
-    first = np.repeat(np.arange(len(shards)) * layout.local_size, layout.local_size)
-    source = np.searchsorted(positions, first)
-    fill = np.arange(len(shards) * layout.local_size)
-    fill[positions] = np.arange(positions.size)
-    pad = np.ones(fill.size, bool)
-    pad[positions] = False
-    fill[pad] = source[pad]
+    counts = shard_counts(layout)[shards.start:shards.stop]
+    # Row j of a block holds the block's sample j, or its first sample where j is padding.
+    j = np.arange(layout.local_size)
+    rows = ((np.cumsum(counts) - counts)[:, None] + np.where(j < counts[:, None], j, 0)).ravel()
 
     def pad_leaf(leaf):
         leaf = np.asarray(leaf)
-        if leaf.shape[:1] != (positions.size,):
-            raise ValueError(f"data must have {positions.size} rows (the samples of devices "
+        if leaf.shape[:1] != (counts.sum(),):
+            raise ValueError(f"data must have {counts.sum()} rows (the samples of devices "
                              f"{shards.start}..{shards.stop - 1}), got shape {leaf.shape}")
-        return leaf[fill]
+        return leaf[rows]
 
     return jax.tree.map(pad_leaf, tree)
 

@@ -1,16 +1,7 @@
 """Data-parallel FL on a 1-D mesh: device ``d`` owns a block of samples and their multipliers,
 draws its ``B / D`` minibatch there and all-reduces only the primal gradients, so a step equals
-the one-device step on the union of the local minibatches. Typical use::
-
-    mesh = data_mesh()
-    data, layout = shard_data({"x": x, "y": y}, mesh)
-    solver = feasible_learning(loss, opt, num_samples=layout.local_size, epsilon=0.1,
-                               axis_name=DATA_AXIS)
-    state = init_sharded(solver, params, mesh, layout)
-    runner = data_parallel_epoch(solver, batch_size, mesh, layout)
-    state, history = train(solver, state, data, epochs=10, batch_size=batch_size, key=key,
-                           epoch_runner=runner)
-"""
+the one-device step on the union of the local minibatches (``data_parallel_epoch`` shows the
+whole flow)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -70,26 +61,21 @@ def state_partition_specs(state: PrimalDualState, axis_name: str = DATA_AXIS, *,
       >>> import jax.numpy as jnp, optax
       >>> from feasjax import feasible_learning
       >>> from feasjax.parallel import state_partition_specs
-      >>> fl = feasible_learning(
-      ...     lambda w, b: b * w, optax.sgd(0.1), num_samples=4, epsilon=0.1
-      ... )
+      >>> fl = feasible_learning(lambda w, b: b * w, optax.sgd(0.1), num_samples=4,
+      ...                        epsilon=0.1)
       >>> specs = state_partition_specs(fl.init(jnp.zeros(())))
       >>> specs.multipliers, specs.params
       ({'samples': P('data',)}, P())
     """
-    def like(tree, spec):
-        return jax.tree.map(lambda _: spec, tree)
-
-    per_sample = {name: isinstance(s, IndexedState) for name, s in state.dual_states.items()}
-    return PrimalDualState(
-        params=like(state.params, P()) if params is None else params,
-        primal_state=like(state.primal_state, P()) if primal_state is None else primal_state,
-        multipliers={k: P(axis_name) if per_sample[k] else P() for k in state.multipliers},
-        dual_states={k: like(s, P(axis_name) if per_sample[k] else P())
-                     for k, s in state.dual_states.items()},
-        formulation_states=like(state.formulation_states, P()),
-        step=P(), skipped=P(),
-        model_state=like(state.model_state, P()))  # batch statistics: kept equal by pmean
+    specs = jax.tree.map(lambda _: P(), state)  # model_state too: pmean keeps it equal
+    per_sample = {k: P(axis_name) if isinstance(s, IndexedState) else P()
+                  for k, s in state.dual_states.items()}
+    return specs._replace(
+        params=specs.params if params is None else params,
+        primal_state=specs.primal_state if primal_state is None else primal_state,
+        multipliers={k: per_sample[k] for k in state.multipliers},
+        dual_states={k: jax.tree.map(lambda _, spec=per_sample[k]: spec, s)
+                     for k, s in state.dual_states.items()})
 
 
 def process_shards(mesh: Mesh) -> range:
@@ -186,13 +172,12 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
     init = lambda p, m: solver.init(p, model_state=m)  # noqa: E731
     init = jax.vmap(init) if runs else init
     abstract = jax.eval_shape(init, params, model_state)
+    specs = state_partition_specs(abstract, axis)
     for name, lam in abstract.multipliers.items():
-        if isinstance(abstract.dual_states[name], IndexedState) and lam.shape[-1:] != (
-                layout.local_size,):
+        if specs.multipliers[name] != P() and lam.shape[-1:] != (layout.local_size,):
             raise ValueError(f"build the solver with num_samples=layout.local_size="
                              f"{layout.local_size} (rows per device), got multipliers[{name!r}] "
                              f"of shape {lam.shape}")
-    specs = state_partition_specs(abstract, axis)
     specs = _with_run_axis(specs) if runs else specs
     return jax.jit(jax.shard_map(init, mesh=mesh, in_specs=(P(), P()), out_specs=specs,
                                  check_vma=False))(params, model_state)
@@ -230,7 +215,7 @@ def local_epoch_fn(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
 
 
 def _with_run_axis(specs: Any) -> Any:
-    return jax.tree.map(lambda s: P(None, *s), specs, is_leaf=lambda s: isinstance(s, P))
+    return jax.tree.map(lambda s: P(None, *s), specs)  # PartitionSpecs are pytree leaves
 
 
 def data_parallel_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_size: int,

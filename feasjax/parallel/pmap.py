@@ -55,7 +55,6 @@ def pmap_epoch(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
       >>> loss = per_example(lambda w, y: (w - y) ** 2)
       >>> fl = feasible_learning(loss, optax.sgd(0.1), num_samples=layout.local_size,
       ...                        epsilon=1.0, axis_name="data")
-      >>> # the global layout
       >>> state = init_sharded(fl, jnp.zeros(()), data_mesh(2), layout)
       >>> state, info = pmap_epoch(fl, 4, layout)(state, data, jax.random.key(0))
       >>> state.multipliers["samples"].shape, info.indices.shape
@@ -72,11 +71,10 @@ def pmap_epoch(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
 
     def run(state, data, key):
         specs = state_partition_specs(state, axis_name)
-        is_spec = lambda s: isinstance(s, P)  # noqa: E731
-        stacked = jax.tree.map(lambda s, x: _to_devices(x, s, num), specs, state, is_leaf=is_spec)
+        stacked = jax.tree.map(lambda s, x: _to_devices(x, s, num), specs, state)
         data = jax.tree.map(lambda x: _to_devices(x, P(axis_name), num), data)
         state, info = mapped(stacked, data, key)
-        state = jax.tree.map(lambda s, x: _from_devices(x, s), specs, state, is_leaf=is_spec)
+        state = jax.tree.map(lambda s, x: _from_devices(x, s), specs, state)
         return state, EpochInfo(indices=_records(info.indices), losses=_records(info.losses),
                                 ok=info.ok[0])
 

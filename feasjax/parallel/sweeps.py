@@ -143,10 +143,8 @@ def train_sweep(runner: Callable, states: Any, data: Any, *, epochs: int, keys: 
 
 
 def summarize_runs(results: Sequence[dict]) -> dict:
-    """Mean and standard deviation over runs of every number in nested result dicts.
-
-    .. math::
-      \\bar x = \\tfrac1R \\sum_r x_r, \\qquad s = \\sqrt{\\tfrac1R \\sum_r (x_r - \\bar x)^2}
+    """Mean and standard deviation (over ``R`` runs: ``ddof=0``) of every number in nested
+    result dicts.
 
     Example:
       >>> from feasjax.parallel import summarize_runs

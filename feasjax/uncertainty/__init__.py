@@ -1,8 +1,5 @@
-"""Uncertainty quantification for averaged SGD: the multiplier bootstrap (``bootstrap``:
-B reweighted chains and the main chain in one ``vmap`` inside one ``lax.scan``) and the
-confidence sets read off its replicas (``confidence``: coordinate intervals, balls, intervals for
-linear functionals).
-"""
+"""Uncertainty quantification for averaged SGD: the multiplier bootstrap (``bootstrap``) and
+the confidence sets read off its replicas (``confidence``)."""
 from feasjax._exports import module_attributes
 from feasjax.uncertainty.bootstrap import (MULTIPLIERS, ChainState, BootstrapState,
                                            MultiplierBootstrap, power_decay_schedule,

@@ -94,8 +94,7 @@ def _replica_sharding(sharding: Mesh | NamedSharding | None, num_replicas: int):
         sharding = NamedSharding(sharding, PartitionSpec(sharding.axis_names))
     if not isinstance(sharding, NamedSharding):
         raise TypeError(f"sharding must be a Mesh, a NamedSharding or None, got {type(sharding)}")
-    first = sharding.spec[0] if len(sharding.spec) else None
-    names = () if first is None else (first,) if isinstance(first, str) else tuple(first)
+    names = jax.tree.leaves(tuple(sharding.spec)[:1])  # the mesh axes of the replica axis
     shards = math.prod(sharding.mesh.shape[name] for name in names)
     if num_replicas % shards:
         raise ValueError(f"num_replicas must be divisible by the {shards} replica shards, got {num_replicas=}")
@@ -106,11 +105,8 @@ _POLYAK = polyak()
 
 
 def _polyak_ruppert_running_mean(mean: Any, value: Any, count: jax.Array) -> Any:
-    """Uniform running mean with exact ``1/count`` weights; ``count <= 1`` restarts at ``value``.
-
-    The fold is :func:`feasjax.averaging.polyak`'s (the one ``feasjax.averaged`` uses), applied
-    to the chain's own iterates so that the B replicas share one vmapped state.
-    """
+    """Uniform running mean with exact ``1/count`` weights (``count <= 1`` restarts at
+    ``value``): :func:`feasjax.averaging.polyak`'s fold, applied to one chain's iterates."""
     already_folded = jnp.maximum(count, 1) - 1
     weight = _POLYAK.weight(already_folded)
     return jax.tree.map(lambda m, v: _POLYAK.fold_leaf(m, v, weight, True), mean, value)
@@ -171,9 +167,8 @@ def multiplier_bootstrap(
       >>> loss = lambda theta, z: 0.5 * (z[0] - theta[0]) ** 2
       >>> boot = multiplier_bootstrap(loss, 4, learning_rate=0.5, burn_in=10)
       >>> stream = jax.random.normal(jax.random.key(0), (200, 1, 1)) + 3.0
-      >>> state = jax.jit(boot.run)(
-      ...     boot.init(jnp.zeros(1), jax.random.key(1)), stream
-      ... )
+      >>> init = boot.init(jnp.zeros(1), jax.random.key(1))
+      >>> state = jax.jit(boot.run)(init, stream)
       >>> center, replicas = bootstrap_estimates(state)
       >>> center.shape, replicas.shape
       ((1,), (4, 1))
@@ -207,11 +202,9 @@ def multiplier_bootstrap(
     replica_sharding = _replica_sharding(sharding, num_replicas)
     per_sample = loss_fn if batched_loss else jax.vmap(loss_fn, in_axes=(None, 0))
 
-    def shard(tree):
-        # Explicit mesh axes carry the sharding in the array types already; Auto ones need a hint.
-        if replica_sharding is None or jax.sharding.AxisType.Explicit in replica_sharding.mesh.axis_types:
-            return tree
-        return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, replica_sharding), tree)
+    # Explicit mesh axes carry the sharding in the array types already; Auto ones need a hint.
+    hint = replica_sharding is not None and (
+        jax.sharding.AxisType.Explicit not in replica_sharding.mesh.axis_types)
 
     def chain_step(chain: ChainState, batch, multipliers, count, step_size) -> ChainState:
         def objective(params):
@@ -250,31 +243,31 @@ def multiplier_bootstrap(
         main = chain_step(state.main, batch, jnp.ones((m,)), count, step_size)
         replicas = jax.vmap(chain_step, in_axes=(0, None, 0, None, None))(
             state.replicas, batch, weights, count, step_size)
-        return BootstrapState(main, shard(replicas), state.keys, count)
+        if hint:
+            replicas = jax.lax.with_sharding_constraint(replicas, replica_sharding)
+        return BootstrapState(main, replicas, state.keys, count)
 
-    def scan_steps(state, stream, weights):
-        # Not unrolled: every unrolled copy of the step is compiled again (issue: compile time).
-        body = lambda s, bw: (step(s, bw[0], weights=bw[1]), None)
-        return jax.lax.scan(body, state, (stream, weights))[0]
+    def given(state, batch_and_weights):  # a scan body (not unrolled: each copy compiles again)
+        return step(state, batch_and_weights[0], weights=batch_and_weights[1]), None
 
     def run(state: BootstrapState, stream, *, weights=None) -> BootstrapState:
         n, m = _leading_dims(stream, 2, "stream")
         if weights is not None:
             if jnp.shape(weights) != (n, num_replicas, m):
                 raise ValueError(f"weights must have shape {(n, num_replicas, m)}, got {jnp.shape(weights)}")
-            return scan_steps(state, stream, weights)
+            return jax.lax.scan(given, state, (stream, weights))[0]
         size = min(block, n)
         q = -(-n // size)  # blocks; the last one padded, its padding steps skipped by a cond
         pad = q * size - n
-        padded = stream if not pad else jax.tree.map(
-            lambda x: jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]), stream)
-        blocks = jax.tree.map(lambda x: x.reshape(q, size, *x.shape[1:]), padded)
+        if pad:  # (no copy of the stream when the blocks divide it)
+            stream = jax.tree.map(lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)),
+                                  stream)
+        blocks = jax.tree.map(lambda x: x.reshape(q, size, *x.shape[1:]), stream)
         stop = state.count + n
 
         def one_block(s, xs):
             def body(s, bw):
-                keep = lambda s: step(s, bw[0], weights=bw[1])
-                return jax.lax.cond(s.count < stop, keep, lambda s: s, s), None
+                return jax.lax.cond(s.count < stop, given, lambda s, _: (s, None), s, bw)
             return jax.lax.scan(body, s, (xs, draw(s, size, m)))[0], None
 
         # One copy of the step in the program, however n divides into blocks.
@@ -297,6 +290,5 @@ def bootstrap_estimates(state: BootstrapState) -> tuple[jax.Array, jax.Array]:
       >>> [x.shape for x in bootstrap_estimates(state)]
       [(2,), (3, 2)]
     """
-    center = ravel_pytree(state.main.average)[0]
-    replicas = jax.vmap(lambda tree: ravel_pytree(tree)[0])(state.replicas.average)
-    return center, replicas
+    flat = lambda tree: ravel_pytree(tree)[0]  # noqa: E731
+    return flat(state.main.average), jax.vmap(flat)(state.replicas.average)

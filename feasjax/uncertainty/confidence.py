@@ -63,9 +63,8 @@ def coordinate_intervals(center: jax.Array, replicas: jax.Array, *, level: float
       >>> import jax.numpy as jnp
       >>> from feasjax.uncertainty import coordinate_intervals
       >>> reps = jnp.arange(11.0)[:, None]
-      >>> lo, hi = coordinate_intervals(
-      ...     jnp.array([4.0]), reps, level=0.8, method="basic"
-      ... )
+      >>> lo, hi = coordinate_intervals(jnp.array([4.0]), reps, level=0.8,
+      ...                               method="basic")
       >>> float(lo[0]), float(hi[0])
       (-1.0, 7.0)
     """
@@ -98,9 +97,8 @@ def confidence_ball(center: jax.Array, replicas: jax.Array, *,
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.uncertainty import confidence_ball
-      >>> ball = confidence_ball(
-      ...     jnp.zeros(2), jnp.array([[3.0, 4.0], [0.0, 1.0]]), level=0.5
-      ... )
+      >>> reps = jnp.array([[3.0, 4.0], [0.0, 1.0]])
+      >>> ball = confidence_ball(jnp.zeros(2), reps, level=0.5)
       >>> float(ball.radius), bool(ball.contains(jnp.array([0.0, 2.0])))
       (3.0, True)
     """
@@ -128,9 +126,8 @@ def linear_functional_interval(center: jax.Array, replicas: jax.Array, v: jax.Ar
       >>> import jax.numpy as jnp
       >>> from feasjax.uncertainty import linear_functional_interval
       >>> reps = jnp.stack([jnp.arange(11.0), jnp.zeros(11)], axis=1)
-      >>> lo, hi = linear_functional_interval(
-      ...     jnp.zeros(2), reps, jnp.array([2.0, 1.0]), level=0.8
-      ... )
+      >>> v = jnp.array([2.0, 1.0])
+      >>> lo, hi = linear_functional_interval(jnp.zeros(2), reps, v, level=0.8)
       >>> float(lo), float(hi)
       (2.0, 18.0)
     """
