@@ -1,9 +1,6 @@
-"""Parameter averaging as a wrapper around any Optax optimizer.
-
-``averaged(inner, averager)`` folds the parameters *after* the update into an average held in
-its state, read with :func:`averaged_params`, so it cannot average updates by mistake (the
-classic ``optax.ema`` pitfall). The maths is elementwise, so the average keeps the parameters'
-sharding, and one compiled step serves every step.
+"""Parameter averaging as a wrapper around any Optax optimizer: the parameters *after* each
+update are folded into an average held in the state (never the updates, ``optax.ema``'s pitfall),
+elementwise, so the average keeps the parameters' sharding.
 """
 from __future__ import annotations
 
@@ -29,10 +26,6 @@ class AveragedState(NamedTuple):
     inner_state: optax.OptState  # the wrapped optimizer's state
 
 
-def _is_masked(x: Any) -> bool:
-    return isinstance(x, optax.MaskedNode)
-
-
 def _counted(averager: Averager, count: jax.Array) -> jax.Array:
     return (count >= averager.first) & ((count - averager.first) % averager.every == 0)
 
@@ -49,8 +42,15 @@ def _init_average(averager: Averager, params: Any, mask: Mask) -> Any:
 
 def _fold(averager: Averager, average: Any, iterate: Any, n: jax.Array, take: Any = True) -> Any:
     coef, take = averager.weight(n), jnp.asarray(take)
-    return jax.tree.map(lambda x, s: s if _is_masked(s) else averager.fold_leaf(s, x, coef, take),
-                        iterate, average)
+    return jax.tree.map(lambda x, s: s if isinstance(s, optax.MaskedNode) else
+                        averager.fold_leaf(s, x, coef, take), iterate, average)
+
+
+def _checked_inner(inner: optax.GradientTransformation, averager: Any
+                   ) -> optax.GradientTransformationExtraArgs:
+    if not isinstance(averager, Averager):
+        raise TypeError(f"averager must be a feasjax Averager (ema, polyak, ...), got {averager!r}")
+    return optax.with_extra_args_support(inner)
 
 
 def _check_params(params: Any) -> None:
@@ -59,9 +59,8 @@ def _check_params(params: Any) -> None:
                          "got params=None")
 
 
-def averaged(
-    inner: optax.GradientTransformation, averager: Averager, *, mask: Mask = None
-) -> optax.GradientTransformationExtraArgs:
+def averaged(inner: optax.GradientTransformation, averager: Averager, *, mask: Mask = None
+             ) -> optax.GradientTransformationExtraArgs:
     """Wrap ``inner`` so that it also keeps an average of the parameters it produces.
 
     At step ``t`` the wrapper returns ``u_t`` of ``inner.update(g_t, s_{t-1}, theta_{t-1})``
@@ -80,8 +79,7 @@ def averaged(
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.averaging import averaged, averaged_params
-      >>> from feasjax.averaging import polyak
+      >>> from feasjax.averaging import averaged, averaged_params, polyak
       >>> tx = averaged(optax.sgd(1.0), polyak())
       >>> params = jnp.array([0.0]); state = tx.init(params)
       >>> for g in (-1.0, -1.0):
@@ -90,9 +88,7 @@ def averaged(
       >>> averaged_params(state, params)  # mean of 0, 1, 2
       Array([1.], dtype=float32)
     """
-    if not isinstance(averager, Averager):
-        raise TypeError(f"averager must be a feasjax Averager (ema, polyak, ...), got {averager!r}")
-    inner = optax.with_extra_args_support(inner)
+    inner = _checked_inner(inner, averager)
 
     def init_fn(params):
         # One buffer per field (no `zero` shared by count and n): the state is donated.
@@ -123,8 +119,7 @@ def find_averaged_states(state: optax.OptState) -> list[AveragedState]:
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.averaging import averaged, find_averaged_states
-      >>> from feasjax.averaging import ema
+      >>> from feasjax.averaging import averaged, ema, find_averaged_states
       >>> tx = optax.chain(optax.clip(1.0), averaged(optax.sgd(0.1), ema(0.9)))
       >>> len(find_averaged_states(tx.init(jnp.zeros(3))))
       1
@@ -133,20 +128,13 @@ def find_averaged_states(state: optax.OptState) -> list[AveragedState]:
     return [leaf for leaf in leaves if isinstance(leaf, AveragedState)]
 
 
-def _rows(n: jax.Array, like: jax.Array) -> jax.Array:
-    # Dense state: scalar n. Indexed state: n has shape (N,), broadcast over a leaf's trailing axes.
-    return n if n.ndim == 0 else n.reshape(n.shape + (1,) * (like.ndim - 1))
-
-
 def _read_leaf(s: Any, p: jax.Array, n: jax.Array) -> jax.Array:
-    if _is_masked(s):
+    if isinstance(s, optax.MaskedNode):
         return p
-    n = _rows(n, p)
-    if isinstance(s, WindowLeaf):
-        size = jnp.maximum(jnp.minimum(n, s.ring.shape[0] - 1), 1)  # ring: k slots + scratch
-        value = s.total / size.astype(s.total.dtype)
-    else:
-        value = s
+    rows = n.ndim  # 0 for averaged, 1 for indexed_averaged (whose per-row states are rows first)
+    n, value = n.reshape(n.shape + (1,) * (p.ndim - rows)), s
+    if isinstance(s, WindowLeaf):  # the ring holds k slots and a scratch one
+        value = s.total / jnp.clip(n, 1, s.ring.shape[rows] - 1).astype(s.total.dtype)
     return jnp.where(n > 0, value, p).astype(p.dtype)
 
 
@@ -173,8 +161,7 @@ def averaged_params(state: optax.OptState, params: Any) -> Any:
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.averaging import averaged, averaged_params
-      >>> from feasjax.averaging import ema
+      >>> from feasjax.averaging import averaged, averaged_params, ema
       >>> tx = averaged(optax.sgd(1.0), ema(0.5))
       >>> params = jnp.array([0.0]); state = tx.init(params)
       >>> u, state = tx.update(jnp.array([-2.0]), state, params)
