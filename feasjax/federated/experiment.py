@@ -6,7 +6,8 @@ every stage is jitted once and reused across seeds.
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple, Sequence
+from types import SimpleNamespace
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,23 +26,14 @@ from feasjax.training.engine import train as engine_train
 
 __all__ = ["run_federated"]
 
+
 def _summary(acc: Any, seconds: float) -> dict:
     acc = np.asarray(acc, np.float64)
     return {"mean_client_accuracy": float(acc.mean()), "worst_client_accuracy": float(acc.min()),
             "client_accuracy": acc.tolist(), "seconds": seconds}
 
 
-class _Stages(NamedTuple):
-    init: Any
-    evaluate: Any
-    fedavg: Any
-    local: Any
-    finetune: Any
-    mix: Any
-    portfolio: Any
-
-
-def _stages(data: FederatedData, cfg: FederatedConfig) -> _Stages:
+def _stages(data: FederatedData, cfg: FederatedConfig) -> SimpleNamespace:
     x_shape = data.train["x"].shape[2:]
     d = int(np.prod(x_shape))
 
@@ -126,7 +118,8 @@ def _stages(data: FederatedData, cfg: FederatedConfig) -> _Stages:
         return jax.vmap(run)(thetas)  # (G, K)
 
     evaluate = jax.jit(lambda p, test: pz.client_metrics(predict, p, test, per_client=False)[0])
-    return _Stages(init, evaluate, fedavg, local, finetune, mix, portfolio)
+    return SimpleNamespace(init=init, evaluate=evaluate, fedavg=fedavg, local=local,
+                           finetune=finetune, mix=mix, portfolio=portfolio)
 
 
 def _timed(fn, *args):
@@ -173,13 +166,12 @@ def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
                          f"{config.thetas}")
     st = _stages(data, config)
     train = jax.tree.map(jnp.asarray, data.train)
-    # Test rows padded (masked) to the training length, so that held-out and test rows stack.
+    # Test rows padded to the training length (repeating the last row, masked), so that held-out
+    # and test rows stack.
     width = max(data.train["y"].shape[1], data.test["y"].shape[1])
-    test = jax.tree.map(lambda v: jnp.asarray(np.pad(v, [(0, 0), (0, width - v.shape[1])]
-                                                     + [(0, 0)] * (v.ndim - 2), mode="edge")
-                                              if v.dtype != bool else np.pad(
-                                                  v, [(0, 0), (0, width - v.shape[1])])),
-                        data.test)
+    test = jax.tree.map(lambda v: jnp.asarray(np.pad(
+        v, [(0, 0), (0, width - v.shape[1])] + [(0, 0)] * (v.ndim - 2),
+        mode="constant" if v.dtype == bool else "edge")), data.test)
     out = {m: [] for m in methods}
     for seed in seeds:
         key = jax.random.key(seed)
