@@ -15,7 +15,7 @@ import optax
 
 from feasjax.averaging.averagers import Averager
 from feasjax.averaging.wrappers import (AveragedState, Mask, _check_params, _checked_inner,
-                                        _counted, _fold, _init_average)
+                                        _counted, _fold, _init_state)
 from feasjax.core.checks import check_indices, check_leading_size
 from feasjax.core.rows import IndexedState, in_range
 
@@ -84,11 +84,8 @@ def indexed_averaged(inner: optax.GradientTransformation, averager: Averager, *,
     fold_rows = jax.vmap(functools.partial(_fold, averager))
 
     def init_fn(params):
-        n = jnp.zeros([_num_rows(params)], jnp.int32)
-        average = _init_average(row_averager, params, mask)
-        if averager.first == 0:  # every row's initial value is counted: copy it in
-            average, n = fold_rows(average, params, n), n + 1
-        return AveragedState(jnp.zeros_like(n), n, average, inner.init(params))
+        zeros = jnp.zeros([_num_rows(params)], jnp.int32)
+        return _init_state(row_averager, inner, params, mask, zeros, fold_rows)
 
     def update_fn(updates, state, params=None, *, indices=None, **extra_args):
         _check_params(params)

@@ -1,10 +1,6 @@
-"""Optimal mixing of a local and a global model (Grimberg, Hartley, Karimireddy, Jaggi, 2021).
-
-``theta_a = (1 - a) theta_L + a theta_G`` has ``MSE(a) = (1-a)^2 v_L + a^2 (v_G + Delta^2) +
-2a(1-a)c``, minimised at ``a* = (v_L - c) / (v_L + v_G + Delta^2 - 2c)``; mixing beats the local
-model exactly when ``0 < a < 2 a*``. :func:`mix` also serves prompt portfolios (PromptFolio).
-
-References: https://arxiv.org/abs/2110.12946 ; https://arxiv.org/abs/2410.18456
+"""Optimal mixing ``(1 - a) theta_L + a theta_G`` of a local and a global model (Grimberg,
+Hartley, Karimireddy, Jaggi 2021, https://arxiv.org/abs/2110.12946): its error, best ``a`` and
+plug-in estimate; :func:`mix` also serves prompt portfolios (https://arxiv.org/abs/2410.18456).
 """
 from __future__ import annotations
 

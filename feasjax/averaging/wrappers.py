@@ -4,6 +4,7 @@ elementwise, so the average keeps the parameters' sharding.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple, Union
 
 import jax
@@ -30,20 +31,24 @@ def _counted(averager: Averager, count: jax.Array) -> jax.Array:
     return (count >= averager.first) & ((count - averager.first) % averager.every == 0)
 
 
-def _init_average(averager: Averager, params: Any, mask: Mask) -> Any:
-    if mask is None:
-        return jax.tree.map(averager.init_leaf, params)
-    mask_tree = mask(params) if callable(mask) else mask
-    # A mask may be a prefix of params (one bool for a whole collection, e.g. batch statistics).
-    full = jax.tree.map(lambda m, sub: jax.tree.map(lambda _: bool(m), sub), mask_tree, params)
-    return jax.tree.map(lambda p, m: averager.init_leaf(p) if m else optax.MaskedNode(), params,
-                        full)
-
-
 def _fold(averager: Averager, average: Any, iterate: Any, n: jax.Array, take: Any = True) -> Any:
     coef, take = averager.weight(n), jnp.asarray(take)
     return jax.tree.map(lambda x, s: s if isinstance(s, optax.MaskedNode) else
                         averager.fold_leaf(s, x, coef, take), iterate, average)
+
+
+def _init_state(averager: Averager, inner: optax.GradientTransformation, params: Any,
+                mask: Mask, n: jax.Array, fold: Callable) -> AveragedState:
+    # The state before any update, n the zero counters; theta_0 is folded in when counted. A mask
+    # may be a prefix of params (one bool for a whole collection, e.g. batch statistics).
+    mask_tree = True if mask is None else mask(params) if callable(mask) else mask
+    full = jax.tree.map(lambda m, sub: jax.tree.map(lambda _: bool(m), sub), mask_tree, params)
+    average = jax.tree.map(lambda p, m: averager.init_leaf(p) if m else optax.MaskedNode(),
+                           params, full)
+    if averager.first == 0:
+        average, n = fold(average, params, n), n + 1
+    # One buffer per field (count is not n): the state is donated.
+    return AveragedState(jnp.zeros_like(n), n, average, inner.init(params))
 
 
 def _checked_inner(inner: optax.GradientTransformation, averager: Any
@@ -91,12 +96,8 @@ def averaged(inner: optax.GradientTransformation, averager: Averager, *, mask: M
     inner = _checked_inner(inner, averager)
 
     def init_fn(params):
-        # One buffer per field (no `zero` shared by count and n): the state is donated.
-        count, n = jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32)
-        state = AveragedState(count, n, _init_average(averager, params, mask), inner.init(params))
-        if averager.first == 0:  # theta_0 is counted: copy it in
-            state = state._replace(n=n + 1, average=_fold(averager, state.average, params, n))
-        return state
+        zero = jnp.zeros([], jnp.int32)
+        return _init_state(averager, inner, params, mask, zero, functools.partial(_fold, averager))
 
     def update_fn(updates, state, params=None, **extra_args):
         _check_params(params)

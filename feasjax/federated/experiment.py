@@ -34,8 +34,7 @@ def _summary(acc: Any, seconds: float) -> dict:
 
 
 def _stages(data: FederatedData, cfg: FederatedConfig) -> SimpleNamespace:
-    x_shape = data.train["x"].shape[2:]
-    d = int(np.prod(x_shape))
+    d = int(np.prod(data.train["x"].shape[2:]))
 
     def init(seed):
         return nnx.split(MLP(d, list(cfg.hidden), data.num_classes, rngs=nnx.Rngs(seed)))
@@ -69,9 +68,8 @@ def _stages(data: FederatedData, cfg: FederatedConfig) -> SimpleNamespace:
     def cat(a, b):  # two client sets as one: one trace of the program serves both
         return jax.tree.map(lambda u, v: jnp.concatenate([u, v]), a, b)
 
-    def halves(tree):
-        return jax.tree.map(lambda v: v[:data.num_clients], tree), jax.tree.map(
-            lambda v: v[data.num_clients:], tree)
+    def halves(tree, k=data.num_clients):
+        return jax.tree.map(lambda v: v[:k], tree), jax.tree.map(lambda v: v[k:], tree)
 
     @jax.jit
     def local(params, train, test, key):
@@ -113,7 +111,7 @@ def _stages(data: FederatedData, cfg: FederatedConfig) -> SimpleNamespace:
             (state, personal), _ = jax.lax.scan(body, (pfed.init(g), personal),
                                                 jnp.arange(cfg.rounds))
             prompts = jax.vmap(pf.portfolio_prompts, in_axes=(None, 0))(state.params, personal)
-            return pz.client_metrics(lambda p, f: pf.prompt_logits(p, f), prompts, ftest)[0]
+            return pz.client_metrics(pf.prompt_logits, prompts, ftest)[0]
 
         return jax.vmap(run)(thetas)  # (G, K)
 

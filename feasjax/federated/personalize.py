@@ -34,8 +34,7 @@ def train_clients(train: Callable, params: Any, clients: dict, key: jax.Array, *
       >>> import jax, jax.numpy as jnp, optax
       >>> from feasjax.federated import client_update, train_clients
       >>> train = client_update(lambda w, b: (b["x"] @ w - b["y"]) ** 2, optax.sgd(0.5), 50)
-      >>> clients = {"x": jnp.ones((2, 3, 1)),
-      ...            "y": jnp.stack([jnp.zeros(3), jnp.ones(3)]),
+      >>> clients = {"x": jnp.ones((2, 3, 1)), "y": jnp.stack([jnp.zeros(3), jnp.ones(3)]),
       ...            "mask": jnp.ones((2, 3), bool)}
       >>> train_clients(train, jnp.zeros(1), clients, jax.random.key(0)).round(3).tolist()
       [[0.0], [1.0]]
