@@ -55,11 +55,10 @@ def indexed_averaged(inner: optax.GradientTransformation, averager: Averager, *,
     ``update(updates, state, params, *, indices, **extra_args)`` runs ``inner`` (``indices`` is
     forwarded), then folds the rows ``theta[indices] + u[indices]`` into their averages with
     per-row ``(N,)`` counters; changes ``inner`` makes outside ``indices`` are not folded. Over
-    :func:`feasjax.indexed`, updates are the batch's ``B`` rows (added to those rows of the
-    parameters). A repeated index is folded once per step;
-    ``indices`` must lie in ``[0, N)``. Averaged multipliers can weight FL's primal step: in
-    ``benchmarks/averaging_speedup.py`` a per-row ``ema(0.5)`` made FL stable on every seed (plain
-    FL diverged on 1 in 5), as fast.
+    :func:`feasjax.indexed`, updates are the batch's ``B`` rows. A repeated index is folded once
+    per step; ``indices`` must lie in ``[0, N)``. Averaged multipliers can weight FL's primal
+    step: in ``benchmarks/averaging_speedup.py`` a per-row ``ema(0.5)`` made FL stable on every
+    seed (plain FL diverged on 1 in 5), as fast.
 
     Args:
       inner: any Optax transformation.
@@ -93,14 +92,10 @@ def indexed_averaged(inner: optax.GradientTransformation, averager: Averager, *,
             raise ValueError("indexed_averaged(...).update needs indices=, the batch's row indices")
         num_rows = state.count.shape[0]
         idx = in_range(check_indices(indices, num_rows, "indices"), num_rows)
-        inner_updates, inner_state = inner.update(
-            updates, state.inner_state, params, indices=indices, **extra_args
-        )
-        if _returns_rows(inner_state):
-            check_leading_size(inner_updates, idx.shape[0], "updates of the indexed inner")
-            row_updates = inner_updates
-        else:
-            row_updates = _get(inner_updates, idx)
+        inner_updates, inner_state = inner.update(updates, state.inner_state, params,
+                                                  indices=indices, **extra_args)
+        row_updates = inner_updates if _returns_rows(inner_state) else _get(inner_updates, idx)
+        check_leading_size(row_updates, idx.shape[0], "updates of the indexed inner")
         count = _get(state.count, idx) + 1
         n, take = _get(state.n, idx), _counted(averager, count)
         rows = jax.tree.map(lambda p, u: (p + u).astype(p.dtype), _get(params, idx), row_updates)

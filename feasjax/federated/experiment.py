@@ -156,8 +156,7 @@ def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
       >>> sorted(out["global"][0])
       ['client_accuracy', 'mean_client_accuracy', 'seconds', 'worst_client_accuracy']
     """
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
+    if not methods or not set(methods) <= set(METHODS):
         raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {methods!r}")
     if "portfolio" in methods and config.theta not in config.thetas:
         raise ValueError(f"config.theta={config.theta} must be one of config.thetas="
