@@ -139,15 +139,6 @@ def _read_leaf(s: Any, p: jax.Array, n: jax.Array) -> jax.Array:
     return jnp.where(n > 0, value, p).astype(p.dtype)
 
 
-def _unwrap_variables(tree: Any) -> Any:
-    # nnx.Optimizer wraps its state leaves in OptVariable and nnx.state gives Param leaves:
-    # read both as plain arrays so that their structures match (nnx.update accepts the result).
-    from flax import nnx  # local import: only needed for NNX trees
-
-    is_var = lambda x: isinstance(x, nnx.Variable)  # noqa: E731
-    return jax.tree.map(lambda x: x.get_value() if is_var(x) else x, tree, is_leaf=is_var)
-
-
 def averaged_params(state: optax.OptState, params: Any) -> Any:
     """Parameters to evaluate: the average, or the raw ``params`` where nothing is averaged yet.
 
@@ -169,7 +160,9 @@ def averaged_params(state: optax.OptState, params: Any) -> Any:
       >>> averaged_params(state, optax.apply_updates(params, u))  # 0.5 * 0 + 0.5 * 2
       Array([1.], dtype=float32)
     """
-    state, params = _unwrap_variables(state), _unwrap_variables(params)
+    from flax import nnx  # on use: NNX variables read as arrays, so that the structures match
+
+    state, params = nnx.as_pure(state), nnx.as_pure(params)
     found = find_averaged_states(state)
     if not found:
         raise ValueError("state holds no AveragedState; build the optimizer with feasjax.averaged")
