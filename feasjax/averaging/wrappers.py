@@ -160,9 +160,9 @@ def averaged_params(state: optax.OptState, params: Any) -> Any:
       >>> averaged_params(state, optax.apply_updates(params, u))  # 0.5 * 0 + 0.5 * 2
       Array([1.], dtype=float32)
     """
-    from flax import nnx  # on use: NNX variables read as arrays, so that the structures match
+    from flax import nnx  # imported on use
 
-    state, params = nnx.as_pure(state), nnx.as_pure(params)
+    state, params = nnx.as_pure(state), nnx.as_pure(params)  # NNX variables read as arrays
     found = find_averaged_states(state)
     if not found:
         raise ValueError("state holds no AveragedState; build the optimizer with feasjax.averaged")

@@ -33,15 +33,6 @@ class Federated(NamedTuple):
     round: Callable[..., tuple[FederatedState, Any]]
 
 
-def _check_steps(local_steps: object, batch_size: object) -> None:
-    if isinstance(local_steps, bool) or not isinstance(local_steps, int) or local_steps < 1:
-        raise ValueError(f"local_steps must be a positive int, got {local_steps=}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int or None (full batch), got "
-                         f"{batch_size=}")
-
-
 def _check_clients(clients: Any) -> None:
     if not isinstance(clients, dict) or not {"x", "y", "mask"} <= set(clients):
         keys = sorted(clients) if isinstance(clients, dict) else type(clients).__name__
@@ -80,7 +71,12 @@ def client_update(loss_fn: LossFn, optimizer: optax.GradientTransformation, loca
       >>> train(jnp.zeros(1), client, jax.random.key(0)).round(3)
       Array([2.], dtype=float32)
     """
-    _check_steps(local_steps, batch_size)
+    if isinstance(local_steps, bool) or not isinstance(local_steps, int) or local_steps < 1:
+        raise ValueError(f"local_steps must be a positive int, got {local_steps=}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int or None (full batch), got "
+                         f"{batch_size=}")
 
     def objective(params, client, key):
         batch = client
