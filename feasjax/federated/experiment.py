@@ -163,8 +163,7 @@ def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
                          f"{config.thetas}")
     st = _stages(data, config)
     train = jax.tree.map(jnp.asarray, data.train)
-    # Test rows padded to the training length (repeating the last row, masked), so that held-out
-    # and test rows stack.
+    # Test rows padded (masked) to the training length, so that held-out and test rows stack.
     width = max(data.train["y"].shape[1], data.test["y"].shape[1])
     test = jax.tree.map(lambda v: jnp.asarray(np.pad(
         v, [(0, 0), (0, width - v.shape[1])] + [(0, 0)] * (v.ndim - 2),
@@ -197,8 +196,7 @@ def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
                                "accuracy_by_alpha": curve.mean(0).tolist()})
         if "portfolio" in methods:
             by_theta, t = _timed(st.portfolio, train, test, jax.random.fold_in(key, 5))
-            by_theta = np.asarray(by_theta)
-            mean = by_theta.mean(1)
+            mean = np.asarray(by_theta).mean(1)
             at = list(config.thetas).index(config.theta)
             out["portfolio"].append({**_summary(by_theta[at], t), "theta": config.theta,
                                      "accuracy_by_theta": mean.tolist(),
