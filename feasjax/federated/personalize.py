@@ -67,8 +67,7 @@ def client_metrics(predict: Predict, params: Any, data: dict, *,
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.federated import client_metrics
-      >>> data = {"x": jnp.eye(2)[None], "y": jnp.array([[0, 0]]),
-      ...         "mask": jnp.ones((1, 2), bool)}
+      >>> data = {"x": jnp.eye(2)[None], "y": jnp.array([[0, 0]]), "mask": jnp.ones((1, 2), bool)}
       >>> acc, loss = client_metrics(lambda w, x: x @ w, jnp.eye(2), data, per_client=False)
       >>> acc.tolist()
       [0.5]
@@ -130,8 +129,7 @@ def alpha_curve(predict: Predict, local: Any, global_params: Any, data: dict,
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.federated import alpha_curve
-      >>> data = {"x": jnp.eye(2)[None], "y": jnp.array([[1, 1]]),
-      ...         "mask": jnp.ones((1, 2), bool)}
+      >>> data = {"x": jnp.eye(2)[None], "y": jnp.array([[1, 1]]), "mask": jnp.ones((1, 2), bool)}
       >>> acc, _ = alpha_curve(lambda w, x: x @ w, jnp.eye(2)[None], jnp.eye(2)[::-1],
       ...                      data, jnp.array([0.0, 1.0]))
       >>> acc.tolist()
