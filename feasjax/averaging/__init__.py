@@ -1,8 +1,6 @@
-"""Averaging of parameters and multipliers: averagers (``ema``, ``polyak``,
-``tail_polyak``, ``lawa``, ``swa``) in ``averagers``, the optimizer wrapper ``averaged`` that keeps
-the average in the optimizer state and its accessor ``averaged_params`` in ``wrappers``, per-row
-averages of indexed (per-sample) states in ``indexed``, the SWA learning-rate schedule in
-``schedules`` and optimal local/global model mixing (Grimberg et al. 2021) in ``mixing``.
+"""Averaging of parameters and multipliers: averagers (``averagers``), the optimizer wrapper
+``averaged`` and its accessor ``averaged_params`` (``wrappers``), per-row averages (``indexed``),
+the SWA schedule (``schedules``) and optimal local/global model mixing (``mixing``).
 """
 from feasjax._exports import by_name, module_attributes
 from feasjax.averaging.averagers import Averager, polyak, tail_polyak, swa, ema, lawa

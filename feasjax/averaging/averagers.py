@@ -1,10 +1,8 @@
 """Averagers: which iterates enter a parameter average, and with which weights.
 
-An :class:`Averager` is a static description consumed by :func:`feasjax.averaged`. ``theta_0``
-is the value given to ``init`` and ``theta_t`` the value after the ``t``-th update; the iterates
-with ``t >= first`` and ``(t - first) % every == 0`` are folded in order (the first fold is a
-copy). The fold works on one array and a scalar count, so under ``vmap`` it also serves per-row
-averages (:func:`feasjax.indexed_averaged`).
+``theta_0`` is the value given to ``init``, ``theta_t`` the value after the ``t``-th update; the
+iterates with ``t >= first`` and ``(t - first) % every == 0`` are folded in order (the first fold
+is a copy). A fold takes one array and a scalar count, so ``vmap`` makes it per-row.
 """
 from __future__ import annotations
 
@@ -13,6 +11,8 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from feasjax.core.checks import check_positive, check_unit_interval
 
 __all__ = ["Averager", "polyak", "tail_polyak", "swa", "ema", "lawa"]
 
@@ -34,7 +34,8 @@ class Averager(NamedTuple):
       name: the method's name.
       first: index ``t`` of the first counted iterate.
       every: interval between counted iterates.
-      init_leaf: ``leaf -> per-leaf state`` (nothing folded yet).
+      init_leaf: ``leaf -> per-leaf state`` (nothing folded yet), in new buffers (states are
+        donated with the parameters).
       weight: ``n -> coefficient`` from the number already folded.
       fold_leaf: ``(per-leaf state, iterate, coefficient, take) -> per-leaf state``, unchanged
         (bit for bit) where the boolean ``take`` is false.
@@ -58,11 +59,6 @@ def _lerp(avg: jax.Array, x: jax.Array, w: jax.Array, take: jax.Array) -> jax.Ar
     return jnp.where(take, ((1 - w) * avg + w * x).astype(avg.dtype), avg)
 
 
-def _copy(leaf: jax.Array) -> jax.Array:
-    # A real copy: an average that shared the parameters' buffer could not be donated with them.
-    return jnp.copy(leaf)
-
-
 def polyak(start_step: int = 0, *, every: int = 1) -> Averager:
     """Polyak-Ruppert averaging: the uniform mean of the iterates from ``start_step`` on.
 
@@ -81,15 +77,13 @@ def polyak(start_step: int = 0, *, every: int = 1) -> Averager:
 
     Example:
       >>> from feasjax.averaging import polyak
-      >>> avg = polyak(start_step=10, every=2)
-      >>> (avg.first, avg.every)
-      (10, 2)
+      >>> polyak(start_step=10, every=2).first
+      10
     """
     _check_int("start_step", start_step, 0)
     _check_int("every", every, 1)
-    return Averager(
-        "polyak", start_step, every, _copy, lambda n: 1.0 / (n + 1).astype(jnp.float32), _lerp
-    )
+    return Averager("polyak", start_step, every, jnp.copy,
+                    lambda n: 1.0 / (n + 1).astype(jnp.float32), _lerp)
 
 
 def tail_polyak(horizon: int, fraction: float, *, every: int = 1) -> Averager:
@@ -117,11 +111,10 @@ def tail_polyak(horizon: int, fraction: float, *, every: int = 1) -> Averager:
 def swa(cycle_length: int, start_step: int, *, every_cycles: int = 1) -> Averager:
     """Stochastic Weight Averaging (Izmailov et al., 2018): mean of the cycle-end iterates.
 
-    With :func:`feasjax.averaging.swa_schedule`, the iterates ``theta_{s + j c}``, ``j >= 1``, on
-    which the restarted learning rate reaches its low value, are averaged with weights ``1/n``
-    (unlike the paper's Algorithm 1, ``theta_s`` itself is not). Use it to end a run in place of a
-    tuned decay: in ``benchmarks/averaging_speedup.py`` it matched cosine decay on clean digits and
-    beat it under 30% label noise (0.864 vs 0.813), but reaches no early target sooner.
+    Averages ``theta_{s + j c}``, ``j >= 1`` (not ``theta_s``, unlike the paper's Algorithm 1),
+    the iterates at :func:`swa_schedule`'s low rate, with weights ``1/n``. It can end a run in
+    place of a tuned decay (``benchmarks/averaging_speedup.py``: as good as cosine decay on clean
+    digits, better under 30% label noise, 0.864 vs 0.813), but reaches no early target sooner.
 
     Args:
       cycle_length: steps per cycle, ``>= 1``.
@@ -130,9 +123,8 @@ def swa(cycle_length: int, start_step: int, *, every_cycles: int = 1) -> Average
 
     Example:
       >>> from feasjax.averaging import swa
-      >>> avg = swa(cycle_length=5, start_step=100)
-      >>> (avg.first, avg.every)
-      (105, 5)
+      >>> swa(cycle_length=5, start_step=100).first
+      105
     """
     _check_int("cycle_length", cycle_length, 1)
     _check_int("start_step", start_step, 0)
@@ -141,15 +133,8 @@ def swa(cycle_length: int, start_step: int, *, every_cycles: int = 1) -> Average
     return polyak(start_step + every, every=every)._replace(name="swa")
 
 
-def ema(
-    decay: float,
-    warmup: str = "none",
-    *,
-    every: int = 1,
-    start_step: int = 0,
-    warmup_gamma: float = 1.0,
-    warmup_power: float = 2 / 3,
-) -> Averager:
+def ema(decay: float, warmup: str = "none", *, every: int = 1, start_step: int = 0,
+        warmup_gamma: float = 1.0, warmup_power: float = 2 / 3) -> Averager:
     """Exponential moving average of the parameters, initialised from the parameters.
 
     The first counted iterate is copied; each later one is folded as
@@ -179,14 +164,11 @@ def ema(
       >>> ema(0.999, warmup="linear").name
       'ema'
     """
-    if isinstance(decay, numbers.Real) and not 0 <= decay < 1:
-        raise ValueError(f"decay must be in [0, 1), got {decay=}")
+    check_unit_interval(decay, "decay")
     if warmup not in WARMUPS:
         raise ValueError(f"warmup must be one of {WARMUPS}, got {warmup=}")
-    if not (warmup_gamma > 0 and warmup_power > 0):
-        raise ValueError(
-            f"warmup_gamma and warmup_power must be > 0, got {warmup_gamma=}, {warmup_power=}"
-        )
+    check_positive(warmup_gamma, "warmup_gamma")
+    check_positive(warmup_power, "warmup_power")
     _check_int("every", every, 1)
     _check_int("start_step", start_step, 0)
 
@@ -199,7 +181,7 @@ def ema(
             d = jnp.minimum(d, 1 - (1 + u / warmup_gamma) ** (-warmup_power))
         return jnp.where(n == 0, 1.0, 1 - d)
 
-    return Averager("ema", start_step, every, _copy, weight, _lerp)
+    return Averager("ema", start_step, every, jnp.copy, weight, _lerp)
 
 
 def lawa(k: int, every: int, burn_in: int = 0) -> Averager:
@@ -228,11 +210,10 @@ def lawa(k: int, every: int, burn_in: int = 0) -> Averager:
     _check_int("burn_in", burn_in, 0)
 
     def init_leaf(leaf: jax.Array) -> WindowLeaf:
-        # Built from the leaf itself (not from zeros) so that the ring inherits its sharding;
-        # the values are placeholders until the first snapshot, which fold_leaf treats apart.
-        # total and evict are copies: the leaf (the caller's params) and they are donated.
+        # From the leaf itself (not zeros), so that the ring inherits its sharding; the values
+        # are placeholders until the first snapshot, which fold_leaf treats apart.
         leaf = jnp.asarray(leaf)
-        return WindowLeaf(jnp.repeat(leaf[None], k + 1, axis=0), _copy(leaf), _copy(leaf))
+        return WindowLeaf(jnp.repeat(leaf[None], k + 1, axis=0), jnp.copy(leaf), jnp.copy(leaf))
 
     def fold_leaf(state: WindowLeaf, x: jax.Array, n: jax.Array, take: jax.Array) -> WindowLeaf:
         # The evicted snapshot is carried in the state and the next one is read *after* the

@@ -6,52 +6,30 @@ Rows outside the batch are bit-for-bit unchanged.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from feasjax.averaging.averagers import Averager, WindowLeaf
-from feasjax.averaging.wrappers import (AveragedState, Mask, _check_params, _counted, _fold,
-                                        _init_average)
+from feasjax.averaging.averagers import Averager
+from feasjax.averaging.wrappers import (AveragedState, Mask, _check_params, _checked_inner,
+                                        _counted, _fold, _init_state)
 from feasjax.core.checks import check_indices, check_leading_size
 from feasjax.core.rows import IndexedState, in_range
 
 __all__ = ["indexed_averaged"]
 
 
-def _row_axes(s: Any) -> Any:
-    if isinstance(s, optax.MaskedNode):
-        return None
-    return WindowLeaf(1, 0, 0) if isinstance(s, WindowLeaf) else 0
+# `idx` is always `in_range`-mapped: an invalid index reads 0 and is never written, so it cannot
+# touch a wrong row (JAX would wrap -1 to the last row). Per-row states are rows first.
+def _get(tree: Any, idx: jax.Array) -> Any:
+    return jax.tree.map(lambda x: x.at[idx].get(mode="fill", fill_value=0), tree)
 
 
-# `idx` is always `in_range`-mapped: an invalid index reads the fill value and is never
-# written, so it cannot touch a wrong row (JAX would wrap -1 to the last row).
-def _gather(s: Any, idx: jax.Array) -> Any:
-    if isinstance(s, optax.MaskedNode):
-        return s
-    if isinstance(s, WindowLeaf):
-        return WindowLeaf(s.ring.at[:, idx].get(mode="fill"), _get(s.total, idx),
-                          _get(s.evict, idx))
-    return _get(s, idx)
-
-
-def _get(x: jax.Array, idx: jax.Array) -> jax.Array:
-    return x.at[idx].get(mode="fill", fill_value=0)
-
-
-def _scatter(s: Any, rows: Any, idx: jax.Array) -> Any:
-    if isinstance(s, optax.MaskedNode):
-        return s
-    if isinstance(s, WindowLeaf):
-        return WindowLeaf(
-            s.ring.at[:, idx].set(rows.ring, mode="drop"),
-            s.total.at[idx].set(rows.total, mode="drop"),
-            s.evict.at[idx].set(rows.evict, mode="drop"),
-        )
-    return s.at[idx].set(rows, mode="drop")
+def _set(tree: Any, idx: jax.Array, rows: Any) -> Any:
+    return jax.tree.map(lambda x, r: x.at[idx].set(r, mode="drop"), tree, rows)
 
 
 def _returns_rows(inner_state: Any) -> bool:
@@ -70,19 +48,17 @@ def _num_rows(params: Any) -> int:
     return sizes.pop()
 
 
-def indexed_averaged(
-    inner: optax.GradientTransformation, averager: Averager, *, mask: Mask = None
-) -> optax.GradientTransformationExtraArgs:
+def indexed_averaged(inner: optax.GradientTransformation, averager: Averager, *,
+                     mask: Mask = None) -> optax.GradientTransformationExtraArgs:
     """Like :func:`feasjax.averaged`, averaging each row of per-sample parameters separately.
 
     ``update(updates, state, params, *, indices, **extra_args)`` runs ``inner`` (``indices`` is
     forwarded), then folds the rows ``theta[indices] + u[indices]`` into their averages with
     per-row ``(N,)`` counters; changes ``inner`` makes outside ``indices`` are not folded. Over
-    :func:`feasjax.indexed`, updates are the batch's ``B`` rows (added to those rows of the
-    parameters). A repeated index is folded once per step;
-    ``indices`` must lie in ``[0, N)``. Averaged multipliers can weight FL's primal step: in
-    ``benchmarks/averaging_speedup.py`` a per-row ``ema(0.5)`` made FL stable on every seed (plain
-    FL diverged on 1 in 5), as fast.
+    :func:`feasjax.indexed`, updates are the batch's ``B`` rows. A repeated index is folded once
+    per step; ``indices`` must lie in ``[0, N)``. Averaged multipliers can weight FL's primal
+    step: in ``benchmarks/averaging_speedup.py`` a per-row ``ema(0.5)`` made FL stable on every
+    seed (plain FL diverged on 1 in 5), as fast.
 
     Args:
       inner: any Optax transformation.
@@ -94,9 +70,7 @@ def indexed_averaged(
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.averaging import averaged_params
-      >>> from feasjax.averaging import polyak
-      >>> from feasjax.averaging import indexed_averaged
+      >>> from feasjax.averaging import averaged_params, indexed_averaged, polyak
       >>> from feasjax.core import indexed
       >>> tx = indexed_averaged(indexed(optax.sgd(1.0)), polyak())
       >>> lam, idx = jnp.zeros(4), jnp.array([1])
@@ -104,19 +78,13 @@ def indexed_averaged(
       >>> averaged_params(state, lam.at[idx].add(u))  # row 1: mean of 0 and 2
       Array([0., 1., 0., 0.], dtype=float32)
     """
-    if not isinstance(averager, Averager):
-        raise TypeError(f"averager must be a feasjax Averager (ema, polyak, ...), got {averager!r}")
-    inner = optax.with_extra_args_support(inner)
-    _fold_row = lambda average, row, n, take: _fold(averager, average, row, n, take)  # noqa: E731
+    inner = _checked_inner(inner, averager)
+    row_averager = averager._replace(init_leaf=jax.vmap(averager.init_leaf))
+    fold_rows = jax.vmap(functools.partial(_fold, averager))
 
     def init_fn(params):
-        # One buffer per field (count and n are two arrays): the state is donated.
-        count = jnp.zeros([_num_rows(params)], jnp.int32)
-        average = _init_average(averager, params, mask)
-        if averager.first == 0:  # every row's initial value is counted: copy it in
-            average = _fold(averager, average, params, jnp.zeros([], jnp.int32))
-            return AveragedState(count, count + 1, average, inner.init(params))
-        return AveragedState(count, jnp.zeros_like(count), average, inner.init(params))
+        zeros = jnp.zeros([_num_rows(params)], jnp.int32)
+        return _init_state(row_averager, inner, params, mask, zeros, fold_rows)
 
     def update_fn(updates, state, params=None, *, indices=None, **extra_args):
         _check_params(params)
@@ -124,24 +92,16 @@ def indexed_averaged(
             raise ValueError("indexed_averaged(...).update needs indices=, the batch's row indices")
         num_rows = state.count.shape[0]
         idx = in_range(check_indices(indices, num_rows, "indices"), num_rows)
-        inner_updates, inner_state = inner.update(
-            updates, state.inner_state, params, indices=indices, **extra_args
-        )
-        if _returns_rows(inner_state):
-            check_leading_size(inner_updates, idx.shape[0], "updates of the indexed inner")
-            row_updates = inner_updates
-        else:
-            row_updates = jax.tree.map(lambda u: _get(u, idx), inner_updates)
+        inner_updates, inner_state = inner.update(updates, state.inner_state, params,
+                                                  indices=indices, **extra_args)
+        row_updates = inner_updates if _returns_rows(inner_state) else _get(inner_updates, idx)
+        check_leading_size(row_updates, idx.shape[0], "updates of the indexed inner")
         count = _get(state.count, idx) + 1
         n, take = _get(state.n, idx), _counted(averager, count)
-        rows = jax.tree.map(lambda p, u: (_get(p, idx) + u).astype(p.dtype), params, row_updates)
-        gathered = jax.tree.map(lambda p, s: _gather(s, idx), params, state.average)
-        axes = jax.tree.map(lambda p, s: _row_axes(s), params, state.average)
-        folded = jax.vmap(_fold_row, in_axes=(axes, 0, 0, 0), out_axes=axes)(gathered, rows, n,
-                                                                           take)
-        average = jax.tree.map(lambda p, s, r: _scatter(s, r, idx), params, state.average, folded)
-        return inner_updates, AveragedState(
-            state.count.at[idx].set(count, mode="drop"),
-            state.n.at[idx].set(n + take.astype(jnp.int32), mode="drop"), average, inner_state)
+        rows = jax.tree.map(lambda p, u: (p + u).astype(p.dtype), _get(params, idx), row_updates)
+        average = _set(state.average, idx, fold_rows(_get(state.average, idx), rows, n, take))
+        return inner_updates, AveragedState(_set(state.count, idx, count),
+                                            _set(state.n, idx, n + take.astype(jnp.int32)),
+                                            average, inner_state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -1,10 +1,6 @@
-"""Optimal mixing of a local and a global model (Grimberg, Hartley, Karimireddy, Jaggi, 2021).
-
-``theta_a = (1 - a) theta_L + a theta_G`` has ``MSE(a) = (1-a)^2 v_L + a^2 (v_G + Delta^2) +
-2a(1-a)c``, minimised at ``a* = (v_L - c) / (v_L + v_G + Delta^2 - 2c)``; mixing beats the local
-model exactly when ``0 < a < 2 a*``. :func:`mix` also serves prompt portfolios (PromptFolio).
-
-References: https://arxiv.org/abs/2110.12946 ; https://arxiv.org/abs/2410.18456
+"""Optimal mixing ``(1 - a) theta_L + a theta_G`` of a local and a global model (Grimberg,
+Hartley, Karimireddy, Jaggi 2021, https://arxiv.org/abs/2110.12946): its error, best ``a`` and
+plug-in estimate; :func:`mix` also serves prompt portfolios (https://arxiv.org/abs/2410.18456).
 """
 from __future__ import annotations
 
@@ -14,18 +10,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from feasjax.core.checks import is_concrete
+
 __all__ = ["mixing_mse", "optimal_mixing_alpha", "mixing_helps", "estimate_mixing_alpha", "mix"]
-
-
-def _concrete(x: Any) -> bool:
-    return not isinstance(x, jax.core.Tracer)
 
 
 def _check_moments(v_local: Any, v_global: Any, cov: Any) -> None:
     for name, value in (("v_local", v_local), ("v_global", v_global)):
-        if _concrete(value) and np.any(np.asarray(value) < 0):
+        if is_concrete(value) and np.any(np.asarray(value) < 0):
             raise ValueError(f"{name} must be >= 0, got {name}={value!r}")
-    if all(map(_concrete, (v_local, v_global, cov))) and np.any(
+    if all(map(is_concrete, (v_local, v_global, cov))) and np.any(
         np.asarray(cov) ** 2 > np.asarray(v_local) * np.asarray(v_global) * (1 + 1e-6) + 1e-12
     ):
         raise ValueError(f"cov must satisfy cov**2 <= v_local * v_global, got {cov=}")
@@ -101,9 +95,7 @@ def estimate_mixing_alpha(local_samples: jax.Array, global_samples: jax.Array, *
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.averaging import estimate_mixing_alpha
-      >>> a = estimate_mixing_alpha(
-      ...     jnp.array([0.0, 2.0]), jnp.array([3.0, 5.0]), debiased=True
-      ... )
+      >>> a = estimate_mixing_alpha(jnp.array([0.0, 2.0]), jnp.array([3.0, 5.0]), debiased=True)
       >>> round(float(a), 3)  # v_L = v_G = 1, Delta^2 = 9 - 2 = 7
       0.111
     """
@@ -125,7 +117,7 @@ def _mix_leaf(a: Any, lo: jax.Array, gl: jax.Array) -> jax.Array:
     if a.ndim and a.shape != lo.shape:
         raise ValueError(f"alpha leaves must be scalars or have the leaf's shape, got {a.shape=} "
                          f"for {lo.shape=}")
-    if _concrete(a) and not np.all((np.asarray(a) >= 0) & (np.asarray(a) <= 1)):  # nan too
+    if is_concrete(a) and not np.all((np.asarray(a) >= 0) & (np.asarray(a) <= 1)):  # nan too
         raise ValueError(f"alpha must be in [0, 1], got alpha={a!r}")
     return ((1 - a) * lo + a * gl).astype(lo.dtype)
 

@@ -1,22 +1,17 @@
 """Learning-rate schedules that go with averaging (SWA's cyclic or constant phase)."""
 from __future__ import annotations
 
-import numbers
-
 import jax
 import jax.numpy as jnp
 import optax
 
+from feasjax.averaging.averagers import _check_int
+
 __all__ = ["swa_schedule"]
 
 
-def swa_schedule(
-    base: optax.ScalarOrSchedule,
-    start_step: int,
-    swa_lr: float,
-    cycle_length: int = 1,
-    min_lr: float | None = None,
-) -> optax.Schedule:
+def swa_schedule(base: optax.ScalarOrSchedule, start_step: int, swa_lr: float,
+                 cycle_length: int = 1, min_lr: float | None = None) -> optax.Schedule:
     """SWA learning rate (Izmailov et al., 2018, eq. 2): ``base`` then a cyclic or constant phase.
 
     With ``c = cycle_length`` and optax's ``count`` (updates already applied):
@@ -38,15 +33,12 @@ def swa_schedule(
 
     Example:
       >>> from feasjax.averaging import swa_schedule
-      >>> sched = swa_schedule(
-      ...     1.0, start_step=2, swa_lr=0.5, cycle_length=2, min_lr=0.1
-      ... )
+      >>> sched = swa_schedule(1.0, start_step=2, swa_lr=0.5, cycle_length=2, min_lr=0.1)
       >>> [round(float(sched(t)), 3) for t in range(6)]
       [1.0, 1.0, 0.3, 0.1, 0.3, 0.1]
     """
-    for name, value, low in (("start_step", start_step, 0), ("cycle_length", cycle_length, 1)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
+    _check_int("start_step", start_step, 0)
+    _check_int("cycle_length", cycle_length, 1)
     if swa_lr < 0 or (min_lr is not None and min_lr < 0):
         raise ValueError(f"swa_lr and min_lr must be >= 0, got {swa_lr=}, {min_lr=}")
     low = swa_lr if min_lr is None else min_lr

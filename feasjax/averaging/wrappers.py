@@ -1,12 +1,10 @@
-"""Parameter averaging as a wrapper around any Optax optimizer.
-
-``averaged(inner, averager)`` folds the parameters *after* the update into an average held in
-its state, read with :func:`averaged_params`, so it cannot average updates by mistake (the
-classic ``optax.ema`` pitfall). The maths is elementwise, so the average keeps the parameters'
-sharding, and one compiled step serves every step.
+"""Parameter averaging as a wrapper around any Optax optimizer: the parameters *after* each
+update are folded into an average held in the state (never the updates, ``optax.ema``'s pitfall),
+elementwise, so the average keeps the parameters' sharding.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple, Union
 
 import jax
@@ -29,28 +27,35 @@ class AveragedState(NamedTuple):
     inner_state: optax.OptState  # the wrapped optimizer's state
 
 
-def _is_masked(x: Any) -> bool:
-    return isinstance(x, optax.MaskedNode)
-
-
 def _counted(averager: Averager, count: jax.Array) -> jax.Array:
     return (count >= averager.first) & ((count - averager.first) % averager.every == 0)
 
 
-def _init_average(averager: Averager, params: Any, mask: Mask) -> Any:
-    if mask is None:
-        return jax.tree.map(averager.init_leaf, params)
-    mask_tree = mask(params) if callable(mask) else mask
-    # A mask may be a prefix of params (one bool for a whole collection, e.g. batch statistics).
-    full = jax.tree.map(lambda m, sub: jax.tree.map(lambda _: bool(m), sub), mask_tree, params)
-    return jax.tree.map(lambda p, m: averager.init_leaf(p) if m else optax.MaskedNode(), params,
-                        full)
-
-
 def _fold(averager: Averager, average: Any, iterate: Any, n: jax.Array, take: Any = True) -> Any:
     coef, take = averager.weight(n), jnp.asarray(take)
-    return jax.tree.map(lambda x, s: s if _is_masked(s) else averager.fold_leaf(s, x, coef, take),
-                        iterate, average)
+    return jax.tree.map(lambda x, s: s if isinstance(s, optax.MaskedNode) else
+                        averager.fold_leaf(s, x, coef, take), iterate, average)
+
+
+def _init_state(averager: Averager, inner: optax.GradientTransformation, params: Any,
+                mask: Mask, n: jax.Array, fold: Callable) -> AveragedState:
+    # The state before any update, n the zero counters; theta_0 is folded in when counted. A mask
+    # may be a prefix of params (one bool for a whole collection, e.g. batch statistics).
+    mask_tree = True if mask is None else mask(params) if callable(mask) else mask
+    full = jax.tree.map(lambda m, sub: jax.tree.map(lambda _: bool(m), sub), mask_tree, params)
+    average = jax.tree.map(lambda p, m: averager.init_leaf(p) if m else optax.MaskedNode(),
+                           params, full)
+    if averager.first == 0:
+        average, n = fold(average, params, n), n + 1
+    # One buffer per field (count is not n): the state is donated.
+    return AveragedState(jnp.zeros_like(n), n, average, inner.init(params))
+
+
+def _checked_inner(inner: optax.GradientTransformation, averager: Any
+                   ) -> optax.GradientTransformationExtraArgs:
+    if not isinstance(averager, Averager):
+        raise TypeError(f"averager must be a feasjax Averager (ema, polyak, ...), got {averager!r}")
+    return optax.with_extra_args_support(inner)
 
 
 def _check_params(params: Any) -> None:
@@ -59,9 +64,8 @@ def _check_params(params: Any) -> None:
                          "got params=None")
 
 
-def averaged(
-    inner: optax.GradientTransformation, averager: Averager, *, mask: Mask = None
-) -> optax.GradientTransformationExtraArgs:
+def averaged(inner: optax.GradientTransformation, averager: Averager, *, mask: Mask = None
+             ) -> optax.GradientTransformationExtraArgs:
     """Wrap ``inner`` so that it also keeps an average of the parameters it produces.
 
     At step ``t`` the wrapper returns ``u_t`` of ``inner.update(g_t, s_{t-1}, theta_{t-1})``
@@ -80,8 +84,7 @@ def averaged(
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.averaging import averaged, averaged_params
-      >>> from feasjax.averaging import polyak
+      >>> from feasjax.averaging import averaged, averaged_params, polyak
       >>> tx = averaged(optax.sgd(1.0), polyak())
       >>> params = jnp.array([0.0]); state = tx.init(params)
       >>> for g in (-1.0, -1.0):
@@ -90,17 +93,11 @@ def averaged(
       >>> averaged_params(state, params)  # mean of 0, 1, 2
       Array([1.], dtype=float32)
     """
-    if not isinstance(averager, Averager):
-        raise TypeError(f"averager must be a feasjax Averager (ema, polyak, ...), got {averager!r}")
-    inner = optax.with_extra_args_support(inner)
+    inner = _checked_inner(inner, averager)
 
     def init_fn(params):
-        # One buffer per field (no `zero` shared by count and n): the state is donated.
-        count, n = jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32)
-        state = AveragedState(count, n, _init_average(averager, params, mask), inner.init(params))
-        if averager.first == 0:  # theta_0 is counted: copy it in
-            state = state._replace(n=n + 1, average=_fold(averager, state.average, params, n))
-        return state
+        zero = jnp.zeros([], jnp.int32)
+        return _init_state(averager, inner, params, mask, zero, functools.partial(_fold, averager))
 
     def update_fn(updates, state, params=None, **extra_args):
         _check_params(params)
@@ -123,8 +120,7 @@ def find_averaged_states(state: optax.OptState) -> list[AveragedState]:
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.averaging import averaged, find_averaged_states
-      >>> from feasjax.averaging import ema
+      >>> from feasjax.averaging import averaged, ema, find_averaged_states
       >>> tx = optax.chain(optax.clip(1.0), averaged(optax.sgd(0.1), ema(0.9)))
       >>> len(find_averaged_states(tx.init(jnp.zeros(3))))
       1
@@ -133,30 +129,14 @@ def find_averaged_states(state: optax.OptState) -> list[AveragedState]:
     return [leaf for leaf in leaves if isinstance(leaf, AveragedState)]
 
 
-def _rows(n: jax.Array, like: jax.Array) -> jax.Array:
-    # Dense state: scalar n. Indexed state: n has shape (N,), broadcast over a leaf's trailing axes.
-    return n if n.ndim == 0 else n.reshape(n.shape + (1,) * (like.ndim - 1))
-
-
 def _read_leaf(s: Any, p: jax.Array, n: jax.Array) -> jax.Array:
-    if _is_masked(s):
+    if isinstance(s, optax.MaskedNode):
         return p
-    n = _rows(n, p)
-    if isinstance(s, WindowLeaf):
-        size = jnp.maximum(jnp.minimum(n, s.ring.shape[0] - 1), 1)  # ring: k slots + scratch
-        value = s.total / size.astype(s.total.dtype)
-    else:
-        value = s
+    rows = n.ndim  # 0 for averaged, 1 for indexed_averaged (whose per-row states are rows first)
+    n, value = n.reshape(n.shape + (1,) * (p.ndim - rows)), s
+    if isinstance(s, WindowLeaf):  # the ring holds k slots and a scratch one
+        value = s.total / jnp.clip(n, 1, s.ring.shape[rows] - 1).astype(s.total.dtype)
     return jnp.where(n > 0, value, p).astype(p.dtype)
-
-
-def _unwrap_variables(tree: Any) -> Any:
-    # nnx.Optimizer wraps its state leaves in OptVariable and nnx.state gives Param leaves:
-    # read both as plain arrays so that their structures match (nnx.update accepts the result).
-    from flax import nnx  # local import: only needed for NNX trees
-
-    is_var = lambda x: isinstance(x, nnx.Variable)  # noqa: E731
-    return jax.tree.map(lambda x: x.get_value() if is_var(x) else x, tree, is_leaf=is_var)
 
 
 def averaged_params(state: optax.OptState, params: Any) -> Any:
@@ -173,15 +153,16 @@ def averaged_params(state: optax.OptState, params: Any) -> Any:
 
     Example:
       >>> import jax.numpy as jnp, optax
-      >>> from feasjax.averaging import averaged, averaged_params
-      >>> from feasjax.averaging import ema
+      >>> from feasjax.averaging import averaged, averaged_params, ema
       >>> tx = averaged(optax.sgd(1.0), ema(0.5))
       >>> params = jnp.array([0.0]); state = tx.init(params)
       >>> u, state = tx.update(jnp.array([-2.0]), state, params)
       >>> averaged_params(state, optax.apply_updates(params, u))  # 0.5 * 0 + 0.5 * 2
       Array([1.], dtype=float32)
     """
-    state, params = _unwrap_variables(state), _unwrap_variables(params)
+    from flax import nnx  # imported on use
+
+    state, params = nnx.as_pure(state), nnx.as_pure(params)  # NNX variables read as arrays
     found = find_averaged_states(state)
     if not found:
         raise ValueError("state holds no AveragedState; build the optimizer with feasjax.averaged")

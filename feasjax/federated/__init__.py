@@ -1,8 +1,6 @@
-"""Personalized federated learning: rounds of all clients as one compiled program (``rounds``),
-personalization by local training, fine-tuning and optimal local/global mixing (``personalize``),
-prompt portfolios over a frozen feature extractor (``portfolio``), Grimberg et al.'s
-mean-estimation check of the mixing theory (``theory``) and the experiment behind
-``feasjax federated`` (``experiment``).
+"""Personalized federated learning: compiled rounds of all clients (``rounds``), personalization
+(``personalize``), prompt portfolios (``portfolio``), the mean-estimation check of optimal mixing
+(``theory``) and the experiment behind ``feasjax federated`` (``experiment``).
 """
 from typing import TYPE_CHECKING
 

@@ -6,7 +6,8 @@ every stage is jitted once and reused across seeds.
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple, Sequence
+from types import SimpleNamespace
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,25 +26,15 @@ from feasjax.training.engine import train as engine_train
 
 __all__ = ["run_federated"]
 
+
 def _summary(acc: Any, seconds: float) -> dict:
     acc = np.asarray(acc, np.float64)
     return {"mean_client_accuracy": float(acc.mean()), "worst_client_accuracy": float(acc.min()),
             "client_accuracy": acc.tolist(), "seconds": seconds}
 
 
-class _Stages(NamedTuple):
-    init: Any
-    evaluate: Any
-    fedavg: Any
-    local: Any
-    finetune: Any
-    mix: Any
-    portfolio: Any
-
-
-def _stages(data: FederatedData, cfg: FederatedConfig) -> _Stages:
-    x_shape = data.train["x"].shape[2:]
-    d = int(np.prod(x_shape))
+def _stages(data: FederatedData, cfg: FederatedConfig) -> SimpleNamespace:
+    d = int(np.prod(data.train["x"].shape[2:]))
 
     def init(seed):
         return nnx.split(MLP(d, list(cfg.hidden), data.num_classes, rngs=nnx.Rngs(seed)))
@@ -77,9 +68,8 @@ def _stages(data: FederatedData, cfg: FederatedConfig) -> _Stages:
     def cat(a, b):  # two client sets as one: one trace of the program serves both
         return jax.tree.map(lambda u, v: jnp.concatenate([u, v]), a, b)
 
-    def halves(tree):
-        return jax.tree.map(lambda v: v[:data.num_clients], tree), jax.tree.map(
-            lambda v: v[data.num_clients:], tree)
+    def halves(tree, k=data.num_clients):
+        return jax.tree.map(lambda v: v[:k], tree), jax.tree.map(lambda v: v[k:], tree)
 
     @jax.jit
     def local(params, train, test, key):
@@ -121,12 +111,13 @@ def _stages(data: FederatedData, cfg: FederatedConfig) -> _Stages:
             (state, personal), _ = jax.lax.scan(body, (pfed.init(g), personal),
                                                 jnp.arange(cfg.rounds))
             prompts = jax.vmap(pf.portfolio_prompts, in_axes=(None, 0))(state.params, personal)
-            return pz.client_metrics(lambda p, f: pf.prompt_logits(p, f), prompts, ftest)[0]
+            return pz.client_metrics(pf.prompt_logits, prompts, ftest)[0]
 
         return jax.vmap(run)(thetas)  # (G, K)
 
     evaluate = jax.jit(lambda p, test: pz.client_metrics(predict, p, test, per_client=False)[0])
-    return _Stages(init, evaluate, fedavg, local, finetune, mix, portfolio)
+    return SimpleNamespace(init=init, evaluate=evaluate, fedavg=fedavg, local=local,
+                           finetune=finetune, mix=mix, portfolio=portfolio)
 
 
 def _timed(fn, *args):
@@ -165,8 +156,7 @@ def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
       >>> sorted(out["global"][0])
       ['client_accuracy', 'mean_client_accuracy', 'seconds', 'worst_client_accuracy']
     """
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
+    if not methods or not set(methods) <= set(METHODS):
         raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {methods!r}")
     if "portfolio" in methods and config.theta not in config.thetas:
         raise ValueError(f"config.theta={config.theta} must be one of config.thetas="
@@ -175,11 +165,9 @@ def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
     train = jax.tree.map(jnp.asarray, data.train)
     # Test rows padded (masked) to the training length, so that held-out and test rows stack.
     width = max(data.train["y"].shape[1], data.test["y"].shape[1])
-    test = jax.tree.map(lambda v: jnp.asarray(np.pad(v, [(0, 0), (0, width - v.shape[1])]
-                                                     + [(0, 0)] * (v.ndim - 2), mode="edge")
-                                              if v.dtype != bool else np.pad(
-                                                  v, [(0, 0), (0, width - v.shape[1])])),
-                        data.test)
+    test = jax.tree.map(lambda v: jnp.asarray(np.pad(
+        v, [(0, 0), (0, width - v.shape[1])] + [(0, 0)] * (v.ndim - 2),
+        mode="constant" if v.dtype == bool else "edge")), data.test)
     out = {m: [] for m in methods}
     for seed in seeds:
         key = jax.random.key(seed)
@@ -208,8 +196,7 @@ def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
                                "accuracy_by_alpha": curve.mean(0).tolist()})
         if "portfolio" in methods:
             by_theta, t = _timed(st.portfolio, train, test, jax.random.fold_in(key, 5))
-            by_theta = np.asarray(by_theta)
-            mean = by_theta.mean(1)
+            mean = np.asarray(by_theta).mean(1)
             at = list(config.thetas).index(config.theta)
             out["portfolio"].append({**_summary(by_theta[at], t), "theta": config.theta,
                                      "accuracy_by_theta": mean.tolist(),

@@ -1,10 +1,6 @@
-"""Federated rounds as one compiled program: every client's local training in one ``vmap``.
-
-FedAvg (McMahan et al. 2017) and FedOpt (Reddi et al. 2021): the server applies an optax
-transformation to ``-delta``, the client-size-weighted mean of the clients' deltas
-(``optax.sgd(1.0)`` is FedAvg, ``optax.adam(lr)`` FedAdam). Clients are a leading axis of the
-padded data; given a mesh, it is split over devices with ``shard_map``. Personal parameters are
-trained but never averaged.
+"""FedAvg (McMahan et al. 2017) and FedOpt (Reddi et al. 2021) rounds as one compiled program:
+every client's local training in one ``vmap`` over the padded data's leading client axis (split
+over a mesh's devices with ``shard_map``); personal parameters are trained, never averaged.
 """
 from __future__ import annotations
 
@@ -35,15 +31,6 @@ class Federated(NamedTuple):
 
     init: Callable[[Any], FederatedState]
     round: Callable[..., tuple[FederatedState, Any]]
-
-
-def _check_steps(local_steps: object, batch_size: object) -> None:
-    if isinstance(local_steps, bool) or not isinstance(local_steps, int) or local_steps < 1:
-        raise ValueError(f"local_steps must be a positive int, got {local_steps=}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int or None (full batch), got "
-                         f"{batch_size=}")
 
 
 def _check_clients(clients: Any) -> None:
@@ -84,18 +71,21 @@ def client_update(loss_fn: LossFn, optimizer: optax.GradientTransformation, loca
       >>> train(jnp.zeros(1), client, jax.random.key(0)).round(3)
       Array([2.], dtype=float32)
     """
-    _check_steps(local_steps, batch_size)
+    if isinstance(local_steps, bool) or not isinstance(local_steps, int) or local_steps < 1:
+        raise ValueError(f"local_steps must be a positive int, got {local_steps=}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int or None (full batch), got "
+                         f"{batch_size=}")
 
     def objective(params, client, key):
-        if batch_size is None:
-            batch, weight = client, client["mask"]
-        else:
+        batch = client
+        if batch_size is not None:
             count = jnp.maximum(jnp.sum(client["mask"]), 1)  # real rows come first
             rows = jax.random.randint(key, (batch_size,), 0, count)
             batch = jax.tree.map(lambda v: v[rows], client)
-            weight = batch["mask"]
         losses = loss_fn(params, {"x": batch["x"], "y": batch["y"]})
-        weight = weight.astype(losses.dtype)
+        weight = batch["mask"].astype(losses.dtype)
         return jnp.sum(weight * losses) / jnp.maximum(jnp.sum(weight), 1.0)
 
     def train(params, client, key):
@@ -140,8 +130,9 @@ def federated_averaging(loss_fn: LossFn, client_optimizer: optax.GradientTransfo
         ``params`` is the pair ``(shared, personal)``.
       client_optimizer: optax transformation of the local steps (restarted every round).
       local_steps: local steps per round, >= 1.
-      server_optimizer: optax transformation of the pseudo-gradient ``-delta`` (default
-        ``optax.sgd(1.0)``: FedAvg, ``w <- w + delta``).
+      server_optimizer: optax transformation of the pseudo-gradient ``-delta``, ``delta`` the
+        client-size-weighted mean of the clients' deltas (default ``optax.sgd(1.0)``: FedAvg,
+        ``w <- w + delta``; ``optax.adam(lr)``: FedAdam).
       batch_size: rows per local step (None: full batch).
       mesh: optional 1-D mesh (:func:`feasjax.data_mesh`): clients are split over its devices;
         the number of clients must be a multiple of its size (pad with
@@ -158,8 +149,7 @@ def federated_averaging(loss_fn: LossFn, client_optimizer: optax.GradientTransfo
       >>> from feasjax.federated import federated_averaging
       >>> loss = lambda w, b: (b["x"] @ w - b["y"]) ** 2
       >>> fed = federated_averaging(loss, optax.sgd(0.1), local_steps=5)
-      >>> clients = {"x": jnp.ones((2, 4, 1)),
-      ...            "y": jnp.stack([jnp.zeros(4), 2 * jnp.ones(4)]),
+      >>> clients = {"x": jnp.ones((2, 4, 1)), "y": jnp.stack([jnp.zeros(4), 2 * jnp.ones(4)]),
       ...            "mask": jnp.ones((2, 4), bool)}
       >>> state = fed.init(jnp.zeros(1))
       >>> for r in range(30):
@@ -177,13 +167,6 @@ def federated_averaging(loss_fn: LossFn, client_optimizer: optax.GradientTransfo
 
     def init(params):
         return FederatedState(params, server.init(params), jnp.zeros([], jnp.int32))
-
-    def server_step(state, total, count):
-        delta = jax.tree.map(lambda t: t / jnp.maximum(count, 1.0).astype(t.dtype), total)
-        updates, server_state = server.update(optax.tree.scale(-1.0, delta), state.server_state,
-                                              state.params)
-        return FederatedState(optax.apply_updates(state.params, updates), server_state,
-                              state.round + 1)
 
     def round_fn(state, clients, key, personal=None, client_ids=None):
         _check_clients(clients)
@@ -204,6 +187,10 @@ def federated_averaging(loss_fn: LossFn, client_optimizer: optax.GradientTransfo
             local = jax.shard_map(local, mesh=mesh, in_specs=(P(), P(axis), P(axis), P(axis)),
                                   out_specs=(P(), P(), P(axis)), check_vma=False)
         total, count, personal = local(state.params, clients, keys, personal)
-        return server_step(state, total, count), personal
+        delta = jax.tree.map(lambda t: t / jnp.maximum(count, 1.0).astype(t.dtype), total)
+        updates, server_state = server.update(optax.tree.scale(-1.0, delta), state.server_state,
+                                              state.params)
+        return FederatedState(optax.apply_updates(state.params, updates), server_state,
+                              state.round + 1), personal
 
     return Federated(init, jax.jit(round_fn))
