@@ -101,3 +101,17 @@ def test_primal_dual_state_can_be_donated():
     step = jax.jit(solver.step, donate_argnums=0)
     for _ in range(2):
         state, _ = step(state, None)
+
+
+def test_bootstrap_state_can_be_donated():
+    # The main chain's params and its Polyak-Ruppert average started as one buffer (the params).
+    loss = lambda theta, z: 0.5 * (z[0] - theta[0]) ** 2
+    boot = fj.uncertainty.multiplier_bootstrap(loss, 2, learning_rate=0.5, burn_in=1)
+    params = jnp.zeros(1)
+    state = boot.init(params, jax.random.key(0))
+    assert len(set(_buffers(state))) == len(_buffers(state)), "init put one buffer in two fields"
+    assert not set(_buffers(state)) & set(_buffers(params)), "init kept a buffer of the params"
+    step = jax.jit(boot.step, donate_argnums=0)
+    for _ in range(2):
+        state = step(state, jnp.ones((3, 1)))
+    assert bool(jnp.all(jnp.isfinite(state.main.average)))

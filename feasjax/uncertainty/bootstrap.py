@@ -220,7 +220,9 @@ def multiplier_bootstrap(
         return ChainState(params, opt_state, average)
 
     def init(params, key) -> BootstrapState:
-        main = ChainState(params, optimizer.init(params), params)
+        # A copy per leaf: the chain's params and average (and the caller's params) must not
+        # share a buffer, or a jitted step that donates the state fails.
+        main = jax.tree.map(jnp.copy, ChainState(params, optimizer.init(params), params))
         replicas = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_replicas, *jnp.shape(x))), main)
         keys = jax.random.split(key, num_replicas)
         if replica_sharding is not None:
