@@ -1,22 +1,17 @@
-"""Checkpoints of a :func:`feasjax.train` run: what a resume must match, and when to save.
+"""The checkpoints of a :func:`feasjax.train` run (:class:`Checkpoints`): what a resume must
+match and when to save. After a chunk, the engine saves through Orbax
+(:mod:`feasjax.training.checkpoint`) the whole carry, the RNG key, the epoch and the step within
+it, the epoch's partial sums, the history and the configuration.
 
-:func:`feasjax.train` with ``checkpoint_dir`` runs its epochs in compiled chunks of at most
-``checkpoint_every`` steps (the same computation, step by step, as whole epochs), so that it can
-stop between two steps of an epoch without a host sync per step. After a chunk it saves, through
-Orbax (:mod:`feasjax.training.checkpoint`), the whole carry (parameters, optimizer states,
-multipliers, averages and counters, model state), the RNG key, the epoch and the step within
-it, the epoch's partial sums, the history and the configuration (:class:`Checkpoints`).
+Safe resume: unreadable checkpoints newer than the latest readable one are moved aside with a
+warning and the run continues from the readable one (if none is, from the beginning). A resume
+with other data (every leaf's shape, dtype and sha256), key, epsilon, batch size or ``config``,
+or with fewer ``epochs`` than the checkpoint finished, raises.
 
-Safe resume: unreadable checkpoints newer than the latest readable one are moved aside
-(``<step>.corrupt-<time>``, see :func:`feasjax.training.restore_checkpoint`) with a warning,
-and the run continues from the readable one; if none is readable, from the beginning. A resume
-with other data (every leaf's shape, dtype and sha256 are saved), another key, epsilon, batch
-size or ``config``, or with fewer ``epochs`` than the checkpoint has finished, raises.
-
-Exact resume: a run killed at any point and resumed from its latest checkpoint ends with the
-same carry, bit for bit, as an uninterrupted run with the same ``checkpoint_every``. This holds
-on the CPU; on GPUs/TPUs it holds when XLA's kernels are deterministic (e.g. GPU with
-``XLA_FLAGS=--xla_gpu_deterministic_ops=true``) and the device count and sharding are the same.
+Exact resume: a run killed at any point and resumed ends with the same carry, bit for bit, as an
+uninterrupted run with the same ``checkpoint_every``: on the CPU, and on GPUs/TPUs when XLA's
+kernels are deterministic (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``) and the device count
+and sharding are the same.
 """
 from __future__ import annotations
 
@@ -31,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from feasjax.training.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
+from feasjax.training.tally import History
 
 __all__: list = []  # helpers of the engine
 
@@ -98,22 +94,22 @@ def _check_config(saved: dict, current: dict, directory: str) -> None:
 
 class Checkpoints:
     """The checkpoints of one :func:`feasjax.train` run: its Orbax manager, the configuration
-    a resume must match, and when to save (after the first chunk that reaches a multiple of
-    ``checkpoint_every`` global steps, and at the end)."""
+    a resume must match (``settings`` and ``config``, the key's bits, the data's fingerprint)
+    and when to save."""
 
     def __init__(self, directory: str | os.PathLike, *, data: Any, key: jax.Array,
-                 settings: dict, max_to_keep: int, async_save: bool, resume: bool = True
-                 ) -> None:
-        self.directory = str(directory)
-        self.config = _run_config(data, key, settings)
+                 settings: dict, config: dict | None, max_to_keep: int, async_save: bool,
+                 resume: bool, after_save: Callable[[int], None] | None) -> None:
+        self.directory, self.allow_resume, self.after_save = str(directory), resume, after_save
+        self.config = _run_config(data, key, {**settings, **(config or {})})
         self.manager = checkpoint_manager(directory, max_to_keep=max_to_keep,
                                           async_save=async_save)
-        self.last_saved, self.allow_resume = 0, resume
+        self.last_saved = 0
 
     def resume(self, target: dict, epochs: int) -> tuple | None:
-        """``(tree, epoch, pos, partial, skipped, history)`` of the latest readable checkpoint
-        (``history`` as the dict that was saved), or ``None`` (no checkpoint, or none
-        readable)."""
+        """``(tree, epoch, pos, tally)`` of the latest readable checkpoint (``tally``: the
+        :class:`feasjax.training.tally.Tally` keywords that continue it), or ``None`` (no
+        checkpoint, or none readable)."""
         if not self.manager.all_steps():
             return None
         if not self.allow_resume:
@@ -127,7 +123,7 @@ class Checkpoints:
             return None
         meta = restored.meta
         _check_config(meta["config"], self.config, self.directory)
-        epoch, pos = meta["epoch"], meta["step_in_epoch"]
+        epoch, pos, skipped = meta["epoch"], meta["step_in_epoch"], meta["skipped"]
         if epoch > epochs or (epoch == epochs and pos > 0):
             more = f" and {pos} steps of the next" if pos else ""
             raise ValueError(f"the checkpoint in {self.directory} has finished {epoch} "
@@ -135,25 +131,26 @@ class Checkpoints:
                              f"epochs >= {epoch + (pos > 0)} to continue it, or use another "
                              f"checkpoint directory")
         self.last_saved = meta["global_step"]
-        history = meta["history"]
-        skipped = np.asarray(meta["skipped"]) if isinstance(meta["skipped"], list) else (
-            meta["skipped"])
-        return restored.tree, epoch, pos, meta["partial"], skipped, history
+        tally = {"history": History(*(list(meta["history"][f]) for f in History._fields)),
+                 "partial": meta["partial"],
+                 "skipped": np.asarray(skipped) if isinstance(skipped, list) else skipped}
+        return restored.tree, epoch, pos, tally
 
-    def maybe_save(self, carry: Any, key: jax.Array, *, epoch: int, pos: int, steps: int,
-                   every: int, partial: Any, skipped: Any, history: Any, epochs: int,
-                   after_save: Callable[[int], None] | None) -> None:
+    def maybe_save(self, carry: Any, key: jax.Array, tally: Any, *, epoch: int, pos: int,
+                   steps: int, every: int, epochs: int) -> None:
+        """Save after the first chunk that reaches a multiple of ``every`` global steps, and
+        at the end."""
         done = epoch * steps + pos
-        if not (done // every > self.last_saved // every or epoch == epochs):
+        if done // every <= self.last_saved // every and epoch != epochs:
             return
         meta = {"config": self.config, "epoch": epoch, "step_in_epoch": pos,
-                "global_step": done, "epochs": epochs, "partial": _json(partial),
-                "skipped": _json(skipped), "history": _json(history._asdict())}
-        save_checkpoint(self.manager, done, {"state": carry, "key": key}, meta=meta,
-                        force=True)
+                "global_step": done, "epochs": epochs, "partial": tally.partial,
+                "skipped": tally.skipped, "history": tally.history._asdict()}
+        save_checkpoint(self.manager, done, {"state": carry, "key": key},
+                        meta=json.loads(json.dumps(meta, default=_plain)), force=True)
         self.last_saved = done
-        if after_save is not None:
-            after_save(done)
+        if self.after_save is not None:
+            self.after_save(done)
 
     def close(self) -> None:
         try:
@@ -162,17 +159,11 @@ class Checkpoints:
             self.manager.close()
 
 
-def _json(value: Any) -> Any:
-    """Host numbers and arrays (a sweep's per-run values) as JSON-able lists and floats."""
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json(v) for v in value]
-    if isinstance(value, np.ndarray):
+def _plain(value: Any) -> Any:
+    """Host arrays and numbers (a sweep's per-run values) as JSON-able lists and numbers."""
+    if isinstance(value, (np.ndarray, np.generic)):
         return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _run_config(data: Any, key: jax.Array, settings: dict) -> dict:
@@ -181,5 +172,3 @@ def _run_config(data: Any, key: jax.Array, settings: dict) -> dict:
         key = jax.random.key_data(key)
     return json.loads(json.dumps({**settings, "key": np.asarray(key).tolist(),
                                   "data_fingerprint": data_fingerprint(data)}))
-
-
