@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from feasjax.training.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
+from feasjax.training.checkpoint import (checkpoint_manager, leaves_by_path, restore_checkpoint,
+                                         save_checkpoint)
 from feasjax.training.tally import History
 
 __all__: list = []  # helpers of the engine
@@ -48,17 +49,8 @@ def _leaf_fingerprint(leaf: Any) -> dict:
 
 
 def data_fingerprint(data: Any) -> dict:
-    """Shape, dtype and sha256 of the bytes of every leaf of ``data``, by path.
-
-    Example:
-      >>> import numpy as np
-      >>> from feasjax.training.run_checkpoints import data_fingerprint
-      >>> data_fingerprint({"x": np.zeros((2, 3), np.float32)})["x"]["shape"]
-      [2, 3]
-    """
-    flat, _ = jax.tree_util.tree_flatten_with_path(data)
-    return {jax.tree_util.keystr(path, simple=True, separator="/") or "data":
-            _leaf_fingerprint(leaf) for path, leaf in flat}
+    """Shape, dtype and sha256 of the bytes of every leaf of ``data``, by path."""
+    return {name or "data": _leaf_fingerprint(leaf) for name, leaf in leaves_by_path(data).items()}
 
 
 def _short(field: str, value: Any) -> str:
@@ -69,7 +61,7 @@ def _fingerprint_diffs(saved: dict | None, current: dict) -> list[str]:
     if saved is None:
         return ["data fingerprint: none saved (a checkpoint of an older feasjax)"]
     diffs = []
-    for name in sorted(set(saved) | set(current)):
+    for name in sorted(saved.keys() | current.keys()):
         s, c = saved.get(name), current.get(name)
         if s is None or c is None:
             diffs.append(f"data leaf {name!r} only {'now' if s is None else 'in the checkpoint'}")
