@@ -1,18 +1,9 @@
-"""Full-state checkpoints with Orbax: any pytree (typed PRNG keys included, stored as their
-``key_data``) plus JSON metadata, as two items of one Orbax step directory, ``state``
-(``StandardSave``) and ``meta``.
-
-- **Atomic**: Orbax writes ``<step>.orbax-checkpoint-tmp`` and renames it once complete (on
-  local and POSIX file systems), so a crash during a save leaves the previous checkpoints intact.
-- **Asynchronous**: :func:`save_checkpoint` returns once the arrays are on the host (the state
-  may be donated right after); the files are written in a background thread.
-- **Checked restore**: saved shapes and dtypes are compared with the target *before* anything
-  is read; a mismatch names the leaf.
-- **Fallback**: an unreadable checkpoint (damaged or missing files, JSON metadata without the
-  keys the caller needs) is skipped with a warning for the previous one, and with
-  ``quarantine=True`` moved aside as ``<step>.corrupt-<time>`` so that its step can be saved
-  again.
-- **Resharding**: arrays are restored with the target's sharding (8 devices -> 1 and back).
+"""Full-state checkpoints with Orbax: any pytree (typed PRNG keys stored as their
+``key_data``) plus JSON metadata, as the items ``state`` and ``meta`` of one Orbax step
+directory. Saves are atomic (Orbax writes ``<step>.orbax-checkpoint-tmp`` and renames it once
+complete, so a crash during a save leaves the previous checkpoints intact) and asynchronous;
+restores are checked against the target before anything is read, fall back past unreadable
+checkpoints, and take the target's sharding (8 devices -> 1 and back).
 """
 from __future__ import annotations
 
@@ -96,7 +87,8 @@ def _storable(tree: Any) -> Any:
 
 def save_checkpoint(manager: ocp.CheckpointManager, step: int, tree: Any, *,
                     meta: dict | None = None, force: bool = False) -> bool:
-    """Save ``tree`` and the JSON ``meta`` as checkpoint ``step`` (asynchronously if enabled).
+    """Save ``tree`` and the JSON ``meta`` as checkpoint ``step`` (asynchronously if enabled:
+    the arrays are on the host when it returns, so ``tree`` may be donated right after).
 
     Args:
       manager: from :func:`checkpoint_manager`.
@@ -168,36 +160,32 @@ def check_compatible(saved: Any, target: Any) -> None:
         raise ValueError("checkpoint does not fit the target: " + "; ".join(problems[:5]))
 
 
-def _restore_step(manager: ocp.CheckpointManager, step: int, target: Any) -> Restored:
-    """Checkpoint ``step`` restored into ``target``'s shapes, dtypes, shardings and keys."""
-    import orbax.checkpoint as ocp
-
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _storable(target))
-    out = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-    tree = jax.tree.map(
-        lambda t, r: jax.random.wrap_key_data(r, impl=jax.random.key_impl(t)) if _is_key(t)
-        else r, target, out["state"])
-    return Restored(tree, dict(out["meta"] or {}), int(step))
-
-
 def _read(manager: ocp.CheckpointManager, step: int, target: Any,
           required_meta: Sequence[str]) -> Restored | str:
-    """Checkpoint ``step``, or why it cannot be read; a target it does not fit raises."""
+    """Checkpoint ``step`` restored into ``target``'s shapes, dtypes, shardings and key types,
+    or why it cannot be read; a target it does not fit raises."""
+    import orbax.checkpoint as ocp
+
     try:
         saved = manager.item_metadata(step)["state"]
         if saved is None:
             raise ValueError("its metadata is missing")
-        saved = getattr(saved, "tree", saved)
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is skipped
         return f"{type(e).__name__}: {e}"
-    check_compatible(saved, target)  # a wrong target is an error, not a fallback
+    check_compatible(getattr(saved, "tree", saved), target)  # an error, not a fallback
     try:
-        restored = _restore_step(manager, step, target)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _storable(target))
+        out = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        tree = jax.tree.map(
+            lambda t, r: jax.random.wrap_key_data(r, impl=jax.random.key_impl(t)) if _is_key(t)
+            else r, target, out["state"])
+        meta = dict(out["meta"] or {})
     except Exception as e:  # noqa: BLE001
         return f"{type(e).__name__}: {e}"
-    missing = [k for k in required_meta if k not in restored.meta]
-    return f"its JSON metadata lacks the keys {missing}" if missing else restored
+    missing = [k for k in required_meta if k not in meta]
+    return f"its JSON metadata lacks the keys {missing}" if missing else Restored(
+        tree, meta, int(step))
 
 
 def quarantine_step(manager: ocp.CheckpointManager, step: int) -> str | None:

@@ -79,14 +79,11 @@ class Tally:
         self.partial = stats[..., :5] + (0.0 if self.partial is None else self.partial)
         if not self.per_epoch:
             self.bar.advance(length)
-        if ends_epoch:
-            self._finish(epoch, np.concatenate([self.partial, stats[..., 5:]], axis=-1))
-            self.partial = None
-
-    def _finish(self, epoch: int, stats: np.ndarray) -> None:
-        loss_sum, finite, feasible, total, newly, mult_sum, mult_count, mult_max = np.moveaxis(
-            stats, -1, 0)
-        self.skipped = self.skipped + newly
+        if not ends_epoch:
+            return
+        loss_sum, finite, feasible, total, newly = np.moveaxis(self.partial, -1, 0)
+        mult_sum, mult_count, mult_max = np.moveaxis(stats[..., 5:], -1, 0)
+        self.partial, self.skipped = None, self.skipped + newly
         with np.errstate(invalid="ignore", divide="ignore"):
             values = {"loss": loss_sum / finite,
                       "feasible": (feasible / total if self.epsilon is not None
