@@ -19,13 +19,8 @@ import jax.numpy as jnp
 if TYPE_CHECKING:  # orbax takes ~0.2 s to import: each function imports it when it checkpoints
     import orbax.checkpoint as ocp
 
-__all__ = [
-    "Restored",
-    "checkpoint_manager",
-    "save_checkpoint",
-    "check_compatible",
-    "restore_checkpoint",
-]
+__all__ = ["Restored", "checkpoint_manager", "save_checkpoint", "check_compatible",
+           "restore_checkpoint"]
 
 
 class Restored(NamedTuple):

@@ -21,16 +21,14 @@ from feasjax.core import checks
 from feasjax.core.solver import PrimalDual
 from feasjax.data.pipeline import Pipeline
 from feasjax.training.placement import auto_mesh, pad_rows, place, row_sharding, unpad_rows
-from feasjax.training.programs import (check_state_fits_data, chunk_stats, compiled_chunk,
-                                       multiplier_stats, num_steps, unalias)
+from feasjax.training.programs import (cached_program, check_state_fits_data, chunk_stats,
+                                       compiled_chunk, multiplier_stats, num_steps, unalias)
 from feasjax.training.run_checkpoints import Checkpoints
 from feasjax.training.steps import solver_step
 from feasjax.training.streamed import streamed_chunks
 from feasjax.training.tally import History, raise_on_skipped, run_epochs
 
-__all__ = [
-    "train",
-]
+__all__ = ["train"]
 
 
 def train(
@@ -59,10 +57,8 @@ def train(
     loss_of: Callable[[Any], jax.Array] | None = None,
     epoch_runner: Callable | None = None,
 ) -> tuple[Any, History]:
-    """Train ``epochs`` epochs of ``step`` over shuffled minibatches of ``data``.
-
-    Epoch ``e`` shuffles with ``fold_in(key, e)`` and cuts the permutation into
-    ``N // batch_size`` minibatches (a different remainder is left out each epoch).
+    """Train ``epochs`` epochs of ``step`` over shuffled minibatches of ``data``: epoch ``e``
+    cuts a permutation drawn with ``fold_in(key, e)`` into ``N // batch_size`` minibatches.
 
     Args:
       step: ``step(carry, batch, indices) -> (carry, report)`` (:mod:`feasjax.training.steps`),
@@ -77,9 +73,9 @@ def train(
       key: ``jax.random`` key (``(R,)`` keys with ``runs``).
       epsilon: the FL bound, for the feasible fraction in the history and the bar.
       eval_fn: optional ``carry -> metrics`` evaluated after every epoch.
-      on_nonfinite: the step skips a non-finite step and says so (``report["ok"]``);
-        ``"skip"`` counts skipped steps, ``"raise"`` raises ``FloatingPointError`` after the
-        chunk, naming the epoch, the step and the sample indices.
+      on_nonfinite: ``"skip"`` counts the steps the step skipped (``report["ok"]``);
+        ``"raise"`` raises ``FloatingPointError`` after the chunk, naming the epoch, the step
+        and the sample indices.
       progress: ``True``/``"bar"``, ``"lines"`` or ``False``
         (:func:`feasjax.training.progress.progress_reporter`).
       description: the bar's label.
@@ -111,9 +107,7 @@ def train(
         whole epoch, e.g. :func:`feasjax.data_parallel_epoch`; prefer ``mesh``.
 
     Returns:
-      ``(carry, history)``: the history holds, per epoch, the mean loss, the feasible
-      fraction, the skipped steps, the mean and largest multiplier (found in the carry by name)
-      and ``eval_fn(carry)``.
+      ``(carry, history)`` (a :class:`feasjax.training.History`).
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
@@ -217,13 +211,11 @@ def _check_runs(carry: Any, key: jax.Array, runs: int) -> None:
 
 
 def _as_step(step: Any, loss_of: Callable | None) -> Callable:
-    """A ``PrimalDual``'s step (one per solver and ``loss_of``, kept on the solver's own step
-    function, so that a second :func:`train` finds its compiled programs again), or ``step``."""
+    """``step``, or a ``PrimalDual``'s step (kept on the solver's own step function, so that a
+    second :func:`train` with the solver finds its compiled programs again)."""
     if isinstance(step, PrimalDual):
-        steps = step.step.__dict__.setdefault("_feasjax_steps", {})
-        if loss_of not in steps:
-            steps[loss_of] = solver_step(step, loss_of=loss_of)
-        return steps[loss_of]
+        return cached_program(step.step, ("solver_step", loss_of),
+                              lambda: solver_step(step, loss_of=loss_of))
     if not callable(step):
         raise TypeError(f"step must be a function (carry, batch, indices) -> (carry, report) "
                         f"or a feasjax.PrimalDual, got {type(step).__name__}")

@@ -16,11 +16,7 @@ from feasjax.training.programs import epoch_indices
 from feasjax.training.steps import takes_keyword
 from feasjax.training.tally import raise_on_skipped
 
-__all__ = [
-    "EpochInfo",
-    "epoch_fn",
-    "chunk_fn",
-]
+__all__ = ["EpochInfo", "epoch_fn", "chunk_fn"]
 
 
 class EpochInfo(NamedTuple):

@@ -22,9 +22,7 @@ from feasjax.core.dual_step import is_per_sample
 from feasjax.core.solver import PrimalDualState
 from feasjax.training.steps import takes_keyword
 
-__all__ = [
-    "epoch_indices",
-]
+__all__ = ["epoch_indices"]
 
 
 def num_steps(num_samples: int, batch_size: int) -> int:

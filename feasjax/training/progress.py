@@ -11,10 +11,7 @@ from typing import Callable, Mapping, NamedTuple
 
 from tqdm.auto import tqdm
 
-__all__ = [
-    "Progress",
-    "progress_reporter",
-]
+__all__ = ["Progress", "progress_reporter"]
 
 class Progress(NamedTuple):
     """What a loop calls: ``advance(n)`` units done, then ``report(epoch, stats)`` after an

@@ -10,9 +10,7 @@ from feasjax.core.solver import PrimalDual, PrimalDualState
 from feasjax.training.engine import train
 from feasjax.training.tally import History
 
-__all__ = [
-    "train_resumable",
-]
+__all__ = ["train_resumable"]
 
 
 def train_resumable(

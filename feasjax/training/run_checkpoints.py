@@ -93,7 +93,10 @@ class Checkpoints:
                  settings: dict, config: dict | None, max_to_keep: int, async_save: bool,
                  resume: bool, after_save: Callable[[int], None] | None) -> None:
         self.directory, self.allow_resume, self.after_save = str(directory), resume, after_save
-        self.config = _run_config(data, key, {**settings, **(config or {})})
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            key = jax.random.key_data(key)
+        self.config = json.loads(json.dumps({**settings, **(config or {}), "key": np.asarray(
+            key).tolist(), "data_fingerprint": data_fingerprint(data)}))
         self.manager = checkpoint_manager(directory, max_to_keep=max_to_keep,
                                           async_save=async_save)
         self.last_saved = 0
@@ -157,10 +160,3 @@ def _plain(value: Any) -> Any:
         return value.tolist()
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
-
-def _run_config(data: Any, key: jax.Array, settings: dict) -> dict:
-    """What a resume must match: the settings, the key's bits and the data's fingerprint."""
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return json.loads(json.dumps({**settings, "key": np.asarray(key).tolist(),
-                                  "data_fingerprint": data_fingerprint(data)}))

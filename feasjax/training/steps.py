@@ -29,11 +29,7 @@ import jax.numpy as jnp
 from feasjax.core.dual_step import select
 from feasjax.core.solver import PrimalDual
 
-__all__ = [
-    "solver_step",
-    "nnx_step",
-    "nnx_update",
-]
+__all__ = ["solver_step", "nnx_step", "nnx_update"]
 
 Step = Callable[..., tuple[Any, Mapping[str, jax.Array]]]
 
