@@ -43,12 +43,10 @@ def epoch_fn(
       loss_of: maps a step's ``info.aux`` to per-sample losses (default: ``aux`` itself, as
         :func:`feasjax.feasible_learning` and :func:`feasjax.empirical_risk` return).
       sampler: ``(key, num_samples) -> (steps, batch_size)`` int32 minibatch indices (default
-        :func:`epoch_indices`); the data-parallel trainer passes one that draws from the
-        device's own block and never from padding.
-      unique_indices: whether no index repeats within a minibatch, so that the dual step need
-        not combine repeated rows (an O(B log B) sort per step, and a larger program). Default:
-        ``True`` for the default sampler (a permutation cut into minibatches), ``False`` for a
-        given ``sampler`` (pass ``True`` if it draws without replacement).
+        :func:`epoch_indices`; the data-parallel trainer's draws from the device's own block).
+      unique_indices: no index repeats within a minibatch, so the dual step need not combine
+        repeated rows (an O(B log B) sort per step). Default: ``True`` for the default sampler,
+        ``False`` for a given one (pass ``True`` if it draws without replacement).
 
     Returns:
       A pure function to ``jax.jit`` (donate the state) or to run per device in ``shard_map``.

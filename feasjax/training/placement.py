@@ -1,7 +1,5 @@
-"""Where the engine puts a run on a mesh: the data and every per-sample leaf of the carry
-(multipliers and their dual optimizer states, found by name) sharded over the mesh's first
-axis, the rest replicated, on a mesh with automatic axes so that XLA partitions the same program
-(a batch's rows are read and written where they live, O(B) per step). Sizes the device count
+"""Where the engine puts a run on a mesh (see ``mesh`` in :func:`feasjax.train`): per-sample
+leaves sharded over the first axis, found by name; the rest replicated. Sizes the device count
 does not divide are padded with rows the shuffle never draws, and cut off at the end.
 """
 from __future__ import annotations

@@ -1,17 +1,8 @@
 """The checkpoints of a :func:`feasjax.train` run (:class:`Checkpoints`): what a resume must
-match and when to save. After a chunk, the engine saves through Orbax
-(:mod:`feasjax.training.checkpoint`) the whole carry, the RNG key, the epoch and the step within
-it, the epoch's partial sums, the history and the configuration.
-
-Safe resume: unreadable checkpoints newer than the latest readable one are moved aside with a
-warning and the run continues from the readable one (if none is, from the beginning). A resume
-with other data (every leaf's shape, dtype and sha256), key, epsilon, batch size or ``config``,
-or with fewer ``epochs`` than the checkpoint finished, raises.
-
-Exact resume: a run killed at any point and resumed ends with the same carry, bit for bit, as an
-uninterrupted run with the same ``checkpoint_every``: on the CPU, and on GPUs/TPUs when XLA's
-kernels are deterministic (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``) and the device count
-and sharding are the same.
+match (the data's fingerprint, the key, the settings) and when to save. A resumed run ends bit
+for bit where an uninterrupted one with the same ``checkpoint_every`` does: on the CPU, and on
+GPUs/TPUs with deterministic kernels (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``) and the
+same device count and sharding.
 """
 from __future__ import annotations
 

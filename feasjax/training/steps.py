@@ -1,10 +1,9 @@
 """Steps for the training engine: the contract, and adapters that produce steps.
 
-Every training tool of feasjax (:func:`feasjax.train`, the experiments, the CLI) runs a
-**step**, ``step(carry, batch, indices) -> (carry, report)``: ``carry`` is any pytree of arrays
-(parameters, optimizer states with their multipliers, model state, RNG keys), ``batch`` the
-minibatch's rows of the data and ``indices`` their ``(B,)`` int32 rows in the dataset (what the
-per-sample multipliers are indexed by). The engine reads two optional entries of ``report``:
+:func:`feasjax.train` runs a **step**, ``step(carry, batch, indices) -> (carry, report)``:
+``carry`` is any pytree of arrays (parameters, optimizer states with their multipliers, model
+state, RNG keys), ``batch`` the minibatch's rows of the data and ``indices`` their ``(B,)``
+int32 rows in the dataset. The engine reads two optional entries of ``report``:
 
 * ``"losses"``: the ``(B,)`` per-sample losses before the step (mean loss, feasible fraction,
   and the samples named when a step goes wrong);

@@ -1,10 +1,8 @@
-"""The engine's chunks over a :class:`feasjax.data.pipeline.Pipeline`: data beyond memory.
-
-Each minibatch comes from the pipeline on the host (its rows and their global indices), is put
-on the device while the previous step runs, and goes through one jitted, donated step that also
-adds the batch's losses to the epoch's sums on the device: no host read until the chunk ends.
-The epoch and step a checkpoint holds are the pipeline's whole state, so a resumed run reads the
-same batches in the same order.
+"""The engine's chunks over a :class:`feasjax.data.pipeline.Pipeline` (data beyond memory): each
+minibatch comes from the pipeline on the host with its global indices, goes to the device while
+the previous step runs, and through one jitted, donated step that adds its losses to the sums
+on the device. A checkpoint's epoch and step are the pipeline's whole state, so a resumed run
+reads the same batches in the same order.
 """
 from __future__ import annotations
 
