@@ -50,17 +50,7 @@ def epoch_indices(key: jax.Array, num_samples: int, batch_size: int) -> jax.Arra
 
 def check_state_fits_data(state: PrimalDualState, num_samples: int) -> None:
     """Raise ``ValueError`` unless every per-sample multiplier vector has one row per sample
-    (a solver built for fewer samples would skip every step that touches a higher index).
-
-    Example:
-      >>> import jax.numpy as jnp, optax
-      >>> from feasjax import feasible_learning
-      >>> from feasjax.training.programs import check_state_fits_data
-      >>> fl = feasible_learning(lambda p, b: b, optax.sgd(0.1), num_samples=3, epsilon=0.1)
-      >>> check_state_fits_data(fl.init(jnp.zeros(1)), 4)
-      Traceback (most recent call last):
-      ValueError: constraint group 'samples' has 3 multipliers (the solver's num_samples) but the data has 4 samples; build the solver with num_samples=4
-    """
+    (a solver built for fewer samples would skip every step that touches a higher index)."""
     for name, lam in state.multipliers.items():
         if is_per_sample(state.dual_states[name]) and jnp.shape(lam)[0] != num_samples:
             raise ValueError(f"constraint group {name!r} has {jnp.shape(lam)[0]} multipliers "
@@ -176,16 +166,7 @@ def _throwing(checked: Callable) -> Callable:
 def unalias(tree: Any, *others: Any) -> Any:
     """Copy leaves that share a buffer with an earlier leaf or with ``others`` (the call's other
     arguments, e.g. the data or the key), so that the tree can be donated: a state a user
-    assembles from the same arrays holds one buffer in two places, which XLA will not donate.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.training.programs import unalias
-      >>> x = jnp.ones(2)
-      >>> a, b = unalias((x, x))
-      >>> a is x, b is x
-      (True, False)
-    """
+    assembles from the same arrays holds one buffer in two places, which XLA will not donate."""
     seen = {id(leaf) for leaf in jax.tree.leaves(others)}
 
     def copy_if_seen(leaf):
