@@ -1,10 +1,6 @@
-"""The training engine: :func:`train` runs any ``step(carry, batch, indices) -> (carry, report)``
-(:mod:`feasjax.training.steps`) over shuffled minibatches in compiled ``lax.scan`` epochs with
-the carry donated (multipliers of any size are updated in place), the permutation drawn on the
-device from ``fold_in(key, epoch)``. The host reads one small summary per chunk, an epoch late
-when it can, for the history and the bar. The same loop runs epochs in chunks between
-checkpoints (exact resume), on a mesh (per-sample rows sharded where they live, O(B) per step),
-as a sweep (a leading run axis under ``vmap``) and over data beyond memory (a ``Pipeline``).
+"""The training engine, :func:`train`: one loop of compiled, donated ``lax.scan`` epochs for any
+step (:mod:`feasjax.training.steps`), whose host reads one small summary per chunk (an epoch late
+when it can); checkpoints, the mesh, sweeps and data beyond memory are its options.
 """
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
 """The engine's compiled program: steps ``start .. start + length - 1`` of an epoch as one
-``lax.scan``, the permutation drawn inside it from ``fold_in(key, epoch)``, and the epoch's
-statistics computed on the device, so that the host reads one small vector per chunk.
-
-The jitted programs are kept on the step function itself: no module-level cache keeps a user's
-closure alive, and a second :func:`feasjax.train` with the same step compiles nothing.
+``lax.scan`` with the permutation drawn inside from ``fold_in(key, epoch)`` and the epoch's
+statistics computed on the device. The programs are kept on the step function itself: no global
+cache keeps a user's closure alive, and a second :func:`feasjax.train` compiles nothing.
 """
 from __future__ import annotations
 
