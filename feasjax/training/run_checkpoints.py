@@ -84,10 +84,10 @@ class Checkpoints:
                  settings: dict, config: dict | None, max_to_keep: int, async_save: bool,
                  resume: bool, after_save: Callable[[int], None] | None) -> None:
         self.directory, self.allow_resume, self.after_save = str(directory), resume, after_save
-        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-            key = jax.random.key_data(key)
-        self.config = json.loads(json.dumps({**settings, **(config or {}), "key": np.asarray(
-            key).tolist(), "data_fingerprint": data_fingerprint(data)}))
+        key = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+        self.config = json.loads(json.dumps({**settings, **(config or {}),
+                                             "key": np.asarray(key).tolist(),
+                                             "data_fingerprint": data_fingerprint(data)}))
         self.manager = checkpoint_manager(directory, max_to_keep=max_to_keep,
                                           async_save=async_save)
         self.last_saved = 0
