@@ -77,8 +77,7 @@ class Tally:
     def _add(self, epoch: int, stats: Any, length: int, ends_epoch: bool) -> None:
         stats = np.asarray(stats, np.float64)
         self.partial = stats[..., :5] + (0.0 if self.partial is None else self.partial)
-        if not self.per_epoch:
-            self.bar.advance(length)
+        self.bar.advance(1 if self.per_epoch else length)  # per epoch: every chunk ends one
         if not ends_epoch:
             return
         loss_sum, finite, feasible, total, newly = np.moveaxis(self.partial, -1, 0)
@@ -95,8 +94,6 @@ class Tally:
             getattr(self.history, field).append(host(values[name]))
         self.history.skipped.append(int(self.skipped) if np.ndim(self.skipped) == 0
                                     else self.skipped.astype(int))
-        if self.per_epoch:
-            self.bar.advance(1)
         self.bar.report(epoch + 1, {k: float(np.mean(v)) for k, v in values.items()}
                         | {"skipped": int(np.max(self.skipped))})
 
