@@ -88,6 +88,20 @@ def test_bad_loop_arguments():
     with pytest.raises(ValueError, match="epochs must be a positive int"):
         fj.train(solver, solver.init(jnp.zeros(3)), _data(), epochs=0, batch_size=4,
                  key=jax.random.key(0), progress=False)
+    small = _fl(n=20)  # would skip every step that touches a row >= 20
+    with pytest.raises(ValueError, match=r"constraint group 'samples' has 20 multipliers \(the "
+                                         r"solver's num_samples\) but the data has 24 samples; "
+                                         r"build the solver with num_samples=24"):
+        fj.train(small, small.init(jnp.zeros(3)), _data(), epochs=1, batch_size=4,
+                 key=jax.random.key(0), progress=False)
+
+
+def test_a_carry_holding_one_array_twice_is_copied_before_it_is_donated():
+    w = jnp.zeros(())  # XLA refuses to donate one buffer twice (or one the data passes again)
+    (a, b), _ = fj.train(lambda carry, y, idx: ((carry[0] + 1, carry[1] - 1), {}), (w, w),
+                         jnp.arange(4.0), epochs=2, batch_size=2, key=jax.random.key(0),
+                         progress=False)
+    assert (float(a), float(b)) == (4.0, -4.0)
 
 
 def test_train_compiles_once_per_solver_across_calls_and_epochs():

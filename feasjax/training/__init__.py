@@ -1,27 +1,17 @@
-"""Training: one engine for every step (``engine``: :func:`train` with compiled epochs,
-progress, history, checkpoints with exact resume, the mesh and sweeps), the producers of steps
-(``steps``: a :class:`feasjax.PrimalDual`, an ``nnx.Optimizer`` train step), Orbax full-state
-checkpoints (``checkpoint``, ``run_checkpoints``), the per-epoch progress (``progress``) and the
-0.1 epoch functions (``loop``: ``epoch_fn``, ``chunk_fn``; ``resume``: ``train_resumable``).
+"""Training: the engine :func:`train` (compiled epochs, progress, history, checkpoints with exact
+resume, the mesh and sweeps), the producers of its steps, Orbax full-state checkpoints, the
+per-epoch progress and the 0.1 epoch functions (``epoch_fn``, ``chunk_fn``, ``train_resumable``).
 """
 from feasjax._exports import module_attributes
-from feasjax.training.loop import EpochInfo
-from feasjax.training.tally import History
-from feasjax.training.programs import epoch_indices
-from feasjax.training.loop import epoch_fn
-from feasjax.training.loop import chunk_fn
+from feasjax.training.checkpoint import (Restored, check_compatible, checkpoint_manager,
+                                         restore_checkpoint, save_checkpoint)
 from feasjax.training.engine import train
-from feasjax.training.steps import solver_step
-from feasjax.training.steps import nnx_step
-from feasjax.training.steps import nnx_update
-from feasjax.training.progress import Progress
-from feasjax.training.progress import progress_reporter
+from feasjax.training.loop import EpochInfo, chunk_fn, epoch_fn
+from feasjax.training.programs import epoch_indices
+from feasjax.training.progress import Progress, progress_reporter
 from feasjax.training.resume import train_resumable
-from feasjax.training.checkpoint import Restored
-from feasjax.training.checkpoint import checkpoint_manager
-from feasjax.training.checkpoint import save_checkpoint
-from feasjax.training.checkpoint import check_compatible
-from feasjax.training.checkpoint import restore_checkpoint
+from feasjax.training.steps import nnx_step, nnx_update, solver_step
+from feasjax.training.tally import History
 
 __all__ = [
     "check_compatible",

@@ -1,28 +1,9 @@
-"""Full-state checkpoints with Orbax: any pytree (RNG keys included) plus JSON metadata.
-
-A checkpoint is one Orbax step directory with two items: ``state``, the pytree (a
-:class:`feasjax.PrimalDualState` with its parameters, primal and dual optimizer states,
-multipliers, averages and counters, plus e.g. the RNG key), saved with ``StandardSave``; and
-``meta``, a JSON dict (the configuration, the position in the epoch, the history).
-
-Guarantees this module relies on and tests:
-
-- **Atomic**: Orbax writes ``<step>.orbax-checkpoint-tmp`` and renames it to ``<step>`` once
-  every file is written (on local and POSIX file systems), so a crash during a save leaves the
-  previous checkpoints intact; temporary directories are ignored and cleaned up.
-- **Asynchronous**: the device-to-host copy happens before :func:`save_checkpoint` returns, the
-  file writes in a background thread (so the training state may be donated right after).
-- **Checked restore**: the saved shapes and dtypes are compared with the target *before*
-  anything is read, and a mismatch names the leaf and both shapes/dtypes.
-- **Fallback**: a checkpoint that cannot be read (truncated, deleted or garbage files, an
-  empty step directory, JSON metadata without the keys the caller needs) is skipped with a
-  warning for the previous one; if none is readable, a clear error. With ``quarantine=True``
-  each skipped step directory is renamed ``<step>.corrupt-<time>`` (never deleted, never a
-  readable one), out of Orbax's view, so that training can save that step again.
-- **Resharding**: arrays are restored with the sharding of the target (8 devices -> 1 and back).
-
-Typed PRNG keys (``jax.random.key``) are stored as their ``key_data`` and re-wrapped with the
-target's implementation.
+"""Full-state checkpoints with Orbax: any pytree (typed PRNG keys stored as their
+``key_data``) plus JSON metadata, as the items ``state`` and ``meta`` of one Orbax step
+directory. Saves are atomic (Orbax writes ``<step>.orbax-checkpoint-tmp`` and renames it once
+complete, so a crash during a save leaves the previous checkpoints intact) and asynchronous;
+restores are checked against the target before anything is read, fall back past unreadable
+checkpoints, and take the target's sharding (8 devices -> 1 and back).
 """
 from __future__ import annotations
 
@@ -38,13 +19,8 @@ import jax.numpy as jnp
 if TYPE_CHECKING:  # orbax takes ~0.2 s to import: each function imports it when it checkpoints
     import orbax.checkpoint as ocp
 
-__all__ = [
-    "Restored",
-    "checkpoint_manager",
-    "save_checkpoint",
-    "check_compatible",
-    "restore_checkpoint",
-]
+__all__ = ["Restored", "checkpoint_manager", "save_checkpoint", "check_compatible",
+           "restore_checkpoint"]
 
 
 class Restored(NamedTuple):
@@ -106,7 +82,8 @@ def _storable(tree: Any) -> Any:
 
 def save_checkpoint(manager: ocp.CheckpointManager, step: int, tree: Any, *,
                     meta: dict | None = None, force: bool = False) -> bool:
-    """Save ``tree`` and the JSON ``meta`` as checkpoint ``step`` (asynchronously if enabled).
+    """Save ``tree`` and the JSON ``meta`` as checkpoint ``step`` (asynchronously if enabled:
+    the arrays are on the host when it returns, so ``tree`` may be donated right after).
 
     Args:
       manager: from :func:`checkpoint_manager`.
@@ -138,7 +115,8 @@ def save_checkpoint(manager: ocp.CheckpointManager, step: int, tree: Any, *,
     return bool(manager.save(int(step), args=args, force=force))
 
 
-def _leaves(tree: Any) -> dict[str, Any]:
+def leaves_by_path(tree: Any) -> dict[str, Any]:
+    """``{"state/multipliers/samples": leaf, ...}``."""
     flat, _ = jax.tree_util.tree_flatten_with_path(tree)
     return {jax.tree_util.keystr(path, simple=True, separator="/"): leaf for path, leaf in flat}
 
@@ -161,64 +139,54 @@ def check_compatible(saved: Any, target: Any) -> None:
       ...
       ValueError: checkpoint does not fit the target: leaf 'w': ...
     """
-    saved_leaves, target_leaves = _leaves(saved), _leaves(_storable(target))
-    only_saved = sorted(set(saved_leaves) - set(target_leaves))
-    only_target = sorted(set(target_leaves) - set(saved_leaves))
+    saved, target = leaves_by_path(saved), leaves_by_path(_storable(target))
+    only_saved, only_target = sorted(saved.keys() - target), sorted(target.keys() - saved)
     problems = []
     if only_saved or only_target:
         problems.append(f"leaves only in the checkpoint {only_saved[:5]}, only in the target "
                         f"{only_target[:5]} (a different model or state structure?)")
-    for name in sorted(set(saved_leaves) & set(target_leaves)):
-        s, t = saved_leaves[name], target_leaves[name]
-        s_shape, s_dtype = tuple(s.shape), jnp.dtype(s.dtype)
-        t_shape, t_dtype = tuple(jnp.shape(t)), jnp.result_type(t)
-        if s_shape != t_shape or s_dtype != t_dtype:
+    for name in sorted(saved.keys() & target):
+        s_shape, s_dtype = tuple(saved[name].shape), jnp.dtype(saved[name].dtype)
+        t_shape, t_dtype = tuple(jnp.shape(target[name])), jnp.result_type(target[name])
+        if (s_shape, s_dtype) != (t_shape, t_dtype):
             problems.append(f"leaf {name!r}: checkpoint shape={s_shape} dtype={s_dtype}, "
                             f"target shape={t_shape} dtype={t_dtype}")
     if problems:
         raise ValueError("checkpoint does not fit the target: " + "; ".join(problems[:5]))
 
 
-def _restore_step(manager: ocp.CheckpointManager, step: int, target: Any) -> Restored:
-    import orbax.checkpoint as ocp
-
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _storable(target))
-    out = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-    tree = jax.tree.map(
-        lambda t, r: jax.random.wrap_key_data(r, impl=jax.random.key_impl(t)) if _is_key(t)
-        else r, target, out["state"])
-    return Restored(tree, dict(out["meta"] or {}), int(step))
-
-
 def _read(manager: ocp.CheckpointManager, step: int, target: Any,
           required_meta: Sequence[str]) -> Restored | str:
-    """Checkpoint ``step``, or why it cannot be read; a target it does not fit raises."""
+    """Checkpoint ``step`` restored into ``target``'s shapes, dtypes, shardings and key types,
+    or why it cannot be read; a target it does not fit raises."""
+    import orbax.checkpoint as ocp
+
     try:
         saved = manager.item_metadata(step)["state"]
         if saved is None:
             raise ValueError("its metadata is missing")
-        saved = getattr(saved, "tree", saved)
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is skipped
         return f"{type(e).__name__}: {e}"
-    check_compatible(saved, target)  # a wrong target is an error, not a fallback
+    check_compatible(getattr(saved, "tree", saved), target)  # an error, not a fallback
     try:
-        restored = _restore_step(manager, step, target)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _storable(target))
+        out = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        tree = jax.tree.map(
+            lambda t, r: jax.random.wrap_key_data(r, impl=jax.random.key_impl(t)) if _is_key(t)
+            else r, target, out["state"])
+        meta = dict(out["meta"] or {})
     except Exception as e:  # noqa: BLE001
         return f"{type(e).__name__}: {e}"
-    missing = [k for k in required_meta if k not in restored.meta]
-    return f"its JSON metadata lacks the keys {missing}" if missing else restored
+    missing = [k for k in required_meta if k not in meta]
+    return f"its JSON metadata lacks the keys {missing}" if missing else Restored(
+        tree, meta, int(step))
 
 
 def quarantine_step(manager: ocp.CheckpointManager, step: int) -> str | None:
-    """Rename step directory ``<step>`` to ``<step>.corrupt-<time>``, out of Orbax's view.
-
-    Nothing is deleted: move the directory back to retry it. The manager's step list is
-    reloaded. Only the primary process renames (the others wait for it).
-
-    Returns:
-      The new path, or ``None`` if there is no directory ``<step>`` to move.
-    """
+    """Rename step directory ``<step>`` to ``<step>.corrupt-<time>`` (out of Orbax's view; move
+    it back to retry it) on the primary process and reload the manager's steps; the new path,
+    or ``None`` if there is no directory ``<step>``."""
     source = os.path.join(os.fspath(manager.directory), str(int(step)))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     moved, n = f"{source}.corrupt-{stamp}", 1
@@ -235,34 +203,16 @@ def quarantine_step(manager: ocp.CheckpointManager, step: int) -> str | None:
     return moved if found else None
 
 
-def _report(manager: ocp.CheckpointManager, errors: dict[int, str], restored: Restored | None,
-            quarantine: bool) -> list[str]:
-    """Warn about (and quarantine) the unreadable steps, newest first; the moved paths."""
-    moved = []
-    for i, (s, error) in enumerate(errors.items()):
-        path = quarantine_step(manager, s) if quarantine else None
-        moved += [path] if path else []
-        if restored is None and not quarantine and i == len(errors) - 1:
-            break  # its error is raised
-        then = (f"falling back to checkpoint {restored.step}" if restored is not None else
-                "falling back to the previous one" if i < len(errors) - 1 else "no older one")
-        where = f"; moved it to {path}" if path else ""
-        warnings.warn(f"checkpoint {s} in {manager.directory} cannot be read ({error[:300]})"
-                      f"{where}; {then}", stacklevel=3)
-    return moved
-
-
 def restore_checkpoint(manager: ocp.CheckpointManager, target: Any, *,
                        step: int | None = None, required_meta: Sequence[str] = (),
                        quarantine: bool = False) -> Restored:
     """Restore the latest readable checkpoint (or ``step``) into the shapes of ``target``.
 
-    Each leaf is restored with the dtype, shape and sharding of ``target``'s leaf (arrays or
-    ``jax.ShapeDtypeStruct``), which is how a checkpoint saved on 8 devices is restored on 1.
-
     Args:
       manager: from :func:`checkpoint_manager`.
-      target: a pytree like the saved one (e.g. a freshly initialised state).
+      target: a pytree like the saved one (arrays or ``jax.ShapeDtypeStruct``, e.g. a fresh
+        state); each leaf is restored with its dtype, shape and sharding (so a checkpoint
+        saved on 8 devices is restored on 1).
       step: a specific step; default: the latest, falling back to older ones with a
         ``UserWarning`` when a checkpoint cannot be read.
       required_meta: keys the JSON metadata must hold; a checkpoint without them counts as
@@ -302,7 +252,17 @@ def restore_checkpoint(manager: ocp.CheckpointManager, target: Any, *,
             restored = result
             break
         errors[s] = result
-    moved = _report(manager, errors, restored, quarantine and step is None)
+    quarantine, moved, last = quarantine and step is None, [], len(errors) - 1
+    for i, (s, error) in enumerate(errors.items()):  # newest first
+        path = quarantine_step(manager, s) if quarantine else None
+        moved += [path] if path else []
+        if restored is None and not quarantine and i == last:
+            break  # its error is raised
+        then = (f"falling back to checkpoint {restored.step}" if restored is not None else
+                "falling back to the previous one" if i < last else "no older one")
+        where = f"; moved it to {path}" if path else ""
+        warnings.warn(f"checkpoint {s} in {manager.directory} cannot be read ({error[:300]})"
+                      f"{where}; {then}", stacklevel=2)
     if restored is not None:
         return restored
     if moved:

@@ -1,29 +1,10 @@
-"""The training engine: one loop that runs any step (:mod:`feasjax.training.steps`).
-
-:func:`train` runs ``step(carry, batch, indices) -> (carry, report)`` over shuffled minibatches:
-
-* **compiled epochs**: an epoch is one ``lax.scan`` in one jitted program with the carry
-  donated (multipliers of any size are updated in place), the permutation drawn inside it from
-  ``fold_in(key, epoch)``; nothing returns to the host until the epoch ends, and the host reads
-  an epoch's summary while the next one runs;
-* **progress and history**: mean loss, feasible fraction, skipped steps, mean and largest
-  multiplier per epoch (the multipliers are found in the carry by name, whoever built it), and
-  ``eval_fn(carry)`` after each epoch;
-* **non-finite steps**: the step skips them and says so (``report["ok"]``); the engine counts
-  them and, with ``on_nonfinite="raise"``, raises naming the epoch, the step and the samples;
-* **checkpoints**: with ``checkpoint_dir``, epochs run in chunks of ``checkpoint_every`` steps
-  (the same computation, step by step) and the carry, the key, the position in the epoch and the
-  history are saved with Orbax after each chunk; a run killed at any point and resumed ends bit
-  for bit where an uninterrupted one does (on the CPU; on GPUs with deterministic kernels);
-* **the mesh**: with ``mesh``, the data and every per-sample leaf of the carry (multipliers and
-  their dual optimizer states) are sharded over the mesh's first axis, the rest replicated, and
-  XLA partitions the same program (the batch's rows are read and written where they live, O(B)
-  per step); results equal one device's up to float reassociation;
-* **sweeps**: with ``runs=R`` the carry and the key carry a leading axis of ``R`` runs, and one
-  vmapped program trains them all (seeds, or hyper-parameters that the carry holds).
+"""The training engine, :func:`train`: one loop of compiled, donated ``lax.scan`` epochs for any
+step (:mod:`feasjax.training.steps`), whose host reads one small summary per chunk (an epoch late
+when it can); checkpoints, the mesh, sweeps and data beyond memory are its options.
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Callable
 
@@ -36,40 +17,14 @@ from feasjax.core import checks
 from feasjax.core.solver import PrimalDual
 from feasjax.data.pipeline import Pipeline
 from feasjax.training.placement import auto_mesh, pad_rows, place, row_sharding, unpad_rows
-from feasjax.training.programs import (check_state_fits_data, chunk_stats, compiled_chunk,
-                                       multiplier_stats, num_steps, unalias)
-from feasjax.training.progress import progress_reporter
+from feasjax.training.programs import (cached_program, check_state_fits_data, chunk_stats,
+                                       compiled_chunk, multiplier_stats, num_steps, unalias)
 from feasjax.training.run_checkpoints import Checkpoints
 from feasjax.training.steps import solver_step
-from feasjax.training.streamed import train_streamed
-from feasjax.training.tally import History, Tally, empty_history, raise_on_skipped, run_epochs
+from feasjax.training.streamed import streamed_chunks
+from feasjax.training.tally import History, raise_on_skipped, run_epochs
 
-__all__ = [
-    "train",
-]
-
-
-def _check_args(epochs: Any, on_nonfinite: str, checkpoint_every: Any, runs: Any) -> None:
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs=}")
-    if on_nonfinite not in ("skip", "raise"):
-        raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite=}")
-    if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(
-            checkpoint_every, int) or checkpoint_every < 1):
-        raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every=}")
-    if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
-        raise ValueError(f"runs must be a positive int (the carry's leading run axis), "
-                         f"got {runs=}")
-
-
-def _check_runs(carry: Any, key: jax.Array, runs: int) -> None:
-    sizes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(carry)}
-    if sizes != {runs}:
-        raise ValueError(f"with runs={runs} every leaf of the carry must have a leading run "
-                         f"axis of {runs}, got leading sizes {sorted(sizes, key=str)}")
-    if np.shape(key)[:1] != (runs,):
-        raise ValueError(f"with runs={runs} key must hold one key per run, shape ({runs},), "
-                         f"got {np.shape(key)}")
+__all__ = ["train"]
 
 
 def train(
@@ -98,10 +53,8 @@ def train(
     loss_of: Callable[[Any], jax.Array] | None = None,
     epoch_runner: Callable | None = None,
 ) -> tuple[Any, History]:
-    """Train ``epochs`` epochs of ``step`` over shuffled minibatches of ``data``.
-
-    Epoch ``e`` shuffles with ``fold_in(key, e)`` and cuts the permutation into
-    ``N // batch_size`` minibatches (a different remainder is left out each epoch).
+    """Train ``epochs`` epochs of ``step`` over shuffled minibatches of ``data``: epoch ``e``
+    cuts a permutation drawn with ``fold_in(key, e)`` into ``N // batch_size`` minibatches.
 
     Args:
       step: ``step(carry, batch, indices) -> (carry, report)`` (:mod:`feasjax.training.steps`),
@@ -116,15 +69,18 @@ def train(
       key: ``jax.random`` key (``(R,)`` keys with ``runs``).
       epsilon: the FL bound, for the feasible fraction in the history and the bar.
       eval_fn: optional ``carry -> metrics`` evaluated after every epoch.
-      on_nonfinite: ``"skip"`` counts skipped steps; ``"raise"`` raises ``FloatingPointError``
-        after the chunk, naming the epoch, the step and the sample indices.
+      on_nonfinite: ``"skip"`` counts the steps the step skipped (``report["ok"]``);
+        ``"raise"`` raises ``FloatingPointError`` after the chunk, naming the epoch, the step
+        and the sample indices.
       progress: ``True``/``"bar"``, ``"lines"`` or ``False``
         (:func:`feasjax.training.progress.progress_reporter`).
       description: the bar's label.
       checkpoint_dir: where Orbax checkpoints go (``None``: none). Each holds the carry, the
-        key, the epoch and step within it, the history and the configuration.
+        key, the epoch and step within it, the history and the configuration; a run killed at
+        any point and resumed ends bit for bit where an uninterrupted one does (on the CPU; on
+        GPUs with deterministic kernels).
       checkpoint_every: steps between checkpoints (default: one epoch); epochs run in chunks of
-        at most this many steps, which never cross an epoch.
+        at most this many steps (the same computation), which never cross an epoch.
       max_to_keep: checkpoints kept.
       resume: continue from the latest readable checkpoint in ``checkpoint_dir``; unreadable
         newer ones are moved aside (``<step>.corrupt-<time>``) with a warning. With ``False``
@@ -135,9 +91,11 @@ def train(
       async_save: write checkpoints in a background thread.
       after_save: called with the global step right after each save starts.
       mesh: a device mesh (e.g. :func:`feasjax.data_mesh`): data and per-sample leaves of the
-        carry are sharded over its first axis (replicated when the device count does not
-        divide the number of samples), the rest replicated.
-      runs: train ``R`` runs at once: ``carry`` and ``key`` have a leading axis of ``R``.
+        carry (multipliers, their dual optimizer states) are sharded over its first axis
+        (replicated when the device count does not divide the number of samples), the rest
+        replicated; results equal one device's up to float reassociation.
+      runs: train ``R`` runs at once in one vmapped program (seeds, or hyper-parameters the
+        carry holds): ``carry`` and ``key`` have a leading axis of ``R``.
       per_run_data: with ``runs``, ``data`` has the leading run axis too (each run its own
         dataset of the same size, e.g. its own split); otherwise the runs share ``data``.
       loss_of: with a ``PrimalDual``, maps ``info.aux`` to the per-sample losses.
@@ -145,7 +103,7 @@ def train(
         whole epoch, e.g. :func:`feasjax.data_parallel_epoch`; prefer ``mesh``.
 
     Returns:
-      ``(carry, history)``.
+      ``(carry, history)`` (a :class:`feasjax.training.History`).
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
@@ -167,15 +125,33 @@ def train(
       >>> round(float(w), 2), hist.feasible_fraction[-1]
       (1.56, 1.0)
     """
-    _check_args(epochs, on_nonfinite, checkpoint_every, runs)
+    _check_positive(epochs, "epochs")
+    if on_nonfinite not in ("skip", "raise"):
+        raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite=}")
+    if checkpoint_every is not None:
+        _check_positive(checkpoint_every, "checkpoint_every")
+    if runs is not None:
+        _check_positive(runs, "runs", " (the carry's leading run axis)")
+    bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
+    records = on_nonfinite == "raise"
+    loop = functools.partial(run_epochs, key=key, epochs=epochs, checkpoint_every=checkpoint_every,
+                             progress=progress, description=description, epsilon=epsilon,
+                             eval_fn=eval_fn)
+    saver = functools.partial(Checkpoints, checkpoint_dir, key=key, config=config,
+                              max_to_keep=max_to_keep, async_save=async_save, resume=resume,
+                              after_save=after_save)
     if isinstance(data, Pipeline):
-        return _train_pipeline(step, carry, data, batch_size=batch_size, mesh=mesh, runs=runs,
-                               loss_of=loss_of, epochs=epochs, key=key, epsilon=epsilon,
-                               eval_fn=eval_fn, on_nonfinite=on_nonfinite, progress=progress,
-                               description=description, checkpoint_dir=checkpoint_dir,
-                               checkpoint_every=checkpoint_every, max_to_keep=max_to_keep,
-                               resume=resume, config=config, async_save=async_save,
-                               after_save=after_save)
+        if mesh is not None or runs is not None:
+            raise ValueError("a Pipeline trains on one device and one run: pass mesh=None and "
+                             "runs=None (in-memory arrays support both)")
+        if batch_size not in (None, data.batch_size):
+            raise ValueError(f"batch_size must be the pipeline's {data.batch_size} (or None), "
+                             f"got {batch_size=}")
+        settings = {"pipeline": data.fingerprint(), "epsilon": epsilon}
+        return loop(streamed_chunks(_as_step(step, loss_of), data, records, bound), carry,
+                    steps=data.steps_per_epoch, prepare=lambda carry, key: unalias(carry, key),
+                    saver=None if checkpoint_dir is None else saver(data={}, settings=settings),
+                    per_epoch_bar=False)
     if per_run_data and runs is None:
         raise ValueError("per_run_data=True needs runs=R (data with a leading run axis)")
     n = checks.leading_size(jax.tree.map(lambda a: a[0], data) if per_run_data else data,
@@ -183,47 +159,63 @@ def train(
     if n is None:
         raise ValueError("data must hold at least one array with a leading sample axis")
     steps = num_steps(n, batch_size)
-    if isinstance(step, PrimalDual):
-        if runs is None and mesh is None and epoch_runner is None:
-            check_state_fits_data(carry, n)
-        step = _solver_step(step, loss_of)
-    elif not callable(step):
-        raise TypeError(f"step must be a function (carry, batch, indices) -> (carry, report) "
-                        f"or a feasjax.PrimalDual, got {type(step).__name__}")
+    if isinstance(step, PrimalDual) and runs is None and mesh is None and epoch_runner is None:
+        check_state_fits_data(carry, n)
+    step = _as_step(step, loss_of)
     if epoch_runner is not None:
-        return _train_with_runner(epoch_runner, carry, data, epochs=epochs, key=key,
-                                 epsilon=epsilon, eval_fn=eval_fn, on_nonfinite=on_nonfinite,
-                                 progress=progress, description=description)
+        return loop(_runner_chunks(epoch_runner, data, records, bound), carry, steps=1,
+                    prepare=lambda state, key: unalias(state), saver=None, per_epoch_bar=True,
+                    read_late=False)
     if runs is not None:
         _check_runs(carry, key, runs)
-    every = steps if checkpoint_every is None else min(checkpoint_every, steps)
     lead, padded, carry_sharding, fingerprinted = int(runs is not None), n, None, data
     if mesh is not None:
         carry, data, carry_sharding, padded = _on_mesh(carry, data, n, auto_mesh(mesh), lead,
                                                        int(per_run_data))
-    saver = None if checkpoint_dir is None else Checkpoints(
-        checkpoint_dir, data=fingerprinted, key=key, max_to_keep=max_to_keep,
-        async_save=async_save, resume=resume,
-        settings={"num_samples": n, "batch_size": batch_size, "epsilon": epsilon,
-                  **(config or {})})
-    bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
+    program = functools.partial(compiled_chunk, step, num_samples=n, batch_size=batch_size,
+                                records=records, runs=runs is not None, run_data=per_run_data,
+                                carry_sharding=carry_sharding)
 
     def run_chunk(carry, key, epoch, start, length):
-        program = compiled_chunk(step, num_samples=n, batch_size=batch_size, length=length,
-                                 records=on_nonfinite == "raise", runs=runs is not None,
-                                 run_data=per_run_data, carry_sharding=carry_sharding)
-        carry, stats, records = program(carry, data, key, np.int32(epoch), np.int32(start),
-                                        bound)
-        if records is not None:
-            raise_on_skipped(records, epoch, start, steps, runs is not None)
+        carry, stats, kept = program(length=length)(carry, data, key, np.int32(epoch),
+                                                    np.int32(start), bound)
+        if kept is not None:
+            raise_on_skipped(kept, epoch, start, steps, runs is not None)
         return carry, stats
 
-    carry, history = run_epochs(
-        run_chunk, carry, key, epochs=epochs, steps=steps, every=every, saver=saver,
-        prepare=lambda carry, key: unalias(carry, data, key), progress=progress,
-        description=description, epsilon=epsilon, eval_fn=eval_fn, after_save=after_save,
+    settings = {"num_samples": n, "batch_size": batch_size, "epsilon": epsilon}
+    carry, history = loop(
+        run_chunk, carry, steps=steps, prepare=lambda carry, key: unalias(carry, data, key),
+        saver=None if checkpoint_dir is None else saver(data=fingerprinted, settings=settings),
         per_epoch_bar=True)
     return unpad_rows(carry, n, padded, lead), history
+
+
+def _check_positive(value: Any, name: str, note: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int{note}, got {name}={value!r}")
+
+
+def _check_runs(carry: Any, key: jax.Array, runs: int) -> None:
+    sizes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(carry)}
+    if sizes != {runs}:
+        raise ValueError(f"with runs={runs} every leaf of the carry must have a leading run "
+                         f"axis of {runs}, got leading sizes {sorted(sizes, key=str)}")
+    if np.shape(key)[:1] != (runs,):
+        raise ValueError(f"with runs={runs} key must hold one key per run, shape ({runs},), "
+                         f"got {np.shape(key)}")
+
+
+def _as_step(step: Any, loss_of: Callable | None) -> Callable:
+    """``step``, or a ``PrimalDual``'s step (kept on the solver's own step function, so that a
+    second :func:`train` with the solver finds its compiled programs again)."""
+    if isinstance(step, PrimalDual):
+        return cached_program(step.step, ("solver_step", loss_of),
+                              lambda: solver_step(step, loss_of=loss_of))
+    if not callable(step):
+        raise TypeError(f"step must be a function (carry, batch, indices) -> (carry, report) "
+                        f"or a feasjax.PrimalDual, got {type(step).__name__}")
+    return step
 
 
 def _on_mesh(carry: Any, data: Any, n: int, mesh: Mesh, lead: int, data_lead: int
@@ -238,28 +230,18 @@ def _on_mesh(carry: Any, data: Any, n: int, mesh: Mesh, lead: int, data_lead: in
     return place(carry, carry_sharding), data, carry_sharding, padded
 
 
-def _train_with_runner(epoch_runner: Callable, state: Any, data: Any, *, epochs: int,
-                       key: jax.Array, epsilon: float | None, eval_fn: Callable | None,
-                       on_nonfinite: str, progress: bool | str, description: str
-                       ) -> tuple[Any, History]:
-    """The 0.1 path of ``train(epoch_runner=...)``: a compiled ``(state, data, key) ->
-    (state, EpochInfo)`` per epoch (e.g. :func:`feasjax.data_parallel_epoch`)."""
-    state = unalias(state)
-    bound = jnp.asarray(jnp.nan if epsilon is None else epsilon, jnp.float32)
-    tally = Tally(empty_history())
-    tally.open(progress_reporter(progress, total=epochs, description=description), epsilon,
-               per_epoch=True, defer=False)
-    try:
-        for epoch in range(epochs):
-            state, info = epoch_runner(state, data, jax.random.fold_in(key, epoch))
-            if on_nonfinite == "raise":
-                raise_on_skipped((info.ok, info.indices, info.losses), epoch, 0, None, False)
-            tally.chunk(epoch, _epoch_summary(info.losses, info.ok, state.multipliers, bound),
-                        1, ends_epoch=True)
-            tally.history.evaluations.append(eval_fn(state) if eval_fn is not None else None)
-    finally:
-        tally.close()
-    return state, tally.history
+def _runner_chunks(epoch_runner: Callable, data: Any, records: bool, bound: jax.Array
+                   ) -> Callable:
+    """The 0.1 path, ``train(epoch_runner=...)``: each epoch one chunk, a call of a compiled
+    ``(state, data, key) -> (state, EpochInfo)`` (e.g. :func:`feasjax.data_parallel_epoch`)."""
+    def run_chunk(state, key, epoch, start, length):
+        del start, length  # the whole epoch
+        state, info = epoch_runner(state, data, jax.random.fold_in(key, epoch))
+        if records:
+            raise_on_skipped((info.ok, info.indices, info.losses), epoch, 0, None, False)
+        return state, _epoch_summary(info.losses, info.ok, state.multipliers, bound)
+
+    return run_chunk
 
 
 @jax.jit
@@ -267,29 +249,3 @@ def _epoch_summary(losses: jax.Array, ok: jax.Array, multipliers: dict,
                    bound: jax.Array) -> jax.Array:
     return jnp.concatenate([chunk_stats(losses, ok, bound), multiplier_stats(
         {"multipliers": multipliers})])
-
-
-def _train_pipeline(step: Any, carry: Any, pipeline: Pipeline, *, batch_size: int | None,
-                    mesh: Mesh | None, runs: int | None, loss_of: Callable | None,
-                    **options: Any) -> tuple[Any, History]:
-    if mesh is not None or runs is not None:
-        raise ValueError("a Pipeline trains on one device and one run: pass mesh=None and "
-                         "runs=None (in-memory arrays support both)")
-    if batch_size not in (None, pipeline.batch_size):
-        raise ValueError(f"batch_size must be the pipeline's {pipeline.batch_size} (or None), "
-                         f"got {batch_size=}")
-    if isinstance(step, PrimalDual):
-        step = _solver_step(step, loss_of)
-    elif not callable(step):
-        raise TypeError(f"step must be a function (carry, batch, indices) -> (carry, report) "
-                        f"or a feasjax.PrimalDual, got {type(step).__name__}")
-    return train_streamed(step, carry, pipeline, **options)
-
-
-def _solver_step(solver: PrimalDual, loss_of: Callable | None) -> Callable:
-    # One step function per solver (and loss_of), kept on the solver's own step function, so
-    # that a second train() with the same solver finds its compiled programs again.
-    steps = solver.step.__dict__.setdefault("_feasjax_steps", {})
-    if loss_of not in steps:
-        steps[loss_of] = solver_step(solver, loss_of=loss_of)
-    return steps[loss_of]

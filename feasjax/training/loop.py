@@ -1,14 +1,7 @@
-"""The training loop: each epoch is one compiled ``lax.scan`` over shuffled minibatches.
-
-The dataset lives on the device as a pytree of arrays with a leading sample axis. An epoch draws
-a permutation with ``jax.random``, cuts it into ``N // batch_size`` minibatches (the remainder is
-left out of that epoch, a different remainder each epoch) and scans the primal-dual step over
-them, carrying the sample indices into the dual update. The state is donated, so multipliers of
-any size are updated in place, and nothing returns to the host until the epoch ends.
-
-:func:`epoch_fn` is written for one block of samples with its own multipliers: the data-parallel
-trainer runs the very same function per device under ``shard_map`` (multipliers live beside the
-data that owns them).
+"""The 0.1 epoch functions: an epoch (or a chunk of one) of a :class:`feasjax.PrimalDual` as
+one ``lax.scan`` over shuffled minibatches, a pure function to ``jax.jit`` with the state
+donated. :func:`epoch_fn` works on one block of samples with its own multipliers, so the
+data-parallel trainer runs the very same function per device under ``shard_map``.
 """
 from __future__ import annotations
 
@@ -16,21 +9,14 @@ import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from feasjax.core import checks
 from feasjax.core.solver import PrimalDual, PrimalDualState
-from feasjax.training.engine import train
-from feasjax.training.tally import History, raise_on_skipped
-from feasjax.training.programs import check_state_fits_data, epoch_indices, num_steps, unalias
+from feasjax.training.programs import epoch_indices
 from feasjax.training.steps import takes_keyword
+from feasjax.training.tally import raise_on_skipped
 
-__all__ = [
-    "EpochInfo",
-    "epoch_fn",
-    "chunk_fn",
-]
+__all__ = ["EpochInfo", "epoch_fn", "chunk_fn"]
 
 
 class EpochInfo(NamedTuple):
@@ -57,12 +43,10 @@ def epoch_fn(
       loss_of: maps a step's ``info.aux`` to per-sample losses (default: ``aux`` itself, as
         :func:`feasjax.feasible_learning` and :func:`feasjax.empirical_risk` return).
       sampler: ``(key, num_samples) -> (steps, batch_size)`` int32 minibatch indices (default
-        :func:`epoch_indices`); the data-parallel trainer passes one that draws from the
-        device's own block and never from padding.
-      unique_indices: whether no index repeats within a minibatch, so that the dual step need
-        not combine repeated rows (an O(B log B) sort per step, and a larger program). Default:
-        ``True`` for the default sampler (a permutation cut into minibatches), ``False`` for a
-        given ``sampler`` (pass ``True`` if it draws without replacement).
+        :func:`epoch_indices`; the data-parallel trainer's draws from the device's own block).
+      unique_indices: no index repeats within a minibatch, so the dual step need not combine
+        repeated rows (an O(B log B) sort per step). Default: ``True`` for the default sampler,
+        ``False`` for a given one (pass ``True`` if it draws without replacement).
 
     Returns:
       A pure function to ``jax.jit`` (donate the state) or to run per device in ``shard_map``.
@@ -77,9 +61,7 @@ def epoch_fn(
       >>> info.indices.shape, info.losses.shape
       ((2, 2), (2, 2))
     """
-    loss_of = loss_of or (lambda aux: aux)
-    if unique_indices is None:
-        unique_indices = sampler is None
+    unique_indices = sampler is None if unique_indices is None else unique_indices
     sampler = sampler or (lambda key, n: epoch_indices(key, n, batch_size))
 
     def run(state: PrimalDualState, data: Any, key: jax.Array):
@@ -89,9 +71,10 @@ def epoch_fn(
     return run
 
 
-def _scan_batches(solver: PrimalDual, loss_of: Callable, state: PrimalDualState, data: Any,
-                  batches: jax.Array, unique_indices: bool) -> tuple[PrimalDualState, EpochInfo]:
-    step = solver.step
+def _scan_batches(solver: PrimalDual, loss_of: Callable | None, state: PrimalDualState,
+                  data: Any, batches: jax.Array, unique_indices: bool
+                  ) -> tuple[PrimalDualState, EpochInfo]:
+    step, loss_of = solver.step, loss_of or (lambda aux: aux)
     if unique_indices and takes_keyword(step, "unique_indices"):  # a user's own step may not
         step = functools.partial(step, unique_indices=True)
 
@@ -110,9 +93,9 @@ def chunk_fn(
     """Steps ``start .. start + length - 1`` of an epoch: ``(state, data, batches, start)``.
 
     ``batches`` is the epoch's :func:`epoch_indices` and ``start`` a (traced) int, so one
-    compilation serves every chunk of the same ``length``. Running an epoch's chunks one after
-    the other is the same computation, step by step, as :func:`epoch_fn` (bit-identical on
-    CPU): it lets a loop stop between steps of an epoch, save a checkpoint and resume exactly.
+    compilation serves every chunk of the same ``length``. An epoch's chunks in turn compute
+    what :func:`epoch_fn` does, step by step (bit-identical on CPU): a loop can stop between
+    steps, save a checkpoint and resume exactly.
 
     Args:
       solver: a :class:`feasjax.PrimalDual`.
@@ -138,7 +121,6 @@ def chunk_fn(
     """
     if not isinstance(length, int) or length < 1:
         raise ValueError(f"length must be a positive int, got {length=}")
-    loss_of = loss_of or (lambda aux: aux)
 
     def run(state: PrimalDualState, data: Any, batches: jax.Array, start: jax.Array):
         chunk = jax.lax.dynamic_slice_in_dim(batches, start, length)
@@ -149,21 +131,7 @@ def chunk_fn(
 
 def raise_on_skipped_step(info: EpochInfo, epoch: int, *, start: int = 0,
                           steps_per_epoch: int | None = None) -> None:
-    """Raise ``FloatingPointError`` naming the first skipped step of ``info`` and its samples.
-
-    Args:
-      info: the records of an epoch (or of a chunk of it starting at step ``start``).
-      epoch: the epoch number, for the message.
-      start: the epoch step at which ``info`` starts.
-      steps_per_epoch: if given, the message also names the global step.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.training.loop import EpochInfo, raise_on_skipped_step
-      >>> info = EpochInfo(jnp.array([[4, 7]]), jnp.array([[0.1, jnp.nan]]), jnp.array([False]))
-      >>> raise_on_skipped_step(info, epoch=2)
-      Traceback (most recent call last):
-      FloatingPointError: epoch 2, step 0: non-finite losses or gradients (sample indices [7]); ...
-    """
+    """Raise ``FloatingPointError`` naming the first skipped step of ``info`` (a chunk starting
+    at epoch step ``start``) and its samples; with ``steps_per_epoch``, the global step too."""
     raise_on_skipped((info.ok, info.indices, info.losses), epoch, start, steps_per_epoch,
-                      False)
+                     False)

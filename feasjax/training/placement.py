@@ -1,12 +1,10 @@
-"""Where the engine puts a run on a mesh: the data and every per-sample leaf of the carry
-(multipliers and their dual optimizer states, found by name) sharded over the mesh's first
-axis, the rest replicated, on a mesh with automatic axes so that XLA partitions the same program
-(a batch's rows are read and written where they live, O(B) per step). Sizes the device count
+"""Where the engine puts a run on a mesh (see ``mesh`` in :func:`feasjax.train`): per-sample
+leaves sharded over the first axis, found by name; the rest replicated. Sizes the device count
 does not divide are padded with rows the shuffle never draws, and cut off at the end.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -27,19 +25,20 @@ def auto_mesh(mesh: Mesh) -> Mesh:
 
 def _rows_of(path: tuple, leaf: Any, n: int, lead: int, everything: bool) -> bool:
     """Whether ``leaf`` holds one row per sample on axis ``lead``: every data leaf, and the
-    carry's leaves under ``multipliers`` or a per-sample dual state whose axis has ``n`` rows."""
-    shape = np.shape(leaf)
-    return (len(shape) > lead and shape[lead] == n
-            and (everything or _per_sample(path_names(path))))
+    carry's leaves under ``multipliers`` or a per-sample dual state whose axis has ``n`` rows.
+    A per-sample dual state is an IndexedState (fields ``inner``, ``rows``) under its group's
+    name; implicit multipliers' model parameters are replicated, whatever their shape."""
+    shape, names = np.shape(leaf), path_names(path)
+    at = names.index("dual_states") + 2 if "dual_states" in names else len(names)
+    return len(shape) > lead and shape[lead] == n and (
+        everything or "multipliers" in names or names[at:at + 1] in (["inner"], ["rows"]))
 
 
-def _per_sample(names: list) -> bool:
-    # A per-sample dual state is an IndexedState (fields `inner`, `rows`) under its group's
-    # name; implicit multipliers' model parameters are replicated, whatever their shape.
-    if "multipliers" in names:
-        return True
-    at = names.index("dual_states") if "dual_states" in names else None
-    return at is not None and len(names) > at + 2 and names[at + 2] in ("inner", "rows")
+def _through_keys(fn: Callable, leaf: Any) -> Any:
+    """``fn(leaf)``; for typed PRNG keys, on their key data (with a trailing axis)."""
+    if not jnp.issubdtype(getattr(leaf, "dtype", np.float32), jax.dtypes.prng_key):
+        return fn(leaf)
+    return jax.random.wrap_key_data(fn(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf))
 
 
 def pad_rows(tree: Any, n: int, padded: int, lead: int, everything: bool) -> Any:
@@ -48,12 +47,10 @@ def pad_rows(tree: Any, n: int, padded: int, lead: int, everything: bool) -> Any
     def pad(path, leaf):
         if not _rows_of(path, leaf, n, lead, everything):
             return leaf
-        widths = [(0, 0)] * np.ndim(leaf)
+        widths = [(0, 0)] * (lead + 1)
         widths[lead] = (0, padded - n)
-        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(jnp.pad(jax.random.key_data(leaf), widths + [(0, 0)]),
-                                            impl=jax.random.key_impl(leaf))
-        return jnp.pad(leaf, widths)
+        return _through_keys(
+            lambda x: jnp.pad(x, widths + [(0, 0)] * (np.ndim(x) - lead - 1)), leaf)
 
     return tree if padded == n else jax.tree_util.tree_map_with_path(pad, tree)
 
@@ -76,10 +73,5 @@ def row_sharding(tree: Any, n: int, mesh: Mesh, lead: int, everything: bool) -> 
 
 
 def place(tree: Any, sharding: Any) -> Any:
-    def put(x, s):
-        if jnp.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(jax.device_put(jax.random.key_data(x), s),
-                                            impl=jax.random.key_impl(x))
-        return jax.device_put(x, s)
-
-    return jax.tree.map(put, tree, sharding)
+    return jax.tree.map(lambda x, s: _through_keys(lambda d: jax.device_put(d, s), x), tree,
+                        sharding)

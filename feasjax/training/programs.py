@@ -1,10 +1,7 @@
-"""The engine's compiled program: the steps ``start .. start + length - 1`` of an epoch as one
-``lax.scan``, the permutation drawn inside it from ``fold_in(key, epoch)``, and the epoch's
-statistics (loss sums, feasible and skipped counts, the multipliers' sum and max) computed on the
-device so that the host reads one small vector per chunk.
-
-The jitted programs are kept on the step function itself: no module-level cache keeps a user's
-closure alive, and a second :func:`feasjax.train` with the same step compiles nothing.
+"""The engine's compiled program: steps ``start .. start + length - 1`` of an epoch as one
+``lax.scan`` with the permutation drawn inside from ``fold_in(key, epoch)`` and the epoch's
+statistics computed on the device. The programs are kept on the step function itself: no global
+cache keeps a user's closure alive, and a second :func:`feasjax.train` compiles nothing.
 """
 from __future__ import annotations
 
@@ -23,19 +20,11 @@ from feasjax.core.dual_step import is_per_sample
 from feasjax.core.solver import PrimalDualState
 from feasjax.training.steps import takes_keyword
 
-__all__ = [
-    "epoch_indices",
-]
+__all__ = ["epoch_indices"]
 
 
 def num_steps(num_samples: int, batch_size: int) -> int:
-    """Minibatches per epoch, ``N // batch_size``; raises if ``batch_size`` does not fit.
-
-    Example:
-      >>> from feasjax.training.programs import num_steps
-      >>> num_steps(10, 4)
-      2
-    """
+    """Minibatches per epoch, ``N // batch_size``; raises if ``batch_size`` does not fit."""
     if (isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer))
             or not 1 <= batch_size <= num_samples):
         raise ValueError(f"batch_size must be an int in [1, {num_samples}] (the number of "
@@ -58,20 +47,8 @@ def epoch_indices(key: jax.Array, num_samples: int, batch_size: int) -> jax.Arra
 
 
 def check_state_fits_data(state: PrimalDualState, num_samples: int) -> None:
-    """Raise ``ValueError`` unless every per-sample multiplier vector has one row per sample.
-
-    A solver built with ``num_samples`` smaller than the data would skip every step that
-    touches a higher index (out of range) and return untrained parameters.
-
-    Example:
-      >>> import jax.numpy as jnp, optax
-      >>> from feasjax import feasible_learning
-      >>> from feasjax.training.programs import check_state_fits_data
-      >>> fl = feasible_learning(lambda p, b: b, optax.sgd(0.1), num_samples=3, epsilon=0.1)
-      >>> check_state_fits_data(fl.init(jnp.zeros(1)), 4)
-      Traceback (most recent call last):
-      ValueError: constraint group 'samples' has 3 multipliers (the solver's num_samples) but the data has 4 samples; build the solver with num_samples=4
-    """
+    """Raise ``ValueError`` unless every per-sample multiplier vector has one row per sample
+    (a solver built for fewer samples would skip every step that touches a higher index)."""
     for name, lam in state.multipliers.items():
         if is_per_sample(state.dual_states[name]) and jnp.shape(lam)[0] != num_samples:
             raise ValueError(f"constraint group {name!r} has {jnp.shape(lam)[0]} multipliers "
@@ -80,26 +57,13 @@ def check_state_fits_data(state: PrimalDualState, num_samples: int) -> None:
 
 
 def path_names(path: tuple) -> list:
+    """The field names and dict keys of a pytree path."""
     return [getattr(k, "name", getattr(k, "key", None)) for k in path]
 
 
-def multiplier_leaves(carry: Any) -> list:
-    """Every array of ``carry`` stored under a ``multipliers`` field or key (the multipliers
-    of :func:`feasjax.feasible`, :func:`feasjax.constrained` or a :class:`feasjax.PrimalDual`,
-    also inside an ``nnx.State``).
-
-    Example:
-      >>> import jax.numpy as jnp, optax, feasjax as fj
-      >>> from feasjax.training.programs import multiplier_leaves
-      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=3, epsilon=0.1)
-      >>> [x.shape for x in multiplier_leaves((jnp.zeros(2), tx.init(jnp.zeros(2))))]
-      [(3,)]
-    """
-    flat = jax.tree_util.tree_flatten_with_path(carry)[0]
-    return [leaf for path, leaf in flat if "multipliers" in path_names(path)]
-
-
 def chunk_stats(losses: jax.Array, ok: jax.Array, bound: jax.Array) -> jax.Array:
+    """Sum and count of the finite losses, the feasible count, the number of losses and the
+    skipped steps (:class:`feasjax.training.tally.Tally`)."""
     losses = losses.astype(jnp.float32)
     finite = jnp.isfinite(losses)
     return jnp.stack([jnp.sum(jnp.where(finite, losses, 0.0)),
@@ -109,45 +73,55 @@ def chunk_stats(losses: jax.Array, ok: jax.Array, bound: jax.Array) -> jax.Array
 
 
 def multiplier_stats(carry: Any, n: int | None = None) -> jax.Array:
-    """Sum, count and max of every multiplier; per-sample vectors padded for a mesh are read
-    up to their ``n`` real rows."""
+    """Sum, count and max of every array under a ``multipliers`` field or key of ``carry``
+    (whoever built it, also inside an ``nnx.State``); per-sample vectors padded for a mesh are
+    read up to their ``n`` real rows."""
+    flat = jax.tree_util.tree_flatten_with_path(carry)[0]
     values = [jnp.ravel(m if n is None or np.shape(m)[0] <= n else m[:n]).astype(jnp.float32)
-              for m in multiplier_leaves(carry)]
+              for path, m in flat if "multipliers" in path_names(path)]
     if not values:
         return jnp.full((3,), jnp.nan, jnp.float32)
     values = jnp.concatenate(values)
     return jnp.stack([jnp.sum(values), jnp.float32(values.size), jnp.max(values)])
 
 
-def _program(step: Callable, n: int, batch_size: int, length: int, records: bool) -> Callable:
-    """``(carry, data, key, epoch, start, bound) -> (carry, stats, records)`` for one run."""
-    if takes_keyword(step, "unique_indices"):  # a shuffled epoch never repeats a row
+def reporting(step: Callable) -> Callable:
+    """``(carry, batch, indices) -> (carry, losses, ok)`` from a step's report (NaN losses and
+    ``ok`` when it has none), with ``unique_indices=True`` when the step takes it: a shuffled
+    epoch never repeats a row within a minibatch."""
+    if takes_keyword(step, "unique_indices"):
         step = functools.partial(step, unique_indices=True)
 
+    def run(carry, batch, idx):
+        carry, report = step(carry, batch, idx)
+        losses = report.get("losses", jnp.full(idx.shape, jnp.nan, jnp.float32))
+        return carry, losses, jnp.asarray(report.get("ok", True))
+
+    return run
+
+
+def _program(step: Callable, n: int, batch_size: int, length: int, records: bool) -> Callable:
+    """``(carry, data, key, epoch, start, bound) -> (carry, stats, records)`` for one run."""
+    one = reporting(step)
+
     def run(carry, data, key, epoch, start, bound):
-        epoch_key = jax.random.fold_in(key, epoch)
-        batches = epoch_indices(epoch_key, n, batch_size)
-        chunk = jax.lax.dynamic_slice_in_dim(batches, start, length)
+        batches = epoch_indices(jax.random.fold_in(key, epoch), n, batch_size)
 
         def body(carry, idx):
-            batch = jax.tree.map(lambda a: a[idx], data)
-            carry, report = step(carry, batch, idx)
-            losses = report.get("losses", jnp.full(idx.shape, jnp.nan, jnp.float32))
-            ok = jnp.asarray(report.get("ok", True))
+            carry, losses, ok = one(carry, jax.tree.map(lambda a: a[idx], data), idx)
             return carry, (losses, ok, idx)
 
+        chunk = jax.lax.dynamic_slice_in_dim(batches, start, length)
         carry, (losses, ok, idx) = jax.lax.scan(body, carry, chunk)
-        stats = jnp.concatenate([chunk_stats(losses, ok, bound),
-                                 multiplier_stats(carry, n)])
+        stats = jnp.concatenate([chunk_stats(losses, ok, bound), multiplier_stats(carry, n)])
         return carry, stats, ((ok, idx, losses) if records else None)
 
     return run
 
 
 def cached_program(step: Callable, key: Any, build: Callable[[], Callable]) -> Callable:
-    """``build()``'s program, kept on the step function itself under ``key``: no global cache
-    keeps a user's closure alive, and a second :func:`feasjax.train` with the same step
-    compiles nothing (a step without ``__dict__`` builds anew)."""
+    """``build()``'s program, kept on the step function itself under ``key`` (a step without
+    ``__dict__`` builds anew)."""
     cache = getattr(step, "__dict__", None)
     programs = cache.setdefault("_feasjax_programs", {}) if cache is not None else {}
     if key not in programs:
@@ -162,16 +136,20 @@ def compiled_chunk(step: Callable, *, num_samples: int, batch_size: int, length:
         run = _program(step, num_samples, batch_size, length, records)
         if runs:
             run = jax.vmap(run, in_axes=(0, 0 if run_data else None, 0, None, None, None))
-        out = None if carry_sharding is None else (carry_sharding, _replicated(carry_sharding),
-                                                   _replicated(carry_sharding))
-        if not getattr(step, "checked", False):
-            return jax.jit(run, donate_argnums=0, out_shardings=out)
-        # a 0.1 solver built with checked=True: its checkify checks raise after the chunk
-        return _throwing(jax.jit(checkify.checkify(run, errors=checkify.user_checks),
-                                 donate_argnums=0))
+        if getattr(step, "checked", False):
+            # a 0.1 solver built with checked=True: its checkify checks raise after the chunk
+            return _throwing(jax.jit(checkify.checkify(run, errors=checkify.user_checks),
+                                     donate_argnums=0))
+        out = None
+        if carry_sharding is not None:
+            replicated = NamedSharding(jax.tree.leaves(carry_sharding)[0].mesh, P())
+            out = (carry_sharding, replicated, replicated)
+        return jax.jit(run, donate_argnums=0, out_shardings=out)
 
+    sharding = None if carry_sharding is None else (jax.tree.structure(carry_sharding),
+                                                    tuple(jax.tree.leaves(carry_sharding)))
     return cached_program(step, ("chunk", num_samples, batch_size, length, records, runs,
-                                 run_data, _sharding_key(carry_sharding)), build)
+                                 run_data, sharding), build)
 
 
 def _throwing(checked: Callable) -> Callable:
@@ -183,34 +161,11 @@ def _throwing(checked: Callable) -> Callable:
     return run
 
 
-def _sharding_key(sharding: Any) -> Any:
-    if sharding is None:
-        return None
-    leaves, treedef = jax.tree.flatten(sharding)
-    return treedef, tuple(leaves)
-
-
-def _replicated(carry_sharding: Any) -> NamedSharding:
-    return NamedSharding(jax.tree.leaves(carry_sharding)[0].mesh, P())
-
-
 def unalias(tree: Any, *others: Any) -> Any:
-    """Copy leaves that share a buffer with an earlier leaf, so that the tree can be donated.
-
-    feasjax's ``init`` functions allocate every field (``tests/test_donation.py``), but a state
-    a user assembles from the same arrays (one array given twice, a state built twice) holds
-    one buffer in two places; XLA refuses to donate a buffer twice, or one that ``others``
-    (the call's other arguments, e.g. the data or the key) pass again.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.training.programs import unalias
-      >>> x = jnp.ones(2)
-      >>> a, b = unalias((x, x))
-      >>> a is x, b is x
-      (True, False)
-    """
-    seen = {id(leaf) for leaf in jax.tree.leaves(others)}  # the call's other arguments
+    """Copy leaves that share a buffer with an earlier leaf or with ``others`` (the call's other
+    arguments, e.g. the data or the key), so that the tree can be donated: a state a user
+    assembles from the same arrays holds one buffer in two places, which XLA will not donate."""
+    seen = {id(leaf) for leaf in jax.tree.leaves(others)}
 
     def copy_if_seen(leaf):
         if not isinstance(leaf, jax.Array) or not checks.is_concrete(leaf):

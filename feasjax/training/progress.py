@@ -1,12 +1,7 @@
 """Progress of a training run, per epoch: a tqdm bar, plain lines, or nothing.
 
-The loops (:func:`feasjax.train`, :func:`feasjax.training.train_resumable`,
-:func:`feasjax.parallel.train_sweep`) read an epoch's summary on the host anyway (to record the
-history), one epoch behind the device; the bar advances when that summary arrives, so that
-showing progress adds no host sync. ``progress`` is ``True`` or ``"bar"`` (a tqdm bar, also a
-widget in notebooks), ``"lines"`` (a plain line per epoch on stderr, every k-th epoch when
-there are more than ten, for logs and pipes where a bar's carriage returns are noise), or
-``False`` (nothing).
+The loops read an epoch's summary on the host anyway (for the history), one epoch behind the
+device; the bar advances when that summary arrives, so showing progress adds no host sync.
 """
 from __future__ import annotations
 
@@ -16,13 +11,7 @@ from typing import Callable, Mapping, NamedTuple
 
 from tqdm.auto import tqdm
 
-__all__ = [
-    "Progress",
-    "progress_reporter",
-]
-
-MODES = (True, False, "bar", "lines")
-
+__all__ = ["Progress", "progress_reporter"]
 
 class Progress(NamedTuple):
     """What a loop calls: ``advance(n)`` units done, then ``report(epoch, stats)`` after an
@@ -48,18 +37,13 @@ def format_stats(stats: Mapping[str, float]) -> str:
       >>> format_stats({"loss": 0.12345, "feasible": 0.9, "mult_max": float("nan"), "skipped": 0})
       'loss 0.1235  feasible 0.900  skipped 0'
     """
-    parts = []
-    for name, value in stats.items():
-        if isinstance(value, float) and math.isnan(value):
-            continue
+    def text(name, value):
         if isinstance(value, int):
-            parts.append(f"{name} {value}")
-        elif name == "feasible":
-            parts.append(f"{name} {value:.3f}")
-        else:
-            parts.append(f"{name} {value:.3f}" if name.startswith("mult") else
-                         f"{name} {value:.4f}")
-    return "  ".join(parts)
+            return f"{value}"
+        return f"{value:.3f}" if name == "feasible" or name.startswith("mult") else f"{value:.4f}"
+
+    return "  ".join(f"{name} {text(name, value)}" for name, value in stats.items()
+                     if not (isinstance(value, float) and math.isnan(value)))
 
 
 class _Bar(tqdm):
@@ -75,7 +59,9 @@ def progress_reporter(progress: bool | str, *, total: int, description: str,
     """A :class:`Progress` for ``total`` units (epochs, or steps of ``epochs`` epochs).
 
     Args:
-      progress: ``True``/``"bar"``, ``"lines"`` or ``False`` (see the module docstring).
+      progress: ``True`` or ``"bar"`` (a tqdm bar, a widget in notebooks), ``"lines"`` (plain
+        lines on stderr, for logs and pipes where a bar's carriage returns are noise) or
+        ``False`` (nothing).
       total: units of the whole run (the bar's length).
       description: the bar's label and the lines' prefix.
       epochs: the number of epochs, for the lines (default: ``total``).
@@ -94,7 +80,7 @@ def progress_reporter(progress: bool | str, *, total: int, description: str,
       >>> p.advance(1); p.report(1, {"loss": 0.5})
       >>> p.close()
     """
-    if not any(progress is m or (isinstance(progress, str) and progress == m) for m in MODES):
+    if not isinstance(progress, (bool, str)) or progress not in (True, False, "bar", "lines"):
         raise ValueError(f"progress must be True, False, 'bar' or 'lines', got {progress!r}")
     epochs = total if epochs is None else epochs
     if progress is False:

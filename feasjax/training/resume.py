@@ -1,7 +1,4 @@
-"""The 0.1 name of the checkpointed loop: :func:`train_resumable` is :func:`feasjax.train` with
-a ``checkpoint_dir`` (see :mod:`feasjax.training.run_checkpoints` for what a checkpoint holds
-and what a resume checks).
-"""
+"""The 0.1 name of the checkpointed loop: :func:`feasjax.train` with a ``checkpoint_dir``."""
 from __future__ import annotations
 
 import os
@@ -12,11 +9,8 @@ import jax
 from feasjax.core.solver import PrimalDual, PrimalDualState
 from feasjax.training.engine import train
 from feasjax.training.tally import History
-from feasjax.training.run_checkpoints import data_fingerprint
 
-__all__ = [
-    "train_resumable",
-]
+__all__ = ["train_resumable"]
 
 
 def train_resumable(
@@ -41,10 +35,8 @@ def train_resumable(
 ) -> tuple[PrimalDualState, History]:
     """:func:`feasjax.train` with checkpoints (the same engine; kept for 0.1 programs).
 
-    Its arguments (``solver``, ``state``, ``data``, ``epochs``, ``batch_size``, ``key``,
-    ``epsilon``, ``progress``, ``description``, ``checkpoint_dir``, ``checkpoint_every``,
-    ``max_to_keep``, ``resume``, ``config``, ``on_nonfinite``, ``async_save``, ``after_save``)
-    mean what they mean for :func:`feasjax.train`.
+    Every argument means what it means for :func:`feasjax.train` (``solver`` is its ``step``,
+    ``state`` its ``carry``).
 
     Returns:
       ``(state, history)``; the history of epochs run before a resume is restored too.

@@ -1,22 +1,8 @@
-"""Checkpoints of a :func:`feasjax.train` run: what a resume must match, and when to save.
-
-:func:`feasjax.train` with ``checkpoint_dir`` runs its epochs in compiled chunks of at most
-``checkpoint_every`` steps (the same computation, step by step, as whole epochs), so that it can
-stop between two steps of an epoch without a host sync per step. After a chunk it saves, through
-Orbax (:mod:`feasjax.training.checkpoint`), the whole carry (parameters, optimizer states,
-multipliers, averages and counters, model state), the RNG key, the epoch and the step within
-it, the epoch's partial sums, the history and the configuration (:class:`Checkpoints`).
-
-Safe resume: unreadable checkpoints newer than the latest readable one are moved aside
-(``<step>.corrupt-<time>``, see :func:`feasjax.training.restore_checkpoint`) with a warning,
-and the run continues from the readable one; if none is readable, from the beginning. A resume
-with other data (every leaf's shape, dtype and sha256 are saved), another key, epsilon, batch
-size or ``config``, or with fewer ``epochs`` than the checkpoint has finished, raises.
-
-Exact resume: a run killed at any point and resumed from its latest checkpoint ends with the
-same carry, bit for bit, as an uninterrupted run with the same ``checkpoint_every``. This holds
-on the CPU; on GPUs/TPUs it holds when XLA's kernels are deterministic (e.g. GPU with
-``XLA_FLAGS=--xla_gpu_deterministic_ops=true``) and the device count and sharding are the same.
+"""The checkpoints of a :func:`feasjax.train` run (:class:`Checkpoints`): what a resume must
+match (the data's fingerprint, the key, the settings) and when to save. A resumed run ends bit
+for bit where an uninterrupted one with the same ``checkpoint_every`` does: on the CPU, and on
+GPUs/TPUs with deterministic kernels (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``) and the
+same device count and sharding.
 """
 from __future__ import annotations
 
@@ -30,7 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from feasjax.training.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
+from feasjax.training.checkpoint import (checkpoint_manager, leaves_by_path, restore_checkpoint,
+                                         save_checkpoint)
+from feasjax.training.tally import History
 
 __all__: list = []  # helpers of the engine
 
@@ -52,17 +40,8 @@ def _leaf_fingerprint(leaf: Any) -> dict:
 
 
 def data_fingerprint(data: Any) -> dict:
-    """Shape, dtype and sha256 of the bytes of every leaf of ``data``, by path.
-
-    Example:
-      >>> import numpy as np
-      >>> from feasjax.training.run_checkpoints import data_fingerprint
-      >>> data_fingerprint({"x": np.zeros((2, 3), np.float32)})["x"]["shape"]
-      [2, 3]
-    """
-    flat, _ = jax.tree_util.tree_flatten_with_path(data)
-    return {jax.tree_util.keystr(path, simple=True, separator="/") or "data":
-            _leaf_fingerprint(leaf) for path, leaf in flat}
+    """Shape, dtype and sha256 of the bytes of every leaf of ``data``, by path."""
+    return {name or "data": _leaf_fingerprint(leaf) for name, leaf in leaves_by_path(data).items()}
 
 
 def _short(field: str, value: Any) -> str:
@@ -73,7 +52,7 @@ def _fingerprint_diffs(saved: dict | None, current: dict) -> list[str]:
     if saved is None:
         return ["data fingerprint: none saved (a checkpoint of an older feasjax)"]
     diffs = []
-    for name in sorted(set(saved) | set(current)):
+    for name in sorted(saved.keys() | current.keys()):
         s, c = saved.get(name), current.get(name)
         if s is None or c is None:
             diffs.append(f"data leaf {name!r} only {'now' if s is None else 'in the checkpoint'}")
@@ -98,22 +77,25 @@ def _check_config(saved: dict, current: dict, directory: str) -> None:
 
 class Checkpoints:
     """The checkpoints of one :func:`feasjax.train` run: its Orbax manager, the configuration
-    a resume must match, and when to save (after the first chunk that reaches a multiple of
-    ``checkpoint_every`` global steps, and at the end)."""
+    a resume must match (``settings`` and ``config``, the key's bits, the data's fingerprint)
+    and when to save."""
 
     def __init__(self, directory: str | os.PathLike, *, data: Any, key: jax.Array,
-                 settings: dict, max_to_keep: int, async_save: bool, resume: bool = True
-                 ) -> None:
-        self.directory = str(directory)
-        self.config = _run_config(data, key, settings)
+                 settings: dict, config: dict | None, max_to_keep: int, async_save: bool,
+                 resume: bool, after_save: Callable[[int], None] | None) -> None:
+        self.directory, self.allow_resume, self.after_save = str(directory), resume, after_save
+        key = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+        self.config = json.loads(json.dumps({**settings, **(config or {}),
+                                             "key": np.asarray(key).tolist(),
+                                             "data_fingerprint": data_fingerprint(data)}))
         self.manager = checkpoint_manager(directory, max_to_keep=max_to_keep,
                                           async_save=async_save)
-        self.last_saved, self.allow_resume = 0, resume
+        self.last_saved = 0
 
     def resume(self, target: dict, epochs: int) -> tuple | None:
-        """``(tree, epoch, pos, partial, skipped, history)`` of the latest readable checkpoint
-        (``history`` as the dict that was saved), or ``None`` (no checkpoint, or none
-        readable)."""
+        """``(tree, epoch, pos, tally)`` of the latest readable checkpoint (``tally``: the
+        :class:`feasjax.training.tally.Tally` keywords that continue it), or ``None`` (no
+        checkpoint, or none readable)."""
         if not self.manager.all_steps():
             return None
         if not self.allow_resume:
@@ -127,7 +109,7 @@ class Checkpoints:
             return None
         meta = restored.meta
         _check_config(meta["config"], self.config, self.directory)
-        epoch, pos = meta["epoch"], meta["step_in_epoch"]
+        epoch, pos, skipped = meta["epoch"], meta["step_in_epoch"], meta["skipped"]
         if epoch > epochs or (epoch == epochs and pos > 0):
             more = f" and {pos} steps of the next" if pos else ""
             raise ValueError(f"the checkpoint in {self.directory} has finished {epoch} "
@@ -135,25 +117,26 @@ class Checkpoints:
                              f"epochs >= {epoch + (pos > 0)} to continue it, or use another "
                              f"checkpoint directory")
         self.last_saved = meta["global_step"]
-        history = meta["history"]
-        skipped = np.asarray(meta["skipped"]) if isinstance(meta["skipped"], list) else (
-            meta["skipped"])
-        return restored.tree, epoch, pos, meta["partial"], skipped, history
+        tally = {"history": History(*(list(meta["history"][f]) for f in History._fields)),
+                 "partial": meta["partial"],
+                 "skipped": np.asarray(skipped) if isinstance(skipped, list) else skipped}
+        return restored.tree, epoch, pos, tally
 
-    def maybe_save(self, carry: Any, key: jax.Array, *, epoch: int, pos: int, steps: int,
-                   every: int, partial: Any, skipped: Any, history: Any, epochs: int,
-                   after_save: Callable[[int], None] | None) -> None:
+    def maybe_save(self, carry: Any, key: jax.Array, tally: Any, *, epoch: int, pos: int,
+                   steps: int, every: int, epochs: int) -> None:
+        """Save after the first chunk that reaches a multiple of ``every`` global steps, and
+        at the end."""
         done = epoch * steps + pos
-        if not (done // every > self.last_saved // every or epoch == epochs):
+        if done // every <= self.last_saved // every and epoch != epochs:
             return
         meta = {"config": self.config, "epoch": epoch, "step_in_epoch": pos,
-                "global_step": done, "epochs": epochs, "partial": _json(partial),
-                "skipped": _json(skipped), "history": _json(history._asdict())}
-        save_checkpoint(self.manager, done, {"state": carry, "key": key}, meta=meta,
-                        force=True)
+                "global_step": done, "epochs": epochs, "partial": tally.partial,
+                "skipped": tally.skipped, "history": tally.history._asdict()}
+        save_checkpoint(self.manager, done, {"state": carry, "key": key},
+                        meta=json.loads(json.dumps(meta, default=_plain)), force=True)
         self.last_saved = done
-        if after_save is not None:
-            after_save(done)
+        if self.after_save is not None:
+            self.after_save(done)
 
     def close(self) -> None:
         try:
@@ -162,24 +145,9 @@ class Checkpoints:
             self.manager.close()
 
 
-def _json(value: Any) -> Any:
-    """Host numbers and arrays (a sweep's per-run values) as JSON-able lists and floats."""
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json(v) for v in value]
-    if isinstance(value, np.ndarray):
+def _plain(value: Any) -> Any:
+    """Host arrays and numbers (a sweep's per-run values) as JSON-able lists and numbers."""
+    if isinstance(value, (np.ndarray, np.generic)):
         return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _run_config(data: Any, key: jax.Array, settings: dict) -> dict:
-    """What a resume must match: the settings, the key's bits and the data's fingerprint."""
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return json.loads(json.dumps({**settings, "key": np.asarray(key).tolist(),
-                                  "data_fingerprint": data_fingerprint(data)}))
-
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 

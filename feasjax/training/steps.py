@@ -1,35 +1,21 @@
 """Steps for the training engine: the contract, and adapters that produce steps.
 
-Every training tool of feasjax (:func:`feasjax.train`: compiled epochs, progress, history,
-checkpoints with exact resume, the mesh, sweeps; the experiments and the CLI) runs one kind of
-function, a **step**::
-
-    step(carry, batch, indices) -> (carry, report)
-
+:func:`feasjax.train` runs a **step**, ``step(carry, batch, indices) -> (carry, report)``:
 ``carry`` is any pytree of arrays (parameters, optimizer states with their multipliers, model
-state such as batch statistics, RNG keys), ``batch`` the minibatch's rows of the data pytree and
-``indices`` their ``(B,)`` int32 row numbers in the dataset (what the per-sample multipliers are
-indexed by). ``report`` is a dict; the engine reads two optional entries:
+state, RNG keys), ``batch`` the minibatch's rows of the data and ``indices`` their ``(B,)``
+int32 rows in the dataset. The engine reads two optional entries of ``report``:
 
 * ``"losses"``: the ``(B,)`` per-sample losses before the step (mean loss, feasible fraction,
   and the samples named when a step goes wrong);
 * ``"ok"``: a bool scalar, whether the step was applied. Steps built on
   :func:`feasjax.feasible` / :func:`feasjax.constrained` or :func:`feasjax.primal_dual` skip a
-  step whose losses, gradients or updates are not finite (the state is left as it was, at
-  O(B) cost) and say so here; the engine counts skipped steps and, if asked, raises.
+  step whose losses, gradients or updates are not finite (the state is left as it was) and say
+  so here; the engine counts skipped steps and, if asked, raises.
 
-A step may take the keyword ``unique_indices``: the engine passes ``unique_indices=True``
-because a shuffled epoch never repeats a row within a minibatch.
-
-Three producers:
-
-* a step you write over ``(params, opt_state)`` with :func:`feasjax.feasible` in your
-  ``optax`` chain is a step as it is;
-* :func:`solver_step` turns a :class:`feasjax.PrimalDual` (``fj.feasible_learning``,
-  ``fj.empirical_risk``, ``fj.primal_dual``) into one;
-* :func:`nnx_step` turns an ``nnx.Optimizer`` train step ``(model, optimizer, batch, indices)
-  -> losses`` into one, with flax's functional API (``nnx.split`` outside, ``nnx.merge``
-  inside).
+A step may take the keyword ``unique_indices``: the engine passes ``True`` (a shuffled epoch
+never repeats a row within a minibatch). A step over ``(params, opt_state)`` with
+:func:`feasjax.feasible` in its ``optax`` chain is a step as it is; :func:`solver_step` makes one
+of a :class:`feasjax.PrimalDual` and :func:`nnx_step` of an ``nnx.Optimizer`` train step.
 """
 from __future__ import annotations
 
@@ -42,11 +28,7 @@ import jax.numpy as jnp
 from feasjax.core.dual_step import select
 from feasjax.core.solver import PrimalDual
 
-__all__ = [
-    "solver_step",
-    "nnx_step",
-    "nnx_update",
-]
+__all__ = ["solver_step", "nnx_step", "nnx_update"]
 
 Step = Callable[..., tuple[Any, Mapping[str, jax.Array]]]
 
@@ -77,8 +59,8 @@ def solver_step(solver: PrimalDual, *, loss_of: Callable[[Any], jax.Array] | Non
       >>> from feasjax import empirical_risk, per_example
       >>> from feasjax.training import solver_step
       >>> erm = empirical_risk(per_example(lambda w, y: (w - y) ** 2), optax.sgd(0.1))
-      >>> state0 = erm.init(jnp.zeros(()))
-      >>> state, report = solver_step(erm)(state0, jnp.ones(2), jnp.arange(2))
+      >>> step = solver_step(erm)
+      >>> state, report = step(erm.init(jnp.zeros(())), jnp.ones(2), jnp.arange(2))
       >>> report["losses"].tolist(), bool(report["ok"])
       ([1.0, 1.0], True)
     """
@@ -112,17 +94,16 @@ def nnx_step(train_step: Callable[..., Any], model: Any, optimizer: Any
              ) -> tuple[Step, Any]:
     """An ``nnx.Optimizer`` train step as an engine step, and the carry to start from.
 
-    ``train_step(model, optimizer, batch, indices)`` is the usual NNX step (it computes the
-    batch's per-sample losses, their gradient and calls ``optimizer.update(model, grads,
-    losses=..., indices=...)``) and returns the ``(B,)`` per-sample losses, or a dict with
-    ``"losses"``. The engine's step merges the carry into a fresh ``(model, optimizer)`` pair,
-    runs ``train_step`` and splits the pair again: the carry is the ``nnx.State`` of both
-    (parameters, batch statistics, RNG counters, optimizer state with the multipliers). A step
-    that the optimizer's :func:`feasjax.feasible` transformation skipped (non-finite losses or
-    gradients) also leaves the model's other state (batch statistics, RNG) as it was.
+    The carry is the ``nnx.State`` of ``(model, optimizer)`` (parameters, batch statistics,
+    RNG counters, optimizer state with the multipliers); the step merges it into a fresh pair,
+    runs ``train_step`` and splits the pair again (flax's functional API). A step that the
+    optimizer's :func:`feasjax.feasible` skipped (non-finite losses or gradients) also leaves
+    the model's other state (batch statistics, RNG) as it was.
 
     Args:
-      train_step: ``(model, optimizer, batch, indices) -> losses``; not jitted by you (the
+      train_step: the usual NNX step ``(model, optimizer, batch, indices)`` (per-sample
+        losses, their gradient, ``optimizer.update(model, grads, losses=..., indices=...)``)
+        returning the ``(B,)`` losses or a dict with ``"losses"``; not jitted by you (the
         engine compiles it inside its epochs).
       model: the ``nnx.Module``, in the mode to train in (``model.train()``).
       optimizer: its ``nnx.Optimizer``.

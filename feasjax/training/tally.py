@@ -1,12 +1,14 @@
-"""The host's side of a run: the history of epochs, the running epoch's sums and the progress
-bar, and the error that names a skipped step. Shared by the engine's compiled epochs, its
-streamed (pipeline) epochs and the 0.1 epoch-runner path.
+"""The host's side of a run: the loop over an epoch's chunks, the history, the running epoch's
+sums, the progress bar and the error that names a skipped step. Shared by the engine's compiled
+and streamed epochs and its 0.1 epoch-runner path.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
+
+from feasjax.training.progress import progress_reporter
 
 __all__ = ["History"]
 
@@ -22,27 +24,15 @@ class History(NamedTuple):
     multiplier_max: list | None = None  # per epoch: largest multiplier after it (nan if none)
 
 
-def empty_history() -> History:
-    return History([], [], [], [], [], [])
-
-
-# ---------------------------------------------------------------------------------------------
-# The loop.
-
-
 def raise_on_skipped(records: tuple, epoch: int, start: int, steps: int | None,
-                      runs: bool) -> None:
+                     runs: bool) -> None:
     """Raise ``FloatingPointError`` naming the first skipped step of ``(ok, indices, losses)``
     records (leading axis: steps; with ``runs``, runs first) and its non-finite samples."""
     ok, idx, losses = (np.asarray(r) for r in records)
-    if runs:  # (R, steps, ...): the first run with a skipped step
-        bad_runs = np.flatnonzero(~ok.all(axis=1))
-        if not bad_runs.size:
-            return
-        run = int(bad_runs[0])
+    label = ""
+    if runs:  # (R, steps, ...): the first run with a skipped step (run 0 if none)
+        run = int(np.argmin(ok.all(axis=1)))
         ok, idx, losses, label = ok[run], idx[run], losses[run], f"run {run}, "
-    else:
-        label = ""
     if ok.all():
         return
     s = int(np.flatnonzero(~ok)[0])
@@ -57,100 +47,87 @@ def raise_on_skipped(records: tuple, epoch: int, start: int, steps: int | None,
 
 
 class Tally:
-    """The host's side of the epochs: the running epoch's partial sums, the skipped total, the
-    history and the bar. A whole epoch that ran as one chunk, with nothing to save, is read one
-    epoch late (``defer``), while the next one runs: showing progress costs no host sync.
+    """The running epoch's partial sums, the skipped total, the history and the bar. With
+    ``defer``, a whole epoch's chunk is read one epoch late, while the next one runs: showing
+    progress costs no host sync.
 
     A chunk's ``stats`` (last axis): sum of the finite losses, their count, the feasible
     count, the number of losses, the steps skipped, the multipliers' sum, count and max.
     """
 
-    def __init__(self, history: History, partial: Any = None, skipped: Any = 0):
-        self.history, self.skipped, self.pending = history, skipped, None
-        self.partial = None if partial is None else np.asarray(partial, np.float64)
-
-    def open(self, bar: Any, epsilon: float | None, *, per_epoch: bool, defer: bool) -> None:
+    def __init__(self, bar: Any, epsilon: float | None, *, per_epoch: bool, defer: bool,
+                 history: History | None = None, partial: Any = None, skipped: Any = 0) -> None:
         self.bar, self.epsilon, self.per_epoch, self.defer = bar, epsilon, per_epoch, defer
+        self.history = History([], [], [], [], [], []) if history is None else history
+        self.skipped, self.pending = skipped, None
+        self.partial = None if partial is None else np.asarray(partial, np.float64)
 
     def chunk(self, epoch: int, stats: Any, length: int, *, ends_epoch: bool) -> None:
         self.flush()
         if ends_epoch and self.defer and self.per_epoch:
-            self.pending = (epoch, stats)
-            return
-        stats = np.asarray(stats, np.float64)
-        self.partial = stats[..., :5] + (0.0 if self.partial is None else self.partial)
-        if not self.per_epoch:
-            self.bar.advance(length)
-        if ends_epoch:
-            self._finish(epoch, np.concatenate([self.partial, stats[..., 5:]], axis=-1))
-            self.partial = None
+            self.pending = (epoch, stats, length)
+        else:
+            self._add(epoch, stats, length, ends_epoch)
 
     def flush(self) -> None:
         if self.pending is not None:
-            epoch, stats = self.pending
-            self.pending = None
-            self._finish(epoch, np.asarray(stats, np.float64))
+            pending, self.pending = self.pending, None
+            self._add(*pending, ends_epoch=True)
 
-    def close(self) -> None:
-        if getattr(self, "bar", None) is not None:
-            self.bar.close()
-
-    def _finish(self, epoch: int, stats: np.ndarray) -> None:
-        loss_sum, finite, feasible, total, newly, mult_sum, mult_count, mult_max = np.moveaxis(
-            stats, -1, 0)
-        self.skipped = self.skipped + newly
+    def _add(self, epoch: int, stats: Any, length: int, ends_epoch: bool) -> None:
+        stats = np.asarray(stats, np.float64)
+        self.partial = stats[..., :5] + (0.0 if self.partial is None else self.partial)
+        self.bar.advance(1 if self.per_epoch else length)  # per epoch: every chunk ends one
+        if not ends_epoch:
+            return
+        loss_sum, finite, feasible, total, newly = np.moveaxis(self.partial, -1, 0)
+        mult_sum, mult_count, mult_max = np.moveaxis(stats[..., 5:], -1, 0)
+        self.partial, self.skipped = None, self.skipped + newly
         with np.errstate(invalid="ignore", divide="ignore"):
             values = {"loss": loss_sum / finite,
                       "feasible": (feasible / total if self.epsilon is not None
                                    else np.nan * total),
                       "mult_mean": mult_sum / mult_count, "mult_max": mult_max}
         host = float if np.ndim(loss_sum) == 0 else np.asarray
-        history = self.history
-        history.mean_loss.append(host(values["loss"]))
-        history.feasible_fraction.append(host(values["feasible"]))
-        history.skipped.append(int(self.skipped) if np.ndim(self.skipped) == 0
-                               else self.skipped.astype(int))
-        history.multiplier_mean.append(host(values["mult_mean"]))
-        history.multiplier_max.append(host(values["mult_max"]))
-        if self.per_epoch:
-            self.bar.advance(1)
+        for field, name in (("mean_loss", "loss"), ("feasible_fraction", "feasible"),
+                            ("multiplier_mean", "mult_mean"), ("multiplier_max", "mult_max")):
+            getattr(self.history, field).append(host(values[name]))
+        self.history.skipped.append(int(self.skipped) if np.ndim(self.skipped) == 0
+                                    else self.skipped.astype(int))
         self.bar.report(epoch + 1, {k: float(np.mean(v)) for k, v in values.items()}
                         | {"skipped": int(np.max(self.skipped))})
 
 
 def run_epochs(run_chunk: Callable[[Any, Any, int, int, int], tuple[Any, Any]], carry: Any,
-               key: Any, *, epochs: int, steps: int, every: int, saver: Any,
+               key: Any, *, epochs: int, steps: int, checkpoint_every: int | None, saver: Any,
                prepare: Callable[[Any, Any], Any], progress: Any, description: str,
-               epsilon: float | None, eval_fn: Callable | None, after_save: Callable | None,
-               per_epoch_bar: bool) -> tuple[Any, History]:
-    """The engine's loop: epochs in chunks of at most ``every`` steps (never across an epoch),
-    the tally, ``eval_fn`` after each epoch and, with a ``saver``
+               epsilon: float | None, eval_fn: Callable | None, per_epoch_bar: bool,
+               read_late: bool = True) -> tuple[Any, History]:
+    """The engine's loop: epochs in chunks of at most ``checkpoint_every`` steps (never across
+    an epoch), the tally, ``eval_fn`` after each epoch and, with a ``saver``
     (:class:`feasjax.training.run_checkpoints.Checkpoints`), a resume first and a checkpoint
-    after each chunk that reaches a multiple of ``every`` steps.
+    after each chunk that reaches a multiple of ``checkpoint_every`` steps.
 
     ``run_chunk(carry, key, epoch, start, length) -> (carry, stats)`` runs the steps
     ``start .. start + length - 1`` of an epoch (``stats``: see :class:`Tally`);
     ``prepare(carry, key)`` readies the (possibly restored) carry for donation.
     """
-    from feasjax.training.progress import progress_reporter
-
-    epoch, pos, tally = 0, 0, None
+    every = steps if checkpoint_every is None else min(checkpoint_every, steps)
+    epoch, pos, restored, tally = 0, 0, {}, None
     try:
         if saver is not None:
             resumed = saver.resume({"state": carry, "key": key}, epochs)
             if resumed is not None:
-                tree, epoch, pos, partial, skipped, saved = resumed
+                tree, epoch, pos, restored = resumed
                 carry, key = tree["state"], tree["key"]
-                tally = Tally(History(*(list(saved[f]) for f in History._fields)), partial,
-                              skipped)
         carry = prepare(carry, key)
         per_epoch = per_epoch_bar and every == steps
-        tally = tally or Tally(empty_history())
-        tally.open(progress_reporter(
+        bar = progress_reporter(
             progress, total=epochs if per_epoch else epochs * steps,
             initial=epoch if per_epoch else epoch * steps + pos, epochs=epochs,
-            description=description, unit="epoch" if per_epoch else "step"),
-            epsilon, per_epoch=per_epoch, defer=saver is None)
+            description=description, unit="epoch" if per_epoch else "step")
+        tally = Tally(bar, epsilon, per_epoch=per_epoch, defer=read_late and saver is None,
+                      **restored)
         while epoch < epochs:
             length = min(every - pos % every, steps - pos)
             carry, stats = run_chunk(carry, key, epoch, pos, length)
@@ -161,13 +138,12 @@ def run_epochs(run_chunk: Callable[[Any, Any, int, int, int], tuple[Any, Any]], 
                 tally.history.evaluations.append(eval_fn(carry) if eval_fn is not None
                                                  else None)
             if saver is not None:
-                saver.maybe_save(carry, key, epoch=epoch, pos=pos, steps=steps, every=every,
-                                 partial=tally.partial, skipped=tally.skipped,
-                                 history=tally.history, epochs=epochs, after_save=after_save)
+                saver.maybe_save(carry, key, tally, epoch=epoch, pos=pos, steps=steps,
+                                 every=every, epochs=epochs)
         tally.flush()
     finally:  # no bar or Orbax thread outlives the call, whatever happened
         if tally is not None:
-            tally.close()
+            tally.bar.close()
         if saver is not None:
             saver.close()
     return carry, tally.history
