@@ -48,13 +48,6 @@ def _save(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
     return path
 
 
-def _use_log_x(per_method: Losses, epsilon: float) -> bool:
-    """Log scale when the positive losses (and epsilon) span more than two decades."""
-    values = [np.asarray(v, np.float64) for s in per_method.values() for v in s.values()]
-    finite = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values] + [np.array([epsilon])])
-    return finite.max() / finite.min() > 100
-
-
 def plot_loss_cdfs(per_method: Losses, epsilon: float, path: str | os.PathLike, *,
                    log_x: bool | None = None, title: str | None = None) -> Path:
     """Write a PNG of the empirical CDFs of per-sample losses: train and test panels.
@@ -82,8 +75,10 @@ def plot_loss_cdfs(per_method: Losses, epsilon: float, path: str | os.PathLike, 
       b'\\x89PNG'
     """
     _check_inputs(per_method, epsilon)
-    if log_x is None:
-        log_x = _use_log_x(per_method, float(epsilon))
+    if log_x is None:  # log when the positive losses (and epsilon) span more than two decades
+        values = [np.asarray(v, np.float64) for s in per_method.values() for v in s.values()]
+        positive = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values] + [[epsilon]])
+        log_x = positive.max() / positive.min() > 100
     fig = Figure(figsize=(10, 4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, split in zip(axes, SPLITS):
