@@ -41,10 +41,9 @@ def _prepare(values: jax.Array, mask: jax.Array | None, name: str, *,
 
 def _check_unit(value: object, name: str, upper_open: bool = False) -> None:
     """Check a concrete Python number lies in [0, 1] (or [0, 1)); traced values pass through."""
-    if isinstance(value, numbers.Real):
-        if not (0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0):
-            interval = "[0, 1)" if upper_open else "[0, 1]"
-            raise ValueError(f"{name} must be in {interval}, got {name}={value!r}")
+    if isinstance(value, numbers.Real) and not (0 <= value < 1 if upper_open else 0 <= value <= 1):
+        interval = "[0, 1)" if upper_open else "[0, 1]"
+        raise ValueError(f"{name} must be in {interval}, got {name}={value!r}")
 
 
 def _gather_for_sort(values: jax.Array) -> jax.Array:
@@ -181,10 +180,8 @@ def _predicted_labels(logits_or_preds: jax.Array, labels: jax.Array) -> jax.Arra
     if outputs.ndim == 2:
         outputs = jnp.argmax(outputs, axis=-1)
     if outputs.shape != jnp.shape(labels):
-        raise ValueError(
-            "logits must be (N, C) or predicted labels (N,) matching labels, got "
-            f"{jnp.shape(logits_or_preds)=} and {jnp.shape(labels)=}"
-        )
+        raise ValueError("logits must be (N, C) or predicted labels (N,) matching labels, got "
+                         f"{jnp.shape(logits_or_preds)=} and {jnp.shape(labels)=}")
     return outputs
 
 

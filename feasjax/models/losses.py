@@ -63,10 +63,8 @@ def squared_error(prediction: jax.Array, target: jax.Array) -> jax.Array:
     if prediction.shape == (1,) and target.ndim == 0:
         prediction = prediction[0]
     if prediction.shape != target.shape:
-        raise ValueError(
-            "prediction and target must have the same shape (or (1,) and ()), got "
-            f"{prediction.shape=} and {target.shape=}"
-        )
+        raise ValueError("prediction and target must have the same shape (or (1,) and ()), got "
+                         f"{prediction.shape=} and {target.shape=}")
     return jnp.sum(jnp.square(prediction - target))
 
 
@@ -81,18 +79,14 @@ def check_batch(batch: Any) -> None:
         raise ValueError(f"batch must be a mapping with keys 'x' and 'y', got {keys}")
     x_shape, y_shape = jnp.shape(batch["x"]), jnp.shape(batch["y"])
     if not x_shape or not y_shape or x_shape[0] != y_shape[0]:
-        raise ValueError(
-            "batch['x'] and batch['y'] must have the same leading (batch) size, got "
-            f"shapes {x_shape} and {y_shape}"
-        )
+        raise ValueError("batch['x'] and batch['y'] must have the same leading (batch) size, got "
+                         f"shapes {x_shape} and {y_shape}")
 
 
 def _check_graphdef(graphdef: Any) -> None:
     if not isinstance(graphdef, nnx.GraphDef):
-        raise TypeError(
-            "graphdef must be the nnx.GraphDef from `graphdef, params = nnx.split(model)`, got "
-            f"{type(graphdef).__name__}"
-        )
+        raise TypeError("graphdef must be the nnx.GraphDef from `graphdef, params = "
+                        f"nnx.split(model)`, got {type(graphdef).__name__}")
 
 
 def per_sample_loss_fn(

@@ -20,8 +20,6 @@ from feasjax.models.tied_dropout import ExampleTiedDropout, TiedDropout
 
 __all__ = ["MLP", "CNN", "BasicBlock", "ResNet"]
 
-_BN_MOMENTUM = 0.9  # PyTorch's BatchNorm default (momentum=0.1 there weighs the new batch)
-
 
 def _check_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -74,7 +72,8 @@ def _tied(config: TiedDropout | None, hidden: Sequence[int]
 
 
 def _batch_norm(features: int, rngs: nnx.Rngs, dtype: Any = None) -> nnx.BatchNorm:
-    return nnx.BatchNorm(features, momentum=_BN_MOMENTUM, epsilon=1e-5, dtype=dtype, rngs=rngs)
+    # PyTorch's defaults (its momentum=0.1 is the weight of the new batch)
+    return nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
 
 
 class MLP(nnx.Module):
@@ -116,10 +115,8 @@ class MLP(nnx.Module):
     def __call__(self, x: jax.Array, indices: jax.Array | None = None) -> jax.Array:
         """Apply the MLP to ``x`` of shape ``(B, ...)``; ``indices`` pick the tied-dropout masks."""
         if x.ndim < 2 or math.prod(x.shape[1:]) != self.in_features:
-            raise ValueError(
-                f"x must have shape (B, ...) with {self.in_features} features per sample, "
-                f"got {x.shape=}"
-            )
+            raise ValueError(f"x must have shape (B, ...) with {self.in_features} features per "
+                             f"sample, got {x.shape=}")
         x = x.reshape(x.shape[0], self.in_features)
         for i, layer in enumerate(self.layers[:-1]):
             x = jax.nn.relu(layer(x))
@@ -276,10 +273,8 @@ class ResNet(nnx.Module):
         widths = _check_positive_ints(widths, "widths")
         blocks = _check_positive_ints(blocks, "blocks")
         if not widths or len(blocks) != len(widths):
-            raise ValueError(
-                f"widths and blocks must be non-empty and of equal length, got {widths=}, "
-                f"{blocks=}"
-            )
+            raise ValueError(f"widths and blocks must be non-empty and of equal length, got "
+                             f"{widths=}, {blocks=}")
         dropout = _check_rate(dropout, "dropout")
         self.stem = nnx.Conv(image_shape[2], widths[0], (3, 3), use_bias=False, dtype=dtype,
                              rngs=rngs)

@@ -12,6 +12,8 @@ right-padded: a causal position never sees the padding after it, so no attention
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -24,20 +26,14 @@ __all__ = ["Transformer"]
 BASE = nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam))
 
 
-def _linear(d_in: int, d_out: int, lora_rank: int, rngs: nnx.Rngs) -> nnx.Linear:
-    if lora_rank:
-        return nnx.LoRALinear(d_in, d_out, lora_rank=lora_rank, rngs=rngs)
-    return nnx.Linear(d_in, d_out, rngs=rngs)
-
-
 class _Block(nnx.Module):
     def __init__(self, dim: int, heads: int, mlp: int, lora_rank: int, rngs: nnx.Rngs) -> None:
+        linear = (functools.partial(nnx.LoRALinear, lora_rank=lora_rank, rngs=rngs) if lora_rank
+                  else functools.partial(nnx.Linear, rngs=rngs))
         self.heads = heads
         self.norm1, self.norm2 = nnx.LayerNorm(dim, rngs=rngs), nnx.LayerNorm(dim, rngs=rngs)
-        self.qkv = _linear(dim, 3 * dim, lora_rank, rngs)
-        self.out = _linear(dim, dim, lora_rank, rngs)
-        self.up = _linear(dim, mlp, lora_rank, rngs)
-        self.down = _linear(mlp, dim, lora_rank, rngs)
+        self.qkv, self.out = linear(dim, 3 * dim), linear(dim, dim)
+        self.up, self.down = linear(dim, mlp), linear(mlp, dim)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         b, t, d = x.shape
