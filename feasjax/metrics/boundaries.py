@@ -10,6 +10,8 @@ from typing import Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
+from feasjax.metrics.plotting import _save
+
 __all__: list = []  # helpers of feasjax paper's --plot
 
 
@@ -45,8 +47,4 @@ def plot_decision_boundaries(grid: tuple[np.ndarray, np.ndarray],
                              y: np.ndarray, path: str | os.PathLike, *,
                              title: str | None = None) -> Path:
     """Write :func:`decision_boundary_figure` as a PNG; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    decision_boundary_figure(grid, probabilities, x, y, title=title).savefig(
-        path, format="png", dpi=100)
-    return path
+    return _save(decision_boundary_figure(grid, probabilities, x, y, title=title), path, dpi=100)

@@ -6,32 +6,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from feasjax.metrics.summary import _predicted_labels, _prepare
+from feasjax.metrics.summary import _correct, _group_mean, _masked_mean, _prepare, _worst
 
 __all__ = ["GROUP_SUMMARY_KEYS", "group_mean", "group_accuracy", "group_loss",
            "worst_group_accuracy", "group_summary"]
 
 GROUP_SUMMARY_KEYS = ("average_accuracy", "worst_group_accuracy", "balanced_accuracy",
                       "group_accuracy", "group_loss")
-
-
-def _check_groups(groups: jax.Array, num_groups: int, mask: jax.Array | None):
-    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
-        raise ValueError(f"num_groups must be a positive int, got {num_groups=}")
-    groups, mask = _prepare(groups, mask, "groups")
-    if not jnp.issubdtype(groups.dtype, jnp.integer):
-        raise TypeError(f"groups must be an int array, got dtype {groups.dtype}")
-    return groups, mask
-
-
-def _correct(logits_or_preds: jax.Array, labels: jax.Array) -> jax.Array:
-    labels = jnp.asarray(labels)
-    return (_predicted_labels(logits_or_preds, labels) == labels).astype(jnp.float32)
-
-
-def _worst(per_group: jax.Array) -> jax.Array:
-    present = ~jnp.isnan(per_group)
-    return jnp.where(jnp.any(present), jnp.min(jnp.where(present, per_group, jnp.inf)), jnp.nan)
 
 
 def group_mean(values: jax.Array, groups: jax.Array, num_groups: int,
@@ -45,15 +26,16 @@ def group_mean(values: jax.Array, groups: jax.Array, num_groups: int,
       >>> group_mean(jnp.array([1.0, 3.0, 5.0]), jnp.array([0, 0, 2]), 3).tolist()
       [2.0, nan, 5.0]
     """
-    groups, mask = _check_groups(groups, num_groups, mask)
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
+        raise ValueError(f"num_groups must be a positive int, got {num_groups=}")
+    groups, mask = _prepare(groups, mask, "groups")
+    if not jnp.issubdtype(groups.dtype, jnp.integer):
+        raise TypeError(f"groups must be an int array, got dtype {groups.dtype}")
     values = jnp.asarray(values, jnp.float32)
     if values.shape != groups.shape:
         raise ValueError(f"values must have the shape of groups {groups.shape}, got "
                          f"{values.shape}")
-    members = jax.nn.one_hot(groups, num_groups, dtype=jnp.float32) * mask[:, None]
-    counts = jnp.sum(members, axis=0)
-    totals = jnp.sum(members * jnp.where(mask, values, 0.0)[:, None], axis=0)
-    return jnp.where(counts > 0, totals / jnp.maximum(counts, 1.0), jnp.nan)
+    return _group_mean(values, groups, num_groups, mask)
 
 
 def group_accuracy(logits_or_preds: jax.Array, labels: jax.Array, groups: jax.Array,
@@ -124,19 +106,15 @@ def group_summary(logits_or_preds: jax.Array, labels: jax.Array, groups: jax.Arr
       >>> pred, labels = jnp.array([0, 1, 1, 1]), jnp.array([0, 1, 0, 0])
       >>> groups = jnp.array([0, 1, 1, 1])
       >>> out = jax.jit(group_summary, static_argnums=3)(pred, labels, groups, 2)
-      >>> (
-      ...     round(float(out["average_accuracy"]), 4),
-      ...     round(float(out["balanced_accuracy"]), 4),
-      ... )
+      >>> round(float(out["average_accuracy"]), 4), round(float(out["balanced_accuracy"]), 4)
       (0.5, 0.6667)
     """
     correct = _correct(logits_or_preds, labels)
     per_group = group_mean(correct, groups, num_groups, mask)
     _, full_mask = _prepare(labels, mask, "labels")
-    present = ~jnp.isnan(per_group)
     losses = jnp.full(jnp.shape(labels), jnp.nan, jnp.float32) if losses is None else losses
-    return {"average_accuracy": jnp.sum(jnp.where(full_mask, correct, 0)) / jnp.sum(full_mask),
+    return {"average_accuracy": _masked_mean(correct, full_mask),
             "worst_group_accuracy": _worst(per_group),
-            "balanced_accuracy": jnp.sum(jnp.where(present, per_group, 0)) / jnp.sum(present),
+            "balanced_accuracy": _masked_mean(per_group, ~jnp.isnan(per_group)),
             "group_accuracy": per_group,
             "group_loss": group_mean(losses, groups, num_groups, mask)}

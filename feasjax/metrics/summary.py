@@ -24,18 +24,12 @@ LOSS_SUMMARY_KEYS = ("mean_loss", "q50_loss", "q90_loss", "q99_loss", "max_loss"
 
 def _prepare(values: jax.Array, mask: jax.Array | None, name: str, *,
              pad_empty: bool = False) -> tuple[jax.Array, jax.Array]:
-    """Check ``values`` is ``(N,)`` and return it with a boolean mask (all True if None).
-
-    With ``pad_empty``, an empty input becomes one masked-out entry, so that statistics over
-    no selected entry are ``nan`` (as documented) instead of an error from a reduction or a
-    gather over zero elements.
-    """
+    """Check ``values`` is ``(N,)`` and return it with a boolean mask (all True if None); with
+    ``pad_empty`` an empty input becomes one masked-out entry, so its statistics are ``nan``."""
     values = jnp.asarray(values)
     if values.ndim != 1:
         raise ValueError(f"{name} must have shape (N,), got {name}.shape={values.shape}")
-    if mask is None:
-        mask = jnp.ones(values.shape, bool)
-    mask = jnp.asarray(mask)
+    mask = jnp.ones(values.shape, bool) if mask is None else jnp.asarray(mask)
     if mask.shape != values.shape:
         raise ValueError(f"mask must have the shape of {name} {values.shape}, got {mask.shape=}")
     if mask.dtype != jnp.bool_:
@@ -47,19 +41,14 @@ def _prepare(values: jax.Array, mask: jax.Array | None, name: str, *,
 
 def _check_unit(value: object, name: str, upper_open: bool = False) -> None:
     """Check a concrete Python number lies in [0, 1] (or [0, 1)); traced values pass through."""
-    if isinstance(value, numbers.Real):
-        if not (0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0):
-            interval = "[0, 1)" if upper_open else "[0, 1]"
-            raise ValueError(f"{name} must be in {interval}, got {name}={value!r}")
+    if isinstance(value, numbers.Real) and not (0 <= value < 1 if upper_open else 0 <= value <= 1):
+        interval = "[0, 1)" if upper_open else "[0, 1]"
+        raise ValueError(f"{name} must be in {interval}, got {name}={value!r}")
 
 
 def _gather_for_sort(values: jax.Array) -> jax.Array:
-    """Replicate a vector explicitly sharded along its sample axis, so that it can be sorted.
-
-    With ``Explicit`` mesh axes ``jnp.sort`` refuses an operand sharded over the sorted dimension;
-    exact global quantiles need every sample anyway (issue 6), so gather it. ``Auto`` or unsharded
-    inputs are left to the compiler.
-    """
+    """Replicate a vector explicitly sharded along its samples: ``jnp.sort`` refuses one, and exact
+    global quantiles need every sample anyway (issue 6). ``Auto``/unsharded inputs pass."""
     sharding = jax.typeof(values).sharding
     spec = getattr(sharding, "spec", None)
     if spec and spec[0] is not None:
@@ -75,6 +64,22 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
 
 def _masked_max(values: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.where(jnp.any(mask), jnp.max(jnp.where(mask, values, -jnp.inf)), jnp.nan)
+
+
+def _worst(per_group: jax.Array) -> jax.Array:
+    """The smallest non-``nan`` entry (``nan`` if none): the worst present group or class."""
+    present = ~jnp.isnan(per_group)
+    return jnp.where(jnp.any(present), jnp.min(jnp.where(present, per_group, jnp.inf)), jnp.nan)
+
+
+def _group_mean(values: jax.Array, groups: jax.Array, num_groups: int,
+                mask: jax.Array) -> jax.Array:
+    """Mean of ``values`` within each group (``nan`` if empty); masked samples and groups outside
+    ``[0, num_groups)`` (a zero one-hot row) never count."""
+    members = jax.nn.one_hot(groups, num_groups, dtype=jnp.float32) * mask[:, None]
+    counts = jnp.sum(members, axis=0)
+    totals = jnp.sum(members * jnp.where(mask, values, 0.0)[:, None], axis=0)
+    return jnp.where(counts > 0, totals / jnp.maximum(counts, 1.0), jnp.nan)
 
 
 def quantile(losses: jax.Array, q: jax.Array | float, mask: jax.Array | None = None) -> jax.Array:
@@ -175,11 +180,15 @@ def _predicted_labels(logits_or_preds: jax.Array, labels: jax.Array) -> jax.Arra
     if outputs.ndim == 2:
         outputs = jnp.argmax(outputs, axis=-1)
     if outputs.shape != jnp.shape(labels):
-        raise ValueError(
-            "logits must be (N, C) or predicted labels (N,) matching labels, got "
-            f"{jnp.shape(logits_or_preds)=} and {jnp.shape(labels)=}"
-        )
+        raise ValueError("logits must be (N, C) or predicted labels (N,) matching labels, got "
+                         f"{jnp.shape(logits_or_preds)=} and {jnp.shape(labels)=}")
     return outputs
+
+
+def _correct(logits_or_preds: jax.Array, labels: jax.Array) -> jax.Array:
+    """1.0 where the prediction (argmax of logits) equals the label, else 0.0, float32."""
+    labels = jnp.asarray(labels)
+    return (_predicted_labels(logits_or_preds, labels) == labels).astype(jnp.float32)
 
 
 def accuracy(
@@ -197,8 +206,7 @@ def accuracy(
       0.6667
     """
     labels, mask = _prepare(labels, mask, "labels")
-    correct = _predicted_labels(logits_or_preds, labels) == labels
-    return _masked_mean(correct.astype(jnp.float32), mask)
+    return _masked_mean(_correct(logits_or_preds, labels), mask)
 
 
 def per_class_accuracy(
@@ -211,9 +219,7 @@ def per_class_accuracy(
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.metrics import per_class_accuracy
-      >>> acc = per_class_accuracy(
-      ...     jnp.array([0, 1, 0, 0]), jnp.array([0, 1, 1, 1]), 3
-      ... )
+      >>> acc = per_class_accuracy(jnp.array([0, 1, 0, 0]), jnp.array([0, 1, 1, 1]), 3)
       >>> [round(a, 4) for a in acc.tolist()]
       [1.0, 0.3333, nan]
     """
@@ -222,13 +228,10 @@ def per_class_accuracy(
     labels, mask = _prepare(labels, mask, "labels")
     outside = mask & ((labels < 0) | (labels >= num_classes))
     if checks.is_concrete(outside) and bool(jnp.any(outside)):
+        bad = sorted(set(np.asarray(labels)[np.asarray(outside)].tolist()))
         raise ValueError(f"labels must lie in [0, {num_classes}) (num_classes={num_classes}), "
-                         f"got {sorted(set(np.asarray(labels)[np.asarray(outside)].tolist()))[:10]}")
-    correct = _predicted_labels(logits_or_preds, labels) == labels
-    members = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32) * mask[:, None]
-    counts = jnp.sum(members, axis=0)
-    hits = jnp.sum(members * correct[:, None], axis=0)
-    per_class = jnp.where(counts > 0, hits / jnp.maximum(counts, 1), jnp.nan)
+                         f"got {bad[:10]}")
+    per_class = _group_mean(_correct(logits_or_preds, labels), labels, num_classes, mask)
     # Inside jit a label outside the classes cannot raise: every class reads nan, not a
     # result that silently ignores the sample.
     return jnp.where(jnp.any(outside), jnp.nan, per_class)
@@ -250,10 +253,7 @@ def worst_class_accuracy(
       >>> float(worst_class_accuracy(pred, labels, 3))
       0.6666666...
     """
-    per_class = per_class_accuracy(logits, labels, num_classes, mask)
-    present = ~jnp.isnan(per_class)
-    worst = jnp.min(jnp.where(present, per_class, jnp.inf))
-    return jnp.where(jnp.any(present), worst, jnp.nan)
+    return _worst(per_class_accuracy(logits, labels, num_classes, mask))
 
 
 def multiplier_stats(

@@ -12,28 +12,20 @@ import numpy as np
 
 __all__: list = []  # helpers of feasjax paper's --logdir
 
-TENSORBOARD_HINT = 'tensorboardX is not installed: pip install "feasjax[tensorboard]"'
-
-
-def tensorboard_available() -> bool:
-    """Whether ``tensorboardX`` can be imported (without importing it)."""
-    return importlib.util.find_spec("tensorboardX") is not None
-
-
 class EventLog:
     """Writers of TensorBoard event files, one per run name, created on first use.
 
     Example:
-      >>> import tempfile
-      >>> from feasjax.metrics.tensorboard import EventLog, tensorboard_available
-      >>> if tensorboard_available():
+      >>> import importlib.util, tempfile
+      >>> from feasjax.metrics.tensorboard import EventLog
+      >>> if importlib.util.find_spec("tensorboardX"):
       ...     with EventLog(tempfile.mkdtemp()) as log:
       ...         log.scalars("fl/seed0", 1, {"loss/max": 0.5})
     """
 
     def __init__(self, logdir: str | os.PathLike) -> None:
-        if not tensorboard_available():
-            raise ImportError(TENSORBOARD_HINT)
+        if importlib.util.find_spec("tensorboardX") is None:
+            raise ImportError('tensorboardX is not installed: pip install "feasjax[tensorboard]"')
         self.logdir = os.fspath(logdir)
         self._writers: dict = {}
 

@@ -1,9 +1,6 @@
-"""Models and per-sample losses: Flax NNX networks (``nets``: ``MLP``, ``CNN`` with optional
-BatchNorm and Dropout, the ``ResNet`` family) and the per-sample loss, prediction and model
-splitting helpers for plain and stateful models (``losses``), example-tied dropout
-(FairDropout, ``tied_dropout``), a small decoder-only ``Transformer`` with optional LoRA adapters
-(``transformer``) and per-pair DPO / IPO preference losses with a frozen reference
-(``preference``).
+"""Models and per-sample losses: Flax NNX networks (``nets``), per-sample losses and prediction
+for plain and stateful models (``losses``), example-tied dropout (``tied_dropout``), a small
+``Transformer`` with LoRA adapters (``transformer``) and DPO / IPO losses (``preference``).
 """
 from feasjax._exports import by_name, module_attributes
 from feasjax.models.nets import MLP, CNN, BasicBlock, ResNet

@@ -1,12 +1,9 @@
 """Per-sample losses: the loss of one example, vmapped over a batch through a functional model.
 
 The model is split outside ``jit`` and merged inside the returned function (flax's
-``nnx_toy_examples/01_functional_api.py``), so ``params`` is a pytree optax can update. Models
-with only parameters use ``nnx.split`` and :func:`per_sample_loss_fn`; models with state
-(BatchNorm statistics, Dropout RNG counts) use :func:`split_model` and :func:`stateful_loss_fn`
-in training mode, :func:`eval_loss_fn` or :func:`predict_fn` in evaluation mode. The functions
-set the mode on the model they merge, so a ``graphdef`` split in either mode works; a Dropout
-mask depends only on the seed and the number of steps taken.
+``nnx_toy_examples/01_functional_api.py``), so ``params`` is a pytree optax can update. The
+functions set the mode on the model they merge, so a ``graphdef`` split in either mode works; a
+Dropout mask depends only on the seed and the number of steps taken.
 """
 from __future__ import annotations
 
@@ -66,10 +63,8 @@ def squared_error(prediction: jax.Array, target: jax.Array) -> jax.Array:
     if prediction.shape == (1,) and target.ndim == 0:
         prediction = prediction[0]
     if prediction.shape != target.shape:
-        raise ValueError(
-            "prediction and target must have the same shape (or (1,) and ()), got "
-            f"{prediction.shape=} and {target.shape=}"
-        )
+        raise ValueError("prediction and target must have the same shape (or (1,) and ()), got "
+                         f"{prediction.shape=} and {target.shape=}")
     return jnp.sum(jnp.square(prediction - target))
 
 
@@ -77,39 +72,21 @@ _BY_NAME: dict[str, SingleLoss] = {"cross_entropy": cross_entropy, "squared_erro
 
 
 def check_batch(batch: Any) -> None:
-    """Raise ``ValueError`` unless ``batch`` maps ``"x"`` and ``"y"`` to arrays of equal length
-    (other keys are ignored).
-
-    Example:
-      >>> import numpy as np
-      >>> from feasjax.models.losses import check_batch
-      >>> check_batch({"x": np.zeros((4, 2)), "y": np.zeros(4)})
-    """
+    """Raise ``ValueError`` unless ``batch`` maps ``"x"`` and ``"y"`` (other keys are ignored) to
+    arrays of one leading size."""
     if not isinstance(batch, Mapping) or "x" not in batch or "y" not in batch:
         keys = sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__
         raise ValueError(f"batch must be a mapping with keys 'x' and 'y', got {keys}")
     x_shape, y_shape = jnp.shape(batch["x"]), jnp.shape(batch["y"])
     if not x_shape or not y_shape or x_shape[0] != y_shape[0]:
-        raise ValueError(
-            "batch['x'] and batch['y'] must have the same leading (batch) size, got "
-            f"shapes {x_shape} and {y_shape}"
-        )
+        raise ValueError("batch['x'] and batch['y'] must have the same leading (batch) size, got "
+                         f"shapes {x_shape} and {y_shape}")
 
 
 def _check_graphdef(graphdef: Any) -> None:
     if not isinstance(graphdef, nnx.GraphDef):
-        raise TypeError(
-            "graphdef must be the nnx.GraphDef from `graphdef, params = nnx.split(model)`, got "
-            f"{type(graphdef).__name__}"
-        )
-
-
-def _single_loss(loss: str | SingleLoss) -> SingleLoss:
-    if callable(loss):
-        return loss
-    if loss in _BY_NAME:
-        return _BY_NAME[loss]
-    raise ValueError(f"loss must be one of {LOSSES} or a callable, got {loss=}")
+        raise TypeError("graphdef must be the nnx.GraphDef from `graphdef, params = "
+                        f"nnx.split(model)`, got {type(graphdef).__name__}")
 
 
 def per_sample_loss_fn(
@@ -118,40 +95,31 @@ def per_sample_loss_fn(
 ) -> Callable[..., Any]:
     """Build ``f(params, batch, model_state=None)``: the per-sample losses of a model.
 
-    One factory for models with and without state (BatchNorm statistics, dropout RNG):
-
-    * without ``model_state``, ``f`` returns the ``(B,)`` losses of the merged model;
-    * with ``model_state`` (from :func:`split_model`) and ``train=True``, ``f`` runs the model
-      under ``model.train()`` (BatchNorm uses and updates batch statistics, Dropout draws a
-      fresh mask) and returns ``(losses, new_model_state)`` (the same structure); with
-      ``axis_name`` (inside ``shard_map``/``pmap``) each device folds its axis index into the
-      dropout keys and the running statistics are ``pmean``-ed;
-    * with ``train=False``, ``f`` returns the losses under ``model.eval()`` (running
-      statistics from ``model_state``, no dropout).
-
-    A solver built on ``f`` (:func:`feasjax.feasible_learning`, ...) threads the model state
-    when its ``init`` is given one.
+    Without ``model_state``, ``f`` returns the ``(B,)`` losses of the merged model. With a
+    ``model_state`` (from :func:`split_model`) and ``train=True``, ``f`` runs ``model.train()``
+    (BatchNorm uses and updates batch statistics, Dropout draws a fresh mask) and returns
+    ``(losses, new_model_state)``; with ``train=False``, the losses under ``model.eval()``
+    (running statistics, no dropout). A solver built on ``f`` (:func:`feasjax.feasible_learning`,
+    ...) threads the model state when its ``init`` is given one.
 
     Args:
-      graphdef: the static part of ``nnx.split(model)`` or :func:`split_model` (split outside
-        jit).
+      graphdef: the static part of ``nnx.split(model)`` or :func:`split_model` (outside jit).
       loss: ``"cross_entropy"`` (integer labels), ``"squared_error"``, or a callable
         ``loss(output, target) -> scalar`` for one example.
       train: training mode (with a model state) or evaluation mode.
-      axis_name: the mapped data axis inside ``shard_map``/``pmap``, else ``None``.
-      dropout: ``False`` turns the ``nnx.Dropout`` layers off in the training-mode pass
-        (BatchNorm still normalises with the batch; the dropout RNG counts do not advance):
-        the loss that Feasible Learning weights by its multipliers on a model with dropout.
+      axis_name: the mapped data axis inside ``shard_map``/``pmap`` (each device folds its index
+        into the dropout keys, the running statistics are ``pmean``-ed), else ``None``.
+      dropout: ``False`` turns the ``nnx.Dropout`` layers off in training mode (BatchNorm still
+        uses the batch; the RNG counts do not advance): the loss Feasible Learning weights.
 
     Returns:
-      A pure, jittable function of ``(params, batch, model_state=None)``, ``batch = {"x":
-      (B, ...), "y": (B, ...)}``.
+      A pure, jittable ``f(params, batch, model_state=None)``, ``batch = {"x": (B, ...), "y":
+      (B, ...)}``.
 
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models import CNN, MLP
-      >>> from feasjax.models import per_sample_loss_fn, split_model
+      >>> from feasjax.models import CNN, MLP, per_sample_loss_fn, split_model
       >>> batch = {"x": jnp.ones((5, 64)), "y": jnp.zeros(5, jnp.int32)}
       >>> graphdef, params = nnx.split(MLP(64, [8], 3, rngs=nnx.Rngs(0)))
       >>> jax.jit(per_sample_loss_fn(graphdef))(params, batch).shape
@@ -159,14 +127,14 @@ def per_sample_loss_fn(
       >>> graphdef, params, model_state = split_model(
       ...     CNN((8, 8, 1), 3, features=(4,), hidden=8, batch_norm=True, dropout=0.5,
       ...         rngs=nnx.Rngs(0)))
-      >>> losses, model_state = jax.jit(per_sample_loss_fn(graphdef))(
-      ...     params, batch, model_state
-      ... )
+      >>> losses, model_state = jax.jit(per_sample_loss_fn(graphdef))(params, batch, model_state)
       >>> losses.shape, int(model_state["dropout"]["rngs"]["count"][...])
       ((5,), 1)
     """
     _check_graphdef(graphdef)
-    single = _single_loss(loss)
+    if not callable(loss) and loss not in _BY_NAME:
+        raise ValueError(f"loss must be one of {LOSSES} or a callable, got {loss=}")
+    single = loss if callable(loss) else _BY_NAME[loss]
 
     def per_sample_loss(params: Any, batch: Batch, model_state: Any = None) -> Any:
         check_batch(batch)
@@ -180,7 +148,7 @@ def per_sample_loss_fn(
     return per_sample_loss
 
 
-def _train_losses(graphdef, single, params, batch, model_state, axis_name, dropout=True):
+def _train_losses(graphdef, single, params, batch, model_state, axis_name, dropout):
     """Losses in training mode and the updated model state (:func:`per_sample_loss_fn`)."""
     keys, rest = nnx.split_state(model_state, nnx.RngKey, ...)
     local_keys = keys
@@ -209,8 +177,7 @@ def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
 
     Example:
       >>> from flax import nnx
-      >>> from feasjax.models import CNN
-      >>> from feasjax.models import has_model_state, split_model
+      >>> from feasjax.models import CNN, has_model_state, split_model
       >>> model = CNN((8, 8, 1), 3, batch_norm=True, rngs=nnx.Rngs(0))
       >>> has_model_state(split_model(model)[2])
       True
@@ -233,6 +200,7 @@ def has_model_state(model_state: Any) -> bool:
 
 
 def _eval_outputs(graphdef: nnx.GraphDef, params: Any, model_state: Any, x: jax.Array):
+    """The outputs of the merged model in evaluation mode (a copy: the caller's stays as is)."""
     states = () if model_state is None else (model_state,)
     model = nnx.merge(graphdef, params, *states, copy=True)
     model.eval()  # running statistics, no dropout
@@ -243,18 +211,7 @@ def stateful_loss_fn(graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_ent
                      axis_name: Hashable | None = None, dropout: bool = True
                      ) -> Callable[..., tuple[jax.Array, Any]]:
     """(0.1) ``f(params, batch, model_state) -> (losses, new_model_state)`` in training mode:
-    :func:`per_sample_loss_fn` given a model state (``None`` returns ``(losses, None)``).
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from flax import nnx
-      >>> from feasjax.models import MLP
-      >>> from feasjax.models.losses import split_model, stateful_loss_fn
-      >>> graphdef, params, state = split_model(MLP(4, [8], 3, rngs=nnx.Rngs(0)))
-      >>> batch = {"x": jnp.ones((5, 4)), "y": jnp.zeros(5, jnp.int32)}
-      >>> stateful_loss_fn(graphdef)(params, batch, None)[0].shape
-      (5,)
-    """
+    :func:`per_sample_loss_fn` given a model state (``None`` returns ``(losses, None)``)."""
     losses = per_sample_loss_fn(graphdef, loss, axis_name=axis_name, dropout=dropout)
 
     def stateful_loss(params: Any, batch: Batch, model_state: Any) -> tuple[jax.Array, Any]:
@@ -268,18 +225,7 @@ def stateful_loss_fn(graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_ent
 def eval_loss_fn(graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy"
                  ) -> Callable[[Any, Batch, Any], jax.Array]:
     """(0.1) ``f(params, batch, model_state) -> (B,)`` losses in evaluation mode:
-    :func:`per_sample_loss_fn` with ``train=False``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from flax import nnx
-      >>> from feasjax.models import MLP
-      >>> from feasjax.models.losses import eval_loss_fn, split_model
-      >>> graphdef, params, state = split_model(MLP(4, [8], 3, rngs=nnx.Rngs(0)))
-      >>> batch = {"x": jnp.ones((5, 4)), "y": jnp.zeros(5, jnp.int32)}
-      >>> eval_loss_fn(graphdef)(params, batch, state).shape
-      (5,)
-    """
+    :func:`per_sample_loss_fn` with ``train=False``."""
     return per_sample_loss_fn(graphdef, loss, train=False)
 
 
@@ -292,8 +238,7 @@ def predict_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from feasjax.models import CNN
-      >>> from feasjax.models import predict_fn, split_model
+      >>> from feasjax.models import CNN, predict_fn, split_model
       >>> graphdef, params, model_state = split_model(
       ...     CNN((8, 8, 1), 3, batch_norm=True, rngs=nnx.Rngs(0)))
       >>> predict_fn(graphdef)(params, jnp.ones((2, 64)), model_state).shape

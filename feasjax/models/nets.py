@@ -20,8 +20,6 @@ from feasjax.models.tied_dropout import ExampleTiedDropout, TiedDropout
 
 __all__ = ["MLP", "CNN", "BasicBlock", "ResNet"]
 
-_BN_MOMENTUM = 0.9  # PyTorch's BatchNorm default (momentum=0.1 there weighs the new batch)
-
 
 def _check_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -30,11 +28,9 @@ def _check_positive_int(value: object, name: str) -> int:
 
 
 def _check_positive_ints(values: object, name: str) -> tuple[int, ...]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not all(
+            not isinstance(v, bool) and isinstance(v, int) and v > 0 for v in values):
         raise ValueError(f"{name} must be a sequence of positive ints, got {name}={values!r}")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a sequence of positive ints, got {name}={values!r}")
     return tuple(values)
 
 
@@ -76,7 +72,8 @@ def _tied(config: TiedDropout | None, hidden: Sequence[int]
 
 
 def _batch_norm(features: int, rngs: nnx.Rngs, dtype: Any = None) -> nnx.BatchNorm:
-    return nnx.BatchNorm(features, momentum=_BN_MOMENTUM, epsilon=1e-5, dtype=dtype, rngs=rngs)
+    # PyTorch's defaults (its momentum=0.1 is the weight of the new batch)
+    return nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
 
 
 class MLP(nnx.Module):
@@ -97,9 +94,7 @@ class MLP(nnx.Module):
       >>> import jax.numpy as jnp
       >>> from flax import nnx
       >>> from feasjax.models import MLP, TiedDropout
-      >>> tied = MLP(
-      ...     64, [32], 10, tied_dropout=TiedDropout(0.5, 0.2), rngs=nnx.Rngs(0)
-      ... )
+      >>> tied = MLP(64, [32], 10, tied_dropout=TiedDropout(0.5, 0.2), rngs=nnx.Rngs(0))
       >>> tied(jnp.ones((5, 64)), indices=jnp.arange(5)).shape
       (5, 10)
     """
@@ -120,10 +115,8 @@ class MLP(nnx.Module):
     def __call__(self, x: jax.Array, indices: jax.Array | None = None) -> jax.Array:
         """Apply the MLP to ``x`` of shape ``(B, ...)``; ``indices`` pick the tied-dropout masks."""
         if x.ndim < 2 or math.prod(x.shape[1:]) != self.in_features:
-            raise ValueError(
-                f"x must have shape (B, ...) with {self.in_features} features per sample, "
-                f"got {x.shape=}"
-            )
+            raise ValueError(f"x must have shape (B, ...) with {self.in_features} features per "
+                             f"sample, got {x.shape=}")
         x = x.reshape(x.shape[0], self.in_features)
         for i, layer in enumerate(self.layers[:-1]):
             x = jax.nn.relu(layer(x))
@@ -159,15 +152,8 @@ class CNN(nnx.Module):
     """
 
     def __init__(
-        self,
-        image_shape: Sequence[int],
-        out_features: int,
-        *,
-        features: Sequence[int] = (16, 32),
-        hidden: int = 64,
-        batch_norm: bool = False,
-        dropout: float = 0.0,
-        rngs: nnx.Rngs,
+        self, image_shape: Sequence[int], out_features: int, *, features: Sequence[int] = (16, 32),
+        hidden: int = 64, batch_norm: bool = False, dropout: float = 0.0, rngs: nnx.Rngs,
         tied_dropout: TiedDropout | None = None,
     ) -> None:
         self.image_shape = image_shape = _check_image_shape(image_shape)
@@ -183,10 +169,9 @@ class CNN(nnx.Module):
         self.convs = nnx.List(
             [nnx.Conv(a, b, (3, 3), rngs=rngs) for a, b in zip(channels[:-1], channels[1:])]
         )
-        height, width = image_shape[:2]
-        for _ in features:
-            height, width = -(-height // 2), -(-width // 2)
-        self.dense = nnx.Linear(height * width * features[-1], hidden, rngs=rngs)
+        # Each SAME 2x2 pool takes a side d to ceil(d / 2).
+        pooled = math.prod(-(-d // 2 ** len(features)) for d in image_shape[:2])
+        self.dense = nnx.Linear(pooled * features[-1], hidden, rngs=rngs)
         self.head = nnx.Linear(hidden, out_features, rngs=rngs)
         # Stateful layers last: they draw from `rngs` too, and must not shift the keys (hence
         # the initial values) of the layers above, which predate them.
@@ -195,10 +180,7 @@ class CNN(nnx.Module):
         self.tied = _tied(tied_dropout, (hidden,))[1]
 
     def __call__(self, x: jax.Array, indices: jax.Array | None = None) -> jax.Array:
-        """Apply the CNN to images, flat or HWC; returns ``(B, out_features)``.
-
-        ``indices`` (the batch's sample indices) pick the masks of example-tied dropout.
-        """
+        """Apply the CNN to images, flat or HWC; ``indices`` pick the tied-dropout masks."""
         x = _as_images(x, self.image_shape)
         for i, conv in enumerate(self.convs):
             x = conv(x)
@@ -282,37 +264,28 @@ class ResNet(nnx.Module):
     """
 
     def __init__(
-        self,
-        image_shape: Sequence[int],
-        out_features: int,
-        *,
-        widths: Sequence[int] = (16, 32, 64),
-        blocks: Sequence[int] = (2, 2, 2),
-        dropout: float = 0.0,
-        dtype: Any = None,
-        rngs: nnx.Rngs,
+        self, image_shape: Sequence[int], out_features: int, *,
+        widths: Sequence[int] = (16, 32, 64), blocks: Sequence[int] = (2, 2, 2),
+        dropout: float = 0.0, dtype: Any = None, rngs: nnx.Rngs,
     ) -> None:
         self.image_shape = image_shape = _check_image_shape(image_shape)
         self.out_features = _check_positive_int(out_features, "out_features")
         widths = _check_positive_ints(widths, "widths")
         blocks = _check_positive_ints(blocks, "blocks")
         if not widths or len(blocks) != len(widths):
-            raise ValueError(
-                f"widths and blocks must be non-empty and of equal length, got {widths=}, "
-                f"{blocks=}"
-            )
+            raise ValueError(f"widths and blocks must be non-empty and of equal length, got "
+                             f"{widths=}, {blocks=}")
         dropout = _check_rate(dropout, "dropout")
         self.stem = nnx.Conv(image_shape[2], widths[0], (3, 3), use_bias=False, dtype=dtype,
                              rngs=rngs)
         self.stem_bn = _batch_norm(widths[0], rngs, dtype)
-        layers, channels = [], widths[0]
-        for stage, (width, count) in enumerate(zip(widths, blocks)):
-            for i in range(count):
-                stride = 2 if stage > 0 and i == 0 else 1
-                layers.append(BasicBlock(channels, width, stride=stride, rngs=rngs,
-                                         dtype=dtype))
-                channels = width
-        self.layers = nnx.List(layers)
+        # A stage's first block takes the previous stage's channels and, after the first stage,
+        # halves the resolution.
+        self.layers = nnx.List([
+            BasicBlock(prev if i == 0 else width, width, stride=2 if i == 0 and s > 0 else 1,
+                       rngs=rngs, dtype=dtype)
+            for s, (prev, width, count) in enumerate(zip((widths[0], *widths), widths, blocks))
+            for i in range(count)])
         self.head = nnx.Linear(widths[-1], out_features, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 

@@ -1,20 +1,17 @@
 """Per-pair preference losses for language models: DPO and IPO, one loss per preference pair.
 
-A pair is a prompt with a chosen and a rejected continuation, each stored as a right-padded
-``(T,)`` token sequence (prompt then continuation) with a ``(T,)`` mask of the tokens whose
-log-probability counts (the continuation's). With ``h`` the policy's log-ratio margin over the
-frozen reference model,
+A pair is a prompt with a chosen and a rejected continuation, each a right-padded ``(T,)`` token
+sequence (prompt then continuation) with a ``(T,)`` mask of the tokens that count (the
+continuation's). With ``h`` the policy's log-ratio margin over the frozen reference model,
 
 .. math::
   h = (\\log\\pi(y_w|x) - \\log\\pi_{ref}(y_w|x)) - (\\log\\pi(y_l|x) - \\log\\pi_{ref}(y_l|x)),
 
 DPO's loss is ``-log σ(β h)`` (Rafailov et al., NeurIPS 2023, eq. 7) and IPO's ``(h - 1/(2β))²``
-(Azar et al., AISTATS 2024, eq. 17); ``β h`` is the implicit reward margin. The losses are
-per pair, ``(B,)``, so Feasible Learning bounds each of them (``fj.feasible``).
-
-The reference is frozen by construction: :func:`reference_logprobs` computes its log-probabilities
-once, under ``stop_gradient``, and they travel with the data (keys ``ref_chosen``,
-``ref_rejected``); the loss never calls the reference model, so nothing can update it.
+(Azar et al., AISTATS 2024, eq. 17); ``β h`` is the implicit reward margin. Per pair, ``(B,)``,
+so Feasible Learning bounds each (``fj.feasible``). The reference's log-probabilities
+(:func:`reference_logprobs`, once, under ``stop_gradient``) travel with the data (``ref_chosen``,
+``ref_rejected``): the loss never calls the reference model, so nothing can update it.
 """
 from __future__ import annotations
 
@@ -70,9 +67,8 @@ def sequence_logprobs(logits: jax.Array, tokens: jax.Array, mask: jax.Array) -> 
 
 def _margin(chosen: jax.Array, rejected: jax.Array, ref_chosen: jax.Array,
             ref_rejected: jax.Array) -> jax.Array:
-    values = {"chosen": chosen, "rejected": rejected, "ref_chosen": ref_chosen,
-              "ref_rejected": ref_rejected}
-    shapes = {name: jnp.shape(v) for name, v in values.items()}
+    shapes = {"chosen": jnp.shape(chosen), "rejected": jnp.shape(rejected),
+              "ref_chosen": jnp.shape(ref_chosen), "ref_rejected": jnp.shape(ref_rejected)}
     if len(set(shapes.values())) != 1 or len(shapes["chosen"]) != 1:
         raise ValueError(f"chosen, rejected, ref_chosen and ref_rejected must be (B,) sequence "
                          f"log-probabilities of one shape, got shapes {shapes}")
@@ -154,8 +150,7 @@ def reference_logprobs(model: Callable, batch: Mapping[str, jax.Array]) -> dict:
       >>> import feasjax as fj
       >>> uniform = lambda tokens: jnp.zeros((*tokens.shape, 2))
       >>> mask = jnp.array([[0, 1, 1]])
-      >>> pair = {"chosen": jnp.array([[0, 1, 1]]),
-      ...         "rejected": jnp.array([[0, 0, 1]]),
+      >>> pair = {"chosen": jnp.array([[0, 1, 1]]), "rejected": jnp.array([[0, 0, 1]]),
       ...         "chosen_mask": mask, "rejected_mask": mask}
       >>> ref = fj.models.reference_logprobs(uniform, pair)
       >>> round(float(ref["ref_chosen"][0]), 4)  # 2 log(1/2)
@@ -186,13 +181,11 @@ def preference_loss_fn(kind: str = "dpo", *, beta: float = 0.1,
       >>> import feasjax as fj
       >>> policy = lambda tokens: jnp.zeros((*tokens.shape, 2)).at[..., 1].set(1.0)
       >>> mask, ref = jnp.array([[0, 1, 1]]), jnp.log(jnp.array([0.25]))
-      >>> pair = {"chosen": jnp.array([[0, 1, 1]]),
-      ...         "rejected": jnp.array([[0, 0, 1]]),
+      >>> pair = {"chosen": jnp.array([[0, 1, 1]]), "rejected": jnp.array([[0, 0, 1]]),
       ...         "chosen_mask": mask, "rejected_mask": mask,
       ...         "ref_chosen": ref, "ref_rejected": ref}
       >>> loss = fj.models.preference_loss_fn("dpo", beta=1.0)(policy, pair)
-      >>> # softplus(-1): the chosen gains one nat over the rejected
-      >>> round(float(loss[0]), 4)
+      >>> round(float(loss[0]), 4)  # softplus(-1): the chosen gains a nat over the rejected
       0.3133
     """
     if kind not in PREFERENCE_LOSSES:

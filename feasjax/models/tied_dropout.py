@@ -78,21 +78,22 @@ class ExampleTiedDropout(nnx.Module):
         self.num_gen = round(self.p_gen * features)
         self.deterministic = deterministic
 
+    def _generalisation_units(self) -> jax.Array:
+        return jnp.arange(self.features) < self.num_gen
+
     def mask(self, indices: jax.Array) -> jax.Array:
         """The training-mode masks of the examples ``indices``, ``(B, features)`` float32."""
         key = jax.random.key(self.seed)
         uniform = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i),
                                                         (self.features,)))(indices)
-        generalise = jnp.arange(self.features) < self.num_gen
-        return (generalise[None, :] | (uniform < self.p_mem)).astype(jnp.float32)
+        return (self._generalisation_units()[None, :] | (uniform < self.p_mem)).astype(jnp.float32)
 
     def __call__(self, x: jax.Array, indices: jax.Array | None = None) -> jax.Array:
         """Mask ``x`` of shape ``(B, features)``; ``indices`` (``(B,)`` ints) in training mode."""
         if x.ndim != 2 or x.shape[1] != self.features:
             raise ValueError(f"x must have shape (B, {self.features}), got {x.shape=}")
         if self.deterministic:
-            keep = (jnp.arange(self.features) < self.num_gen).astype(x.dtype)
-            return x * keep[None, :]
+            return x * self._generalisation_units().astype(x.dtype)[None, :]
         if indices is None:
             raise ValueError("ExampleTiedDropout in training mode needs the batch's sample "
                              "indices: call model(x, indices=batch['index']), or model.eval()")

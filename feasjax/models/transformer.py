@@ -2,19 +2,17 @@
 
 Pre-norm blocks (LayerNorm, causal multi-head self-attention, LayerNorm, a GELU MLP), learned
 token and position embeddings and an untied output layer. With ``lora_rank=r`` every linear
-layer of the blocks (the fused query/key/value projection, the attention output and both MLP
-layers) is an :class:`flax.nnx.LoRALinear`: the base kernel plus ``x @ lora_a @ lora_b`` with
-``lora_a`` ``(d_in, r)`` and ``lora_b`` ``(r, d_out)`` of type :class:`flax.nnx.LoRAParam`, so
-``r·(d_in + d_out)`` adapter parameters per layer; ``lora_b`` starts at zero, so a model with
-adapters computes exactly what its base does until the adapters are trained. Train only the
-adapters with ``nnx.Optimizer(model, tx, wrt=nnx.LoRAParam)`` (and differentiate with
-``nnx.DiffState(0, nnx.LoRAParam)``); train only the base with :data:`BASE` (LoRA, Hu et al.
-2022).
-
-Sequences are right-padded: with causal attention a position never sees the padding after it,
-so the padding needs no attention mask (the losses mask it).
+layer of the blocks (fused query/key/value, attention output, both MLP layers) is a
+:class:`flax.nnx.LoRALinear`: the base kernel plus ``x @ lora_a @ lora_b``, ``r·(d_in + d_out)``
+:class:`flax.nnx.LoRAParam` s per layer; ``lora_b`` starts at zero, so the model computes what
+its base does until the adapters are trained (LoRA, Hu et al. 2022). Train only the adapters
+with ``nnx.Optimizer(model, tx, wrt=nnx.LoRAParam)`` (differentiate with
+``nnx.DiffState(0, nnx.LoRAParam)``), only the base with :data:`BASE`. Sequences are
+right-padded: a causal position never sees the padding after it, so no attention mask is needed.
 """
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -28,20 +26,14 @@ __all__ = ["Transformer"]
 BASE = nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam))
 
 
-def _linear(d_in: int, d_out: int, lora_rank: int, rngs: nnx.Rngs) -> nnx.Linear:
-    if lora_rank:
-        return nnx.LoRALinear(d_in, d_out, lora_rank=lora_rank, rngs=rngs)
-    return nnx.Linear(d_in, d_out, rngs=rngs)
-
-
 class _Block(nnx.Module):
     def __init__(self, dim: int, heads: int, mlp: int, lora_rank: int, rngs: nnx.Rngs) -> None:
+        linear = (functools.partial(nnx.LoRALinear, lora_rank=lora_rank, rngs=rngs) if lora_rank
+                  else functools.partial(nnx.Linear, rngs=rngs))
         self.heads = heads
         self.norm1, self.norm2 = nnx.LayerNorm(dim, rngs=rngs), nnx.LayerNorm(dim, rngs=rngs)
-        self.qkv = _linear(dim, 3 * dim, lora_rank, rngs)
-        self.out = _linear(dim, dim, lora_rank, rngs)
-        self.up = _linear(dim, mlp, lora_rank, rngs)
-        self.down = _linear(mlp, dim, lora_rank, rngs)
+        self.qkv, self.out = linear(dim, 3 * dim), linear(dim, dim)
+        self.up, self.down = linear(dim, mlp), linear(mlp, dim)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         b, t, d = x.shape
@@ -69,14 +61,12 @@ class Transformer(nnx.Module):
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
       >>> import feasjax as fj
-      >>> model = fj.models.Transformer(
-      ...     vocab_size=8, max_length=6, dim=16, heads=2, layers=1,
-      ...     lora_rank=2, rngs=nnx.Rngs(0))
+      >>> model = fj.models.Transformer(vocab_size=8, max_length=6, dim=16, heads=2, layers=1,
+      ...                               lora_rank=2, rngs=nnx.Rngs(0))
       >>> model(jnp.zeros((3, 6), jnp.int32)).shape
       (3, 6, 8)
       >>> # r·(d_in + d_out) for each of the 4 adapted layers
-      >>> lora = nnx.state(model, nnx.LoRAParam)
-      >>> sum(p.size for p in jax.tree.leaves(lora))
+      >>> sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.LoRAParam)))
       512
     """
 
