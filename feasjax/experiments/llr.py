@@ -12,7 +12,7 @@ the whole split; :func:`retrain_last_layer` is the earlier fit-on-one-half, sele
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,29 +23,25 @@ from feasjax.core.weighting import weighted_sum
 from feasjax.metrics.groups import worst_group_accuracy
 from feasjax.models.losses import cross_entropy
 
-__all__ = [
-    "retrain_last_layer",
-    "cross_validated_head",
-]
+__all__ = ["retrain_last_layer", "cross_validated_head"]
 
 
 class LinearHead(NamedTuple):
-    """A linear classifier ``logits = features @ kernel + bias``.
+    """A linear classifier: ``head(features) = features @ kernel + bias``.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.experiments.llr import LinearHead
-      >>> head = LinearHead(jnp.eye(2), jnp.zeros(2))
-      >>> (jnp.array([[0.0, 1.0]]) @ head.kernel + head.bias[None, :]).argmax(-1).tolist()
+      >>> LinearHead(jnp.eye(2), jnp.zeros(2))(jnp.array([[0.0, 1.0]])).argmax(-1).tolist()
       [1]
     """
 
     kernel: jax.Array  # shape=(F, C)
     bias: jax.Array  # shape=(C,)
 
-
-def _logits(head: LinearHead, features: jax.Array) -> jax.Array:
-    return features @ head.kernel + head.bias[None, :]
+    def __call__(self, features: jax.Array) -> jax.Array:
+        """The logits ``(n, C)`` of ``features`` ``(n, F)``."""
+        return features @ self.kernel + self.bias[None, :]
 
 
 def fit_head(features: jax.Array, labels: jax.Array, weights: jax.Array, num_classes: int, *,
@@ -60,14 +56,14 @@ def fit_head(features: jax.Array, labels: jax.Array, weights: jax.Array, num_cla
       >>> from feasjax.experiments.llr import fit_head
       >>> f, y = jnp.array([[1.0], [-1.0]]), jnp.array([1, 0])
       >>> head = fit_head(f, y, jnp.ones(2), 2, steps=100)
-      >>> (f @ head.kernel + head.bias[None, :]).argmax(-1).tolist()
+      >>> head(f).argmax(-1).tolist()
       [1, 0]
     """
     tx = optax.adam(learning_rate)
     head = LinearHead(jnp.zeros((features.shape[1], num_classes)), jnp.zeros((num_classes,)))
 
     def objective(h):
-        losses = jax.vmap(cross_entropy)(_logits(h, features), labels)
+        losses = jax.vmap(cross_entropy)(h(features), labels)
         return weighted_sum(losses, weights) + 0.5 * l2 * jnp.sum(h.kernel ** 2)
 
     def step(carry, _):
@@ -115,7 +111,7 @@ def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.
         weights = group_weights(counts, gamma=gamma)[g_fit]
         head = fit_head(f_fit, y_fit, weights, num_classes, steps=steps,
                         learning_rate=learning_rate, l2=l2)
-        return head, worst_group_accuracy(_logits(head, f_sel), y_sel, g_sel, num_groups)
+        return head, worst_group_accuracy(head(f_sel), y_sel, g_sel, num_groups)
 
     heads, worst = jax.vmap(one)(jnp.asarray(gammas, jnp.float32))
     best = jnp.argmax(jnp.nan_to_num(worst, nan=-1.0))
@@ -173,7 +169,7 @@ def cross_validated_head(features: jax.Array, labels: jax.Array, groups: jax.Arr
         weights = group_weights(group_counts(groups, num_groups, mask=fit), gamma=gamma)[groups]
         head = fit_head(features, labels, weights * fit, num_classes, steps=steps,
                         learning_rate=learning_rate, l2=l2)
-        return jnp.argmax(_logits(head, features), axis=-1)
+        return jnp.argmax(head(features), axis=-1)
 
     def score(gamma):
         predictions = jax.vmap(held_out, (None, 0))(gamma, jnp.arange(folds))  # (folds, n)
