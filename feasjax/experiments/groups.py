@@ -37,6 +37,7 @@ from feasjax.training.engine import train
 
 __all__ = ["GroupConfig", "run_group_method"]
 
+
 class GroupConfig(NamedTuple):
     """Hyper-parameters of a group-robustness comparison (shared where methods overlap).
 
@@ -74,14 +75,6 @@ class GroupConfig(NamedTuple):
 def _split(datasets: Sequence[GroupDataset], split: str) -> dict:
     return {k: jnp.asarray(np.stack([getattr(d, f"{k[0]}_{split}") for d in datasets]))
             for k in ("x", "y", "group")}
-
-
-def _models(datasets, seeds, config, tied):
-    features = int(np.prod(datasets[0].x_train.shape[1:]))
-    models = [MLP(features, config.hidden, datasets[0].num_classes, rngs=nnx.Rngs(s),
-                  tied_dropout=tied) for s in seeds]
-    graphdef = nnx.split(models[0])[0]
-    return graphdef, stack_runs([nnx.split(m)[1] for m in models])
 
 
 def _apply(graphdef, params, x, *, features_only=False):
@@ -129,7 +122,9 @@ def _train(method, datasets, seeds, config, grid):
     datasets = [d for d in datasets for _ in candidates]
     seeds = [s for s in seeds for _ in candidates]
     tied = config.tied_dropout if method == "fairdropout" else None
-    graphdef, params = _models(datasets, seeds, config, tied)
+    models = [MLP(int(np.prod(datasets[0].x_train.shape[1:])), config.hidden,
+                  datasets[0].num_classes, rngs=nnx.Rngs(s), tied_dropout=tied) for s in seeds]
+    graphdef, params = nnx.split(models[0])[0], stack_runs([nnx.split(m)[1] for m in models])
     data = _split(datasets, "train")
     num_runs, num_samples = data["y"].shape
     data["index"] = jnp.broadcast_to(jnp.arange(num_samples, dtype=jnp.int32),
@@ -217,13 +212,8 @@ def run_group_method(method: str, datasets: Sequence[GroupDataset], seeds: Seque
     Example:
       >>> from feasjax.data import spurious_digits
       >>> from feasjax.experiments import GroupConfig, run_group_method
-      >>> out = run_group_method(
-      ...     "groupdro", [spurious_digits(0)], [0], GroupConfig(epochs=1)
-      ... )
-      >>> (
-      ...     sorted(out["test"]["group_accuracy"]),
-      ...     len(out["test"]["worst_group_accuracy"]),
-      ... )
+      >>> out = run_group_method("groupdro", [spurious_digits(0)], [0], GroupConfig(epochs=1))
+      >>> sorted(out["test"]["group_accuracy"]), len(out["test"]["worst_group_accuracy"])
       (['0', '1', '2', '3'], 1)
     """
     if method not in GROUP_METHODS:

@@ -3,12 +3,8 @@
 Kirichenko, Izmailov and Wilson (2023, *Last Layer Re-Training is Sufficient for Robustness to
 Spurious Correlations*, DFR) freeze the features of an ERM model and retrain its linear head on
 held-out data; Stromberg, Thrampoulidis and Sankar (2025, arXiv 2506.20025) study the loss
-weights of that retraining. The head is fitted full-batch with the weighted cross-entropy
-``Σ_i w_{g_i} ℓ_i / n`` for every temper ``γ`` of :func:`feasjax.core.group_weights` at once
-(``vmap``). :func:`cross_validated_head` chooses ``γ`` by k-fold cross-validation inside the
-validation split (folds stratified by group, the held-out predictions pooled before the
-worst-group accuracy is taken, so that a handful of minority samples all count) and refits on
-the whole split; :func:`retrain_last_layer` is the earlier fit-on-one-half, select-on-the-other.
+weights of that retraining. Here the head is fitted full-batch with the cross-entropy weighted
+by :func:`feasjax.core.group_weights`, for every temper ``γ`` at once (``vmap``).
 """
 from __future__ import annotations
 
@@ -82,6 +78,8 @@ def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.
                        ) -> tuple[LinearHead, jax.Array, jax.Array]:
     """Retrain the head on ``(fit, select)`` splits for every ``γ``; keep the best on ``select``.
 
+    The earlier method; :func:`cross_validated_head` uses all of one split.
+
     Args:
       features: frozen features of the two halves, ``(n_fit, F)`` and ``(n_select, F)``.
       labels, groups: their labels and groups.
@@ -98,9 +96,7 @@ def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.
       >>> from feasjax.experiments import retrain_last_layer
       >>> f = jnp.array([[1.0], [-1.0], [1.0], [-1.0]])
       >>> y, g = jnp.array([1, 0, 1, 0]), jnp.array([1, 0, 1, 0])
-      >>> head, gamma, worst = retrain_last_layer(
-      ...     (f, f), (y, y), (g, g), 2, 2, steps=50
-      ... )
+      >>> head, gamma, worst = retrain_last_layer((f, f), (y, y), (g, g), 2, 2, steps=50)
       >>> worst.tolist()
       [1.0, 1.0, 1.0, 1.0, 1.0]
     """
@@ -133,9 +129,10 @@ def cross_validated_head(features: jax.Array, labels: jax.Array, groups: jax.Arr
                          l2: float = 1e-3) -> tuple[LinearHead, jax.Array, jax.Array]:
     """Choose ``γ`` by ``folds``-fold cross-validation on one split, then refit on all of it.
 
-    For every ``γ`` and fold, a head is fitted on the other folds (group weights from their
-    counts) and predicts the fold; the pooled held-out predictions give each ``γ`` one
-    worst-group accuracy (ties go to the better average accuracy, then the smaller ``γ``).
+    For every ``γ`` and fold (folds stratified by group), a head is fitted on the other folds
+    (group weights from their counts) and predicts the fold; the pooled held-out predictions
+    give each ``γ`` one worst-group accuracy, so that a handful of minority samples all count
+    (ties go to the better average accuracy, then the smaller ``γ``).
 
     Args:
       features: frozen features ``(n, F)`` of the split (the validation split).
