@@ -1,8 +1,6 @@
-"""The pieces of one ERM / FL / RFL run: its configuration, model, losses, solver and evaluation.
-
-:func:`feasjax.experiments.run_method` (one device) and :mod:`feasjax.experiments.multirun` (a
-mesh, several seeds) build their runs from these functions, so that every path trains the same
-model with the same optimizers.
+"""The pieces of one ERM / FL / RFL run: its model, losses, solver and evaluation, shared by
+:func:`feasjax.experiments.run_method` and :mod:`feasjax.experiments.multirun` so that every path
+trains the same model with the same optimizers.
 """
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""The experiment layer over devices and runs: ``feasjax demo`` on a mesh and with ``--seeds``.
-
-:func:`run_method_sweep` trains one method for several seeds in one vmapped program of the
-engine (``fj.train(..., runs=R)``, on one device or on a mesh) and evaluates every run as
-:func:`feasjax.experiments.run_method` would; :func:`resolve_devices` picks the devices.
+"""The experiment layer over devices and runs: ``feasjax demo`` on a mesh and with ``--seeds``
+(one vmapped program of the engine, ``fj.train(..., runs=R)``, for all seeds).
 """
 from __future__ import annotations
 

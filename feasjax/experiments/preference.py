@@ -30,7 +30,7 @@ from feasjax.metrics.summary import loss_summary
 from feasjax.models.preference import (PAIR_KEYS, preference_loss_fn, reference_logprobs,
                                        sequence_logprobs)
 from feasjax.models.transformer import BASE, Transformer
-from feasjax.parallel.sweeps import stack_runs
+from feasjax.parallel.sweeps import stack_runs, unstack_runs
 from feasjax.training.engine import train
 from feasjax.training.steps import nnx_step, nnx_update
 
@@ -50,8 +50,8 @@ def _train_runs(train_step: Callable, models: Sequence[nnx.Module], make_tx: Cal
                      description=description)
     jax.block_until_ready(carry)
     seconds = time.perf_counter() - start
-    for r, (m, o) in enumerate(zip(models, optimizers)):
-        nnx_update(m, o, jax.tree.map(lambda a, r=r: a[r], carry))
+    for m, o, run in zip(models, optimizers, unstack_runs(carry)):
+        nnx_update(m, o, run)
     return seconds
 
 

@@ -1,8 +1,7 @@
 """One ERM / FL / RFL run on a dataset, from configuration to per-sample losses and metrics.
 
-``feasjax demo`` and ``feasjax train`` are thin command-line layers over :func:`run_method`, so
-the methods they compare share the model, the primal optimizer, the batch size, the epochs and
-the data order (the shuffling key depends on the seed only).
+The methods ``feasjax demo`` and ``feasjax train`` compare share the model, the primal optimizer,
+the batch size, the epochs and the data order (the shuffling key depends on the seed only).
 """
 from __future__ import annotations
 
