@@ -1,8 +1,6 @@
-"""The pieces of one ERM / FL / RFL run: its configuration, model, losses, solver and evaluation.
-
-:func:`feasjax.experiments.run_method` (one device) and :mod:`feasjax.experiments.multirun` (a
-mesh, several seeds) build their runs from these functions, so that every path trains the same
-model with the same optimizers.
+"""The pieces of one ERM / FL / RFL run: its model, losses, solver and evaluation, shared by
+:func:`feasjax.experiments.run_method` and :mod:`feasjax.experiments.multirun` so that every path
+trains the same model with the same optimizers.
 """
 from __future__ import annotations
 
@@ -17,7 +15,7 @@ from flax import nnx
 
 from feasjax.averaging.averagers import ema, lawa, swa, tail_polyak
 from feasjax.averaging.schedules import swa_schedule
-from feasjax.averaging.wrappers import averaged
+from feasjax.averaging.wrappers import averaged, averaged_params
 from feasjax.core.dual import ascent
 from feasjax.core.formulations import resilient
 from feasjax.core.learning import empirical_risk, feasible_learning
@@ -28,14 +26,9 @@ from feasjax.metrics import summary as metrics
 from feasjax.models.losses import has_model_state, per_sample_loss_fn, predict_fn, split_model
 from feasjax.models.nets import CNN, MLP, ResNet
 
-__all__ = [
-    "ModelFns",
-    "build_model",
-    "model_fns",
-    "build_primal_optimizer",
-    "build_solver",
-    "evaluate",
-]
+__all__ = ["ModelFns", "build_model", "model_fns", "build_primal_optimizer", "build_solver",
+           "evaluate"]
+
 
 def build_model(dataset: Dataset, config: RunConfig) -> nnx.Module:
     """The model of ``config.model`` sized for ``dataset``, initialised from ``config.seed``.
@@ -75,33 +68,28 @@ class ModelFns(NamedTuple):
     @property
     def stateful(self) -> bool:
         """Whether the model carries state beside its parameters."""
-        return bool(jax.tree.leaves(self.model_state))
+        return has_model_state(self.model_state)
 
     @property
     def dual_measurement(self) -> Callable | None:
         """What FL's dual step measures: the eval-mode loss of a model with state.
 
-        Dropout and batch statistics make the training-mode loss of a sample noisy and
+        Dropout and batch statistics make a sample's training-mode loss noisy and
         batch-dependent; the constraint ``loss_i <= ε`` is meant for the model as it is
-        evaluated, so its multipliers follow the eval-mode loss (one more forward pass, no
-        backward). ``None`` for parameter-only models, whose two losses are the same.
+        evaluated (one more forward pass, no backward). ``None`` for parameter-only models.
         """
         return self.eval_loss if self.stateful else None
 
     def weighted_loss(self, method: str, fl_dropout: bool = False) -> Callable:
         """The training loss of ``method``: FL and RFL weight theirs without dropout.
 
-        FL multiplies the gradient of a hard sample by its multiplier (3-4.5 on the CNN
-        demo), and multipliers of feasible samples barely decay (``η ε`` per visit): with
-        dropout the largest weights fall on the noisiest gradients, and with momentum the
-        kicks can push one sample's eval-mode loss far above ERM's (seed 4 of the CNN demo).
-        Computing FL's multiplier-weighted loss with dropout off (still in training mode, so
-        BatchNorm uses the batch's statistics) removes the noise where the weights are; ERM
-        keeps its dropout. ``fl_dropout=True`` keeps the masks (the unremedied method).
+        FL multiplies a hard sample's gradient by its multiplier (3-4.5 on the CNN demo):
+        with dropout the largest weights fall on the noisiest gradients, and with momentum
+        one kick can push a sample's eval-mode loss far above ERM's. Dropout off (still in
+        training mode: BatchNorm uses the batch's statistics) removes the noise where the
+        weights are; ERM keeps its dropout. ``fl_dropout=True`` keeps the masks.
         """
-        if method == "erm" or fl_dropout:
-            return self.train_loss
-        return self.undropped_loss
+        return self.train_loss if method == "erm" or fl_dropout else self.undropped_loss
 
 
 def model_fns(model: nnx.Module, task: str, *, axis_name: str | None = None) -> ModelFns:
@@ -122,19 +110,16 @@ def model_fns(model: nnx.Module, task: str, *, axis_name: str | None = None) -> 
     """
     kind = "cross_entropy" if task == "classification" else "squared_error"
     graphdef, params, model_state = split_model(model)
-    functions = _model_functions(graphdef, kind, has_model_state(model_state), axis_name)
-    return ModelFns(params, model_state if has_model_state(model_state) else (), *functions)
+    stateful = has_model_state(model_state)
+    functions = _model_functions(graphdef, kind, stateful, axis_name)
+    return ModelFns(params, model_state if stateful else (), *functions)
 
 
 @functools.lru_cache(maxsize=32)
 def _model_functions(graphdef: nnx.GraphDef, kind: str, stateful: bool,
                      axis_name: str | None) -> tuple[Callable, Callable, Callable, Callable]:
-    """``(train_loss, eval_loss, predict, undropped_loss)`` of a model structure, built once
-    per structure.
-
-    Models of the same architecture have equal graph definitions, so the methods and seeds of
-    a comparison share these functions and, with them, the compiled evaluation program.
-    """
+    """``(train_loss, eval_loss, predict, undropped_loss)``, built once per graph definition,
+    so that the methods and seeds of a comparison share the compiled evaluation program."""
     predict = predict_fn(graphdef)
     if not stateful:
         loss = per_sample_loss_fn(graphdef, kind)
@@ -160,23 +145,23 @@ def build_primal_optimizer(config: RunConfig, steps_per_epoch: int) -> optax.Gra
       >>> len(find_averaged_states(tx.init(jnp.zeros(2))))
       1
     """
-    momentum = config.momentum or None
-    total = config.epochs * steps_per_epoch
+    lr, average = config.learning_rate, config.average
     half = (config.epochs // 2) * steps_per_epoch
-    if config.average not in AVERAGES:
-        raise ValueError(f"average must be one of {AVERAGES}, got average={config.average!r}")
-    if config.average == "none":
-        return optax.sgd(config.learning_rate, momentum=momentum)
-    if config.average == "swa":
-        lr = swa_schedule(config.learning_rate, start_step=half, swa_lr=config.learning_rate,
-                          cycle_length=steps_per_epoch, min_lr=config.learning_rate / 10)
-        return averaged(optax.sgd(lr, momentum=momentum), swa(steps_per_epoch, half))
-    averager = {
-        "ema": lambda: ema(0.99, warmup="linear"),
-        "polyak": lambda: tail_polyak(total, 0.5),
-        "lawa": lambda: lawa(min(5, config.epochs), steps_per_epoch),
-    }[config.average]()
-    return averaged(optax.sgd(config.learning_rate, momentum=momentum), averager)
+    if average not in AVERAGES:
+        raise ValueError(f"average must be one of {AVERAGES}, got average={average!r}")
+    if average == "swa":
+        lr = swa_schedule(lr, start_step=half, swa_lr=lr, cycle_length=steps_per_epoch,
+                          min_lr=lr / 10)
+    sgd = optax.sgd(lr, momentum=config.momentum or None)
+    if average == "none":
+        return sgd
+    if average == "swa":
+        return averaged(sgd, swa(steps_per_epoch, half))
+    if average == "ema":
+        return averaged(sgd, ema(0.99, warmup="linear"))
+    if average == "polyak":
+        return averaged(sgd, tail_polyak(config.epochs * steps_per_epoch, 0.5))
+    return averaged(sgd, lawa(min(5, config.epochs), steps_per_epoch))
 
 
 def build_solver(method: str, loss_fn: Callable, num_samples: int, config: RunConfig, *,
@@ -208,6 +193,14 @@ def build_solver(method: str, loss_fn: Callable, num_samples: int, config: RunCo
         formulation=resilient(config.alpha) if method == "rfl" else None,
         init_multiplier=config.init_multiplier, axis_name=axis_name,
         measurement_fn=measurement_fn)
+
+
+def method_solver(method: str, fns: ModelFns, dataset: Dataset, config: RunConfig,
+                  batch_size: int) -> PrimalDual:
+    """:func:`build_solver` of ``method`` for ``fns`` trained on ``dataset`` (the demo's run)."""
+    n = len(dataset.y_train)
+    return build_solver(method, fns.weighted_loss(method, config.fl_keeps_dropout), n, config,
+                        steps_per_epoch=n // batch_size, measurement_fn=fns.dual_measurement)
 
 
 def evaluate(fns: ModelFns, params: Any, model_state: Any, x: jax.typing.ArrayLike,
@@ -252,3 +245,21 @@ def _evaluation(eval_loss: Callable, predict: Callable, classification: bool, nu
         return losses, out
 
     return jax.jit(run)
+
+
+def evaluate_run(fns: ModelFns, params: Any, model_state: Any, primal_state: Any,
+                 dataset: Dataset, config: RunConfig) -> tuple[dict, dict]:
+    """``({split: losses}, {split: metrics})`` on train and test; with ``config.average`` the
+    metrics also hold the averaged parameters' (``"averaged": {"average", "train", "test"}``)."""
+    def splits(params):
+        return {s: evaluate(fns, params, model_state, getattr(dataset, f"x_{s}"),
+                            getattr(dataset, f"y_{s}"), dataset, config.epsilon)
+                for s in ("train", "test")}
+
+    out = splits(params)
+    metrics = {s: m for s, (_, m) in out.items()}
+    if config.average != "none":
+        averages = splits(averaged_params(primal_state, params))
+        metrics["averaged"] = {"average": config.average,
+                               **{s: m for s, (_, m) in averages.items()}}
+    return {s: losses for s, (losses, _) in out.items()}, metrics

@@ -6,15 +6,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = [
-    "METHODS",
-    "MODELS",
-    "AVERAGES",
-    "GROUP_METHODS",
-    "RunConfig",
-    "default_epsilon",
-    "default_fl_dropout",
-]
+__all__ = ["METHODS", "MODELS", "AVERAGES", "GROUP_METHODS", "RunConfig", "default_epsilon",
+           "default_fl_dropout"]
 
 METHODS = ("erm", "fl", "rfl")
 GROUP_METHODS = ("erm", "reweight", "llr", "fairdropout", "groupdro", "fl", "rfl")
@@ -56,10 +49,7 @@ class RunConfig(NamedTuple):
 
         Example:
           >>> from feasjax.experiments import RunConfig
-          >>> (
-          ...     RunConfig(model="cnn").fl_keeps_dropout,
-          ...     RunConfig(model="resnet").fl_keeps_dropout,
-          ... )
+          >>> RunConfig(model="cnn").fl_keeps_dropout, RunConfig(model="resnet").fl_keeps_dropout
           (False, True)
         """
         return default_fl_dropout(self.model) if self.fl_dropout is None else self.fl_dropout
@@ -69,9 +59,8 @@ def default_epsilon(model: str) -> float:
     """The demo's loss bound ε for ``model``: 0.1 for the MLP, 0.02 for the CNN and ResNet.
 
     With BatchNorm the convolutional models fit digits so well that ERM's largest training
-    loss is already below 0.1 (0.04-0.1 on seeds 0-2): at ε = 0.1 every constraint holds from
-    early on, the multipliers decay to zero and FL has nothing to show. 0.02 sits below ERM's
-    largest losses, where the per-sample constraints bite.
+    loss is already below 0.1: every constraint would hold from early on and the multipliers
+    decay to zero. 0.02 sits below ERM's largest losses, where the constraints bite.
 
     Example:
       >>> from feasjax.experiments import default_epsilon
@@ -86,13 +75,11 @@ def default_epsilon(model: str) -> float:
 def default_fl_dropout(model: str) -> bool:
     """Whether FL/RFL weight dropout's training losses on ``model`` (when ``dropout > 0``).
 
-    The CNN (dropout 0.1 on its 64-unit dense layer): no. FL puts weights of 3-4.5 on its
-    hardest samples, and on seed 4 of the demo one dropout-noisy kick left a training loss at
-    0.15 (ERM: 0.08); with dropout off in the weighted losses FL's largest and q99 losses are
-    below ERM's on seeds 0-4 (README, "Dropout and FL"). The ResNet (dropout on the pooled
-    features): yes. There dropout keeps FL's q99 below ERM-with-dropout's (0.0004-0.0006 vs
-    0.0006-0.0007 on seeds 0-2) where dropout-off losses do not (0.0006-0.0009), and no seed
-    broke down.
+    The CNN: no. FL puts weights of 3-4.5 on its hardest samples, and one dropout-noisy kick
+    left a training loss at 0.15 (ERM: 0.08; demo seed 4); without dropout in the weighted
+    losses FL's max and q99 losses are below ERM's on seeds 0-4 (README, "Dropout and FL").
+    The ResNet (dropout on the pooled features): yes; there dropout keeps FL's q99 below
+    ERM-with-dropout's on seeds 0-2, where dropout-off losses do not.
 
     Example:
       >>> from feasjax.experiments import default_fl_dropout

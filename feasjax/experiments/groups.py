@@ -1,28 +1,21 @@
 """Group-robustness methods on data with groups, every seed in one vmapped program.
 
-:func:`run_group_method` trains one method of ``GROUP_METHODS`` for several seeds (one
-:class:`feasjax.data.GroupDataset` per seed, all of the same sizes) and reports the test group
-metrics of each seed. Each method is a composition of library pieces:
+Each method of ``GROUP_METHODS`` composes library pieces: ``erm``, ``fl``, ``rfl``:
+:func:`feasjax.experiments.build_solver`; ``reweight``: ERM on :func:`feasjax.core.reweighted`
+losses with :func:`feasjax.core.group_weights` of the training groups; ``llr``: the ERM model's
+frozen features and a head retrained on the validation split
+(:func:`feasjax.experiments.cross_validated_head`); ``fairdropout``: ERM on an MLP with
+:class:`feasjax.models.TiedDropout`; ``groupdro``: :func:`feasjax.core.group_dro`.
 
-* ``erm``, ``fl``, ``rfl``: :func:`feasjax.experiments.build_solver`, as ``feasjax demo`` runs;
-* ``reweight``: ERM on :func:`feasjax.core.reweighted` losses with the weights
-  :func:`feasjax.core.group_weights` of the training groups;
-* ``llr``: the ERM model's features, frozen, and a head retrained on the validation split
-  (:func:`feasjax.experiments.llr.cross_validated_head`: its weights chosen by cross-validation
-  inside that split);
-* ``fairdropout``: ERM on an MLP with :class:`feasjax.models.TiedDropout`;
-* ``groupdro``: :func:`feasjax.core.group_dro`.
-
-Hyper-parameters (re-weighting's ``γ``, group DRO's ``η`` and ``C``, LLR's ``γ``) are selected
-per seed on the validation split only, by worst-group accuracy; every candidate trains in the
-same vmapped program. The test split is read once the selection is over. The batch is
-``{"x", "y", "group", "index"}``; ``index`` feeds example-tied dropout.
+Hyper-parameters are selected per seed on the validation split only, by worst-group accuracy,
+every candidate trained in the same vmapped program; the test split is read once the selection
+is over. The batch is ``{"x", "y", "group", "index"}``; ``index`` feeds example-tied dropout.
 """
 from __future__ import annotations
 
 import itertools
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,13 +32,10 @@ from feasjax.metrics.groups import group_summary
 from feasjax.models.losses import cross_entropy
 from feasjax.models.nets import MLP
 from feasjax.models.tied_dropout import TiedDropout
+from feasjax.parallel.sweeps import stack_runs
 from feasjax.training.engine import train
 
-__all__ = [
-    "GroupConfig",
-    "run_group_method",
-]
-
+__all__ = ["GroupConfig", "run_group_method"]
 
 
 class GroupConfig(NamedTuple):
@@ -82,28 +72,9 @@ class GroupConfig(NamedTuple):
                          hidden=self.hidden, batch_norm=False, dropout=0.0)
 
 
-def _stack(trees):
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
 def _split(datasets: Sequence[GroupDataset], split: str) -> dict:
     return {k: jnp.asarray(np.stack([getattr(d, f"{k[0]}_{split}") for d in datasets]))
             for k in ("x", "y", "group")}
-
-
-def _models(datasets, seeds, config, tied):
-    features = int(np.prod(datasets[0].x_train.shape[1:]))
-    models = [MLP(features, config.hidden, datasets[0].num_classes, rngs=nnx.Rngs(s),
-                  tied_dropout=tied) for s in seeds]
-    graphdef = nnx.split(models[0])[0]
-    return graphdef, _stack([nnx.split(m)[1] for m in models])
-
-
-def _loss(graphdef):
-    def loss(params, batch):
-        logits = nnx.merge(graphdef, params)(batch["x"], indices=batch["index"])
-        return jax.vmap(cross_entropy)(logits, batch["y"])
-    return loss
 
 
 def _apply(graphdef, params, x, *, features_only=False):
@@ -117,16 +88,23 @@ def _apply(graphdef, params, x, *, features_only=False):
 
 
 def _make_solver(method, graphdef, num_samples, config, num_groups) -> Callable:
-    loss, run_config = _loss(graphdef), config.run_config()
-    if method in ("erm", "fl", "rfl", "fairdropout", "llr"):
-        base = "erm" if method in ("fairdropout", "llr") else method
-        return lambda hp: build_solver(base, loss, num_samples, run_config)
-    primal = build_primal_optimizer(run_config, 1)
+    """``hparams -> solver`` of ``method`` (one run's candidate and group counts)."""
+    run_config = config.run_config()
+
+    def loss(params, batch):
+        logits = nnx.merge(graphdef, params)(batch["x"], indices=batch["index"])
+        return jax.vmap(cross_entropy)(logits, batch["y"])
+
     if method == "reweight":
         return lambda hp: build_solver("erm", reweighted(loss, hp["weights"]), num_samples,
                                        run_config)
-    return lambda hp: group_dro(loss, primal, num_groups=num_groups, step_size=hp["step_size"],
-                                adjustment=hp["adjustment"], group_sizes=hp["counts"])
+    if method == "groupdro":
+        primal = build_primal_optimizer(run_config, 1)
+        return lambda hp: group_dro(loss, primal, num_groups=num_groups,
+                                    step_size=hp["step_size"], adjustment=hp["adjustment"],
+                                    group_sizes=hp["counts"])
+    base = method if method in ("fl", "rfl") else "erm"  # fairdropout, llr: ERM
+    return lambda hp: build_solver(base, loss, num_samples, run_config)
 
 
 def _grid(method: str, config: GroupConfig) -> list[dict]:
@@ -144,7 +122,9 @@ def _train(method, datasets, seeds, config, grid):
     datasets = [d for d in datasets for _ in candidates]
     seeds = [s for s in seeds for _ in candidates]
     tied = config.tied_dropout if method == "fairdropout" else None
-    graphdef, params = _models(datasets, seeds, config, tied)
+    models = [MLP(int(np.prod(datasets[0].x_train.shape[1:])), config.hidden,
+                  datasets[0].num_classes, rngs=nnx.Rngs(s), tied_dropout=tied) for s in seeds]
+    graphdef, params = nnx.split(models[0])[0], stack_runs([nnx.split(m)[1] for m in models])
     data = _split(datasets, "train")
     num_runs, num_samples = data["y"].shape
     data["index"] = jnp.broadcast_to(jnp.arange(num_samples, dtype=jnp.int32),
@@ -232,13 +212,8 @@ def run_group_method(method: str, datasets: Sequence[GroupDataset], seeds: Seque
     Example:
       >>> from feasjax.data import spurious_digits
       >>> from feasjax.experiments import GroupConfig, run_group_method
-      >>> out = run_group_method(
-      ...     "groupdro", [spurious_digits(0)], [0], GroupConfig(epochs=1)
-      ... )
-      >>> (
-      ...     sorted(out["test"]["group_accuracy"]),
-      ...     len(out["test"]["worst_group_accuracy"]),
-      ... )
+      >>> out = run_group_method("groupdro", [spurious_digits(0)], [0], GroupConfig(epochs=1))
+      >>> sorted(out["test"]["group_accuracy"]), len(out["test"]["worst_group_accuracy"])
       (['0', '1', '2', '3'], 1)
     """
     if method not in GROUP_METHODS:
@@ -261,23 +236,22 @@ def run_group_method(method: str, datasets: Sequence[GroupDataset], seeds: Seque
     if method == "llr":
         heads, selected = _llr_heads(graphdef, params, datasets, config)
     # Selection is over: only now is the test split read.
-    test = _split(datasets, "test")
+    test, num_groups = _split(datasets, "test"), datasets[0].num_groups
+    forward = jax.jit(jax.vmap(lambda p, x: _apply(graphdef, p, x)))
     if method == "llr":
-        logits = jax.jit(jax.vmap(lambda p, h, x: _apply(graphdef, p, x, features_only=True)
-                                  @ h.kernel + h.bias[None, :]))(params, heads, test["x"])
+        logits = jax.jit(jax.vmap(lambda p, h, x: h(_apply(graphdef, p, x, features_only=True))))(
+            params, heads, test["x"])
     else:
-        logits = jax.jit(jax.vmap(lambda p, x: _apply(graphdef, p, x)))(params, test["x"])
-    result = {"test": _report(logits, test, datasets[0].num_groups)}
-    result["seconds"] = offset + time.perf_counter() - start
-    result["selected"] = selected
+        logits = forward(params, test["x"])
+    result = {"test": _report(logits, test, num_groups),
+              "seconds": offset + time.perf_counter() - start, "selected": selected}
     train_split = _split(datasets, "train")
-    result["train"] = _report(jax.jit(jax.vmap(lambda p, x: _apply(graphdef, p, x)))(
-        params, train_split["x"]), train_split, datasets[0].num_groups)
+    result["train"] = _report(forward(params, train_split["x"]), train_split, num_groups)
     if method == "fairdropout":  # with each example's own mask: what it memorised
         index = jnp.arange(train_split["y"].shape[1], dtype=jnp.int32)
         logits = jax.jit(jax.vmap(lambda p, x: nnx.merge(graphdef, p)(x, indices=index)))(
             params, train_split["x"])
-        result["train_with_masks"] = _report(logits, train_split, datasets[0].num_groups)
+        result["train_with_masks"] = _report(logits, train_split, num_groups)
     return result
 
 

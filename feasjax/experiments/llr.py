@@ -3,16 +3,12 @@
 Kirichenko, Izmailov and Wilson (2023, *Last Layer Re-Training is Sufficient for Robustness to
 Spurious Correlations*, DFR) freeze the features of an ERM model and retrain its linear head on
 held-out data; Stromberg, Thrampoulidis and Sankar (2025, arXiv 2506.20025) study the loss
-weights of that retraining. The head is fitted full-batch with the weighted cross-entropy
-``Σ_i w_{g_i} ℓ_i / n`` for every temper ``γ`` of :func:`feasjax.core.group_weights` at once
-(``vmap``). :func:`cross_validated_head` chooses ``γ`` by k-fold cross-validation inside the
-validation split (folds stratified by group, the held-out predictions pooled before the
-worst-group accuracy is taken, so that a handful of minority samples all count) and refits on
-the whole split; :func:`retrain_last_layer` is the earlier fit-on-one-half, select-on-the-other.
+weights of that retraining. Here the head is fitted full-batch with the cross-entropy weighted
+by :func:`feasjax.core.group_weights`, for every temper ``γ`` at once (``vmap``).
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,29 +19,25 @@ from feasjax.core.weighting import weighted_sum
 from feasjax.metrics.groups import worst_group_accuracy
 from feasjax.models.losses import cross_entropy
 
-__all__ = [
-    "retrain_last_layer",
-    "cross_validated_head",
-]
+__all__ = ["retrain_last_layer", "cross_validated_head"]
 
 
 class LinearHead(NamedTuple):
-    """A linear classifier ``logits = features @ kernel + bias``.
+    """A linear classifier: ``head(features) = features @ kernel + bias``.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.experiments.llr import LinearHead
-      >>> head = LinearHead(jnp.eye(2), jnp.zeros(2))
-      >>> (jnp.array([[0.0, 1.0]]) @ head.kernel + head.bias[None, :]).argmax(-1).tolist()
+      >>> LinearHead(jnp.eye(2), jnp.zeros(2))(jnp.array([[0.0, 1.0]])).argmax(-1).tolist()
       [1]
     """
 
     kernel: jax.Array  # shape=(F, C)
     bias: jax.Array  # shape=(C,)
 
-
-def _logits(head: LinearHead, features: jax.Array) -> jax.Array:
-    return features @ head.kernel + head.bias[None, :]
+    def __call__(self, features: jax.Array) -> jax.Array:
+        """The logits ``(n, C)`` of ``features`` ``(n, F)``."""
+        return features @ self.kernel + self.bias[None, :]
 
 
 def fit_head(features: jax.Array, labels: jax.Array, weights: jax.Array, num_classes: int, *,
@@ -60,14 +52,14 @@ def fit_head(features: jax.Array, labels: jax.Array, weights: jax.Array, num_cla
       >>> from feasjax.experiments.llr import fit_head
       >>> f, y = jnp.array([[1.0], [-1.0]]), jnp.array([1, 0])
       >>> head = fit_head(f, y, jnp.ones(2), 2, steps=100)
-      >>> (f @ head.kernel + head.bias[None, :]).argmax(-1).tolist()
+      >>> head(f).argmax(-1).tolist()
       [1, 0]
     """
     tx = optax.adam(learning_rate)
     head = LinearHead(jnp.zeros((features.shape[1], num_classes)), jnp.zeros((num_classes,)))
 
     def objective(h):
-        losses = jax.vmap(cross_entropy)(_logits(h, features), labels)
+        losses = jax.vmap(cross_entropy)(h(features), labels)
         return weighted_sum(losses, weights) + 0.5 * l2 * jnp.sum(h.kernel ** 2)
 
     def step(carry, _):
@@ -86,6 +78,8 @@ def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.
                        ) -> tuple[LinearHead, jax.Array, jax.Array]:
     """Retrain the head on ``(fit, select)`` splits for every ``γ``; keep the best on ``select``.
 
+    The earlier method; :func:`cross_validated_head` uses all of one split.
+
     Args:
       features: frozen features of the two halves, ``(n_fit, F)`` and ``(n_select, F)``.
       labels, groups: their labels and groups.
@@ -102,9 +96,7 @@ def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.
       >>> from feasjax.experiments import retrain_last_layer
       >>> f = jnp.array([[1.0], [-1.0], [1.0], [-1.0]])
       >>> y, g = jnp.array([1, 0, 1, 0]), jnp.array([1, 0, 1, 0])
-      >>> head, gamma, worst = retrain_last_layer(
-      ...     (f, f), (y, y), (g, g), 2, 2, steps=50
-      ... )
+      >>> head, gamma, worst = retrain_last_layer((f, f), (y, y), (g, g), 2, 2, steps=50)
       >>> worst.tolist()
       [1.0, 1.0, 1.0, 1.0, 1.0]
     """
@@ -115,7 +107,7 @@ def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.
         weights = group_weights(counts, gamma=gamma)[g_fit]
         head = fit_head(f_fit, y_fit, weights, num_classes, steps=steps,
                         learning_rate=learning_rate, l2=l2)
-        return head, worst_group_accuracy(_logits(head, f_sel), y_sel, g_sel, num_groups)
+        return head, worst_group_accuracy(head(f_sel), y_sel, g_sel, num_groups)
 
     heads, worst = jax.vmap(one)(jnp.asarray(gammas, jnp.float32))
     best = jnp.argmax(jnp.nan_to_num(worst, nan=-1.0))
@@ -137,9 +129,10 @@ def cross_validated_head(features: jax.Array, labels: jax.Array, groups: jax.Arr
                          l2: float = 1e-3) -> tuple[LinearHead, jax.Array, jax.Array]:
     """Choose ``γ`` by ``folds``-fold cross-validation on one split, then refit on all of it.
 
-    For every ``γ`` and fold, a head is fitted on the other folds (group weights from their
-    counts) and predicts the fold; the pooled held-out predictions give each ``γ`` one
-    worst-group accuracy (ties go to the better average accuracy, then the smaller ``γ``).
+    For every ``γ`` and fold (folds stratified by group), a head is fitted on the other folds
+    (group weights from their counts) and predicts the fold; the pooled held-out predictions
+    give each ``γ`` one worst-group accuracy, so that a handful of minority samples all count
+    (ties go to the better average accuracy, then the smaller ``γ``).
 
     Args:
       features: frozen features ``(n, F)`` of the split (the validation split).
@@ -173,7 +166,7 @@ def cross_validated_head(features: jax.Array, labels: jax.Array, groups: jax.Arr
         weights = group_weights(group_counts(groups, num_groups, mask=fit), gamma=gamma)[groups]
         head = fit_head(features, labels, weights * fit, num_classes, steps=steps,
                         learning_rate=learning_rate, l2=l2)
-        return jnp.argmax(_logits(head, features), axis=-1)
+        return jnp.argmax(head(features), axis=-1)
 
     def score(gamma):
         predictions = jax.vmap(held_out, (None, 0))(gamma, jnp.arange(folds))  # (folds, n)

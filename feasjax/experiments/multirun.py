@@ -1,8 +1,5 @@
-"""The experiment layer over devices and runs: ``feasjax demo`` on a mesh and with ``--seeds``.
-
-:func:`run_method_sweep` trains one method for several seeds in one vmapped program of the
-engine (``fj.train(..., runs=R)``, on one device or on a mesh) and evaluates every run as
-:func:`feasjax.experiments.run_method` would; :func:`resolve_devices` picks the devices.
+"""The experiment layer over devices and runs: ``feasjax demo`` on a mesh and with ``--seeds``
+(one vmapped program of the engine, ``fj.train(..., runs=R)``, for all seeds).
 """
 from __future__ import annotations
 
@@ -13,19 +10,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from feasjax.averaging.wrappers import averaged_params
 from feasjax.data.datasets import Dataset
-from feasjax.experiments.builders import RunConfig, build_model, build_solver, evaluate, model_fns
+from feasjax.experiments.builders import (RunConfig, build_model, evaluate_run, method_solver,
+                                          model_fns)
 from feasjax.parallel.distributed import gather
 from feasjax.parallel.layout import ShardLayout, unpad_samples
 from feasjax.parallel.mesh import DATA_AXIS, data_mesh, state_partition_specs
-from feasjax.parallel.sweeps import stack_runs, summarize_runs
+from feasjax.parallel.sweeps import stack_runs, summarize_runs, unstack_runs
 from feasjax.training.engine import train
 
-__all__ = [
-    "SweepResult",
-    "run_method_sweep",
-]
+__all__ = ["SweepResult", "run_method_sweep"]
 
 
 def resolve_devices(requested: int | None, batch_size: int) -> int:
@@ -99,26 +93,21 @@ def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Se
 
     Example:
       >>> from feasjax.data import load_dataset
-      >>> from feasjax.experiments import RunConfig
-      >>> from feasjax.experiments import run_method_sweep
+      >>> from feasjax.experiments import RunConfig, run_method_sweep
       >>> config = RunConfig(epochs=1, devices=1)
-      >>> res = run_method_sweep(load_dataset("digits"), "fl", config, [0, 1],
-      ...                        progress=False)
+      >>> res = run_method_sweep(load_dataset("digits"), "fl", config, [0, 1], progress=False)
       >>> len(res.runs), sorted(res.summary["test"]["accuracy"])
       (2, ['mean', 'std'])
     """
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds must name at least one seed")
-    n = len(dataset.y_train)
-    batch = min(config.batch_size, n)
+    batch = min(config.batch_size, len(dataset.y_train))
     devices = resolve_devices(config.devices, batch)
     runs = [model_fns(build_model(dataset, config._replace(seed=s)), dataset.task)
             for s in seeds]
     fns = runs[0]
-    solver = build_solver(method, fns.weighted_loss(method, config.fl_keeps_dropout), n, config,
-                          steps_per_epoch=n // batch,
-                          measurement_fn=fns.dual_measurement)
+    solver = method_solver(method, fns, dataset, config, batch)
     states = stack_runs([solver.init(r.params, model_state=r.model_state) for r in runs])
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
     data = {"x": jnp.asarray(dataset.x_train), "y": jnp.asarray(dataset.y_train)}
@@ -129,22 +118,9 @@ def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Se
                       description=f"{label or method} x{len(seeds)}")
     jax.block_until_ready(states)
     seconds = time.perf_counter() - start
-    runs = []
-    for r in range(len(seeds)):
-        p, o, m = jax.tree.map(lambda x, r=r: x[r],
-                               (states.params, states.primal_state, states.model_state))
-        runs.append(_evaluate_run(fns, p, m, dataset, config))
-        if config.average != "none":  # as run_method: the average beside the raw model
-            runs[-1]["averaged"] = {"average": config.average,
-                                    **_evaluate_run(fns, averaged_params(o, p), m, dataset,
-                                                    config)}
+    runs = [evaluate_run(fns, *run, dataset, config)[1] for run in
+            unstack_runs((states.params, states.model_state, states.primal_state))]
     return SweepResult(states, runs, _summarize(runs), seconds, devices)
-
-
-def _evaluate_run(fns, params, model_state, dataset: Dataset, config: RunConfig) -> dict:
-    return {split: evaluate(fns, params, model_state, getattr(dataset, f"x_{split}"),
-                            getattr(dataset, f"y_{split}"), dataset, config.epsilon)[1]
-            for split in ("train", "test")}
 
 
 def _summarize(runs: list) -> dict:

@@ -27,7 +27,7 @@ from feasjax.experiments.builders import ModelFns, model_fns
 from feasjax.experiments.presets import DATA_FILES, PaperPreset
 from feasjax.metrics.tensorboard import EventLog
 from feasjax.models.nets import MLP, ResNet
-from feasjax.parallel.sweeps import stack_runs
+from feasjax.parallel.sweeps import stack_runs, unstack_runs
 from feasjax.training.engine import train
 
 __all__: list = []  # the runner of feasjax paper (presets: feasjax.experiments.presets)
@@ -85,8 +85,9 @@ def _model(preset: PaperPreset, data: Dataset, seed: int) -> nnx.Module:
                   rngs=rngs)
 
 
-def learning_rate_fn(preset: PaperPreset, learning_rate: float, total_steps: int) -> Callable:
-    """The primal learning rate at a step: constant, or cosine decay to 0 over the run."""
+def learning_rate_fn(preset: PaperPreset, method: str, total_steps: int) -> Callable:
+    """``method``'s primal learning rate at a step: constant, or cosine decay to 0 over the run."""
+    learning_rate = preset.cserm_learning_rate if method == "cserm" else preset.learning_rate
     if preset.schedule == "cosine":
         return optax.cosine_decay_schedule(learning_rate, max(total_steps, 1))
     if preset.schedule != "constant":
@@ -116,10 +117,9 @@ def clamped_squared(loss_fn: Callable, epsilon: float) -> Callable:
 
 
 def build_paper_solver(method: str, fns: ModelFns, num_samples: int, preset: PaperPreset,
-                       total_steps: int):
+                       lr: Callable):
     """The ERM, CSERM, FL or RFL solver of ``preset`` (see the module docstring)."""
-    lr = preset.cserm_learning_rate if method == "cserm" else preset.learning_rate
-    primal = _primal(preset, learning_rate_fn(preset, lr, total_steps))
+    primal = _primal(preset, lr)
     if method == "erm":
         return empirical_risk(fns.train_loss, primal)
     if method == "cserm":
@@ -161,15 +161,24 @@ def split_losses(fns: ModelFns, params: Any, model_state: Any, x: np.ndarray, y:
     return tuple(np.concatenate(parts) for parts in zip(*out))
 
 
-def summarize(losses: np.ndarray, correct: np.ndarray, epsilon: float,
-              classification: bool) -> dict:
+def summarize(losses: np.ndarray, correct: np.ndarray, preset: PaperPreset) -> dict:
     """The JSON's per-split metrics of one run."""
     out = {"mean_loss": float(np.mean(losses)), "q99_loss": float(np.quantile(losses, 0.99)),
            "max_loss": float(np.max(losses)),
-           "feasible_fraction": float(np.mean(losses <= epsilon))}
-    if classification:
+           "feasible_fraction": float(np.mean(losses <= preset.epsilon))}
+    if preset.task == "classification":
         out["accuracy"] = float(np.mean(correct))
     return out
+
+
+def _run_losses(fns: ModelFns, states: Any, datasets: Sequence[Dataset], preset: PaperPreset,
+                splits: Sequence[str] = ("train", "test")) -> list[dict]:
+    """Per run of the stacked ``states``: ``{split: split_losses(...)}`` on its dataset."""
+    runs = unstack_runs((states.params, states.model_state))
+    return [{s: split_losses(fns, params, mstate, getattr(d, f"x_{s}"), getattr(d, f"y_{s}"),
+                             preset.task == "classification") for s in splits}
+            for (params, mstate), d in zip(runs, datasets * len(runs) if len(datasets) == 1
+                                           else datasets)]
 
 
 def run_paper_method(method: str, preset: PaperPreset, datasets: Sequence[Dataset],
@@ -190,12 +199,11 @@ def run_paper_method(method: str, preset: PaperPreset, datasets: Sequence[Datase
     steps = n // batch
     runs = [model_fns(_model(preset, data0, s), data0.task) for s in seeds]
     fns = runs[0]
-    solver = build_paper_solver(method, fns, n, preset, steps * preset.epochs)
+    lr = learning_rate_fn(preset, method, steps * preset.epochs)
+    solver = build_paper_solver(method, fns, n, preset, lr)
     states = stack_runs([solver.init(r.params, model_state=r.model_state) for r in runs])
     data = (lambda d: {"x": jnp.asarray(d.x_train), "y": jnp.asarray(d.y_train)})
     stacked = data(data0) if shared else stack_runs([data(d) for d in datasets])
-    lr = learning_rate_fn(preset, preset.cserm_learning_rate if method == "cserm"
-                          else preset.learning_rate, steps * preset.epochs)
     epoch = [0]
 
     def eval_fn(carry):
@@ -210,16 +218,10 @@ def run_paper_method(method: str, preset: PaperPreset, datasets: Sequence[Datase
                       eval_fn=eval_fn if epoch_hook is not None else None)
     jax.block_until_ready(states)
     seconds = time.perf_counter() - start
-    classification = data0.task == "classification"
-    results, losses = [], []
-    for r in range(len(seeds)):
-        d = datasets[0 if shared else r]
-        params, mstate = jax.tree.map(lambda a, r=r: a[r], (states.params, states.model_state))
-        split = {s: split_losses(fns, params, mstate, getattr(d, f"x_{s}"), getattr(d, f"y_{s}"),
-                                 classification) for s in ("train", "test")}
-        results.append({s: summarize(*split[s], preset.epsilon, classification) for s in split})
-        losses.append((split["train"][0], split["test"][0]))
-    return {"runs": results, "losses": losses, "seconds": seconds, "states": states, "fns": fns}
+    evaluated = _run_losses(fns, states, datasets, preset)
+    return {"runs": [{s: summarize(*e[s], preset) for s in e} for e in evaluated],
+            "losses": [(e["train"][0], e["test"][0]) for e in evaluated],
+            "seconds": seconds, "states": states, "fns": fns}
 
 
 def tensorboard_hook(log: EventLog, method: str, preset: PaperPreset, datasets: Sequence[Dataset],
@@ -228,18 +230,13 @@ def tensorboard_hook(log: EventLog, method: str, preset: PaperPreset, datasets: 
     the training set's eval-mode loss mean/q99/max, feasible fraction and accuracy, the
     multipliers' mean/max/quantiles, the learning rate and the skipped steps as scalars, and the
     losses and multipliers as histograms."""
-    classification = preset.task == "classification"
-
     def hook(epoch: int, states: Any, fns: ModelFns, lr: float) -> None:
         multipliers = states.multipliers.get("samples") if isinstance(states.multipliers,
                                                                      dict) else None
-        for r, seed in enumerate(seeds):
-            d, run = datasets[0 if len(datasets) == 1 else r], f"{method}/seed{seed}"
-            params, mstate = jax.tree.map(lambda a: a[r], (states.params, states.model_state))
-            losses, correct = split_losses(fns, params, mstate, d.x_train, d.y_train,
-                                           classification)
-            stats = summarize(losses, correct, preset.epsilon, classification)
-            values = {f"train/{k}": v for k, v in stats.items()}
+        evaluated = _run_losses(fns, states, datasets, preset, ("train",))
+        for r, (seed, split) in enumerate(zip(seeds, evaluated)):
+            run, (losses, correct) = f"{method}/seed{seed}", split["train"]
+            values = {f"train/{k}": v for k, v in summarize(losses, correct, preset).items()}
             values.update({"learning_rate": lr, "skipped_steps": int(states.skipped[r])})
             if multipliers is not None:
                 lam = np.asarray(multipliers[r])

@@ -1,15 +1,12 @@
 """The paper's preference experiment, small: DPO, FL-DPO and RFL-DPO with LoRA adapters.
 
-For every seed: the sorting task (:func:`feasjax.data.sorting_preferences`) and a
-:class:`feasjax.models.Transformer` with LoRA adapters; the base is fine-tuned on the task's
-correct sequences (the adapters frozen, ``lora_b = 0`` so they do nothing yet), becomes the
-frozen reference (its log-probabilities of every pair computed once,
-:func:`feasjax.models.reference_logprobs`), then only the adapters are trained on the pairs'
-per-pair losses: ``dpo`` (ERM, the batch mean), ``fl-dpo`` (``fj.feasible``: one multiplier per
-pair, ``λ_i ← max(0, λ_i + η (ℓ_i − ε))``) and ``rfl-dpo`` (``fj.resilient(α)``:
-``λ_i ← max(0, λ_i + η (ℓ_i − ε − λ_i/α))``), the multipliers from 1. Every phase is a
-``fj.nnx_step`` over an ``nnx.Optimizer`` trained by ``fj.train`` with one vmapped program for
-all seeds (``runs=R``).
+Per seed: the sorting task (:func:`feasjax.data.sorting_preferences`) and a
+:class:`feasjax.models.Transformer`, whose base is fine-tuned on the task's correct sequences
+(adapters frozen at ``lora_b = 0``) and becomes the frozen reference
+(:func:`feasjax.models.reference_logprobs`, computed once); then only the adapters train on the
+per-pair losses: ``dpo`` (the batch mean), ``fl-dpo`` (``fj.feasible``, one multiplier per pair,
+from 1) and ``rfl-dpo`` (``fj.resilient(α)``). Every phase is an ``fj.nnx_step`` trained by
+``fj.train`` in one vmapped program for all seeds (``runs=R``).
 """
 from __future__ import annotations
 
@@ -27,31 +24,17 @@ from feasjax.core.dual import ascent
 from feasjax.core.formulations import resilient
 from feasjax.core.transform import feasible, multipliers
 from feasjax.core.weighting import weighted_sum
-from feasjax.data.preference import PreferenceTask, sorting_preferences
+from feasjax.data.preference import sorting_preferences
 from feasjax.experiments.presets import PREFERENCE_METHODS, PreferencePreset
 from feasjax.metrics.summary import loss_summary
 from feasjax.models.preference import (PAIR_KEYS, preference_loss_fn, reference_logprobs,
                                        sequence_logprobs)
 from feasjax.models.transformer import BASE, Transformer
-from feasjax.parallel.sweeps import stack_runs
+from feasjax.parallel.sweeps import stack_runs, unstack_runs
 from feasjax.training.engine import train
 from feasjax.training.steps import nnx_step, nnx_update
 
 __all__: list = []  # the runner of feasjax paper dpo (the preset: feasjax.experiments.presets)
-
-
-def preference_task(preset: PreferencePreset, seed: int) -> PreferenceTask:
-    """The preset's sorting task drawn from ``seed``."""
-    return sorting_preferences(
-        seed, num_sft=preset.num_sft, num_train=preset.num_train, num_test=preset.num_test,
-        hard_fraction=preset.hard_fraction, sft_long_fraction=preset.sft_long_fraction,
-        label_noise=preset.label_noise)
-
-
-def preference_model(preset: PreferencePreset, task: PreferenceTask, seed: int) -> Transformer:
-    """The preset's transformer with LoRA adapters, initialised from ``seed``."""
-    return Transformer(task.vocab_size, task.max_length, dim=preset.dim, heads=preset.heads,
-                       layers=preset.layers, lora_rank=preset.lora_rank, rngs=nnx.Rngs(seed))
 
 
 def _train_runs(train_step: Callable, models: Sequence[nnx.Module], make_tx: Callable,
@@ -67,8 +50,8 @@ def _train_runs(train_step: Callable, models: Sequence[nnx.Module], make_tx: Cal
                      description=description)
     jax.block_until_ready(carry)
     seconds = time.perf_counter() - start
-    for r, (m, o) in enumerate(zip(models, optimizers)):
-        nnx_update(m, o, jax.tree.map(lambda a, r=r: a[r], carry))
+    for m, o, run in zip(models, optimizers, unstack_runs(carry)):
+        nnx_update(m, o, run)
     return seconds
 
 
@@ -86,25 +69,14 @@ def _sft_step(model: nnx.Module, optimizer: nnx.Optimizer, batch: dict, indices:
     return losses
 
 
-def fine_tune(preset: PreferencePreset, models: Sequence[nnx.Module],
-              tasks: Sequence[PreferenceTask], seeds: Sequence[int],
-              progress: bool | str = False) -> float:
-    """Supervised fine-tuning of the base models (not the adapters) in place; seconds."""
-    data = stack_runs([jax.tree.map(jnp.asarray, t.sft) for t in tasks])
-    return _train_runs(_sft_step, models, lambda: optax.adamw(preset.sft_learning_rate), BASE,
-                       data, preset.sft_epochs, preset.sft_batch_size, seeds, progress, "sft")
-
-
 def pair_data(model: nnx.Module, pairs: dict) -> dict:
     """The pairs' tokens and masks with the frozen reference's log-probabilities (``model``
     as it is now: fine-tuned, adapters at zero), computed once."""
     data = {k: jnp.asarray(pairs[k]) for k in PAIR_KEYS}
-    return {**data, **_reference_program()(model, data)}
+    return {**data, **_reference_program(model, data)}
 
 
-@functools.lru_cache(maxsize=None)
-def _reference_program() -> Callable:
-    return nnx.jit(reference_logprobs)
+_reference_program = nnx.jit(reference_logprobs)
 
 
 @functools.lru_cache(maxsize=8)
@@ -178,24 +150,28 @@ def run_preference(preset: PreferencePreset, seeds: Sequence[int],
       "reference": {"train": ..., "test": ...}, "sft_seconds": float,
       "losses": {NAME: [(train, test) per-pair losses per seed]}}``.
     """
-    tasks = [preference_task(preset, s) for s in seeds]
-    bases = [preference_model(preset, t, s) for t, s in zip(tasks, seeds)]
-    sft_seconds = fine_tune(preset, bases, tasks, seeds, progress)
+    tasks = [sorting_preferences(
+        s, num_sft=preset.num_sft, num_train=preset.num_train, num_test=preset.num_test,
+        hard_fraction=preset.hard_fraction, sft_long_fraction=preset.sft_long_fraction,
+        label_noise=preset.label_noise) for s in seeds]
+    bases = [Transformer(t.vocab_size, t.max_length, dim=preset.dim, heads=preset.heads,
+                         layers=preset.layers, lora_rank=preset.lora_rank, rngs=nnx.Rngs(s))
+             for t, s in zip(tasks, seeds)]
+    sft_seconds = _train_runs(  # supervised fine-tuning of the bases, not the adapters
+        _sft_step, bases, lambda: optax.adamw(preset.sft_learning_rate), BASE,
+        stack_runs([jax.tree.map(jnp.asarray, t.sft) for t in tasks]), preset.sft_epochs,
+        preset.sft_batch_size, seeds, progress, "sft")
     splits = [{s: pair_data(b, getattr(t, s)) for s in ("train", "test")}
               for b, t in zip(bases, tasks)]
     data = stack_runs([d["train"] for d in splits])
     batch = min(preset.batch_size, preset.num_train)
     steps = preset.epochs * (preset.num_train // batch)
 
-    def evaluate(models):
-        out, losses = {s: [] for s in ("train", "test")}, []
-        for m, d, t in zip(models, splits, tasks):
-            results = {s: pair_metrics(m, d[s], preset, getattr(t, s)["hard"])
-                       for s in ("train", "test")}
-            for s in out:
-                out[s].append(results[s][0])
-            losses.append((results["train"][1], results["test"][1]))
-        return {s: {k: [r[k] for r in rows] for k in rows[0]} for s, rows in out.items()}, losses
+    def evaluate(models):  # ({split: {metric: [per seed]}}, [(train, test) losses per seed])
+        runs = [{s: pair_metrics(m, d[s], preset, getattr(t, s)["hard"]) for s in d}
+                for m, d, t in zip(models, splits, tasks)]
+        metrics = {s: {k: [r[s][0][k] for r in runs] for k in runs[0][s][0]} for s in runs[0]}
+        return metrics, [(r["train"][1], r["test"][1]) for r in runs]
 
     report = {"reference": evaluate(bases)[0], "sft_seconds": sft_seconds, "methods": {},
               "losses": {}}

@@ -1,9 +1,8 @@
 """The Feasible Learning paper's experiments as presets: frozen dataclasses, importable without JAX.
 
-``feasjax paper NAME`` reads one of :data:`PRESETS` (``two_moons``, ``cifar10_resnet18``,
-``utkface_resnet18``, ``dpo``), overrides fields with ``--set key=value`` (:func:`override`) and
-runs ERM, CSERM, FL and RFL for every seed (:mod:`feasjax.experiments.paper`); for ``dpo`` (a
-:class:`PreferencePreset`) DPO, FL-DPO and RFL-DPO (:mod:`feasjax.experiments.preference`).
+``feasjax paper NAME`` reads one of :data:`PRESETS`, applies ``--set key=value`` (:func:`override`)
+and runs ERM, CSERM, FL and RFL (:mod:`feasjax.experiments.paper`), or for ``dpo`` DPO, FL-DPO and
+RFL-DPO (:mod:`feasjax.experiments.preference`).
 
 Where the values come from: the official code of Ramirez et al. (github.com/juan43ramirez/
 feasible-learning, commit 864a585), read for this module and not copied:
@@ -12,35 +11,33 @@ feasible-learning, commit 864a585), read for this module and not copied:
   and 128 validation samples, all 512 in one batch; CIFAR-10 and UTKFace use batches of 128.
 - ``configs/model.py``: two moons is an MLP (70, 70) with ReLU and AdamW 5e-4; CIFAR-10 a
   ResNet-18 with SGD 0.1, momentum 0.9, weight decay 5e-4 and cosine annealing over 200
-  epochs; UTKFace a ResNet-18 with AdamW 1e-4. Only the learning rate is set for AdamW, so
-  PyTorch's default weight decay 0.01 applies (optax's default is 1e-4: we set 0.01).
+  epochs; UTKFace a ResNet-18 with AdamW 1e-4 (PyTorch's default weight decay 0.01 applies:
+  optax's default is 1e-4, we set 0.01).
 - ``configs/task.py``: FL's multipliers start at 0, the dual optimizer is Cooper's nuPI with
-  its defaults (``Kp=0, Ki=1``: plain gradient ascent), the update order is dual then primal
-  (``AlternatingDualPrimalOptimizer``); FL's primal objective is the Lagrangian alone.
+  its defaults (``Kp=0, Ki=1``: plain gradient ascent), the update order is dual then primal;
+  FL's primal objective is the Lagrangian alone.
 - ``src/cmps/base_cmp.py``: classification bounds a probability ``p`` of the correct class,
-  ``ε = log(1/p)``; CSERM ("clamped squared ERM") minimises the batch mean of
-  ``max(0, loss_i - ε)²``.
+  ``ε = log(1/p)``; CSERM minimises the batch mean of ``max(0, loss_i - ε)²``.
 - ``scripts/tables/{cifar,utkface}.py`` and the README: CIFAR-10 p in {0.6, 1.0}, dual lr
   1e-4, CSERM with primal lr 0.01 ("the squared loss made it diverge"), 200 epochs, model
   init seed 135; UTKFace ε in {0.02, 0} on the squared error, dual lr 1e-3, CSERM lr 1e-5,
   150 epochs; two moons (README) p = 0.6, dual lr 1e-2, 250 epochs. RFL is nuPI's weight
-  decay 1.0 on the multipliers, ``λ += η (g - 1.0 λ)``: our :func:`feasjax.resilient` with
+  decay 1.0 on the multipliers, ``λ += η (g - 1.0 λ)``: :func:`feasjax.resilient` with
   ``alpha = 1 / 1.0``. Seeds 0-4.
 
-Differences (ours): no data augmentation on CIFAR-10 (the paper's loader crops and flips);
-the ResNet-18 is feasjax's CIFAR-style one for both image sets (the paper's UTKFace model is
-torchvision's); the model is initialised from the run's seed (the paper fixes init seed 135
-and varies the data order and, for two moons, the data: here ``make_moons`` draws train and
-test sets from the seed as well); the two-moons CSERM learning rate is not in the scripts (we
-use the primal one); the learning-rate schedule steps every minibatch, not every epoch.
+Differences (ours): no data augmentation on CIFAR-10; feasjax's CIFAR-style ResNet-18 for both
+image sets (the paper's UTKFace model is torchvision's); the model is initialised from the
+run's seed (the paper fixes init seed 135 and varies the data order and, for two moons, the
+data, which ``make_moons`` draws from the seed here too); the two-moons CSERM learning rate is
+not in the scripts (we use the primal one); the learning-rate schedule steps every minibatch.
 
-The preference experiment (the paper's DPO runs, ``trl/trainer/dpo_trainer_feas.py`` and
+The preference experiment (``trl/trainer/dpo_trainer_feas.py`` and
 ``examples/scripts/paper_experiments/`` of the same repository): ``loss_tolerance`` 0.3, dual lr
-1.0, ``resilient_alpha`` 1.0 (the dual update ``λ_i ← max(0, λ_i + η (ℓ_i − ε − λ_i/α))``),
-multipliers from 1, DPO's ``β = 0.1``, LoRA adapters, AdamW on a cosine schedule. Differences
-(ours, for a 2-core CPU): a 2-layer transformer of width 32 fine-tuned on a generated sorting
-task instead of a 3B chat model and Orca pairs; LoRA rank 4 on every linear layer of the blocks;
-the learning rate, epochs and batch size chosen for the small model; no warm-up.
+1.0, ``resilient_alpha`` 1.0 (``λ_i ← max(0, λ_i + η (ℓ_i − ε − λ_i/α))``), multipliers from 1,
+DPO's ``β = 0.1``, LoRA adapters, AdamW on a cosine schedule. Ours, for a 2-core CPU: a 2-layer
+transformer of width 32 on a generated sorting task instead of a 3B chat model and Orca pairs;
+LoRA rank 4 on every linear layer of the blocks; learning rate, epochs and batch size chosen for
+the small model; no warm-up.
 """
 from __future__ import annotations
 
@@ -110,8 +107,7 @@ class PreferencePreset:
     Example:
       >>> from feasjax.experiments import PRESETS
       >>> preset = PRESETS["dpo"]
-      >>> (preset.epsilon, preset.dual_learning_rate,
-      ...  preset.resilient_alpha, preset.init_multiplier)
+      >>> preset.epsilon, preset.dual_learning_rate, preset.resilient_alpha, preset.init_multiplier
       (0.3, 1.0, 1.0, 1.0)
     """
 
@@ -194,9 +190,7 @@ def override(preset: PaperPreset | PreferencePreset,
 
     Example:
       >>> from feasjax.experiments import PRESETS, override
-      >>> new = override(
-      ...     PRESETS["cifar10_resnet18"], ["width=8", "epochs=2", "p=1.0"]
-      ... )
+      >>> new = override(PRESETS["cifar10_resnet18"], ["width=8", "epochs=2", "p=1.0"])
       >>> new.width, new.epochs, new.epsilon
       (8, 2, 0.0)
     """

@@ -1,8 +1,7 @@
 """One ERM / FL / RFL run on a dataset, from configuration to per-sample losses and metrics.
 
-``feasjax demo`` and ``feasjax train`` are thin command-line layers over :func:`run_method`, so
-the methods they compare share the model, the primal optimizer, the batch size, the epochs and
-the data order (the shuffling key depends on the seed only).
+The methods ``feasjax demo`` and ``feasjax train`` compare share the model, the primal optimizer,
+the batch size, the epochs and the data order (the shuffling key depends on the seed only).
 """
 from __future__ import annotations
 
@@ -13,17 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from feasjax.averaging.wrappers import averaged_params
 from feasjax.data.datasets import Dataset
 from feasjax.experiments import multirun
-from feasjax.experiments.builders import RunConfig, build_model, build_solver, evaluate, model_fns
+from feasjax.experiments.builders import (RunConfig, build_model, evaluate_run, method_solver,
+                                          model_fns)
 from feasjax.parallel.mesh import data_mesh
 from feasjax.training.engine import train
 
-__all__ = [
-    "MethodResult",
-    "run_method",
-]
+__all__ = ["MethodResult", "run_method"]
 
 
 class MethodResult(NamedTuple):
@@ -59,9 +55,7 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     Example:
       >>> from feasjax.data import load_dataset
       >>> from feasjax.experiments import RunConfig, run_method
-      >>> res = run_method(
-      ...     load_dataset("digits"), "fl", RunConfig(epochs=1), progress=False
-      ... )
+      >>> res = run_method(load_dataset("digits"), "fl", RunConfig(epochs=1), progress=False)
       >>> sorted(res.metrics)
       ['seconds', 'skipped_steps', 'test', 'train']
     """
@@ -72,36 +66,19 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     if trainer is not None and devices > 1:
         raise ValueError(f"a custom trainer runs on one device; got devices={devices} "
                          f"(pass devices=1, or train_options=... to feasjax.train)")
-    solver = build_solver(method, fns.weighted_loss(method, config.fl_keeps_dropout),
-                          len(dataset.y_train), config,
-                          steps_per_epoch=len(dataset.y_train) // batch_size,
-                          measurement_fn=fns.dual_measurement)
+    solver = method_solver(method, fns, dataset, config, batch_size)
     options = dict(train_options or {})
     if devices > 1:  # the same program, partitioned over a mesh by the engine
         options["mesh"] = data_mesh(devices)
     start = time.perf_counter()
-    state, history = (trainer or train)(solver,
-                                        solver.init(fns.params, model_state=fns.model_state),
-                                        data, epochs=config.epochs, batch_size=batch_size,
-                                        key=jax.random.key(config.seed),
-                                        epsilon=config.epsilon, progress=progress,
-                                        description=label or method, **options)
+    state, history = (trainer or train)(
+        solver, solver.init(fns.params, model_state=fns.model_state), data,
+        epochs=config.epochs, batch_size=batch_size, key=jax.random.key(config.seed),
+        epsilon=config.epsilon, progress=progress, description=label or method, **options)
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
-    train_losses, train_metrics = evaluate(fns, state.params, state.model_state,
-                                           dataset.x_train, dataset.y_train, dataset,
-                                           config.epsilon)
-    test_losses, test_metrics = evaluate(fns, state.params, state.model_state, dataset.x_test,
-                                         dataset.y_test, dataset, config.epsilon)
-    result = {"train": train_metrics, "test": test_metrics, "seconds": seconds,
-              "skipped_steps": int(state.skipped)}
-    if config.average != "none":
-        params = averaged_params(state.primal_state, state.params)
-        result["averaged"] = {
-            "average": config.average,
-            "train": evaluate(fns, params, state.model_state, dataset.x_train,
-                              dataset.y_train, dataset, config.epsilon)[1],
-            "test": evaluate(fns, params, state.model_state, dataset.x_test, dataset.y_test,
-                             dataset, config.epsilon)[1],
-        }
-    return MethodResult(state, train_losses, test_losses, result, history)
+    losses, metrics = evaluate_run(fns, state.params, state.model_state, state.primal_state,
+                                   dataset, config)
+    metrics = {"train": metrics.pop("train"), "test": metrics.pop("test"), "seconds": seconds,
+               "skipped_steps": int(state.skipped), **metrics}  # then "averaged", if any
+    return MethodResult(state, losses["train"], losses["test"], metrics, history)
