@@ -95,7 +95,8 @@ def estimate_mixing_alpha(local_samples: jax.Array, global_samples: jax.Array, *
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.averaging import estimate_mixing_alpha
-      >>> a = estimate_mixing_alpha(jnp.array([0.0, 2.0]), jnp.array([3.0, 5.0]), debiased=True)
+      >>> a = estimate_mixing_alpha(jnp.array([0.0, 2.0]), jnp.array([3.0, 5.0]),
+      ...                           debiased=True)
       >>> round(float(a), 3)  # v_L = v_G = 1, Delta^2 = 9 - 2 = 7
       0.111
     """

@@ -33,7 +33,8 @@ def swa_schedule(base: optax.ScalarOrSchedule, start_step: int, swa_lr: float,
 
     Example:
       >>> from feasjax.averaging import swa_schedule
-      >>> sched = swa_schedule(1.0, start_step=2, swa_lr=0.5, cycle_length=2, min_lr=0.1)
+      >>> sched = swa_schedule(1.0, start_step=2, swa_lr=0.5, cycle_length=2,
+      ...                      min_lr=0.1)
       >>> [round(float(sched(t)), 3) for t in range(6)]
       [1.0, 1.0, 0.3, 0.1, 0.3, 0.1]
     """

@@ -117,7 +117,8 @@ def nupi(
       >>> tx = nupi(0.1, kp=1.0, ki=1.0, nu=0.0)
       >>> state = tx.init(jnp.zeros(1))
       >>> upd, state = tx.update(jnp.array([1.0]), state)   # first step: +η K_I e_0
-      >>> upd, state = tx.update(jnp.array([3.0]), state)   # +η (K_I e_1 + K_P (e_1 - e_0))
+      >>> # +η (K_I e_1 + K_P (e_1 - e_0))
+      >>> upd, state = tx.update(jnp.array([3.0]), state)
       >>> [round(float(u), 6) for u in upd]
       [0.5]
 

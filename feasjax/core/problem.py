@@ -25,7 +25,8 @@ class ConstraintValue(NamedTuple):
 
     Example:
       >>> import jax.numpy as jnp, feasjax as fj
-      >>> fj.ConstraintValue(jnp.array([0.5, -0.1])).measurement is None  # dual step: violation
+      >>> # dual step: violation
+      >>> fj.ConstraintValue(jnp.array([0.5, -0.1])).measurement is None
       True
     """
 
@@ -75,7 +76,8 @@ class ConstraintGroup(NamedTuple):
 
     Example:
       >>> import feasjax as fj
-      >>> group = fj.ConstraintGroup(size=100, indexed=True)  # one multiplier per sample
+      >>> # one multiplier per sample
+      >>> group = fj.ConstraintGroup(size=100, indexed=True)
       >>> group.kind, group.resolved_reduction(), group.init_multiplier
       ('inequality', 'mean', 1.0)
     """

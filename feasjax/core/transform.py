@@ -232,8 +232,8 @@ def feasible(
       >>> import jax.numpy as jnp, optax, feasjax as fj
       >>> tx = fj.feasible(optax.sgd(0.1), num_samples=3, epsilon=0.5)
       >>> w = jnp.zeros(2)
-      >>> _, state = tx.update(jnp.ones(2), tx.init(w), w, losses=jnp.array([2.5, 0.0]),
-      ...                      indices=jnp.array([2, 0]))
+      >>> loss, rows = jnp.array([2.5, 0.0]), jnp.array([2, 0])
+      >>> _, state = tx.update(jnp.ones(2), tx.init(w), w, losses=loss, indices=rows)
       >>> # λ_i ← max(0, λ_i + 0.1 (ℓ_i − 0.5)) on the batch's rows 2 and 0
       >>> [round(float(v), 6) for v in fj.multipliers(state)]
       [0.95, 1.0, 1.2]
@@ -330,7 +330,8 @@ def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None
 
     Example:
       >>> import jax.numpy as jnp, optax, feasjax as fj
-      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=0.1, init_multiplier=2.0)
+      >>> tx = fj.feasible(optax.sgd(0.1), num_samples=4, epsilon=0.1,
+      ...                  init_multiplier=2.0)
       >>> fj.multipliers(tx.init(jnp.zeros(1)), jnp.array([3, 0])).tolist()
       [2.0, 2.0]
     """

@@ -191,7 +191,8 @@ def from_arrays(x: object, y: object, x_test: object | None = None, y_test: obje
     Example:
       >>> import numpy as np
       >>> from feasjax.data import from_arrays
-      >>> ds = from_arrays(np.arange(20.0).reshape(10, 2), np.arange(10) % 2, test_fraction=0.4)
+      >>> ds = from_arrays(np.arange(20.0).reshape(10, 2), np.arange(10) % 2,
+      ...                  test_fraction=0.4)
       >>> ds.x_train.shape, ds.x_test.shape, ds.num_classes
       ((6, 2), (4, 2), 2)
     """

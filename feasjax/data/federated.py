@@ -58,7 +58,8 @@ def dirichlet_partition(labels: np.ndarray, num_clients: int, beta: float, *, se
     Example:
       >>> import numpy as np
       >>> from feasjax.data import dirichlet_partition
-      >>> ids = dirichlet_partition(np.repeat(np.arange(3), 20), num_clients=4, beta=0.5)
+      >>> ids = dirichlet_partition(np.repeat(np.arange(3), 20), num_clients=4,
+      ...                           beta=0.5)
       >>> ids.shape, int(np.bincount(ids, minlength=4).min()) >= 2
       ((60,), True)
     """
@@ -211,7 +212,8 @@ def from_client_arrays(x: object, y: object, client: object, *, x_test: object |
     Example:
       >>> import numpy as np
       >>> from feasjax.data import from_client_arrays
-      >>> fed = from_client_arrays(np.zeros((8, 2)), np.arange(8) % 2, np.arange(8) // 4)
+      >>> fed = from_client_arrays(np.zeros((8, 2)), np.arange(8) % 2,
+      ...                          np.arange(8) // 4)
       >>> fed.num_clients, fed.train_counts.tolist()
       (2, [3, 3])
     """

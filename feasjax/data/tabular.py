@@ -65,7 +65,7 @@ def spurious_tabular(seed: int = 0, *, train_size: int = 400, val_size: int = 20
       >>> data = spurious_tabular(seed=0)
       >>> data.group_counts()["train"]  # 400 rows at correlation 0.95
       [190, 10, 10, 190]
-      >>> # the core feature predicts the label on every split, the spurious one on train only
+      >>> # the core feature predicts the label everywhere, the spurious one on train
       >>> agree = lambda x, y, col: float(np.mean((x[:, col] > 0) == (y == 1)))
       >>> [round(agree(data.x_train, data.y_train, col), 2) for col in (0, 1)]
       [0.87, 0.95]

@@ -49,8 +49,8 @@ class RunConfig(NamedTuple):
 
         Example:
           >>> from feasjax.experiments import RunConfig
-          >>> RunConfig(model="cnn").fl_keeps_dropout, RunConfig(model="resnet").fl_keeps_dropout
-          (False, True)
+          >>> [RunConfig(model=m).fl_keeps_dropout for m in ("cnn", "resnet")]
+          [False, True]
         """
         return default_fl_dropout(self.model) if self.fl_dropout is None else self.fl_dropout
 

@@ -212,8 +212,10 @@ def run_group_method(method: str, datasets: Sequence[GroupDataset], seeds: Seque
     Example:
       >>> from feasjax.data import spurious_digits
       >>> from feasjax.experiments import GroupConfig, run_group_method
-      >>> out = run_group_method("groupdro", [spurious_digits(0)], [0], GroupConfig(epochs=1))
-      >>> sorted(out["test"]["group_accuracy"]), len(out["test"]["worst_group_accuracy"])
+      >>> out = run_group_method("groupdro", [spurious_digits(0)], [0],
+      ...                        GroupConfig(epochs=1))
+      >>> test = out["test"]
+      >>> sorted(test["group_accuracy"]), len(test["worst_group_accuracy"])
       (['0', '1', '2', '3'], 1)
     """
     if method not in GROUP_METHODS:

@@ -96,7 +96,8 @@ def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.
       >>> from feasjax.experiments import retrain_last_layer
       >>> f = jnp.array([[1.0], [-1.0], [1.0], [-1.0]])
       >>> y, g = jnp.array([1, 0, 1, 0]), jnp.array([1, 0, 1, 0])
-      >>> head, gamma, worst = retrain_last_layer((f, f), (y, y), (g, g), 2, 2, steps=50)
+      >>> head, gamma, worst = retrain_last_layer((f, f), (y, y), (g, g), 2, 2,
+      ...                                         steps=50)
       >>> worst.tolist()
       [1.0, 1.0, 1.0, 1.0, 1.0]
     """

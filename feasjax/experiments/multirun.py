@@ -95,7 +95,8 @@ def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Se
       >>> from feasjax.data import load_dataset
       >>> from feasjax.experiments import RunConfig, run_method_sweep
       >>> config = RunConfig(epochs=1, devices=1)
-      >>> res = run_method_sweep(load_dataset("digits"), "fl", config, [0, 1], progress=False)
+      >>> res = run_method_sweep(load_dataset("digits"), "fl", config, [0, 1],
+      ...                        progress=False)
       >>> len(res.runs), sorted(res.summary["test"]["accuracy"])
       (2, ['mean', 'std'])
     """

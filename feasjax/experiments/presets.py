@@ -107,7 +107,8 @@ class PreferencePreset:
     Example:
       >>> from feasjax.experiments import PRESETS
       >>> preset = PRESETS["dpo"]
-      >>> preset.epsilon, preset.dual_learning_rate, preset.resilient_alpha, preset.init_multiplier
+      >>> (preset.epsilon, preset.dual_learning_rate,
+      ...  preset.resilient_alpha, preset.init_multiplier)
       (0.3, 1.0, 1.0, 1.0)
     """
 
@@ -190,7 +191,8 @@ def override(preset: PaperPreset | PreferencePreset,
 
     Example:
       >>> from feasjax.experiments import PRESETS, override
-      >>> new = override(PRESETS["cifar10_resnet18"], ["width=8", "epochs=2", "p=1.0"])
+      >>> new = override(PRESETS["cifar10_resnet18"],
+      ...                ["width=8", "epochs=2", "p=1.0"])
       >>> new.width, new.epochs, new.epsilon
       (8, 2, 0.0)
     """

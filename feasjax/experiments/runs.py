@@ -55,7 +55,8 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     Example:
       >>> from feasjax.data import load_dataset
       >>> from feasjax.experiments import RunConfig, run_method
-      >>> res = run_method(load_dataset("digits"), "fl", RunConfig(epochs=1), progress=False)
+      >>> res = run_method(load_dataset("digits"), "fl", RunConfig(epochs=1),
+      ...                  progress=False)
       >>> sorted(res.metrics)
       ['seconds', 'skipped_steps', 'test', 'train']
     """

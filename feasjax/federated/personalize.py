@@ -33,10 +33,13 @@ def train_clients(train: Callable, params: Any, clients: dict, key: jax.Array, *
     Example:
       >>> import jax, jax.numpy as jnp, optax
       >>> from feasjax.federated import client_update, train_clients
-      >>> train = client_update(lambda w, b: (b["x"] @ w - b["y"]) ** 2, optax.sgd(0.5), 50)
-      >>> clients = {"x": jnp.ones((2, 3, 1)), "y": jnp.stack([jnp.zeros(3), jnp.ones(3)]),
+      >>> train = client_update(lambda w, b: (b["x"] @ w - b["y"]) ** 2,
+      ...                       optax.sgd(0.5), 50)
+      >>> clients = {"x": jnp.ones((2, 3, 1)),
+      ...            "y": jnp.stack([jnp.zeros(3), jnp.ones(3)]),
       ...            "mask": jnp.ones((2, 3), bool)}
-      >>> train_clients(train, jnp.zeros(1), clients, jax.random.key(0)).round(3).tolist()
+      >>> train_clients(train, jnp.zeros(1), clients,
+      ...               jax.random.key(0)).round(3).tolist()
       [[0.0], [1.0]]
     """
     keys = jax.random.split(key, clients["mask"].shape[0])
@@ -67,8 +70,10 @@ def client_metrics(predict: Predict, params: Any, data: dict, *,
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.federated import client_metrics
-      >>> data = {"x": jnp.eye(2)[None], "y": jnp.array([[0, 0]]), "mask": jnp.ones((1, 2), bool)}
-      >>> acc, loss = client_metrics(lambda w, x: x @ w, jnp.eye(2), data, per_client=False)
+      >>> data = {"x": jnp.eye(2)[None], "y": jnp.array([[0, 0]]),
+      ...         "mask": jnp.ones((1, 2), bool)}
+      >>> acc, loss = client_metrics(lambda w, x: x @ w, jnp.eye(2), data,
+      ...                            per_client=False)
       >>> acc.tolist()
       [0.5]
     """
@@ -129,7 +134,8 @@ def alpha_curve(predict: Predict, local: Any, global_params: Any, data: dict,
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.federated import alpha_curve
-      >>> data = {"x": jnp.eye(2)[None], "y": jnp.array([[1, 1]]), "mask": jnp.ones((1, 2), bool)}
+      >>> data = {"x": jnp.eye(2)[None], "y": jnp.array([[1, 1]]),
+      ...         "mask": jnp.ones((1, 2), bool)}
       >>> acc, _ = alpha_curve(lambda w, x: x @ w, jnp.eye(2)[None], jnp.eye(2)[::-1],
       ...                      data, jnp.array([0.0, 1.0]))
       >>> acc.tolist()
@@ -147,7 +153,8 @@ def select_alpha(losses: jax.Array, alphas: jax.Array) -> jax.Array:
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.federated import select_alpha
-      >>> select_alpha(jnp.array([[3.0, 1.0, 2.0]]), jnp.array([0.0, 0.5, 1.0])).tolist()
+      >>> select_alpha(jnp.array([[3.0, 1.0, 2.0]]),
+      ...              jnp.array([0.0, 0.5, 1.0])).tolist()
       [0.5]
     """
     return jnp.asarray(alphas)[jnp.argmin(losses, axis=-1)]

@@ -48,7 +48,8 @@ def prompt_logits(prompts: jax.Array, features: jax.Array, scale: float = 20.0) 
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.federated import prompt_logits
-      >>> prompt_logits(jnp.array([[2.0, 0.0], [0.0, 1.0]]), jnp.array([[1.0, 0.0]]), 10.0)
+      >>> prompt_logits(jnp.array([[2.0, 0.0], [0.0, 1.0]]), jnp.array([[1.0, 0.0]]),
+      ...               10.0)
       Array([[10.,  0.]], dtype=float32)
     """
     unit = prompts / jnp.maximum(jnp.linalg.norm(prompts, axis=-1, keepdims=True), 1e-12)
@@ -63,7 +64,8 @@ def portfolio_params(key: jax.Array, num_classes: int, num_features: int, num_cl
     Example:
       >>> import jax
       >>> from feasjax.federated import portfolio_params
-      >>> g, personal = portfolio_params(jax.random.key(0), 3, 8, num_clients=2, theta=0.25)
+      >>> g, personal = portfolio_params(jax.random.key(0), 3, 8, num_clients=2,
+      ...                                theta=0.25)
       >>> g.shape, personal["prompts"].shape, personal["theta_logit"].shape
       ((3, 8), (2, 3, 8), (2,))
     """
@@ -84,7 +86,8 @@ def portfolio_prompts(global_prompts: jax.Array, personal: dict,
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from feasjax.federated import portfolio_params, portfolio_prompts
-      >>> g, personal = portfolio_params(jax.random.key(0), 2, 2, num_clients=1, theta=0.25)
+      >>> g, personal = portfolio_params(jax.random.key(0), 2, 2, num_clients=1,
+      ...                                theta=0.25)
       >>> mine = jax.tree.map(lambda v: v[0], personal)
       >>> mine["prompts"] = jnp.zeros((2, 2))
       >>> bool(jnp.allclose(portfolio_prompts(g, mine), 0.75 * g))

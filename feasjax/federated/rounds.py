@@ -149,7 +149,8 @@ def federated_averaging(loss_fn: LossFn, client_optimizer: optax.GradientTransfo
       >>> from feasjax.federated import federated_averaging
       >>> loss = lambda w, b: (b["x"] @ w - b["y"]) ** 2
       >>> fed = federated_averaging(loss, optax.sgd(0.1), local_steps=5)
-      >>> clients = {"x": jnp.ones((2, 4, 1)), "y": jnp.stack([jnp.zeros(4), 2 * jnp.ones(4)]),
+      >>> clients = {"x": jnp.ones((2, 4, 1)),
+      ...            "y": jnp.stack([jnp.zeros(4), 2 * jnp.ones(4)]),
       ...            "mask": jnp.ones((2, 4), bool)}
       >>> state = fed.init(jnp.zeros(1))
       >>> for r in range(30):

@@ -45,7 +45,8 @@ def mean_estimation(key: jax.Array, *, num_clients: int = 10, num_samples: int =
     Example:
       >>> import jax
       >>> from feasjax.federated import mean_estimation
-      >>> res = mean_estimation(jax.random.key(0), num_clients=4, repetitions=50, bias=0.5)
+      >>> res = mean_estimation(jax.random.key(0), num_clients=4, repetitions=50,
+      ...                       bias=0.5)
       >>> res.alpha_estimated.shape, res.mse.shape
       ((50, 4), (4, 41))
     """

@@ -106,8 +106,8 @@ def group_summary(logits_or_preds: jax.Array, labels: jax.Array, groups: jax.Arr
       >>> pred, labels = jnp.array([0, 1, 1, 1]), jnp.array([0, 1, 0, 0])
       >>> groups = jnp.array([0, 1, 1, 1])
       >>> out = jax.jit(group_summary, static_argnums=3)(pred, labels, groups, 2)
-      >>> round(float(out["average_accuracy"]), 4), round(float(out["balanced_accuracy"]), 4)
-      (0.5, 0.6667)
+      >>> [round(float(out[k]), 4) for k in ("average_accuracy", "balanced_accuracy")]
+      [0.5, 0.6667]
     """
     correct = _correct(logits_or_preds, labels)
     per_group = group_mean(correct, groups, num_groups, mask)

@@ -69,8 +69,10 @@ def plot_loss_cdfs(per_method: Losses, epsilon: float, path: str | os.PathLike, 
     Example:
       >>> import os, tempfile, numpy as np
       >>> from feasjax.metrics import plot_loss_cdfs
-      >>> losses = {"erm": {"train": np.array([0.01, 0.5, 3.0]), "test": np.array([0.2, 1.0])}}
-      >>> out = plot_loss_cdfs(losses, 0.1, os.path.join(tempfile.mkdtemp(), "cdf.png"))
+      >>> losses = {"erm": {"train": np.array([0.01, 0.5, 3.0]),
+      ...                   "test": np.array([0.2, 1.0])}}
+      >>> out = plot_loss_cdfs(losses, 0.1,
+      ...                      os.path.join(tempfile.mkdtemp(), "cdf.png"))
       >>> out.read_bytes()[:4]
       b'\\x89PNG'
     """
@@ -135,7 +137,8 @@ def loss_survival_figure(per_method: Losses, epsilon: float, *, floor: float = F
     Example:
       >>> import numpy as np
       >>> from feasjax.metrics import loss_survival_figure
-      >>> losses = {"erm": {"train": np.array([0.0, 0.5, 3.0]), "test": np.array([0.2, 1.0])}}
+      >>> losses = {"erm": {"train": np.array([0.0, 0.5, 3.0]),
+      ...                   "test": np.array([0.2, 1.0])}}
       >>> fig = loss_survival_figure(losses, 0.1, title="toy")
       >>> [ax.get_yscale() for ax in fig.axes], fig.get_suptitle()
       (['log', 'log'], 'Per-sample loss tails: toy')
@@ -178,8 +181,10 @@ def plot_loss_survival(per_method: Losses, epsilon: float, path: str | os.PathLi
     Example:
       >>> import os, tempfile, numpy as np
       >>> from feasjax.metrics import plot_loss_survival
-      >>> losses = {"fl": {"train": np.array([0.01, 0.05]), "test": np.array([0.2, 1.0])}}
-      >>> plot_loss_survival(losses, 0.1, os.path.join(tempfile.mkdtemp(), "tail.png")).suffix
+      >>> losses = {"fl": {"train": np.array([0.01, 0.05]),
+      ...                  "test": np.array([0.2, 1.0])}}
+      >>> plot_loss_survival(losses, 0.1,
+      ...                    os.path.join(tempfile.mkdtemp(), "tail.png")).suffix
       '.png'
     """
     return _save(loss_survival_figure(per_method, epsilon, floor=floor, title=title), path, 110)
@@ -201,8 +206,10 @@ def plot_group_accuracy(group_accuracy: Mapping[str, Mapping[str, Sequence[float
     Example:
       >>> import os, tempfile
       >>> from feasjax.metrics import plot_group_accuracy
-      >>> acc = {"erm": {"0": [0.9, 0.8], "1": [0.4, 0.5]}, "fl": {"0": [0.85], "1": [0.7]}}
-      >>> plot_group_accuracy(acc, os.path.join(tempfile.mkdtemp(), "groups.png")).suffix
+      >>> acc = {"erm": {"0": [0.9, 0.8], "1": [0.4, 0.5]},
+      ...        "fl": {"0": [0.85], "1": [0.7]}}
+      >>> plot_group_accuracy(acc,
+      ...                     os.path.join(tempfile.mkdtemp(), "groups.png")).suffix
       '.png'
     """
     if not group_accuracy:
@@ -243,7 +250,8 @@ def plot_accuracy_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[Se
       >>> from feasjax.metrics import plot_accuracy_curves
       >>> curves = {"mix": ([0.0, 0.5, 1.0], [[0.6, 0.8, 0.7], [0.5, 0.9, 0.7]])}
       >>> path = os.path.join(tempfile.mkdtemp(), "mix.png")
-      >>> plot_accuracy_curves(curves, path, xlabel="alpha", mark=(0.5, "estimated alpha")).suffix
+      >>> plot_accuracy_curves(curves, path, xlabel="alpha",
+      ...                      mark=(0.5, "estimated alpha")).suffix
       '.png'
     """
     fig = Figure(figsize=(6, 4))

@@ -219,7 +219,8 @@ def per_class_accuracy(
     Example:
       >>> import jax.numpy as jnp
       >>> from feasjax.metrics import per_class_accuracy
-      >>> acc = per_class_accuracy(jnp.array([0, 1, 0, 0]), jnp.array([0, 1, 1, 1]), 3)
+      >>> acc = per_class_accuracy(jnp.array([0, 1, 0, 0]), jnp.array([0, 1, 1, 1]),
+      ...                          3)
       >>> [round(a, 4) for a in acc.tolist()]
       [1.0, 0.3333, nan]
     """

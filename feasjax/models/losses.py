@@ -127,7 +127,8 @@ def per_sample_loss_fn(
       >>> graphdef, params, model_state = split_model(
       ...     CNN((8, 8, 1), 3, features=(4,), hidden=8, batch_norm=True, dropout=0.5,
       ...         rngs=nnx.Rngs(0)))
-      >>> losses, model_state = jax.jit(per_sample_loss_fn(graphdef))(params, batch, model_state)
+      >>> losses, model_state = jax.jit(per_sample_loss_fn(graphdef))(params, batch,
+      ...                                                             model_state)
       >>> losses.shape, int(model_state["dropout"]["rngs"]["count"][...])
       ((5,), 1)
     """

@@ -94,7 +94,8 @@ class MLP(nnx.Module):
       >>> import jax.numpy as jnp
       >>> from flax import nnx
       >>> from feasjax.models import MLP, TiedDropout
-      >>> tied = MLP(64, [32], 10, tied_dropout=TiedDropout(0.5, 0.2), rngs=nnx.Rngs(0))
+      >>> tied = MLP(64, [32], 10, tied_dropout=TiedDropout(0.5, 0.2),
+      ...            rngs=nnx.Rngs(0))
       >>> tied(jnp.ones((5, 64)), indices=jnp.arange(5)).shape
       (5, 10)
     """

@@ -150,7 +150,8 @@ def reference_logprobs(model: Callable, batch: Mapping[str, jax.Array]) -> dict:
       >>> import feasjax as fj
       >>> uniform = lambda tokens: jnp.zeros((*tokens.shape, 2))
       >>> mask = jnp.array([[0, 1, 1]])
-      >>> pair = {"chosen": jnp.array([[0, 1, 1]]), "rejected": jnp.array([[0, 0, 1]]),
+      >>> pair = {"chosen": jnp.array([[0, 1, 1]]),
+      ...         "rejected": jnp.array([[0, 0, 1]]),
       ...         "chosen_mask": mask, "rejected_mask": mask}
       >>> ref = fj.models.reference_logprobs(uniform, pair)
       >>> round(float(ref["ref_chosen"][0]), 4)  # 2 log(1/2)
@@ -181,11 +182,13 @@ def preference_loss_fn(kind: str = "dpo", *, beta: float = 0.1,
       >>> import feasjax as fj
       >>> policy = lambda tokens: jnp.zeros((*tokens.shape, 2)).at[..., 1].set(1.0)
       >>> mask, ref = jnp.array([[0, 1, 1]]), jnp.log(jnp.array([0.25]))
-      >>> pair = {"chosen": jnp.array([[0, 1, 1]]), "rejected": jnp.array([[0, 0, 1]]),
+      >>> pair = {"chosen": jnp.array([[0, 1, 1]]),
+      ...         "rejected": jnp.array([[0, 0, 1]]),
       ...         "chosen_mask": mask, "rejected_mask": mask,
       ...         "ref_chosen": ref, "ref_rejected": ref}
       >>> loss = fj.models.preference_loss_fn("dpo", beta=1.0)(policy, pair)
-      >>> round(float(loss[0]), 4)  # softplus(-1): the chosen gains a nat over the rejected
+      >>> # softplus(-1): the chosen gains a nat over the rejected
+      >>> round(float(loss[0]), 4)
       0.3133
     """
     if kind not in PREFERENCE_LOSSES:

@@ -61,8 +61,8 @@ class Transformer(nnx.Module):
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
       >>> import feasjax as fj
-      >>> model = fj.models.Transformer(vocab_size=8, max_length=6, dim=16, heads=2, layers=1,
-      ...                               lora_rank=2, rngs=nnx.Rngs(0))
+      >>> model = fj.models.Transformer(vocab_size=8, max_length=6, dim=16, heads=2,
+      ...                               layers=1, lora_rank=2, rngs=nnx.Rngs(0))
       >>> model(jnp.zeros((3, 6), jnp.int32)).shape
       (3, 6, 8)
       >>> # r·(d_in + d_out) for each of the 4 adapted layers
