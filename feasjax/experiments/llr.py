@@ -8,6 +8,7 @@ by :func:`feasjax.core.group_weights`, for every temper ``γ`` at once (``vmap``
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -23,14 +24,7 @@ __all__ = ["retrain_last_layer", "cross_validated_head"]
 
 
 class LinearHead(NamedTuple):
-    """A linear classifier: ``head(features) = features @ kernel + bias``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.experiments.llr import LinearHead
-      >>> LinearHead(jnp.eye(2), jnp.zeros(2))(jnp.array([[0.0, 1.0]])).argmax(-1).tolist()
-      [1]
-    """
+    """A linear classifier: ``head(features) = features @ kernel + bias``."""
 
     kernel: jax.Array  # shape=(F, C)
     bias: jax.Array  # shape=(C,)
@@ -46,14 +40,6 @@ def fit_head(features: jax.Array, labels: jax.Array, weights: jax.Array, num_cla
 
     .. math:: \\min_{W, b}\\ \\tfrac1n \\textstyle\\sum_i w_i\\, \\ell(W^\\top f_i + b, y_i)
        + \\tfrac{l_2}{2} \\|W\\|^2
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from feasjax.experiments.llr import fit_head
-      >>> f, y = jnp.array([[1.0], [-1.0]]), jnp.array([1, 0])
-      >>> head = fit_head(f, y, jnp.ones(2), 2, steps=100)
-      >>> head(f).argmax(-1).tolist()
-      [1, 0]
     """
     tx = optax.adam(learning_rate)
     head = LinearHead(jnp.zeros((features.shape[1], num_classes)), jnp.zeros((num_classes,)))
@@ -102,17 +88,25 @@ def retrain_last_layer(features: tuple[jax.Array, jax.Array], labels: tuple[jax.
       [1.0, 1.0, 1.0, 1.0, 1.0]
     """
     (f_fit, f_sel), (y_fit, y_sel), (g_fit, g_sel) = features, labels, groups
-    counts = group_counts(g_fit, num_groups)
+    fit = functools.partial(_group_weighted_head, f_fit, y_fit, g_fit, num_classes, num_groups,
+                            steps=steps, learning_rate=learning_rate, l2=l2)
 
     def one(gamma):
-        weights = group_weights(counts, gamma=gamma)[g_fit]
-        head = fit_head(f_fit, y_fit, weights, num_classes, steps=steps,
-                        learning_rate=learning_rate, l2=l2)
+        head = fit(gamma)
         return head, worst_group_accuracy(head(f_sel), y_sel, g_sel, num_groups)
 
     heads, worst = jax.vmap(one)(jnp.asarray(gammas, jnp.float32))
     best = jnp.argmax(jnp.nan_to_num(worst, nan=-1.0))
     return jax.tree.map(lambda h: h[best], heads), jnp.asarray(gammas, jnp.float32)[best], worst
+
+
+def _group_weighted_head(features, labels, groups, num_classes, num_groups, gamma, mask=None,
+                         **options):
+    """:func:`fit_head` on the samples of ``mask`` (all: ``None``), weighted by
+    :func:`feasjax.core.group_weights` of their group counts with temper ``gamma``."""
+    weights = group_weights(group_counts(groups, num_groups, mask=mask), gamma=gamma)[groups]
+    return fit_head(features, labels, weights if mask is None else weights * mask, num_classes,
+                    **options)
 
 
 def _folds(groups: jax.Array, num_groups: int, folds: int) -> jax.Array:
@@ -161,13 +155,11 @@ def cross_validated_head(features: jax.Array, labels: jax.Array, groups: jax.Arr
         raise ValueError(f"folds must be an int >= 2, got {folds=}")
     gammas = jnp.asarray(gammas, jnp.float32)
     fold = _folds(groups, num_groups, folds)
+    fit = functools.partial(_group_weighted_head, features, labels, groups, num_classes,
+                            num_groups, steps=steps, learning_rate=learning_rate, l2=l2)
 
     def held_out(gamma, k):
-        fit = fold != k
-        weights = group_weights(group_counts(groups, num_groups, mask=fit), gamma=gamma)[groups]
-        head = fit_head(features, labels, weights * fit, num_classes, steps=steps,
-                        learning_rate=learning_rate, l2=l2)
-        return jnp.argmax(head(features), axis=-1)
+        return jnp.argmax(fit(gamma, fold != k)(features), axis=-1)
 
     def score(gamma):
         predictions = jax.vmap(held_out, (None, 0))(gamma, jnp.arange(folds))  # (folds, n)
@@ -178,8 +170,4 @@ def cross_validated_head(features: jax.Array, labels: jax.Array, groups: jax.Arr
     worst, average = jax.vmap(score)(gammas)
     # Lexicographic: worst-group first, then average accuracy, then the first (smallest) γ.
     best = jnp.lexsort((-average, -jnp.nan_to_num(worst, nan=-1.0)))[0]
-    gamma = gammas[best]
-    weights = group_weights(group_counts(groups, num_groups), gamma=gamma)[groups]
-    head = fit_head(features, labels, weights, num_classes, steps=steps,
-                    learning_rate=learning_rate, l2=l2)
-    return head, gamma, worst
+    return fit(gammas[best]), gammas[best], worst

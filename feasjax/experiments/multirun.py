@@ -23,13 +23,7 @@ __all__ = ["SweepResult", "run_method_sweep"]
 
 
 def resolve_devices(requested: int | None, batch_size: int) -> int:
-    """Devices for a run: ``requested``, or all available that divide ``batch_size``.
-
-    Example:
-      >>> from feasjax.experiments.multirun import resolve_devices
-      >>> resolve_devices(1, 64)
-      1
-    """
+    """Devices for a run: ``requested``, or all available that divide ``batch_size``."""
     available = len(jax.devices())
     if requested is None:
         return max(d for d in range(1, available + 1) if batch_size % d == 0)
@@ -121,13 +115,11 @@ def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Se
     seconds = time.perf_counter() - start
     runs = [evaluate_run(fns, *run, dataset, config)[1] for run in
             unstack_runs((states.params, states.model_state, states.primal_state))]
-    return SweepResult(states, runs, _summarize(runs), seconds, devices)
+    return SweepResult(states, runs, summarize_runs([_numbers(r) for r in runs]), seconds,
+                       devices)
 
 
-def _summarize(runs: list) -> dict:
-    """summarize_runs, the averaged model's metrics (``"averaged"``) included."""
-    summary = summarize_runs([{k: r[k] for k in ("train", "test")} for r in runs])
-    if "averaged" in runs[0]:
-        summary["averaged"] = summarize_runs(
-            [{k: r["averaged"][k] for k in ("train", "test")} for r in runs])
-    return summary
+def _numbers(run: dict) -> dict:
+    """``run`` without its strings (the averaged model's ``"average"`` name), for summarize_runs."""
+    return {k: _numbers(v) if isinstance(v, dict) else v for k, v in run.items()
+            if not isinstance(v, str)}

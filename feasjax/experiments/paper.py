@@ -40,13 +40,6 @@ def load_paper_data(preset: PaperPreset, seed: int, data_dir: str | None = None)
     int labels (CIFAR-10) or float targets (UTKFace, as the bound ``loss_bound`` means them),
     and ``x_test.npy``, ``y_test.npy`` alike; images are scaled with the train set's channel
     means and standard deviations.
-
-    Example:
-      >>> from feasjax.experiments import PRESETS
-      >>> from feasjax.experiments.paper import load_paper_data
-      >>> data = load_paper_data(PRESETS["two_moons"], seed=0)
-      >>> data.x_train.shape, data.x_test.shape, data.num_classes
-      ((512, 2), (128, 2), 2)
     """
     if preset.dataset == "two_moons":
         from sklearn.datasets import make_moons
@@ -76,11 +69,9 @@ def load_paper_data(preset: PaperPreset, seed: int, data_dir: str | None = None)
 
 
 def _model(preset: PaperPreset, data: Dataset, seed: int) -> nnx.Module:
-    rngs = nnx.Rngs(seed)
-    out = max(data.num_classes, 1)
+    rngs, out, w = nnx.Rngs(seed), max(data.num_classes, 1), preset.width
     if preset.model == "mlp":
         return MLP(data.x_train.shape[1], preset.hidden, out, rngs=rngs)
-    w = preset.width
     return ResNet(data.image_shape, out, widths=(w, 2 * w, 4 * w, 8 * w), blocks=(2, 2, 2, 2),
                   rngs=rngs)
 
@@ -95,23 +86,13 @@ def learning_rate_fn(preset: PaperPreset, method: str, total_steps: int) -> Call
     return optax.constant_schedule(learning_rate)
 
 
-def _primal(preset: PaperPreset, lr: Callable) -> optax.GradientTransformation:
-    if preset.optimizer == "adamw":
-        return optax.adamw(lr, weight_decay=preset.weight_decay)
-    if preset.optimizer != "sgd":
-        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {preset.optimizer=}")
-    # torch's SGD adds the decay to the gradient before the momentum.
-    return optax.chain(optax.add_decayed_weights(preset.weight_decay),
-                       optax.sgd(lr, momentum=preset.momentum or None))
-
-
 def clamped_squared(loss_fn: Callable, epsilon: float) -> Callable:
     """CSERM's per-sample loss ``max(0, loss_i - ε)²`` (model state passed through)."""
     def loss(*args):
         out = loss_fn(*args)
-        losses, rest = (out[0], out[1:]) if isinstance(out, tuple) else (out, None)
-        clamped = jnp.square(jnp.maximum(losses - epsilon, 0.0))
-        return clamped if rest is None else (clamped, *rest)
+        stateful = isinstance(out, tuple)
+        clamped = jnp.square(jnp.maximum((out[0] if stateful else out) - epsilon, 0.0))
+        return (clamped, *out[1:]) if stateful else clamped
 
     return loss
 
@@ -119,7 +100,12 @@ def clamped_squared(loss_fn: Callable, epsilon: float) -> Callable:
 def build_paper_solver(method: str, fns: ModelFns, num_samples: int, preset: PaperPreset,
                        lr: Callable):
     """The ERM, CSERM, FL or RFL solver of ``preset`` (see the module docstring)."""
-    primal = _primal(preset, lr)
+    if preset.optimizer not in ("adamw", "sgd"):
+        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {preset.optimizer=}")
+    # torch's SGD adds the decay to the gradient before the momentum.
+    primal = (optax.adamw(lr, weight_decay=preset.weight_decay) if preset.optimizer == "adamw"
+              else optax.chain(optax.add_decayed_weights(preset.weight_decay),
+                               optax.sgd(lr, momentum=preset.momentum or None)))
     if method == "erm":
         return empirical_risk(fns.train_loss, primal)
     if method == "cserm":

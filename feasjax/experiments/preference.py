@@ -97,10 +97,9 @@ def _objective_step(method: str, loss_fn: Callable, epsilon: float) -> Callable:
         grad_fn = nnx.value_and_grad(objective, has_aux=True,
                                      argnums=nnx.DiffState(0, nnx.LoRAParam))
         (_, losses), grads = grad_fn(model)
-        if weights is None:
-            optimizer.update(model, grads)
-        else:
-            optimizer.update(model, grads, losses=losses, indices=indices)
+        # fj.feasible's dual step reads the losses; plain AdamW takes no extra arguments.
+        extra = {} if weights is None else {"losses": losses, "indices": indices}
+        optimizer.update(model, grads, **extra)
         return losses
 
     return train_step
