@@ -5,7 +5,7 @@ groups``; the paper's experiments (``presets``, ``paper``, ``preference``) behin
 """
 from typing import TYPE_CHECKING
 
-from feasjax._exports import module_attributes
+from feasjax._exports import by_name, module_attributes
 
 if TYPE_CHECKING:  # for type checkers and the API reference (griffe); at run time: __getattr__
     from feasjax.experiments.config import (AVERAGES, GROUP_METHODS, METHODS, MODELS, RunConfig,
@@ -28,12 +28,8 @@ __all__ = ["GROUP_METHODS", "GroupConfig", "retrain_last_layer", "cross_validate
 
 # No longer exported here (helpers, or records only the library builds); until 0.3 they still
 # resolve, with a DeprecationWarning naming the module that defines them.
-_DEPRECATED = {
-    "fit_head": "feasjax.experiments.llr",
-    "LinearHead": "feasjax.experiments.llr",
-    "resolve_devices": "feasjax.experiments.multirun",
-    "sample_order_state": "feasjax.experiments.multirun",
-}
+_DEPRECATED = by_name({"feasjax.experiments.llr": ("fit_head", "LinearHead"),
+                      "feasjax.experiments.multirun": ("resolve_devices", "sample_order_state")})
 
 # Imported on first use: ``feasjax.experiments.config`` imports no JAX, so the command line builds
 # its parser from it before anything heavy is imported.

@@ -5,6 +5,7 @@ trains the same model with the same optimizers.
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -72,22 +73,15 @@ class ModelFns(NamedTuple):
 
     @property
     def dual_measurement(self) -> Callable | None:
-        """What FL's dual step measures: the eval-mode loss of a model with state.
-
-        Dropout and batch statistics make a sample's training-mode loss noisy and
-        batch-dependent; the constraint ``loss_i <= ε`` is meant for the model as it is
-        evaluated (one more forward pass, no backward). ``None`` for parameter-only models.
-        """
+        """What FL's dual step measures: the eval-mode loss of a model with state (``None``
+        without), since ``loss_i <= ε`` is meant for the model as evaluated, not its noisy,
+        batch-dependent training-mode loss (one more forward pass, no backward)."""
         return self.eval_loss if self.stateful else None
 
     def weighted_loss(self, method: str, fl_dropout: bool = False) -> Callable:
-        """The training loss of ``method``: FL and RFL weight theirs without dropout.
-
-        FL multiplies a hard sample's gradient by its multiplier (3-4.5 on the CNN demo):
-        with dropout the largest weights fall on the noisiest gradients, and with momentum
-        one kick can push a sample's eval-mode loss far above ERM's. Dropout off (still in
-        training mode: BatchNorm uses the batch's statistics) removes the noise where the
-        weights are; ERM keeps its dropout. ``fl_dropout=True`` keeps the masks.
+        """The training loss of ``method``: ERM keeps its dropout, FL and RFL weight their
+        losses without it (still in training mode: BatchNorm uses the batch's statistics)
+        unless ``fl_dropout``; :func:`feasjax.experiments.default_fl_dropout` says why.
         """
         return self.train_loss if method == "erm" or fl_dropout else self.undropped_loss
 
@@ -153,15 +147,11 @@ def build_primal_optimizer(config: RunConfig, steps_per_epoch: int) -> optax.Gra
         lr = swa_schedule(lr, start_step=half, swa_lr=lr, cycle_length=steps_per_epoch,
                           min_lr=lr / 10)
     sgd = optax.sgd(lr, momentum=config.momentum or None)
-    if average == "none":
-        return sgd
-    if average == "swa":
-        return averaged(sgd, swa(steps_per_epoch, half))
-    if average == "ema":
-        return averaged(sgd, ema(0.99, warmup="linear"))
-    if average == "polyak":
-        return averaged(sgd, tail_polyak(config.epochs * steps_per_epoch, 0.5))
-    return averaged(sgd, lawa(min(5, config.epochs), steps_per_epoch))
+    averager = {"swa": lambda: swa(steps_per_epoch, half),
+                "ema": lambda: ema(0.99, warmup="linear"),
+                "polyak": lambda: tail_polyak(config.epochs * steps_per_epoch, 0.5),
+                "lawa": lambda: lawa(min(5, config.epochs), steps_per_epoch)}.get(average)
+    return sgd if averager is None else averaged(sgd, averager())
 
 
 def build_solver(method: str, loss_fn: Callable, num_samples: int, config: RunConfig, *,
@@ -201,6 +191,13 @@ def method_solver(method: str, fns: ModelFns, dataset: Dataset, config: RunConfi
     n = len(dataset.y_train)
     return build_solver(method, fns.weighted_loss(method, config.fl_keeps_dropout), n, config,
                         steps_per_epoch=n // batch_size, measurement_fn=fns.dual_measurement)
+
+
+def timed(fn: Callable, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """``(fn(*args, **kwargs), seconds)``, timed until the result is ready."""
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(*args, **kwargs))
+    return out, time.perf_counter() - start
 
 
 def evaluate(fns: ModelFns, params: Any, model_state: Any, x: jax.typing.ArrayLike,
@@ -259,7 +256,6 @@ def evaluate_run(fns: ModelFns, params: Any, model_state: Any, primal_state: Any
     out = splits(params)
     metrics = {s: m for s, (_, m) in out.items()}
     if config.average != "none":
-        averages = splits(averaged_params(primal_state, params))
-        metrics["averaged"] = {"average": config.average,
-                               **{s: m for s, (_, m) in averages.items()}}
+        metrics["averaged"] = {"average": config.average, **{
+            s: m for s, (_, m) in splits(averaged_params(primal_state, params)).items()}}
     return {s: losses for s, (losses, _) in out.items()}, metrics

@@ -240,11 +240,8 @@ def run_group_method(method: str, datasets: Sequence[GroupDataset], seeds: Seque
     # Selection is over: only now is the test split read.
     test, num_groups = _split(datasets, "test"), datasets[0].num_groups
     forward = jax.jit(jax.vmap(lambda p, x: _apply(graphdef, p, x)))
-    if method == "llr":
-        logits = jax.jit(jax.vmap(lambda p, h, x: h(_apply(graphdef, p, x, features_only=True))))(
-            params, heads, test["x"])
-    else:
-        logits = forward(params, test["x"])
+    logits = forward(params, test["x"]) if method != "llr" else jax.jit(jax.vmap(
+        lambda p, h, x: h(_apply(graphdef, p, x, features_only=True))))(params, heads, test["x"])
     result = {"test": _report(logits, test, num_groups),
               "seconds": offset + time.perf_counter() - start, "selected": selected}
     train_split = _split(datasets, "train")
@@ -258,9 +255,8 @@ def run_group_method(method: str, datasets: Sequence[GroupDataset], seeds: Seque
 
 
 def _report(logits, split, num_groups):
-    summary = jax.jit(jax.vmap(lambda lg, y, g: group_summary(lg, y, g, num_groups)))(
-        logits, split["y"], split["group"])
-    summary = jax.tree.map(np.asarray, summary)
+    summary = jax.device_get(jax.jit(jax.vmap(lambda lg, y, g: group_summary(
+        lg, y, g, num_groups)))(logits, split["y"], split["group"]))
     out = {k: summary[k].tolist() for k in
            ("average_accuracy", "worst_group_accuracy", "balanced_accuracy")}
     out["group_accuracy"] = {str(g): summary["group_accuracy"][:, g].tolist()

@@ -158,11 +158,9 @@ def cross_validated_head(features: jax.Array, labels: jax.Array, groups: jax.Arr
     fit = functools.partial(_group_weighted_head, features, labels, groups, num_classes,
                             num_groups, steps=steps, learning_rate=learning_rate, l2=l2)
 
-    def held_out(gamma, k):
-        return jnp.argmax(fit(gamma, fold != k)(features), axis=-1)
-
-    def score(gamma):
-        predictions = jax.vmap(held_out, (None, 0))(gamma, jnp.arange(folds))  # (folds, n)
+    def score(gamma):  # each fold predicted by the head fitted on the other folds: (folds, n)
+        predictions = jax.vmap(lambda k: jnp.argmax(fit(gamma, fold != k)(features), axis=-1))(
+            jnp.arange(folds))
         pooled = jnp.take_along_axis(predictions, fold[None, :], axis=0)[0]
         worst = worst_group_accuracy(pooled, labels, groups, num_groups)
         return worst, jnp.mean(pooled == labels)

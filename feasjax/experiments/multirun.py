@@ -3,7 +3,6 @@
 """
 from __future__ import annotations
 
-import time
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -12,7 +11,7 @@ import numpy as np
 
 from feasjax.data.datasets import Dataset
 from feasjax.experiments.builders import (RunConfig, build_model, evaluate_run, method_solver,
-                                          model_fns)
+                                          model_fns, timed)
 from feasjax.parallel.distributed import gather
 from feasjax.parallel.layout import ShardLayout, unpad_samples
 from feasjax.parallel.mesh import DATA_AXIS, data_mesh, state_partition_specs
@@ -106,13 +105,10 @@ def run_method_sweep(dataset: Dataset, method: str, config: RunConfig, seeds: Se
     states = stack_runs([solver.init(r.params, model_state=r.model_state) for r in runs])
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
     data = {"x": jnp.asarray(dataset.x_train), "y": jnp.asarray(dataset.y_train)}
-    start = time.perf_counter()
-    states, _ = train(solver, states, data, epochs=config.epochs, batch_size=batch, key=keys,
-                      runs=len(seeds), mesh=data_mesh(devices) if devices > 1 else None,
-                      epsilon=config.epsilon, progress=progress,
-                      description=f"{label or method} x{len(seeds)}")
-    jax.block_until_ready(states)
-    seconds = time.perf_counter() - start
+    (states, _), seconds = timed(
+        train, solver, states, data, epochs=config.epochs, batch_size=batch, key=keys,
+        runs=len(seeds), mesh=data_mesh(devices) if devices > 1 else None,
+        epsilon=config.epsilon, progress=progress, description=f"{label or method} x{len(seeds)}")
     runs = [evaluate_run(fns, *run, dataset, config)[1] for run in
             unstack_runs((states.params, states.model_state, states.primal_state))]
     return SweepResult(states, runs, summarize_runs([_numbers(r) for r in runs]), seconds,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from typing import Any, Callable, Sequence
 
 import jax
@@ -23,7 +22,7 @@ from feasjax.core.dual import nupi
 from feasjax.core.formulations import resilient
 from feasjax.core.learning import empirical_risk, feasible_learning
 from feasjax.data.datasets import Dataset
-from feasjax.experiments.builders import ModelFns, model_fns
+from feasjax.experiments.builders import ModelFns, model_fns, timed
 from feasjax.experiments.presets import DATA_FILES, PaperPreset
 from feasjax.metrics.tensorboard import EventLog
 from feasjax.models.nets import MLP, ResNet
@@ -196,14 +195,11 @@ def run_paper_method(method: str, preset: PaperPreset, datasets: Sequence[Datase
         epoch[0] += 1
         epoch_hook(epoch[0], carry, fns, float(lr(epoch[0] * steps)))
 
-    start = time.perf_counter()
-    states, _ = train(solver, states, stacked, epochs=preset.epochs, batch_size=batch,
-                      key=jax.vmap(jax.random.key)(jnp.asarray(list(seeds))), runs=len(seeds),
-                      per_run_data=not shared, epsilon=preset.epsilon, progress=progress,
-                      description=f"{method} x{len(seeds)}",
-                      eval_fn=eval_fn if epoch_hook is not None else None)
-    jax.block_until_ready(states)
-    seconds = time.perf_counter() - start
+    (states, _), seconds = timed(
+        train, solver, states, stacked, epochs=preset.epochs, batch_size=batch,
+        key=jax.vmap(jax.random.key)(jnp.asarray(list(seeds))), runs=len(seeds),
+        per_run_data=not shared, epsilon=preset.epsilon, progress=progress,
+        description=f"{method} x{len(seeds)}", eval_fn=eval_fn if epoch_hook is not None else None)
     evaluated = _run_losses(fns, states, datasets, preset)
     return {"runs": [{s: summarize(*e[s], preset) for s in e} for e in evaluated],
             "losses": [(e["train"][0], e["test"][0]) for e in evaluated],

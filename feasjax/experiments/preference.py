@@ -11,7 +11,6 @@ from 1) and ``rfl-dpo`` (``fj.resilient(α)``). Every phase is an ``fj.nnx_step`
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any, Callable, Sequence
 
 import jax
@@ -25,6 +24,7 @@ from feasjax.core.formulations import resilient
 from feasjax.core.transform import feasible, multipliers
 from feasjax.core.weighting import weighted_sum
 from feasjax.data.preference import sorting_preferences
+from feasjax.experiments.builders import timed
 from feasjax.experiments.presets import PREFERENCE_METHODS, PreferencePreset
 from feasjax.metrics.summary import loss_summary
 from feasjax.models.preference import (PAIR_KEYS, preference_loss_fn, reference_logprobs,
@@ -43,13 +43,10 @@ def _train_runs(train_step: Callable, models: Sequence[nnx.Module], make_tx: Cal
     """Train every model (one per seed, in place) with ``fj.train(..., runs=R)``; seconds."""
     optimizers = [nnx.Optimizer(m, make_tx(), wrt=wrt) for m in models]
     pairs = [nnx_step(train_step, m, o) for m, o in zip(models, optimizers)]
-    start = time.perf_counter()
-    carry, _ = train(pairs[0][0], stack_runs([c for _, c in pairs]), data, epochs=epochs,
-                     batch_size=batch_size, key=jax.vmap(jax.random.key)(jnp.asarray(seeds)),
-                     runs=len(seeds), per_run_data=True, epsilon=epsilon, progress=progress,
-                     description=description)
-    jax.block_until_ready(carry)
-    seconds = time.perf_counter() - start
+    (carry, _), seconds = timed(
+        train, pairs[0][0], stack_runs([c for _, c in pairs]), data, epochs=epochs,
+        batch_size=batch_size, key=jax.vmap(jax.random.key)(jnp.asarray(seeds)), runs=len(seeds),
+        per_run_data=True, epsilon=epsilon, progress=progress, description=description)
     for m, o, run in zip(models, optimizers, unstack_runs(carry)):
         nnx_update(m, o, run)
     return seconds

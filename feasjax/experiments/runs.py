@@ -5,7 +5,6 @@ the batch size, the epochs and the data order (the shuffling key depends on the 
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -15,7 +14,7 @@ import numpy as np
 from feasjax.data.datasets import Dataset
 from feasjax.experiments import multirun
 from feasjax.experiments.builders import (RunConfig, build_model, evaluate_run, method_solver,
-                                          model_fns)
+                                          model_fns, timed)
 from feasjax.parallel.mesh import data_mesh
 from feasjax.training.engine import train
 
@@ -71,13 +70,10 @@ def run_method(dataset: Dataset, method: str, config: RunConfig, *,
     options = dict(train_options or {})
     if devices > 1:  # the same program, partitioned over a mesh by the engine
         options["mesh"] = data_mesh(devices)
-    start = time.perf_counter()
-    state, history = (trainer or train)(
-        solver, solver.init(fns.params, model_state=fns.model_state), data,
+    (state, history), seconds = timed(
+        trainer or train, solver, solver.init(fns.params, model_state=fns.model_state), data,
         epochs=config.epochs, batch_size=batch_size, key=jax.random.key(config.seed),
         epsilon=config.epsilon, progress=progress, description=label or method, **options)
-    jax.block_until_ready(state)
-    seconds = time.perf_counter() - start
     losses, metrics = evaluate_run(fns, state.params, state.model_state, state.primal_state,
                                    dataset, config)
     metrics = {"train": metrics.pop("train"), "test": metrics.pop("test"), "seconds": seconds,
