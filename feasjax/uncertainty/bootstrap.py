@@ -101,17 +101,6 @@ def _replica_sharding(sharding: Mesh | NamedSharding | None, num_replicas: int):
     return sharding
 
 
-_POLYAK = polyak()
-
-
-def _polyak_ruppert_running_mean(mean: Any, value: Any, count: jax.Array) -> Any:
-    """Uniform running mean with exact ``1/count`` weights (``count <= 1`` restarts at
-    ``value``): :func:`feasjax.averaging.polyak`'s fold, applied to one chain's iterates."""
-    already_folded = jnp.maximum(count, 1) - 1
-    weight = _POLYAK.weight(already_folded)
-    return jax.tree.map(lambda m, v: _POLYAK.fold_leaf(m, v, weight, True), mean, value)
-
-
 def _leading_dims(tree: Any, ndim: int, name: str) -> tuple[int, ...]:
     leaves = jax.tree.leaves(tree)
     dims = {tuple(jnp.shape(x)[:ndim]) for x in leaves}
@@ -201,6 +190,7 @@ def multiplier_bootstrap(
         raise TypeError(f"weights must be a str or a callable sampler, got {type(weights)}")
     replica_sharding = _replica_sharding(sharding, num_replicas)
     per_sample = loss_fn if batched_loss else jax.vmap(loss_fn, in_axes=(None, 0))
+    mean = polyak()  # the Polyak-Ruppert average of each chain
 
     # Explicit mesh axes carry the sharding in the array types already; Auto ones need a hint.
     hint = replica_sharding is not None and (
@@ -216,7 +206,10 @@ def multiplier_bootstrap(
         if step_size is not None:
             updates = jax.tree.map(lambda u: (step_size * u).astype(u.dtype), updates)
         params = optax.apply_updates(chain.params, updates)
-        average = _polyak_ruppert_running_mean(chain.average, params, count - burn_in)
+        # Weight 1/k for the k-th iterate after burn-in (k <= 1: a copy), as polyak() folds.
+        weight = mean.weight(jnp.maximum(count - burn_in, 1) - 1)
+        average = jax.tree.map(lambda a, p: mean.fold_leaf(a, p, weight, True),
+                               chain.average, params)
         return ChainState(params, opt_state, average)
 
     def init(params, key) -> BootstrapState:
