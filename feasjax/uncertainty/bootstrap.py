@@ -109,20 +109,13 @@ def _leading_dims(tree: Any, ndim: int, name: str) -> tuple[int, ...]:
     return dims.pop()
 
 
-def multiplier_bootstrap(
-    loss_fn: Callable[..., jax.Array],
-    num_replicas: int,
-    *,
-    learning_rate: float | None = None,
-    gamma: float = 2 / 3,
-    burn_in: int = 0,
-    weights: str | Sampler = "exponential",
-    optimizer: optax.GradientTransformation | None = None,
-    reduction: Reduction = "mean",
-    batched_loss: bool = False,
-    sharding: Mesh | NamedSharding | None = None,
-    block: int = 256,
-) -> MultiplierBootstrap:
+def multiplier_bootstrap(loss_fn: Callable[..., jax.Array], num_replicas: int, *,
+                         learning_rate: float | None = None, gamma: float = 2 / 3,
+                         burn_in: int = 0, weights: str | Sampler = "exponential",
+                         optimizer: optax.GradientTransformation | None = None,
+                         reduction: Reduction = "mean", batched_loss: bool = False,
+                         sharding: Mesh | NamedSharding | None = None, block: int = 256
+                         ) -> MultiplierBootstrap:
     """Main SGD chain plus ``num_replicas`` multiplier-bootstrap chains, vectorised with ``vmap``.
 
     Every step shares one minibatch across chains. Replica ``b`` after ``c`` steps draws its
@@ -253,11 +246,9 @@ def multiplier_bootstrap(
             return jax.lax.scan(given, state, (stream, weights))[0]
         size = min(block, n)
         q = -(-n // size)  # blocks; the last one padded, its padding steps skipped by a cond
-        pad = q * size - n
-        if pad:  # (no copy of the stream when the blocks divide it)
-            stream = jax.tree.map(lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)),
-                                  stream)
-        blocks = jax.tree.map(lambda x: x.reshape(q, size, *x.shape[1:]), stream)
+        pad = [(0, q * size - n)]
+        blocks = jax.tree.map(lambda x: jnp.pad(x, pad + [(0, 0)] * (x.ndim - 1)).reshape(
+            q, size, *x.shape[1:]), stream)
         stop = state.count + n
 
         def one_block(s, xs):
