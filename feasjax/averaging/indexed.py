@@ -1,9 +1,6 @@
-"""Per-row averaging of dense per-sample vectors (Feasible Learning multipliers) at O(batch) cost.
-
-Row ``i``'s iterates are its values after each of its own updates, so the averager's ``first``,
-``every`` and weights apply to that per-row clock (with an epoch sampler, per-epoch averages).
-Rows outside the batch are bit-for-bit unchanged.
-"""
+"""Per-row averaging of dense per-sample vectors (Feasible Learning multipliers) at O(batch) cost:
+row ``i``'s clock counts its own updates (an epoch sampler gives per-epoch averages); rows outside
+the batch stay unchanged bit for bit."""
 from __future__ import annotations
 
 import functools
