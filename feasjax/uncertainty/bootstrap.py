@@ -155,12 +155,10 @@ def multiplier_bootstrap(loss_fn: Callable[..., jax.Array], num_replicas: int, *
       >>> center.shape, replicas.shape
       ((1,), (4, 1))
     """
-    if not isinstance(num_replicas, int) or num_replicas < 2:
-        raise ValueError(f"num_replicas must be an int >= 2, got {num_replicas=}")
-    if not isinstance(burn_in, int) or burn_in < 0:
-        raise ValueError(f"burn_in must be an int >= 0, got {burn_in=}")
-    if not isinstance(block, int) or block < 1:
-        raise ValueError(f"block must be an int >= 1, got {block=}")
+    for name, value, low in (("num_replicas", num_replicas, 2), ("burn_in", burn_in, 0),
+                             ("block", block, 1)):
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {name}={value!r}")
     check_reduction(reduction)
     schedule = None
     if optimizer is None:
