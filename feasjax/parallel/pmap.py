@@ -70,7 +70,6 @@ def pmap_epoch(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
         stacked = jax.tree.map(lambda s, x: _to_devices(x, s, num), specs, state)
         data = jax.tree.map(lambda x: _to_devices(x, P(axis_name), num), data)
         state, info = mapped(stacked, data, key)
-        # Replicated leaves from device 0, per-sample ones back in the global layout.
         state = jax.tree.map(lambda s, x: x[0] if s == P() else x.reshape((-1,) + x.shape[2:]),
                              specs, state)
         return state, EpochInfo(indices=_records(info.indices), losses=_records(info.losses),
