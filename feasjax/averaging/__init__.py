@@ -16,8 +16,7 @@ __all__ = ["averaged", "averaged_params", "AveragedState", "Averager", "ema",
            "mixing_helps", "mixing_mse", "optimal_mixing_alpha", "polyak", "swa", "swa_schedule",
            "tail_polyak"]
 
-# No longer exported here (helpers, or records only the library builds); until 0.3 they still
-# resolve, with a DeprecationWarning naming the module that defines them.
+# No longer exported; until 0.3 they resolve with a DeprecationWarning naming their module.
 _DEPRECATED = by_name({
     "feasjax.averaging.averagers": ("WARMUPS", "WindowLeaf"),
 })

@@ -1,9 +1,6 @@
-"""Per-row averaging of dense per-sample vectors (Feasible Learning multipliers) at O(batch) cost.
-
-Row ``i``'s iterates are its values after each of its own updates, so the averager's ``first``,
-``every`` and weights apply to that per-row clock (with an epoch sampler, per-epoch averages).
-Rows outside the batch are bit-for-bit unchanged.
-"""
+"""Per-row averaging of dense per-sample vectors (Feasible Learning multipliers) at O(batch) cost:
+row ``i``'s clock counts its own updates (an epoch sampler gives per-epoch averages); rows outside
+the batch stay unchanged bit for bit."""
 from __future__ import annotations
 
 import functools
@@ -16,7 +13,7 @@ import optax
 from feasjax.averaging.averagers import Averager
 from feasjax.averaging.wrappers import (AveragedState, Mask, _check_params, _checked_inner,
                                         _counted, _fold, _init_state)
-from feasjax.core.checks import check_indices, check_leading_size
+from feasjax.core.checks import check_indices, check_leading_size, leading_size
 from feasjax.core.rows import IndexedState, in_range
 
 __all__ = ["indexed_averaged"]
@@ -37,15 +34,6 @@ def _returns_rows(inner_state: Any) -> bool:
     # are the (B,) rows of the batch, not a dense (N,) tree. Decided from the static structure.
     found = jax.tree.leaves(inner_state, is_leaf=lambda x: isinstance(x, IndexedState))
     return any(isinstance(x, IndexedState) for x in found)
-
-
-def _num_rows(params: Any) -> int:
-    sizes = {leaf.shape[0] if leaf.ndim else None for leaf in jax.tree.leaves(params)}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError(
-            f"indexed_averaged needs params whose leaves share one leading (row) axis, got {sizes=}"
-        )
-    return sizes.pop()
 
 
 def indexed_averaged(inner: optax.GradientTransformation, averager: Averager, *,
@@ -83,7 +71,10 @@ def indexed_averaged(inner: optax.GradientTransformation, averager: Averager, *,
     fold_rows = jax.vmap(functools.partial(_fold, averager))
 
     def init_fn(params):
-        zeros = jnp.zeros([_num_rows(params)], jnp.int32)
+        num_rows = leading_size(params, "indexed_averaged's params (one row per sample)")
+        if num_rows is None:
+            raise ValueError("indexed_averaged needs params with at least one (row) leaf")
+        zeros = jnp.zeros([num_rows], jnp.int32)
         return _init_state(row_averager, inner, params, mask, zeros, fold_rows)
 
     def update_fn(updates, state, params=None, *, indices=None, **extra_args):

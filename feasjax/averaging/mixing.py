@@ -105,8 +105,7 @@ def estimate_mixing_alpha(local_samples: jax.Array, global_samples: jax.Array, *
         raise ValueError("local_samples and global_samples must have shapes (n, ) or (n, d) with "
                          f"the same d and n >= 2, got {xl.shape=} and {xg.shape=}")
     xl, xg = xl.reshape(len(xl), -1), xg.reshape(len(xg), -1)
-    v_l = jnp.sum(jnp.var(xl, axis=0, ddof=1)) / len(xl)
-    v_g = jnp.sum(jnp.var(xg, axis=0, ddof=1)) / len(xg)
+    v_l, v_g = (jnp.sum(jnp.var(x, axis=0, ddof=1)) / len(x) for x in (xl, xg))
     delta2 = jnp.sum(jnp.square(jnp.mean(xg, axis=0) - jnp.mean(xl, axis=0)))
     if debiased:  # E ||m_G - m_L||^2 = Delta^2 + v_L + v_G for independent samples
         delta2 = jnp.maximum(delta2 - v_l - v_g, 0.0)

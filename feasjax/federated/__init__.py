@@ -23,8 +23,7 @@ __all__ = ["alpha_curve", "client_metrics", "client_update", "Federated", "feder
            "portfolio_prompts", "prompt_logits", "random_features", "run_federated", "select_alpha",
            "train_clients"]
 
-# Imported on first use: ``feasjax.federated.config`` imports no JAX, so the command line builds
-# its parser from it before anything heavy is imported.
+# Imported on first use, so that the command line reads feasjax.federated.config without JAX.
 __getattr__, __dir__ = module_attributes(__name__, __all__, lazy={
     "feasjax.federated.rounds": (
         "FederatedState", "Federated", "client_update", "federated_averaging"),

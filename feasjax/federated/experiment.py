@@ -51,8 +51,9 @@ def _stages(data: FederatedData, cfg: FederatedConfig) -> SimpleNamespace:
     def fedavg(params, train, key):
         if cfg.mesh is not None and (extra := -data.num_clients % cfg.mesh.size):
             # Empty clients (all rows masked) weigh 0: they only pad the client axis.
-            train = jax.tree.map(lambda v: jnp.concatenate(
-                [v, jnp.zeros((extra, *v.shape[1:]), v.dtype)]), train)
+            train = jax.tree.map(lambda v: jnp.pad(v, [(0, extra)] + [(0, 0)] * (v.ndim - 1)),
+                                 train)
+
         def round_step(carry, clients, ids):  # a round: every client, in a shuffled order
             state, round_key = carry
             state, _ = fed.round(state, clients, jax.random.fold_in(round_key, state.round),

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from feasjax.averaging.mixing import mix
+from feasjax.core.checks import is_concrete
 
 __all__ = ["random_features", "prompt_logits", "portfolio_params", "portfolio_prompts",
            "portfolio_loss"]
@@ -69,8 +70,7 @@ def portfolio_params(key: jax.Array, num_classes: int, num_features: int, num_cl
       >>> g.shape, personal["prompts"].shape, personal["theta_logit"].shape
       ((3, 8), (2, 3, 8), (2,))
     """
-    if not isinstance(theta, jax.core.Tracer) and not np.all((np.asarray(theta) >= 0)
-                                                             & (np.asarray(theta) <= 1)):
+    if is_concrete(theta) and not np.all((np.asarray(theta) >= 0) & (np.asarray(theta) <= 1)):
         raise ValueError(f"theta must be in [0, 1], got {theta=}")
     theta = jnp.broadcast_to(jnp.asarray(theta, jnp.float32), (num_clients,))
     prompts = jax.random.normal(key, (num_classes, num_features))

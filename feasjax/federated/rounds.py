@@ -12,6 +12,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from feasjax.parallel.mesh import mesh_axis
+
 __all__ = ["FederatedState", "Federated", "client_update", "federated_averaging"]
 
 LossFn = Callable[[Any, dict], jax.Array]  # (params, {"x": (B, ...), "y": (B,)}) -> (B,)
@@ -160,11 +162,7 @@ def federated_averaging(loss_fn: LossFn, client_optimizer: optax.GradientTransfo
     """
     server = optax.sgd(1.0) if server_optimizer is None else server_optimizer
     train = client_update(loss_fn, client_optimizer, local_steps, batch_size=batch_size)
-    axis = None
-    if mesh is not None:
-        if len(mesh.axis_names) != 1:
-            raise ValueError(f"mesh must be 1-D, got axes {mesh.axis_names}")
-        axis = mesh.axis_names[0]
+    axis = None if mesh is None else mesh_axis(mesh)
 
     def init(params):
         return FederatedState(params, server.init(params), jnp.zeros([], jnp.int32))

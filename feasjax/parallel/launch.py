@@ -47,8 +47,8 @@ def launch(command: Sequence[str], *, processes: int, devices_per_process: int |
 
     Example:
       >>> from feasjax.parallel.launch import launch
-      >>> launch(["-c", "import os; assert os.environ['FEASJAX_NUM_PROCESSES'] == '2'"],
-      ...        processes=2)
+      >>> code = "import os; assert os.environ['FEASJAX_NUM_PROCESSES'] == '2'"
+      >>> launch(["-c", code], processes=2)
       [0, 0]
     """
     if not isinstance(processes, int) or processes < 1:

@@ -46,7 +46,8 @@ def data_mesh(num_devices: int | None = None, *, axis_name: str = DATA_AXIS,
                          devices=devices[:num_devices])
 
 
-def _axis(mesh: Mesh) -> str:
+def mesh_axis(mesh: Mesh) -> str:
+    """The one axis name of a 1-D mesh."""
     if len(mesh.axis_names) != 1:
         raise ValueError(f"mesh must be 1-D (one data axis), got axes {mesh.axis_names}")
     return mesh.axis_names[0]
@@ -114,7 +115,7 @@ def shard_data(data: Any, mesh: Mesh, *, num_samples: int | None = None
         num_samples = checks.leading_size(data, "data")
     layout = shard_layout(num_samples, mesh.size)
     local = pad_samples(data, layout, process_shards(mesh))
-    sharding = NamedSharding(mesh, P(_axis(mesh)))
+    sharding = NamedSharding(mesh, P(mesh_axis(mesh)))
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(
         sharding, x, (layout.padded_size,) + x.shape[1:]), local), layout
 
@@ -166,7 +167,7 @@ def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayou
       >>> state.multipliers["samples"].shape
       (8,)
     """
-    axis = _axis(mesh)
+    axis = mesh_axis(mesh)
     params, model_state = replicate((params, model_state), mesh)
 
     init = lambda p, m: solver.init(p, model_state=m)  # noqa: E731
@@ -251,7 +252,7 @@ def data_parallel_epoch(solver: PrimalDual | Callable[[Any], PrimalDual], batch_
       >>> info.indices.shape, state.multipliers["samples"].sharding.spec
       ((2, 4), P('data',))
     """
-    axis = _axis(mesh)
+    axis = mesh_axis(mesh)
     if layout.num_shards != mesh.size:
         raise ValueError(f"layout has {layout.num_shards} shards but the mesh has {mesh.size} "
                          f"devices")

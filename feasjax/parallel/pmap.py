@@ -23,10 +23,6 @@ def _to_devices(x: Any, spec: P, num_devices: int) -> np.ndarray:
     return x.reshape((num_devices, -1) + x.shape[1:])
 
 
-def _from_devices(x: Any, spec: P) -> jax.Array:
-    return x[0] if spec == P() else x.reshape((-1,) + x.shape[2:])
-
-
 def _records(x: jax.Array) -> jax.Array:  # (D, steps, B/D) -> (steps, B), device-major blocks
     return x.transpose(1, 0, 2).reshape(x.shape[1], -1)
 
@@ -74,7 +70,8 @@ def pmap_epoch(solver: PrimalDual, batch_size: int, layout: ShardLayout, *,
         stacked = jax.tree.map(lambda s, x: _to_devices(x, s, num), specs, state)
         data = jax.tree.map(lambda x: _to_devices(x, P(axis_name), num), data)
         state, info = mapped(stacked, data, key)
-        state = jax.tree.map(lambda s, x: _from_devices(x, s), specs, state)
+        state = jax.tree.map(lambda s, x: x[0] if s == P() else x.reshape((-1,) + x.shape[2:]),
+                             specs, state)
         return state, EpochInfo(indices=_records(info.indices), losses=_records(info.losses),
                                 ok=info.ok[0])
 

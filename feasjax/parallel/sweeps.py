@@ -2,6 +2,7 @@
 trained in one ``vmap``-ed program, each as it would run alone (up to reassociation)."""
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -128,8 +129,7 @@ def train_sweep(runner: Callable, states: Any, data: Any, *, epochs: int, keys: 
         raise ValueError(f"epochs must be a positive int, got {epochs=}")
     fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
     history = SweepHistory([], [])
-    bar = progress_reporter(progress, total=epochs, description=description)
-    try:
+    with closing(progress_reporter(progress, total=epochs, description=description)) as bar:
         for epoch in range(epochs):
             states, info = runner(states, data, fold(keys, epoch), hparams)
             history.mean_loss.append(np.asarray(jnp.nanmean(info.losses, axis=(1, 2))))
@@ -137,8 +137,6 @@ def train_sweep(runner: Callable, states: Any, data: Any, *, epochs: int, keys: 
             bar.advance(1)
             bar.report(epoch + 1, {"loss": float(history.mean_loss[-1].mean()),
                                    "skipped": int(history.skipped[-1].max())})
-    finally:
-        bar.close()
     return states, history
 
 

@@ -101,17 +101,6 @@ def _replica_sharding(sharding: Mesh | NamedSharding | None, num_replicas: int):
     return sharding
 
 
-_POLYAK = polyak()
-
-
-def _polyak_ruppert_running_mean(mean: Any, value: Any, count: jax.Array) -> Any:
-    """Uniform running mean with exact ``1/count`` weights (``count <= 1`` restarts at
-    ``value``): :func:`feasjax.averaging.polyak`'s fold, applied to one chain's iterates."""
-    already_folded = jnp.maximum(count, 1) - 1
-    weight = _POLYAK.weight(already_folded)
-    return jax.tree.map(lambda m, v: _POLYAK.fold_leaf(m, v, weight, True), mean, value)
-
-
 def _leading_dims(tree: Any, ndim: int, name: str) -> tuple[int, ...]:
     leaves = jax.tree.leaves(tree)
     dims = {tuple(jnp.shape(x)[:ndim]) for x in leaves}
@@ -120,20 +109,13 @@ def _leading_dims(tree: Any, ndim: int, name: str) -> tuple[int, ...]:
     return dims.pop()
 
 
-def multiplier_bootstrap(
-    loss_fn: Callable[..., jax.Array],
-    num_replicas: int,
-    *,
-    learning_rate: float | None = None,
-    gamma: float = 2 / 3,
-    burn_in: int = 0,
-    weights: str | Sampler = "exponential",
-    optimizer: optax.GradientTransformation | None = None,
-    reduction: Reduction = "mean",
-    batched_loss: bool = False,
-    sharding: Mesh | NamedSharding | None = None,
-    block: int = 256,
-) -> MultiplierBootstrap:
+def multiplier_bootstrap(loss_fn: Callable[..., jax.Array], num_replicas: int, *,
+                         learning_rate: float | None = None, gamma: float = 2 / 3,
+                         burn_in: int = 0, weights: str | Sampler = "exponential",
+                         optimizer: optax.GradientTransformation | None = None,
+                         reduction: Reduction = "mean", batched_loss: bool = False,
+                         sharding: Mesh | NamedSharding | None = None, block: int = 256
+                         ) -> MultiplierBootstrap:
     """Main SGD chain plus ``num_replicas`` multiplier-bootstrap chains, vectorised with ``vmap``.
 
     Every step shares one minibatch across chains. Replica ``b`` after ``c`` steps draws its
@@ -173,12 +155,10 @@ def multiplier_bootstrap(
       >>> center.shape, replicas.shape
       ((1,), (4, 1))
     """
-    if not isinstance(num_replicas, int) or num_replicas < 2:
-        raise ValueError(f"num_replicas must be an int >= 2, got {num_replicas=}")
-    if not isinstance(burn_in, int) or burn_in < 0:
-        raise ValueError(f"burn_in must be an int >= 0, got {burn_in=}")
-    if not isinstance(block, int) or block < 1:
-        raise ValueError(f"block must be an int >= 1, got {block=}")
+    for name, value, low in (("num_replicas", num_replicas, 2), ("burn_in", burn_in, 0),
+                             ("block", block, 1)):
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {name}={value!r}")
     check_reduction(reduction)
     schedule = None
     if optimizer is None:
@@ -201,6 +181,7 @@ def multiplier_bootstrap(
         raise TypeError(f"weights must be a str or a callable sampler, got {type(weights)}")
     replica_sharding = _replica_sharding(sharding, num_replicas)
     per_sample = loss_fn if batched_loss else jax.vmap(loss_fn, in_axes=(None, 0))
+    mean = polyak()  # the Polyak-Ruppert average of each chain
 
     # Explicit mesh axes carry the sharding in the array types already; Auto ones need a hint.
     hint = replica_sharding is not None and (
@@ -216,7 +197,10 @@ def multiplier_bootstrap(
         if step_size is not None:
             updates = jax.tree.map(lambda u: (step_size * u).astype(u.dtype), updates)
         params = optax.apply_updates(chain.params, updates)
-        average = _polyak_ruppert_running_mean(chain.average, params, count - burn_in)
+        # Weight 1/k for the k-th iterate after burn-in (k <= 1: a copy), as polyak() folds.
+        weight = mean.weight(jnp.maximum(count - burn_in, 1) - 1)
+        average = jax.tree.map(lambda a, p: mean.fold_leaf(a, p, weight, True),
+                               chain.average, params)
         return ChainState(params, opt_state, average)
 
     def init(params, key) -> BootstrapState:
@@ -260,11 +244,9 @@ def multiplier_bootstrap(
             return jax.lax.scan(given, state, (stream, weights))[0]
         size = min(block, n)
         q = -(-n // size)  # blocks; the last one padded, its padding steps skipped by a cond
-        pad = q * size - n
-        if pad:  # (no copy of the stream when the blocks divide it)
-            stream = jax.tree.map(lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)),
-                                  stream)
-        blocks = jax.tree.map(lambda x: x.reshape(q, size, *x.shape[1:]), stream)
+        pad = [(0, q * size - n)]
+        blocks = jax.tree.map(lambda x: jnp.pad(x, pad + [(0, 0)] * (x.ndim - 1)).reshape(
+            q, size, *x.shape[1:]), stream)
         stop = state.count + n
 
         def one_block(s, xs):
