@@ -6,7 +6,7 @@ per-sample rows and dense groups alike.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +15,6 @@ from feasjax.core import checks
 
 __all__ = ["lagrangian", "resilient", "quadratic_penalty", "augmented_lagrangian"]
 
-Kind = Literal["inequality", "equality"]
 KINDS = ("inequality", "equality")
 
 
@@ -220,9 +219,3 @@ def augmented_lagrangian(
 
     return Formulation("augmented_lagrangian", True, init, primal_term, dual_gradient,
                        update_state)
-
-
-def check_kind(kind: str) -> None:
-    """Raise ``ValueError`` unless ``kind`` is ``"inequality"`` or ``"equality"``."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind=}")
