@@ -80,9 +80,8 @@ def check_indices(indices: Any, num_rows: int | None, name: str = "indices") -> 
         values = np.asarray(indices)
         bad = values[(values < 0) | (values >= num_rows)]
         if bad.size:
-            raise ValueError(
-                f"{name} must lie in [0, {num_rows}), got out-of-range values {bad[:10].tolist()}"
-            )
+            raise ValueError(f"{name} must lie in [0, {num_rows}), got out-of-range values "
+                             f"{bad[:10].tolist()}")
     return indices
 
 

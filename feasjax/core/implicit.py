@@ -123,7 +123,8 @@ def implicit_multipliers(
       1
     """
     if params is None:
-        if not _is_module(model):
+        if not any(c.__name__ == "Module" and c.__module__.startswith("flax.nnx")
+                   for c in type(model).__mro__):  # flax is imported for Modules only
             raise TypeError(f"model must be an nnx.Module, or a function apply(params, "
                             f"features) with params given, got {type(model).__name__}")
         apply, params = _model_apply(model)
@@ -140,11 +141,6 @@ def implicit_multipliers(
     check_reduction(reduction)
     return ImplicitMultipliers(functools.partial(_predict, apply, link_fn), params, optimizer,
                                project_fn, reduction)
-
-
-def _is_module(model: Any) -> bool:
-    return any(c.__name__ == "Module" and c.__module__.startswith("flax.nnx")
-               for c in type(model).__mro__)
 
 
 def _choose(value: Any, named: dict, name: str) -> Callable:
