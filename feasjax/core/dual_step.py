@@ -43,7 +43,6 @@ def init_parts(groups: Mapping[str, ConstraintGroup], multipliers: dict | None =
             checks.check_finite(np.float32(g.init_multiplier), f"{name}.init_multiplier")
         multipliers = {name: jax.device_put(np.full((g.size,), g.init_multiplier, np.float32))
                        for name, g in stored(groups).items()}
-        check_multipliers(groups, multipliers, values=False)
     else:
         check_multipliers(groups, multipliers)
     duals = {name: implicit.init_state(g.multipliers) if g.implicit else

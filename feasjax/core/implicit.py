@@ -1,9 +1,8 @@
 """Implicit (model-based) multipliers: ``λ(z) = link(h_φ(z)) >= 0`` from per-sample features.
 
 Instead of one stored multiplier per sample (O(N) memory), a small model ``h_φ`` maps a
-sample's features ``z`` to its multiplier, and the dual step ascends the Lagrangian in ``φ``
-(Cooper's ``ImplicitMultiplier`` is the same idea). The state holds ``φ`` and its optimizer
-state only, no ``indices`` are needed, and the model predicts multipliers of unseen samples.
+sample's features ``z`` to its multiplier and the dual step ascends the Lagrangian in ``φ``
+(Cooper's ``ImplicitMultiplier`` is the same idea): the state holds ``φ`` and its optimizer's.
 
 With one-hot features, a linear model without bias, ``link="projected"`` and
 ``project="nonnegative"``, ``h_φ(e_i) = φ_i`` and the dual step is explicit FL's projected
