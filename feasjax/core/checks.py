@@ -21,11 +21,9 @@ def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None
     """Raise ``ValueError`` unless the static ``value`` is finite and ``> 0`` (``>= 0``)."""
     if not is_concrete(value):
         return
-    bound = ">= 0" if allow_zero else "> 0"
-    if isinstance(value, (bool, np.bool_)) or not np.issubdtype(np.asarray(value).dtype,
-                                                                np.number):
+    bound, values = (">= 0" if allow_zero else "> 0"), np.asarray(value)
+    if isinstance(value, (bool, np.bool_)) or not np.issubdtype(values.dtype, np.number):
         raise ValueError(f"{name} must be a finite number {bound}, got {name}={value!r}")
-    values = np.asarray(value)
     if not (np.all(np.isfinite(values)) and np.all(values >= 0 if allow_zero else values > 0)):
         raise ValueError(f"{name} must be finite and {bound}, got {name}={value!r}")
 
@@ -42,9 +40,7 @@ def check_count(value: Any, name: str) -> int:
 
 def check_unit_interval(value: float, name: str) -> None:
     """Raise ``ValueError`` unless the static ``value`` is in ``[0, 1)``; tracers pass."""
-    if not is_concrete(value):
-        return
-    if not 0.0 <= float(value) < 1.0:
+    if is_concrete(value) and not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {name}={value!r}")
 
 

@@ -120,14 +120,10 @@ def quadratic_penalty(penalty: float) -> Formulation:
       [0.0, 9.0]
     """
     checks.check_positive(penalty, "penalty")
-    return Formulation(
-        name="quadratic_penalty",
-        has_multipliers=False,
-        init=tuple,
+    return lagrangian()._replace(  # stateless, as the Lagrangian, but with no multipliers
+        name="quadratic_penalty", has_multipliers=False,
         primal_term=lambda lam, g, state, kind: 0.5 * penalty * _positive_part(g, kind) ** 2,
-        dual_gradient=lambda lam, g, state, kind: jnp.zeros_like(g),
-        update_state=_keep_state,
-    )
+        dual_gradient=lambda lam, g, state, kind: jnp.zeros_like(g))
 
 
 def augmented_lagrangian(

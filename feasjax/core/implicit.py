@@ -169,11 +169,8 @@ def init_state(spec: ImplicitMultipliers) -> ImplicitState:
 
 def propose(spec: ImplicitMultipliers, dual: ImplicitState, fstate: Any, formulation: Any,
             violations: jax.Array, features: Any, axis_name: str | None) -> ImplicitState:
-    """The dual step in ``φ``, not yet committed (the caller selects it if the step is kept).
-
-    The per-sample dual direction (``g_i`` for FL, ``g_i − λ_i/α`` for RFL) is pulled back
-    through the model: the gradient of ``Σ_i λ_φ(z_i) d_i`` (``"mean"``: divided by ``B``).
-    """
+    """The dual step in ``φ``, not yet committed: the per-sample dual direction ``d_i`` pulled
+    back through the model, the gradient of ``Σ_i λ_φ(z_i) d_i`` (``"mean"``: divided by ``B``)."""
     lam, pullback = jax.vjp(lambda p: dual.predict(p, features), dual.params)
     direction = formulation.dual_gradient(lam, violations, fstate, "inequality")
     # Projected ascent leaves λ_i = 0 where g_i < 0 (the bound is active): such samples exert

@@ -184,8 +184,7 @@ def empirical_risk(
     """
     def make(args, losses):
         del args
-        objective = weighted_sum(losses, jnp.ones_like(losses), reduction)
-        return ProblemOutput(objective, {}, aux=losses)
+        return ProblemOutput(weighted_sum(losses, jnp.ones_like(losses), reduction), {}, aux=losses)
 
     return primal_dual(_losses_problem(per_sample_loss, make), primal_optimizer, {},
                        axis_name=axis_name, checked=checked, on_nonfinite=on_nonfinite,

@@ -49,7 +49,8 @@ def exponentiated_gradient(step_size: float) -> AscentTransformation:
         logits = jnp.log(jnp.maximum(params, 1e-30)) + step_size * updates
         return jax.nn.softmax(logits) - params, state
 
-    return ascent(optax.GradientTransformationExtraArgs(optax.init_empty_state, update), negate=False)
+    tx = optax.GradientTransformationExtraArgs(optax.init_empty_state, update)
+    return ascent(tx, negate=False)
 
 
 def group_mean_losses(losses: jax.Array, groups: jax.Array, num_groups: int) -> jax.Array:

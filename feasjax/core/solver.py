@@ -171,10 +171,8 @@ def primal_dual(
     def raise_if_nonfinite(objective, measured, idx):
         checks.check_finite(objective, "objective")
         for name, g in groups.items():
-            if not checks.is_concrete(measured[name]):
-                continue
             bad = ~jnp.isfinite(measured[name])
-            if bool(jnp.any(bad)):
+            if checks.is_concrete(bad) and bool(jnp.any(bad)):
                 where = idx[name][bad] if g.indexed else jnp.flatnonzero(bad)
                 label = "sample indices" if g.indexed else "constraints"
                 raise ValueError(f"constraint group {name!r}: non-finite losses/violations at "

@@ -129,9 +129,8 @@ def constrained(
     primal = optax.with_extra_args_support(primal_optimizer)
 
     def init_fn(params):
-        lam, dual, form = dual_step.init_parts(groups)
-        # Two buffers, not one: a donated state may not hold the same buffer twice.
-        return ConstrainedState(primal.init(params), lam, dual, form,
+        # Two counters, not one: a donated state may not hold the same buffer twice.
+        return ConstrainedState(primal.init(params), *dual_step.init_parts(groups),
                                 dual_step.zero_count(), dual_step.zero_count())
 
     def dual(state, violations, measurements, indices, features, unique_indices):
@@ -250,8 +249,8 @@ def feasible(
                          "multiplier each), or pass multipliers=fj.implicit_multipliers(...)")
     else:
         group = ConstraintGroup(
-            size=checks.check_count(num_samples, "num_samples"), kind="inequality",
-            formulation=formulation, dual_optimizer=dual_optimizer or defaults.dual_optimizer(),
+            size=checks.check_count(num_samples, "num_samples"), formulation=formulation,
+            dual_optimizer=dual_optimizer or defaults.dual_optimizer(),
             indexed=True, init_multiplier=init_multiplier)
     inner = constrained(primal_optimizer, {SAMPLES: group}, scheme=scheme, axis_name=axis_name)
 
