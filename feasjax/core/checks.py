@@ -95,8 +95,7 @@ def check_finite(x: Any, name: str) -> None:
 def check_finite_tree(tree: Any, name: str) -> None:
     """Raise ``ValueError`` if a concrete leaf of ``tree`` holds NaN or inf, naming the leaf."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        if not is_concrete(leaf) or not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
-            continue
-        if not bool(jnp.all(jnp.isfinite(leaf))):
+        if is_concrete(leaf) and jnp.issubdtype(jnp.result_type(leaf), jnp.inexact) and \
+                not bool(jnp.all(jnp.isfinite(leaf))):
             raise ValueError(f"{name} must be finite, got non-finite values in "
                              f"{jax.tree_util.keystr(path) or 'the leaf'}")

@@ -98,8 +98,7 @@ class ConstraintGroup(NamedTuple):
 
     @property
     def per_sample(self) -> bool:
-        """Whether the batch holds its own samples' values (indexed or implicit): not averaged
-        over devices, unlike a dense group's."""
+        """Whether the batch holds its samples' own values (indexed or implicit, not averaged)."""
         return self.indexed or self.implicit
 
     def resolved_reduction(self) -> str:
