@@ -1,10 +1,9 @@
-"""The constrained core: per-sample (or per-constraint) losses to multipliers, a Lagrangian and
-a primal-dual step (``transform``: the Optax transformations; ``solver``: ``primal_dual``;
+"""The constrained core: per-sample (or per-constraint) losses to multipliers, a Lagrangian and a
+primal-dual step (``transform``: the Optax transformations; ``solver``: ``primal_dual``;
 ``learning``: Feasible Learning and ERM; ``implicit``: multipliers predicted by a model of the
-samples' features; ``dual``, ``formulations``, ``problem``, ``rows``,
-``dual_step``; ``reweighting`` and ``robust`` for subpopulation shift). Helpers live in their
-modules (``feasjax.core.rows.unique_rows``) and are not API; names 0.1 exported here resolve
-until 0.3 with a ``DeprecationWarning``.
+samples' features; ``dual``, ``formulations``, ``problem``, ``rows``, ``dual_step``;
+``reweighting`` and ``robust`` for subpopulation shift). Helpers live in their modules
+(``feasjax.core.rows.unique_rows``) and are not API.
 """
 from feasjax._exports import by_name, module_attributes
 from feasjax.core.weighting import weighted_sum
@@ -28,8 +27,7 @@ __all__ = ["exponentiated_gradient", "group_dro", "group_weights", "reweighted",
            "PrimalDualState", "ProblemOutput", "quadratic_penalty", "resilient", "SAMPLES",
            "StepInfo", "weighted_sum"]
 
-# No longer exported here (helpers, or records only the library builds); until 0.3 they still
-# resolve, with a DeprecationWarning naming the module that defines them.
+# No longer exported; until 0.3 they resolve with a DeprecationWarning naming their module.
 _DEPRECATED = by_name({
     "feasjax.core.checks": ("check_indices",),
     "feasjax.core.dual": ("AscentTransformation", "check_ascent", "is_ascent", "NuPIState",

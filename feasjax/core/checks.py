@@ -21,11 +21,9 @@ def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None
     """Raise ``ValueError`` unless the static ``value`` is finite and ``> 0`` (``>= 0``)."""
     if not is_concrete(value):
         return
-    bound = ">= 0" if allow_zero else "> 0"
-    if isinstance(value, (bool, np.bool_)) or not np.issubdtype(np.asarray(value).dtype,
-                                                                np.number):
+    bound, values = (">= 0" if allow_zero else "> 0"), np.asarray(value)
+    if isinstance(value, (bool, np.bool_)) or not np.issubdtype(values.dtype, np.number):
         raise ValueError(f"{name} must be a finite number {bound}, got {name}={value!r}")
-    values = np.asarray(value)
     if not (np.all(np.isfinite(values)) and np.all(values >= 0 if allow_zero else values > 0)):
         raise ValueError(f"{name} must be finite and {bound}, got {name}={value!r}")
 
@@ -42,9 +40,7 @@ def check_count(value: Any, name: str) -> int:
 
 def check_unit_interval(value: float, name: str) -> None:
     """Raise ``ValueError`` unless the static ``value`` is in ``[0, 1)``; tracers pass."""
-    if not is_concrete(value):
-        return
-    if not 0.0 <= float(value) < 1.0:
+    if is_concrete(value) and not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {name}={value!r}")
 
 
@@ -80,9 +76,8 @@ def check_indices(indices: Any, num_rows: int | None, name: str = "indices") -> 
         values = np.asarray(indices)
         bad = values[(values < 0) | (values >= num_rows)]
         if bad.size:
-            raise ValueError(
-                f"{name} must lie in [0, {num_rows}), got out-of-range values {bad[:10].tolist()}"
-            )
+            raise ValueError(f"{name} must lie in [0, {num_rows}), got out-of-range values "
+                             f"{bad[:10].tolist()}")
     return indices
 
 
@@ -100,8 +95,7 @@ def check_finite(x: Any, name: str) -> None:
 def check_finite_tree(tree: Any, name: str) -> None:
     """Raise ``ValueError`` if a concrete leaf of ``tree`` holds NaN or inf, naming the leaf."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        if not is_concrete(leaf) or not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
-            continue
-        if not bool(jnp.all(jnp.isfinite(leaf))):
+        if is_concrete(leaf) and jnp.issubdtype(jnp.result_type(leaf), jnp.inexact) and \
+                not bool(jnp.all(jnp.isfinite(leaf))):
             raise ValueError(f"{name} must be finite, got non-finite values in "
                              f"{jax.tree_util.keystr(path) or 'the leaf'}")

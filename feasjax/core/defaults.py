@@ -1,10 +1,5 @@
 """The defaults every entry point shares, so that a constraint group means the same thing whichever
-door it came through.
-
-``REDUCTION="mean"`` over a dense group of ``m`` constraints minimises ``f + (1/m) Σ λ_j g_j``,
-so its multipliers are ``m`` times the textbook (``"sum"``) ones; ``INIT_MULTIPLIER=1.0`` makes
-the first Feasible Learning step an ERM step.
-"""
+door it came through."""
 from __future__ import annotations
 
 import optax
@@ -15,9 +10,10 @@ __all__: list[str] = []  # helpers of the core only: import them from here
 
 # Primal and dual steps from the same forward pass, the primal one with the old multipliers.
 SCHEME = "simultaneous"
-# 1/B Σ over a batch of samples, 1/m Σ over m dense constraints: step sizes do not scale with B.
+# 1/B Σ over a batch of samples, 1/m Σ over m dense constraints: step sizes do not scale with B
+# (a dense group's multipliers are then m times the textbook "sum" ones).
 REDUCTION = "mean"
-# λ_i = 1 at start: every constraint weighs on the first primal step.
+# λ_i = 1 at start: every constraint weighs on the first primal step (FL's is an ERM step).
 INIT_MULTIPLIER = 1.0
 # Step size of the default dual (ascent) optimizer.
 DUAL_LEARNING_RATE = 0.1

@@ -140,11 +140,8 @@ def nupi(
         first = state.count == 0
         # nuPI, Sohrabi et al. 2024: the error drives the multipliers up (ascent).
         new_updates = jax.tree.map(
-            lambda e, x_new, x_old: (learning_rate
-                                     * (ki * e + jnp.where(first, 0.0, kp * (x_new - x_old)))
-                                     ).astype(e.dtype),
-            updates, xi, state.xi,
-        )
+            lambda e, new, old: (learning_rate * (ki * e + jnp.where(first, 0.0, kp * (new - old)))
+                                 ).astype(e.dtype), updates, xi, state.xi)
         return new_updates, NuPIState(xi=xi, count=optax.safe_increment(state.count))
 
     return AscentTransformation(init_fn, update_fn)
@@ -199,8 +196,7 @@ def optimistic(learning_rate: float, alpha: float = 1.0) -> AscentTransformation
         first = state.count == 0
         new_updates = jax.tree.map(
             lambda g, p: learning_rate * ((1 + alpha) * g - alpha * jnp.where(first, g, p)),
-            updates, state.previous,
-        )
+            updates, state.previous)
         return new_updates, OptimisticState(previous=updates,
                                             count=optax.safe_increment(state.count))
 

@@ -43,7 +43,6 @@ def init_parts(groups: Mapping[str, ConstraintGroup], multipliers: dict | None =
             checks.check_finite(np.float32(g.init_multiplier), f"{name}.init_multiplier")
         multipliers = {name: jax.device_put(np.full((g.size,), g.init_multiplier, np.float32))
                        for name, g in stored(groups).items()}
-        check_multipliers(groups, multipliers, values=False)
     else:
         check_multipliers(groups, multipliers)
     duals = {name: implicit.init_state(g.multipliers) if g.implicit else
@@ -59,11 +58,8 @@ def zero_count() -> jax.Array:
 
 def check_multipliers(groups: Mapping[str, ConstraintGroup], multipliers: Any, *,
                       values: bool = True, padded: bool = False) -> None:
-    """Raise unless ``multipliers`` has one finite float ``(size,)`` vector per stored group.
-
-    With ``padded``, an indexed group's vector may have more rows than ``size`` (a mesh's
-    padding, which no valid index reaches).
-    """
+    """Raise unless ``multipliers`` has one finite float ``(size,)`` vector per stored group
+    (with ``padded``, an indexed group's may have more rows: a mesh's, no valid index reaches)."""
     groups = stored(groups)
     if not isinstance(multipliers, Mapping) or set(multipliers) != set(groups):
         got = sorted(multipliers) if isinstance(multipliers, Mapping) else type(multipliers)
@@ -189,12 +185,8 @@ def propose(groups: Mapping[str, ConstraintGroup], dual_states: dict, formulatio
 def commit(groups: Mapping[str, ConstraintGroup], multipliers: dict, dual_states: dict,
            formulation_states: dict, proposal: Proposal, idx: dict, ok: jax.Array
            ) -> tuple[dict, dict, dict]:
-    """Write a proposal back if ``ok``: O(B) scatters for indexed groups, selects for dense
-    ones and for implicit ones' model parameters (they store no multipliers).
-
-    Returns:
-      The new ``(multipliers, dual_states, formulation_states)``.
-    """
+    """The new ``(multipliers, dual_states, formulation_states)``, the proposal's if ``ok``: O(B)
+    scatters for indexed groups, selects for dense ones and implicit ones' model parameters."""
     new_lam, new_dual = {}, {}
     for name, g in groups.items():
         if g.indexed:

@@ -6,7 +6,7 @@ per-sample rows and dense groups alike.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +15,6 @@ from feasjax.core import checks
 
 __all__ = ["lagrangian", "resilient", "quadratic_penalty", "augmented_lagrangian"]
 
-Kind = Literal["inequality", "equality"]
 KINDS = ("inequality", "equality")
 
 
@@ -121,14 +120,10 @@ def quadratic_penalty(penalty: float) -> Formulation:
       [0.0, 9.0]
     """
     checks.check_positive(penalty, "penalty")
-    return Formulation(
-        name="quadratic_penalty",
-        has_multipliers=False,
-        init=tuple,
+    return lagrangian()._replace(  # stateless, as the Lagrangian, but with no multipliers
+        name="quadratic_penalty", has_multipliers=False,
         primal_term=lambda lam, g, state, kind: 0.5 * penalty * _positive_part(g, kind) ** 2,
-        dual_gradient=lambda lam, g, state, kind: jnp.zeros_like(g),
-        update_state=_keep_state,
-    )
+        dual_gradient=lambda lam, g, state, kind: jnp.zeros_like(g))
 
 
 def augmented_lagrangian(
@@ -220,9 +215,3 @@ def augmented_lagrangian(
 
     return Formulation("augmented_lagrangian", True, init, primal_term, dual_gradient,
                        update_state)
-
-
-def check_kind(kind: str) -> None:
-    """Raise ``ValueError`` unless ``kind`` is ``"inequality"`` or ``"equality"``."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind=}")

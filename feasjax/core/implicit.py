@@ -1,9 +1,8 @@
 """Implicit (model-based) multipliers: ``λ(z) = link(h_φ(z)) >= 0`` from per-sample features.
 
 Instead of one stored multiplier per sample (O(N) memory), a small model ``h_φ`` maps a
-sample's features ``z`` to its multiplier, and the dual step ascends the Lagrangian in ``φ``
-(Cooper's ``ImplicitMultiplier`` is the same idea). The state holds ``φ`` and its optimizer
-state only, no ``indices`` are needed, and the model predicts multipliers of unseen samples.
+sample's features ``z`` to its multiplier and the dual step ascends the Lagrangian in ``φ``
+(Cooper's ``ImplicitMultiplier`` is the same idea): the state holds ``φ`` and its optimizer's.
 
 With one-hot features, a linear model without bias, ``link="projected"`` and
 ``project="nonnegative"``, ``h_φ(e_i) = φ_i`` and the dual step is explicit FL's projected
@@ -123,7 +122,8 @@ def implicit_multipliers(
       1
     """
     if params is None:
-        if not _is_module(model):
+        if not any(c.__name__ == "Module" and c.__module__.startswith("flax.nnx")
+                   for c in type(model).__mro__):  # flax is imported for Modules only
             raise TypeError(f"model must be an nnx.Module, or a function apply(params, "
                             f"features) with params given, got {type(model).__name__}")
         apply, params = _model_apply(model)
@@ -140,11 +140,6 @@ def implicit_multipliers(
     check_reduction(reduction)
     return ImplicitMultipliers(functools.partial(_predict, apply, link_fn), params, optimizer,
                                project_fn, reduction)
-
-
-def _is_module(model: Any) -> bool:
-    return any(c.__name__ == "Module" and c.__module__.startswith("flax.nnx")
-               for c in type(model).__mro__)
 
 
 def _choose(value: Any, named: dict, name: str) -> Callable:
@@ -174,11 +169,8 @@ def init_state(spec: ImplicitMultipliers) -> ImplicitState:
 
 def propose(spec: ImplicitMultipliers, dual: ImplicitState, fstate: Any, formulation: Any,
             violations: jax.Array, features: Any, axis_name: str | None) -> ImplicitState:
-    """The dual step in ``φ``, not yet committed (the caller selects it if the step is kept).
-
-    The per-sample dual direction (``g_i`` for FL, ``g_i − λ_i/α`` for RFL) is pulled back
-    through the model: the gradient of ``Σ_i λ_φ(z_i) d_i`` (``"mean"``: divided by ``B``).
-    """
+    """The dual step in ``φ``, not yet committed: the per-sample dual direction ``d_i`` pulled
+    back through the model, the gradient of ``Σ_i λ_φ(z_i) d_i`` (``"mean"``: divided by ``B``)."""
     lam, pullback = jax.vjp(lambda p: dual.predict(p, features), dual.params)
     direction = formulation.dual_gradient(lam, violations, fstate, "inequality")
     # Projected ascent leaves λ_i = 0 where g_i < 0 (the bound is active): such samples exert

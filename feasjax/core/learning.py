@@ -57,16 +57,16 @@ def _checked_losses(losses: Any) -> jax.Array:
 
 
 def _losses_problem(per_sample_loss: Callable, make: Callable) -> Callable:
-    """``problem_fn`` of a per-sample loss, ``make(params, batch, losses, model_state)`` its
-    ``ProblemOutput``; with a model state the loss returns ``(losses, new_model_state)``."""
-    def problem(params, batch, model_state=None):
-        if model_state is None:
-            return make(params, batch, _checked_losses(per_sample_loss(params, batch)), None)
-        out = per_sample_loss(params, batch, model_state)
+    """``problem_fn(*args)`` of a per-sample loss, ``args = (params, batch[, model_state])``;
+    ``make(args, losses)`` its ``ProblemOutput``; with a model state the loss returns a pair."""
+    def problem(*args):
+        out = per_sample_loss(*args)
+        if len(args) == 2:
+            return make(args, _checked_losses(out))
         if not (isinstance(out, tuple) and len(out) == 2):
             raise TypeError("with a model state, per_sample_loss must return (losses, "
                             "new_model_state)")
-        return make(params, batch, _checked_losses(out[0]), model_state), out[1]
+        return make(args, _checked_losses(out[0])), out[1]
 
     return problem
 
@@ -132,7 +132,6 @@ def feasible_learning(
     checks.check_positive(epsilon, "epsilon", allow_zero=True)
     group = ConstraintGroup(
         size=checks.check_count(num_samples, "num_samples"),
-        kind="inequality",
         formulation=formulation or lagrangian(),
         dual_optimizer=dual_optimizer or defaults.dual_optimizer(),
         indexed=True,
@@ -140,10 +139,9 @@ def feasible_learning(
         init_multiplier=init_multiplier,
     )
 
-    def make(params, batch, losses, model_state):
+    def make(args, losses):
         measurement = None
         if measurement_fn is not None:
-            args = (params, batch) if model_state is None else (params, batch, model_state)
             measurement = jax.lax.stop_gradient(measurement_fn(*args)) - epsilon
         constraint = ConstraintValue(violation=losses - epsilon, measurement=measurement)
         return ProblemOutput(jnp.zeros((), losses.dtype), {SAMPLES: constraint}, aux=losses)
@@ -184,10 +182,9 @@ def empirical_risk(
       >>> round(float(state.params), 4)
       2.0
     """
-    def make(params, batch, losses, model_state):
-        del model_state
-        objective = weighted_sum(losses, jnp.ones_like(losses), reduction)
-        return ProblemOutput(objective, {}, aux=losses)
+    def make(args, losses):
+        del args
+        return ProblemOutput(weighted_sum(losses, jnp.ones_like(losses), reduction), {}, aux=losses)
 
     return primal_dual(_losses_problem(per_sample_loss, make), primal_optimizer, {},
                        axis_name=axis_name, checked=checked, on_nonfinite=on_nonfinite,

@@ -10,7 +10,7 @@ import optax
 
 from feasjax.core import checks, defaults
 from feasjax.core.dual import check_ascent
-from feasjax.core.formulations import Formulation, check_kind, lagrangian
+from feasjax.core.formulations import KINDS, Formulation, lagrangian
 from feasjax.core.implicit import ImplicitMultipliers
 from feasjax.core.weighting import check_reduction
 
@@ -98,8 +98,7 @@ class ConstraintGroup(NamedTuple):
 
     @property
     def per_sample(self) -> bool:
-        """Whether the batch holds its own samples' values (indexed or implicit): not averaged
-        over devices, unlike a dense group's."""
+        """Whether the batch holds its samples' own values (indexed or implicit, not averaged)."""
         return self.indexed or self.implicit
 
     def resolved_reduction(self) -> str:
@@ -109,36 +108,31 @@ class ConstraintGroup(NamedTuple):
     def validate(self, name: str) -> None:
         """Raise ``ValueError`` naming ``name`` if the description is inconsistent."""
         if self.implicit:
-            self._validate_implicit(name)
-            return
-        if not isinstance(self.size, int) or self.size < 1:
+            if not isinstance(self.multipliers, ImplicitMultipliers):
+                raise TypeError(f"constraint group {name!r}: multipliers must be built by fj."
+                                f"implicit_multipliers(...), got {type(self.multipliers).__name__}")
+            default = self._field_defaults
+            stored = {"size": self.size is not None, "indexed": self.indexed,
+                      "dual_optimizer": self.dual_optimizer is not default["dual_optimizer"],
+                      "init_multiplier": self.init_multiplier != default["init_multiplier"]}
+            if any(stored.values()):
+                raise ValueError(f"constraint group {name!r}: with implicit multipliers, "
+                                 f"{', '.join(k for k, v in stored.items() if v)} do not apply: "
+                                 f"the multiplier model, its parameters and "
+                                 f"fj.implicit_multipliers(..., optimizer=) replace them")
+            if self.kind != "inequality" or not self.formulation.has_multipliers:
+                raise ValueError(f"constraint group {name!r}: implicit multipliers (λ >= 0) are "
+                                 f"for inequality groups with multipliers, got kind={self.kind!r}"
+                                 f", formulation={self.formulation.name!r}")
+        elif not isinstance(self.size, int) or self.size < 1:
             raise ValueError(f"constraint group {name!r}: size must be a positive int, "
                              f"got size={self.size!r}")
-        check_kind(self.kind)
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got kind={self.kind!r}")
         check_reduction(self.resolved_reduction())
+        # An implicit group's (default) dual optimizer and initial multiplier pass these.
         if self.formulation.has_multipliers:
             check_ascent(self.dual_optimizer, f"dual_optimizer of constraint group {name!r}")
         if self.kind == "inequality":
             checks.check_positive(self.init_multiplier, f"{name}.init_multiplier",
                                   allow_zero=True)
-
-    def _validate_implicit(self, name: str) -> None:
-        if not isinstance(self.multipliers, ImplicitMultipliers):
-            raise TypeError(f"constraint group {name!r}: multipliers must be built by "
-                            f"fj.implicit_multipliers(...), got {type(self.multipliers).__name__}")
-        stored = {"size": self.size is not None, "indexed": self.indexed,
-                  "dual_optimizer": self.dual_optimizer is not _DEFAULTS["dual_optimizer"],
-                  "init_multiplier": self.init_multiplier != defaults.INIT_MULTIPLIER}
-        if any(stored.values()):
-            raise ValueError(f"constraint group {name!r}: with implicit multipliers, "
-                             f"{', '.join(k for k, v in stored.items() if v)} do not apply: the "
-                             f"multiplier model, its parameters and fj.implicit_multipliers(..., "
-                             f"optimizer=) replace them")
-        if self.kind != "inequality" or not self.formulation.has_multipliers:
-            raise ValueError(f"constraint group {name!r}: implicit multipliers (λ >= 0) are for "
-                             f"inequality groups with multipliers, got kind={self.kind!r}, "
-                             f"formulation={self.formulation.name!r}")
-        check_reduction(self.resolved_reduction())
-
-
-_DEFAULTS = ConstraintGroup._field_defaults

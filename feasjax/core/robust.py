@@ -42,10 +42,6 @@ def exponentiated_gradient(step_size: float) -> AscentTransformation:
     if is_concrete(step_size) and not step_size > 0:  # a traced one (a sweep) is unchecked
         raise ValueError(f"step_size must be > 0, got {step_size=}")
 
-    def init(params):
-        del params
-        return optax.EmptyState()
-
     def update(updates, state, params=None, **extra_args):
         del extra_args
         if params is None:
@@ -53,7 +49,8 @@ def exponentiated_gradient(step_size: float) -> AscentTransformation:
         logits = jnp.log(jnp.maximum(params, 1e-30)) + step_size * updates
         return jax.nn.softmax(logits) - params, state
 
-    return ascent(optax.GradientTransformationExtraArgs(init, update), negate=False)
+    tx = optax.GradientTransformationExtraArgs(optax.init_empty_state, update)
+    return ascent(tx, negate=False)
 
 
 def group_mean_losses(losses: jax.Array, groups: jax.Array, num_groups: int) -> jax.Array:

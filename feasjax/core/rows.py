@@ -121,8 +121,8 @@ def indexed(inner: optax.GradientTransformation) -> optax.GradientTransformation
         num_rows = checks.leading_size(state.rows if params is None else params, "params")
         indices = checks.check_indices(indices, num_rows, "indices")
         checks.check_leading_size(updates, indices.shape[0], "updates")
-        rows_params = None if params is None else gather_rows(params, indices)
-        row_updates, new_rows = update_rows(inner, updates, state, indices, rows_params,
+        row_updates, new_rows = update_rows(inner, updates, state, indices,
+                                            gather_rows(params, indices),  # None stays None
                                             unique_indices=unique_indices)
         # Inside jit the range cannot raise: out-of-range rows get NaN updates (loud, and
         # never written back) rather than a silently dropped or clamped write.
@@ -149,10 +149,7 @@ def update_rows(
     masked out of range to :func:`write_rows` (O(B), not an O(N) select)."""
     if not unique_indices:
         row_grads = combine_duplicates(row_grads, indices)
-    rows_state = gather_rows(state.inner, indices)
-    if row_params is None:
-        return jax.vmap(lambda g, s: inner.update(g, s))(row_grads, rows_state)
-    return jax.vmap(inner.update)(row_grads, rows_state, row_params)
+    return jax.vmap(inner.update)(row_grads, gather_rows(state.inner, indices), row_params)
 
 
 def write_rows(state: IndexedState, new_rows: Any, indices: jax.Array) -> IndexedState:

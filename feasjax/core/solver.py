@@ -37,8 +37,7 @@ class PrimalDualState(NamedTuple):
 
     @property
     def inner_state(self) -> Any:
-        """The wrapped (primal) optimizer's state, as :class:`feasjax.ConstrainedState` and
-        optax's wrappers name it (``primal_state``)."""
+        """``primal_state``, named as :class:`feasjax.ConstrainedState` and optax's wrappers do."""
         return self.primal_state
 
     @property
@@ -171,23 +170,18 @@ def primal_dual(
     def raise_if_nonfinite(objective, measured, idx):
         checks.check_finite(objective, "objective")
         for name, g in groups.items():
-            if not checks.is_concrete(measured[name]):
-                continue
             bad = ~jnp.isfinite(measured[name])
-            if bool(jnp.any(bad)):
+            if checks.is_concrete(bad) and bool(jnp.any(bad)):
                 where = idx[name][bad] if g.indexed else jnp.flatnonzero(bad)
                 label = "sample indices" if g.indexed else "constraints"
                 raise ValueError(f"constraint group {name!r}: non-finite losses/violations at "
                                  f"{label} {where[:10].tolist()}")
 
-    def cotangents(rows, values, form_states):
-        def penalty_sum(vals):
-            terms = {k: g.formulation.primal_term(rows[k], vals[k], form_states[k], g.kind)
-                     for k, g in groups.items()}
-            return sum((weighted_sum(t, jnp.ones_like(t), groups[k].resolved_reduction())
-                        for k, t in terms.items()), 0.0)
-
-        return jax.grad(penalty_sum)(values)
+    def penalty_sum(values, rows, form_states):  # its gradient in values is their cotangent
+        terms = {k: g.formulation.primal_term(rows[k], values[k], form_states[k], g.kind)
+                 for k, g in groups.items()}
+        return sum((weighted_sum(t, jnp.ones_like(t), groups[k].resolved_reduction())
+                    for k, t in terms.items()), 0.0)
 
     def step(state: PrimalDualState, batch: Any, indices: Any = None, *,
              unique_indices: bool = False, padded: bool = False):
@@ -206,7 +200,7 @@ def primal_dual(
                                          rows, measured, idx, unique_indices=unique_indices)
         primal_rows = proposal.rows if scheme == "dual_then_primal" else rows
         (grads,) = vjp_fn((jnp.ones_like(objective),
-                           cotangents(primal_rows, values, state.formulation_states)))
+                           jax.grad(penalty_sum)(values, primal_rows, state.formulation_states)))
         if on_nonfinite == "raise":
             checks.check_finite_tree(grads, "gradients (the losses were finite)")
         inputs_finite = dual_step.all_finite((objective, values, measured))

@@ -1,13 +1,12 @@
 """Primal-dual updates as an Optax transformation: multipliers in the optimizer state.
 
-``tx.update(grads, state, params, violations=g, indices=idx, **extra)`` takes the dual step on
-the batch's rows (O(B); implicit groups take ``features=`` instead), then the wrapped
-optimizer's step. The caller differentiates ``f + reduce(λ_B · g_B)`` with the multipliers read
-by :func:`multipliers`. It composes with ``optax.chain``, ``inject_hyperparams``, ``MultiSteps``
-(put the transformation *around* it so that every micro-batch takes its dual step) and
-``nnx.Optimizer``. Under ``"dual_then_primal"`` call :func:`dual_update` before the gradient,
-under ``"primal_then_dual"`` after ``update``. A step with non-finite values or out-of-range
-indices is skipped: zero updates, state unchanged, ``state.skipped`` incremented.
+``update`` takes the dual step on the batch's rows (O(B)), then the wrapped optimizer's step; the
+caller differentiates ``f + reduce(λ_B · g_B)`` with the multipliers read by :func:`multipliers`.
+It composes with ``optax.chain``, ``inject_hyperparams``, ``MultiSteps`` (put the transformation
+*around* it so that every micro-batch takes its dual step) and ``nnx.Optimizer``. Other schemes
+call :func:`dual_update` before the gradient (``"dual_then_primal"``) or after ``update``
+(``"primal_then_dual"``). A step with non-finite values or out-of-range indices is skipped: zero
+updates, state unchanged, ``state.skipped`` incremented.
 """
 from __future__ import annotations
 
@@ -27,8 +26,6 @@ __all__ = ["SAMPLES", "ConstrainedState", "constrained", "feasible", "constraine
 
 SAMPLES = "samples"  # name of Feasible Learning's per-sample constraint group
 SCHEMES = ("simultaneous", "dual_then_primal", "primal_then_dual")
-_OWN_ARGS = ("violations", "measurements", "indices", "features", "losses", "dual_only",
-             "unique_indices")
 
 
 class ConstrainedState(NamedTuple):
@@ -132,9 +129,8 @@ def constrained(
     primal = optax.with_extra_args_support(primal_optimizer)
 
     def init_fn(params):
-        lam, dual, form = dual_step.init_parts(groups)
-        # Two buffers, not one: a donated state may not hold the same buffer twice.
-        return ConstrainedState(primal.init(params), lam, dual, form,
+        # Two counters, not one: a donated state may not hold the same buffer twice.
+        return ConstrainedState(primal.init(params), *dual_step.init_parts(groups),
                                 dual_step.zero_count(), dual_step.zero_count())
 
     def dual(state, violations, measurements, indices, features, unique_indices):
@@ -160,7 +156,7 @@ def constrained(
     def update_fn(updates, state, params=None, *, violations=None, measurements=None,
                   indices=None, features=None, dual_only=False, unique_indices=False,
                   **extra_args):
-        extra = {k: v for k, v in extra_args.items() if k not in _OWN_ARGS}
+        extra = {k: v for k, v in extra_args.items() if k != "losses"}  # the rest are keywords
         given = violations is not None or measurements is not None
         if dual_only and not given:  # fj.dual_update: the dual step alone
             raise ValueError("dual_update needs the batch's violations (or losses)")
@@ -253,8 +249,8 @@ def feasible(
                          "multiplier each), or pass multipliers=fj.implicit_multipliers(...)")
     else:
         group = ConstraintGroup(
-            size=checks.check_count(num_samples, "num_samples"), kind="inequality",
-            formulation=formulation, dual_optimizer=dual_optimizer or defaults.dual_optimizer(),
+            size=checks.check_count(num_samples, "num_samples"), formulation=formulation,
+            dual_optimizer=dual_optimizer or defaults.dual_optimizer(),
             indexed=True, init_multiplier=init_multiplier)
     inner = constrained(primal_optimizer, {SAMPLES: group}, scheme=scheme, axis_name=axis_name)
 

@@ -40,8 +40,7 @@ def weighted_sum(values: jax.Array, weights: jax.Array, reduction: Reduction = "
     """
     check_reduction(reduction)
     if values.shape != weights.shape:
-        raise ValueError(
-            f"values and weights must have the same shape, got {values.shape=} and {weights.shape=}"
-        )
+        raise ValueError(f"values and weights must have the same shape, got {values.shape=} and "
+                         f"{weights.shape=}")
     total = jnp.sum(weights * values)
     return total / values.shape[0] if reduction == "mean" else total
