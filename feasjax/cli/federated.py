@@ -23,8 +23,7 @@ import argparse
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_float, _positive_int,
-                                add_json, add_methods, add_plot, add_script_flags, add_seeds,
-                                check_outputs)
+                                add_methods, add_outputs, add_script_flags, add_seeds)
 from feasjax.cli.report import write_json
 from feasjax.data._npz import read_npz
 from feasjax.data.federated import federated_dataset, from_client_arrays
@@ -65,8 +64,7 @@ def add_federated_parser(commands: argparse._SubParsersAction) -> None:
     add_seeds(p, (0, 1, 2), "e.g. 0-2 or 0,3")
     p.add_argument("--data-seed", type=int, default=0,
                    help="seed of the client partition (of a file: of its per-client splits)")
-    add_json(p)
-    add_plot(p, "PNG: accuracy against the mixing coefficient")
+    add_outputs(p, "PNG: accuracy against the mixing coefficient")
     add_script_flags(p, shows_progress=False)
     p.set_defaults(handler=federated_command)
 
@@ -180,7 +178,6 @@ def federated_command(args: argparse.Namespace) -> dict:
     """Run ``feasjax federated`` and return the JSON-able report."""
     from feasjax.federated.experiment import run_federated
 
-    check_outputs(args, "federated")
     data, test_rows = _load(args)
     config = FederatedConfig(rounds=args.rounds, local_steps=args.local_steps,
                              learning_rate=args.lr, batch_size=args.batch_size, theta=args.theta)

@@ -24,14 +24,15 @@ fraction of pairs whose chosen continuation the model finds more likely than the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.util
 import os
 
 import numpy as np
 
-from feasjax.cli.common import (add_json, add_methods, add_plot, add_script_flags, add_seeds,
-                                check_outputs, progress_mode)
+from feasjax.cli.common import (add_methods, add_outputs, add_script_flags, add_seeds,
+                                progress_mode)
 from feasjax.cli.report import write_json
 from feasjax.experiments.presets import (DATA_FILES, PAPER_METHODS, PREFERENCE_METHODS, PRESETS,
                                          PreferencePreset, override)
@@ -39,7 +40,7 @@ from feasjax.experiments.presets import (DATA_FILES, PAPER_METHODS, PREFERENCE_M
 __all__ = []
 
 
-def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_paper_parser(commands: argparse._SubParsersAction) -> None:
     """The ``feasjax paper`` command."""
     p = commands.add_parser("paper", help="the Feasible Learning paper's experiments: ERM, "
                                           "CSERM, FL, RFL over seeds; DPO, FL-DPO, RFL-DPO")
@@ -53,14 +54,12 @@ def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     p.add_argument("--set", dest="assignments", action="append", default=[],
                    metavar="KEY=VALUE", help="override a preset field (repeatable), e.g. "
                                              "epochs=2, width=8, num_train=512, p=1.0")
-    add_json(p)
-    add_plot(p, "per-sample loss survival curves (seed 0) as PNG; for 2-D data also the "
+    add_outputs(p, "per-sample loss survival curves (seed 0) as PNG; for 2-D data also the "
                 "decision boundaries, next to it as *-boundaries.png")
     p.add_argument("--logdir", metavar="DIR", help="write TensorBoard event files here "
                                                    "(needs feasjax[tensorboard])")
     add_script_flags(p)
     p.set_defaults(handler=paper_command)
-    return p
 
 
 PAPER_COLUMNS = (("train", "max_loss", "train max loss"), ("train", "q99_loss", "train q99 loss"),
@@ -128,7 +127,6 @@ def _checked_preset(args: argparse.Namespace):
     if args.logdir and importlib.util.find_spec("tensorboardX") is None:
         raise fail('--logdir needs tensorboardX, which is not installed: pip install '
                    '"feasjax[tensorboard]"')
-    check_outputs(args, "paper")
     return preset
 
 
@@ -146,18 +144,14 @@ def paper_command(args: argparse.Namespace) -> dict:
     print(f"feasjax paper: {preset.name}, epsilon={preset.epsilon:.4g}, seeds={seeds}, "
           f"epochs={preset.epochs}, batch size={preset.batch_size}, "
           f"{len(datasets[0].y_train)} train / {len(datasets[0].y_test)} test", flush=True)
-    log = EventLog(args.logdir) if args.logdir else None
     methods, outcomes = {}, {}
-    try:
+    with EventLog(args.logdir) if args.logdir else contextlib.nullcontext() as log:
         for m in args.methods:
             hook = tensorboard_hook(log, m, preset, datasets, seeds) if log else None
             outcomes[m] = out = run_paper_method(m, preset, datasets, seeds, epoch_hook=hook,
                                                  progress=progress_mode(args))
             methods[m] = {**{s: {k: [r[s][k] for r in out["runs"]] for k in out["runs"][0][s]}
                              for s in ("train", "test")}, "seconds": out["seconds"]}
-    finally:
-        if log is not None:
-            log.close()
     print(format_paper_table(methods))
     report = {"preset": preset.name, "seeds": seeds, "epsilon": preset.epsilon,
               "config": dataclasses.asdict(preset), "methods": methods}

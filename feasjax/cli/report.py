@@ -71,12 +71,6 @@ def _cell(value: float | None) -> str:
     return f"{'-':>11}" if value is None else f"{value:>11.4f}"
 
 
-def format_table(methods: dict) -> str:
-    """One row per method, the columns of ``TABLE_COLUMNS``."""
-    return "\n".join([format_header()] + [row for method, result in methods.items()
-                                          for row in format_rows(method, result)])
-
-
 def _num(x: float) -> str:
     return f"{x:.3f}" if abs(x) >= 0.01 else f"{x:.2g}"
 

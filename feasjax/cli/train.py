@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_int, _unit_float,
-                                add_run_arguments, check_outputs, config_from_args, progress_mode)
+                                add_run_arguments, config_from_args, progress_mode)
 from feasjax.cli.report import config_lines, run_methods
 from feasjax.data.user_data import load_arrays, name_of, user_dataset
 from feasjax.experiments.config import RunConfig
@@ -83,7 +83,6 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
 def train_command(args: argparse.Namespace) -> dict:
     """Run ``feasjax train`` and return the JSON-able report (``demo``'s schema; with groups,
     ``worst_group_mean_loss`` per split)."""
-    check_outputs(args, "train")
     name = name_of(args.data or args.x)
     try:  # every data problem is reported before any training starts
         arrays = load_arrays(args.data, x=args.x, y=args.y, group=args.group)
