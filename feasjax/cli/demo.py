@@ -107,8 +107,7 @@ def demo_sweep(args: argparse.Namespace) -> dict:
     for line in interpret({m: r["mean"] for m, r in report["methods"].items()}):
         print(f"{line} (means over {len(args.seeds)} seeds)" if not line.startswith(" ")
               else line)
-    if args.json:
-        write_json(args.json, report, "the metrics of every seed, their mean and std, as JSON")
+    write_json(args.json, report, "the metrics of every seed, their mean and std, as JSON")
     return report
 
 

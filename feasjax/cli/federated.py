@@ -81,9 +81,8 @@ def _load(args: argparse.Namespace) -> tuple:
     every problem of the data is raised as one error line, before any training."""
     try:
         if args.dataset in BUNDLED:
-            for key, value in PARTITION_DEFAULTS.items():
-                if getattr(args, key) is None:
-                    setattr(args, key, value)
+            vars(args).update({k: v for k, v in PARTITION_DEFAULTS.items()
+                               if getattr(args, k) is None})
             return federated_dataset(args.dataset, args.clients, args.beta,
                                      feature_shift=args.feature_shift,
                                      seed=args.data_seed), "split per client"
@@ -186,8 +185,7 @@ def federated_command(args: argparse.Namespace) -> dict:
           f"rounds={args.rounds}, local steps={args.local_steps}, seeds={list(args.seeds)}")
     report = _report(args, data, test_rows, run_federated(data, args.methods, args.seeds, config))
     _print(report)
-    if args.json:
-        write_json(args.json, report)
+    write_json(args.json, report)
     if args.plot:
         _plot(report, args.plot)
         print(f"wrote {args.plot}: accuracy against the mixing coefficient (PNG)")

@@ -134,8 +134,7 @@ def groups_command(args: argparse.Namespace) -> dict:
                for m in args.methods}
     report = {"dataset": datasets[0].name, "seeds": seeds, **info, "methods": methods}
     print(format_groups_table(methods))
-    if args.json:
-        write_json(args.json, report)
+    write_json(args.json, report)
     if args.plot:
         # Lazy: matplotlib takes seconds to import, and only --plot needs it.
         from feasjax.metrics.plotting import plot_group_accuracy

@@ -155,8 +155,7 @@ def paper_command(args: argparse.Namespace) -> dict:
     print(format_paper_table(methods))
     report = {"preset": preset.name, "seeds": seeds, "epsilon": preset.epsilon,
               "config": dataclasses.asdict(preset), "methods": methods}
-    if args.json:
-        write_json(args.json, report)
+    write_json(args.json, report)
     if args.logdir:
         print(f"wrote {args.logdir}: TensorBoard event files (tensorboard --logdir {args.logdir})")
     if args.plot:
@@ -178,8 +177,7 @@ def _preference_command(args: argparse.Namespace, preset: PreferencePreset) -> d
     report = {"preset": preset.name, "seeds": seeds, "epsilon": preset.epsilon,
               "config": dataclasses.asdict(preset), "sft_seconds": out["sft_seconds"],
               "reference": out["reference"], "methods": out["methods"]}
-    if args.json:
-        write_json(args.json, report)
+    write_json(args.json, report)
     if args.plot:
         losses = {m: {"train": v[0][0], "test": v[0][1]} for m, v in out["losses"].items()}
         plot_loss_survival(losses, preset.epsilon, args.plot, floor=1e-3,

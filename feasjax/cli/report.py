@@ -108,11 +108,12 @@ def interpret(methods: dict) -> list[str]:
     return lines
 
 
-def write_json(path: str, report: dict, what: str = "the results as JSON") -> None:
-    """Write ``report`` to ``path`` as indented JSON and print the written-file line."""
-    with open(path, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"wrote {path}: {what}")
+def write_json(path: str | None, report: dict, what: str = "the results as JSON") -> None:
+    """Write ``report`` to ``path`` (``--json``, if given) as indented JSON and say so."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(report, f, indent=2)
+        print(f"wrote {path}: {what}")
 
 
 def run_methods(args: argparse.Namespace, name: str, config: RunConfig,
@@ -130,8 +131,7 @@ def run_methods(args: argparse.Namespace, name: str, config: RunConfig,
         print("\n".join(format_rows(method, result.metrics)), flush=True)
     for line in interpret(report["methods"]):
         print(line)
-    if args.json:
-        write_json(args.json, report, "the metrics as JSON")
+    write_json(args.json, report, "the metrics as JSON")
     if args.plot:
         from feasjax.metrics.plotting import plot_loss_survival
 
