@@ -191,8 +191,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise SystemExit(f"error: --dropout {args.dropout:g}: the mlp has no dropout layer "
                          f"(use --model cnn or resnet)")
     return RunConfig(epochs=args.epochs, batch_size=args.batch_size, epsilon=epsilon,
-                     seed=args.seed, learning_rate=args.lr,
-                     dual_learning_rate=args.dual_lr, alpha=args.alpha, model=args.model,
-                     average=args.average, devices=getattr(args, "devices", None),
-                     dropout=args.dropout,
+                     seed=args.seed, learning_rate=args.lr, dual_learning_rate=args.dual_lr,
+                     alpha=args.alpha, model=args.model, average=args.average,
+                     devices=getattr(args, "devices", None), dropout=args.dropout,
                      fl_dropout=None if args.fl_dropout is None else args.fl_dropout == "on")

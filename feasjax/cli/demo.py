@@ -97,8 +97,7 @@ def demo_sweep(args: argparse.Namespace) -> dict:
                                progress=progress_mode(args),
                                label=run_label(method, i, args.methods))
         report["devices"] = res.devices
-        report["methods"][method] = {"mean": _pick(res.summary, "mean", config),
-                                     "std": _pick(res.summary, "std", config),
+        report["methods"][method] = {**{s: _pick(res.summary, s, config) for s in ("mean", "std")},
                                      "runs": res.runs, "seconds": res.seconds}
         print("\n".join(format_rows(method, report["methods"][method]["mean"])), flush=True)
     print("std over seeds:\n" + format_header())

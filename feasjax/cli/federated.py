@@ -2,9 +2,8 @@
 
 FedAvg rounds of all clients in one compiled program, then local-only, global-only, fine-tuned,
 optimally mixed (Grimberg et al. 2021) and prompt-portfolio (PromptFolio, Pan et al. 2024)
-models, scored by their mean and worst client test accuracy over ``--seeds``. The data (bundled
-and partitioned, or the user's ``.npz``) is checked before any training: a problem is one
-``feasjax federated: error:`` line. ``--json PATH`` writes::
+models, scored by their mean and worst client test accuracy over ``--seeds``, on bundled data
+partitioned over clients or the user's ``.npz``. ``--json PATH`` writes::
 
     {"dataset", "clients", "beta" (null for a file), "seeds",
      "rows": {"train": int, "test": int}, "test_rows": "given" | "split per client",
@@ -57,7 +56,8 @@ def add_federated_parser(commands: argparse._SubParsersAction) -> None:
                    help="client SGD steps per round")
     p.add_argument("--batch-size", type=_positive_int, default=cfg.batch_size,
                    help="client minibatch size")
-    p.add_argument("--lr", type=_positive_float, default=cfg.learning_rate, help="client SGD learning rate")
+    p.add_argument("--lr", type=_positive_float, default=cfg.learning_rate,
+                   help="client SGD learning rate")
     p.add_argument("--theta", type=_fraction_or_end, default=cfg.theta,
                    help="the portfolio's reported theta (a multiple of 0.1)")
     add_methods(p, METHODS)
@@ -143,14 +143,12 @@ def _print(report: dict) -> None:
         mean, worst = np.asarray(m["mean_client_accuracy"]), np.asarray(m["worst_client_accuracy"])
         print(f"{name:<10}{mean.mean():>11.4f} ± {mean.std():.4f}{worst.mean():>11.4f} ± "
               f"{worst.std():.4f}{m['seconds']:>10.1f}")
-    if "mix" in report["methods"]:
-        mix = report["methods"]["mix"]
+    if mix := report["methods"].get("mix"):
         print("mix alpha per client (weight of the global model): "
               + " ".join(f"{a:.2f}" for a in mix["alpha"]))
         print("mix with each client's empirical best alpha (test): "
               + " ".join(f"{a:.4f}" for a in mix["best_alpha_accuracy"]))
-    if "portfolio" in report["methods"]:
-        pf = report["methods"]["portfolio"]
+    if pf := report["methods"].get("portfolio"):
         print(f"portfolio at theta={pf['theta']}; best theta per seed: "
               + " ".join(f"{t:.1f}" for t in pf["best_theta"]))
 
@@ -160,13 +158,11 @@ def _plot(report: dict, path: str) -> None:
     from feasjax.metrics.plotting import plot_accuracy_curves
 
     methods, curves, mark = report["methods"], {}, None
-    if "mix" in methods:
-        mix = methods["mix"]
+    if mix := methods.get("mix"):
         curves["mix(local, global, α), same α for every client"] = (
             mix["alphas"], mix["accuracy_by_alpha"])
         mark = (float(np.mean(mix["alpha"])), "mean estimated α* (held out)")
-    if "portfolio" in methods:
-        pf = methods["portfolio"]
+    if pf := methods.get("portfolio"):
         curves["portfolio, α = 1 − θ"] = (1 - np.asarray(pf["thetas"]), pf["accuracy_by_theta"])
     plot_accuracy_curves(curves, path, xlabel="mixing coefficient α (weight of the global model)",
                          mark=mark, title=f"{report['dataset']}, {report['clients']} clients"

@@ -83,7 +83,7 @@ def format_paper_table(methods: dict, columns: tuple = PAPER_COLUMNS) -> str:
       fl         1.500 ± 0.500    0.500 ± 0.000   1.000 ± 0.000   0.950 ± 0.050      2.0
     """
     widths = [max(16, len(header) + 1) for _, _, header in columns]
-    widths[1:2] = [w + 1 for w in widths[1:2]]
+    widths[1] += 1
     lines = ["method  " + "".join(f"{h:>{w}}" for (_, _, h), w in zip(columns, widths))
              + f"{'seconds':>9}"]
     for name, res in methods.items():

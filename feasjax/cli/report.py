@@ -118,9 +118,8 @@ def write_json(path: str | None, report: dict, what: str = "the results as JSON"
 
 def run_methods(args: argparse.Namespace, name: str, config: RunConfig,
                 run: Callable[[str, str], MethodResult]) -> dict:
-    """``demo``'s and ``train``'s table: the header, then the rows of each method of ``--methods``
-    as ``run(method, label)`` returns its result; then what the table says, ``--json`` and
-    ``--plot`` (loss survival curves) if asked, with a line each. Returns the JSON report."""
+    """``demo``'s and ``train``'s output: the table (a method's rows as ``run(method, label)``
+    returns them), what it says, ``--json`` and ``--plot``; returns the JSON report."""
     print(format_header(), flush=True)
     report = {"dataset": name, "epsilon": config.epsilon, "seed": config.seed, "methods": {}}
     curves = {}
