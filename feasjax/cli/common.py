@@ -44,7 +44,7 @@ def _number(name: str, cast: type, ok: Callable[[Any], bool], what: str) -> Call
             raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
         return value
 
-    parse.__name__ = parse.__qualname__ = name
+    parse.__name__ = name  # argparse's "invalid NAME value"
     return parse
 
 

@@ -86,9 +86,8 @@ def _load(args: argparse.Namespace) -> tuple:
             return federated_dataset(args.dataset, args.clients, args.beta,
                                      feature_shift=args.feature_shift,
                                      seed=args.data_seed), "split per client"
-        flags = [f"--{k.replace('_', '-')}" for k in PARTITION_DEFAULTS if getattr(args, k)
-                 is not None]
-        if flags:
+        if flags := [f"--{k.replace('_', '-')}" for k in PARTITION_DEFAULTS
+                     if getattr(args, k) is not None]:
             raise ValueError(f"{'/'.join(flags)} partition a bundled dataset; {args.dataset} "
                              f"gives each row's client")
         arrays = read_npz(args.dataset, CLIENT_ARRAYS)

@@ -105,8 +105,7 @@ def _checked_preset(args: argparse.Namespace):
         raise fail(e) from None
     preference = isinstance(preset, PreferencePreset)
     allowed = PREFERENCE_METHODS if preference else PAPER_METHODS
-    wrong = [m for m in args.methods if m not in allowed]
-    if wrong:
+    if wrong := [m for m in args.methods if m not in allowed]:
         raise fail(f"--methods of {args.name} must be a subset of {','.join(allowed)}, got "
                    f"{','.join(wrong)}")
     args.methods = args.methods or allowed
@@ -117,8 +116,8 @@ def _checked_preset(args: argparse.Namespace):
                    f"{'--data-dir' if args.data_dir else '--logdir'}")
     if not preference and preset.dataset != "two_moons":
         where = args.data_dir
-        missing = [f for f in DATA_FILES if not (where and os.path.isfile(os.path.join(where, f)))]
-        if missing:
+        if missing := [f for f in DATA_FILES
+                       if not (where and os.path.isfile(os.path.join(where, f)))]:
             found = f"{where} lacks {', '.join(missing)}" if where else "no --data-dir given"
             raise fail(f"{args.name} reads its data from --data-dir DIR, which must hold "
                        f"{', '.join(DATA_FILES)} (.npy: images (N, H, W, C) uint8, labels (N,)); "
@@ -165,7 +164,6 @@ def paper_command(args: argparse.Namespace) -> dict:
 
 def _preference_command(args: argparse.Namespace, preset: PreferencePreset) -> dict:
     from feasjax.experiments.preference import run_preference
-    from feasjax.metrics.plotting import plot_loss_survival
 
     seeds = list(args.seeds)
     print(f"feasjax paper: {preset.name}, {preset.loss} beta={preset.beta}, "
@@ -179,6 +177,8 @@ def _preference_command(args: argparse.Namespace, preset: PreferencePreset) -> d
               "reference": out["reference"], "methods": out["methods"]}
     write_json(args.json, report)
     if args.plot:
+        from feasjax.metrics.plotting import plot_loss_survival
+
         losses = {m: {"train": v[0][0], "test": v[0][1]} for m, v in out["losses"].items()}
         plot_loss_survival(losses, preset.epsilon, args.plot, floor=1e-3,
                            title=f"{preset.name}: per-pair losses, seed {seeds[0]}")
@@ -191,8 +191,7 @@ def _plots(path: str, preset, data, outcomes: dict) -> None:
 
     from feasjax.metrics.plotting import plot_loss_survival
 
-    losses = {m: {"train": o["losses"][0][0], "test": o["losses"][0][1]}
-              for m, o in outcomes.items()}
+    losses = {m: dict(zip(("train", "test"), o["losses"][0])) for m, o in outcomes.items()}
     plot_loss_survival(losses, max(preset.epsilon, 1e-3), path, floor=1e-6,
                        title=f"{preset.name}, seed 0")
     print(f"wrote {path}: per-sample loss survival curves of seed 0 (PNG)")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,9 +11,6 @@ from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_int, _u
 from feasjax.cli.report import config_lines, run_methods
 from feasjax.data.user_data import load_arrays, name_of, user_dataset
 from feasjax.experiments.config import RunConfig
-
-if TYPE_CHECKING:
-    from feasjax.experiments.runs import MethodResult
 
 __all__ = []
 
@@ -102,7 +98,7 @@ def train_command(args: argparse.Namespace) -> dict:
     saved = {k: v for k, v in extras.items() if v is not None}
     run_config = {k: v for k, v in config._asdict().items() if k != "epochs"}
 
-    def run(method: str, label: str) -> MethodResult:
+    def run(method: str, label: str):
         from feasjax.experiments.runs import run_method
 
         directory = os.path.join(args.checkpoint_dir, method) if args.checkpoint_dir else None
