@@ -35,9 +35,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on f
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("core", "averaging", "uncertainty", "training", "parallel", "models", "data",
-                "metrics", "experiments", "federated")
-
 # Each subpackage, then the names it exports here: the order is the map of the lazy imports.
 __all__ = [
     "__version__",
@@ -92,8 +89,5 @@ _MOVED = by_name({
                             "power_decay_schedule"),
 })
 
-
-# Each public name is imported on first use, from its subpackage (PEP 562): ``import feasjax``
-# costs no more than importing JAX, and ``feasjax --help`` imports no JAX at all.
 __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_MOVED,
-                                         lazy=subpackage_groups(__name__, __all__, _SUBPACKAGES))
+                                         lazy=subpackage_groups(__name__, __all__))

@@ -8,9 +8,10 @@ with a ``DeprecationWarning`` until 0.3. ``dir()`` lists the public names only.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
 import warnings
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 REMOVED_IN = "0.3"
 
@@ -22,10 +23,10 @@ def by_name(modules: Mapping[str, Sequence[str]]) -> dict[str, str]:
     return {name: module for module, names in modules.items() for name in names}
 
 
-def subpackage_groups(package: str, names: Sequence[str], subpackages: Collection[str]
-                      ) -> dict[str, list[str]]:
+def subpackage_groups(package: str, names: Sequence[str]) -> dict[str, list[str]]:
     """``{f"{package}.{sub}": [sub, *names after it]}`` for ``names`` that list each subpackage
     followed by the names it exports (names before the first subpackage are in no group)."""
+    subpackages = {m.name for m in pkgutil.iter_modules(sys.modules[package].__path__)}
     groups: dict[str, list[str]] = {}
     for name in names:
         if name in subpackages:

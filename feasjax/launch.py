@@ -1,7 +1,5 @@
-"""Old path of the local multi-process launcher, kept for one release.
-
-The new path is ``python -m feasjax.parallel.launch``; ``python -m feasjax.launch`` runs it.
-"""
+"""Old path of the local multi-process launcher, kept for one release: ``python -m
+feasjax.launch`` runs the new one, ``python -m feasjax.parallel.launch``."""
 from feasjax.parallel.launch import main
 
 if __name__ == "__main__":

@@ -1,6 +1,4 @@
 """``python -m feasjax.cli``: the ``feasjax`` command."""
-import sys
-
 from feasjax.cli.app import main
 
-sys.exit(main())
+raise SystemExit(main())

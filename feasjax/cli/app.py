@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Mapping, Sequence
 
-from feasjax.cli.common import CommandParser
+from feasjax.cli.common import CommandParser, check_outputs
 from feasjax.cli.demo import add_demo_parser
 from feasjax.cli.federated import add_federated_parser
 from feasjax.cli.train import add_train_parser
@@ -54,18 +54,6 @@ def compilation_cache_dir(environ: Mapping[str, str] = os.environ) -> str | None
     return os.path.join(base, "feasjax", "jax")
 
 
-def _enable_compilation_cache() -> None:
-    import jax
-
-    directory = compilation_cache_dir()
-    if directory is None:
-        return
-    # Every program counts: the CLI's are small, and a second run should compile nothing.
-    jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``feasjax`` console script; with no command it prints the help.
 
@@ -84,8 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if getattr(args, "no_compile_cache", False):
+    check_outputs(args, args.command)  # before any training, so that no run is lost at its end
+    if args.no_compile_cache:
         os.environ["FEASJAX_NO_COMPILE_CACHE"] = "1"
-    _enable_compilation_cache()
+    directory = compilation_cache_dir()
+    if directory is not None:
+        import jax
+
+        # Every program counts: the CLI's are small, and a second run should compile nothing.
+        jax.config.update("jax_compilation_cache_dir", directory)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     args.handler(args)
     return 0

@@ -3,6 +3,7 @@ describe, the progress mode and the checks of the output paths."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from typing import Any, Callable
@@ -25,12 +26,8 @@ class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: {shown.replace('%', '%%')})"
 
 
-class CommandParser(argparse.ArgumentParser):
-    """The parser of ``feasjax`` and of each of its commands (their help format)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
-        super().__init__(*args, **kwargs)
+# The parser of ``feasjax`` and of each of its commands (their help format).
+CommandParser = functools.partial(argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter)
 
 
 def progress_mode(args: argparse.Namespace) -> bool | str:
@@ -47,7 +44,7 @@ def _number(name: str, cast: type, ok: Callable[[Any], bool], what: str) -> Call
             raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
         return value
 
-    parse.__name__ = parse.__qualname__ = name
+    parse.__name__ = name  # argparse's "invalid NAME value"
     return parse
 
 
@@ -105,14 +102,11 @@ def add_seeds(parser: argparse.ArgumentParser, default: tuple[int, ...] | None,
     parser.add_argument("--seeds", type=_seeds, default=default, help=help)
 
 
-def add_json(parser: argparse.ArgumentParser, what: str = "the results") -> None:
-    """``--json PATH``."""
+def add_outputs(parser: argparse.ArgumentParser, plot_help: str, what: str = "the results"
+                ) -> None:
+    """``--json PATH`` (``what`` as JSON) and ``--plot PATH`` (a PNG)."""
     parser.add_argument("--json", metavar="PATH", help=f"write {what} as JSON")
-
-
-def add_plot(parser: argparse.ArgumentParser, help: str) -> None:
-    """``--plot PATH`` (a PNG)."""
-    parser.add_argument("--plot", metavar="PATH", help=help)
+    parser.add_argument("--plot", metavar="PATH", help=plot_help)
 
 
 def add_script_flags(parser: argparse.ArgumentParser, shows_progress: bool = True) -> None:
@@ -129,18 +123,14 @@ def add_script_flags(parser: argparse.ArgumentParser, shows_progress: bool = Tru
                              "~/.cache/feasjax/jax, or $FEASJAX_CACHE_DIR)")
 
 
-OUTPUT_FLAGS = (("json", "--json"), ("plot", "--plot"), ("save_losses", "--save-losses"))
-
-
 def check_outputs(args: argparse.Namespace, command: str) -> None:
-    """Before any training, check every output path can be written (creating missing parents),
-    else raise ``SystemExit("feasjax COMMAND: error: ...")``, so that no run is lost at its end.
-    """
+    """Check that every output path can be written (creating missing parents), else raise
+    ``SystemExit("feasjax COMMAND: error: ...")``."""
     def fail(message):
         raise SystemExit(f"feasjax {command}: error: {message}")
 
-    for attr, flag in OUTPUT_FLAGS:
-        path = getattr(args, attr, None)
+    for attr in ("json", "plot", "save_losses"):
+        path, flag = getattr(args, attr, None), f"--{attr.replace('_', '-')}"
         if not path:
             continue
         if os.path.isdir(path):
@@ -189,8 +179,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--average", choices=AVERAGES, default=defaults.average,
                         help="also evaluate an average of the parameters (reported beside "
                              "the raw model, as METHOD+AVERAGE rows and 'averaged' in JSON)")
-    add_json(parser, "the metrics")
-    add_plot(parser, "write per-sample loss survival curves (train and test) as PNG")
+    add_outputs(parser, "write per-sample loss survival curves (train and test) as PNG",
+                "the metrics")
     add_script_flags(parser)
 
 
@@ -201,8 +191,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise SystemExit(f"error: --dropout {args.dropout:g}: the mlp has no dropout layer "
                          f"(use --model cnn or resnet)")
     return RunConfig(epochs=args.epochs, batch_size=args.batch_size, epsilon=epsilon,
-                     seed=args.seed, learning_rate=args.lr,
-                     dual_learning_rate=args.dual_lr, alpha=args.alpha, model=args.model,
-                     average=args.average, devices=getattr(args, "devices", None),
-                     dropout=args.dropout,
+                     seed=args.seed, learning_rate=args.lr, dual_learning_rate=args.dual_lr,
+                     alpha=args.alpha, model=args.model, average=args.average,
+                     devices=getattr(args, "devices", None), dropout=args.dropout,
                      fl_dropout=None if args.fl_dropout is None else args.fl_dropout == "on")

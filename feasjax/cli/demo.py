@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 
-from feasjax.cli.common import (_positive_int, add_run_arguments, add_seeds, check_outputs,
-                                config_from_args, progress_mode, run_label)
-from feasjax.cli.report import (config_lines, format_header, format_rows, format_table,
-                                interpret, run_methods, write_json)
+from feasjax.cli.common import (_positive_int, add_run_arguments, add_seeds, config_from_args,
+                                progress_mode, run_label)
+from feasjax.cli.report import (config_lines, format_header, format_rows, interpret, run_methods,
+                                write_json)
 from feasjax.data.datasets import DATASETS, Dataset
 from feasjax.experiments.config import RunConfig
 
@@ -63,11 +63,10 @@ def demo(args: argparse.Namespace) -> dict:
 
 
 def _start(args: argparse.Namespace) -> tuple[RunConfig, Dataset]:
-    """Check the flags and output paths, load the dataset and print the configuration."""
+    """Check the flags, load the dataset and print the configuration."""
     from feasjax.data.datasets import load_dataset
     from feasjax.experiments.multirun import resolve_devices
 
-    check_outputs(args, "demo")
     config = config_from_args(args)
     dataset = load_dataset(args.dataset)  # fixed split (seed 0); --seed varies the training
     try:
@@ -98,17 +97,16 @@ def demo_sweep(args: argparse.Namespace) -> dict:
                                progress=progress_mode(args),
                                label=run_label(method, i, args.methods))
         report["devices"] = res.devices
-        report["methods"][method] = {"mean": _pick(res.summary, "mean", config),
-                                     "std": _pick(res.summary, "std", config),
+        report["methods"][method] = {**{s: _pick(res.summary, s, config) for s in ("mean", "std")},
                                      "runs": res.runs, "seconds": res.seconds}
         print("\n".join(format_rows(method, report["methods"][method]["mean"])), flush=True)
-    print("std over seeds:\n" + format_table({m: r["std"] for m, r in
-                                              report["methods"].items()}))
+    print("std over seeds:\n" + format_header())
+    for method, result in report["methods"].items():
+        print("\n".join(format_rows(method, result["std"])))
     for line in interpret({m: r["mean"] for m, r in report["methods"].items()}):
         print(f"{line} (means over {len(args.seeds)} seeds)" if not line.startswith(" ")
               else line)
-    if args.json:
-        write_json(args.json, report, "the metrics of every seed, their mean and std, as JSON")
+    write_json(args.json, report, "the metrics of every seed, their mean and std, as JSON")
     return report
 
 

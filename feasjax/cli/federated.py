@@ -2,9 +2,8 @@
 
 FedAvg rounds of all clients in one compiled program, then local-only, global-only, fine-tuned,
 optimally mixed (Grimberg et al. 2021) and prompt-portfolio (PromptFolio, Pan et al. 2024)
-models, scored by their mean and worst client test accuracy over ``--seeds``. The data (bundled
-and partitioned, or the user's ``.npz``) is checked before any training: a problem is one
-``feasjax federated: error:`` line. ``--json PATH`` writes::
+models, scored by their mean and worst client test accuracy over ``--seeds``, on bundled data
+partitioned over clients or the user's ``.npz``. ``--json PATH`` writes::
 
     {"dataset", "clients", "beta" (null for a file), "seeds",
      "rows": {"train": int, "test": int}, "test_rows": "given" | "split per client",
@@ -23,8 +22,7 @@ import argparse
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_float, _positive_int,
-                                add_json, add_methods, add_plot, add_script_flags, add_seeds,
-                                check_outputs)
+                                add_methods, add_outputs, add_script_flags, add_seeds)
 from feasjax.cli.report import write_json
 from feasjax.data._npz import read_npz
 from feasjax.data.federated import federated_dataset, from_client_arrays
@@ -58,15 +56,15 @@ def add_federated_parser(commands: argparse._SubParsersAction) -> None:
                    help="client SGD steps per round")
     p.add_argument("--batch-size", type=_positive_int, default=cfg.batch_size,
                    help="client minibatch size")
-    p.add_argument("--lr", type=_positive_float, default=cfg.learning_rate, help="client SGD learning rate")
+    p.add_argument("--lr", type=_positive_float, default=cfg.learning_rate,
+                   help="client SGD learning rate")
     p.add_argument("--theta", type=_fraction_or_end, default=cfg.theta,
                    help="the portfolio's reported theta (a multiple of 0.1)")
     add_methods(p, METHODS)
     add_seeds(p, (0, 1, 2), "e.g. 0-2 or 0,3")
     p.add_argument("--data-seed", type=int, default=0,
                    help="seed of the client partition (of a file: of its per-client splits)")
-    add_json(p)
-    add_plot(p, "PNG: accuracy against the mixing coefficient")
+    add_outputs(p, "PNG: accuracy against the mixing coefficient")
     add_script_flags(p, shows_progress=False)
     p.set_defaults(handler=federated_command)
 
@@ -83,15 +81,13 @@ def _load(args: argparse.Namespace) -> tuple:
     every problem of the data is raised as one error line, before any training."""
     try:
         if args.dataset in BUNDLED:
-            for key, value in PARTITION_DEFAULTS.items():
-                if getattr(args, key) is None:
-                    setattr(args, key, value)
+            vars(args).update({k: v for k, v in PARTITION_DEFAULTS.items()
+                               if getattr(args, k) is None})
             return federated_dataset(args.dataset, args.clients, args.beta,
                                      feature_shift=args.feature_shift,
                                      seed=args.data_seed), "split per client"
-        flags = [f"--{k.replace('_', '-')}" for k in PARTITION_DEFAULTS if getattr(args, k)
-                 is not None]
-        if flags:
+        if flags := [f"--{k.replace('_', '-')}" for k in PARTITION_DEFAULTS
+                     if getattr(args, k) is not None]:
             raise ValueError(f"{'/'.join(flags)} partition a bundled dataset; {args.dataset} "
                              f"gives each row's client")
         arrays = read_npz(args.dataset, CLIENT_ARRAYS)
@@ -146,14 +142,12 @@ def _print(report: dict) -> None:
         mean, worst = np.asarray(m["mean_client_accuracy"]), np.asarray(m["worst_client_accuracy"])
         print(f"{name:<10}{mean.mean():>11.4f} ± {mean.std():.4f}{worst.mean():>11.4f} ± "
               f"{worst.std():.4f}{m['seconds']:>10.1f}")
-    if "mix" in report["methods"]:
-        mix = report["methods"]["mix"]
+    if mix := report["methods"].get("mix"):
         print("mix alpha per client (weight of the global model): "
               + " ".join(f"{a:.2f}" for a in mix["alpha"]))
         print("mix with each client's empirical best alpha (test): "
               + " ".join(f"{a:.4f}" for a in mix["best_alpha_accuracy"]))
-    if "portfolio" in report["methods"]:
-        pf = report["methods"]["portfolio"]
+    if pf := report["methods"].get("portfolio"):
         print(f"portfolio at theta={pf['theta']}; best theta per seed: "
               + " ".join(f"{t:.1f}" for t in pf["best_theta"]))
 
@@ -163,13 +157,11 @@ def _plot(report: dict, path: str) -> None:
     from feasjax.metrics.plotting import plot_accuracy_curves
 
     methods, curves, mark = report["methods"], {}, None
-    if "mix" in methods:
-        mix = methods["mix"]
+    if mix := methods.get("mix"):
         curves["mix(local, global, α), same α for every client"] = (
             mix["alphas"], mix["accuracy_by_alpha"])
         mark = (float(np.mean(mix["alpha"])), "mean estimated α* (held out)")
-    if "portfolio" in methods:
-        pf = methods["portfolio"]
+    if pf := methods.get("portfolio"):
         curves["portfolio, α = 1 − θ"] = (1 - np.asarray(pf["thetas"]), pf["accuracy_by_theta"])
     plot_accuracy_curves(curves, path, xlabel="mixing coefficient α (weight of the global model)",
                          mark=mark, title=f"{report['dataset']}, {report['clients']} clients"
@@ -180,7 +172,6 @@ def federated_command(args: argparse.Namespace) -> dict:
     """Run ``feasjax federated`` and return the JSON-able report."""
     from feasjax.federated.experiment import run_federated
 
-    check_outputs(args, "federated")
     data, test_rows = _load(args)
     config = FederatedConfig(rounds=args.rounds, local_steps=args.local_steps,
                              learning_rate=args.lr, batch_size=args.batch_size, theta=args.theta)
@@ -189,8 +180,7 @@ def federated_command(args: argparse.Namespace) -> dict:
           f"rounds={args.rounds}, local steps={args.local_steps}, seeds={list(args.seeds)}")
     report = _report(args, data, test_rows, run_federated(data, args.methods, args.seeds, config))
     _print(report)
-    if args.json:
-        write_json(args.json, report)
+    write_json(args.json, report)
     if args.plot:
         _plot(report, args.plot)
         print(f"wrote {args.plot}: accuracy against the mixing coefficient (PNG)")

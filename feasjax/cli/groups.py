@@ -28,8 +28,8 @@ import argparse
 
 import numpy as np
 
-from feasjax.cli.common import (_positive_int, add_json, add_methods, add_plot, add_script_flags,
-                                add_seeds, check_outputs)
+from feasjax.cli.common import (_positive_int, add_methods, add_outputs, add_script_flags,
+                                add_seeds)
 from feasjax.cli.report import write_json
 from feasjax.data._npz import read_npz
 from feasjax.experiments.config import GROUP_METHODS, RunConfig
@@ -43,7 +43,7 @@ SPLIT_ARRAYS = ("group", "x_val", "y_val", "group_val", "x_test", "y_test", "gro
 SELECT_ON_VAL = ("reweight", "groupdro", "llr")
 
 
-def add_groups_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_groups_parser(commands: argparse._SubParsersAction) -> None:
     """The ``feasjax groups`` command."""
     p = commands.add_parser("groups", help="worst-group accuracy on a spurious-correlation "
                                            "benchmark")
@@ -54,11 +54,9 @@ def add_groups_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     add_seeds(p, (0, 1, 2, 3, 4), "e.g. 0-4 or 0,3")
     p.add_argument("--epochs", type=_positive_int, default=RunConfig().epochs,  # GroupConfig's
                    help="training epochs of every method")
-    add_json(p)
-    add_plot(p, "bar chart of per-group test accuracy")
+    add_outputs(p, "bar chart of per-group test accuracy")
     add_script_flags(p, shows_progress=False)
     p.set_defaults(handler=groups_command)
-    return p
 
 
 def _datasets(name: str, seeds) -> list:
@@ -127,7 +125,6 @@ def groups_command(args: argparse.Namespace) -> dict:
     """Run ``feasjax groups``: train every method for every seed, print the table."""
     from feasjax.experiments.groups import GroupConfig
 
-    check_outputs(args, "groups")
     seeds = list(args.seeds)
     datasets = _datasets(args.dataset, seeds)
     info = _splits(datasets)
@@ -137,8 +134,7 @@ def groups_command(args: argparse.Namespace) -> dict:
                for m in args.methods}
     report = {"dataset": datasets[0].name, "seeds": seeds, **info, "methods": methods}
     print(format_groups_table(methods))
-    if args.json:
-        write_json(args.json, report)
+    write_json(args.json, report)
     if args.plot:
         # Lazy: matplotlib takes seconds to import, and only --plot needs it.
         from feasjax.metrics.plotting import plot_group_accuracy

@@ -24,14 +24,15 @@ fraction of pairs whose chosen continuation the model finds more likely than the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.util
 import os
 
 import numpy as np
 
-from feasjax.cli.common import (add_json, add_methods, add_plot, add_script_flags, add_seeds,
-                                check_outputs, progress_mode)
+from feasjax.cli.common import (add_methods, add_outputs, add_script_flags, add_seeds,
+                                progress_mode)
 from feasjax.cli.report import write_json
 from feasjax.experiments.presets import (DATA_FILES, PAPER_METHODS, PREFERENCE_METHODS, PRESETS,
                                          PreferencePreset, override)
@@ -39,7 +40,7 @@ from feasjax.experiments.presets import (DATA_FILES, PAPER_METHODS, PREFERENCE_M
 __all__ = []
 
 
-def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_paper_parser(commands: argparse._SubParsersAction) -> None:
     """The ``feasjax paper`` command."""
     p = commands.add_parser("paper", help="the Feasible Learning paper's experiments: ERM, "
                                           "CSERM, FL, RFL over seeds; DPO, FL-DPO, RFL-DPO")
@@ -53,14 +54,12 @@ def add_paper_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     p.add_argument("--set", dest="assignments", action="append", default=[],
                    metavar="KEY=VALUE", help="override a preset field (repeatable), e.g. "
                                              "epochs=2, width=8, num_train=512, p=1.0")
-    add_json(p)
-    add_plot(p, "per-sample loss survival curves (seed 0) as PNG; for 2-D data also the "
+    add_outputs(p, "per-sample loss survival curves (seed 0) as PNG; for 2-D data also the "
                 "decision boundaries, next to it as *-boundaries.png")
     p.add_argument("--logdir", metavar="DIR", help="write TensorBoard event files here "
                                                    "(needs feasjax[tensorboard])")
     add_script_flags(p)
     p.set_defaults(handler=paper_command)
-    return p
 
 
 PAPER_COLUMNS = (("train", "max_loss", "train max loss"), ("train", "q99_loss", "train q99 loss"),
@@ -84,7 +83,7 @@ def format_paper_table(methods: dict, columns: tuple = PAPER_COLUMNS) -> str:
       fl         1.500 ± 0.500    0.500 ± 0.000   1.000 ± 0.000   0.950 ± 0.050      2.0
     """
     widths = [max(16, len(header) + 1) for _, _, header in columns]
-    widths[1:2] = [w + 1 for w in widths[1:2]]
+    widths[1] += 1
     lines = ["method  " + "".join(f"{h:>{w}}" for (_, _, h), w in zip(columns, widths))
              + f"{'seconds':>9}"]
     for name, res in methods.items():
@@ -106,8 +105,7 @@ def _checked_preset(args: argparse.Namespace):
         raise fail(e) from None
     preference = isinstance(preset, PreferencePreset)
     allowed = PREFERENCE_METHODS if preference else PAPER_METHODS
-    wrong = [m for m in args.methods if m not in allowed]
-    if wrong:
+    if wrong := [m for m in args.methods if m not in allowed]:
         raise fail(f"--methods of {args.name} must be a subset of {','.join(allowed)}, got "
                    f"{','.join(wrong)}")
     args.methods = args.methods or allowed
@@ -118,8 +116,8 @@ def _checked_preset(args: argparse.Namespace):
                    f"{'--data-dir' if args.data_dir else '--logdir'}")
     if not preference and preset.dataset != "two_moons":
         where = args.data_dir
-        missing = [f for f in DATA_FILES if not (where and os.path.isfile(os.path.join(where, f)))]
-        if missing:
+        if missing := [f for f in DATA_FILES
+                       if not (where and os.path.isfile(os.path.join(where, f)))]:
             found = f"{where} lacks {', '.join(missing)}" if where else "no --data-dir given"
             raise fail(f"{args.name} reads its data from --data-dir DIR, which must hold "
                        f"{', '.join(DATA_FILES)} (.npy: images (N, H, W, C) uint8, labels (N,)); "
@@ -128,7 +126,6 @@ def _checked_preset(args: argparse.Namespace):
     if args.logdir and importlib.util.find_spec("tensorboardX") is None:
         raise fail('--logdir needs tensorboardX, which is not installed: pip install '
                    '"feasjax[tensorboard]"')
-    check_outputs(args, "paper")
     return preset
 
 
@@ -146,23 +143,18 @@ def paper_command(args: argparse.Namespace) -> dict:
     print(f"feasjax paper: {preset.name}, epsilon={preset.epsilon:.4g}, seeds={seeds}, "
           f"epochs={preset.epochs}, batch size={preset.batch_size}, "
           f"{len(datasets[0].y_train)} train / {len(datasets[0].y_test)} test", flush=True)
-    log = EventLog(args.logdir) if args.logdir else None
     methods, outcomes = {}, {}
-    try:
+    with EventLog(args.logdir) if args.logdir else contextlib.nullcontext() as log:
         for m in args.methods:
             hook = tensorboard_hook(log, m, preset, datasets, seeds) if log else None
             outcomes[m] = out = run_paper_method(m, preset, datasets, seeds, epoch_hook=hook,
                                                  progress=progress_mode(args))
             methods[m] = {**{s: {k: [r[s][k] for r in out["runs"]] for k in out["runs"][0][s]}
                              for s in ("train", "test")}, "seconds": out["seconds"]}
-    finally:
-        if log is not None:
-            log.close()
     print(format_paper_table(methods))
     report = {"preset": preset.name, "seeds": seeds, "epsilon": preset.epsilon,
               "config": dataclasses.asdict(preset), "methods": methods}
-    if args.json:
-        write_json(args.json, report)
+    write_json(args.json, report)
     if args.logdir:
         print(f"wrote {args.logdir}: TensorBoard event files (tensorboard --logdir {args.logdir})")
     if args.plot:
@@ -172,7 +164,6 @@ def paper_command(args: argparse.Namespace) -> dict:
 
 def _preference_command(args: argparse.Namespace, preset: PreferencePreset) -> dict:
     from feasjax.experiments.preference import run_preference
-    from feasjax.metrics.plotting import plot_loss_survival
 
     seeds = list(args.seeds)
     print(f"feasjax paper: {preset.name}, {preset.loss} beta={preset.beta}, "
@@ -184,9 +175,10 @@ def _preference_command(args: argparse.Namespace, preset: PreferencePreset) -> d
     report = {"preset": preset.name, "seeds": seeds, "epsilon": preset.epsilon,
               "config": dataclasses.asdict(preset), "sft_seconds": out["sft_seconds"],
               "reference": out["reference"], "methods": out["methods"]}
-    if args.json:
-        write_json(args.json, report)
+    write_json(args.json, report)
     if args.plot:
+        from feasjax.metrics.plotting import plot_loss_survival
+
         losses = {m: {"train": v[0][0], "test": v[0][1]} for m, v in out["losses"].items()}
         plot_loss_survival(losses, preset.epsilon, args.plot, floor=1e-3,
                            title=f"{preset.name}: per-pair losses, seed {seeds[0]}")
@@ -199,8 +191,7 @@ def _plots(path: str, preset, data, outcomes: dict) -> None:
 
     from feasjax.metrics.plotting import plot_loss_survival
 
-    losses = {m: {"train": o["losses"][0][0], "test": o["losses"][0][1]}
-              for m, o in outcomes.items()}
+    losses = {m: dict(zip(("train", "test"), o["losses"][0])) for m, o in outcomes.items()}
     plot_loss_survival(losses, max(preset.epsilon, 1e-3), path, floor=1e-6,
                        title=f"{preset.name}, seed 0")
     print(f"wrote {path}: per-sample loss survival curves of seed 0 (PNG)")

@@ -71,12 +71,6 @@ def _cell(value: float | None) -> str:
     return f"{'-':>11}" if value is None else f"{value:>11.4f}"
 
 
-def format_table(methods: dict) -> str:
-    """One row per method, the columns of ``TABLE_COLUMNS``."""
-    return "\n".join([format_header()] + [row for method, result in methods.items()
-                                          for row in format_rows(method, result)])
-
-
 def _num(x: float) -> str:
     return f"{x:.3f}" if abs(x) >= 0.01 else f"{x:.2g}"
 
@@ -114,18 +108,18 @@ def interpret(methods: dict) -> list[str]:
     return lines
 
 
-def write_json(path: str, report: dict, what: str = "the results as JSON") -> None:
-    """Write ``report`` to ``path`` as indented JSON and print the written-file line."""
-    with open(path, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"wrote {path}: {what}")
+def write_json(path: str | None, report: dict, what: str = "the results as JSON") -> None:
+    """Write ``report`` to ``path`` (``--json``, if given) as indented JSON and say so."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(report, f, indent=2)
+        print(f"wrote {path}: {what}")
 
 
 def run_methods(args: argparse.Namespace, name: str, config: RunConfig,
                 run: Callable[[str, str], MethodResult]) -> dict:
-    """``demo``'s and ``train``'s table: the header, then the rows of each method of ``--methods``
-    as ``run(method, label)`` returns its result; then what the table says, ``--json`` and
-    ``--plot`` (loss survival curves) if asked, with a line each. Returns the JSON report."""
+    """``demo``'s and ``train``'s output: the table (a method's rows as ``run(method, label)``
+    returns them), what it says, ``--json`` and ``--plot``; returns the JSON report."""
     print(format_header(), flush=True)
     report = {"dataset": name, "epsilon": config.epsilon, "seed": config.seed, "methods": {}}
     curves = {}
@@ -136,8 +130,7 @@ def run_methods(args: argparse.Namespace, name: str, config: RunConfig,
         print("\n".join(format_rows(method, result.metrics)), flush=True)
     for line in interpret(report["methods"]):
         print(line)
-    if args.json:
-        write_json(args.json, report, "the metrics as JSON")
+    write_json(args.json, report, "the metrics as JSON")
     if args.plot:
         from feasjax.metrics.plotting import plot_loss_survival
 

@@ -3,18 +3,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from feasjax.cli.common import (_fraction, _nonnegative_float, _positive_int, _unit_float,
-                                add_run_arguments, check_outputs, config_from_args, progress_mode)
+                                add_run_arguments, config_from_args, progress_mode)
 from feasjax.cli.report import config_lines, run_methods
 from feasjax.data.user_data import load_arrays, name_of, user_dataset
 from feasjax.experiments.config import RunConfig
-
-if TYPE_CHECKING:
-    from feasjax.experiments.runs import MethodResult
 
 __all__ = []
 
@@ -83,7 +79,6 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
 def train_command(args: argparse.Namespace) -> dict:
     """Run ``feasjax train`` and return the JSON-able report (``demo``'s schema; with groups,
     ``worst_group_mean_loss`` per split)."""
-    check_outputs(args, "train")
     name = name_of(args.data or args.x)
     try:  # every data problem is reported before any training starts
         arrays = load_arrays(args.data, x=args.x, y=args.y, group=args.group)
@@ -103,7 +98,7 @@ def train_command(args: argparse.Namespace) -> dict:
     saved = {k: v for k, v in extras.items() if v is not None}
     run_config = {k: v for k, v in config._asdict().items() if k != "epochs"}
 
-    def run(method: str, label: str) -> MethodResult:
+    def run(method: str, label: str):
         from feasjax.experiments.runs import run_method
 
         directory = os.path.join(args.checkpoint_dir, method) if args.checkpoint_dir else None
