@@ -76,7 +76,8 @@ def _is_key(x: Any) -> bool:
     return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
-def _storable(tree: Any) -> Any:
+def storable(tree: Any) -> Any:
+    """``tree`` with typed PRNG keys as their ``key_data`` (what Orbax and JSON can store)."""
     return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
 
 
@@ -110,7 +111,7 @@ def save_checkpoint(manager: ocp.CheckpointManager, step: int, tree: Any, *,
     meta = json.loads(json.dumps(dict(meta or {})))
     import orbax.checkpoint as ocp
 
-    args = ocp.args.Composite(state=ocp.args.StandardSave(_storable(tree)),
+    args = ocp.args.Composite(state=ocp.args.StandardSave(storable(tree)),
                               meta=ocp.args.JsonSave(meta))
     return bool(manager.save(int(step), args=args, force=force))
 
@@ -139,7 +140,7 @@ def check_compatible(saved: Any, target: Any) -> None:
       ...
       ValueError: checkpoint does not fit the target: leaf 'w': ...
     """
-    saved, target = leaves_by_path(saved), leaves_by_path(_storable(target))
+    saved, target = leaves_by_path(saved), leaves_by_path(storable(target))
     only_saved, only_target = sorted(saved.keys() - target), sorted(target.keys() - saved)
     problems = []
     if only_saved or only_target:
@@ -169,7 +170,7 @@ def _read(manager: ocp.CheckpointManager, step: int, target: Any,
         return f"{type(e).__name__}: {e}"
     check_compatible(getattr(saved, "tree", saved), target)  # an error, not a fallback
     try:
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _storable(target))
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, storable(target))
         out = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         tree = jax.tree.map(

@@ -122,8 +122,7 @@ def _program(step: Callable, n: int, batch_size: int, length: int, records: bool
 def cached_program(step: Callable, key: Any, build: Callable[[], Callable]) -> Callable:
     """``build()``'s program, kept on the step function itself under ``key`` (a step without
     ``__dict__`` builds anew)."""
-    cache = getattr(step, "__dict__", None)
-    programs = cache.setdefault("_feasjax_programs", {}) if cache is not None else {}
+    programs = getattr(step, "__dict__", {}).setdefault("_feasjax_programs", {})
     if key not in programs:
         programs[key] = build()
     return programs[key]
@@ -142,14 +141,13 @@ def compiled_chunk(step: Callable, *, num_samples: int, batch_size: int, length:
                                      donate_argnums=0))
         out = None
         if carry_sharding is not None:
-            replicated = NamedSharding(jax.tree.leaves(carry_sharding)[0].mesh, P())
+            replicated = NamedSharding(shardings[0].mesh, P())
             out = (carry_sharding, replicated, replicated)
         return jax.jit(run, donate_argnums=0, out_shardings=out)
 
-    sharding = None if carry_sharding is None else (jax.tree.structure(carry_sharding),
-                                                    tuple(jax.tree.leaves(carry_sharding)))
+    shardings, structure = jax.tree.flatten(carry_sharding)
     return cached_program(step, ("chunk", num_samples, batch_size, length, records, runs,
-                                 run_data, sharding), build)
+                                 run_data, structure, tuple(shardings)), build)
 
 
 def _throwing(checked: Callable) -> Callable:

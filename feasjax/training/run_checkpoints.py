@@ -13,18 +13,16 @@ import warnings
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from feasjax.training.checkpoint import (checkpoint_manager, leaves_by_path, restore_checkpoint,
-                                         save_checkpoint)
+                                         save_checkpoint, storable)
 from feasjax.training.tally import History
 
 __all__: list = []  # helpers of the engine
 
 _META_KEYS = ("config", "epoch", "step_in_epoch", "global_step", "partial", "skipped",
               "history")  # what a resume reads
-_CHUNK = 1 << 24  # bytes hashed at a time
 
 
 def _leaf_fingerprint(leaf: Any) -> dict:
@@ -32,10 +30,7 @@ def _leaf_fingerprint(leaf: Any) -> dict:
         # Spread over processes: each one would hash another part.
         return {"shape": list(leaf.shape), "dtype": str(leaf.dtype), "sha256": None}
     array = np.asarray(leaf)
-    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-    digest = hashlib.sha256()
-    for start in range(0, flat.size, _CHUNK):  # streamed: O(N) time, no second copy
-        digest.update(flat[start:start + _CHUNK])
+    digest = hashlib.sha256(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # no copy
     return {"shape": list(array.shape), "dtype": str(array.dtype), "sha256": digest.hexdigest()}
 
 
@@ -84,9 +79,8 @@ class Checkpoints:
                  settings: dict, config: dict | None, max_to_keep: int, async_save: bool,
                  resume: bool, after_save: Callable[[int], None] | None) -> None:
         self.directory, self.allow_resume, self.after_save = str(directory), resume, after_save
-        key = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
         self.config = json.loads(json.dumps({**settings, **(config or {}),
-                                             "key": np.asarray(key).tolist(),
+                                             "key": np.asarray(storable(key)).tolist(),
                                              "data_fingerprint": data_fingerprint(data)}))
         self.manager = checkpoint_manager(directory, max_to_keep=max_to_keep,
                                           async_save=async_save)
