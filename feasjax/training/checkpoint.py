@@ -1,9 +1,7 @@
 """Full-state checkpoints with Orbax: any pytree (typed PRNG keys stored as their
 ``key_data``) plus JSON metadata, as the items ``state`` and ``meta`` of one Orbax step
 directory. Saves are atomic (Orbax writes ``<step>.orbax-checkpoint-tmp`` and renames it once
-complete, so a crash during a save leaves the previous checkpoints intact) and asynchronous;
-restores are checked against the target before anything is read, fall back past unreadable
-checkpoints, and take the target's sharding (8 devices -> 1 and back).
+complete, so a crash during a save leaves the previous checkpoints intact) and asynchronous.
 """
 from __future__ import annotations
 
@@ -246,13 +244,12 @@ def restore_checkpoint(manager: ocp.CheckpointManager, target: Any, *,
     steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
     if not steps:
         raise FileNotFoundError(f"no checkpoint in {manager.directory}")
-    errors, restored = {}, None
+    errors = {}
     for s in steps:
-        result = _read(manager, s, target, required_meta)
-        if isinstance(result, Restored):
-            restored = result
+        restored = _read(manager, s, target, required_meta)
+        if isinstance(restored, Restored):
             break
-        errors[s] = result
+        errors[s], restored = restored, None
     quarantine, moved, last = quarantine and step is None, [], len(errors) - 1
     for i, (s, error) in enumerate(errors.items()):  # newest first
         path = quarantine_step(manager, s) if quarantine else None

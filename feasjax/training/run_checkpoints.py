@@ -1,8 +1,7 @@
-"""The checkpoints of a :func:`feasjax.train` run (:class:`Checkpoints`): what a resume must
-match (the data's fingerprint, the key, the settings) and when to save. A resumed run ends bit
-for bit where an uninterrupted one with the same ``checkpoint_every`` does: on the CPU, and on
-GPUs/TPUs with deterministic kernels (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``) and the
-same device count and sharding.
+"""The checkpoints of a :func:`feasjax.train` run (:class:`Checkpoints`). A resumed run ends
+bit for bit where an uninterrupted one with the same ``checkpoint_every`` does: on the CPU, and
+on GPUs/TPUs with deterministic kernels (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``) and
+the same device count and sharding.
 """
 from __future__ import annotations
 
@@ -59,11 +58,10 @@ def _fingerprint_diffs(saved: dict | None, current: dict) -> list[str]:
 
 
 def _check_config(saved: dict, current: dict, directory: str) -> None:
-    saved, current = dict(saved), dict(current)
-    diffs = _fingerprint_diffs(saved.pop("data_fingerprint", None),
-                               current.pop("data_fingerprint", {}))
+    diffs = _fingerprint_diffs(saved.get("data_fingerprint"), current["data_fingerprint"])
     diffs += [f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}"
-              for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+              for k in sorted((saved.keys() | current.keys()) - {"data_fingerprint"})
+              if saved.get(k) != current.get(k)]
     if diffs:
         raise ValueError(f"the checkpoints in {directory} were made with another configuration "
                          f"({'; '.join(diffs[:5])}); use another checkpoint directory, or do "

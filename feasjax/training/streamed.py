@@ -1,8 +1,7 @@
 """The engine's chunks over a :class:`feasjax.data.pipeline.Pipeline` (data beyond memory): each
-minibatch comes from the pipeline on the host with its global indices, goes to the device while
-the previous step runs, and through one jitted, donated step that adds its losses to the sums
-on the device. A checkpoint's epoch and step are the pipeline's whole state, so a resumed run
-reads the same batches in the same order.
+host minibatch, with its global indices, goes through one jitted, donated step that adds its
+losses to sums on the device. A checkpoint's epoch and step are the pipeline's whole state, so a
+resumed run reads the same batches in the same order.
 """
 from __future__ import annotations
 
