@@ -237,7 +237,7 @@ def _runner_chunks(epoch_runner: Callable, data: Any, records: bool, bound: jax.
         del start, length  # the whole epoch
         state, info = epoch_runner(state, data, jax.random.fold_in(key, epoch))
         if records:
-            raise_on_skipped((info.ok, info.indices, info.losses), epoch, 0, None, False)
+            raise_on_skipped(info, epoch, 0, None, False)
         return state, _epoch_summary(info.losses, info.ok, state.multipliers, bound)
 
     return run_chunk

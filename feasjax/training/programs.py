@@ -87,8 +87,7 @@ def multiplier_stats(carry: Any, n: int | None = None) -> jax.Array:
 
 def reporting(step: Callable) -> Callable:
     """``(carry, batch, indices) -> (carry, losses, ok)`` from a step's report (NaN losses and
-    ``ok`` when it has none), with ``unique_indices=True`` when the step takes it: a shuffled
-    epoch never repeats a row within a minibatch."""
+    ``ok`` when it has none), passing ``unique_indices=True`` to a step that takes it."""
     if takes_keyword(step, "unique_indices"):
         step = functools.partial(step, unique_indices=True)
 
@@ -114,7 +113,7 @@ def _program(step: Callable, n: int, batch_size: int, length: int, records: bool
         chunk = jax.lax.dynamic_slice_in_dim(batches, start, length)
         carry, (losses, ok, idx) = jax.lax.scan(body, carry, chunk)
         stats = jnp.concatenate([chunk_stats(losses, ok, bound), multiplier_stats(carry, n)])
-        return carry, stats, ((ok, idx, losses) if records else None)
+        return carry, stats, ((idx, losses, ok) if records else None)
 
     return run
 

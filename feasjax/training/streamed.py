@@ -30,7 +30,7 @@ def streamed_chunks(step: Callable, pipeline: Pipeline, keep_records: bool,
             idx = batch.pop("index")
             carry, losses, ok = one(carry, batch, idx)
             sums = sums + chunk_stats(losses, ok, bound)
-            return carry, sums, ((ok, idx, losses) if keep_records else None)
+            return carry, sums, ((idx, losses, ok) if keep_records else None)
 
         return jax.jit(run, donate_argnums=(0, 1))
 

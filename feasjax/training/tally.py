@@ -26,9 +26,9 @@ class History(NamedTuple):
 
 def raise_on_skipped(records: tuple, epoch: int, start: int, steps: int | None,
                      runs: bool) -> None:
-    """Raise ``FloatingPointError`` naming the first skipped step of ``(ok, indices, losses)``
-    records (leading axis: steps; with ``runs``, runs first) and its non-finite samples."""
-    ok, idx, losses = (np.asarray(r) for r in records)
+    """Raise ``FloatingPointError`` naming the first skipped step of records ordered as an
+    ``EpochInfo``, ``(indices, losses, ok)`` (leading axis: steps, after runs with ``runs``)."""
+    idx, losses, ok = (np.asarray(r) for r in records)
     label = ""
     if runs:  # (R, steps, ...): the first run with a skipped step (run 0 if none)
         run = int(np.argmin(ok.all(axis=1)))
