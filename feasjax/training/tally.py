@@ -130,8 +130,7 @@ def run_epochs(run_chunk: Callable[[Any, Any, int, int, int], tuple[Any, Any]], 
             tally.chunk(epoch, stats, length, ends_epoch=pos == steps)
             if pos == steps:
                 epoch, pos = epoch + 1, 0
-                tally.history.evaluations.append(eval_fn(carry) if eval_fn is not None
-                                                 else None)
+                tally.history.evaluations.append(None if eval_fn is None else eval_fn(carry))
             if saver is not None:
                 saver.maybe_save(carry, key, tally, epoch=epoch, pos=pos, steps=steps,
                                  every=every, epochs=epochs)
