@@ -1,9 +1,7 @@
 """Full-state checkpoints with Orbax: any pytree (typed PRNG keys stored as their
 ``key_data``) plus JSON metadata, as the items ``state`` and ``meta`` of one Orbax step
 directory. Saves are atomic (Orbax writes ``<step>.orbax-checkpoint-tmp`` and renames it once
-complete, so a crash during a save leaves the previous checkpoints intact) and asynchronous;
-restores are checked against the target before anything is read, fall back past unreadable
-checkpoints, and take the target's sharding (8 devices -> 1 and back).
+complete, so a crash during a save leaves the previous checkpoints intact) and asynchronous.
 """
 from __future__ import annotations
 
@@ -76,7 +74,8 @@ def _is_key(x: Any) -> bool:
     return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
-def _storable(tree: Any) -> Any:
+def storable(tree: Any) -> Any:
+    """``tree`` with typed PRNG keys as their ``key_data`` (what Orbax and JSON can store)."""
     return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
 
 
@@ -110,7 +109,7 @@ def save_checkpoint(manager: ocp.CheckpointManager, step: int, tree: Any, *,
     meta = json.loads(json.dumps(dict(meta or {})))
     import orbax.checkpoint as ocp
 
-    args = ocp.args.Composite(state=ocp.args.StandardSave(_storable(tree)),
+    args = ocp.args.Composite(state=ocp.args.StandardSave(storable(tree)),
                               meta=ocp.args.JsonSave(meta))
     return bool(manager.save(int(step), args=args, force=force))
 
@@ -139,7 +138,7 @@ def check_compatible(saved: Any, target: Any) -> None:
       ...
       ValueError: checkpoint does not fit the target: leaf 'w': ...
     """
-    saved, target = leaves_by_path(saved), leaves_by_path(_storable(target))
+    saved, target = leaves_by_path(saved), leaves_by_path(storable(target))
     only_saved, only_target = sorted(saved.keys() - target), sorted(target.keys() - saved)
     problems = []
     if only_saved or only_target:
@@ -169,7 +168,7 @@ def _read(manager: ocp.CheckpointManager, step: int, target: Any,
         return f"{type(e).__name__}: {e}"
     check_compatible(getattr(saved, "tree", saved), target)  # an error, not a fallback
     try:
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _storable(target))
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, storable(target))
         out = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         tree = jax.tree.map(
@@ -245,13 +244,12 @@ def restore_checkpoint(manager: ocp.CheckpointManager, target: Any, *,
     steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
     if not steps:
         raise FileNotFoundError(f"no checkpoint in {manager.directory}")
-    errors, restored = {}, None
+    errors = {}
     for s in steps:
-        result = _read(manager, s, target, required_meta)
-        if isinstance(result, Restored):
-            restored = result
+        restored = _read(manager, s, target, required_meta)
+        if isinstance(restored, Restored):
             break
-        errors[s] = result
+        errors[s], restored = restored, None
     quarantine, moved, last = quarantine and step is None, [], len(errors) - 1
     for i, (s, error) in enumerate(errors.items()):  # newest first
         path = quarantine_step(manager, s) if quarantine else None

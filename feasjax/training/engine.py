@@ -232,13 +232,12 @@ def _on_mesh(carry: Any, data: Any, n: int, mesh: Mesh, lead: int, data_lead: in
 
 def _runner_chunks(epoch_runner: Callable, data: Any, records: bool, bound: jax.Array
                    ) -> Callable:
-    """The 0.1 path, ``train(epoch_runner=...)``: each epoch one chunk, a call of a compiled
-    ``(state, data, key) -> (state, EpochInfo)`` (e.g. :func:`feasjax.data_parallel_epoch`)."""
+    """The 0.1 path, ``train(epoch_runner=...)``: each epoch is one chunk, one runner call."""
     def run_chunk(state, key, epoch, start, length):
         del start, length  # the whole epoch
         state, info = epoch_runner(state, data, jax.random.fold_in(key, epoch))
         if records:
-            raise_on_skipped((info.ok, info.indices, info.losses), epoch, 0, None, False)
+            raise_on_skipped(info, epoch, 0, None, False)
         return state, _epoch_summary(info.losses, info.ok, state.multipliers, bound)
 
     return run_chunk

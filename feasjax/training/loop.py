@@ -1,7 +1,6 @@
 """The 0.1 epoch functions: an epoch (or a chunk of one) of a :class:`feasjax.PrimalDual` as
 one ``lax.scan`` over shuffled minibatches, a pure function to ``jax.jit`` with the state
-donated. :func:`epoch_fn` works on one block of samples with its own multipliers, so the
-data-parallel trainer runs the very same function per device under ``shard_map``.
+donated (the data-parallel trainer runs :func:`epoch_fn` per device under ``shard_map``).
 """
 from __future__ import annotations
 
@@ -133,5 +132,4 @@ def raise_on_skipped_step(info: EpochInfo, epoch: int, *, start: int = 0,
                           steps_per_epoch: int | None = None) -> None:
     """Raise ``FloatingPointError`` naming the first skipped step of ``info`` (a chunk starting
     at epoch step ``start``) and its samples; with ``steps_per_epoch``, the global step too."""
-    raise_on_skipped((info.ok, info.indices, info.losses), epoch, start, steps_per_epoch,
-                     False)
+    raise_on_skipped(info, epoch, start, steps_per_epoch, False)

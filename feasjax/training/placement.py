@@ -4,6 +4,7 @@ does not divide are padded with rows the shuffle never draws, and cut off at the
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -41,28 +42,25 @@ def _through_keys(fn: Callable, leaf: Any) -> Any:
     return jax.random.wrap_key_data(fn(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf))
 
 
+def _map_rows(fn: Callable, tree: Any, n: int, lead: int, everything: bool) -> Any:
+    """``fn`` applied to the leaves of ``tree`` that hold one row per sample (:func:`_rows_of`)."""
+    return jax.tree_util.tree_map_with_path(lambda path, leaf: _through_keys(fn, leaf) if _rows_of(
+        path, leaf, n, lead, everything) else leaf, tree)
+
+
 def pad_rows(tree: Any, n: int, padded: int, lead: int, everything: bool) -> Any:
     """Rows ``n .. padded - 1`` appended (zeros) to the per-sample leaves: a mesh shards only
     sizes its device count divides; the shuffle never draws the padding."""
-    def pad(path, leaf):
-        if not _rows_of(path, leaf, n, lead, everything):
-            return leaf
-        widths = [(0, 0)] * (lead + 1)
-        widths[lead] = (0, padded - n)
-        return _through_keys(
-            lambda x: jnp.pad(x, widths + [(0, 0)] * (np.ndim(x) - lead - 1)), leaf)
+    def pad(x):
+        return jnp.pad(x, [(0, padded - n) if i == lead else (0, 0) for i in range(np.ndim(x))])
 
-    return tree if padded == n else jax.tree_util.tree_map_with_path(pad, tree)
+    return tree if padded == n else _map_rows(pad, tree, n, lead, everything)
 
 
 def unpad_rows(tree: Any, n: int, padded: int, lead: int) -> Any:
     """The carry's per-sample rows ``n .. padded - 1`` cut off again."""
-    def cut(path, leaf):
-        if not _rows_of(path, leaf, padded, lead, False):
-            return leaf
-        return jax.lax.slice_in_dim(leaf, 0, n, axis=lead)
-
-    return tree if padded == n else jax.tree_util.tree_map_with_path(cut, tree)
+    cut = functools.partial(jax.lax.slice_in_dim, start_index=0, limit_index=n, axis=lead)
+    return tree if padded == n else _map_rows(cut, tree, padded, lead, everything=False)
 
 
 def row_sharding(tree: Any, n: int, mesh: Mesh, lead: int, everything: bool) -> Any:

@@ -87,8 +87,7 @@ def multiplier_stats(carry: Any, n: int | None = None) -> jax.Array:
 
 def reporting(step: Callable) -> Callable:
     """``(carry, batch, indices) -> (carry, losses, ok)`` from a step's report (NaN losses and
-    ``ok`` when it has none), with ``unique_indices=True`` when the step takes it: a shuffled
-    epoch never repeats a row within a minibatch."""
+    ``ok`` when it has none), passing ``unique_indices=True`` to a step that takes it."""
     if takes_keyword(step, "unique_indices"):
         step = functools.partial(step, unique_indices=True)
 
@@ -114,7 +113,7 @@ def _program(step: Callable, n: int, batch_size: int, length: int, records: bool
         chunk = jax.lax.dynamic_slice_in_dim(batches, start, length)
         carry, (losses, ok, idx) = jax.lax.scan(body, carry, chunk)
         stats = jnp.concatenate([chunk_stats(losses, ok, bound), multiplier_stats(carry, n)])
-        return carry, stats, ((ok, idx, losses) if records else None)
+        return carry, stats, ((idx, losses, ok) if records else None)
 
     return run
 
@@ -122,8 +121,7 @@ def _program(step: Callable, n: int, batch_size: int, length: int, records: bool
 def cached_program(step: Callable, key: Any, build: Callable[[], Callable]) -> Callable:
     """``build()``'s program, kept on the step function itself under ``key`` (a step without
     ``__dict__`` builds anew)."""
-    cache = getattr(step, "__dict__", None)
-    programs = cache.setdefault("_feasjax_programs", {}) if cache is not None else {}
+    programs = getattr(step, "__dict__", {}).setdefault("_feasjax_programs", {})
     if key not in programs:
         programs[key] = build()
     return programs[key]
@@ -142,14 +140,13 @@ def compiled_chunk(step: Callable, *, num_samples: int, batch_size: int, length:
                                      donate_argnums=0))
         out = None
         if carry_sharding is not None:
-            replicated = NamedSharding(jax.tree.leaves(carry_sharding)[0].mesh, P())
+            replicated = NamedSharding(shardings[0].mesh, P())
             out = (carry_sharding, replicated, replicated)
         return jax.jit(run, donate_argnums=0, out_shardings=out)
 
-    sharding = None if carry_sharding is None else (jax.tree.structure(carry_sharding),
-                                                    tuple(jax.tree.leaves(carry_sharding)))
+    shardings, structure = jax.tree.flatten(carry_sharding)
     return cached_program(step, ("chunk", num_samples, batch_size, length, records, runs,
-                                 run_data, sharding), build)
+                                 run_data, structure, tuple(shardings)), build)
 
 
 def _throwing(checked: Callable) -> Callable:

@@ -1,7 +1,5 @@
-"""Progress of a training run, per epoch: a tqdm bar, plain lines, or nothing.
-
-The loops read an epoch's summary on the host anyway (for the history), one epoch behind the
-device; the bar advances when that summary arrives, so showing progress adds no host sync.
+"""Progress of a training run: a tqdm bar, plain lines, or nothing. It advances when the loop
+reads a chunk's summary for the history anyway, so showing progress adds no host sync.
 """
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""The checkpoints of a :func:`feasjax.train` run (:class:`Checkpoints`): what a resume must
-match (the data's fingerprint, the key, the settings) and when to save. A resumed run ends bit
-for bit where an uninterrupted one with the same ``checkpoint_every`` does: on the CPU, and on
-GPUs/TPUs with deterministic kernels (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``) and the
-same device count and sharding.
+"""The checkpoints of a :func:`feasjax.train` run (:class:`Checkpoints`). A resumed run ends
+bit for bit where an uninterrupted one with the same ``checkpoint_every`` does: on the CPU, and
+on GPUs/TPUs with deterministic kernels (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``) and
+the same device count and sharding.
 """
 from __future__ import annotations
 
@@ -13,18 +12,16 @@ import warnings
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from feasjax.training.checkpoint import (checkpoint_manager, leaves_by_path, restore_checkpoint,
-                                         save_checkpoint)
+                                         save_checkpoint, storable)
 from feasjax.training.tally import History
 
 __all__: list = []  # helpers of the engine
 
 _META_KEYS = ("config", "epoch", "step_in_epoch", "global_step", "partial", "skipped",
               "history")  # what a resume reads
-_CHUNK = 1 << 24  # bytes hashed at a time
 
 
 def _leaf_fingerprint(leaf: Any) -> dict:
@@ -32,10 +29,7 @@ def _leaf_fingerprint(leaf: Any) -> dict:
         # Spread over processes: each one would hash another part.
         return {"shape": list(leaf.shape), "dtype": str(leaf.dtype), "sha256": None}
     array = np.asarray(leaf)
-    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-    digest = hashlib.sha256()
-    for start in range(0, flat.size, _CHUNK):  # streamed: O(N) time, no second copy
-        digest.update(flat[start:start + _CHUNK])
+    digest = hashlib.sha256(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # no copy
     return {"shape": list(array.shape), "dtype": str(array.dtype), "sha256": digest.hexdigest()}
 
 
@@ -64,11 +58,10 @@ def _fingerprint_diffs(saved: dict | None, current: dict) -> list[str]:
 
 
 def _check_config(saved: dict, current: dict, directory: str) -> None:
-    saved, current = dict(saved), dict(current)
-    diffs = _fingerprint_diffs(saved.pop("data_fingerprint", None),
-                               current.pop("data_fingerprint", {}))
+    diffs = _fingerprint_diffs(saved.get("data_fingerprint"), current["data_fingerprint"])
     diffs += [f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}"
-              for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+              for k in sorted((saved.keys() | current.keys()) - {"data_fingerprint"})
+              if saved.get(k) != current.get(k)]
     if diffs:
         raise ValueError(f"the checkpoints in {directory} were made with another configuration "
                          f"({'; '.join(diffs[:5])}); use another checkpoint directory, or do "
@@ -84,9 +77,8 @@ class Checkpoints:
                  settings: dict, config: dict | None, max_to_keep: int, async_save: bool,
                  resume: bool, after_save: Callable[[int], None] | None) -> None:
         self.directory, self.allow_resume, self.after_save = str(directory), resume, after_save
-        key = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
         self.config = json.loads(json.dumps({**settings, **(config or {}),
-                                             "key": np.asarray(key).tolist(),
+                                             "key": np.asarray(storable(key)).tolist(),
                                              "data_fingerprint": data_fingerprint(data)}))
         self.manager = checkpoint_manager(directory, max_to_keep=max_to_keep,
                                           async_save=async_save)

@@ -1,8 +1,7 @@
 """The engine's chunks over a :class:`feasjax.data.pipeline.Pipeline` (data beyond memory): each
-minibatch comes from the pipeline on the host with its global indices, goes to the device while
-the previous step runs, and through one jitted, donated step that adds its losses to the sums
-on the device. A checkpoint's epoch and step are the pipeline's whole state, so a resumed run
-reads the same batches in the same order.
+host minibatch, with its global indices, goes through one jitted, donated step that adds its
+losses to sums on the device. A checkpoint's epoch and step are the pipeline's whole state, so a
+resumed run reads the same batches in the same order.
 """
 from __future__ import annotations
 
@@ -19,29 +18,23 @@ from feasjax.training.tally import raise_on_skipped
 __all__: list = []  # the engine's
 
 
-def _step_program(step: Callable, keep_records: bool) -> Callable:
-    """``(carry, sums, batch, bound) -> (carry, sums, record)``, jitted with ``carry`` and
-    ``sums`` donated, kept on ``step`` (:func:`feasjax.training.programs.cached_program`)."""
-    def build():
+def streamed_chunks(step: Callable, pipeline: Pipeline, keep_records: bool,
+                    bound: jax.Array) -> Callable:
+    """``run_chunk(carry, key, epoch, start, length) -> (carry, stats)`` over the pipeline's
+    batches, for :func:`feasjax.training.tally.run_epochs`; ``keep_records``: raise on a
+    skipped step."""
+    def build():  # one jitted step, carry and sums donated, kept on ``step``
         one = reporting(step)
 
         def run(carry, sums, batch, bound):
             idx = batch.pop("index")
             carry, losses, ok = one(carry, batch, idx)
             sums = sums + chunk_stats(losses, ok, bound)
-            return carry, sums, ((ok, idx, losses) if keep_records else None)
+            return carry, sums, ((idx, losses, ok) if keep_records else None)
 
         return jax.jit(run, donate_argnums=(0, 1))
 
-    return cached_program(step, ("streamed", keep_records), build)
-
-
-def streamed_chunks(step: Callable, pipeline: Pipeline, keep_records: bool,
-                    bound: jax.Array) -> Callable:
-    """``run_chunk(carry, key, epoch, start, length) -> (carry, stats)`` over the pipeline's
-    batches, for :func:`feasjax.training.tally.run_epochs`; ``keep_records``: raise on a
-    skipped step."""
-    program = _step_program(step, keep_records)
+    program = cached_program(step, ("streamed", keep_records), build)
     n, steps = pipeline.num_samples, pipeline.steps_per_epoch
     stats = cached_program(step, ("multipliers", n),
                            lambda: jax.jit(lambda carry: multiplier_stats(carry, n)))
@@ -56,8 +49,8 @@ def streamed_chunks(step: Callable, pipeline: Pipeline, keep_records: bool,
             upcoming = jax.device_put(next(batches)) if i + 1 < length else None
             records.append(record)
         if keep_records:
-            raise_on_skipped(tuple(np.stack([np.asarray(r[i]) for r in records])
-                                   for i in range(3)), epoch, start, steps, False)
+            raise_on_skipped([np.stack(field) for field in zip(*records)], epoch, start, steps,
+                             False)
         return carry, jnp.concatenate([sums, stats(carry)])
 
     return run_chunk

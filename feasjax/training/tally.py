@@ -26,9 +26,9 @@ class History(NamedTuple):
 
 def raise_on_skipped(records: tuple, epoch: int, start: int, steps: int | None,
                      runs: bool) -> None:
-    """Raise ``FloatingPointError`` naming the first skipped step of ``(ok, indices, losses)``
-    records (leading axis: steps; with ``runs``, runs first) and its non-finite samples."""
-    ok, idx, losses = (np.asarray(r) for r in records)
+    """Raise ``FloatingPointError`` naming the first skipped step of records ordered as an
+    ``EpochInfo``, ``(indices, losses, ok)`` (leading axis: steps, after runs with ``runs``)."""
+    idx, losses, ok = (np.asarray(r) for r in records)
     label = ""
     if runs:  # (R, steps, ...): the first run with a skipped step (run 0 if none)
         run = int(np.argmin(ok.all(axis=1)))
@@ -89,9 +89,9 @@ class Tally:
                                    else np.nan * total),
                       "mult_mean": mult_sum / mult_count, "mult_max": mult_max}
         host = float if np.ndim(loss_sum) == 0 else np.asarray
-        for field, name in (("mean_loss", "loss"), ("feasible_fraction", "feasible"),
-                            ("multiplier_mean", "mult_mean"), ("multiplier_max", "mult_max")):
-            getattr(self.history, field).append(host(values[name]))
+        for field, value in zip(("mean_loss", "feasible_fraction", "multiplier_mean",
+                                 "multiplier_max"), values.values()):
+            getattr(self.history, field).append(host(value))
         self.history.skipped.append(int(self.skipped) if np.ndim(self.skipped) == 0
                                     else self.skipped.astype(int))
         self.bar.report(epoch + 1, {k: float(np.mean(v)) for k, v in values.items()}
@@ -103,15 +103,10 @@ def run_epochs(run_chunk: Callable[[Any, Any, int, int, int], tuple[Any, Any]], 
                prepare: Callable[[Any, Any], Any], progress: Any, description: str,
                epsilon: float | None, eval_fn: Callable | None, per_epoch_bar: bool,
                read_late: bool = True) -> tuple[Any, History]:
-    """The engine's loop: epochs in chunks of at most ``checkpoint_every`` steps (never across
-    an epoch), the tally, ``eval_fn`` after each epoch and, with a ``saver``
-    (:class:`feasjax.training.run_checkpoints.Checkpoints`), a resume first and a checkpoint
-    after each chunk that reaches a multiple of ``checkpoint_every`` steps.
-
-    ``run_chunk(carry, key, epoch, start, length) -> (carry, stats)`` runs the steps
-    ``start .. start + length - 1`` of an epoch (``stats``: see :class:`Tally`);
-    ``prepare(carry, key)`` readies the (possibly restored) carry for donation.
-    """
+    """The engine's loop over ``run_chunk(carry, key, epoch, start, length) -> (carry, stats)``
+    (steps ``start .. start + length - 1`` of an epoch; ``stats``: see :class:`Tally`), with a
+    ``saver``'s (:class:`feasjax.training.run_checkpoints.Checkpoints`) resume and saves;
+    ``prepare(carry, key)`` readies the (possibly restored) carry for donation."""
     every = steps if checkpoint_every is None else min(checkpoint_every, steps)
     epoch, pos, restored, tally = 0, 0, {}, None
     try:
@@ -135,8 +130,7 @@ def run_epochs(run_chunk: Callable[[Any, Any, int, int, int], tuple[Any, Any]], 
             tally.chunk(epoch, stats, length, ends_epoch=pos == steps)
             if pos == steps:
                 epoch, pos = epoch + 1, 0
-                tally.history.evaluations.append(eval_fn(carry) if eval_fn is not None
-                                                 else None)
+                tally.history.evaluations.append(None if eval_fn is None else eval_fn(carry))
             if saver is not None:
                 saver.maybe_save(carry, key, tally, epoch=epoch, pos=pos, steps=steps,
                                  every=every, epochs=epochs)
