@@ -65,12 +65,20 @@ def _check_ids(ids: object, y: np.ndarray, name: str) -> np.ndarray:
     return ids.astype(np.int32)
 
 
-def _all_or_none(arrays: dict, need: str) -> bool:
-    """Whether ``arrays`` are given: all of them or none (else "``{need}`` all of ...")."""
+def _given_rows(arrays: dict, features: tuple, need: str, num_classes: int | None = None):
+    """Optional extra rows ``{x name: x, y name: y, ids name: ids}``: None if none is given, else
+    the three checked (all or none: "``{need}`` all of ...") with ``x``'s ``features`` shape."""
     given = [k for k, v in arrays.items() if v is not None]
     if given and len(given) < len(arrays):
         raise ValueError(f"{need} all of {list(arrays)}, got only {given}")
-    return bool(given)
+    if not given:
+        return None
+    (x_name, x), (y_name, y), (ids_name, ids) = arrays.items()
+    x, y = validate_arrays(x, y, num_classes=num_classes, names=(x_name, y_name))
+    if x.shape[1:] != features:
+        raise ValueError(f"{x_name} must have the feature shape of x {features}, got "
+                         f"{x.shape[1:]}")
+    return x, y, _check_ids(ids, y, ids_name)
 
 
 def _check_x(x: object, name: str) -> np.ndarray:
