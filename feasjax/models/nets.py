@@ -108,9 +108,7 @@ class MLP(nnx.Module):
         hidden = _check_positive_ints(hidden, "hidden")
         self.out_features = _check_positive_int(out_features, "out_features")
         sizes = (in_features, *hidden, out_features)
-        self.layers = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
-        )
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes, sizes[1:])])
         self.tied_layer, self.tied = _tied(tied_dropout, hidden)
 
     def __call__(self, x: jax.Array, indices: jax.Array | None = None) -> jax.Array:
@@ -167,9 +165,8 @@ class CNN(nnx.Module):
             raise ValueError(f"batch_norm must be a bool, got {batch_norm=}")
         dropout = _check_rate(dropout, "dropout")
         channels = (image_shape[2], *features)
-        self.convs = nnx.List(
-            [nnx.Conv(a, b, (3, 3), rngs=rngs) for a, b in zip(channels[:-1], channels[1:])]
-        )
+        self.convs = nnx.List([nnx.Conv(a, b, (3, 3), rngs=rngs)
+                               for a, b in zip(channels, channels[1:])])
         # Each SAME 2x2 pool takes a side d to ceil(d / 2).
         pooled = math.prod(-(-d // 2 ** len(features)) for d in image_shape[:2])
         self.dense = nnx.Linear(pooled * features[-1], hidden, rngs=rngs)
