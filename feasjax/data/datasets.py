@@ -81,19 +81,6 @@ def _given_rows(arrays: dict, features: tuple, need: str, num_classes: int | Non
     return x, y, _check_ids(ids, y, ids_name)
 
 
-def _check_x(x: object, name: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (N, features...) with N >= 1, got {x.shape=}")
-    bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
-    if bad.any():
-        raise ValueError(f"{name} must be finite, got nan or inf in {bad.sum()} samples "
-                         f"(first at index {np.flatnonzero(bad)[0]})")
-    return x.astype(np.float32)
-
-
 def _check_y(y: object, n: int, task: str, num_classes: int | None, x_name: str, name: str):
     y = np.asarray(y)
     if y.ndim == 0 or y.shape[0] != n:
@@ -145,8 +132,17 @@ def validate_arrays(x: object, y: object, *, task: str = "classification",
     if num_classes is not None and (isinstance(num_classes, bool) or num_classes < 1
                                     or not isinstance(num_classes, numbers.Integral)):
         raise ValueError(f"num_classes must be a positive int or None, got {num_classes=}")
-    x = _check_x(x, names[0])
-    return x, _check_y(y, x.shape[0], task, num_classes, *names)
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"{names[0]} must hold real numbers, got dtype {x.dtype}")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"{names[0]} must have shape (N, features...) with N >= 1, got "
+                         f"{x.shape=}")
+    bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{names[0]} must be finite, got nan or inf in {bad.sum()} samples "
+                         f"(first at index {np.flatnonzero(bad)[0]})")
+    return x.astype(np.float32), _check_y(y, x.shape[0], task, num_classes, *names)
 
 
 def _standardise(train: np.ndarray, *others: np.ndarray):

@@ -1,10 +1,8 @@
-"""Tail metrics over per-sample arrays: quantiles, CVaR, feasible fraction, accuracies.
-
-Every function is pure and jit-able and takes an optional boolean ``mask`` of shape ``(N,)``:
-samples where ``mask`` is ``False`` (padding added so that a dataset splits evenly over devices)
-never count. Over an empty selection the statistics are ``nan``. Functions sort the whole array,
-so on a sample-sharded array they give exact global values, not averages of per-device values.
-"""
+"""Tail metrics over per-sample arrays: quantiles, CVaR, feasible fraction, accuracies. Every
+function is pure and jit-able and takes an optional boolean ``mask`` ``(N,)``: samples where it is
+``False`` (padding that splits a dataset evenly over devices) never count, and the statistics of
+an empty selection are ``nan``. Functions sort the whole array, so on a sample-sharded array they
+give exact global values, not averages of per-device values."""
 from __future__ import annotations
 
 import numbers

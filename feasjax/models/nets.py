@@ -1,11 +1,9 @@
-"""Small Flax NNX models for the demo and the tests: an MLP, a CNN and a ResNet for small images.
-
-All map ``(B, ...)`` to ``(B, out_features)``. ``CNN(batch_norm=True)``, ``CNN(dropout=p)`` and
-:class:`ResNet` also hold batch statistics and dropout RNG state (see
-:func:`feasjax.models.split_model`). BatchNorm uses ``momentum=0.9`` (PyTorch's 0.1) and
-``epsilon=1e-5``; layers with state are created last, so ``CNN(batch_norm=True)`` starts from
-the same weights as ``CNN()`` with the same seed.
-"""
+"""Small Flax NNX models for the demo and the tests: an MLP, a CNN and a ResNet for small images,
+each mapping ``(B, ...)`` to ``(B, out_features)``. ``CNN(batch_norm=True)``, ``CNN(dropout=p)``
+and :class:`ResNet` also hold batch statistics and dropout RNG state (see
+:func:`feasjax.models.split_model`). BatchNorm has PyTorch's defaults, ``momentum=0.9`` (its 0.1,
+the weight of the new batch) and ``epsilon=1e-5``; layers with state are created last, so
+``CNN(batch_norm=True)`` starts from the same weights as ``CNN()`` with the same seed."""
 from __future__ import annotations
 
 import functools
@@ -72,7 +70,6 @@ def _tied(config: TiedDropout | None, hidden: Sequence[int]
 
 
 def _batch_norm(features: int, rngs: nnx.Rngs, dtype: Any = None) -> nnx.BatchNorm:
-    # PyTorch's defaults (its momentum=0.1 is the weight of the new batch)
     return nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
 
 
