@@ -23,9 +23,7 @@ __all__ = ["Dataset", "gaussian_classes", "group_dataset", "GroupDataset", "DATA
            "spurious_tabular", "TASKS", "user_dataset", "validate_arrays"]
 
 # Helpers no longer exported here: until 0.3 they resolve with a DeprecationWarning.
-_DEPRECATED = by_name({
-    "feasjax.data.user_data": ("name_of",),
-})
+_DEPRECATED = by_name({"feasjax.data.user_data": ("name_of",)})
 
 # Imported on first use, so the command line lists the bundled datasets without importing JAX.
 __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECATED, lazy={

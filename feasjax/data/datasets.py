@@ -65,25 +65,20 @@ def _check_ids(ids: object, y: np.ndarray, name: str) -> np.ndarray:
     return ids.astype(np.int32)
 
 
-def _all_or_none(arrays: dict, need: str) -> bool:
-    """Whether ``arrays`` are given: all of them or none (else "``{need}`` all of ...")."""
+def _given_rows(arrays: dict, features: tuple, need: str, num_classes: int | None = None):
+    """Optional extra rows ``{x name: x, y name: y, ids name: ids}``: None if none is given, else
+    the three checked (all or none: "``{need}`` all of ...") with ``x``'s ``features`` shape."""
     given = [k for k, v in arrays.items() if v is not None]
     if given and len(given) < len(arrays):
         raise ValueError(f"{need} all of {list(arrays)}, got only {given}")
-    return bool(given)
-
-
-def _check_x(x: object, name: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (N, features...) with N >= 1, got {x.shape=}")
-    bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
-    if bad.any():
-        raise ValueError(f"{name} must be finite, got nan or inf in {bad.sum()} samples "
-                         f"(first at index {np.flatnonzero(bad)[0]})")
-    return x.astype(np.float32)
+    if not given:
+        return None
+    (x_name, x), (y_name, y), (ids_name, ids) = arrays.items()
+    x, y = validate_arrays(x, y, num_classes=num_classes, names=(x_name, y_name))
+    if x.shape[1:] != features:
+        raise ValueError(f"{x_name} must have the feature shape of x {features}, got "
+                         f"{x.shape[1:]}")
+    return x, y, _check_ids(ids, y, ids_name)
 
 
 def _check_y(y: object, n: int, task: str, num_classes: int | None, x_name: str, name: str):
@@ -137,8 +132,17 @@ def validate_arrays(x: object, y: object, *, task: str = "classification",
     if num_classes is not None and (isinstance(num_classes, bool) or num_classes < 1
                                     or not isinstance(num_classes, numbers.Integral)):
         raise ValueError(f"num_classes must be a positive int or None, got {num_classes=}")
-    x = _check_x(x, names[0])
-    return x, _check_y(y, x.shape[0], task, num_classes, *names)
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"{names[0]} must hold real numbers, got dtype {x.dtype}")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"{names[0]} must have shape (N, features...) with N >= 1, got "
+                         f"{x.shape=}")
+    bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{names[0]} must be finite, got nan or inf in {bad.sum()} samples "
+                         f"(first at index {np.flatnonzero(bad)[0]})")
+    return x.astype(np.float32), _check_y(y, x.shape[0], task, num_classes, *names)
 
 
 def _standardise(train: np.ndarray, *others: np.ndarray):

@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from feasjax.data.datasets import (_all_or_none, _check_fraction, _check_ids, _check_int,
+from feasjax.data.datasets import (_check_fraction, _check_ids, _check_int, _given_rows,
                                    load_dataset, validate_arrays)
 
 __all__ = ["FederatedData", "dirichlet_partition", "federated_dataset", "from_client_arrays",
@@ -166,13 +166,7 @@ def federated_dataset(name: str = "digits", num_clients: int = 10, beta: float =
 
 
 def _given_test(x, y, client, x_test, y_test, client_test, num_classes, name):
-    """Every row of ``x`` trains and the given rows test, client by client."""
-    x_test, y_test = validate_arrays(x_test, y_test, num_classes=num_classes,
-                                     names=("x_test", "y_test"))
-    if x_test.shape[1:] != x.shape[1:]:
-        raise ValueError(f"x_test must have the feature shape of x {x.shape[1:]}, got "
-                         f"{x_test.shape[1:]}")
-    client_test = _check_ids(client_test, y_test, "client_test")
+    """Every row of ``x`` trains and the given (checked) rows test, client by client."""
     clients = np.arange(max(client.max(), client_test.max()) + 1)
     rows = {}
     for split, xs, ys, cs in (("train", x, y, client), ("test", x_test, y_test, client_test)):
@@ -219,9 +213,10 @@ def from_client_arrays(x: object, y: object, client: object, *, x_test: object |
     """
     x, y = validate_arrays(x, y, num_classes=num_classes)
     client = _check_ids(client, y, "client")
-    test = {"x_test": x_test, "y_test": y_test, "client_test": client_test}
-    if _all_or_none(test, "given test rows need"):
-        return _given_test(x, y, client, x_test, y_test, client_test, num_classes, name)
+    test = _given_rows({"x_test": x_test, "y_test": y_test, "client_test": client_test},
+                       x.shape[1:], "given test rows need", num_classes)
+    if test is not None:
+        return _given_test(x, y, client, *test, num_classes, name)
     num_classes = int(y.max()) + 1 if num_classes is None else num_classes
     return _split_clients(x, y, client, int(client.max()) + 1, _check_fraction(test_fraction),
                           seed, 0.0, name, num_classes)

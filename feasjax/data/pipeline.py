@@ -77,8 +77,10 @@ class Pipeline:
     def __init__(self, source: Any, *, batch_size: int, seed: int = 0,
                  transform: Callable[[dict, np.random.Generator], dict] | None = None,
                  process_index: int | None = None, process_count: int | None = None) -> None:
-        self.source = source
-        self.num_samples = _length(source)
+        sizes = {len(v) for v in source.values()} if isinstance(source, dict) else {len(source)}
+        if len(sizes) != 1:
+            raise ValueError(f"source arrays must share their number of rows, got {sorted(sizes)}")
+        self.source, self.num_samples = source, sizes.pop()
         count = jax.process_count() if process_count is None else process_count
         index = jax.process_index() if process_index is None else process_index
         if isinstance(count, bool) or not isinstance(count, int) or count < 1 or not (
@@ -130,15 +132,6 @@ class Pipeline:
         return {"num_samples": self.num_samples, "batch_size": self.batch_size,
                 "seed": self.seed, "rows": list(self.rows),
                 "transform": type(self.transform).__name__ if self.transform else None}
-
-
-def _length(source: Any) -> int:
-    if isinstance(source, dict):
-        sizes = {len(v) for v in source.values()}
-        if len(sizes) != 1:
-            raise ValueError(f"source arrays must share their number of rows, got {sorted(sizes)}")
-        return sizes.pop()
-    return len(source)
 
 
 def _gather(array: Any, rows: np.ndarray) -> np.ndarray:

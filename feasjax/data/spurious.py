@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from feasjax.data.datasets import (Dataset, _all_or_none, _check_ids, _standardise,
+from feasjax.data.datasets import (Dataset, _check_ids, _given_rows, _standardise,
                                    validate_arrays)
 
 __all__ = ["GroupDataset", "spurious_digits", "group_dataset", "gaussian_classes"]
@@ -136,18 +136,6 @@ def spurious_digits(seed: int = 0, *, correlation: float = 0.95, threshold: int 
                          image_shape=(8, 8, 1))
 
 
-def _given_split(split: str, features: tuple, x: object, y: object, group: object):
-    """The user's ``x_<split>``, ``y_<split>``, ``group_<split>``, checked; None if absent."""
-    names = (f"x_{split}", f"y_{split}", f"group_{split}")
-    if not _all_or_none(dict(zip(names, (x, y, group))), f"a given {split} split needs"):
-        return None
-    x, y = validate_arrays(x, y, names=names[:2])
-    if x.shape[1:] != features:
-        raise ValueError(f"{names[0]} must have the feature shape of x {features}, got "
-                         f"{x.shape[1:]}")
-    return x, y, _check_ids(group, y, names[2])
-
-
 def group_dataset(x: np.ndarray, y: np.ndarray, group: np.ndarray, *,
                   x_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
                   group_val: np.ndarray | None = None, x_test: np.ndarray | None = None,
@@ -179,8 +167,10 @@ def group_dataset(x: np.ndarray, y: np.ndarray, group: np.ndarray, *,
     """
     x, y = validate_arrays(x, y)
     group = _check_ids(group, y, "group")
-    given = {"val": _given_split("val", x.shape[1:], x_val, y_val, group_val),
-             "test": _given_split("test", x.shape[1:], x_test, y_test, group_test)}
+    given = {s: _given_rows(dict(zip((f"x_{s}", f"y_{s}", f"group_{s}"), rows)), x.shape[1:],
+                            f"a given {s} split needs")
+             for s, rows in (("val", (x_val, y_val, group_val)),
+                             ("test", (x_test, y_test, group_test)))}
     index, cut = _cut(group, seed, fractions, test=given["test"] is None,
                       val=given["val"] is None)
     splits = [(x[index], y[index], group[index])]

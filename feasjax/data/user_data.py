@@ -65,17 +65,6 @@ def load_arrays(data: str | None = None, *, x: str | None = None, y: str | None 
     return arrays
 
 
-def _check_group(group: np.ndarray, n: int) -> np.ndarray:
-    """One integer group >= 0 per sample, as ``int32``."""
-    group = np.asarray(group)
-    if group.shape != (n,):
-        raise ValueError(f"group must have one entry per sample of x ({n}), got "
-                         f"group.shape={group.shape}")
-    if group.dtype.kind not in "iub" or (group.size and group.min() < 0):
-        raise ValueError(f"group must hold integers >= 0, got dtype {group.dtype}")
-    return group.astype(np.int32)
-
-
 def user_dataset(arrays: dict, *, task: str = "classification", num_classes: int | None = None,
                  seed: int = 0, test_fraction: float = 0.3,
                  image_shape: tuple[int, int, int] | None = None,
@@ -106,7 +95,15 @@ def user_dataset(arrays: dict, *, task: str = "classification", num_classes: int
     n = x.shape[0]
     if image_shape is None and x.ndim == 4:
         image_shape = tuple(x.shape[1:])
-    group = _check_group(arrays["group"], n) if "group" in arrays else None
+    group = arrays.get("group")
+    if group is not None:  # one integer group >= 0 per sample
+        group = np.asarray(group)
+        if group.shape != (n,):
+            raise ValueError(f"group must have one entry per sample of x ({n}), got "
+                             f"group.shape={group.shape}")
+        if group.dtype.kind not in "iub" or (group.size and group.min() < 0):
+            raise ValueError(f"group must hold integers >= 0, got dtype {group.dtype}")
+        group = group.astype(np.int32)
     given = "x_test" in arrays or "y_test" in arrays
     if given and not {"x_test", "y_test"} <= arrays.keys():
         raise ValueError("an explicit test set needs both 'x_test' and 'y_test'")

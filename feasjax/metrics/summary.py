@@ -1,10 +1,8 @@
-"""Tail metrics over per-sample arrays: quantiles, CVaR, feasible fraction, accuracies.
-
-Every function is pure and jit-able and takes an optional boolean ``mask`` of shape ``(N,)``:
-samples where ``mask`` is ``False`` (padding added so that a dataset splits evenly over devices)
-never count. Over an empty selection the statistics are ``nan``. Functions sort the whole array,
-so on a sample-sharded array they give exact global values, not averages of per-device values.
-"""
+"""Tail metrics over per-sample arrays: quantiles, CVaR, feasible fraction, accuracies. Every
+function is pure and jit-able and takes an optional boolean ``mask`` ``(N,)``: samples where it is
+``False`` (padding that splits a dataset evenly over devices) never count, and the statistics of
+an empty selection are ``nan``. Functions sort the whole array, so on a sample-sharded array they
+give exact global values, not averages of per-device values."""
 from __future__ import annotations
 
 import numbers
@@ -52,9 +50,8 @@ def _gather_for_sort(values: jax.Array) -> jax.Array:
     sharding = jax.typeof(values).sharding
     spec = getattr(sharding, "spec", None)
     if spec and spec[0] is not None:
-        values = jax.sharding.reshard(
-            values, jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
-        )
+        replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+        values = jax.sharding.reshard(values, replicated)
     return values
 
 
@@ -160,9 +157,8 @@ def cvar(losses: jax.Array, level: jax.Array | float, mask: jax.Array | None = N
     return jnp.where(invalid, jnp.nan, jnp.sum(weights * descending) / k)
 
 
-def feasible_fraction(
-    losses: jax.Array, epsilon: jax.Array | float, mask: jax.Array | None = None
-) -> jax.Array:
+def feasible_fraction(losses: jax.Array, epsilon: jax.Array | float,
+                      mask: jax.Array | None = None) -> jax.Array:
     """Fraction of (unmasked) samples with ``loss_i <= epsilon`` (``nan`` if none is selected).
 
     Example:
@@ -175,25 +171,19 @@ def feasible_fraction(
     return _masked_mean((losses <= epsilon).astype(jnp.float32), mask)
 
 
-def _predicted_labels(logits_or_preds: jax.Array, labels: jax.Array) -> jax.Array:
-    outputs = jnp.asarray(logits_or_preds)
-    if outputs.ndim == 2:
-        outputs = jnp.argmax(outputs, axis=-1)
-    if outputs.shape != jnp.shape(labels):
-        raise ValueError("logits must be (N, C) or predicted labels (N,) matching labels, got "
-                         f"{jnp.shape(logits_or_preds)=} and {jnp.shape(labels)=}")
-    return outputs
-
-
 def _correct(logits_or_preds: jax.Array, labels: jax.Array) -> jax.Array:
     """1.0 where the prediction (argmax of logits) equals the label, else 0.0, float32."""
-    labels = jnp.asarray(labels)
-    return (_predicted_labels(logits_or_preds, labels) == labels).astype(jnp.float32)
+    labels, outputs = jnp.asarray(labels), jnp.asarray(logits_or_preds)
+    if outputs.ndim == 2:
+        outputs = jnp.argmax(outputs, axis=-1)
+    if outputs.shape != labels.shape:
+        raise ValueError("logits must be (N, C) or predicted labels (N,) matching labels, got "
+                         f"{jnp.shape(logits_or_preds)=} and {jnp.shape(labels)=}")
+    return (outputs == labels).astype(jnp.float32)
 
 
-def accuracy(
-    logits_or_preds: jax.Array, labels: jax.Array, mask: jax.Array | None = None
-) -> jax.Array:
+def accuracy(logits_or_preds: jax.Array, labels: jax.Array,
+             mask: jax.Array | None = None) -> jax.Array:
     """Fraction of (unmasked) samples classified correctly (``nan`` if none is selected).
 
     ``logits_or_preds`` are logits ``(N, C)`` (argmax is taken) or predicted labels ``(N,)``.
@@ -209,9 +199,8 @@ def accuracy(
     return _masked_mean(_correct(logits_or_preds, labels), mask)
 
 
-def per_class_accuracy(
-    logits_or_preds: jax.Array, labels: jax.Array, num_classes: int, mask: jax.Array | None = None
-) -> jax.Array:
+def per_class_accuracy(logits_or_preds: jax.Array, labels: jax.Array, num_classes: int,
+                       mask: jax.Array | None = None) -> jax.Array:
     """Accuracy within each class, shape ``(num_classes,)``; ``nan`` for classes with no sample.
 
     ``num_classes`` is a static Python int; other arguments as for :func:`accuracy`.
@@ -238,9 +227,8 @@ def per_class_accuracy(
     return jnp.where(jnp.any(outside), jnp.nan, per_class)
 
 
-def worst_class_accuracy(
-    logits: jax.Array, labels: jax.Array, num_classes: int, mask: jax.Array | None = None
-) -> jax.Array:
+def worst_class_accuracy(logits: jax.Array, labels: jax.Array, num_classes: int,
+                         mask: jax.Array | None = None) -> jax.Array:
     """Lowest per-class accuracy over the classes with at least one (unmasked) sample.
 
     .. math:: \\min_{c:\\, n_c > 0} \\frac{1}{n_c} \\sum_{i: y_i = c} [\\hat y_i = y_i]
@@ -257,9 +245,8 @@ def worst_class_accuracy(
     return _worst(per_class_accuracy(logits, labels, num_classes, mask))
 
 
-def multiplier_stats(
-    multipliers: jax.Array, mask: jax.Array | None = None
-) -> dict[str, jax.Array]:
+def multiplier_stats(multipliers: jax.Array,
+                     mask: jax.Array | None = None) -> dict[str, jax.Array]:
     """Mean, maximum and fraction of non-zero entries of the (unmasked) per-sample multipliers.
 
     Example:
@@ -270,16 +257,12 @@ def multiplier_stats(
       {'mean': 1.0, 'max': 3.0, 'nonzero_fraction': 0.5}
     """
     multipliers, mask = _prepare(multipliers, mask, "multipliers", pad_empty=True)
-    return {
-        "mean": _masked_mean(multipliers, mask),
-        "max": _masked_max(multipliers, mask),
-        "nonzero_fraction": _masked_mean((multipliers != 0).astype(jnp.float32), mask),
-    }
+    return {"mean": _masked_mean(multipliers, mask), "max": _masked_max(multipliers, mask),
+            "nonzero_fraction": _masked_mean((multipliers != 0).astype(jnp.float32), mask)}
 
 
-def loss_summary(
-    losses: jax.Array, epsilon: jax.Array | float, mask: jax.Array | None = None
-) -> dict[str, jax.Array]:
+def loss_summary(losses: jax.Array, epsilon: jax.Array | float,
+                 mask: jax.Array | None = None) -> dict[str, jax.Array]:
     """The per-sample loss statistics reported by ``feasjax demo`` (a JSON contract).
 
     Returns:
@@ -298,12 +281,7 @@ def loss_summary(
     """
     losses, mask = _prepare(losses, mask, "losses", pad_empty=True)
     q50, q90, q99 = quantile(losses, jnp.array([0.5, 0.9, 0.99]), mask)
-    return {
-        "mean_loss": _masked_mean(losses, mask),
-        "q50_loss": q50,
-        "q90_loss": q90,
-        "q99_loss": q99,
-        "max_loss": _masked_max(losses, mask),
-        "cvar90_loss": cvar(losses, 0.9, mask),
-        "feasible_fraction": feasible_fraction(losses, epsilon, mask),
-    }
+    return {"mean_loss": _masked_mean(losses, mask), "q50_loss": q50, "q90_loss": q90,
+            "q99_loss": q99, "max_loss": _masked_max(losses, mask),
+            "cvar90_loss": cvar(losses, 0.9, mask),
+            "feasible_fraction": feasible_fraction(losses, epsilon, mask)}

@@ -12,6 +12,7 @@ import numpy as np
 
 __all__: list = []  # helpers of feasjax paper's --logdir
 
+
 class EventLog:
     """Writers of TensorBoard event files, one per run name, created on first use.
 

@@ -18,8 +18,7 @@ __all__ = ["BasicBlock", "CNN", "cross_entropy", "dpo_loss", "ExampleTiedDropout
 
 # No longer exported here (helpers, or records only the library builds); until 0.3 they still
 # resolve, with a DeprecationWarning naming the module that defines them.
-_DEPRECATED = by_name({
-    "feasjax.models.losses": ("check_batch", "stateful_loss_fn", "eval_loss_fn"),
-})
+_DEPRECATED = by_name({"feasjax.models.losses": ("check_batch", "stateful_loss_fn",
+                                                  "eval_loss_fn")})
 
 __getattr__, __dir__ = module_attributes(__name__, __all__, deprecated=_DEPRECATED)

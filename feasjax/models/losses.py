@@ -139,12 +139,10 @@ def per_sample_loss_fn(
 
     def per_sample_loss(params: Any, batch: Batch, model_state: Any = None) -> Any:
         check_batch(batch)
-        if not train:
-            outputs = _eval_outputs(graphdef, params, model_state, batch["x"])
-            return jax.vmap(single)(outputs, batch["y"])
-        if model_state is None:
-            return jax.vmap(single)(nnx.merge(graphdef, params)(batch["x"]), batch["y"])
-        return _train_losses(graphdef, single, params, batch, model_state, axis_name, dropout)
+        if train and model_state is not None:
+            return _train_losses(graphdef, single, params, batch, model_state, axis_name, dropout)
+        model = nnx.merge(graphdef, params) if train else _eval_model(graphdef, params, model_state)
+        return jax.vmap(single)(model(batch["x"]), batch["y"])
 
     return per_sample_loss
 
@@ -152,10 +150,8 @@ def per_sample_loss_fn(
 def _train_losses(graphdef, single, params, batch, model_state, axis_name, dropout):
     """Losses in training mode and the updated model state (:func:`per_sample_loss_fn`)."""
     keys, rest = nnx.split_state(model_state, nnx.RngKey, ...)
-    local_keys = keys
-    if axis_name is not None:
-        index = jax.lax.axis_index(axis_name)
-        local_keys = jax.tree.map(lambda k: jax.random.fold_in(k, index), keys)
+    local_keys = keys if axis_name is None else jax.tree.map(
+        lambda k: jax.random.fold_in(k, jax.lax.axis_index(axis_name)), keys)
     # copy: without it an eager call would update the caller's Variables in place.
     model = nnx.merge(graphdef, params, local_keys, rest, copy=True)
     model.train()
@@ -200,12 +196,12 @@ def has_model_state(model_state: Any) -> bool:
     return bool(jax.tree.leaves(model_state))
 
 
-def _eval_outputs(graphdef: nnx.GraphDef, params: Any, model_state: Any, x: jax.Array):
-    """The outputs of the merged model in evaluation mode (a copy: the caller's stays as is)."""
+def _eval_model(graphdef: nnx.GraphDef, params: Any, model_state: Any) -> nnx.Module:
+    """The merged model in evaluation mode (a copy: the caller's stays as is)."""
     states = () if model_state is None else (model_state,)
     model = nnx.merge(graphdef, params, *states, copy=True)
     model.eval()  # running statistics, no dropout
-    return model(x)
+    return model
 
 
 def stateful_loss_fn(graphdef: nnx.GraphDef, loss: str | SingleLoss = "cross_entropy", *,
@@ -250,6 +246,6 @@ def predict_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
     def predict(params: Any, x: jax.Array, model_state: Any = None) -> jax.Array:
         if model_state is None:
             return nnx.merge(graphdef, params)(x)
-        return _eval_outputs(graphdef, params, model_state, x)
+        return _eval_model(graphdef, params, model_state)(x)
 
     return predict

@@ -1,11 +1,9 @@
-"""Small Flax NNX models for the demo and the tests: an MLP, a CNN and a ResNet for small images.
-
-All map ``(B, ...)`` to ``(B, out_features)``. ``CNN(batch_norm=True)``, ``CNN(dropout=p)`` and
-:class:`ResNet` also hold batch statistics and dropout RNG state (see
-:func:`feasjax.models.split_model`). BatchNorm uses ``momentum=0.9`` (PyTorch's 0.1) and
-``epsilon=1e-5``; layers with state are created last, so ``CNN(batch_norm=True)`` starts from
-the same weights as ``CNN()`` with the same seed.
-"""
+"""Small Flax NNX models for the demo and the tests: an MLP, a CNN and a ResNet for small images,
+each mapping ``(B, ...)`` to ``(B, out_features)``. ``CNN(batch_norm=True)``, ``CNN(dropout=p)``
+and :class:`ResNet` also hold batch statistics and dropout RNG state (see
+:func:`feasjax.models.split_model`). BatchNorm has PyTorch's defaults, ``momentum=0.9`` (its 0.1,
+the weight of the new batch) and ``epsilon=1e-5``; layers with state are created last, so
+``CNN(batch_norm=True)`` starts from the same weights as ``CNN()`` with the same seed."""
 from __future__ import annotations
 
 import functools
@@ -72,7 +70,6 @@ def _tied(config: TiedDropout | None, hidden: Sequence[int]
 
 
 def _batch_norm(features: int, rngs: nnx.Rngs, dtype: Any = None) -> nnx.BatchNorm:
-    # PyTorch's defaults (its momentum=0.1 is the weight of the new batch)
     return nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
 
 
@@ -108,9 +105,7 @@ class MLP(nnx.Module):
         hidden = _check_positive_ints(hidden, "hidden")
         self.out_features = _check_positive_int(out_features, "out_features")
         sizes = (in_features, *hidden, out_features)
-        self.layers = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
-        )
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes, sizes[1:])])
         self.tied_layer, self.tied = _tied(tied_dropout, hidden)
 
     def __call__(self, x: jax.Array, indices: jax.Array | None = None) -> jax.Array:
@@ -167,9 +162,8 @@ class CNN(nnx.Module):
             raise ValueError(f"batch_norm must be a bool, got {batch_norm=}")
         dropout = _check_rate(dropout, "dropout")
         channels = (image_shape[2], *features)
-        self.convs = nnx.List(
-            [nnx.Conv(a, b, (3, 3), rngs=rngs) for a, b in zip(channels[:-1], channels[1:])]
-        )
+        self.convs = nnx.List([nnx.Conv(a, b, (3, 3), rngs=rngs)
+                               for a, b in zip(channels, channels[1:])])
         # Each SAME 2x2 pool takes a side d to ceil(d / 2).
         pooled = math.prod(-(-d // 2 ** len(features)) for d in image_shape[:2])
         self.dense = nnx.Linear(pooled * features[-1], hidden, rngs=rngs)

@@ -1,11 +1,6 @@
-"""Example-tied dropout (FairDropout): memorisation sent to units that are dropped at inference.
-
-Maini et al. (2023, ICML) tie a dropout mask to each training example: a fraction ``p_gen`` of
-the units is always active, each other unit is active for example ``i`` with probability
-``p_mem`` through a fixed mask, and all those are dropped at evaluation. FairDropout (Ikram et
-al. 2025) applies this to subpopulation shift. The mask is drawn from ``fold_in(key(seed), i)``:
-no ``N x units`` table is stored.
-"""
+"""Example-tied dropout (Maini et al. 2023, ICML), which FairDropout (Ikram et al. 2025) applies
+to subpopulation shift: memorisation sent to units that are dropped at inference. Example ``i``'s
+mask is drawn from ``fold_in(key(seed), i)``: no ``N x units`` table is stored."""
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -1,8 +1,7 @@
-"""A small decoder-only transformer in Flax NNX, with optional LoRA adapters (flax's own).
-
-Pre-norm blocks (LayerNorm, causal multi-head self-attention, LayerNorm, a GELU MLP), learned
-token and position embeddings and an untied output layer. With ``lora_rank=r`` every linear
-layer of the blocks (fused query/key/value, attention output, both MLP layers) is a
+"""A small decoder-only transformer in Flax NNX, with optional LoRA adapters (flax's own): pre-norm
+blocks (LayerNorm, causal multi-head self-attention, LayerNorm, a GELU MLP), learned token and
+position embeddings and an untied output layer. With ``lora_rank=r`` every linear layer of the
+blocks (fused query/key/value, attention output, both MLP layers) is a
 :class:`flax.nnx.LoRALinear`: the base kernel plus ``x @ lora_a @ lora_b``, ``r·(d_in + d_out)``
 :class:`flax.nnx.LoRAParam` s per layer; ``lora_b`` starts at zero, so the model computes what
 its base does until the adapters are trained (LoRA, Hu et al. 2022). Train only the adapters
