@@ -146,6 +146,10 @@ def run_preference(preset: PreferencePreset, seeds: Sequence[int],
       "reference": {"train": ..., "test": ...}, "sft_seconds": float,
       "losses": {NAME: [(train, test) per-pair losses per seed]}}``.
     """
+    # Bad settings fail here, not after the bases' fine-tuning.
+    if wrong := [m for m in methods if m not in PREFERENCE_METHODS]:
+        raise ValueError(f"methods must be among {', '.join(PREFERENCE_METHODS)}, got {wrong}")
+    loss_fn = preference_loss_fn(preset.loss, beta=preset.beta)
     tasks = [sorting_preferences(
         s, num_sft=preset.num_sft, num_train=preset.num_train, num_test=preset.num_test,
         hard_fraction=preset.hard_fraction, sft_long_fraction=preset.sft_long_fraction,
@@ -156,7 +160,7 @@ def run_preference(preset: PreferencePreset, seeds: Sequence[int],
     sft_seconds = _train_runs(  # supervised fine-tuning of the bases, not the adapters
         _sft_step, bases, lambda: optax.adamw(preset.sft_learning_rate), BASE,
         stack_runs([jax.tree.map(jnp.asarray, t.sft) for t in tasks]), preset.sft_epochs,
-        preset.sft_batch_size, seeds, progress, "sft")
+        min(preset.sft_batch_size, preset.num_sft), seeds, progress, "sft")
     splits = [{s: pair_data(b, getattr(t, s)) for s in ("train", "test")}
               for b, t in zip(bases, tasks)]
     data = stack_runs([d["train"] for d in splits])
@@ -171,7 +175,6 @@ def run_preference(preset: PreferencePreset, seeds: Sequence[int],
 
     report = {"reference": evaluate(bases)[0], "sft_seconds": sft_seconds, "methods": {},
               "losses": {}}
-    loss_fn = preference_loss_fn(preset.loss, beta=preset.beta)
     for method in methods:
         policies = [nnx.clone(b) for b in bases]
         seconds = _train_runs(
