@@ -385,3 +385,10 @@ def test_dual_update_updates_an_nnx_optimizer_in_place():
     assert fj.dual_update(fl, optimizer, losses=jnp.array([2.0]),
                           indices=jnp.array([2])) is optimizer
     np.testing.assert_allclose(fj.multipliers(optimizer), [1.0, 1.0, 1.2], rtol=1e-6)
+
+
+def test_multipliers_read_nan_for_traced_out_of_range_indices_negative_ones_too():
+    # gather_rows, as the dual step reads them: a negative index must not wrap to the last row
+    tx = fj.feasible(optax.sgd(0.1), num_samples=3, epsilon=0.1)
+    lam = jax.jit(lambda s, i: fj.multipliers(s, i))(tx.init(jnp.zeros(2)), jnp.array([0, -1, 3]))
+    assert lam[0] == 1.0 and bool(jnp.all(jnp.isnan(lam[1:])))

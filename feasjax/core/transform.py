@@ -20,6 +20,7 @@ from feasjax.core import checks, defaults, dual_step
 from feasjax.core.formulations import Formulation, lagrangian
 from feasjax.core.implicit import ImplicitState
 from feasjax.core.problem import ConstraintGroup
+from feasjax.core.rows import gather_rows
 
 __all__ = ["SAMPLES", "ConstrainedState", "constrained", "feasible", "constrained_state",
            "multipliers", "dual_update"]
@@ -318,7 +319,8 @@ def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None
 
     Args:
       opt_state: any state holding a :class:`ConstrainedState` (see :func:`constrained_state`).
-      indices: the batch's ``(B,)`` sample indices, or ``None`` for the whole vector.
+      indices: the batch's ``(B,)`` sample indices, or ``None`` for the whole vector
+        (concrete out-of-range ones raise; traced ones, negative ones too, read NaN).
       group: the group's name; default the only one (``"samples"`` for :func:`feasible`), or
         with ``features`` the only implicit one.
       features: instead of ``indices``, for implicit multipliers: the ``(B, ...)`` features of
@@ -352,7 +354,7 @@ def multipliers(opt_state: Any, indices: Any = None, *, group: str | None = None
     lam = state.multipliers[group]
     if indices is not None:
         indices = checks.check_indices(indices, lam.shape[0], "indices")
-        lam = lam.at[indices].get(mode="fill")
+        lam = gather_rows(lam, indices)
     return jax.lax.stop_gradient(lam)
 
 
