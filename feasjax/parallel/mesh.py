@@ -17,6 +17,7 @@ from feasjax.core.rows import IndexedState
 from feasjax.core.solver import PrimalDual, PrimalDualState
 from feasjax.parallel.layout import ShardLayout, pad_samples, shard_layout
 from feasjax.training.loop import EpochInfo, epoch_fn
+from feasjax.training.placement import through_keys
 
 __all__ = ["DATA_AXIS", "data_mesh", "state_partition_specs", "shard_data", "replicate",
            "init_sharded", "local_epoch_fn", "data_parallel_epoch"]
@@ -132,13 +133,10 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     sharding = NamedSharding(mesh, P())
 
     def place(x):
-        if jnp.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):  # nnx RNG keys
-            return jax.random.wrap_key_data(place(jax.random.key_data(x)),
-                                            impl=jax.random.key_impl(x))
         return jax.make_array_from_callback(np.shape(x), sharding,
                                             lambda idx, x=np.asarray(x): x[idx])
 
-    return jax.tree.map(place, tree)
+    return jax.tree.map(lambda x: through_keys(place, x), tree)  # nnx RNG keys: their data
 
 
 def init_sharded(solver: PrimalDual, params: Any, mesh: Mesh, layout: ShardLayout, *,

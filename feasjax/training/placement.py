@@ -35,7 +35,7 @@ def _rows_of(path: tuple, leaf: Any, n: int, lead: int, everything: bool) -> boo
         everything or "multipliers" in names or names[at:at + 1] in (["inner"], ["rows"]))
 
 
-def _through_keys(fn: Callable, leaf: Any) -> Any:
+def through_keys(fn: Callable, leaf: Any) -> Any:
     """``fn(leaf)``; for typed PRNG keys, on their key data (with a trailing axis)."""
     if not jnp.issubdtype(getattr(leaf, "dtype", np.float32), jax.dtypes.prng_key):
         return fn(leaf)
@@ -44,7 +44,7 @@ def _through_keys(fn: Callable, leaf: Any) -> Any:
 
 def _map_rows(fn: Callable, tree: Any, n: int, lead: int, everything: bool) -> Any:
     """``fn`` applied to the leaves of ``tree`` that hold one row per sample (:func:`_rows_of`)."""
-    return jax.tree_util.tree_map_with_path(lambda path, leaf: _through_keys(fn, leaf) if _rows_of(
+    return jax.tree_util.tree_map_with_path(lambda path, leaf: through_keys(fn, leaf) if _rows_of(
         path, leaf, n, lead, everything) else leaf, tree)
 
 
@@ -71,5 +71,5 @@ def row_sharding(tree: Any, n: int, mesh: Mesh, lead: int, everything: bool) -> 
 
 
 def place(tree: Any, sharding: Any) -> Any:
-    return jax.tree.map(lambda x, s: _through_keys(lambda d: jax.device_put(d, s), x), tree,
+    return jax.tree.map(lambda x, s: through_keys(lambda d: jax.device_put(d, s), x), tree,
                         sharding)
