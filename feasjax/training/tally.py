@@ -108,7 +108,7 @@ def run_epochs(run_chunk: Callable[[Any, Any, int, int, int], tuple[Any, Any]], 
     ``saver``'s (:class:`feasjax.training.run_checkpoints.Checkpoints`) resume and saves;
     ``prepare(carry, key)`` readies the (possibly restored) carry for donation."""
     every = steps if checkpoint_every is None else min(checkpoint_every, steps)
-    epoch, pos, restored, tally = 0, 0, {}, None
+    epoch, pos, restored, bar = 0, 0, {}, None
     try:
         if saver is not None:
             resumed = saver.resume({"state": carry, "key": key}, epochs)
@@ -136,8 +136,8 @@ def run_epochs(run_chunk: Callable[[Any, Any, int, int, int], tuple[Any, Any]], 
                                  every=every, epochs=epochs)
         tally.flush()
     finally:  # no bar or Orbax thread outlives the call, whatever happened
-        if tally is not None:
-            tally.bar.close()
+        if bar is not None:
+            bar.close()
         if saver is not None:
             saver.close()
     return carry, tally.history
