@@ -5,7 +5,6 @@ every stage is jitted once and reused across seeds.
 """
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 from typing import Any, Sequence
 
@@ -16,6 +15,7 @@ import optax
 from flax import nnx
 
 from feasjax.data.federated import FederatedData
+from feasjax.experiments.builders import timed
 from feasjax.federated import personalize as pz
 from feasjax.federated import portfolio as pf
 from feasjax.federated.config import METHODS, FederatedConfig
@@ -121,12 +121,6 @@ def _stages(data: FederatedData, cfg: FederatedConfig) -> SimpleNamespace:
                            finetune=finetune, mix=mix, portfolio=portfolio)
 
 
-def _timed(fn, *args):
-    start = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    return out, time.perf_counter() - start
-
-
 def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
                   seeds: Sequence[int] = (0,), config: FederatedConfig = FederatedConfig()
                   ) -> dict:
@@ -175,20 +169,20 @@ def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
         _, params = st.init(seed)
         g_time = l_time = 0.0
         if {"global", "finetune", "mix"} & set(methods):
-            g, g_time = _timed(st.fedavg, params, train, jax.random.fold_in(key, 1))
+            g, g_time = timed(st.fedavg, params, train, jax.random.fold_in(key, 1))
             g_acc = st.evaluate(g, test)
         if {"local", "mix"} & set(methods):
-            (local_models, fit_models, held, l_acc), l_time = _timed(st.local, params, train, test,
-                                                    jax.random.fold_in(key, 2))
+            (local_models, fit_models, held, l_acc), l_time = timed(
+                st.local, params, train, test, jax.random.fold_in(key, 2))
         if "local" in methods:
             out["local"].append(_summary(l_acc, l_time))
         if "global" in methods:
             out["global"].append(_summary(g_acc, g_time))
         if "finetune" in methods:
-            acc, t = _timed(st.finetune, g, train, test, jax.random.fold_in(key, 3))
+            acc, t = timed(st.finetune, g, train, test, jax.random.fold_in(key, 3))
             out["finetune"].append(_summary(acc, g_time + t))
         if "mix" in methods:
-            (acc, alpha, curve), t = _timed(st.mix, g, local_models, fit_models, held, test)
+            (acc, alpha, curve), t = timed(st.mix, g, local_models, fit_models, held, test)
             curve, alphas = np.asarray(curve), np.asarray(config.alphas)
             out["mix"].append({**_summary(acc, g_time + l_time + t),
                                "alpha": np.asarray(alpha).tolist(),
@@ -196,7 +190,7 @@ def run_federated(data: FederatedData, methods: Sequence[str] = METHODS,
                                "best_alpha_accuracy": float(curve.max(1).mean()),
                                "accuracy_by_alpha": curve.mean(0).tolist()})
         if "portfolio" in methods:
-            by_theta, t = _timed(st.portfolio, train, test, jax.random.fold_in(key, 5))
+            by_theta, t = timed(st.portfolio, train, test, jax.random.fold_in(key, 5))
             mean = np.asarray(by_theta).mean(1)
             at = list(config.thetas).index(config.theta)
             out["portfolio"].append({**_summary(by_theta[at], t), "theta": config.theta,
