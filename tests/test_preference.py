@@ -23,6 +23,7 @@ from feasjax.experiments.preference import (_objective_step, _train_runs, pair_d
                                             preference_optimizer)
 from feasjax.experiments.presets import PRESETS, override
 from feasjax.models.transformer import BASE
+from tests._helpers import host_leaves
 
 FAST = ["--no-progress", "--no-compile-cache"]
 
@@ -96,8 +97,7 @@ def test_preference_losses_reject_bad_arguments():
 
 
 def _leaves(model, filt):
-    return {jax.tree_util.keystr(p): np.asarray(v)
-            for p, v in jax.tree_util.tree_leaves_with_path(nnx.state(model, filt))}
+    return host_leaves(nnx.state(model, filt))
 
 
 def test_lora_adapter_sizes_follow_flax():
