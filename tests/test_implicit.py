@@ -214,8 +214,19 @@ def test_resume_is_bit_exact(tmp_path):
         optimizer=fj.ascent(optax.adam(1e-2))), epsilon=EPS)
     (w_full, s_full), _ = _run(make(), True, data, epochs=4)
     options = {"checkpoint_dir": tmp_path / "ck", "checkpoint_every": 3, "async_save": False}
-    _run(make(), True, data, epochs=2, **options)
-    (w_res, s_res), _ = _run(make(), True, data, epochs=4, **options)
+
+    class Stop(Exception):
+        pass
+
+    def stop(step):
+        if step == 7:  # mid-epoch (4 steps an epoch; saves at 3, 7, 11, 12, 15, 16)
+            raise Stop
+
+    with pytest.raises(Stop):
+        _run(make(), True, data, epochs=4, after_save=stop, **options)
+    saves = []
+    (w_res, s_res), _ = _run(make(), True, data, epochs=4, after_save=saves.append, **options)
+    assert saves and min(saves) > 7, saves  # resumed at step 7, not trained again from 0
     np.testing.assert_array_equal(w_res, w_full)
     for a, b in zip(jax.tree.leaves(s_res), jax.tree.leaves(s_full)):
         np.testing.assert_array_equal(a, b)
