@@ -203,7 +203,8 @@ def feasible(
       \\qquad \\theta \\leftarrow \\theta + \\mathrm{primal}(\\nabla_\\theta
       \\tfrac1B \\textstyle\\sum_{i \\in B} \\lambda_i (\\ell_i(\\theta) - \\epsilon))
 
-    The caller weights each sample's loss by ``fj.multipliers(state, indices)``.
+    The caller weights each sample's loss by ``fj.multipliers(state, indices)`` (the README's
+    train step); the example shows the dual step alone.
 
     Args:
       primal_optimizer: any optax optimizer.
