@@ -7,8 +7,6 @@ the damaged step moved aside (never deleted) and the readable ones untouched.
 import hashlib
 import pathlib
 import shutil
-import subprocess
-import sys
 import threading
 
 import jax
@@ -19,7 +17,7 @@ import pytest
 from feasjax.training.checkpoint import checkpoint_manager, restore_checkpoint, save_checkpoint
 from feasjax.training.resume import train_resumable
 from feasjax.training.run_checkpoints import data_fingerprint
-from tests._helpers import assert_bit_identical, linear_data, schedule_free_fl
+from tests._helpers import assert_bit_identical, kill_child, linear_data, schedule_free_fl
 
 N, D, B, EPOCHS, EVERY = 30, 3, 4, 3, 2  # 7 steps an epoch; saves at 2 4 6 9 11 13 14 ... 21
 STOP = 9  # the stopped run's latest checkpoint (epoch 1, step 2); the previous one is 6
@@ -172,18 +170,6 @@ def test_no_thread_outlives_a_failed_resume(tmp_path):
     assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
 
 
-CHILD = """
-import os, sys
-os.environ["JAX_PLATFORMS"] = "cpu"
-sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-import test_checkpoint_recovery as t
-try:
-    t._run(sys.argv[1], resume=False)
-except ValueError as e:
-    print("refused", flush=True)
-"""
-
-
 def test_a_failed_resume_exits_cleanly(tmp_path):
     # Orbax cleans up the tmp directories of killed saves in a thread; a run that failed
     # before any save left it running into interpreter shutdown, which printed "RuntimeError:
@@ -191,11 +177,10 @@ def test_a_failed_resume_exits_cleanly(tmp_path):
     directory = tmp_path / "ckpt"
     _run(directory, epochs=1)
     _killed_saves(directory)
-    script = tmp_path / "child.py"
-    here = pathlib.Path(__file__).parent
-    script.write_text(CHILD.format(tests=str(here), root=str(here.parent)))
-    proc = subprocess.run([sys.executable, str(script), str(directory)], capture_output=True,
-                          text=True, timeout=600)
+    proc, _ = kill_child(tmp_path, "test_checkpoint_recovery", "try:\n"
+                         "    t._run(directory, resume=False)\n"
+                         "except ValueError:\n"
+                         "    print('refused', flush=True)\n")
     assert proc.returncode == 0 and "refused" in proc.stdout, proc.stderr[-2000:]
     assert "cannot schedule new futures" not in proc.stderr, proc.stderr[-2000:]
     assert not list(directory.glob("*.orbax-checkpoint-tmp"))  # cleaned up before exiting
